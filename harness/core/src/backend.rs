@@ -1,0 +1,137 @@
+//! The boundary every deployment target implements: deploy a tier, describe what was
+//! deployed, and tear it down. Calls are synchronous; a backend that needs async inside
+//! (the cloud SDKs) runs its own runtime.
+
+use std::net::{IpAddr, SocketAddr};
+#[cfg(unix)]
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::plan::TierPlan;
+use crate::tier::TierId;
+
+/// How faithfully a backend reproduces the isolation it claims; recorded in every result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fidelity {
+    /// Real kernel isolation: namespaces, cgroups, veth, packet filters.
+    Emulated,
+    /// Plain processes on loopback, no isolation: a reduced-fidelity fallback without root.
+    ProcessOnly,
+    /// The real cloud.
+    Cloud,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendInfo {
+    pub name: &'static str,
+    pub fidelity: Fidelity,
+    /// One line on how this backend isolates, shown in reports.
+    pub description: String,
+}
+
+/// Where one tenant's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An HTTP/1.1 server.
+    Http(SocketAddr),
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantTarget {
+    pub tenant: String,
+    pub endpoint: Endpoint,
+}
+
+/// Resource limits applied to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// CPU quota in thousandths of a CPU (1000 = one full CPU).
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+}
+
+/// One unit of compute a backend started (an instance, a task, an environment).
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub tenants: Vec<String>,
+    pub address: Option<IpAddr>,
+    /// From the start of creation to the workload answering its health check.
+    pub start_time: Duration,
+    /// The workload's process id as the harness's host sees it, where there is one.
+    pub pid: Option<u32>,
+    pub limits: Option<Limits>,
+}
+
+/// A deployed tier.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub tier: TierId,
+    pub targets: Vec<TenantTarget>,
+    pub instances: Vec<InstanceInfo>,
+    /// The network namespace the load driver must open its connections from, when the
+    /// endpoints live on a network the host itself has no route to.
+    #[cfg(unix)]
+    pub netns: Option<Arc<OwnedFd>>,
+}
+
+/// What a teardown removed, for the summary and for the leftovers check.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TeardownReport {
+    pub removed: Vec<String>,
+    /// Anything that could not be removed; non-empty means resources were left behind.
+    pub left_behind: Vec<String>,
+    pub duration: Duration,
+}
+
+impl TeardownReport {
+    pub fn merge(&mut self, other: TeardownReport) {
+        self.removed.extend(other.removed);
+        self.left_behind.extend(other.left_behind);
+        self.duration += other.duration;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend cannot run here at all (no root, no namespaces, no feature).
+    #[error("the {backend} backend is not available here: {reason}")]
+    Unavailable { backend: &'static str, reason: String },
+    /// The tier is not implemented by this backend.
+    #[error("the {backend} backend does not support tier `{tier}`")]
+    UnsupportedTier { backend: &'static str, tier: TierId },
+    #[error("failed to deploy {what} for tier `{tier}`")]
+    Deploy {
+        tier: TierId,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("failed to tear down {what}")]
+    Teardown {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("deploy interrupted")]
+    Interrupted,
+}
+
+/// A deployment target: the local emulator, AWS, or endpoints someone else deployed.
+pub trait Backend: Send {
+    fn info(&self) -> BackendInfo;
+
+    /// Deploys one tier and waits until every workload answers.
+    fn deploy(&mut self, plan: &TierPlan) -> Result<Deployment, BackendError>;
+
+    /// Removes everything deployed for `tier`. Idempotent.
+    fn teardown(&mut self, tier: TierId) -> Result<TeardownReport, BackendError>;
+
+    /// Removes everything this backend created in this process. Idempotent; also called on
+    /// error and on signals.
+    fn teardown_all(&mut self) -> Result<TeardownReport, BackendError>;
+}

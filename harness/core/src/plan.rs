@@ -1,0 +1,81 @@
+//! The plan: a validated scenario with command-line overrides applied, split into one
+//! [`TierPlan`] per tier. Everything a backend and the load driver need, and nothing else.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::scenario::{Scenario, TenantSpec, TierSettings, WorkloadSpec};
+use crate::tier::TierId;
+use crate::units::{Dur, Rate};
+
+/// Command-line values that replace the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    pub rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub run_id: String,
+    pub scenario: Scenario,
+    pub scenario_hash: String,
+    pub tiers: Vec<TierPlan>,
+}
+
+/// What one tier needs deployed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierPlan {
+    pub run_id: String,
+    pub tier: TierId,
+    pub settings: TierSettings,
+    pub tenants: Vec<TenantSpec>,
+    pub workload: WorkloadSpec,
+    /// Address range the local backend may use for this tier.
+    pub subnet: (Ipv4Addr, u8),
+}
+
+impl Plan {
+    pub fn new(run_id: String, mut scenario: Scenario, scenario_hash: String, o: &Overrides) -> Plan {
+        if let Some(seed) = o.seed {
+            scenario.run.seed = seed;
+        }
+        if let Some(d) = o.duration {
+            scenario.run.duration = Dur(d);
+        }
+        if let Some(r) = o.rate {
+            scenario.run.rate = Rate(r);
+        }
+        let tiers = scenario
+            .tiers
+            .iter()
+            .map(|t| TierPlan {
+                run_id: run_id.clone(),
+                tier: t.id,
+                settings: t.settings.clone(),
+                tenants: scenario.tenants.clone(),
+                workload: scenario.workload.clone(),
+                subnet: scenario.local.subnet,
+            })
+            .collect();
+        Plan { run_id, scenario, scenario_hash, tiers }
+    }
+
+    /// Checks the overrides the scenario could not check itself.
+    pub fn check_overrides(o: &Overrides) -> Result<(), String> {
+        if let Some(d) = o.duration
+            && d.is_zero()
+        {
+            return Err("--duration must be more than 0s".into());
+        }
+        if let Some(r) = o.rate
+            && !(r > 0.0 && r <= 10e6)
+        {
+            return Err(format!("--rate {r} is out of range; accepted: more than 0 and at most 10M requests/s"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,869 @@
+//! Scenario files: TOML with a format version, unknown fields rejected, and every semantic
+//! check done before anything is deployed. Errors name the file, line, column and field, and
+//! say what would be accepted.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::instance_types::{self, InstanceType};
+use crate::tier::TierId;
+use crate::units::{Dur, Rate, Size};
+
+/// The scenario format this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The private range the local emulator takes addresses from; a scenario may narrow it.
+pub const LOCAL_RANGE: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 213, 0, 0), 16);
+
+/// A parsed, validated scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    pub format_version: u32,
+    pub name: String,
+    pub description: String,
+    pub run: RunSpec,
+    pub workload: WorkloadSpec,
+    pub mix: MixSpec,
+    pub tenants: Vec<TenantSpec>,
+    pub tiers: Vec<TierSpec>,
+    pub local: LocalSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly spaced requests.
+    Constant,
+    /// Exponentially distributed gaps (a Poisson process).
+    Poisson,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Traffic time per tier.
+    pub duration: Dur,
+    /// Requests per second per tier, all tenants together.
+    pub rate: Rate,
+    #[serde(default = "default_arrival")]
+    pub arrival: Arrival,
+    /// Per-request timeout, from the actual send.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Most connections the generator opens to one endpoint.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_arrival() -> Arrival {
+    Arrival::Poisson
+}
+fn default_timeout() -> Dur {
+    Dur(std::time::Duration::from_secs(2))
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_max_connections() -> u32 {
+    64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Hygiene {
+    /// Everything keyed and cleaned per tenant.
+    #[default]
+    Scoped,
+    /// A cache keyed without the tenant, temp files left behind.
+    Naive,
+}
+
+impl Hygiene {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hygiene::Scoped => "scoped",
+            Hygiene::Naive => "naive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default)]
+    pub hygiene: Hygiene,
+    /// Size of a stored record.
+    #[serde(default = "default_record_size")]
+    pub record_size: Size,
+    /// CPU work per `compute` request.
+    #[serde(default = "default_compute")]
+    pub compute: Dur,
+    /// Distinct record keys per tenant.
+    #[serde(default = "default_keys")]
+    pub keys_per_tenant: u32,
+    /// Fault injection in the workload, for testing the harness's accounting.
+    #[serde(default)]
+    pub faults: Option<FaultSpec>,
+}
+
+fn default_record_size() -> Size {
+    Size(256)
+}
+fn default_compute() -> Dur {
+    Dur(std::time::Duration::from_micros(100))
+}
+fn default_keys() -> u32 {
+    64
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            hygiene: Hygiene::default(),
+            record_size: default_record_size(),
+            compute: default_compute(),
+            keys_per_tenant: default_keys(),
+            faults: None,
+        }
+    }
+}
+
+/// Faults the workload injects into its own answers (labelled as such in results).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Fraction of requests answered with HTTP 500.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Fraction of requests that stall before answering.
+    #[serde(default)]
+    pub stall_rate: f64,
+    /// How long a stalled request stalls.
+    #[serde(default = "default_stall")]
+    pub stall: Dur,
+}
+
+fn default_stall() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+
+/// Relative weights of the operations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixSpec {
+    #[serde(default)]
+    pub put: f64,
+    #[serde(default)]
+    pub get: f64,
+    #[serde(default)]
+    pub compute: f64,
+}
+
+impl Default for MixSpec {
+    fn default() -> Self {
+        MixSpec { put: 3.0, get: 6.0, compute: 1.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantSpec {
+    pub id: String,
+    pub weight: f64,
+}
+
+/// One tier to measure, with its tier-specific settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierSpec {
+    pub id: TierId,
+    pub settings: TierSettings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TierSettings {
+    Ec2 {
+        #[serde(serialize_with = "ser_instance_type")]
+        instance_type: InstanceType,
+    },
+}
+
+fn ser_instance_type<S: serde::Serializer>(t: &InstanceType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.name)
+}
+
+/// Settings of the local backend.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalSpec {
+    /// Addresses for instances and tasks; inside 10.213.0.0/16.
+    pub subnet: (Ipv4Addr, u8),
+}
+
+impl LocalSpec {
+    /// Host addresses the subnet offers to instances (network, broadcast and the harness's
+    /// own address excluded).
+    pub fn capacity(&self) -> u64 {
+        (1u64 << (32 - self.subnet.1)).saturating_sub(3)
+    }
+}
+
+// ---- raw form, as written --------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    format_version: u32,
+    name: String,
+    #[serde(default)]
+    description: String,
+    run: RunSpec,
+    #[serde(default)]
+    workload: WorkloadSpec,
+    #[serde(default)]
+    mix: MixSpec,
+    tenants: RawTenants,
+    #[serde(default)]
+    tier: Vec<toml::Table>,
+    #[serde(default)]
+    local: RawLocal,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenants {
+    count: u64,
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    weights: Option<Vec<f64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    #[serde(default)]
+    subnet: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEc2Tier {
+    #[allow(dead_code)]
+    id: String,
+    instance_type: String,
+}
+
+// ---- errors ----------------------------------------------------------------------------
+
+/// One thing wrong with a scenario, located in its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Dotted path of the field, e.g. `tier[1].instance_type`.
+    pub field: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    /// What would be accepted instead.
+    pub accepted: Option<String>,
+}
+
+/// Everything wrong with a scenario file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(f, "invalid scenario {} ({n} problem{})", self.file.display(), if n == 1 { "" } else { "s" })?;
+        for p in &self.problems {
+            write!(f, "\n  {}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+                if let Some(col) = p.column {
+                    write!(f, ":{col}")?;
+                }
+            }
+            if !p.field.is_empty() {
+                write!(f, ": field `{}`", p.field)?;
+            }
+            write!(f, ": {}", p.message)?;
+            if let Some(a) = &p.accepted {
+                write!(f, "\n      accepted: {a}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems during validation, each with the path of its field.
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>, accepted: impl Into<String>) {
+        let accepted = accepted.into();
+        self.problems.push(Problem {
+            field: field.into(),
+            line: None,
+            column: None,
+            message: message.into(),
+            accepted: (!accepted.is_empty()).then_some(accepted),
+        });
+    }
+
+    fn check(&mut self, ok: bool, field: &str, message: impl Into<String>, accepted: &str) {
+        if !ok {
+            self.fail(field, message, accepted);
+        }
+    }
+}
+
+// ---- parsing and validation --------------------------------------------------------------
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<(Scenario, String), ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                field: String::new(),
+                line: None,
+                column: None,
+                message: format!("cannot read the file: {e}"),
+                accepted: Some("a readable TOML scenario file, e.g. scenarios/quick.toml".into()),
+            }],
+        })?;
+        let s = Scenario::parse(&src, path)?;
+        Ok((s, src))
+    }
+
+    /// Parses and validates scenario text; `file` is used in error messages only.
+    pub fn parse(src: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = toml::from_str(src).map_err(|e| syntax_error(src, file, &e))?;
+        let mut c = Checker { problems: Vec::new() };
+        let scenario = validate(raw, &mut c);
+        if c.problems.is_empty() {
+            Ok(scenario)
+        } else {
+            locate_all(src, &mut c.problems);
+            Err(ScenarioError { file: file.to_path_buf(), problems: c.problems })
+        }
+    }
+
+    pub fn tier(&self, id: TierId) -> Option<&TierSpec> {
+        self.tiers.iter().find(|t| t.id == id)
+    }
+}
+
+fn syntax_error(src: &str, file: &Path, e: &toml::de::Error) -> ScenarioError {
+    let (line, column) = match e.span() {
+        Some(span) => {
+            let (l, c) = line_col(src, span.start);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    let message = e.message().to_string();
+    let accepted = if message.contains("unknown field") {
+        None // toml's message already lists the expected fields
+    } else if message.contains("format_version") {
+        Some(format!("format_version = {FORMAT_VERSION}"))
+    } else {
+        None
+    };
+    ScenarioError {
+        file: file.to_path_buf(),
+        problems: vec![Problem { field: field_at(src, e.span()), line, column, message, accepted }],
+    }
+}
+
+/// The key written on the line of a syntax error, if any, to name the field.
+fn field_at(src: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else { return String::new() };
+    let start = src[..span.start.min(src.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = src[start..].lines().next().unwrap_or("");
+    match line.split_once('=') {
+        Some((k, _)) => k.trim().to_string(),
+        None => String::new(),
+    }
+}
+
+fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
+    c.check(
+        raw.format_version == FORMAT_VERSION,
+        "format_version",
+        format!("format version {} is not supported by this build", raw.format_version),
+        &format!("{FORMAT_VERSION}"),
+    );
+    c.check(is_slug(&raw.name, 64), "name", format!("`{}` is not a valid name", raw.name), SLUG_ACCEPTED);
+    validate_run(&raw.run, c);
+    validate_workload(&raw.workload, c);
+    validate_mix(&raw.mix, c);
+    let local = validate_local(&raw.local, c);
+    let tenants = validate_tenants(&raw.tenants, c);
+    let tiers = validate_tiers(&raw.tier, c);
+    if tiers.iter().any(|t| t.id == TierId::SiloEc2) && (tenants.len() as u64) > local.capacity() {
+        c.fail(
+            "tenants.count",
+            format!(
+                "{} tenants need {} silo instance addresses but subnet /{} has only {}",
+                tenants.len(),
+                tenants.len(),
+                local.subnet.1,
+                local.capacity()
+            ),
+            format!("at most {} tenants, or a larger `local.subnet`", local.capacity()),
+        );
+    }
+    Scenario {
+        format_version: raw.format_version,
+        name: raw.name,
+        description: raw.description,
+        run: raw.run,
+        workload: raw.workload,
+        mix: raw.mix,
+        tenants,
+        tiers,
+        local,
+    }
+}
+
+const SLUG_ACCEPTED: &str = "lowercase letters, digits and `-`, starting with a letter or digit";
+
+fn is_slug(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !s.starts_with('-')
+}
+
+fn validate_run(run: &RunSpec, c: &mut Checker) {
+    use std::time::Duration;
+    let d = run.duration.0;
+    c.check(
+        d > Duration::ZERO && d <= Duration::from_secs(24 * 3600),
+        "run.duration",
+        format!("duration {} is out of range", run.duration),
+        "more than 0s and at most 24h",
+    );
+    c.check(
+        run.rate.0 > 0.0 && run.rate.0 <= 10e6,
+        "run.rate",
+        format!("rate {} requests/s is out of range", run.rate.0),
+        "more than 0 and at most 10M requests/s",
+    );
+    c.check(
+        run.timeout.0 > Duration::ZERO && run.timeout.0 <= Duration::from_secs(900),
+        "run.timeout",
+        format!("timeout {} is out of range", run.timeout),
+        "more than 0s and at most 15m",
+    );
+    c.check(
+        (1..=100_000).contains(&run.max_connections),
+        "run.max_connections",
+        format!("{} connections is out of range", run.max_connections),
+        "1 to 100000",
+    );
+}
+
+fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
+    c.check(
+        w.record_size.0 <= 1 << 20,
+        "workload.record_size",
+        format!("{} bytes is too large", w.record_size.0),
+        "at most 1MiB",
+    );
+    c.check(
+        w.compute.0 <= std::time::Duration::from_secs(1),
+        "workload.compute",
+        format!("{} of CPU per request is too long", w.compute),
+        "at most 1s",
+    );
+    c.check((1..=1_000_000).contains(&w.keys_per_tenant), "workload.keys_per_tenant", "out of range", "1 to 1000000");
+    if let Some(f) = &w.faults {
+        for (name, v) in [("error_rate", f.error_rate), ("stall_rate", f.stall_rate)] {
+            c.check(
+                (0.0..=1.0).contains(&v),
+                &format!("workload.faults.{name}"),
+                format!("{v} is not a fraction"),
+                "a number from 0 to 1",
+            );
+        }
+        c.check(
+            f.error_rate + f.stall_rate <= 1.0,
+            "workload.faults",
+            "error_rate + stall_rate exceeds 1",
+            "rates whose sum is at most 1",
+        );
+    }
+}
+
+fn validate_mix(m: &MixSpec, c: &mut Checker) {
+    for (name, v) in [("put", m.put), ("get", m.get), ("compute", m.compute)] {
+        c.check(v >= 0.0 && v.is_finite(), &format!("mix.{name}"), format!("weight {v} is negative"), "0 or more");
+    }
+    c.check(m.put + m.get + m.compute > 0.0, "mix", "every operation has weight 0", "at least one positive weight");
+}
+
+fn validate_local(l: &RawLocal, c: &mut Checker) -> LocalSpec {
+    let default = LocalSpec { subnet: LOCAL_RANGE };
+    let Some(s) = &l.subnet else { return default };
+    const ACCEPTED: &str = "a CIDR inside 10.213.0.0/16 with a prefix from /16 to /29, e.g. `10.213.0.0/24`";
+    let parsed = s.split_once('/').and_then(|(a, p)| Some((a.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok()?)));
+    match parsed {
+        Some((addr, prefix)) if (16..=29).contains(&prefix) => {
+            let inside = u32::from(addr) & 0xffff_0000 == u32::from(LOCAL_RANGE.0);
+            let aligned = u32::from(addr) & !(u32::MAX << (32 - prefix)) == 0;
+            if !inside || !aligned {
+                c.fail("local.subnet", format!("`{s}` is outside the harness's range or not aligned"), ACCEPTED);
+                return default;
+            }
+            LocalSpec { subnet: (addr, prefix) }
+        }
+        _ => {
+            c.fail("local.subnet", format!("`{s}` is not a valid subnet"), ACCEPTED);
+            default
+        }
+    }
+}
+
+fn validate_tenants(t: &RawTenants, c: &mut Checker) -> Vec<TenantSpec> {
+    if t.count == 0 || t.count > 100_000 {
+        c.fail("tenants.count", format!("{} tenants is out of range", t.count), "1 to 100000");
+        return Vec::new();
+    }
+    let n = t.count as usize;
+    let ids: Vec<String> = match &t.ids {
+        Some(ids) => {
+            if ids.len() != n {
+                c.fail("tenants.ids", format!("{} ids for {n} tenants", ids.len()), "one id per tenant");
+            }
+            let mut seen = BTreeSet::new();
+            for (i, id) in ids.iter().enumerate() {
+                if !is_slug(id, 32) {
+                    c.fail(format!("tenants.ids[{i}]"), format!("`{id}` is not a valid tenant id"), SLUG_ACCEPTED);
+                } else if !seen.insert(id) {
+                    c.fail(format!("tenants.ids[{i}]"), format!("tenant id `{id}` is repeated"), "unique ids");
+                }
+            }
+            ids.clone()
+        }
+        None => {
+            let width = n.to_string().len().max(2);
+            (1..=n).map(|i| format!("tenant-{i:0width$}")).collect()
+        }
+    };
+    let weights = match &t.weights {
+        Some(w) => {
+            if w.len() != n {
+                c.fail("tenants.weights", format!("{} weights for {n} tenants", w.len()), "one weight per tenant");
+            }
+            for (i, v) in w.iter().enumerate() {
+                if !(*v > 0.0 && v.is_finite()) {
+                    c.fail(format!("tenants.weights[{i}]"), format!("weight {v} is not positive"), "a number above 0");
+                }
+            }
+            w.clone()
+        }
+        None => vec![1.0; n],
+    };
+    ids.into_iter()
+        .zip(weights.into_iter().chain(std::iter::repeat(1.0)))
+        .map(|(id, weight)| TenantSpec { id, weight })
+        .collect()
+}
+
+fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
+    if raw.is_empty() {
+        c.fail("tier", "the scenario names no tier", format!("one or more [[tier]] tables with id = {}", TierId::accepted()));
+    }
+    let mut out: Vec<TierSpec> = Vec::new();
+    for (i, table) in raw.iter().enumerate() {
+        let at = |f: &str| if f.is_empty() { format!("tier[{i}]") } else { format!("tier[{i}].{f}") };
+        let Some(id) = table.get("id").and_then(|v| v.as_str()) else {
+            c.fail(at("id"), "every tier needs an `id`", TierId::accepted());
+            continue;
+        };
+        let id: TierId = match id.parse() {
+            Ok(t) => t,
+            Err(_) => {
+                c.fail(at("id"), format!("unknown tier `{id}`"), TierId::accepted());
+                continue;
+            }
+        };
+        if out.iter().any(|t| t.id == id) {
+            c.fail(at("id"), format!("tier `{id}` is listed twice"), "each tier once");
+            continue;
+        }
+        let allowed = allowed_tier_fields(id);
+        let mut bad = false;
+        for key in table.keys() {
+            if !allowed.contains(&key.as_str()) {
+                bad = true;
+                let list = allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                c.fail(at(key), format!("unknown field `{key}` for tier `{id}`"), list);
+            }
+        }
+        if bad {
+            continue;
+        }
+        if let Some(settings) = tier_settings(id, table, &at, c) {
+            out.push(TierSpec { id, settings });
+        }
+    }
+    out
+}
+
+fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
+    match id {
+        TierId::SiloEc2 | TierId::SharedEc2 => &["id", "instance_type"],
+        _ => &["id"],
+    }
+}
+
+fn tier_settings(id: TierId, table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<TierSettings> {
+    match id {
+        TierId::SiloEc2 | TierId::SharedEc2 => {
+            let raw: RawEc2Tier = match toml::Value::Table(table.clone()).try_into() {
+                Ok(r) => r,
+                Err(e) => {
+                    c.fail(at("instance_type"), e.message().to_string(), format!("an instance type: {}", instance_types::accepted()));
+                    return None;
+                }
+            };
+            match instance_types::lookup(&raw.instance_type) {
+                Some(t) => Some(TierSettings::Ec2 { instance_type: t }),
+                None => {
+                    c.fail(
+                        at("instance_type"),
+                        format!("unknown instance type `{}`", raw.instance_type),
+                        instance_types::accepted(),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            c.fail(
+                at("id"),
+                format!("tier `{other}` is not available in this build yet"),
+                "`silo-ec2`, `shared-ec2`",
+            );
+            None
+        }
+    }
+}
+
+// ---- locating fields in the source ------------------------------------------------------
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
+    (line, col)
+}
+
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn parse_path(path: &str) -> Vec<Seg<'_>> {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let (key, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !key.is_empty() {
+            out.push(Seg::Key(key));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Seg::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// The byte span that best matches `path` in the source: the deepest part found.
+fn locate(doc: &toml_edit::Document<String>, path: &str) -> Option<std::ops::Range<usize>> {
+    use toml_edit::{Item, Value};
+    let mut item: Option<&Item> = Some(doc.as_item());
+    let mut table: Option<&toml_edit::Table> = None;
+    let mut best = None;
+    for seg in parse_path(path) {
+        match seg {
+            Seg::Key(k) => {
+                let found = match (table.take(), item) {
+                    (Some(t), _) => t.get_key_value(k),
+                    (None, Some(it)) => it.as_table_like().and_then(|t| t.get_key_value(k)),
+                    (None, None) => None,
+                };
+                let (key, it) = found?;
+                best = key.span().or_else(|| it.span()).or(best);
+                item = Some(it);
+            }
+            Seg::Index(i) => match item {
+                Some(Item::ArrayOfTables(a)) => {
+                    let t = a.get(i)?;
+                    best = t.span().or(best);
+                    table = Some(t);
+                    item = None;
+                }
+                Some(Item::Value(Value::Array(a))) => {
+                    best = a.get(i).and_then(|v| v.span()).or(best);
+                    return best;
+                }
+                _ => return best,
+            },
+        }
+    }
+    best
+}
+
+fn locate_all(src: &str, problems: &mut [Problem]) {
+    let Ok(doc) = toml_edit::Document::parse(src.to_string()) else { return };
+    for p in problems.iter_mut() {
+        // Fall back to the parent field when the field itself is absent (a default).
+        let mut path = p.field.as_str();
+        loop {
+            if let Some(span) = locate(&doc, path) {
+                let (l, c) = line_col(src, span.start);
+                p.line = Some(l);
+                p.column = Some(c);
+                break;
+            }
+            match path.rfind(['.', '[']) {
+                Some(i) => path = &path[..i],
+                None => break,
+            }
+        }
+    }
+}
+
+/// SHA-256 of the scenario text, hex; recorded with results so runs can be matched.
+pub fn hash(src: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(src.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+format_version = 1
+name = "t"
+
+[run]
+duration = "5s"
+rate = "1k"
+
+[tenants]
+count = 3
+
+[[tier]]
+id = "silo-ec2"
+instance_type = "t3.micro"
+
+[[tier]]
+id = "shared-ec2"
+instance_type = "m5.large"
+"#;
+
+    fn parse(s: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(s, Path::new("s.toml"))
+    }
+
+    fn only_problem(s: &str) -> Problem {
+        let e = parse(s).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        e.problems[0].clone()
+    }
+
+    #[test]
+    fn good_scenario_parses_with_defaults() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.tenants.len(), 3);
+        assert_eq!(s.tenants[0].id, "tenant-01");
+        assert_eq!(s.run.arrival, Arrival::Poisson);
+        assert_eq!(s.tiers.len(), 2);
+        assert_eq!(s.workload.hygiene, Hygiene::Scoped);
+    }
+
+    #[test]
+    fn unknown_top_level_field_is_located() {
+        let p = only_problem(&GOOD.replace("name = \"t\"", "name = \"t\"\ncolour = \"blue\""));
+        assert_eq!(p.line, Some(4));
+        assert!(p.message.contains("unknown field `colour`"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_tier_is_located_with_accepted_list() {
+        let p = only_problem(&GOOD.replace("id = \"shared-ec2\"", "id = \"shard-ec2\""));
+        assert_eq!(p.field, "tier[1].id");
+        assert_eq!(p.line, Some(17));
+        assert!(p.accepted.unwrap().contains("`shared-ec2`"));
+    }
+
+    #[test]
+    fn zero_duration_and_negative_rate_are_rejected() {
+        let e = parse(&GOOD.replace("\"5s\"", "\"0s\"").replace("\"1k\"", "-5")).unwrap_err();
+        let fields: Vec<_> = e.problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"run.duration"), "{e}");
+        assert!(fields.contains(&"run.rate"), "{e}");
+        let d = e.problems.iter().find(|p| p.field == "run.duration").unwrap();
+        assert_eq!(d.line, Some(6));
+    }
+
+    #[test]
+    fn more_tenants_than_addresses() {
+        let s = GOOD.replace("count = 3", "count = 20") + "\n[local]\nsubnet = \"10.213.0.0/28\"\n";
+        let p = only_problem(&s);
+        assert_eq!(p.field, "tenants.count");
+        assert!(p.message.contains("only 13"), "{}", p.message);
+    }
+
+    #[test]
+    fn unknown_tier_field_names_allowed_ones() {
+        let p = only_problem(&GOOD.replace("instance_type = \"t3.micro\"", "instance_type = \"t3.micro\"\nmemory = 5"));
+        assert_eq!(p.field, "tier[0].memory");
+        assert!(p.accepted.unwrap().contains("`instance_type`"));
+    }
+
+    #[test]
+    fn wrong_format_version() {
+        let p = only_problem(&GOOD.replace("format_version = 1", "format_version = 9"));
+        assert_eq!(p.field, "format_version");
+        assert_eq!(p.line, Some(2));
+    }
+
+    #[test]
+    fn unit_errors_come_from_the_toml_parser_with_a_line() {
+        let p = only_problem(&GOOD.replace("\"5s\"", "\"5 parsecs\""));
+        assert_eq!(p.line, Some(6));
+        assert!(p.message.contains("accepted"), "{}", p.message);
+    }
+
+    #[test]
+    fn duplicate_tenant_ids_and_bad_weights() {
+        let s = GOOD.replace("count = 3", "count = 3\nids = [\"a\", \"b\", \"a\"]\nweights = [1, 0, 2]");
+        let e = parse(&s).unwrap_err();
+        assert!(e.problems.iter().any(|p| p.field == "tenants.ids[2]"), "{e}");
+        assert!(e.problems.iter().any(|p| p.field == "tenants.weights[1]"), "{e}");
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

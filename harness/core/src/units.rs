@@ -1,0 +1,222 @@
+//! Values with units, as people write them in scenarios and on the command line:
+//! durations (`30s`, `200us`, `1.5ms`, `2m`), rates (`10k`, `2500`, `1.5k/s`) and sizes
+//! (`256`, `4KiB`, `1MiB`, `512MB`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a value with a unit was not understood; the message says what would be accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{input}` is not a valid {what}: {reason}; accepted: {accepted}")]
+pub struct UnitError {
+    pub input: String,
+    pub what: &'static str,
+    pub reason: String,
+    pub accepted: &'static str,
+}
+
+const DURATION_ACCEPTED: &str = "a number with a unit: ns, us, ms, s, m or h (e.g. `30s`, `200us`)";
+const RATE_ACCEPTED: &str = "requests per second, optionally with k or M and `/s` (e.g. `2000`, `10k`, `1.5k/s`)";
+const SIZE_ACCEPTED: &str = "bytes, optionally with B, KiB, MiB, GiB, KB, MB or GB (e.g. `256`, `4KiB`)";
+
+fn split_number(s: &str) -> Option<(f64, &str)> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == '-' || c == '+'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    let num: String = num.chars().filter(|c| *c != '_').collect();
+    num.parse::<f64>().ok().map(|n| (n, unit.trim()))
+}
+
+fn err(input: &str, what: &'static str, reason: &str, accepted: &'static str) -> UnitError {
+    UnitError { input: input.to_string(), what, reason: reason.to_string(), accepted }
+}
+
+/// Parses a duration such as `30s`, `1.5ms`, `200us` or `2m`. A bare number is refused:
+/// a duration without a unit is a common source of thousand-fold mistakes.
+pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
+    let s = input.trim();
+    let (n, unit) = split_number(s).ok_or_else(|| err(input, "duration", "no number", DURATION_ACCEPTED))?;
+    let secs_per_unit = match unit {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "" => return Err(err(input, "duration", "the unit is missing", DURATION_ACCEPTED)),
+        _ => return Err(err(input, "duration", "unknown unit", DURATION_ACCEPTED)),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(err(input, "duration", "it must not be negative", DURATION_ACCEPTED));
+    }
+    Ok(Duration::from_secs_f64(n * secs_per_unit))
+}
+
+/// Parses a rate in requests per second: `2000`, `10k`, `1.5k/s`, `1M`.
+pub fn parse_rate(input: &str) -> Result<f64, UnitError> {
+    let s = input.trim();
+    let s = s.strip_suffix("/s").unwrap_or(s);
+    let (n, unit) = split_number(s).ok_or_else(|| err(input, "rate", "no number", RATE_ACCEPTED))?;
+    let mult = match unit {
+        "" => 1.0,
+        "k" | "K" => 1e3,
+        "M" => 1e6,
+        _ => return Err(err(input, "rate", "unknown multiplier", RATE_ACCEPTED)),
+    };
+    let r = n * mult;
+    if !r.is_finite() || r < 0.0 {
+        return Err(err(input, "rate", "it must not be negative", RATE_ACCEPTED));
+    }
+    Ok(r)
+}
+
+/// Parses a size in bytes: `256`, `4KiB`, `1MiB`, `512MB`.
+pub fn parse_size(input: &str) -> Result<u64, UnitError> {
+    let s = input.trim();
+    let (n, unit) = split_number(s).ok_or_else(|| err(input, "size", "no number", SIZE_ACCEPTED))?;
+    let mult: f64 = match unit {
+        "" | "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return Err(err(input, "size", "unknown unit", SIZE_ACCEPTED)),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(err(input, "size", "it must not be negative", SIZE_ACCEPTED));
+    }
+    Ok((n * mult).round() as u64)
+}
+
+/// Formats a duration compactly for people: `850ns`, `12.3µs`, `4.56ms`, `1.23s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1e3 {
+        format!("{ns:.0}ns")
+    } else if ns < 1e6 {
+        format!("{:.1}µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2}ms", ns / 1e6)
+    } else {
+        format!("{:.2}s", ns / 1e9)
+    }
+}
+
+/// A duration written with its unit in scenarios (`"30s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Dur(pub Duration);
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fmt_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ns", self.0.as_nanos()))
+    }
+}
+
+/// A rate in requests per second, written as a string (`"10k"`) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Rate(pub f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Rate(n)),
+            Raw::S(s) => parse_rate(&s).map(Rate).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
+/// A size in bytes, written as a string (`"4KiB"`) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(i64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0 => Ok(Size(n as u64)),
+            Raw::N(_) => Err(serde::de::Error::custom("a size must not be negative")),
+            Raw::S(s) => parse_size(&s).map(Size).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("200us").unwrap(), Duration::from_micros(200));
+        assert_eq!(parse_duration("1.5ms").unwrap(), Duration::from_micros(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("30").unwrap_err().reason.contains("missing"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10k").unwrap(), 10_000.0);
+        assert_eq!(parse_rate("1.5k/s").unwrap(), 1_500.0);
+        assert_eq!(parse_rate("2000").unwrap(), 2_000.0);
+        assert!(parse_rate("-5").is_err());
+        assert!(parse_rate("5x").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4KiB").unwrap(), 4096);
+        assert_eq!(parse_size("256").unwrap(), 256);
+        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
+        assert!(parse_size("1 parsec").is_err());
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_duration(Duration::from_nanos(850)), "850ns");
+        assert_eq!(fmt_duration(Duration::from_micros(12)), "12.0µs");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.50s");
+    }
+}
