@@ -584,7 +584,11 @@ fn validate_tenants(t: &RawTenants, c: &mut Checker) -> Vec<TenantSpec> {
 
 fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
     if raw.is_empty() {
-        c.fail("tier", "the scenario names no tier", format!("one or more [[tier]] tables with id = {}", TierId::accepted()));
+        c.fail(
+            "tier",
+            "the scenario names no tier",
+            format!("one or more [[tier]] tables with id = {}", TierId::accepted()),
+        );
     }
     let mut out: Vec<TierSpec> = Vec::new();
     for (i, table) in raw.iter().enumerate() {
@@ -630,13 +634,22 @@ fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
     }
 }
 
-fn tier_settings(id: TierId, table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<TierSettings> {
+fn tier_settings(
+    id: TierId,
+    table: &toml::Table,
+    at: &dyn Fn(&str) -> String,
+    c: &mut Checker,
+) -> Option<TierSettings> {
     match id {
         TierId::SiloEc2 | TierId::SharedEc2 => {
             let raw: RawEc2Tier = match toml::Value::Table(table.clone()).try_into() {
                 Ok(r) => r,
                 Err(e) => {
-                    c.fail(at("instance_type"), e.message().to_string(), format!("an instance type: {}", instance_types::accepted()));
+                    c.fail(
+                        at("instance_type"),
+                        e.message().to_string(),
+                        format!("an instance type: {}", instance_types::accepted()),
+                    );
                     return None;
                 }
             };
@@ -653,11 +666,7 @@ fn tier_settings(id: TierId, table: &toml::Table, at: &dyn Fn(&str) -> String, c
             }
         }
         other => {
-            c.fail(
-                at("id"),
-                format!("tier `{other}` is not available in this build yet"),
-                "`silo-ec2`, `shared-ec2`",
-            );
+            c.fail(at("id"), format!("tier `{other}` is not available in this build yet"), "`silo-ec2`, `shared-ec2`");
             None
         }
     }

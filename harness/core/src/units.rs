@@ -22,9 +22,8 @@ const RATE_ACCEPTED: &str = "requests per second, optionally with k or M and `/s
 const SIZE_ACCEPTED: &str = "bytes, optionally with B, KiB, MiB, GiB, KB, MB or GB (e.g. `256`, `4KiB`)";
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == '-' || c == '+'))
-        .unwrap_or(s.len());
+    let end =
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == '-' || c == '+')).unwrap_or(s.len());
     let (num, unit) = s.split_at(end);
     let num: String = num.chars().filter(|c| *c != '_').collect();
     num.parse::<f64>().ok().map(|n| (n, unit.trim()))
