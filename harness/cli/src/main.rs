@@ -1,1 +1,5 @@
-fn main(){}
+//! `isobench`: parse, run, map the outcome to a documented exit code.
+
+fn main() {
+    std::process::exit(isobench::main_entry());
+}

@@ -1,1 +1,230 @@
+//! isobench's machine-readable output, in a small crate of its own so that CI tools can read
+//! runs without building the harness: the versioned `summary.json` types and the exit codes.
+//!
+//! Compatibility rule: adding a field is a minor change (readers must ignore unknown fields);
+//! renaming, removing or changing the meaning of one bumps [`SCHEMA_VERSION`].
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub mod exit;
+
+/// Version of the `summary.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// File names inside a results directory.
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const HISTOGRAMS_FILE: &str = "histograms.hlog";
+pub const REPORT_MD_FILE: &str = "report.md";
+
+/// The whole record of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub run_id: String,
+    /// `complete`, `interrupted` or `failed`; a partial run keeps what it measured.
+    pub status: RunStatus,
+    /// Why the run did not complete, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: String,
+    pub wall_time_s: f64,
+    pub tool: ToolInfo,
+    pub scenario: ScenarioInfo,
+    pub host: HostInfo,
+    pub backend: BackendSummary,
+    pub tiers: Vec<TierSummary>,
+    /// Resources teardown could not remove; non-empty gives a non-zero exit.
+    pub left_behind: Vec<String>,
+    /// Relative path of the histogram log.
+    pub histograms: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Complete,
+    Interrupted,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    /// Git commit of the harness, when built from a checkout.
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub path: String,
+    /// SHA-256 of the scenario file's text.
+    pub hash: String,
+    /// The scenario file as written.
+    pub source: String,
+    /// The scenario after command-line overrides, as the run used it.
+    pub effective: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub kernel: String,
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackendSummary {
+    pub name: String,
+    /// `emulated`, `process-only` or `cloud`.
+    pub fidelity: String,
+    pub description: String,
+}
+
+/// Percentiles of one histogram, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+}
+
+/// Request outcomes. `sent == ok + errors + timeouts` always holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    pub sent: u64,
+    pub ok: u64,
+    /// Total errors; `errors_by_kind` splits them.
+    pub errors: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub timeouts: u64,
+    /// Scheduled but never sent (the run was cancelled); not part of `sent`.
+    pub not_sent: u64,
+}
+
+impl Traffic {
+    /// The accounting identity every summary must satisfy.
+    pub fn balanced(&self) -> bool {
+        self.sent == self.ok + self.errors + self.timeouts
+            && self.errors == self.errors_by_kind.values().sum::<u64>()
+    }
+
+    pub fn add(&mut self, o: &Traffic) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.errors += o.errors;
+        for (k, v) in &o.errors_by_kind {
+            *self.errors_by_kind.entry(k.clone()).or_default() += v;
+        }
+        self.timeouts += o.timeouts;
+        self.not_sent += o.not_sent;
+    }
+}
+
+/// Latency from the intended start (corrected for coordinated omission), from the actual
+/// send (uncorrected), and the generator's own lag (actual send − intended start).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub corrected: Percentiles,
+    pub uncorrected: Percentiles,
+    pub generator_lag: Percentiles,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpSummary {
+    pub op: String,
+    pub traffic: Traffic,
+    pub latency: Latency,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantSummary {
+    pub tenant: String,
+    pub traffic: Traffic,
+    pub latency: Latency,
+    pub ops: Vec<OpSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceSummary {
+    pub id: String,
+    pub tenants: Vec<String>,
+    pub address: Option<String>,
+    pub pid: Option<u32>,
+    /// From the start of creation to the workload answering.
+    pub start_ms: f64,
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    pub count: u64,
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(values: &[f64]) -> Spread {
+        if values.is_empty() {
+            return Spread::default();
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Spread { count: n as u64, min: v[0], median, max: v[n - 1] }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TierSummary {
+    pub tier: String,
+    pub tenants: usize,
+    /// What the workload was told to inject (fault tests); absent on a normal run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_faults: Option<serde_json::Value>,
+    pub duration_s: f64,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub traffic: Traffic,
+    pub latency: Latency,
+    pub instances: Vec<InstanceSummary>,
+    /// Instance start times in milliseconds.
+    pub instance_start_ms: Spread,
+    pub teardown_ms: f64,
+    pub per_tenant: Vec<TenantSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_median() {
+        assert_eq!(Spread::of(&[3.0, 1.0, 2.0]).median, 2.0);
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Spread::of(&[]).count, 0);
+    }
+
+    #[test]
+    fn balance() {
+        let mut t = Traffic { sent: 10, ok: 7, errors: 2, timeouts: 1, ..Default::default() };
+        assert!(!t.balanced(), "errors_by_kind must add up to errors");
+        t.errors_by_kind.insert("http_5xx".into(), 2);
+        assert!(t.balanced());
+        t.sent = 11;
+        assert!(!t.balanced());
+    }
+}

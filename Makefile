@@ -1,0 +1,17 @@
+# The two set-up commands of the README. Each installs what it needs and skips work already done.
+CARGO ?= cargo
+SCENARIO ?= scenarios/quick.toml
+
+.PHONY: run test
+
+## Run the default scenario on the local emulator (needs root for namespaces and cgroups).
+run:
+	@scripts/deps.sh run
+	$(CARGO) build --release --workspace --bins
+	./target/release/isobench run $(SCENARIO)
+
+## Run the whole test suite (root tests skip with a message when not root).
+test:
+	@scripts/deps.sh test
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --no-fail-fast

@@ -1,0 +1,102 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "isobench",
+    version,
+    about = "Measures how well AWS compute isolation models keep tenants apart, and what each costs",
+    after_help = EXIT_CODES_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter for diagnostics on stderr (e.g. `info`, `isobench_local=debug`).
+    #[arg(long, global = true, env = "ISOBENCH_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 bad input, 3 deploy failure, \
+4 resources left behind, 5 regression, 6 unexpected leak, 7 inconclusive probe, 8 backend unavailable, \
+130 interrupted.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy every tier of a scenario, drive traffic, tear down and write results.
+    Run(RunArgs),
+    /// Check a scenario and print the plan without deploying anything.
+    Validate(ValidateArgs),
+    /// Find and remove what a crashed run left on this host (namespaces' processes, cgroups, locks).
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// The local emulator on Linux namespaces and cgroups (needs root).
+    Local,
+    /// Real AWS through the official SDKs (built with `--features aws`).
+    Aws,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file.
+    #[arg(default_value = "scenarios/quick.toml")]
+    pub scenario: PathBuf,
+    /// Where to deploy.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+    /// Results directory [default: results/<run-id>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed for the arrival schedule (overrides the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Traffic time per tier, with a unit (e.g. `30s`, `2m`).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Requests per second per tier, all tenants together (e.g. `2000`, `10k`).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Only these tiers of the scenario (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub tiers: Vec<String>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub no_progress_bar: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario file.
+    #[arg(default_value = "scenarios/quick.toml")]
+    pub scenario: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Where to sweep.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+    /// List what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this run's resources.
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Also remove runs whose harness still holds its lock (a live run).
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    isobench_core::units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    isobench_core::units::parse_rate(s).map_err(|e| e.to_string())
+}

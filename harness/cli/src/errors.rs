@@ -1,0 +1,48 @@
+//! The outcome of a command, mapped to a documented exit code.
+
+use isobench_results::exit;
+
+/// Why a command did not succeed. Each variant has its own exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0:#}")]
+    Deploy(anyhow::Error),
+    #[error("resources were left behind: {}; run `isobench sweep`", .0.join(", "))]
+    LeftBehind(Vec<String>),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::BadInput(_) => exit::BAD_INPUT,
+            CliError::Unavailable(_) => exit::UNAVAILABLE,
+            CliError::Deploy(_) => exit::DEPLOY_FAILED,
+            CliError::LeftBehind(_) => exit::LEFT_BEHIND,
+            CliError::Interrupted => exit::INTERRUPTED,
+            CliError::Internal(_) => exit::INTERNAL,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_documented_code() {
+        assert_eq!(CliError::BadInput(String::new()).exit_code(), 2);
+        assert_eq!(CliError::Deploy(anyhow::anyhow!("x")).exit_code(), 3);
+        assert_eq!(CliError::LeftBehind(vec![]).exit_code(), 4);
+        assert_eq!(CliError::Unavailable(String::new()).exit_code(), 8);
+        assert_eq!(CliError::Interrupted.exit_code(), 130);
+        assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
+    }
+}

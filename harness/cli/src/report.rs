@@ -1,0 +1,193 @@
+//! Human-readable views of a summary: the short table printed at the end of a run and the
+//! Markdown report written beside `summary.json`.
+
+use std::fmt::Write;
+
+use isobench_results::{Percentiles, Summary, TierSummary};
+
+fn ms(us: f64) -> String {
+    if us < 1000.0 { format!("{us:.0}µs") } else if us < 1e6 { format!("{:.2}ms", us / 1e3) } else { format!("{:.2}s", us / 1e6) }
+}
+
+fn errors_cell(t: &isobench_results::Traffic) -> String {
+    if t.errors == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{} ({})", t.errors, kinds.join(" "))
+}
+
+/// The table printed at the end of `isobench run`.
+pub fn terminal_table(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\n{:<14} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50"
+    );
+    for t in &s.tiers {
+        let c = &t.latency.corrected;
+        let _ = writeln!(
+            o,
+            "{:<14} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            t.tier,
+            t.tenants,
+            t.traffic.sent,
+            t.traffic.ok,
+            t.traffic.errors,
+            t.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(c.max_us),
+            ms(t.latency.generator_lag.p99_us),
+            format!("{:.2}ms", t.instance_start_ms.median),
+        );
+    }
+    let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
+    if !s.left_behind.is_empty() {
+        let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
+    }
+    o
+}
+
+fn pct_row(name: &str, p: &Percentiles) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} |\n",
+        p.count,
+        ms(p.p50_us),
+        ms(p.p90_us),
+        ms(p.p99_us),
+        ms(p.p999_us),
+        ms(p.max_us),
+        ms(p.mean_us)
+    )
+}
+
+fn tier_section(o: &mut String, t: &TierSummary) {
+    let _ = writeln!(o, "\n## {}\n", t.tier);
+    let _ = writeln!(
+        o,
+        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s over {:.1} s.\n",
+        t.tenants,
+        t.instances.len(),
+        t.target_rate,
+        t.achieved_rate,
+        t.duration_s
+    );
+    if let Some(f) = &t.injected_faults {
+        let _ = writeln!(o, "**Faults injected by the workload (test run):** `{f}`\n");
+    }
+    let tr = &t.traffic;
+    let _ = writeln!(o, "| sent | ok | errors | timeouts | not sent |\n|---|---|---|---|---|");
+    let _ = writeln!(o, "| {} | {} | {} | {} | {} |\n", tr.sent, tr.ok, errors_cell(tr), tr.timeouts, tr.not_sent);
+    let _ = writeln!(o, "| latency | count | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|");
+    o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
+    o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
+    o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
+    let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
+    let _ = writeln!(o, "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|");
+    for p in &t.per_tenant {
+        let c = &p.latency.corrected;
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.tenant,
+            p.traffic.sent,
+            p.traffic.ok,
+            errors_cell(&p.traffic),
+            p.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(p.latency.generator_lag.p99_us)
+        );
+    }
+    let s = &t.instance_start_ms;
+    let _ = writeln!(
+        o,
+        "\n### Instances\n\nStart time (create → workload answering): median {:.2} ms, min {:.2} ms, max {:.2} ms over {}. Teardown {:.1} ms.\n",
+        s.median, s.min, s.max, s.count, t.teardown_ms
+    );
+    let _ = writeln!(o, "| instance | tenants | address | start | CPU | memory |\n|---|---|---|---|---|---|");
+    for i in &t.instances {
+        let tenants = if i.tenants.len() > 3 { format!("{} tenants", i.tenants.len()) } else { i.tenants.join(", ") };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {:.2} ms | {} | {} |",
+            i.id,
+            tenants,
+            i.address.as_deref().unwrap_or("-"),
+            i.start_ms,
+            i.cpu_millis.map_or("-".into(), |m| format!("{:.2} vCPU", m as f64 / 1000.0)),
+            i.memory_bytes.map_or("-".into(), |b| format!("{} MiB", b >> 20)),
+        );
+    }
+}
+
+/// `report.md`.
+pub fn markdown(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# isobench run {}\n", s.run_id);
+    let _ = writeln!(
+        o,
+        "Scenario **{}** (`{}`, sha256 `{}`), backend **{}** (fidelity: {}), status **{:?}**, wall time {:.1} s.\n",
+        s.scenario.name,
+        s.scenario.path,
+        &s.scenario.hash[..12.min(s.scenario.hash.len())],
+        s.backend.name,
+        s.backend.fidelity,
+        s.status,
+        s.wall_time_s
+    );
+    if s.backend.fidelity != "cloud" {
+        let _ = writeln!(
+            o,
+            "> Local emulation: isolation is enforced by the Linux kernel ({}), but latencies and start times are this host's, not AWS's.\n",
+            s.backend.description
+        );
+    }
+    if let Some(e) = &s.error {
+        let _ = writeln!(o, "**Run did not complete:** {e}\n");
+    }
+    let _ = writeln!(
+        o,
+        "Host `{}`: {} ({}), kernel {}, {} CPUs, {} GiB. isobench {} ({}).\n",
+        s.host.hostname,
+        s.host.os,
+        s.host.arch,
+        s.host.kernel,
+        s.host.cpus,
+        s.host.memory_bytes >> 30,
+        s.tool.version,
+        s.tool.commit.as_deref().map_or("unknown commit", |c| &c[..12.min(c.len())])
+    );
+    let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
+    let _ = writeln!(o, "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | instance start p50 |\n|---|---|---|---|---|---|---|---|---|---|---|");
+    for t in &s.tiers {
+        let c = &t.latency.corrected;
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms |",
+            t.tier,
+            t.tenants,
+            t.traffic.sent,
+            t.traffic.ok,
+            errors_cell(&t.traffic),
+            t.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(t.latency.generator_lag.p99_us),
+            t.instance_start_ms.median
+        );
+    }
+    for t in &s.tiers {
+        tier_section(&mut o, t);
+    }
+    if !s.left_behind.is_empty() {
+        let _ = writeln!(o, "\n## Left behind\n\n{}\n\nRun `isobench sweep` to remove them.", s.left_behind.join("\n"));
+    }
+    let _ = writeln!(o, "\nFull histograms: `{}` (HdrHistogram interval log, values in ns).", s.histograms);
+    o
+}

@@ -1,0 +1,300 @@
+//! `isobench run` and `isobench validate`: the data flow of a run, top to bottom.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use isobench_core::plan::{Overrides, Plan, TierPlan};
+use isobench_core::scenario::{self, Scenario};
+use isobench_core::{Backend, BackendError, TierId};
+use isobench_results::{RunStatus, Summary, TierSummary};
+
+use crate::args::{RunArgs, Target, ValidateArgs};
+use crate::errors::CliError;
+use crate::progress::Progress;
+use crate::summarize::{HistogramLog, tier_summary};
+use crate::{hostinfo, report, signals};
+
+pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
+    let (scenario, src) = load_scenario(&a.scenario)?;
+    let plan = Plan::new("validate".into(), scenario, scenario::hash(&src), &Overrides::default());
+    println!("{}: valid (format version {})", a.scenario.display(), plan.scenario.format_version);
+    let run = &plan.scenario.run;
+    println!(
+        "  {} tenants, {} tiers, {} per tier at {} req/s ({:?}), timeout {}",
+        plan.scenario.tenants.len(),
+        plan.tiers.len(),
+        run.duration,
+        run.rate.0,
+        run.arrival,
+        run.timeout
+    );
+    for t in &plan.tiers {
+        println!("  tier {:<24} {:?}", t.tier.as_str(), t.settings);
+    }
+    Ok(0)
+}
+
+fn load_scenario(path: &Path) -> Result<(Scenario, String), CliError> {
+    Scenario::load(path).map_err(|e| CliError::BadInput(e.to_string()))
+}
+
+/// Everything decided before anything is deployed; every check here exits with "bad input".
+struct Prepared {
+    plan: Plan,
+    scenario_path: PathBuf,
+    scenario_src: String,
+    out: PathBuf,
+}
+
+fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
+    let (scenario, src) = load_scenario(&a.scenario)?;
+    let overrides = Overrides { seed: a.seed, duration: a.duration, rate: a.rate };
+    Plan::check_overrides(&overrides).map_err(CliError::BadInput)?;
+    let run_id = new_run_id();
+    let mut plan = Plan::new(run_id.clone(), scenario, scenario::hash(&src), &overrides);
+    if !a.tiers.is_empty() {
+        let mut wanted = Vec::new();
+        for name in &a.tiers {
+            let id: TierId = name.parse().map_err(|_| {
+                CliError::BadInput(format!("--tiers: unknown tier `{name}`; accepted: {}", TierId::accepted()))
+            })?;
+            if plan.scenario.tier(id).is_none() {
+                return Err(CliError::BadInput(format!(
+                    "--tiers: tier `{name}` is not in {}; it has: {}",
+                    a.scenario.display(),
+                    plan.tiers.iter().map(|t| t.tier.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            wanted.push(id);
+        }
+        plan.tiers.retain(|t| wanted.contains(&t.tier));
+    }
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
+    if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(CliError::BadInput(format!(
+            "--out {}: the directory exists and is not empty; accepted: a new or empty directory",
+            out.display()
+        )));
+    }
+    Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out })
+}
+
+pub fn run(a: RunArgs) -> Result<i32, CliError> {
+    let prepared = prepare(&a)?;
+    let mut backend = make_backend(a.target, &prepared.plan.run_id)?;
+    let cancel = signals::install().context("failed to install signal handlers")?;
+    std::fs::create_dir_all(&prepared.out)
+        .with_context(|| format!("failed to create results directory {}", prepared.out.display()))?;
+
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let mut progress = Progress::new(a.no_progress_bar);
+    let mut hlog = HistogramLog::new(started);
+    let mut tiers = Vec::new();
+    let mut left_behind = Vec::new();
+    let outcome = run_tiers(&prepared.plan, backend.as_mut(), &cancel, &mut progress, &mut hlog, &mut tiers);
+
+    // Teardown runs on every path, also after an error or a signal.
+    match backend.teardown_all() {
+        Ok(r) => left_behind.extend(r.left_behind),
+        Err(e) => left_behind.push(format!("teardown failed: {e}")),
+    }
+    drop(backend);
+
+    let (status, error) = match &outcome {
+        Ok(()) if cancel.load(Ordering::SeqCst) => (RunStatus::Interrupted, Some("interrupted by a signal".into())),
+        Ok(()) => (RunStatus::Complete, None),
+        Err(e) => (RunStatus::Failed, Some(format!("{e}"))),
+    };
+    let summary = Summary {
+        schema_version: isobench_results::SCHEMA_VERSION,
+        run_id: prepared.plan.run_id.clone(),
+        status,
+        error,
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        wall_time_s: t0.elapsed().as_secs_f64(),
+        tool: hostinfo::tool(),
+        scenario: isobench_results::ScenarioInfo {
+            name: prepared.plan.scenario.name.clone(),
+            path: prepared.scenario_path.display().to_string(),
+            hash: prepared.plan.scenario_hash.clone(),
+            source: prepared.scenario_src.clone(),
+            effective: serde_json::to_value(&prepared.plan.scenario).context("failed to serialise the scenario")?,
+        },
+        host: hostinfo::host(),
+        backend: backend_summary(a.target),
+        tiers,
+        left_behind: left_behind.clone(),
+        histograms: isobench_results::HISTOGRAMS_FILE.into(),
+    };
+    write_results(&prepared.out, &summary, &hlog)?;
+    progress.finish();
+    print!("{}", report::terminal_table(&summary));
+    println!("results: {}", prepared.out.display());
+
+    check_identity(&summary)?;
+    match outcome {
+        Err(e) => Err(e),
+        Ok(()) if cancel.load(Ordering::SeqCst) => Err(CliError::Interrupted),
+        Ok(()) if !left_behind.is_empty() => Err(CliError::LeftBehind(left_behind)),
+        Ok(()) => Ok(0),
+    }
+}
+
+fn run_tiers(
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+    hlog: &mut HistogramLog,
+    out: &mut Vec<TierSummary>,
+) -> Result<(), CliError> {
+    for tp in &plan.tiers {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        progress.line(&format!("[{}] deploying {} tenants", tp.tier, tp.tenants.len()));
+        let deployment = backend.deploy(tp).map_err(|e| deploy_error(tp, e))?;
+        let starts: Vec<f64> = deployment.instances.iter().map(|i| i.start_time.as_secs_f64() * 1e3).collect();
+        progress.line(&format!(
+            "[{}] {} instance(s) up; start time median {:.2} ms",
+            tp.tier,
+            deployment.instances.len(),
+            isobench_results::Spread::of(&starts).median
+        ));
+        let spec = load_spec(plan, tp);
+        let report = if cancel.load(Ordering::SeqCst) {
+            None
+        } else {
+            let mut on_progress = |s: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), s);
+            let r = isobench_load::run(&spec, &deployment.targets, deployment.netns.as_deref(), cancel, &mut on_progress);
+            progress.end_phase();
+            Some(r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?)
+        };
+        let teardown = backend.teardown(tp.tier).map_err(|e| CliError::Internal(e.into()))?;
+        progress.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
+        if let Some(report) = report {
+            hlog.add(tp.tier, &report).map_err(|e| CliError::Internal(e.into()))?;
+            out.push(tier_summary(tp, &spec, &report, &deployment, &teardown));
+        }
+        if !teardown.left_behind.is_empty() {
+            return Err(CliError::LeftBehind(teardown.left_behind));
+        }
+    }
+    Ok(())
+}
+
+fn deploy_error(tp: &TierPlan, e: BackendError) -> CliError {
+    match e {
+        BackendError::Unavailable { .. } => CliError::Unavailable(e.to_string()),
+        BackendError::UnsupportedTier { .. } => CliError::BadInput(e.to_string()),
+        e => CliError::Deploy(anyhow::Error::new(e).context(format!("tier {}", tp.tier))),
+    }
+}
+
+fn load_spec(plan: &Plan, tp: &TierPlan) -> isobench_load::LoadSpec {
+    let s = &plan.scenario;
+    isobench_load::LoadSpec {
+        label: tp.tier.as_str().to_string(),
+        duration: s.run.duration.0,
+        rate: s.run.rate.0,
+        arrival: s.run.arrival,
+        seed: s.run.seed,
+        tenants: tp.tenants.clone(),
+        mix: s.mix.clone(),
+        timeout: s.run.timeout.0,
+        max_connections: s.run.max_connections as usize,
+        compute_us: s.workload.compute.0.as_micros() as u64,
+        record_size: s.workload.record_size.0 as usize,
+        keys_per_tenant: s.workload.keys_per_tenant,
+    }
+}
+
+/// The accounting identity is a promise of the tool: a summary that breaks it is a bug.
+fn check_identity(s: &Summary) -> Result<(), CliError> {
+    for t in &s.tiers {
+        let tenants_ok = t.per_tenant.iter().all(|p| p.traffic.balanced() && p.ops.iter().all(|o| o.traffic.balanced()));
+        if !t.traffic.balanced() || !tenants_ok {
+            return Err(CliError::Internal(anyhow::anyhow!(
+                "accounting identity broken for tier {}: sent {} != ok {} + errors {} + timeouts {}",
+                t.tier,
+                t.traffic.sent,
+                t.traffic.ok,
+                t.traffic.errors,
+                t.traffic.timeouts
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_results(out: &Path, summary: &Summary, hlog: &HistogramLog) -> Result<(), CliError> {
+    let write = |name: &str, bytes: &[u8]| {
+        let p = out.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("failed to write {}", p.display()))
+    };
+    let json = serde_json::to_vec_pretty(summary).context("failed to serialise the summary")?;
+    write(isobench_results::SUMMARY_FILE, &json)?;
+    write(isobench_results::HISTOGRAMS_FILE, &hlog.finish().map_err(|e| CliError::Internal(e.into()))?)?;
+    write(isobench_results::REPORT_MD_FILE, report::markdown(summary).as_bytes())?;
+    Ok(())
+}
+
+/// A sortable, unique run id: UTC time plus random bits, e.g. `20261129T051500Z-3fa9c2`.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let stamp = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(now.as_secs()))
+        .to_string()
+        .replace(['-', ':'], "");
+    let mut buf = [0u8; 3];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    let salt = u32::from_le_bytes([buf[0], buf[1], buf[2], 0]) ^ now.subsec_nanos() ^ std::process::id();
+    format!("{}-{:06x}", stamp.trim_end_matches('Z').to_string() + "Z", salt & 0xff_ffff)
+}
+
+fn backend_summary(target: Target) -> isobench_results::BackendSummary {
+    match target {
+        Target::Local => isobench_results::BackendSummary {
+            name: "local".into(),
+            fidelity: "emulated".into(),
+            description: "Linux namespaces, cgroups and veth on one host; isolation is real, AWS timings are not".into(),
+        },
+        Target::Aws => isobench_results::BackendSummary {
+            name: "aws".into(),
+            fidelity: "cloud".into(),
+            description: "real AWS".into(),
+        },
+    }
+}
+
+fn make_backend(target: Target, run_id: &str) -> Result<Box<dyn Backend>, CliError> {
+    match target {
+        Target::Local => local_backend(run_id),
+        Target::Aws => Err(CliError::BadInput(
+            "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into(),
+        )),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn local_backend(run_id: &str) -> Result<Box<dyn Backend>, CliError> {
+    let dir = std::env::current_exe()
+        .context("failed to find the isobench executable")?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let config = isobench_local::LocalConfig::beside_executable(&dir, run_id);
+    match isobench_local::LocalBackend::new(config) {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e @ BackendError::Unavailable { .. }) => Err(CliError::Unavailable(e.to_string())),
+        Err(e) => Err(CliError::Deploy(e.into())),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn local_backend(_run_id: &str) -> Result<Box<dyn Backend>, CliError> {
+    Err(CliError::Unavailable("the local emulator needs Linux (namespaces and cgroups)".into()))
+}

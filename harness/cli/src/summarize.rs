@@ -1,0 +1,192 @@
+//! Turns what the load driver and the backend measured into the results schema, and keeps
+//! the full histograms in the standard HdrHistogram interval-log encoding.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use isobench_core::plan::TierPlan;
+use isobench_core::{Deployment, TierId, backend::TeardownReport};
+use isobench_load::{LoadReport, LoadSpec, OpStats};
+use isobench_results::{
+    InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary, Traffic,
+};
+
+/// Percentiles of a histogram recorded in nanoseconds, in microseconds.
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    Percentiles {
+        count: h.len(),
+        p50_us: us(h.value_at_quantile(0.50)),
+        p90_us: us(h.value_at_quantile(0.90)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+        mean_us: h.mean() / 1e3,
+    }
+}
+
+fn traffic(s: &OpStats) -> Traffic {
+    let errors_by_kind: BTreeMap<String, u64> = s.errors.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    Traffic {
+        sent: s.sent,
+        ok: s.ok,
+        errors: errors_by_kind.values().sum(),
+        errors_by_kind,
+        timeouts: s.timeouts,
+        not_sent: 0,
+    }
+}
+
+/// Merged histograms of several (tenant, op) cells.
+#[derive(Default)]
+struct Merged {
+    traffic: Traffic,
+    corrected: Option<Histogram<u64>>,
+    uncorrected: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
+}
+
+impl Merged {
+    fn add(&mut self, s: &OpStats) {
+        self.traffic.add(&traffic(s));
+        for (dst, src) in [(&mut self.corrected, &s.corrected), (&mut self.uncorrected, &s.uncorrected), (&mut self.lag, &s.lag)]
+        {
+            match dst {
+                Some(h) => h.add(src).expect("histograms of one run share their bounds"),
+                None => *dst = Some(src.clone()),
+            }
+        }
+    }
+
+    fn latency(&self) -> Latency {
+        let p = |h: &Option<Histogram<u64>>| h.as_ref().map(percentiles).unwrap_or_default();
+        Latency { corrected: p(&self.corrected), uncorrected: p(&self.uncorrected), generator_lag: p(&self.lag) }
+    }
+}
+
+pub fn tier_summary(
+    tp: &TierPlan,
+    spec: &LoadSpec,
+    report: &LoadReport,
+    deployment: &Deployment,
+    teardown: &TeardownReport,
+) -> TierSummary {
+    let mut tier = Merged::default();
+    let mut per_tenant = Vec::new();
+    for t in &tp.tenants {
+        let mut tenant = Merged::default();
+        let mut ops = Vec::new();
+        for ((tid, op), s) in report.per.iter().filter(|((tid, _), _)| *tid == t.id) {
+            debug_assert_eq!(tid, &t.id);
+            tenant.add(s);
+            tier.add(s);
+            let mut one = Merged::default();
+            one.add(s);
+            ops.push(OpSummary { op: op.to_string(), traffic: one.traffic.clone(), latency: one.latency() });
+        }
+        per_tenant.push(TenantSummary { tenant: t.id.clone(), traffic: tenant.traffic.clone(), latency: tenant.latency(), ops });
+    }
+    tier.traffic.not_sent = report.not_sent;
+    let instances: Vec<InstanceSummary> = deployment
+        .instances
+        .iter()
+        .map(|i| InstanceSummary {
+            id: i.id.clone(),
+            tenants: i.tenants.clone(),
+            address: i.address.map(|a| a.to_string()),
+            pid: i.pid,
+            start_ms: i.start_time.as_secs_f64() * 1e3,
+            cpu_millis: i.limits.map(|l| l.cpu_millis),
+            memory_bytes: i.limits.map(|l| l.memory_bytes),
+        })
+        .collect();
+    let starts: Vec<f64> = instances.iter().map(|i| i.start_ms).collect();
+    TierSummary {
+        tier: tp.tier.as_str().to_string(),
+        tenants: tp.tenants.len(),
+        injected_faults: tp.workload.faults.as_ref().and_then(|f| serde_json::to_value(f).ok()),
+        duration_s: report.wall.as_secs_f64(),
+        target_rate: spec.rate,
+        achieved_rate: report.achieved_rate,
+        traffic: tier.traffic.clone(),
+        latency: tier.latency(),
+        instances,
+        instance_start_ms: Spread::of(&starts),
+        teardown_ms: teardown.duration.as_secs_f64() * 1e3,
+        per_tenant,
+    }
+}
+
+/// The run's histograms in the HdrHistogram interval-log format (V2, deflate), one entry per
+/// (tier, tenant, operation, measure), tagged `tier/tenant/op/measure`; values in nanoseconds.
+pub struct HistogramLog {
+    buf: Vec<u8>,
+    start: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to encode histogram {tag}: {reason}")]
+pub struct HistogramLogError {
+    tag: String,
+    reason: String,
+}
+
+impl HistogramLog {
+    pub fn new(start: SystemTime) -> HistogramLog {
+        let mut buf = Vec::new();
+        let mut ser = V2DeflateSerializer::new();
+        let header = IntervalLogWriterBuilder::new()
+            .add_comment("isobench latency histograms; values in nanoseconds; tag = tier/tenant/op/measure")
+            .add_comment("measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended)")
+            .with_start_time(start)
+            .with_max_value_divisor(1e6)
+            .begin_log_with(&mut buf, &mut ser)
+            .map(|_| ());
+        debug_assert!(header.is_ok(), "writing to a Vec cannot fail");
+        HistogramLog { buf, start }
+    }
+
+    pub fn add(&mut self, tier: TierId, r: &LoadReport) -> Result<(), HistogramLogError> {
+        let offset = SystemTime::UNIX_EPOCH + Duration::from_nanos(r.started_at_unix_ns);
+        let start = offset.duration_since(self.start).unwrap_or_default();
+        let mut ser = V2DeflateSerializer::new();
+        let mut w = IntervalLogWriterBuilder::new()
+            .begin_log_with(&mut self.buf, &mut ser)
+            .map_err(|e| HistogramLogError { tag: tier.to_string(), reason: e.to_string() })?;
+        for ((tenant, op), s) in &r.per {
+            for (measure, h) in [("corrected", &s.corrected), ("uncorrected", &s.uncorrected), ("lag", &s.lag)] {
+                let tag = format!("{tier}/{tenant}/{op}/{measure}");
+                w.write_histogram(h, start, r.wall, Tag::new(&tag))
+                    .map_err(|e| HistogramLogError { tag: tag.clone(), reason: e.to_string() })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(&self) -> Result<Vec<u8>, HistogramLogError> {
+        Ok(self.buf.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_microseconds() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let p = percentiles(&h);
+        assert_eq!(p.count, 1000);
+        assert!((p.p50_us - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.max_us - 1000.0).abs() < 1.0, "{p:?}");
+    }
+}
