@@ -1,0 +1,45 @@
+//! Who this process is, as `/whoami` reports it. Tests and probes use it to tell processes apart
+//! (a fresh 128-bit nonce per start, the pid as seen inside any pid namespace) and to check what
+//! configuration a deployed instance actually runs with.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::store::Hygiene;
+
+/// Facts fixed at start-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    pub pid: u32,
+    /// 128 random bits in hex, generated at start: equal nonces mean the same process.
+    pub instance_nonce: String,
+    pub hostname: String,
+    pub uid: u32,
+    /// The one tenant a silo instance serves; `None` for a shared instance.
+    pub tenant: Option<String>,
+    pub hygiene: &'static str,
+    pub started_unix_ns: u64,
+    pub version: &'static str,
+}
+
+impl Identity {
+    pub fn capture(tenant: Option<String>, hygiene: Hygiene) -> Self {
+        Identity {
+            pid: std::process::id(),
+            instance_nonce: format!("{:032x}", rand::random::<u128>()),
+            hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+            uid: nix::unistd::getuid().as_raw(),
+            tenant,
+            hygiene: hygiene.as_str(),
+            started_unix_ns: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The `/whoami` body, rendered once so answering it costs nothing.
+    pub fn to_json(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("identity serialises"))
+    }
+}
