@@ -111,8 +111,7 @@ mod tests {
     use super::*;
 
     fn faults(error_rate: f64, stall_rate: f64, seed: u64) -> Faults {
-        Faults::new(&FaultConfig { error_rate, stall_rate, stall: Duration::from_millis(7), seed: Some(seed) })
-            .unwrap()
+        Faults::new(&FaultConfig { error_rate, stall_rate, stall: Duration::from_millis(7), seed: Some(seed) }).unwrap()
     }
 
     fn counts(f: &Faults, n: usize) -> (usize, usize) {

@@ -33,7 +33,9 @@ impl Identity {
             uid: nix::unistd::getuid().as_raw(),
             tenant,
             hygiene: hygiene.as_str(),
-            started_unix_ns: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            started_unix_ns: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             version: env!("CARGO_PKG_VERSION"),
         }
     }

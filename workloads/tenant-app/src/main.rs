@@ -1,1 +1,18 @@
-fn main() {}
+use anyhow::Context;
+use tenant_app::cli::{self, Command};
+
+fn main() -> anyhow::Result<()> {
+    let command = cli::parse();
+    cli::init_logging();
+    match command {
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.workers())
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?;
+            runtime.block_on(tenant_app::http::serve(&args))?;
+        }
+    }
+    Ok(())
+}

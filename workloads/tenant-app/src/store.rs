@@ -61,7 +61,9 @@ pub struct Store {
     hygiene: Hygiene,
     tmp_dir: PathBuf,
     cache: Cache,
-    /// Makes temp-file names unique among concurrent writers of one key.
+    /// With `write_seq`, makes temp-file names unique among concurrent writers of one key, also
+    /// across processes sharing the directory (a pid alone repeats across pid namespaces).
+    write_tag: u64,
     write_seq: AtomicU64,
 }
 
@@ -81,7 +83,13 @@ impl Store {
             Hygiene::Scoped => Cache::Scoped(RwLock::default()),
             Hygiene::Naive => Cache::Naive(RwLock::default()),
         };
-        Ok(Store { hygiene, tmp_dir: tmp_dir.to_owned(), cache, write_seq: AtomicU64::new(0) })
+        Ok(Store {
+            hygiene,
+            tmp_dir: tmp_dir.to_owned(),
+            cache,
+            write_tag: rand::random(),
+            write_seq: AtomicU64::new(0),
+        })
     }
 
     pub fn hygiene(&self) -> Hygiene {
@@ -177,7 +185,7 @@ impl Store {
                 .map_err(|e| StoreError::new("create tenant directory", dir, e))?;
         }
         let seq = self.write_seq.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{key}.{}.{seq}.tmp", std::process::id()));
+        let tmp = dir.join(format!(".{key}.{:016x}.{seq}.tmp", self.write_tag));
         let mode = match self.hygiene {
             Hygiene::Scoped => 0o600,
             // Default permissions: left-behind cache files readable by anyone, as naive code does.

@@ -1,0 +1,314 @@
+//! The business logic, independent of any front end. A front end (the HTTP server in
+//! [`crate::http`], later a Lambda Runtime API client) turns what it receives into a [`Request`],
+//! awaits [`handle`], and turns the [`Response`] back into its own format. Nothing here knows
+//! about HTTP beyond using its status codes as the outcome vocabulary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::compute;
+use crate::fault::{Fault, FaultConfig, FaultConfigError, Faults};
+use crate::identity::Identity;
+use crate::ids::{is_valid_key, is_valid_tenant};
+use crate::store::{Hygiene, Store, StoreError};
+
+/// Largest CPU budget one `compute` request may ask for (1 s).
+pub const MAX_COMPUTE_US: u64 = 1_000_000;
+/// Default largest record a `put` accepts (1 MiB).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+pub const CONTENT_JSON: &str = "application/json";
+pub const CONTENT_TEXT: &str = "text/plain; charset=utf-8";
+pub const CONTENT_BYTES: &str = "application/octet-stream";
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Liveness; no tenant.
+    Health,
+    /// This process's [`Identity`]; no tenant.
+    WhoAmI,
+    /// Store `body` as record `key` of `tenant`.
+    Put,
+    /// Read record `key` of `tenant`.
+    Get,
+    /// Burn `compute_us` microseconds of thread CPU time.
+    Compute,
+    /// Forget all of `tenant`'s state.
+    Purge,
+}
+
+impl Op {
+    fn needs_key(self) -> bool {
+        matches!(self, Op::Put | Op::Get)
+    }
+
+    /// Faults hit the traffic operations only: probes and clean-up (`Purge`), health checks and
+    /// `WhoAmI` must stay reliable for the harness to reason about the run.
+    fn takes_faults(self) -> bool {
+        matches!(self, Op::Put | Op::Get | Op::Compute)
+    }
+}
+
+/// One operation, borrowed from whatever the front end received.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub op: Op,
+    /// The tenant the resource belongs to (the path segment).
+    pub tenant: &'a str,
+    /// The tenant the caller says it is (the `x-tenant-id` header, a Lambda tenant id).
+    pub claimed_tenant: Option<&'a str>,
+    /// Record key, for `Put` and `Get`.
+    pub key: &'a str,
+    /// Record bytes, for `Put`.
+    pub body: Bytes,
+    /// CPU budget in microseconds, for `Compute`.
+    pub compute_us: u64,
+}
+
+impl<'a> Request<'a> {
+    /// A request for `op` on behalf of `tenant`, claiming to be that tenant; other fields empty.
+    pub fn new(op: Op, tenant: &'a str) -> Self {
+        Request { op, tenant, claimed_tenant: Some(tenant), key: "", body: Bytes::new(), compute_us: 0 }
+    }
+}
+
+/// The outcome, in HTTP terms because every front end (HTTP, Lambda function URLs and API
+/// Gateway events) speaks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Bytes,
+    pub content_type: &'static str,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &'static str, body: Bytes) -> Self {
+        Response { status, body, content_type }
+    }
+
+    pub fn empty(status: u16) -> Self {
+        Response { status, body: Bytes::new(), content_type: CONTENT_TEXT }
+    }
+
+    /// The JSON error body `{"error": ..., "kind": ...}` with the kind's status.
+    pub fn error(kind: ErrorKind) -> Self {
+        Response { status: kind.status(), body: Bytes::from_static(kind.body().as_bytes()), content_type: CONTENT_JSON }
+    }
+}
+
+/// Declares the error kinds with their status, machine-readable kind and message, and renders
+/// each JSON body at compile time so an error answer allocates nothing.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $variant:ident => $status:literal, $kind:literal, $message:literal;)*) => {
+        /// Every way a request can fail; `kind` is the stable name clients match on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorKind { $($(#[$doc])* $variant,)* }
+
+        impl ErrorKind {
+            pub const ALL: &[ErrorKind] = &[$(ErrorKind::$variant,)*];
+
+            pub fn status(self) -> u16 {
+                match self { $(ErrorKind::$variant => $status,)* }
+            }
+
+            pub fn kind(self) -> &'static str {
+                match self { $(ErrorKind::$variant => $kind,)* }
+            }
+
+            pub fn message(self) -> &'static str {
+                match self { $(ErrorKind::$variant => $message,)* }
+            }
+
+            fn body(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => concat!("{\"error\":\"", $message, "\",\"kind\":\"", $kind, "\"}"),)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    /// The path's tenant id is not `[a-z0-9][a-z0-9-]{0,31}`.
+    BadTenant => 400, "bad_tenant", "tenant id must match [a-z0-9][a-z0-9-]{0,31}";
+    /// No `x-tenant-id` header (or Lambda tenant id).
+    TenantMissing => 400, "tenant_mismatch", "x-tenant-id header is missing";
+    /// The header names another tenant than the path.
+    TenantMismatch => 400, "tenant_mismatch", "x-tenant-id header does not match the tenant in the path";
+    /// A silo instance was asked for a tenant it does not serve.
+    WrongTenant => 403, "wrong_tenant", "this instance serves another tenant";
+    BadKey => 400, "bad_key", "record key must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}";
+    /// `us` missing, not a number, or above the cap.
+    BadCompute => 400, "bad_compute", "compute needs ?us=N with N an integer in 0..=1000000";
+    NotFound => 404, "not_found", "no such record";
+    NoRoute => 404, "no_route", "no such resource";
+    MethodNotAllowed => 405, "method_not_allowed", "method not allowed on this resource";
+    TooLarge => 413, "too_large", "record is larger than the configured maximum";
+    /// The request body could not be read.
+    BadBody => 400, "bad_body", "request body could not be read";
+    /// A fault injected by `--fault-error-rate`.
+    Injected => 500, "injected", "injected fault";
+    /// The record file could not be read or written.
+    Storage => 500, "storage", "record storage failed";
+}
+
+/// How to build a [`State`].
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub hygiene: Hygiene,
+    /// Serve only this tenant (a silo instance); `None` serves every tenant.
+    pub tenant: Option<String>,
+    pub tmp_dir: PathBuf,
+    pub faults: FaultConfig,
+    pub max_record_bytes: usize,
+}
+
+/// A [`State`] that could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("`{0}` is not a tenant id (expected [a-z0-9][a-z0-9-]{{0,31}})")]
+    BadTenant(String),
+    #[error("invalid fault settings")]
+    Faults(#[source] FaultConfigError),
+    #[error("failed to open the record store")]
+    Store(#[source] StoreError),
+}
+
+/// Everything a request can touch; one per process, shared by all front-end tasks.
+#[derive(Debug)]
+pub struct State {
+    store: Store,
+    faults: Faults,
+    silo_tenant: Option<String>,
+    identity: Identity,
+    whoami: Bytes,
+    max_record_bytes: usize,
+}
+
+impl State {
+    pub fn new(config: Config) -> Result<Self, StateError> {
+        if let Some(t) = config.tenant.as_deref().filter(|t| !is_valid_tenant(t)) {
+            return Err(StateError::BadTenant(t.to_owned()));
+        }
+        let faults = Faults::new(&config.faults).map_err(StateError::Faults)?;
+        let store = Store::open(config.hygiene, &config.tmp_dir).map_err(StateError::Store)?;
+        let identity = Identity::capture(config.tenant.clone(), config.hygiene);
+        let whoami = identity.to_json();
+        Ok(State {
+            store,
+            faults,
+            silo_tenant: config.tenant,
+            identity,
+            whoami,
+            max_record_bytes: config.max_record_bytes,
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
+    /// Checks who is asking for what, in the order a client can act on: a malformed id, a
+    /// missing or contradicting claim, a tenant this instance does not serve, then the arguments.
+    fn admit(&self, req: &Request<'_>) -> Result<(), ErrorKind> {
+        if !is_valid_tenant(req.tenant) {
+            return Err(ErrorKind::BadTenant);
+        }
+        match req.claimed_tenant {
+            None => return Err(ErrorKind::TenantMissing),
+            Some(claimed) if claimed != req.tenant => return Err(ErrorKind::TenantMismatch),
+            Some(_) => {}
+        }
+        if self.silo_tenant.as_deref().is_some_and(|silo| silo != req.tenant) {
+            return Err(ErrorKind::WrongTenant);
+        }
+        if req.op.needs_key() && !is_valid_key(req.key) {
+            return Err(ErrorKind::BadKey);
+        }
+        if req.op == Op::Compute && req.compute_us > MAX_COMPUTE_US {
+            return Err(ErrorKind::BadCompute);
+        }
+        if req.op == Op::Put && req.body.len() > self.max_record_bytes {
+            return Err(ErrorKind::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// Answers one request. Async only because an injected stall sleeps; `Compute` burns the CPU of
+/// the calling thread on purpose (that is the work being measured).
+pub async fn handle(state: &State, req: Request<'_>) -> Response {
+    match req.op {
+        Op::Health => Response::new(200, CONTENT_TEXT, Bytes::from_static(b"ok\n")),
+        Op::WhoAmI => Response::new(200, CONTENT_JSON, state.whoami.clone()),
+        Op::Put | Op::Get | Op::Compute | Op::Purge => tenant_op(state, req).await,
+    }
+}
+
+async fn tenant_op(state: &State, req: Request<'_>) -> Response {
+    if let Err(kind) = state.admit(&req) {
+        return Response::error(kind);
+    }
+    if req.op.takes_faults() {
+        match state.faults.draw() {
+            Fault::None => {}
+            Fault::Error => return Response::error(ErrorKind::Injected),
+            Fault::Stall(d) => tokio::time::sleep(d).await,
+        }
+    }
+    match req.op {
+        Op::Put => put(state, &req),
+        Op::Get => get(state, &req),
+        Op::Compute => compute(&req),
+        Op::Purge => purge(state, &req),
+        Op::Health | Op::WhoAmI => unreachable!("answered in handle"),
+    }
+}
+
+fn put(state: &State, req: &Request<'_>) -> Response {
+    match state.store.put(req.tenant, req.key, req.body.clone()) {
+        Ok(()) => Response::empty(201),
+        Err(e) => storage_failure(&e),
+    }
+}
+
+fn get(state: &State, req: &Request<'_>) -> Response {
+    match state.store.get(req.tenant, req.key) {
+        Ok(Some(record)) => Response::new(200, CONTENT_BYTES, record),
+        Ok(None) => Response::error(ErrorKind::NotFound),
+        Err(e) => storage_failure(&e),
+    }
+}
+
+fn compute(req: &Request<'_>) -> Response {
+    let burn = compute::burn(req.tenant.as_bytes(), Duration::from_micros(req.compute_us));
+    let body = format!(r#"{{"sha256":"{}","cpu_us":{}}}"#, compute::hex(&burn.digest), burn.cpu.as_micros());
+    Response::new(200, CONTENT_JSON, Bytes::from(body))
+}
+
+fn purge(state: &State, req: &Request<'_>) -> Response {
+    match state.store.purge(req.tenant) {
+        Ok(_) => Response::empty(204),
+        Err(e) => storage_failure(&e),
+    }
+}
+
+/// Storage failures are rare and point at the host, so they are worth a log line each.
+fn storage_failure(e: &StoreError) -> Response {
+    tracing::warn!(error = %e, cause = %e.source, "record storage failed");
+    Response::error(ErrorKind::Storage)
+}
+
+#[cfg(test)]
+mod tests;

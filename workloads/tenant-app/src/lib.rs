@@ -1,0 +1,19 @@
+//! The sample tenant workload of isobench: a small multi-tenant API (records and CPU work per
+//! tenant) that keeps per-process state the way real services do — an in-memory cache and temp
+//! files — so the harness's leakage probes have a realistic target and its load driver a
+//! realistic latency.
+//!
+//! The business logic lives in [`handler`], which knows nothing about its front end; [`http`]
+//! is the HTTP/1.1 front end, and a Lambda Runtime API front end will sit beside it over the same
+//! handler. The crate deliberately does not depend on the harness crates: it is shipped alone (an
+//! instance's binary, a Lambda `bootstrap`).
+
+pub mod cli;
+pub mod compute;
+pub mod fault;
+pub mod handler;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod route;
+pub mod store;

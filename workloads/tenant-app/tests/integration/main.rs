@@ -1,0 +1,11 @@
+//! End-to-end tests of the `tenant-app` binary: each starts the real server on a free loopback
+//! port with its own temp directory and speaks HTTP/1.1 to it over a raw socket.
+
+/// Status codes, keep-alive, tenant checks, hygiene and faults over the wire.
+mod api;
+/// Configuration through flags and `TENANT_APP_*` variables, help and bad input.
+mod config;
+/// SIGTERM/SIGINT drain and exit 0, also as PID 1 of a pid namespace.
+mod lifecycle;
+/// Starting the server (killed on drop) and a minimal HTTP/1.1 keep-alive client.
+mod util;
