@@ -1,21 +1,24 @@
 //! Command line and environment configuration.
 //!
-//! `serve` is also what runs when no subcommand is given, so `tenant-app --listen ...` works and
-//! a bare `tenant-app` serves on the defaults. The Lambda front end will hook into
-//! [`Cli::into_command`]: started by AWS as `bootstrap` with no arguments and
-//! `AWS_LAMBDA_RUNTIME_API` set, the default becomes `lambda` instead of `serve`. Options every
-//! front end shares live in [`AppArgs`] so that subcommand can flatten them too.
+//! Without a subcommand, `tenant-app` serves HTTP (`tenant-app --listen ...` works and a bare
+//! `tenant-app` serves on the defaults) — unless `AWS_LAMBDA_RUNTIME_API` is set, which is how
+//! Lambda starts a `bootstrap`: then it runs `lambda`. Options every front end shares live in
+//! [`AppArgs`], and every option has a `TENANT_APP_*` variable, because on Lambda configuration
+//! arrives as environment variables.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::fault::FaultConfig;
 use crate::handler::{Config, DEFAULT_MAX_RECORD_BYTES};
 use crate::ids::parse_tenant;
+use crate::lambda;
 use crate::store::Hygiene;
 
 /// Sample multi-tenant workload for isobench: a record store and CPU burner, per tenant.
@@ -31,20 +34,70 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP/1.1 API (the default when no subcommand is given).
+    /// Serve the HTTP/1.1 API (the default when no subcommand is given, outside Lambda).
     Serve(ServeArgs),
+    /// Run as a Lambda function's runtime (the `bootstrap` of `provided.al2023`): take events
+    /// from the Runtime API at AWS_LAMBDA_RUNTIME_API, one at a time. The default when no
+    /// subcommand is given and that variable is set.
+    Lambda(LambdaArgs),
 }
 
+/// Options of `serve` that mean nothing to `lambda`; naming one on the command line without a
+/// subcommand while `AWS_LAMBDA_RUNTIME_API` is set is a usage error rather than ignored.
+const SERVE_ONLY: &[&str] = &["listen", "workers", "shutdown_grace"];
+
 impl Cli {
-    /// The command to run: the one named, else `serve` with the top-level options.
-    pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+    /// The command to run: the one named; else `lambda` when started by Lambda (`in_lambda`:
+    /// `AWS_LAMBDA_RUNTIME_API` is set), `serve` otherwise, with the top-level options.
+    fn into_command(self, matches: &ArgMatches, in_lambda: bool) -> Result<Command, clap::Error> {
+        match self.command {
+            Some(command) => Ok(command),
+            None if in_lambda => {
+                if let Some(id) =
+                    SERVE_ONLY.iter().find(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+                {
+                    let flag = id.replace('_', "-");
+                    return Err(Cli::command().error(
+                        clap::error::ErrorKind::ArgumentConflict,
+                        format!(
+                            "--{flag} is an option of `serve`, but {} is set, so tenant-app runs as a Lambda \
+                             runtime; name the `serve` subcommand to serve HTTP",
+                            lambda::RUNTIME_API_ENV
+                        ),
+                    ));
+                }
+                Ok(Command::Lambda(LambdaArgs { app: self.serve.app }))
+            }
+            None => Ok(Command::Serve(self.serve)),
+        }
     }
 }
 
-/// Parses the process's arguments (and `TENANT_APP_*` variables) into a command.
+/// Parses `args` (and `TENANT_APP_*` variables) into a command; `in_lambda` says whether
+/// `AWS_LAMBDA_RUNTIME_API` is set.
+pub fn try_parse_from<I, T>(args: I, in_lambda: bool) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut command = Cli::command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+    cli.into_command(&matches, in_lambda)
+}
+
+/// Parses the process's arguments (and `TENANT_APP_*` variables) into a command; on bad input
+/// prints the usage error and exits 2, after posting it to `/runtime/init/error` when started by
+/// Lambda.
 pub fn parse() -> Command {
-    Cli::parse().into_command()
+    let in_lambda = std::env::var_os(lambda::RUNTIME_API_ENV).is_some_and(|v| !v.is_empty());
+    try_parse_from(std::env::args_os(), in_lambda).unwrap_or_else(|e| {
+        // `--help` and `--version` come here too, on stdout; they are no failure.
+        if in_lambda && e.use_stderr() {
+            lambda::report_usage_error(&e.to_string());
+        }
+        e.exit()
+    })
 }
 
 /// Options of the HTTP server.
@@ -74,10 +127,20 @@ impl ServeArgs {
     }
 }
 
+/// Options of the Lambda runtime: only the shared ones. A Lambda environment has no inbound
+/// network and runs one invocation at a time, so there is nothing to listen on and no worker
+/// pool to size.
+#[derive(Debug, Clone, Args)]
+pub struct LambdaArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
 /// Options of the tenant logic, shared by every front end.
 #[derive(Debug, Clone, Args)]
 pub struct AppArgs {
-    /// Serve only this tenant (a silo instance); requests for any other tenant get 403.
+    /// Serve only this tenant (a silo instance, a function dedicated to one tenant); requests for
+    /// any other tenant get 403.
     #[arg(long, env = "TENANT_APP_TENANT", value_parser = parse_tenant, value_name = "TENANT_ID")]
     pub tenant: Option<String>,
 
@@ -137,7 +200,8 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Logs go to stderr (stdout carries the `listening on` line); `RUST_LOG` filters, `info` by default.
+/// Logs go to stderr (stdout carries the `listening on` line; on Lambda both reach CloudWatch);
+/// `RUST_LOG` filters, `info` by default.
 pub fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
@@ -154,14 +218,53 @@ pub fn init_logging() {
 mod tests {
     use super::*;
 
+    fn parse_in(in_lambda: bool, args: &[&str]) -> Result<Command, clap::Error> {
+        try_parse_from(std::iter::once("tenant-app").chain(args.iter().copied()), in_lambda)
+    }
+
     fn command(args: &[&str]) -> Result<Command, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tenant-app").chain(args.iter().copied())).map(Cli::into_command)
+        parse_in(false, args)
     }
 
     fn serve_args(args: &[&str]) -> ServeArgs {
         match command(args).unwrap() {
             Command::Serve(a) => a,
+            other => panic!("not serve: {other:?}"),
         }
+    }
+
+    fn lambda_args(in_lambda: bool, args: &[&str]) -> LambdaArgs {
+        match parse_in(in_lambda, args).unwrap() {
+            Command::Lambda(a) => a,
+            other => panic!("not lambda: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lambda_is_the_default_when_started_by_lambda() {
+        let bare = lambda_args(true, &[]);
+        assert_eq!((bare.app.hygiene, bare.app.tenant), (Hygiene::Scoped, None));
+        let top = lambda_args(true, &["--hygiene", "naive", "--tenant", "acme", "--fault-error-rate", "0.5"]);
+        let sub =
+            lambda_args(false, &["lambda", "--hygiene", "naive", "--tenant", "acme", "--fault-error-rate", "0.5"]);
+        for a in [top, sub] {
+            assert_eq!((a.app.hygiene, a.app.tenant.as_deref()), (Hygiene::Naive, Some("acme")));
+            assert_eq!(a.app.config().faults.error_rate, 0.5);
+        }
+        // `serve` named explicitly still serves, and `lambda` outside Lambda is still `lambda`.
+        assert!(matches!(parse_in(true, &["serve"]).unwrap(), Command::Serve(_)));
+        assert!(matches!(parse_in(false, &["lambda"]).unwrap(), Command::Lambda(_)));
+    }
+
+    #[test]
+    fn serve_only_options_are_refused_in_lambda_mode() {
+        for args in [&["--listen", "127.0.0.1:0"][..], &["--workers", "2"], &["--shutdown-grace", "1s"]] {
+            let err = parse_in(true, args).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict, "{args:?}");
+            assert!(err.to_string().contains(&format!("{} is an option of `serve`", args[0])), "{err}");
+            assert!(matches!(parse_in(false, args).unwrap(), Command::Serve(_)), "{args:?}");
+        }
+        assert!(parse_in(false, &["lambda", "--listen", "127.0.0.1:0"]).is_err());
     }
 
     #[test]

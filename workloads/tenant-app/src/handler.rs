@@ -1,9 +1,12 @@
 //! The business logic, independent of any front end. A front end (the HTTP server in
-//! [`crate::http`], later a Lambda Runtime API client) turns what it receives into a [`Request`],
-//! awaits [`handle`], and turns the [`Response`] back into its own format. Nothing here knows
-//! about HTTP beyond using its status codes as the outcome vocabulary.
+//! [`crate::http`], the Lambda Runtime API client in [`crate::lambda`]) counts what it receives
+//! with [`State::count_invocation`], turns it into a [`Request`], awaits [`handle`], and turns
+//! the [`Response`] back into its own format. Nothing here knows about HTTP beyond using its
+//! status codes as the outcome vocabulary.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,9 +59,9 @@ impl Op {
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     pub op: Op,
-    /// The tenant the resource belongs to (the path segment).
+    /// The tenant the resource belongs to (the path segment, the Lambda event's `tenant`).
     pub tenant: &'a str,
-    /// The tenant the caller says it is (the `x-tenant-id` header, a Lambda tenant id).
+    /// The tenant the caller says it is (the `x-tenant-id` header, the Lambda invoke's tenant id).
     pub claimed_tenant: Option<&'a str>,
     /// Record key, for `Put` and `Get`.
     pub key: &'a str,
@@ -82,20 +85,28 @@ pub struct Response {
     pub status: u16,
     pub body: Bytes,
     pub content_type: &'static str,
+    /// Why the request failed, when it did; the body then names the same kind. Front ends that
+    /// report some kinds out of band (Lambda turns `Injected` into a function error) match on it.
+    pub error: Option<ErrorKind>,
 }
 
 impl Response {
     pub fn new(status: u16, content_type: &'static str, body: Bytes) -> Self {
-        Response { status, body, content_type }
+        Response { status, body, content_type, error: None }
     }
 
     pub fn empty(status: u16) -> Self {
-        Response { status, body: Bytes::new(), content_type: CONTENT_TEXT }
+        Response::new(status, CONTENT_TEXT, Bytes::new())
     }
 
     /// The JSON error body `{"error": ..., "kind": ...}` with the kind's status.
     pub fn error(kind: ErrorKind) -> Self {
-        Response { status: kind.status(), body: Bytes::from_static(kind.body().as_bytes()), content_type: CONTENT_JSON }
+        Response {
+            status: kind.status(),
+            body: Bytes::from_static(kind.body().as_bytes()),
+            content_type: CONTENT_JSON,
+            error: Some(kind),
+        }
     }
 }
 
@@ -134,10 +145,10 @@ macro_rules! error_kinds {
 error_kinds! {
     /// The path's tenant id is not `[a-z0-9][a-z0-9-]{0,31}`.
     BadTenant => 400, "bad_tenant", "tenant id must match [a-z0-9][a-z0-9-]{0,31}";
-    /// No `x-tenant-id` header (or Lambda tenant id).
-    TenantMissing => 400, "tenant_mismatch", "x-tenant-id header is missing";
-    /// The header names another tenant than the path.
-    TenantMismatch => 400, "tenant_mismatch", "x-tenant-id header does not match the tenant in the path";
+    /// No `x-tenant-id` header (or, in Lambda mode, neither an event tenant nor an invoke tenant id).
+    TenantMissing => 400, "tenant_mismatch", "no tenant claim (x-tenant-id header or Lambda tenant id)";
+    /// The header (the Lambda invoke's tenant id) names another tenant than the path (the event).
+    TenantMismatch => 400, "tenant_mismatch", "the tenant claim (x-tenant-id header or Lambda tenant id) names another tenant than the request";
     /// A silo instance was asked for a tenant it does not serve.
     WrongTenant => 403, "wrong_tenant", "this instance serves another tenant";
     BadKey => 400, "bad_key", "record key must match [A-Za-z0-9_-][A-Za-z0-9._-]{0,127}";
@@ -177,14 +188,19 @@ pub enum StateError {
     Store(#[source] StoreError),
 }
 
-/// Everything a request can touch; one per process, shared by all front-end tasks.
+/// Everything a request can touch; one per process, shared by all front-end tasks. Created once
+/// at start-up (a Lambda environment's INIT) and never reset, so it lives as long as the process:
+/// what survives between requests (cache, files, the nonce) is what the leakage probes look for.
 #[derive(Debug)]
 pub struct State {
     store: Store,
     faults: Faults,
     silo_tenant: Option<String>,
     identity: Identity,
-    whoami: Bytes,
+    /// The `/whoami` body up to (not including) its closing brace, rendered once.
+    whoami_prefix: String,
+    /// Requests (Lambda: invocations) received by this process so far.
+    invocations: AtomicU64,
     max_record_bytes: usize,
 }
 
@@ -196,15 +212,36 @@ impl State {
         let faults = Faults::new(&config.faults).map_err(StateError::Faults)?;
         let store = Store::open(config.hygiene, &config.tmp_dir).map_err(StateError::Store)?;
         let identity = Identity::capture(config.tenant.clone(), config.hygiene);
-        let whoami = identity.to_json();
+        let whoami_prefix = identity.json_prefix();
         Ok(State {
             store,
             faults,
             silo_tenant: config.tenant,
             identity,
-            whoami,
+            whoami_prefix,
+            invocations: AtomicU64::new(0),
             max_record_bytes: config.max_record_bytes,
         })
+    }
+
+    /// Counts one request (Lambda: one invocation) received by the front end, whatever becomes
+    /// of it; returns the count including this one. `/whoami` reports it, so a client can tell
+    /// a reused process (a warm Lambda environment) from a fresh one.
+    pub fn count_invocation(&self) -> u64 {
+        self.invocations.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Requests (Lambda: invocations) received so far.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+
+    /// The `/whoami` body: the [`Identity`] plus `"invocations"`.
+    fn whoami(&self) -> Bytes {
+        let mut body = String::with_capacity(self.whoami_prefix.len() + 32);
+        body.push_str(&self.whoami_prefix);
+        let _ = write!(body, r#","invocations":{}}}"#, self.invocations());
+        Bytes::from(body)
     }
 
     pub fn identity(&self) -> &Identity {
@@ -251,7 +288,7 @@ impl State {
 pub async fn handle(state: &State, req: Request<'_>) -> Response {
     match req.op {
         Op::Health => Response::new(200, CONTENT_TEXT, Bytes::from_static(b"ok\n")),
-        Op::WhoAmI => Response::new(200, CONTENT_JSON, state.whoami.clone()),
+        Op::WhoAmI => Response::new(200, CONTENT_JSON, state.whoami()),
         Op::Put | Op::Get | Op::Compute | Op::Purge => tenant_op(state, req).await,
     }
 }

@@ -141,6 +141,7 @@ async fn accept_failed(e: io::Error) {
 }
 
 async fn respond(state: Arc<State>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    state.count_invocation();
     let (parts, body) = req.into_parts();
     let route = match route::route(parts.method.as_str(), parts.uri.path(), parts.uri.query()) {
         Ok(route) => route,

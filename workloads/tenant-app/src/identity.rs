@@ -40,8 +40,17 @@ impl Identity {
         }
     }
 
-    /// The `/whoami` body, rendered once so answering it costs nothing.
+    /// The identity as a JSON object.
     pub fn to_json(&self) -> Bytes {
         Bytes::from(serde_json::to_vec(self).expect("identity serialises"))
+    }
+
+    /// The JSON object without its closing `}`, so fields that change (the invocation count) can
+    /// be appended without serialising the fixed ones again.
+    pub fn json_prefix(&self) -> String {
+        let mut json = serde_json::to_string(self).expect("identity serialises");
+        let closing = json.pop();
+        debug_assert_eq!(closing, Some('}'));
+        json
     }
 }

@@ -4,9 +4,10 @@
 //! realistic latency.
 //!
 //! The business logic lives in [`handler`], which knows nothing about its front end; [`http`]
-//! is the HTTP/1.1 front end, and a Lambda Runtime API front end will sit beside it over the same
-//! handler. The crate deliberately does not depend on the harness crates: it is shipped alone (an
-//! instance's binary, a Lambda `bootstrap`).
+//! is the HTTP/1.1 front end and [`lambda`] the Lambda Runtime API front end over the same
+//! handler, so one binary serves an instance, a task and a Lambda function alike. The crate
+//! deliberately does not depend on the harness crates: it is shipped alone (an instance's binary,
+//! a Lambda `bootstrap`).
 
 pub mod cli;
 pub mod compute;
@@ -15,5 +16,6 @@ pub mod handler;
 pub mod http;
 pub mod identity;
 pub mod ids;
+pub mod lambda;
 pub mod route;
 pub mod store;

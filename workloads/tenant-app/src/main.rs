@@ -13,6 +13,15 @@ fn main() -> anyhow::Result<()> {
                 .context("failed to start the async runtime")?;
             runtime.block_on(tenant_app::http::serve(&args))?;
         }
+        Command::Lambda(args) => {
+            // One invocation at a time: a current-thread runtime starts no workers (a shorter
+            // INIT) and keeps lambda_runtime's per-invocation `set_var` single-threaded.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?;
+            runtime.block_on(tenant_app::lambda::run(&args))?;
+        }
     }
     Ok(())
 }

@@ -130,6 +130,7 @@ async fn tenant_identity_is_checked() {
         let resp = handle(&s, req).await;
         assert_eq!((resp.status, error_kind(&resp).as_str()), (want_status, want_kind), "{desc}");
         assert_eq!(resp.content_type, CONTENT_JSON);
+        assert_eq!(resp.error.map(ErrorKind::kind), Some(want_kind), "{desc}");
     }
     assert_eq!(status(&s, put("alpha", "k", &[b'x'; 64])).await, 201, "a record of exactly the limit");
 }
@@ -223,10 +224,7 @@ async fn whoami_tells_processes_apart() {
     let tmp = tempfile::tempdir().unwrap();
     let a = state(Hygiene::Naive, tmp.path());
     let b = state(Hygiene::Naive, tmp.path());
-    let who = |s: &State| {
-        let body = s.whoami.clone();
-        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
-    };
+    let who = |s: &State| serde_json::from_slice::<serde_json::Value>(&s.whoami()).unwrap();
     let (wa, wb) = (who(&a), who(&b));
     assert_eq!(wa["pid"], std::process::id());
     assert_eq!(wa["hygiene"], "naive");
@@ -235,9 +233,28 @@ async fn whoami_tells_processes_apart() {
     assert!(nonce.len() == 32 && nonce.bytes().all(|c| c.is_ascii_hexdigit()), "{nonce}");
     assert_ne!(wa["instance_nonce"], wb["instance_nonce"]);
     assert!(wa["started_unix_ns"].as_u64().unwrap() > 1_700_000_000_000_000_000);
+    assert_eq!(wa["invocations"], 0);
     let resp = handle(&a, Request::new(Op::WhoAmI, "")).await;
-    assert_eq!((resp.status, resp.content_type), (200, CONTENT_JSON));
-    assert_eq!(resp.body, a.whoami);
+    assert_eq!((resp.status, resp.content_type, resp.error), (200, CONTENT_JSON, None));
+    assert_eq!(resp.body, a.whoami());
+}
+
+#[tokio::test]
+async fn whoami_counts_invocations_and_keeps_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = state(Hygiene::Scoped, tmp.path());
+    let before = serde_json::from_slice::<serde_json::Value>(&s.whoami()).unwrap();
+    assert_eq!((s.count_invocation(), s.count_invocation(), s.invocations()), (1, 2, 2));
+    // Counting is the front end's business: handling does not count.
+    handle(&s, put("alpha", "k", b"a")).await;
+    let after =
+        serde_json::from_slice::<serde_json::Value>(&handle(&s, Request::new(Op::WhoAmI, "")).await.body).unwrap();
+    assert_eq!(after["invocations"], 2);
+    let mut fixed = after.as_object().unwrap().clone();
+    fixed.remove("invocations");
+    let mut fixed_before = before.as_object().unwrap().clone();
+    fixed_before.remove("invocations");
+    assert_eq!(fixed, fixed_before, "identity changed between calls");
 }
 
 #[test]
@@ -247,6 +264,7 @@ fn every_error_body_is_json_naming_its_kind() {
         let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert_eq!(v["kind"], kind.kind());
         assert_eq!(v["error"], kind.message());
+        assert_eq!(resp.error, Some(kind));
         assert!((400..600).contains(&resp.status));
     }
 }
