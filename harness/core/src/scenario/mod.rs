@@ -13,6 +13,9 @@ use crate::instance_types::{self, InstanceType};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size};
 
+pub mod ecs;
+pub mod lambda;
+
 /// The scenario format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -191,6 +194,8 @@ pub enum TierSettings {
         #[serde(serialize_with = "ser_instance_type")]
         instance_type: InstanceType,
     },
+    Ecs(ecs::EcsSpec),
+    Lambda(lambda::LambdaSpec),
 }
 
 fn ser_instance_type<S: serde::Serializer>(t: &InstanceType, s: S) -> Result<S::Ok, S::Error> {
@@ -630,7 +635,8 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
 fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
     match id {
         TierId::SiloEc2 | TierId::SharedEc2 => &["id", "instance_type"],
-        _ => &["id"],
+        TierId::EcsAwsvpc => ecs::FIELDS,
+        TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => lambda::FIELDS,
     }
 }
 
@@ -665,9 +671,9 @@ fn tier_settings(
                 }
             }
         }
-        other => {
-            c.fail(at("id"), format!("tier `{other}` is not available in this build yet"), "`silo-ec2`, `shared-ec2`");
-            None
+        TierId::EcsAwsvpc => ecs::parse(id, table, at, c),
+        TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => {
+            lambda::parse(id, table, at, c)
         }
     }
 }
