@@ -1,0 +1,10 @@
+//! Integration tests of the Runtime API server over real loopback sockets.
+
+/// Every endpoint and error path, driven by a plain HTTP/1.1 client.
+mod conformance;
+/// The real `lambda_runtime` crate, as a child process running `examples/echo_runtime.rs`.
+mod lambda_runtime_client;
+/// Warm-invoke overhead against a raw HTTP round trip (`#[ignore]`; run with `--release`).
+mod latency;
+/// Plain HTTP client, server start-up and paths.
+mod util;
