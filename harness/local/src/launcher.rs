@@ -1,0 +1,223 @@
+//! The launcher thread: one long-lived thread per backend that owns the harness network
+//! namespace and starts every instance.
+//!
+//! Why one thread: `PR_SET_PDEATHSIG` fires when the *thread* that forked a process exits, not
+//! the process; spawning sandboxes from a pool thread that later retires would kill them. And a
+//! network namespace belongs to a thread: this one moves into the harness namespace once, and
+//! only leaves it briefly to create an instance's namespace (then returns), so its readiness
+//! checks reach instance addresses that the host itself has no route to.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use crate::error::InstanceError;
+use crate::netlink::{self, Netlink};
+use crate::netns;
+
+/// Name of the harness bridge.
+pub const BRIDGE: &str = "br0";
+/// Interface index requested for the bridge in the harness namespace (`lo` is 1).
+const BRIDGE_INDEX: i32 = 2;
+/// Name and requested index of an instance's interface in its own namespace.
+pub const INSTANCE_IF: &str = "eth0";
+const INSTANCE_IF_INDEX: i32 = 2;
+
+type Job = Box<dyn FnOnce(&mut Harness) + Send>;
+
+/// The launcher thread's state: the harness namespace, a netlink socket in it, the bridge.
+pub(crate) struct Harness {
+    pub netns: Arc<OwnedFd>,
+    nl: Netlink,
+    bridge: i32,
+    bridge_mac: [u8; 6],
+    subnets: Vec<(Ipv4Addr, u8)>,
+}
+
+fn network(addr: Ipv4Addr, prefix: u8) -> u32 {
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+    u32::from(addr) & mask
+}
+
+impl Harness {
+    /// Moves the calling thread into a new network namespace with `lo` and the bridge up.
+    fn create() -> io::Result<Harness> {
+        let netns = Arc::new(netns::unshare_net()?);
+        // No IPv6 on the harness network: no router solicitations or DAD chatter between
+        // tenants, and the workloads listen on IPv4 only.
+        for k in ["all", "default"] {
+            netns::sysctl(&format!("/proc/sys/net/ipv6/conf/{k}/disable_ipv6"), "1")?;
+        }
+        let mut nl = Netlink::open()?;
+        let mac = random_mac();
+        nl.request(vec![netlink::link_up(1), netlink::new_bridge(BRIDGE, BRIDGE_INDEX, mac)])?;
+        let bridge = nl.link_index(BRIDGE)?;
+        Ok(Harness { netns, nl, bridge, bridge_mac: mac, subnets: Vec::new() })
+    }
+
+    /// Gives the bridge the first host address of `subnet`, once per subnet.
+    pub(crate) fn ensure_subnet(&mut self, subnet: (Ipv4Addr, u8)) -> Result<(), InstanceError> {
+        let net = (Ipv4Addr::from(network(subnet.0, subnet.1)), subnet.1);
+        if self.subnets.contains(&net) {
+            return Ok(());
+        }
+        if let Some(other) = self.subnets.iter().find(|(a, p)| {
+            let shorter = (*p).min(net.1);
+            network(*a, shorter) == network(net.0, shorter)
+        }) {
+            return Err(InstanceError::net(
+                format!("use subnet {}/{}", net.0, net.1),
+                io::Error::other(format!("it overlaps {}/{} already used by this run", other.0, other.1)),
+            ));
+        }
+        let gw = Ipv4Addr::from(u32::from(net.0) + 1);
+        self.nl
+            .request(vec![netlink::add_addr(self.bridge, gw, net.1)])
+            .map_err(|e| InstanceError::net(format!("add {gw}/{} to {BRIDGE}", net.1), e))?;
+        self.subnets.push(net);
+        Ok(())
+    }
+
+    /// Creates an instance's network namespace with `lo` up and `eth0` (the peer of veth
+    /// `v<index>`, which joins the bridge) holding `addr/prefix`; returns once both ends of
+    /// the veth are running.
+    pub(crate) fn instance_net(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<OwnedFd, InstanceError> {
+        let host_if = format!("v{index}");
+        let [_, a, b, c] = index.to_be_bytes();
+        let mac = [0x02, 0x69, 0x62, a, b, c]; // locally administered, "ib", the index
+        let gw = Ipv4Addr::from(network(addr, prefix) + 1);
+        // In the new namespace only long enough to get its descriptor and a netlink socket.
+        let inside = (|| -> io::Result<(OwnedFd, Netlink)> {
+            let ns = netns::unshare_net()?;
+            let r = netns::sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").and_then(|()| Netlink::open());
+            Ok((ns, r?))
+        })();
+        if let Err(e) = netns::enter(&*self.netns) {
+            // The thread would stay in the wrong namespace; the job loop retries once and
+            // stops the launcher if that fails too.
+            panic!("failed to return the launcher thread to the harness network namespace: {e}");
+        }
+        let (ns, mut inl) = inside.map_err(|e| InstanceError::net("create the instance network namespace", e))?;
+        self.nl
+            .request(vec![
+                netlink::new_veth(&host_if, self.bridge, INSTANCE_IF, INSTANCE_IF_INDEX, mac, ns.as_raw_fd()),
+                netlink::add_neigh(self.bridge, addr, mac),
+            ])
+            .map_err(|e| InstanceError::net(format!("create veth {host_if} on {BRIDGE} with peer {INSTANCE_IF}"), e))?;
+        // Looked up rather than trusting the requested index.
+        let eth = inl
+            .link_index(INSTANCE_IF)
+            .map_err(|e| InstanceError::net(format!("find {INSTANCE_IF} in the instance namespace"), e))?;
+        inl.request(vec![
+            netlink::link_up(1),
+            netlink::link_up(eth),
+            netlink::add_addr(eth, addr, prefix),
+            netlink::add_neigh(eth, gw, self.bridge_mac),
+        ])
+        .map_err(|e| InstanceError::net(format!("bring lo and {INSTANCE_IF} up with {addr}/{prefix}"), e))?;
+        // Carrier changes are applied asynchronously (linkwatch); until then a fresh link
+        // drops what it is given. Usually done by the time we ask.
+        let t0 = std::time::Instant::now();
+        loop {
+            let running = |r: std::io::Result<(i32, u32)>| r.is_ok_and(|(_, f)| f & netlink::IFF_RUNNING != 0);
+            if running(inl.link(INSTANCE_IF)) && running(self.nl.link(&host_if)) {
+                break;
+            }
+            if t0.elapsed() > std::time::Duration::from_secs(1) {
+                return Err(InstanceError::net(
+                    format!("wait for {host_if} and {INSTANCE_IF} to come up"),
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "not running after 1s"),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        Ok(ns)
+    }
+}
+
+fn random_mac() -> [u8; 6] {
+    let mut b = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    b[0] = (b[0] & 0xfe) | 0x02; // unicast, locally administered
+    b
+}
+
+/// Handle to the launcher thread.
+pub(crate) struct Launcher {
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    netns: Arc<OwnedFd>,
+}
+
+impl Launcher {
+    /// Starts the thread and creates the harness namespace on it.
+    pub(crate) fn start() -> io::Result<Launcher> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<Arc<OwnedFd>>>(1);
+        let thread = std::thread::Builder::new().name("isobench-launcher".into()).spawn(move || {
+            let mut h = match Harness::create() {
+                Ok(h) => {
+                    let _ = ready_tx.send(Ok(h.netns.clone()));
+                    h
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Ok(job) = rx.recv() {
+                // A panicking job drops its reply channel (the caller sees an error); the
+                // thread, and the sandboxes whose death signal is tied to it, live on, back
+                // in the harness namespace. If it cannot get back there, it stops.
+                if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut h))).is_err()
+                    && netns::enter(&*h.netns).is_err()
+                {
+                    break;
+                }
+            }
+        })?;
+        match ready_rx.recv() {
+            Ok(Ok(netns)) => Ok(Launcher { tx: Some(tx), thread: Some(thread), netns }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(io::Error::other("the launcher thread exited while starting"))
+            }
+        }
+    }
+
+    /// The harness network namespace.
+    pub(crate) fn netns(&self) -> &Arc<OwnedFd> {
+        &self.netns
+    }
+
+    /// Runs `f` on the launcher thread and returns its result.
+    pub(crate) fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Harness) -> R + Send + 'static,
+    ) -> Result<R, InstanceError> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        let tx = self.tx.as_ref().ok_or(InstanceError::LauncherGone)?;
+        tx.send(Box::new(move |h: &mut Harness| {
+            let _ = rtx.send(f(h));
+        }))
+        .map_err(|_| InstanceError::LauncherGone)?;
+        rrx.recv().map_err(|_| InstanceError::LauncherGone)
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Integration tests of the local emulator, on the real kernel. Each test skips (with a
+//! message) unless it runs as root; tests run in parallel, each under its own run id, and never
+//! sweep another test's run.
+//!
+//! The workload is the sample `tenant-app`: `$ISOBENCH_WORKLOAD` if set, else `tenant-app` in
+//! the target directory of this test's `isobench-sandbox`. Build it first, with the same target
+//! directory: `cargo build -p tenant-app && cargo test -p isobench-local` (or
+//! `cargo test --workspace`, which builds it anyway).
+
+/// Shared helpers: binaries, plans, HTTP inside a namespace, reading `/proc` and cgroups.
+mod util;
+
+/// cgroup limits, freezing and CPU accounting, read back from the kernel.
+mod limits;
+/// `shared-ec2`: every tenant answered by one process.
+mod shared;
+/// `silo-ec2`: one instance per tenant, each in its own namespaces, address, uid and `/tmp`.
+mod silo;
+/// Sweep after a simulated crash, dry runs, live runs, and a second sweep finding nothing.
+mod sweep;
+/// Teardown (explicit and on drop) leaves nothing on the host, whose network is never touched.
+mod teardown;
+/// Instance start time, measured and printed.
+mod timing;
+/// Without privileges the backend refuses up front with a plain reason.
+mod unprivileged;
