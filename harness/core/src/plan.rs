@@ -36,6 +36,8 @@ pub struct TierPlan {
     pub workload: WorkloadSpec,
     /// Address range the local backend may use for this tier.
     pub subnet: (Ipv4Addr, u8),
+    /// The run's seed, for anything a backend randomises (fault draws, canaries' trial order).
+    pub seed: u64,
 }
 
 impl Plan {
@@ -59,6 +61,7 @@ impl Plan {
                 tenants: scenario.tenants.clone(),
                 workload: scenario.workload.clone(),
                 subnet: scenario.local.subnet,
+                seed: scenario.run.seed,
             })
             .collect();
         Plan { run_id, scenario, scenario_hash, tiers }

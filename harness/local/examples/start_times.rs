@@ -30,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tenants: (0..n).map(|i| TenantSpec { id: format!("t{i:02}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
+        seed: 1,
     };
     let t0 = std::time::Instant::now();
     let d = backend.deploy(&plan)?;

@@ -283,7 +283,7 @@ impl Backend for LocalBackend {
             let id = format!("{tier}-{index}");
             let addr = self.next_addr(subnet).map_err(|e| Self::deploy_error(tier, format!("instance {id}"), e))?;
             let uid = self.next_uid();
-            let seed = workload::fault_seed(&self.shared.config.run_id, index);
+            let seed = workload::fault_seed(plan.seed, index);
             let args =
                 workload::args(&plan.workload, self.shared.config.port, req.pinned_tenant.as_deref(), workers, seed);
             specs.push(InstanceSpec {

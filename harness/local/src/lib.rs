@@ -48,8 +48,6 @@
 //! harness namespace.
 //!
 //! # Known gaps
-//! - The plan carries no scenario seed, so a workload's `--fault-seed` is derived from the run
-//!   id and the instance number.
 //! - `/sys` is the host's (read-only for the instance's uid), and the cgroup namespace is not
 //!   unshared, so a workload can read its own cgroup path (which names the run).
 //! - The workload must be an executable file (ELF), not a `#!` script: it is executed through

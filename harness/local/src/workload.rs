@@ -46,11 +46,11 @@ fn duration(d: Duration) -> String {
     }
 }
 
-/// A fault seed per instance, stable for a run: FNV-1a of the run id and the instance number.
-/// (The plan does not carry the scenario's seed; see the crate docs.)
-pub(crate) fn fault_seed(run_id: &str, index: u32) -> u64 {
+/// A fault seed per instance: FNV-1a of the scenario's seed and the instance number, so the
+/// same scenario and seed draw the same faults.
+pub(crate) fn fault_seed(seed: u64, index: u32) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in run_id.bytes().chain(index.to_le_bytes()) {
+    for b in seed.to_le_bytes().into_iter().chain(index.to_le_bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -84,6 +84,6 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(5)), "5s");
         assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(duration(Duration::from_micros(250)), "250us");
-        assert_ne!(fault_seed("r", 0), fault_seed("r", 1));
+        assert_ne!(fault_seed(1, 0), fault_seed(1, 1));
     }
 }

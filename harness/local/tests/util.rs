@@ -87,6 +87,7 @@ pub fn plan(run_id: &str, tier: TierId, tenants: usize, instance_type: &str) -> 
         tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
+        seed: 1,
     }
 }
 
