@@ -1,1 +1,10 @@
-fn main() {}
+//! `cargo bench`: one harness naming the benchmark groups of every crate.
+
+use criterion::criterion_main;
+
+mod benchmarks {
+    /// isobench-load: schedule generation and completion recording.
+    pub mod load;
+}
+
+criterion_main!(benchmarks::load::schedule, benchmarks::load::record);

@@ -1,0 +1,659 @@
+//! The run itself: a dispatcher thread, per-endpoint queues and connection pools on a tokio
+//! runtime, and the recorder and progress loop on the calling thread.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HOST, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use isobench_core::backend::{Endpoint, TenantTarget};
+use isobench_core::workload_api::{self, Op, TENANT_HEADER};
+use tokio::net::TcpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::timeout_at;
+
+use crate::clock;
+use crate::netns;
+use crate::schedule::Schedule;
+use crate::stats::{Completion, ErrorKind, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of};
+use crate::{LoadError, LoadSpec};
+
+/// How often the progress callback is called.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// After a cancellation, how long requests already in flight may still finish (at most the
+/// timeout) before they are counted as [`ErrorKind::Aborted`].
+pub const CANCEL_GRACE: Duration = Duration::from_millis(500);
+
+/// How often the calling thread drains completions and checks for the end of the run: rare
+/// enough that its wake-ups do not compete with the dispatcher and the connections for the
+/// CPU, often enough that the channel stays short and the end of a run is seen promptly.
+const RECORD_TICK: Duration = Duration::from_millis(5);
+
+/// Slack after the last possible timeout before stragglers are aborted: tokio's timer fires
+/// up to a millisecond late, and a busy machine adds more.
+const TIMER_SLOP: Duration = Duration::from_millis(200);
+
+/// A request released by the dispatcher.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    intended_ns: u64,
+    tenant: u32,
+    op: Op,
+    key: u32,
+}
+
+/// Live counters for progress snapshots (the report is built from completions instead).
+#[derive(Default)]
+struct Counters {
+    dispatched: AtomicU64,
+    sent: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    not_sent: AtomicU64,
+}
+
+struct TenantReq {
+    id: String,
+    header: HeaderValue,
+}
+
+/// What every connection task shares.
+struct Shared {
+    start: Instant,
+    timeout: Duration,
+    compute_us: u64,
+    put_body: Bytes,
+    tenants: Vec<TenantReq>,
+    counters: Counters,
+    completions: mpsc::Sender<Completion>,
+    /// Set when requests taken off a queue must no longer be sent (they become `NotSent`).
+    stop_sending: AtomicBool,
+    /// Set to `true` to abandon requests still in flight (they become `Aborted`).
+    abort: watch::Sender<bool>,
+    connections_opened: AtomicU64,
+    /// Connection tasks still running, across endpoints.
+    live_tasks: AtomicUsize,
+    /// Whether sockets must be created inside the target network namespace.
+    netns_required: bool,
+    /// Set if a runtime thread failed to join the namespace.
+    netns_failure: Arc<OnceLock<nix::Error>>,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn complete(&self, job: &Job, sent_ns: u64, done_ns: u64, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Ok { .. } => &self.counters.ok,
+            Outcome::Error(_) => &self.counters.errors,
+            Outcome::Timeout => &self.counters.timeouts,
+            Outcome::NotSent => &self.counters.not_sent,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let c = Completion { tenant: job.tenant, op: job.op, intended_ns: job.intended_ns, sent_ns, done_ns, outcome };
+        // The receiver lives on the calling thread until every task has finished.
+        let _ = self.completions.send(c);
+    }
+}
+
+/// Sets the flag if dropped while the thread is panicking.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One endpoint's queue and pool bookkeeping.
+struct Pool {
+    addr: SocketAddr,
+    host: HeaderValue,
+    queue: async_channel::Receiver<Job>,
+    /// Connection tasks waiting on the queue.
+    idle: AtomicUsize,
+    /// Connection tasks started (they live until the queue closes).
+    tasks: AtomicUsize,
+    max: usize,
+}
+
+/// Runs one load: dispatches `spec`'s schedule to `targets` for `spec.duration` and returns
+/// what was measured.
+///
+/// Synchronous: it builds its own tokio runtime. When `netns` is given every socket is opened
+/// from inside that network namespace (the runtime's threads join it as they start), so
+/// targets may live on a network only reachable from there. `cancel` stops dispatching
+/// promptly; `progress` is called from the calling thread about every
+/// [`PROGRESS_INTERVAL`], and once more at the end.
+///
+/// Errors are reserved for a run that cannot happen (invalid spec, missing target, namespace
+/// or runtime failure); failed requests are counted in the report.
+pub fn run(
+    spec: &LoadSpec,
+    targets: &[TenantTarget],
+    netns: Option<&OwnedFd>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Snapshot),
+) -> Result<LoadReport, LoadError> {
+    spec.validate()?;
+
+    // Map tenants to endpoints; tenants sharing an endpoint share its queue and pool.
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    let mut tenant_pool = Vec::with_capacity(spec.tenants.len());
+    let mut tenants = Vec::with_capacity(spec.tenants.len());
+    for t in &spec.tenants {
+        let target = targets
+            .iter()
+            .find(|x| x.tenant == t.id)
+            .ok_or_else(|| LoadError::MissingTarget { tenant: t.id.clone() })?;
+        let Endpoint::Http(addr) = target.endpoint;
+        let idx = addrs.iter().position(|a| *a == addr).unwrap_or_else(|| {
+            addrs.push(addr);
+            addrs.len() - 1
+        });
+        tenant_pool.push(idx);
+        let header = HeaderValue::from_str(&t.id)
+            .map_err(|_| LoadError::InvalidSpec { field: "tenants", reason: format!("bad id `{}`", t.id) })?;
+        tenants.push(TenantReq { id: t.id.clone(), header });
+    }
+
+    // The namespace: checked once up front, then joined by every runtime thread.
+    let netns = match netns {
+        Some(fd) => {
+            let fd = fd.try_clone().map_err(|source| LoadError::Setup { what: "duplicate the netns fd", source })?;
+            netns::check(&fd).map_err(LoadError::Netns)?;
+            Some(Arc::new(fd))
+        }
+        None => None,
+    };
+
+    let netns_failure: Arc<OnceLock<nix::Error>> = Arc::default();
+    let runtime = {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.enable_all().thread_name("isobench-load");
+        if spec.worker_threads > 0 {
+            b.worker_threads(spec.worker_threads);
+        }
+        if let Some(fd) = netns.clone() {
+            let failure = Arc::clone(&netns_failure);
+            b.on_thread_start(move || {
+                if let Err(e) = netns::enter(&fd) {
+                    let _ = failure.set(e);
+                }
+            });
+        }
+        b.build().map_err(|source| LoadError::Setup { what: "build the tokio runtime", source })?
+    };
+
+    let mut queues = Vec::with_capacity(addrs.len());
+    let mut pools = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        let (tx, rx) = async_channel::unbounded();
+        let host = HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value");
+        queues.push(tx);
+        pools.push(Arc::new(Pool {
+            addr: *addr,
+            host,
+            queue: rx,
+            idle: AtomicUsize::new(0),
+            tasks: AtomicUsize::new(0),
+            max: spec.max_connections,
+        }));
+    }
+
+    let schedule = Schedule::new(&spec.schedule_spec());
+    let planned_total = schedule.expected_len();
+    let (completions_tx, completions_rx) = mpsc::channel();
+    let (abort_tx, _) = watch::channel(false);
+    let started_at_unix_ns =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let put_body = Bytes::from(vec![b'x'; spec.record_size]);
+    let shared = Arc::new(Shared {
+        // Time zero of the schedule: everything slow (runtime, buffers) is set up already.
+        start: Instant::now(),
+        timeout: spec.timeout,
+        compute_us: spec.compute_us,
+        put_body,
+        tenants,
+        counters: Counters::default(),
+        completions: completions_tx,
+        stop_sending: AtomicBool::new(false),
+        abort: abort_tx,
+        connections_opened: AtomicU64::new(0),
+        live_tasks: AtomicUsize::new(0),
+        netns_required: netns.is_some(),
+        netns_failure,
+    });
+    let start = shared.start;
+    let mut recorder = Recorder::new(spec.tenants.len());
+    let dispatcher_done = AtomicBool::new(false);
+    let dispatch_end_ns = AtomicU64::new(0);
+    let cancelled = AtomicBool::new(false);
+    // Set if the calling thread unwinds (a panicking progress callback), so that the scope
+    // does not wait for the dispatcher to reach the end of the duration.
+    let abandoned = AtomicBool::new(false);
+
+    let release_lag = std::thread::scope(|scope| -> Result<Histogram<u64>, LoadError> {
+        let _abandon_on_unwind = SetOnDrop(&abandoned);
+        let dispatcher = Dispatcher {
+            shared: &shared,
+            pools: &pools,
+            queues,
+            tenant_pool: &tenant_pool,
+            handle: runtime.handle(),
+            cancel,
+            abandoned: &abandoned,
+            duration: spec.duration,
+            realtime: spec.realtime_dispatcher,
+            cancelled: &cancelled,
+            dispatch_end_ns: &dispatch_end_ns,
+        };
+        let dispatcher = std::thread::Builder::new()
+            .name("isobench-dispatch".into())
+            .spawn_scoped(scope, || {
+                let release_lag = dispatcher.run(schedule);
+                dispatcher_done.store(true, Ordering::Release);
+                release_lag
+            })
+            .map_err(|source| LoadError::Setup { what: "start the dispatcher thread", source })?;
+
+        // The recorder and progress loop, on the calling thread.
+        let mut next_progress = start + PROGRESS_INTERVAL;
+        let mut stop_sending_at: Option<Instant> = None;
+        let mut abort_at: Option<Instant> = None;
+        loop {
+            recorder.drain(&completions_rx);
+            let now = Instant::now();
+            if cancel.load(Ordering::Relaxed) && !shared.stop_sending.load(Ordering::Relaxed) {
+                // Nothing more goes on the wire; in-flight requests get a short grace.
+                shared.stop_sending.store(true, Ordering::Release);
+                let grace = CANCEL_GRACE.min(spec.timeout);
+                abort_at = Some(abort_at.map_or(now + grace, |a| a.min(now + grace)));
+            }
+            let done = dispatcher_done.load(Ordering::Acquire);
+            if done && stop_sending_at.is_none() {
+                // The backlog may still be sent for one timeout; each request sent in that
+                // window gets its full timeout, then stragglers are aborted.
+                let end = start + Duration::from_nanos(dispatch_end_ns.load(Ordering::Relaxed));
+                stop_sending_at = Some(end + spec.timeout);
+                let hard = end + spec.timeout * 2 + TIMER_SLOP;
+                abort_at = Some(abort_at.map_or(hard, |a| a.min(hard)));
+            }
+            if let Some(t) = stop_sending_at
+                && now >= t
+            {
+                shared.stop_sending.store(true, Ordering::Release);
+            }
+            if let Some(t) = abort_at
+                && now >= t
+            {
+                shared.abort.send_replace(true);
+            }
+            if now >= next_progress {
+                progress(&snapshot(&shared, &pools, spec, planned_total, now - start, &mut recorder));
+                next_progress += PROGRESS_INTERVAL;
+                if next_progress < now {
+                    next_progress = now + PROGRESS_INTERVAL;
+                }
+            }
+            if done && shared.live_tasks.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            std::thread::sleep(RECORD_TICK);
+        }
+        Ok(dispatcher.join().expect("the dispatcher thread panicked"))
+    })?;
+
+    // Every connection task has finished, so every completion is in the channel.
+    recorder.drain(&completions_rx);
+    let end = Instant::now();
+    progress(&snapshot(&shared, &pools, spec, planned_total, end - start, &mut recorder));
+    runtime.shutdown_timeout(Duration::from_millis(100));
+
+    if let Some(e) = shared.netns_failure.get() {
+        return Err(LoadError::Netns(*e));
+    }
+
+    let names: Vec<String> = spec.tenants.iter().map(|t| t.id.clone()).collect();
+    let per = recorder.finish(&names);
+    let totals = totals_of(per.values());
+    debug_assert_eq!(totals.sent, shared.counters.sent.load(Ordering::Relaxed));
+    let dispatch_window = Duration::from_nanos(dispatch_end_ns.load(Ordering::Relaxed));
+    let achieved_rate =
+        if dispatch_window.is_zero() { 0.0 } else { totals.sent as f64 / dispatch_window.as_secs_f64() };
+    Ok(LoadReport {
+        label: spec.label.clone(),
+        wall: end - start,
+        started_at_unix_ns,
+        dispatch_window,
+        cancelled: cancelled.load(Ordering::Relaxed),
+        planned_rate: spec.rate,
+        per,
+        totals,
+        achieved_rate,
+        connections_opened: shared.connections_opened.load(Ordering::Relaxed),
+        release_lag,
+    })
+}
+
+fn snapshot(
+    shared: &Shared,
+    pools: &[Arc<Pool>],
+    spec: &LoadSpec,
+    planned_total: u64,
+    elapsed: Duration,
+    recorder: &mut Recorder,
+) -> Snapshot {
+    let c = &shared.counters;
+    // Read the finished counters before `sent`, so that `in_flight` never goes negative.
+    let ok = c.ok.load(Ordering::Relaxed);
+    let errors = c.errors.load(Ordering::Relaxed);
+    let timeouts = c.timeouts.load(Ordering::Relaxed);
+    let not_sent = c.not_sent.load(Ordering::Relaxed);
+    let sent = c.sent.load(Ordering::Relaxed);
+    Snapshot {
+        elapsed,
+        duration: spec.duration,
+        planned_total,
+        dispatched: c.dispatched.load(Ordering::Relaxed),
+        sent,
+        ok,
+        errors,
+        timeouts,
+        not_sent,
+        in_flight: sent.saturating_sub(ok + errors + timeouts),
+        queued: pools.iter().map(|p| p.queue.len() as u64).sum(),
+        lag_p99_recent: recorder.take_recent_lag_p99(),
+    }
+}
+
+/// What the dispatcher thread works with.
+struct Dispatcher<'a> {
+    shared: &'a Arc<Shared>,
+    pools: &'a [Arc<Pool>],
+    queues: Vec<async_channel::Sender<Job>>,
+    /// Pool index of each tenant.
+    tenant_pool: &'a [usize],
+    handle: &'a Handle,
+    cancel: &'a AtomicBool,
+    /// Set when `run` is unwinding: stop as for a cancellation.
+    abandoned: &'a AtomicBool,
+    duration: Duration,
+    realtime: bool,
+    /// Written when dispatching ends, read by the calling thread.
+    cancelled: &'a AtomicBool,
+    dispatch_end_ns: &'a AtomicU64,
+}
+
+impl Dispatcher<'_> {
+    /// Releases each planned request at its intended time, then closes the queues. Returns
+    /// the release lag of every request (release − intended start).
+    fn run(self, mut schedule: Schedule) -> Histogram<u64> {
+        if !clock::fine_timer_slack() {
+            tracing::warn!("cannot set the dispatcher's timer slack; generator lag will be higher");
+        }
+        if self.realtime
+            && let Err(e) = realtime_priority()
+        {
+            tracing::warn!("cannot give the dispatcher a real-time priority ({e}); continuing without");
+        }
+        let mut release_lag = new_histogram();
+        let start = self.shared.start;
+        let stop = || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
+        let mut pacer = clock::Pacer::default();
+        let mut next = schedule.next();
+        while let Some(first) = next {
+            if !pacer.wait_until(start + first.at, stop) {
+                break;
+            }
+            // Release everything already due in one batch.
+            let now = start.elapsed();
+            let mut p = first;
+            loop {
+                let intended_ns = u64::try_from(p.at.as_nanos()).unwrap_or(u64::MAX);
+                let job = Job { intended_ns, tenant: p.tenant, op: p.op, key: p.key };
+                let pi = self.tenant_pool[p.tenant as usize];
+                self.shared.counters.dispatched.fetch_add(1, Ordering::Relaxed);
+                // Unbounded: never full, and open until this thread closes it.
+                let _ = self.queues[pi].try_send(job);
+                self.grow_pool(&self.pools[pi]);
+                let _ = release_lag.record(u64::try_from((now - p.at).as_nanos()).unwrap_or(u64::MAX));
+                next = schedule.next();
+                match next {
+                    Some(n) if n.at <= now => p = n,
+                    _ => break,
+                }
+            }
+            if stop() {
+                break;
+            }
+        }
+        // The schedule ran out before the end of the duration (its last arrival falls before
+        // it): the window is the whole duration, unless cancellation cuts it short.
+        let end = if next.is_none() && pacer.wait_until(start + self.duration, stop) {
+            self.duration
+        } else {
+            self.cancelled.store(true, Ordering::Relaxed);
+            start.elapsed().min(self.duration)
+        };
+        self.dispatch_end_ns.store(u64::try_from(end.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        for q in &self.queues {
+            // Connection tasks drain what is queued, then exit.
+            q.close();
+        }
+        release_lag
+    }
+
+    /// Starts another connection task for `pool` if more requests are waiting than tasks
+    /// are idle and the pool may still grow.
+    fn grow_pool(&self, pool: &Arc<Pool>) {
+        if pool.queue.len() <= pool.idle.load(Ordering::Acquire) {
+            return;
+        }
+        let started = pool.tasks.load(Ordering::Relaxed);
+        if started >= pool.max {
+            return;
+        }
+        pool.tasks.store(started + 1, Ordering::Relaxed); // only this thread starts tasks
+        self.shared.live_tasks.fetch_add(1, Ordering::AcqRel);
+        self.handle.spawn(connection_task(Arc::clone(self.shared), Arc::clone(pool)));
+    }
+}
+
+/// Moves the calling thread to `SCHED_FIFO` priority 1, the lowest real-time priority: it
+/// then preempts ordinary threads as soon as it wakes, which cuts the dispatcher's worst
+/// release delays on a busy machine. The dispatcher sleeps between releases and spins at most
+/// a few microseconds, so it cannot starve anything (and the kernel's real-time throttling
+/// would stop it if it tried). Needs `CAP_SYS_NICE`.
+fn realtime_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference for the
+    // duration of the call; pid 0 means the calling thread.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// One HTTP/1.1 connection to one endpoint.
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Closes the socket; an HTTP/1.1 connection cannot be reused mid-request.
+        self.driver.abort();
+    }
+}
+
+/// Takes requests off the pool's queue one at a time, each over this task's connection
+/// (opened on first use and reopened after a failure), until the queue closes.
+async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
+    let mut conn: Option<Conn> = None;
+    let mut abort = shared.abort.subscribe();
+    loop {
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+        let job = pool.queue.recv().await;
+        pool.idle.fetch_sub(1, Ordering::AcqRel);
+        let Ok(job) = job else { break };
+        if shared.stop_sending.load(Ordering::Acquire) {
+            let now = shared.now_ns();
+            shared.complete(&job, now, now, Outcome::NotSent);
+            continue;
+        }
+        let sent_ns = shared.now_ns();
+        shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
+        let outcome = tokio::select! {
+            biased;
+            o = exchange(&shared, &pool, &mut conn, &job, deadline) => o,
+            _ = abort.wait_for(|a| *a) => Outcome::Error(ErrorKind::Aborted),
+        };
+        let reusable = matches!(
+            outcome,
+            Outcome::Ok { .. } | Outcome::Error(ErrorKind::Http4xx) | Outcome::Error(ErrorKind::Http5xx)
+        );
+        if !reusable {
+            conn = None;
+        }
+        shared.complete(&job, sent_ns, shared.now_ns(), outcome);
+    }
+    shared.live_tasks.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Opens a connection, from inside the target network namespace when there is one.
+async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Instant) -> Result<Conn, Outcome> {
+    if shared.netns_required && !netns::entered() {
+        // Never open a socket from the wrong namespace; `run` reports the failure.
+        let _ = shared.netns_failure.set(nix::Error::EPERM);
+        return Err(Outcome::Error(ErrorKind::Connect));
+    }
+    // The socket is created here, synchronously, on this (namespace-joined) thread.
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
+    let socket = socket.map_err(|_| Outcome::Error(ErrorKind::Connect))?;
+    let stream = match timeout_at(deadline, socket.connect(addr)).await {
+        Err(_) => return Err(Outcome::Timeout),
+        Ok(Err(_)) => return Err(Outcome::Error(ErrorKind::Connect)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| Outcome::Error(ErrorKind::Protocol))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    shared.connections_opened.fetch_add(1, Ordering::Relaxed);
+    Ok(Conn { sender, driver })
+}
+
+/// Sends one request and reads its answer completely, by `deadline`.
+async fn exchange(
+    shared: &Shared,
+    pool: &Pool,
+    conn: &mut Option<Conn>,
+    job: &Job,
+    deadline: tokio::time::Instant,
+) -> Outcome {
+    // A kept-alive connection the server closed while idle is replaced without charging the
+    // request; a fresh connection that is not ready is the request's failure.
+    let mut fresh = false;
+    loop {
+        if conn.is_none() {
+            match connect(shared, pool.addr, deadline).await {
+                Ok(c) => *conn = Some(c),
+                Err(o) => return o,
+            }
+            fresh = true;
+        }
+        let c = conn.as_mut().expect("connected above");
+        match timeout_at(deadline, c.sender.ready()).await {
+            Err(_) => return Outcome::Timeout,
+            Ok(Ok(())) => break,
+            Ok(Err(_)) if !fresh => *conn = None,
+            Ok(Err(e)) => return Outcome::Error(classify(&e)),
+        }
+    }
+    let c = conn.as_mut().expect("ready above");
+
+    let tenant = &shared.tenants[job.tenant as usize];
+    let (method, body) = match job.op {
+        Op::Put => (Method::PUT, Full::new(shared.put_body.clone())),
+        Op::Get => (Method::GET, Full::new(Bytes::new())),
+        Op::Compute => (Method::POST, Full::new(Bytes::new())),
+    };
+    let path = workload_api::path(job.op, &tenant.id, &job.key.to_string(), shared.compute_us);
+    let Ok(req) = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, pool.host.clone())
+        .header(TENANT_HEADER, tenant.header.clone())
+        .body(body)
+    else {
+        return Outcome::Error(ErrorKind::Protocol);
+    };
+
+    let resp = match timeout_at(deadline, c.sender.send_request(req)).await {
+        Err(_) => return Outcome::Timeout,
+        Ok(Err(e)) => return Outcome::Error(classify(&e)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    // Read the whole body: the request is done when its answer is, and the connection can
+    // only be reused once the body is consumed.
+    let mut body = resp.into_body();
+    loop {
+        match timeout_at(deadline, body.frame()).await {
+            Err(_) => return Outcome::Timeout,
+            Ok(None) => break,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => return Outcome::Error(classify(&e)),
+        }
+    }
+    classify_status(status, job.op)
+}
+
+/// Maps an HTTP status to an outcome. 404 on a GET is ok: in a random mix, reading a key
+/// nobody has written yet is normal.
+fn classify_status(status: StatusCode, op: Op) -> Outcome {
+    if status.is_success() {
+        Outcome::Ok { not_found: false }
+    } else if status == StatusCode::NOT_FOUND && op == Op::Get {
+        Outcome::Ok { not_found: true }
+    } else if status.is_client_error() {
+        Outcome::Error(ErrorKind::Http4xx)
+    } else if status.is_server_error() {
+        Outcome::Error(ErrorKind::Http5xx)
+    } else {
+        Outcome::Error(ErrorKind::Protocol)
+    }
+}
+
+/// Maps a hyper error to an error kind: a broken connection is `io`, anything the peer said
+/// that is not HTTP/1.1 is `protocol`.
+fn classify(e: &hyper::Error) -> ErrorKind {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
+        ErrorKind::Protocol
+    } else {
+        // Closed, canceled (the connection died), incomplete message, body write aborted,
+        // and any error with an I/O source.
+        ErrorKind::Io
+    }
+}

@@ -1,0 +1,106 @@
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use isobench_load::{ErrorKind, LoadSpec};
+
+use crate::util::{Behaviour, Raw, TestServer, check_invariants, planned, run, spec, targets};
+
+#[test]
+fn server_errors_are_counted_by_kind() {
+    let server = TestServer::start(Behaviour::ErrorEvery(4), 64);
+    let s = spec(800.0, 600, 3);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let injected = server.stats.injected_500.load(Ordering::Relaxed);
+    let t = &r.totals;
+    assert_eq!(t.sent, planned(&s));
+    assert!(injected > 50, "{injected}");
+    assert_eq!(t.errors.get(&ErrorKind::Http5xx).copied(), Some(injected));
+    assert_eq!(t.errors_total(), injected, "{:?}", t.errors);
+    assert_eq!(t.ok, t.sent - injected);
+    assert_eq!(r.merged().corrected.len(), t.ok, "an error is never a latency sample");
+    // A 5xx does not break the connection: nothing was reconnected for it.
+    assert!(r.connections_opened <= 16, "{}", r.connections_opened);
+}
+
+#[test]
+fn client_errors_are_http_4xx() {
+    let server = TestServer::start(Behaviour::BadRequestEvery(5), 64);
+    let s = spec(500.0, 400, 2);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let injected = server.stats.injected_400.load(Ordering::Relaxed);
+    assert!(injected > 0);
+    assert_eq!(r.totals.errors.get(&ErrorKind::Http4xx).copied(), Some(injected));
+    assert_eq!(r.totals.errors_total(), injected);
+}
+
+#[test]
+fn stalls_beyond_the_timeout_are_timeouts_not_latency() {
+    let server = TestServer::start(Behaviour::StallEvery(5, Duration::from_secs(5)), 64);
+    let s = LoadSpec { timeout: Duration::from_millis(250), ..spec(200.0, 600, 2) };
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let stalled = server.stats.stalled.load(Ordering::Relaxed);
+    let t = &r.totals;
+    assert_eq!(t.sent, planned(&s));
+    assert!(stalled >= 10, "{stalled}");
+    assert_eq!(t.timeouts, stalled, "{t:?}");
+    assert_eq!(t.errors_total(), 0, "{t:?}");
+    let all = r.merged();
+    assert_eq!(all.corrected.len(), t.ok);
+    assert!(all.uncorrected.max() < 250_000_000, "a timeout leaked into the latency: {}", all.uncorrected.max());
+    // Each timed-out connection was dropped and replaced by a new one.
+    assert!(r.connections_opened > stalled, "{} connections for {stalled} timeouts", r.connections_opened);
+    // The run waited for the last timeouts but not for the stalls themselves.
+    assert!(r.wall < Duration::from_secs(3), "{:?}", r.wall);
+}
+
+#[test]
+fn connections_closed_mid_response_are_io_errors() {
+    let server = TestServer::start(Behaviour::CloseMidResponseEvery(3), 64);
+    let s = spec(600.0, 500, 2);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let closed = server.stats.closed_mid_response.load(Ordering::Relaxed);
+    assert!(closed > 20, "{closed}");
+    assert_eq!(r.totals.errors.get(&ErrorKind::Io).copied(), Some(closed), "{:?}", r.totals);
+    assert_eq!(r.totals.errors_total(), closed);
+    assert_eq!(r.totals.ok, r.totals.sent - closed);
+}
+
+#[test]
+fn connections_closed_before_any_answer_are_io_errors() {
+    let server = TestServer::raw(Raw::CloseAfterHead);
+    let s = spec(300.0, 400, 2);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let t = &r.totals;
+    assert!(t.sent > 50);
+    assert_eq!(t.errors.get(&ErrorKind::Io).copied(), Some(t.sent), "{t:?}");
+    assert_eq!(server.stats.requests.load(Ordering::Relaxed), t.sent);
+}
+
+#[test]
+fn answers_that_are_not_http_are_protocol_errors() {
+    let server = TestServer::raw(Raw::Garbage);
+    let s = spec(300.0, 400, 2);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let t = &r.totals;
+    assert!(t.sent > 50);
+    assert_eq!(t.errors.get(&ErrorKind::Protocol).copied(), Some(t.sent), "{t:?}");
+}
+
+#[test]
+fn refused_connections_are_connect_errors() {
+    // A port that was just free: nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let s = spec(500.0, 400, 3);
+    let (r, _) = run(&s, &targets(&s, addr));
+    check_invariants(&r);
+    let t = &r.totals;
+    assert_eq!(t.sent, planned(&s));
+    assert_eq!(t.errors.get(&ErrorKind::Connect).copied(), Some(t.sent), "{t:?}");
+    assert_eq!(r.connections_opened, 0);
+}

@@ -1,0 +1,350 @@
+//! Test servers on 127.0.0.1 (a small hyper server that follows the workload contract and can
+//! misbehave on purpose, and raw TCP servers that break HTTP), spec builders, and checks that
+//! every test applies to every report.
+
+#![allow(dead_code)] // each test module uses a different part
+
+use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use isobench_core::backend::{Endpoint, TenantTarget};
+use isobench_load::{Arrival, LoadReport, LoadSpec, MixSpec, Op, Schedule, Snapshot, TenantSpec};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// How the test server answers.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// Follows the workload contract: 201/200 for puts, 200 or 404 for gets, 200 for compute.
+    Healthy,
+    /// Every `n`th request (by arrival order) is answered 500.
+    ErrorEvery(u64),
+    /// Every `n`th request is answered 400.
+    BadRequestEvery(u64),
+    /// Every `n`th request stalls for the given time before answering.
+    StallEvery(u64, Duration),
+    /// Every `n`th request gets a response head and part of a body, then the connection is
+    /// closed.
+    CloseMidResponseEvery(u64),
+    /// Every request takes this long (a slow server, to force queueing in the generator).
+    Slow(Duration),
+}
+
+/// What the server saw.
+#[derive(Default)]
+pub struct ServerStats {
+    pub requests: AtomicU64,
+    pub injected_500: AtomicU64,
+    pub injected_400: AtomicU64,
+    pub stalled: AtomicU64,
+    pub closed_mid_response: AtomicU64,
+    pub not_found: AtomicU64,
+    /// Requests whose `x-tenant-id` header did not match the tenant in the path, or whose
+    /// path, method or body broke the contract.
+    pub contract_violations: AtomicU64,
+    pub by_tenant_op: Mutex<BTreeMap<(String, Op), u64>>,
+    written: Mutex<HashSet<(String, String)>>,
+}
+
+impl ServerStats {
+    pub fn count(&self, tenant: &str, op: Op) -> u64 {
+        self.by_tenant_op.lock().unwrap().get(&(tenant.to_string(), op)).copied().unwrap_or(0)
+    }
+}
+
+/// A server thread with its own single-threaded runtime; stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<ServerStats>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl TestServer {
+    /// A contract-following server with the given behaviour, on a fresh loopback port.
+    pub fn start(behaviour: Behaviour, record_size: usize) -> TestServer {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        TestServer::on(listener, behaviour, record_size)
+    }
+
+    /// Serves on a listener bound elsewhere (e.g. inside another network namespace).
+    pub fn on(listener: StdListener, behaviour: Behaviour, record_size: usize) -> TestServer {
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ServerStats::default());
+        let (stop, mut stopped) = oneshot::channel();
+        let st = Arc::clone(&stats);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        a = listener.accept() => {
+                            let Ok((stream, _)) = a else { continue };
+                            let _ = stream.set_nodelay(true);
+                            let st = Arc::clone(&st);
+                            tokio::spawn(async move {
+                                let svc = hyper::service::service_fn(move |req| {
+                                    handle(Arc::clone(&st), behaviour, record_size, req)
+                                });
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), svc)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        TestServer { addr, stats, stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// A raw TCP server that breaks HTTP: `Raw::CloseAfterHead` reads each request's head and
+    /// closes without answering; `Raw::Garbage` answers with something that is not HTTP.
+    pub fn raw(kind: Raw) -> TestServer {
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stats = Arc::new(ServerStats::default());
+        let (stop, mut stopped) = oneshot::channel();
+        let st = Arc::clone(&stats);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        a = listener.accept() => {
+                            let Ok((mut stream, _)) = a else { continue };
+                            let st = Arc::clone(&st);
+                            tokio::spawn(async move {
+                                let mut buf = Vec::new();
+                                let mut chunk = [0u8; 4096];
+                                // Read one request head.
+                                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                                    match stream.read(&mut chunk).await {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                    }
+                                }
+                                st.requests.fetch_add(1, Ordering::Relaxed);
+                                if let Raw::Garbage = kind {
+                                    let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+                                    let _ = stream.flush().await;
+                                }
+                                // Dropping the stream closes the connection mid-request.
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        TestServer { addr, stats, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Raw {
+    CloseAfterHead,
+    Garbage,
+}
+
+type RespBody = BoxBody<Bytes, std::io::Error>;
+
+fn full(status: StatusCode, body: &'static str) -> Response<RespBody> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+/// A body that sends some bytes and then fails, so hyper closes the connection mid-response.
+struct FailingBody {
+    sent: bool,
+}
+
+impl Body for FailingBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.sent {
+            Poll::Ready(Some(Err(std::io::Error::other("injected failure"))))
+        } else {
+            self.sent = true;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"partial")))))
+        }
+    }
+}
+
+async fn handle(
+    st: Arc<ServerStats>,
+    behaviour: Behaviour,
+    record_size: usize,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let n = st.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let header = parts.headers.get("x-tenant-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let parsed = match (parts.method.as_str(), segs.as_slice()) {
+        ("PUT", ["t", t, "records", k]) => Some((Op::Put, t.to_string(), k.to_string())),
+        ("GET", ["t", t, "records", k]) => Some((Op::Get, t.to_string(), k.to_string())),
+        ("POST", ["t", t, "compute"]) if parts.uri.query().is_some_and(|q| q.starts_with("us=")) => {
+            Some((Op::Compute, t.to_string(), String::new()))
+        }
+        _ => None,
+    };
+    let Some((op, tenant, key)) = parsed else {
+        st.contract_violations.fetch_add(1, Ordering::Relaxed);
+        return Ok(full(StatusCode::NOT_FOUND, "no route"));
+    };
+    if header != tenant || (op == Op::Put && body.len() != record_size) {
+        st.contract_violations.fetch_add(1, Ordering::Relaxed);
+    }
+    *st.by_tenant_op.lock().unwrap().entry((tenant.clone(), op)).or_default() += 1;
+
+    match behaviour {
+        Behaviour::ErrorEvery(k) if n.is_multiple_of(k) => {
+            st.injected_500.fetch_add(1, Ordering::Relaxed);
+            return Ok(full(StatusCode::INTERNAL_SERVER_ERROR, "{\"error\":\"injected\"}"));
+        }
+        Behaviour::BadRequestEvery(k) if n.is_multiple_of(k) => {
+            st.injected_400.fetch_add(1, Ordering::Relaxed);
+            return Ok(full(StatusCode::BAD_REQUEST, "{\"error\":\"injected\"}"));
+        }
+        Behaviour::StallEvery(k, d) if n.is_multiple_of(k) => {
+            st.stalled.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(d).await;
+        }
+        Behaviour::CloseMidResponseEvery(k) if n.is_multiple_of(k) => {
+            st.closed_mid_response.fetch_add(1, Ordering::Relaxed);
+            let mut r = Response::new(FailingBody { sent: false }.boxed());
+            r.headers_mut().insert("content-length", "1000".parse().unwrap());
+            return Ok(r);
+        }
+        Behaviour::Slow(d) => tokio::time::sleep(d).await,
+        _ => {}
+    }
+    Ok(match op {
+        Op::Put => {
+            st.written.lock().unwrap().insert((tenant, key));
+            full(StatusCode::CREATED, "")
+        }
+        Op::Get => {
+            if st.written.lock().unwrap().contains(&(tenant, key)) {
+                full(StatusCode::OK, "record")
+            } else {
+                st.not_found.fetch_add(1, Ordering::Relaxed);
+                full(StatusCode::NOT_FOUND, "{\"error\":\"not_found\"}")
+            }
+        }
+        Op::Compute => full(StatusCode::OK, "{\"spent_us\":1}"),
+    })
+}
+
+/// Tenant ids `t0..tN`.
+pub fn tenants(n: usize) -> Vec<TenantSpec> {
+    (0..n).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect()
+}
+
+/// A small, fast spec: `rate` requests/s for `ms` milliseconds.
+pub fn spec(rate: f64, ms: u64, n_tenants: usize) -> LoadSpec {
+    LoadSpec {
+        label: "test".into(),
+        duration: Duration::from_millis(ms),
+        rate,
+        arrival: Arrival::Poisson,
+        seed: 42,
+        tenants: tenants(n_tenants),
+        mix: MixSpec { put: 3.0, get: 6.0, compute: 1.0 },
+        timeout: Duration::from_secs(2),
+        max_connections: 16,
+        compute_us: 10,
+        record_size: 64,
+        keys_per_tenant: 16,
+        worker_threads: 2,
+        realtime_dispatcher: false,
+    }
+}
+
+/// Every tenant of `spec` sent to `addr`.
+pub fn targets(spec: &LoadSpec, addr: SocketAddr) -> Vec<TenantTarget> {
+    spec.tenants.iter().map(|t| TenantTarget { tenant: t.id.clone(), endpoint: Endpoint::Http(addr) }).collect()
+}
+
+/// Runs the driver without cancellation, keeping every snapshot.
+pub fn run(spec: &LoadSpec, targets: &[TenantTarget]) -> (LoadReport, Vec<Snapshot>) {
+    let cancel = AtomicBool::new(false);
+    let mut snaps = Vec::new();
+    let report = isobench_load::run(spec, targets, None, &cancel, &mut |s| snaps.push(*s)).expect("run");
+    (report, snaps)
+}
+
+/// How many requests the spec's schedule plans (walks the schedule).
+pub fn planned(spec: &LoadSpec) -> u64 {
+    Schedule::new(&spec.schedule_spec()).count() as u64
+}
+
+/// Checks that hold for every report: the identity per pair and in total, totals equal to
+/// the sum of the pairs, latency samples only for ok requests, a lag for every sent request,
+/// and corrected latency never below uncorrected.
+pub fn check_invariants(r: &LoadReport) {
+    let mut sum = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for ((t, op), s) in &r.per {
+        assert!(
+            s.identity_holds(),
+            "{t}/{op}: sent {} != ok {} + errors {:?} + timeouts {}",
+            s.sent,
+            s.ok,
+            s.errors,
+            s.timeouts
+        );
+        assert_eq!(s.corrected.len(), s.ok, "{t}/{op}: corrected samples are the ok requests");
+        assert_eq!(s.uncorrected.len(), s.ok, "{t}/{op}: uncorrected samples are the ok requests");
+        assert_eq!(s.lag.len(), s.sent, "{t}/{op}: one lag per sent request");
+        assert!(s.not_found <= s.ok);
+        if s.ok > 0 {
+            assert!(s.corrected.max() >= s.uncorrected.max(), "{t}/{op}: corrected max below uncorrected");
+            assert!(s.corrected.min() >= s.uncorrected.min(), "{t}/{op}: corrected min below uncorrected");
+            assert!(s.corrected.mean() >= s.uncorrected.mean(), "{t}/{op}: corrected mean below uncorrected");
+        }
+        sum.0 += s.sent;
+        sum.1 += s.ok;
+        sum.2 += s.errors_total();
+        sum.3 += s.timeouts;
+        sum.4 += s.not_sent;
+    }
+    let t = &r.totals;
+    assert!(t.identity_holds(), "totals: {t:?}");
+    assert_eq!((t.sent, t.ok, t.errors_total(), t.timeouts, t.not_sent), sum, "totals differ from the pairs");
+    let all = r.merged();
+    assert_eq!((all.sent, all.ok, all.lag.len()), (t.sent, t.ok, t.sent));
+}
