@@ -210,6 +210,8 @@ fn load_spec(plan: &Plan, tp: &TierPlan) -> isobench_load::LoadSpec {
         compute_us: s.workload.compute.0.as_micros() as u64,
         record_size: s.workload.record_size.0 as usize,
         keys_per_tenant: s.workload.keys_per_tenant,
+        worker_threads: 0,
+        realtime_dispatcher: false,
     }
 }
 

@@ -39,7 +39,7 @@ fn traffic(s: &OpStats) -> Traffic {
         errors: errors_by_kind.values().sum(),
         errors_by_kind,
         timeouts: s.timeouts,
-        not_sent: 0,
+        not_sent: s.not_sent,
     }
 }
 
@@ -92,7 +92,7 @@ pub fn tier_summary(
         }
         per_tenant.push(TenantSummary { tenant: t.id.clone(), traffic: tenant.traffic.clone(), latency: tenant.latency(), ops });
     }
-    tier.traffic.not_sent = report.not_sent;
+    tier.traffic.not_sent = report.totals.not_sent;
     let instances: Vec<InstanceSummary> = deployment
         .instances
         .iter()

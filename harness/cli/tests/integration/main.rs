@@ -1,1 +1,8 @@
+//! End-to-end tests of the `isobench` command, run as a user would run it.
 
+mod util;
+
+/// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
+mod validation;
+/// Full runs on the local emulator (root): results, accounting, teardown, signals.
+mod local_run;

@@ -1,0 +1,194 @@
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+
+use crate::needs_root;
+use crate::util::*;
+
+fn tier<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    s["tiers"].as_array().unwrap().iter().find(|t| t["tier"] == id).unwrap_or_else(|| panic!("no tier {id}"))
+}
+
+fn assert_all_balanced(s: &serde_json::Value) {
+    for t in s["tiers"].as_array().unwrap() {
+        let name = t["tier"].as_str().unwrap();
+        assert_balanced(&t["traffic"], name);
+        for p in t["per_tenant"].as_array().unwrap() {
+            assert_balanced(&p["traffic"], &format!("{name}/{}", p["tenant"]));
+            for o in p["ops"].as_array().unwrap() {
+                assert_balanced(&o["traffic"], &format!("{name}/{}/{}", p["tenant"], o["op"]));
+            }
+        }
+    }
+}
+
+/// Sum of the counts of all histograms in the log whose tag ends with `/measure`, per tier.
+fn histogram_counts(out: &std::path::Path, tier: &str, measure: &str) -> u64 {
+    let bytes = std::fs::read(out.join("histograms.hlog")).unwrap();
+    let mut d = Deserializer::new();
+    let mut total = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(h) = entry.expect("valid interval log") {
+            let tag = h.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+            if tag.starts_with(&format!("{tier}/")) && tag.ends_with(&format!("/{measure}")) {
+                let raw = base64_decode(h.encoded_histogram());
+                let hist: hdrhistogram::Histogram<u64> = d.deserialize(&mut &raw[..]).unwrap();
+                total += hist.len();
+            }
+        }
+    }
+    total
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        buf = (buf << 6) | A.iter().position(|a| *a == c).expect("base64") as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "s.toml", &small_scenario("3s", "400", 3, ""));
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
+    let s = read_summary(&out_dir);
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["status"], "complete");
+    assert_eq!(s["backend"]["fidelity"], "emulated");
+    assert_all_balanced(&s);
+
+    let silo = tier(&s, "silo-ec2");
+    assert_eq!(silo["instances"].as_array().unwrap().len(), 3, "one instance per tenant");
+    let shared = tier(&s, "shared-ec2");
+    assert_eq!(shared["instances"].as_array().unwrap().len(), 1, "one instance for all tenants");
+    assert_eq!(shared["instances"][0]["tenants"].as_array().unwrap().len(), 3);
+    for t in [silo, shared] {
+        let ok = t["traffic"]["ok"].as_u64().unwrap();
+        assert!(ok > 500, "expected ~1200 ok requests, got {ok}");
+        assert_eq!(t["traffic"]["errors"], 0, "{}", t["traffic"]);
+        let c = &t["latency"]["corrected"];
+        let u = &t["latency"]["uncorrected"];
+        for q in ["p50_us", "p99_us", "max_us"] {
+            let (c, u) = (c[q].as_f64().unwrap(), u[q].as_f64().unwrap());
+            assert!(c >= u * 0.99, "{q}: corrected {c} < uncorrected {u}");
+        }
+        assert!(t["instance_start_ms"]["median"].as_f64().unwrap() > 0.0);
+        // The histogram log holds exactly the ok requests as latency samples.
+        let name = t["tier"].as_str().unwrap();
+        assert_eq!(histogram_counts(&out_dir, name, "corrected"), ok, "{name}");
+        assert_eq!(histogram_counts(&out_dir, name, "lag"), t["traffic"]["sent"].as_u64().unwrap(), "{name}");
+    }
+    assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("## shared-ec2"));
+    let run_id = s["run_id"].as_str().unwrap();
+    assert_eq!(leftovers(run_id), Vec::<String>::new());
+}
+
+#[test]
+fn injected_errors_and_stalls_are_counted_exactly() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[workload.faults]\nerror_rate = 0.2\nstall_rate = 0.05\nstall = \"3s\"\n";
+    let text = small_scenario("3s", "300", 2, extra).replace("timeout = \"1s\"", "timeout = \"300ms\"");
+    let path = scenario(dir.path(), "s.toml", &text);
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).args(["--tiers", "shared-ec2", "--out"]).arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let s = read_summary(&out_dir);
+    assert_all_balanced(&s);
+    let t = tier(&s, "shared-ec2");
+    let traffic = &t["traffic"];
+    let sent = traffic["sent"].as_u64().unwrap() as f64;
+    let errors = traffic["errors_by_kind"]["http_5xx"].as_u64().unwrap_or(0) as f64;
+    let timeouts = traffic["timeouts"].as_u64().unwrap() as f64;
+    assert!((0.12..0.28).contains(&(errors / sent)), "5xx share {} of {sent}", errors / sent);
+    assert!((0.02..0.09).contains(&(timeouts / sent)), "timeout share {} of {sent}", timeouts / sent);
+    // Errors and timeouts are never latency samples; nothing slower than the timeout is recorded.
+    assert_eq!(histogram_counts(&out_dir, "shared-ec2", "corrected"), traffic["ok"].as_u64().unwrap());
+    assert!(t["latency"]["uncorrected"]["max_us"].as_f64().unwrap() < 300_000.0 * 1.01);
+    assert!(t["injected_faults"].is_object(), "fault runs are labelled");
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn sigterm_stops_the_run_tears_down_and_keeps_partial_results() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario(dir.path(), "s.toml", &small_scenario("60s", "200", 2, ""));
+    let out_dir = dir.path().join("out");
+    let mut child = isobench()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--no-progress-bar")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until traffic is flowing (the progress line for the first tier), then stop it.
+    let mut err = child.stderr.take().unwrap();
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("instance(s) up") && started.elapsed() < Duration::from_secs(30) {
+        let n = err.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill with a valid pid of our own child and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "stopping took {:?}", t.elapsed());
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let s = read_summary(&out_dir);
+    assert_eq!(s["status"], "interrupted");
+    assert_all_balanced(&s);
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn without_root_the_emulator_says_so_before_deploying() {
+    needs_root!(); // to become another user
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of the binary the unprivileged user can reach, beside its helpers.
+    let bin_dir = dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let exe = bin_dir.join("isobench");
+    std::fs::copy(env!("CARGO_BIN_EXE_isobench"), &exe).unwrap();
+    let text = small_scenario("1s", "100", 2, "");
+    let path = scenario(dir.path(), "s.toml", &text);
+    for p in [dir.path(), bin_dir.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(&exe)
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out-nobody"))
+        .current_dir(dir.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+}
