@@ -34,10 +34,62 @@ pub struct BackendInfo {
 }
 
 /// Where one tenant's requests go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Endpoint {
     /// An HTTP/1.1 server.
     Http(SocketAddr),
+    /// A function invoked through the backend (the Lambda tiers).
+    Function(Arc<dyn Invoke>),
+}
+
+/// How an invoke found its execution environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    /// A new environment was initialised for this invoke; `init` is its INIT phase.
+    Cold { init: Duration },
+    /// A warm environment was reused.
+    Warm,
+}
+
+/// What became of one invoke, as the function's caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeOutcome {
+    /// The function returned a payload. It may still carry an application-level error (an
+    /// HTTP-style status >= 400 in the body); the caller inspects it.
+    Ok(Vec<u8>),
+    /// The function reported an error (`/invocation/{id}/error`) or crashed during the invoke.
+    FunctionError { error_type: String },
+    /// The environment's INIT failed.
+    InitError { error_type: Option<String> },
+    /// Over the function's concurrency limit.
+    Throttled,
+    /// The function ran past its own timeout.
+    Timeout,
+    /// The invoke was refused before reaching a function (e.g. a missing tenant id in tenant
+    /// isolation mode), with the service's error name.
+    Rejected { error_type: String },
+}
+
+/// An invoke's outcome with the facts the cost model and the cold/warm split need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeResult {
+    pub outcome: InvokeOutcome,
+    /// `None` when no environment ran the invoke (throttled, rejected).
+    pub start: Option<StartKind>,
+    /// Billed duration in ms (the invoke's duration rounded up to 1 ms).
+    pub billed_ms: Option<u64>,
+    pub memory_mb: Option<u32>,
+}
+
+/// A function endpoint: the backend routes each invoke to an execution environment.
+pub trait Invoke: Send + Sync + std::fmt::Debug {
+    /// Invokes the function on behalf of `tenant` with an event `payload`.
+    fn invoke<'a>(
+        &'a self,
+        tenant: &'a str,
+        payload: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = InvokeResult> + Send + 'a>>;
 }
 
 #[derive(Debug, Clone)]

@@ -163,7 +163,12 @@ pub fn run(
             .iter()
             .find(|x| x.tenant == t.id)
             .ok_or_else(|| LoadError::MissingTarget { tenant: t.id.clone() })?;
-        let Endpoint::Http(addr) = target.endpoint;
+        let Endpoint::Http(addr) = target.endpoint else {
+            return Err(LoadError::InvalidSpec {
+                field: "targets",
+                reason: "function endpoints are not supported yet".into(),
+            });
+        };
         let idx = addrs.iter().position(|a| *a == addr).unwrap_or_else(|| {
             addrs.push(addr);
             addrs.len() - 1

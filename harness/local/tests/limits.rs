@@ -58,7 +58,7 @@ fn a_frozen_instance_stops_answering_until_thawed() {
     let mut b = backend("freeze");
     let d = b.deploy(&plan(b.run_id(), TierId::SiloEc2, 1, "t3.micro")).expect("deploys");
     let netns = d.netns.clone().unwrap();
-    let Endpoint::Http(addr) = d.targets[0].endpoint;
+    let Endpoint::Http(addr) = d.targets[0].endpoint else { panic!("an HTTP endpoint") };
     let id = d.instances[0].id.clone();
     let pid = d.instances[0].pid.unwrap();
 

@@ -17,7 +17,7 @@ fn one_process_answers_every_tenant() {
     let pid = inst.pid.unwrap();
     let mut nonces = std::collections::BTreeSet::new();
     for t in &d.targets {
-        let Endpoint::Http(sa) = t.endpoint;
+        let Endpoint::Http(sa) = t.endpoint else { panic!("an HTTP endpoint") };
         assert_eq!(Some(sa.ip()), inst.address, "every tenant goes to the one instance");
         let who = whoami(&netns, sa, &t.tenant);
         nonces.insert(who["instance_nonce"].as_str().unwrap().to_string());
@@ -48,7 +48,7 @@ fn one_process_answers_every_tenant() {
     assert!(b.teardown(TierId::SharedEc2).unwrap().removed.is_empty());
     // And deployable again (as a run does tier after tier), on a fresh address.
     let again = b.deploy(&plan(b.run_id(), TierId::SharedEc2, 2, "t3.small")).unwrap();
-    let Endpoint::Http(sa) = again.targets[0].endpoint;
+    let Endpoint::Http(sa) = again.targets[0].endpoint else { panic!("an HTTP endpoint") };
     assert_ne!(Some(sa.ip()), inst.address, "an address was reused within the run");
     assert_eq!(http_get(&netns, sa, "/healthz", None).unwrap().0, 200);
     assert!(b.teardown_all().unwrap().left_behind.is_empty());

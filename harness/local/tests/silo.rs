@@ -36,7 +36,7 @@ fn each_tenant_gets_its_own_namespaces_address_uid_and_tmp() {
         let addr = *local.iter().next().unwrap();
         assert_eq!(Some(addr.into()), inst.address);
         assert!(addrs.insert(addr), "address {addr} used twice");
-        let Endpoint::Http(sa) = target.endpoint;
+        let Endpoint::Http(sa) = target.endpoint else { panic!("an HTTP endpoint") };
         assert_eq!(sa.ip(), std::net::IpAddr::V4(addr));
 
         // A dedicated, unprivileged uid and gid.

@@ -112,7 +112,7 @@ fn a_live_run_is_skipped_unless_forced() {
     let run = b.run_id().to_string();
     let d = b.deploy(&plan(&run, TierId::SiloEc2, 1, "t3.micro")).unwrap();
     let netns = d.netns.clone().unwrap();
-    let Endpoint::Http(addr) = d.targets[0].endpoint;
+    let Endpoint::Http(addr) = d.targets[0].endpoint else { panic!("an HTTP endpoint") };
 
     let r = sweep(&SweepOptions { dry_run: false, run: Some(run.clone()), force: false }).unwrap();
     assert_eq!(r.skipped_live, std::slice::from_ref(&run));
