@@ -28,10 +28,8 @@ impl Progress {
     }
 
     pub fn update(&mut self, tier: &str, s: &Snapshot) {
-        let counts = format!(
-            "sent {} ok {} err {} timeout {} in flight {}",
-            s.sent, s.ok, s.errors, s.timeouts, s.in_flight
-        );
+        let counts =
+            format!("sent {} ok {} err {} timeout {} in flight {}", s.sent, s.ok, s.errors, s.timeouts, s.in_flight);
         if self.use_bar {
             let bar = self.bar.get_or_insert_with(|| {
                 let b = ProgressBar::new(s.planned_total);

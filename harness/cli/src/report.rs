@@ -6,7 +6,13 @@ use std::fmt::Write;
 use isobench_results::{Percentiles, Summary, TierSummary};
 
 fn ms(us: f64) -> String {
-    if us < 1000.0 { format!("{us:.0}µs") } else if us < 1e6 { format!("{:.2}ms", us / 1e3) } else { format!("{:.2}s", us / 1e6) }
+    if us < 1000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1e6 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
 }
 
 fn errors_cell(t: &isobench_results::Traffic) -> String {
@@ -81,12 +87,16 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     let tr = &t.traffic;
     let _ = writeln!(o, "| sent | ok | errors | timeouts | not sent |\n|---|---|---|---|---|");
     let _ = writeln!(o, "| {} | {} | {} | {} | {} |\n", tr.sent, tr.ok, errors_cell(tr), tr.timeouts, tr.not_sent);
-    let _ = writeln!(o, "| latency | count | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|");
+    let _ =
+        writeln!(o, "| latency | count | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|");
     o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
     o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
     o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
     let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
-    let _ = writeln!(o, "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|"
+    );
     for p in &t.per_tenant {
         let c = &p.latency.corrected;
         let _ = writeln!(
@@ -163,7 +173,10 @@ pub fn markdown(s: &Summary) -> String {
         s.tool.commit.as_deref().map_or("unknown commit", |c| &c[..12.min(c.len())])
     );
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
-    let _ = writeln!(o, "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | instance start p50 |\n|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | instance start p50 |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for t in &s.tiers {
         let c = &t.latency.corrected;
         let _ = writeln!(

@@ -170,7 +170,8 @@ fn run_tiers(
             None
         } else {
             let mut on_progress = |s: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), s);
-            let r = isobench_load::run(&spec, &deployment.targets, deployment.netns.as_deref(), cancel, &mut on_progress);
+            let r =
+                isobench_load::run(&spec, &deployment.targets, deployment.netns.as_deref(), cancel, &mut on_progress);
             progress.end_phase();
             Some(r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?)
         };
@@ -218,7 +219,8 @@ fn load_spec(plan: &Plan, tp: &TierPlan) -> isobench_load::LoadSpec {
 /// The accounting identity is a promise of the tool: a summary that breaks it is a bug.
 fn check_identity(s: &Summary) -> Result<(), CliError> {
     for t in &s.tiers {
-        let tenants_ok = t.per_tenant.iter().all(|p| p.traffic.balanced() && p.ops.iter().all(|o| o.traffic.balanced()));
+        let tenants_ok =
+            t.per_tenant.iter().all(|p| p.traffic.balanced() && p.ops.iter().all(|o| o.traffic.balanced()));
         if !t.traffic.balanced() || !tenants_ok {
             return Err(CliError::Internal(anyhow::anyhow!(
                 "accounting identity broken for tier {}: sent {} != ok {} + errors {} + timeouts {}",
@@ -262,7 +264,8 @@ fn backend_summary(target: Target) -> isobench_results::BackendSummary {
         Target::Local => isobench_results::BackendSummary {
             name: "local".into(),
             fidelity: "emulated".into(),
-            description: "Linux namespaces, cgroups and veth on one host; isolation is real, AWS timings are not".into(),
+            description: "Linux namespaces, cgroups and veth on one host; isolation is real, AWS timings are not"
+                .into(),
         },
         Target::Aws => isobench_results::BackendSummary {
             name: "aws".into(),

@@ -10,9 +10,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use isobench_core::plan::TierPlan;
 use isobench_core::{Deployment, TierId, backend::TeardownReport};
 use isobench_load::{LoadReport, LoadSpec, OpStats};
-use isobench_results::{
-    InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary, Traffic,
-};
+use isobench_results::{InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary, Traffic};
 
 /// Percentiles of a histogram recorded in nanoseconds, in microseconds.
 pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -55,7 +53,8 @@ struct Merged {
 impl Merged {
     fn add(&mut self, s: &OpStats) {
         self.traffic.add(&traffic(s));
-        for (dst, src) in [(&mut self.corrected, &s.corrected), (&mut self.uncorrected, &s.uncorrected), (&mut self.lag, &s.lag)]
+        for (dst, src) in
+            [(&mut self.corrected, &s.corrected), (&mut self.uncorrected, &s.uncorrected), (&mut self.lag, &s.lag)]
         {
             match dst {
                 Some(h) => h.add(src).expect("histograms of one run share their bounds"),
@@ -90,7 +89,12 @@ pub fn tier_summary(
             one.add(s);
             ops.push(OpSummary { op: op.to_string(), traffic: one.traffic.clone(), latency: one.latency() });
         }
-        per_tenant.push(TenantSummary { tenant: t.id.clone(), traffic: tenant.traffic.clone(), latency: tenant.latency(), ops });
+        per_tenant.push(TenantSummary {
+            tenant: t.id.clone(),
+            traffic: tenant.traffic.clone(),
+            latency: tenant.latency(),
+            ops,
+        });
     }
     tier.traffic.not_sent = report.totals.not_sent;
     let instances: Vec<InstanceSummary> = deployment
@@ -143,7 +147,9 @@ impl HistogramLog {
         let mut ser = V2DeflateSerializer::new();
         let header = IntervalLogWriterBuilder::new()
             .add_comment("isobench latency histograms; values in nanoseconds; tag = tier/tenant/op/measure")
-            .add_comment("measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended)")
+            .add_comment(
+                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended)",
+            )
             .with_start_time(start)
             .with_max_value_divisor(1e6)
             .begin_log_with(&mut buf, &mut ser)

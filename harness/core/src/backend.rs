@@ -138,10 +138,32 @@ pub struct TeardownReport {
     /// Anything that could not be removed; non-empty means resources were left behind.
     pub left_behind: Vec<String>,
     pub duration: Duration,
+    /// Execution-environment lifecycle counts of a function tier, over the tier's life.
+    pub environments: Option<EnvironmentStats>,
+}
+
+/// Lifecycle counts of a function tier's execution environments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EnvironmentStats {
+    /// Environments started (each one a cold start).
+    pub created: u64,
+    /// Invokes served by an environment that had served one before (warm).
+    pub reused: u64,
+    /// Environments shut down after their idle keep-alive.
+    pub reaped: u64,
+    /// Environments replaced after their process died or timed out during an invoke.
+    pub replaced: u64,
+    /// Most environments busy at once.
+    pub peak_concurrency: u64,
+    /// Invokes refused over the concurrency limit.
+    pub throttles: u64,
+    /// Environments frozen between invokes at the end of the run (before teardown).
+    pub frozen_at_end: u64,
 }
 
 impl TeardownReport {
     pub fn merge(&mut self, other: TeardownReport) {
+        self.environments = self.environments.or(other.environments);
         self.removed.extend(other.removed);
         self.left_behind.extend(other.left_behind);
         self.duration += other.duration;

@@ -115,8 +115,7 @@ pub struct Traffic {
 impl Traffic {
     /// The accounting identity every summary must satisfy.
     pub fn balanced(&self) -> bool {
-        self.sent == self.ok + self.errors + self.timeouts
-            && self.errors == self.errors_by_kind.values().sum::<u64>()
+        self.sent == self.ok + self.errors + self.timeouts && self.errors == self.errors_by_kind.values().sum::<u64>()
     }
 
     pub fn add(&mut self, o: &Traffic) {

@@ -2,7 +2,7 @@
 
 mod util;
 
-/// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
-mod validation;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
 mod local_run;
+/// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
+mod validation;
