@@ -1,14 +1,16 @@
 //! Benchmarks of the load driver's hot paths that do not need a network: generating the
 //! arrival schedule (the dispatcher pulls one planned request per release) and recording one
 //! completion into the per-(tenant, operation) histograms, through the same channel the
-//! connection tasks use.
+//! connection tasks use, and the same for a function invoke's completion (which also feeds
+//! the cold/warm histograms and the billing sums).
 
 use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
-use isobench_load::{Arrival, Completion, MixSpec, Op, Outcome, Recorder, Schedule, ScheduleSpec};
+use isobench_core::backend::StartKind;
+use isobench_load::{Arrival, Completion, InvokeFacts, MixSpec, Op, Outcome, Recorder, Schedule, ScheduleSpec};
 
 const TENANTS: usize = 8;
 
@@ -59,8 +61,9 @@ impl Mix {
 }
 
 /// Completions with realistic spreads: ~90% ok, some errors and timeouts, latencies from
-/// tens of microseconds to milliseconds.
-fn completions(n: usize) -> Vec<Completion> {
+/// tens of microseconds to milliseconds. With `function`, each carries what an invoke result
+/// reports: ~2% cold starts (INIT of 50-250 ms), billed duration and memory size.
+fn completions(n: usize, function: bool) -> Vec<Completion> {
     let mut rng = Mix(7);
     (0..n)
         .map(|i| {
@@ -72,6 +75,15 @@ fn completions(n: usize) -> Vec<Completion> {
                 90..98 => Outcome::Error(isobench_load::ErrorKind::Http5xx),
                 _ => Outcome::Timeout,
             };
+            let invoke = (function && outcome != Outcome::Timeout).then(|| InvokeFacts {
+                start: Some(if rng.below(50) == 0 {
+                    StartKind::Cold { init: Duration::from_millis(50 + rng.below(200)) }
+                } else {
+                    StartKind::Warm
+                }),
+                billed_ms: Some((done - sent).div_ceil(1_000_000)),
+                memory_mb: Some(512),
+            });
             Completion {
                 tenant: rng.below(TENANTS as u64) as u32,
                 op: Op::ALL[rng.below(3) as usize],
@@ -79,6 +91,7 @@ fn completions(n: usize) -> Vec<Completion> {
                 sent_ns: sent,
                 done_ns: done,
                 outcome,
+                invoke,
             }
         })
         .collect()
@@ -88,7 +101,8 @@ fn completions(n: usize) -> Vec<Completion> {
 /// connection tasks send on and the calling thread drains.
 fn recording(c: &mut Criterion) {
     const BATCH: usize = 1_000;
-    let input = completions(64 * 1024);
+    let input = completions(64 * 1024, false);
+    let function_input = completions(64 * 1024, true);
     let mut g = c.benchmark_group("load/record");
     // Tens of nanoseconds per element: 50 samples of 2 s are plenty.
     g.sample_size(50).measurement_time(Duration::from_secs(2)).noise_threshold(0.03);
@@ -104,6 +118,19 @@ fn recording(c: &mut Criterion) {
             for _ in 0..BATCH {
                 recorder.record(black_box(&input[at]));
                 at = (at + 1) % input.len();
+            }
+        })
+    });
+
+    // A function target's completions: the same, plus the cold/warm and billing fields.
+    let mut function_recorder = Recorder::new(TENANTS);
+    function_input.iter().for_each(|c| function_recorder.record(c));
+    let mut at_fn = 0;
+    g.bench_function("function", |b| {
+        b.iter(|| {
+            for _ in 0..BATCH {
+                function_recorder.record(black_box(&function_input[at_fn]));
+                at_fn = (at_fn + 1) % function_input.len();
             }
         })
     });

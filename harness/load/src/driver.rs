@@ -1,11 +1,17 @@
-//! The run itself: a dispatcher thread, per-endpoint queues and connection pools on a tokio
-//! runtime, and the recorder and progress loop on the calling thread.
+//! The run itself: a dispatcher thread, per-endpoint queues and pools of connection tasks
+//! (HTTP) or invoke tasks (functions) on a tokio runtime, and the recorder and progress loop
+//! on the calling thread.
 
+use std::future::Future;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -15,7 +21,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use isobench_core::backend::{Endpoint, TenantTarget};
+use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, TenantTarget};
 use isobench_core::workload_api::{self, Op, TENANT_HEADER};
 use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
@@ -26,7 +32,9 @@ use tokio::time::timeout_at;
 use crate::clock;
 use crate::netns;
 use crate::schedule::Schedule;
-use crate::stats::{Completion, ErrorKind, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of};
+use crate::stats::{
+    Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of,
+};
 use crate::{LoadError, LoadSpec};
 
 /// How often the progress callback is called.
@@ -97,7 +105,7 @@ impl Shared {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn complete(&self, job: &Job, sent_ns: u64, done_ns: u64, outcome: Outcome) {
+    fn complete(&self, job: &Job, sent_ns: u64, done_ns: u64, outcome: Outcome, invoke: Option<InvokeFacts>) {
         let counter = match outcome {
             Outcome::Ok { .. } => &self.counters.ok,
             Outcome::Error(_) => &self.counters.errors,
@@ -105,11 +113,45 @@ impl Shared {
             Outcome::NotSent => &self.counters.not_sent,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let c = Completion { tenant: job.tenant, op: job.op, intended_ns: job.intended_ns, sent_ns, done_ns, outcome };
+        let c = Completion {
+            tenant: job.tenant,
+            op: job.op,
+            intended_ns: job.intended_ns,
+            sent_ns,
+            done_ns,
+            outcome,
+            invoke,
+        };
         // The receiver lives on the calling thread until every task has finished.
         let _ = self.completions.send(c);
     }
+
+    /// The workload's Lambda event for `job` (tenant-app README, "Event"): `tenant` and `op`,
+    /// then `key` and a `record_size` `body` for a put, `key` for a get, `us` for a compute.
+    /// The one allocation per invoke: `Invoke::invoke` takes the payload by value.
+    fn event(&self, job: &Job) -> Vec<u8> {
+        let tenant = &self.tenants[job.tenant as usize].id;
+        let body: &[u8] = if job.op == Op::Put { &self.put_body } else { &[] };
+        let mut e = Vec::with_capacity(EVENT_OVERHEAD + tenant.len() + body.len());
+        // Tenant ids are URL-unreserved characters (`LoadSpec::validate`), keys and `us` are
+        // numbers and the body is `x`s: nothing needs escaping. Writing to a Vec cannot fail.
+        let _ = write!(e, r#"{{"tenant":"{tenant}","op":"{}""#, job.op.as_str());
+        let _ = match job.op {
+            Op::Put | Op::Get => write!(e, r#","key":"{}""#, job.key),
+            Op::Compute => write!(e, r#","us":{}"#, self.compute_us),
+        };
+        if job.op == Op::Put {
+            e.extend_from_slice(br#","body":""#);
+            e.extend_from_slice(body);
+            e.push(b'"');
+        }
+        e.push(b'}');
+        e
+    }
 }
+
+/// Bytes of an event besides the tenant id and the put body (at most ~55 with a 20-digit `us`).
+const EVENT_OVERHEAD: usize = 64;
 
 /// Sets the flag if dropped while the thread is panicking.
 struct SetOnDrop<'a>(&'a AtomicBool);
@@ -122,14 +164,34 @@ impl Drop for SetOnDrop<'_> {
     }
 }
 
+/// Where a pool's tasks send their requests.
+enum Target {
+    /// An HTTP/1.1 server: each task owns one keep-alive connection to it.
+    Http { addr: SocketAddr, host: HeaderValue },
+    /// A function: each task carries one invoke at a time, so the pool's size caps the
+    /// invokes in flight.
+    Function(Arc<dyn Invoke>),
+}
+
+impl Target {
+    /// Tenants with the same target share its queue and pool: the same address, or the same
+    /// function object.
+    fn same(&self, endpoint: &Endpoint) -> bool {
+        match (self, endpoint) {
+            (Target::Http { addr, .. }, Endpoint::Http(a)) => addr == a,
+            (Target::Function(f), Endpoint::Function(g)) => Arc::ptr_eq(f, g),
+            _ => false,
+        }
+    }
+}
+
 /// One endpoint's queue and pool bookkeeping.
 struct Pool {
-    addr: SocketAddr,
-    host: HeaderValue,
+    target: Target,
     queue: async_channel::Receiver<Job>,
-    /// Connection tasks waiting on the queue.
+    /// Tasks waiting on the queue.
     idle: AtomicUsize,
-    /// Connection tasks started (they live until the queue closes).
+    /// Tasks started (they live until the queue closes).
     tasks: AtomicUsize,
     max: usize,
 }
@@ -137,10 +199,11 @@ struct Pool {
 /// Runs one load: dispatches `spec`'s schedule to `targets` for `spec.duration` and returns
 /// what was measured.
 ///
-/// Synchronous: it builds its own tokio runtime. When `netns` is given every socket is opened
-/// from inside that network namespace (the runtime's threads join it as they start), so
-/// targets may live on a network only reachable from there. `cancel` stops dispatching
-/// promptly; `progress` is called from the calling thread about every
+/// Targets may be HTTP servers or functions ([`Endpoint::Function`]), in any mix. Synchronous:
+/// it builds its own tokio runtime, on which function invokes run too. When `netns` is given
+/// every socket is opened from inside that network namespace (the runtime's threads join it
+/// as they start), so targets may live on a network only reachable from there. `cancel`
+/// stops dispatching promptly; `progress` is called from the calling thread about every
 /// [`PROGRESS_INTERVAL`], and once more at the end.
 ///
 /// Errors are reserved for a run that cannot happen (invalid spec, missing target, namespace
@@ -154,8 +217,9 @@ pub fn run(
 ) -> Result<LoadReport, LoadError> {
     spec.validate()?;
 
-    // Map tenants to endpoints; tenants sharing an endpoint share its queue and pool.
-    let mut addrs: Vec<SocketAddr> = Vec::new();
+    // Map tenants to endpoints; tenants sharing an endpoint (an address, or one function
+    // object) share its queue and pool, and so its `max_connections`.
+    let mut pool_targets: Vec<Target> = Vec::new();
     let mut tenant_pool = Vec::with_capacity(spec.tenants.len());
     let mut tenants = Vec::with_capacity(spec.tenants.len());
     for t in &spec.tenants {
@@ -163,15 +227,15 @@ pub fn run(
             .iter()
             .find(|x| x.tenant == t.id)
             .ok_or_else(|| LoadError::MissingTarget { tenant: t.id.clone() })?;
-        let Endpoint::Http(addr) = target.endpoint else {
-            return Err(LoadError::InvalidSpec {
-                field: "targets",
-                reason: "function endpoints are not supported yet".into(),
+        let idx = pool_targets.iter().position(|p| p.same(&target.endpoint)).unwrap_or_else(|| {
+            pool_targets.push(match &target.endpoint {
+                Endpoint::Http(addr) => Target::Http {
+                    addr: *addr,
+                    host: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
+                },
+                Endpoint::Function(f) => Target::Function(Arc::clone(f)),
             });
-        };
-        let idx = addrs.iter().position(|a| *a == addr).unwrap_or_else(|| {
-            addrs.push(addr);
-            addrs.len() - 1
+            pool_targets.len() - 1
         });
         tenant_pool.push(idx);
         let header = HeaderValue::from_str(&t.id)
@@ -207,15 +271,13 @@ pub fn run(
         b.build().map_err(|source| LoadError::Setup { what: "build the tokio runtime", source })?
     };
 
-    let mut queues = Vec::with_capacity(addrs.len());
-    let mut pools = Vec::with_capacity(addrs.len());
-    for addr in &addrs {
+    let mut queues = Vec::with_capacity(pool_targets.len());
+    let mut pools = Vec::with_capacity(pool_targets.len());
+    for target in pool_targets {
         let (tx, rx) = async_channel::unbounded();
-        let host = HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value");
         queues.push(tx);
         pools.push(Arc::new(Pool {
-            addr: *addr,
-            host,
+            target,
             queue: rx,
             idle: AtomicUsize::new(0),
             tasks: AtomicUsize::new(0),
@@ -466,8 +528,8 @@ impl Dispatcher<'_> {
         release_lag
     }
 
-    /// Starts another connection task for `pool` if more requests are waiting than tasks
-    /// are idle and the pool may still grow.
+    /// Starts another task (a connection task, or an invoke task for a function) for `pool`
+    /// if more requests are waiting than tasks are idle and the pool may still grow.
     fn grow_pool(&self, pool: &Arc<Pool>) {
         if pool.queue.len() <= pool.idle.load(Ordering::Acquire) {
             return;
@@ -478,7 +540,11 @@ impl Dispatcher<'_> {
         }
         pool.tasks.store(started + 1, Ordering::Relaxed); // only this thread starts tasks
         self.shared.live_tasks.fetch_add(1, Ordering::AcqRel);
-        self.handle.spawn(connection_task(Arc::clone(self.shared), Arc::clone(pool)));
+        let (shared, pool) = (Arc::clone(self.shared), Arc::clone(pool));
+        match &pool.target {
+            Target::Http { .. } => self.handle.spawn(connection_task(shared, pool)),
+            Target::Function(f) => self.handle.spawn(invoke_task(shared, Arc::clone(f), pool)),
+        };
     }
 }
 
@@ -520,7 +586,7 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
         let Ok(job) = job else { break };
         if shared.stop_sending.load(Ordering::Acquire) {
             let now = shared.now_ns();
-            shared.complete(&job, now, now, Outcome::NotSent);
+            shared.complete(&job, now, now, Outcome::NotSent, None);
             continue;
         }
         let sent_ns = shared.now_ns();
@@ -538,7 +604,7 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
         if !reusable {
             conn = None;
         }
-        shared.complete(&job, sent_ns, shared.now_ns(), outcome);
+        shared.complete(&job, sent_ns, shared.now_ns(), outcome, None);
     }
     shared.live_tasks.fetch_sub(1, Ordering::AcqRel);
 }
@@ -582,7 +648,8 @@ async fn exchange(
     let mut fresh = false;
     loop {
         if conn.is_none() {
-            match connect(shared, pool.addr, deadline).await {
+            let Target::Http { addr, .. } = pool.target else { unreachable!("connection tasks serve HTTP pools") };
+            match connect(shared, addr, deadline).await {
                 Ok(c) => *conn = Some(c),
                 Err(o) => return o,
             }
@@ -605,10 +672,11 @@ async fn exchange(
         Op::Compute => (Method::POST, Full::new(Bytes::new())),
     };
     let path = workload_api::path(job.op, &tenant.id, &job.key.to_string(), shared.compute_us);
+    let Target::Http { host, .. } = &pool.target else { unreachable!("connection tasks serve HTTP pools") };
     let Ok(req) = Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, pool.host.clone())
+        .header(HOST, host.clone())
         .header(TENANT_HEADER, tenant.header.clone())
         .body(body)
     else {
@@ -660,5 +728,176 @@ fn classify(e: &hyper::Error) -> ErrorKind {
         // Closed, canceled (the connection died), incomplete message, body write aborted,
         // and any error with an I/O source.
         ErrorKind::Io
+    }
+}
+
+/// Takes requests off a function pool's queue one at a time and invokes the function for
+/// each, until the queue closes. A pool has at most `max_connections` of these tasks, which
+/// caps the invokes in flight to one function across the tenants that share it; requests
+/// beyond the cap wait in the queue, and that wait is lag, as for a busy HTTP pool.
+async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<Pool>) {
+    let mut abort = shared.abort.subscribe();
+    loop {
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+        let job = pool.queue.recv().await;
+        pool.idle.fetch_sub(1, Ordering::AcqRel);
+        let Ok(job) = job else { break };
+        if shared.stop_sending.load(Ordering::Acquire) {
+            let now = shared.now_ns();
+            shared.complete(&job, now, now, Outcome::NotSent, None);
+            continue;
+        }
+        let sent_ns = shared.now_ns();
+        shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
+        let tenant = &shared.tenants[job.tenant as usize].id;
+        let event = shared.event(&job);
+        // Past the deadline or on abort, the invoke's future is dropped: the invoke is
+        // abandoned (what that means for its environment is the backend's business).
+        let result = tokio::select! {
+            biased;
+            r = timeout_at(deadline, invoke_guarded(&*function, tenant, event)) => r.map_err(|_| Outcome::Timeout),
+            _ = abort.wait_for(|a| *a) => Err(Outcome::Error(ErrorKind::Aborted)),
+        };
+        let done_ns = shared.now_ns();
+        let (outcome, facts) = match result {
+            Ok(Some(r)) => {
+                let facts = InvokeFacts { start: r.start, billed_ms: r.billed_ms, memory_mb: r.memory_mb };
+                (classify_invoke(&r.outcome, job.op), Some(facts))
+            }
+            Ok(None) => {
+                tracing::error!(tenant = %tenant, "the function endpoint's invoke panicked; counting the request as aborted");
+                (Outcome::Error(ErrorKind::Aborted), None)
+            }
+            Err(o) => (o, None),
+        };
+        shared.complete(&job, sent_ns, done_ns, outcome, facts);
+    }
+    shared.live_tasks.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Invokes `function`; `None` if its implementation panicked, creating or polling the
+/// invoke's future. That is another crate's code: a panic there must neither lose the
+/// request from the accounting nor leave the run waiting for a task that is gone.
+async fn invoke_guarded(function: &dyn Invoke, tenant: &str, event: Vec<u8>) -> Option<InvokeResult> {
+    let invoke = std::panic::catch_unwind(AssertUnwindSafe(|| function.invoke(tenant, event))).ok()?;
+    CatchUnwind(invoke).await.ok()
+}
+
+/// A future that turns a panic while it is polled into `Err`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Maps an invoke's outcome to a request outcome. A returned payload is the workload's
+/// response document, classified by its `status` as an HTTP answer is; every other outcome
+/// is an error of its own kind.
+fn classify_invoke(outcome: &InvokeOutcome, op: Op) -> Outcome {
+    match outcome {
+        InvokeOutcome::Ok(payload) => classify_payload(payload, op),
+        InvokeOutcome::FunctionError { .. } => Outcome::Error(ErrorKind::FunctionError),
+        InvokeOutcome::InitError { .. } => Outcome::Error(ErrorKind::InitError),
+        InvokeOutcome::Throttled => Outcome::Error(ErrorKind::Throttled),
+        InvokeOutcome::Timeout => Outcome::Error(ErrorKind::FunctionTimeout),
+        InvokeOutcome::Rejected { .. } => Outcome::Error(ErrorKind::Rejected),
+    }
+}
+
+/// The part of the workload's Lambda response (`{"status": 200, "body": ..., ...}`) the
+/// driver reads; the other fields are skipped unread.
+#[derive(serde::Deserialize)]
+struct FunctionAnswer {
+    status: u16,
+}
+
+/// Classifies a function's response payload by its `status`, as [`classify_status`] does an
+/// HTTP answer: the invoke succeeding says nothing about the request (the workload answers its
+/// errors as payloads). A payload without a valid status is a `protocol` error.
+fn classify_payload(payload: &[u8], op: Op) -> Outcome {
+    match serde_json::from_slice::<FunctionAnswer>(payload).ok().and_then(|a| StatusCode::from_u16(a.status).ok()) {
+        Some(status) => classify_status(status, op),
+        None => Outcome::Error(ErrorKind::Protocol),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_classified_by_their_status() {
+        let ok = Outcome::Ok { not_found: false };
+        let cases: [(&[u8], Op, Outcome); 10] = [
+            (br#"{"status":200,"body":"x","content_type":"application/octet-stream"}"#, Op::Get, ok),
+            (br#"{"status":201,"body":""}"#, Op::Put, ok),
+            (br#"{"status":404,"body":"{}","kind":"not_found"}"#, Op::Get, Outcome::Ok { not_found: true }),
+            (br#"{"status":404,"body":"{}","kind":"not_found"}"#, Op::Put, Outcome::Error(ErrorKind::Http4xx)),
+            (br#"{"status":403,"body":"{}","kind":"wrong_tenant"}"#, Op::Get, Outcome::Error(ErrorKind::Http4xx)),
+            (br#"{"status":500,"body":"{}","kind":"internal"}"#, Op::Compute, Outcome::Error(ErrorKind::Http5xx)),
+            (br#"{"status":302,"body":""}"#, Op::Get, Outcome::Error(ErrorKind::Protocol)),
+            (br#"{"body":"no status"}"#, Op::Get, Outcome::Error(ErrorKind::Protocol)),
+            (b"not json", Op::Get, Outcome::Error(ErrorKind::Protocol)),
+            (br#"{"status":70000}"#, Op::Get, Outcome::Error(ErrorKind::Protocol)),
+        ];
+        for (payload, op, want) in cases {
+            assert_eq!(classify_payload(payload, op), want, "{}", String::from_utf8_lossy(payload));
+        }
+    }
+
+    #[test]
+    fn invoke_outcomes_map_to_their_kinds() {
+        let cases = [
+            (InvokeOutcome::FunctionError { error_type: "InjectedFault".into() }, ErrorKind::FunctionError),
+            (InvokeOutcome::InitError { error_type: None }, ErrorKind::InitError),
+            (InvokeOutcome::Throttled, ErrorKind::Throttled),
+            (InvokeOutcome::Timeout, ErrorKind::FunctionTimeout),
+            (InvokeOutcome::Rejected { error_type: "InvalidParameterValueException".into() }, ErrorKind::Rejected),
+        ];
+        for (outcome, kind) in cases {
+            assert_eq!(classify_invoke(&outcome, Op::Get), Outcome::Error(kind), "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn events_follow_the_workload_contract() {
+        let (completions, _) = mpsc::channel();
+        let shared = Shared {
+            start: Instant::now(),
+            timeout: Duration::from_secs(1),
+            compute_us: 250,
+            put_body: Bytes::from(vec![b'x'; 5]),
+            tenants: vec![TenantReq { id: "acme-1".into(), header: HeaderValue::from_static("acme-1") }],
+            counters: Counters::default(),
+            completions,
+            stop_sending: AtomicBool::new(false),
+            abort: watch::channel(false).0,
+            connections_opened: AtomicU64::new(0),
+            live_tasks: AtomicUsize::new(0),
+            netns_required: false,
+            netns_failure: Arc::default(),
+        };
+        let job = |op, key| Job { intended_ns: 0, tenant: 0, op, key };
+        let cases = [
+            (Op::Put, r#"{"tenant":"acme-1","op":"put","key":"7","body":"xxxxx"}"#),
+            (Op::Get, r#"{"tenant":"acme-1","op":"get","key":"7"}"#),
+            (Op::Compute, r#"{"tenant":"acme-1","op":"compute","us":250}"#),
+        ];
+        for (op, want) in cases {
+            let e = shared.event(&job(op, 7));
+            assert_eq!(std::str::from_utf8(&e).unwrap(), want);
+            assert!(serde_json::from_slice::<serde_json::Value>(&e).is_ok());
+            assert!(e.capacity() <= EVENT_OVERHEAD + 6 + 5, "sized once: {}", e.capacity());
+        }
     }
 }

@@ -28,6 +28,17 @@
 //!    connection is busy a request waits in the queue, and that wait is measured as generator
 //!    **lag** and included in the **corrected** latency, so queueing in the generator is
 //!    never hidden. A connection that failed or timed out is dropped and reopened.
+//!
+//!    A **function** target ([`Endpoint::Function`](isobench_core::backend::Endpoint::Function), the
+//!    Lambda tiers) is driven the same way with **invoke tasks** instead of connections:
+//!    each takes a request off the function's queue, builds the workload's Lambda event
+//!    (`{"tenant", "op", "key", "body", "us"}`, see the tenant-app README) and awaits
+//!    [`Invoke::invoke`](isobench_core::backend::Invoke::invoke) with the tenant id, one
+//!    invoke at a time. At most `max_connections` such tasks per function cap its invokes in
+//!    flight; tenants whose targets are the same function object (`Arc::ptr_eq`) share its
+//!    queue and cap, as tenants of one HTTP address share its pool. Past the timeout the
+//!    invoke's future is dropped. The event buffer is the only allocation per invoke the
+//!    driver makes (`invoke` takes it by value).
 //! 4. Each finished request becomes one small [`Completion`] sent over a channel; the calling
 //!    thread drains it every few milliseconds into per-(tenant, operation) HdrHistograms
 //!    ([`Recorder`]), so recording is off the hot path, and calls the progress callback every
@@ -47,6 +58,23 @@
 //! A 2xx answer is ok; so is a 404 on a GET, counted also as `not_found`: in a random mix,
 //! reading a key nobody has written yet is normal. Other 4xx and 5xx are errors, as is an
 //! answer that is not HTTP/1.1 or a connection that breaks mid-request.
+//!
+//! # Function targets
+//! An invoke that returns a payload has only reached the workload: the payload is its
+//! response document (`{"status": 200, "body": ...}`), and its `status` is classified as an
+//! HTTP answer's is (so a 500 inside a successful invoke is an `http_5xx` error, never a
+//! latency sample; a payload without a valid status is `protocol`). The other outcomes are
+//! errors of their own kinds: `function_error`, `init_error`, `throttled`, `function_timeout`
+//! (the function's own timeout) and `rejected`; the driver's timeout passing first is a
+//! timeout, as for HTTP. The actual send is the moment an invoke task takes the request off
+//! the queue, so `lag`, `corrected` and `uncorrected` mean what they mean for HTTP.
+//!
+//! Each invoke result also says how it found its environment, and what it was billed.
+//! [`OpStats`] therefore splits the ok requests' latency into cold starts and warm reuses
+//! (`cold`, `corrected_cold`/`_warm`, `uncorrected_cold`/`_warm`), keeps the INIT duration of
+//! every cold start whatever its outcome (`init`), and sums the billing facts for the cost
+//! model (`billed_ms_total`, `billed_invokes`, `billed_mb_ms_total`, `memory_mb`). HTTP
+//! targets have no cold/warm split: for them these fields stay empty.
 //!
 //! # End of a run
 //! Dispatch stops at `duration`, or within a few milliseconds of `cancel` becoming true.
@@ -75,7 +103,7 @@ pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};
-pub use stats::{Completion, ErrorKind, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};
+pub use stats::{Completion, ErrorKind, InvokeFacts, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};
 
 use isobench_core::scenario::Scenario;
 
@@ -93,9 +121,10 @@ pub struct LoadSpec {
     /// Tenants and their share of the rate; each needs a target.
     pub tenants: Vec<TenantSpec>,
     pub mix: MixSpec,
-    /// Per-request timeout, from the actual send.
+    /// Per-request timeout, from the actual send (for a function, the start of the invoke).
     pub timeout: Duration,
-    /// Most connections opened to one endpoint at a time.
+    /// Most connections opened to one HTTP endpoint at a time; for a function endpoint, most
+    /// invokes in flight at a time.
     pub max_connections: usize,
     /// `us` of every compute request.
     pub compute_us: u64,
@@ -180,7 +209,8 @@ impl LoadSpec {
             if !(t.weight > 0.0 && t.weight.is_finite()) {
                 return bad("tenants", format!("tenant `{}` has weight {}", t.id, t.weight));
             }
-            // The id travels in the path and in a header: keep it to URL-unreserved characters.
+            // The id travels in the path, in a header and in a function's event: keep it to
+            // URL-unreserved characters (which need no escaping in JSON either).
             let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
             if t.id.is_empty() || !t.id.chars().all(unreserved) {
                 return bad("tenants", format!("tenant id `{}` is not a plain path segment", t.id));

@@ -4,11 +4,17 @@
 //! Connection tasks never touch a histogram. Each finished request becomes one
 //! [`Completion`] (a few words) sent over a channel; one recorder on the calling thread drains
 //! the channel in batches and records, so histogram updates are never on the contended path.
+//!
+//! Function (Lambda) targets add, per (tenant, operation), the cold/warm split of the latency,
+//! the cold starts' INIT durations and the billing facts the cost model needs; a completion
+//! carries them in [`Completion::invoke`]. HTTP targets have no cold/warm split: for them these
+//! fields stay empty (zero counts, empty histograms, no memory size).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use isobench_core::backend::StartKind;
 use isobench_core::workload_api::Op;
 use serde::Serialize;
 
@@ -24,29 +30,57 @@ pub enum ErrorKind {
     /// The connection broke while the request was in flight (reset, closed mid-request).
     #[serde(rename = "io")]
     Io,
-    /// A 4xx status (except 404 on a GET, which is ok: see [`Outcome::Ok`]).
+    /// A 4xx status (except 404 on a GET, which is ok: see [`Outcome::Ok`]); for a function
+    /// target, the `status` of its response payload.
     #[serde(rename = "http_4xx")]
     Http4xx,
-    /// A 5xx status.
+    /// A 5xx status (of the response payload, for a function target: the invoke succeeded
+    /// but the workload answered an error).
     #[serde(rename = "http_5xx")]
     Http5xx,
     /// The peer did not speak HTTP/1.1 as expected: an unparsable response, or a status
-    /// the workload never sends (1xx, 3xx).
+    /// the workload never sends (1xx, 3xx). For a function target: a payload that is not the
+    /// workload's response document (`{"status": ..., ...}`), or carries such a status.
     #[serde(rename = "protocol")]
     Protocol,
-    /// Still in flight when the run was cancelled and the cancellation grace ran out.
+    /// Still in flight when the run was cancelled and the cancellation grace ran out. Also
+    /// an invoke of a function endpoint that panicked (a bug in the backend, logged as such):
+    /// the request was abandoned without an answer.
     #[serde(rename = "aborted")]
     Aborted,
+    /// Function targets: the function reported an error or crashed during the invoke
+    /// ([`InvokeOutcome::FunctionError`](isobench_core::backend::InvokeOutcome::FunctionError)).
+    #[serde(rename = "function_error")]
+    FunctionError,
+    /// Function targets: the execution environment's INIT failed.
+    #[serde(rename = "init_error")]
+    InitError,
+    /// Function targets: the invoke was refused over the function's concurrency limit.
+    #[serde(rename = "throttled")]
+    Throttled,
+    /// Function targets: the function ran past its own timeout. (The driver's per-request
+    /// timeout passing first is a [`Outcome::Timeout`], not an error.)
+    #[serde(rename = "function_timeout")]
+    FunctionTimeout,
+    /// Function targets: the invoke was refused before reaching a function (e.g. no tenant id
+    /// for a function in tenant isolation mode).
+    #[serde(rename = "rejected")]
+    Rejected,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Connect,
         ErrorKind::Io,
         ErrorKind::Http4xx,
         ErrorKind::Http5xx,
         ErrorKind::Protocol,
         ErrorKind::Aborted,
+        ErrorKind::FunctionError,
+        ErrorKind::InitError,
+        ErrorKind::Throttled,
+        ErrorKind::FunctionTimeout,
+        ErrorKind::Rejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +91,11 @@ impl ErrorKind {
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Aborted => "aborted",
+            ErrorKind::FunctionError => "function_error",
+            ErrorKind::InitError => "init_error",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::FunctionTimeout => "function_timeout",
+            ErrorKind::Rejected => "rejected",
         }
     }
 }
@@ -77,11 +116,25 @@ pub enum Outcome {
         not_found: bool,
     },
     Error(ErrorKind),
-    /// No complete answer within the timeout, measured from the actual send.
+    /// No complete answer within the timeout, measured from the actual send (for a function
+    /// target: from the start of the invoke, whose future is then dropped).
     Timeout,
     /// Due, but never put on the wire: the run was cancelled, or the generator's backlog was
     /// still queued when the drain window after the run closed. Not part of `sent`.
     NotSent,
+}
+
+/// What an invoke of a function target reported besides its outcome, as far as the result
+/// carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvokeFacts {
+    /// How the invoke found its execution environment; `None` when none ran it (throttled,
+    /// rejected).
+    pub start: Option<StartKind>,
+    /// Billed duration in milliseconds.
+    pub billed_ms: Option<u64>,
+    /// The function's memory size.
+    pub memory_mb: Option<u32>,
 }
 
 /// One finished request, as connection tasks report it to the recorder. Times are
@@ -98,6 +151,9 @@ pub struct Completion {
     /// When the answer was completely read, or the request failed or timed out.
     pub done_ns: u64,
     pub outcome: Outcome,
+    /// For a function target, what its invoke result reported; `None` for HTTP targets and
+    /// for invokes that never returned a result (timed out, aborted).
+    pub invoke: Option<InvokeFacts>,
 }
 
 /// Records a value, growing the histogram as needed (`saturating_record` would clamp to the
@@ -120,6 +176,13 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Identity: `sent == ok + errors + timeouts`. Histograms are in nanoseconds; `corrected` and
 /// `uncorrected` hold ok requests only (an error or a timeout is never a latency sample),
 /// `lag` holds every sent request.
+///
+/// The cold/warm fields and the billing fields concern function targets only; HTTP targets
+/// have no cold/warm split and leave them empty. For function targets, the `_cold` and `_warm`
+/// histograms split `corrected` and `uncorrected` by how the invoke found its environment:
+/// `corrected_cold.len() == uncorrected_cold.len() == cold`, and `cold +
+/// corrected_warm.len() == ok` whenever every ok result said how it started (a result without
+/// a `start` is in neither half).
 #[derive(Debug, Clone)]
 pub struct OpStats {
     pub sent: u64,
@@ -136,6 +199,31 @@ pub struct OpStats {
     pub uncorrected: Histogram<u64>,
     /// Actual send − intended start: the generator's own scheduling and queueing delay.
     pub lag: Histogram<u64>,
+    /// Of `ok`: invokes that started a new execution environment (cold starts).
+    pub cold: u64,
+    /// `corrected` of the ok cold-start invokes.
+    pub corrected_cold: Histogram<u64>,
+    /// `corrected` of the ok invokes that reused a warm environment.
+    pub corrected_warm: Histogram<u64>,
+    /// `uncorrected` of the ok cold-start invokes.
+    pub uncorrected_cold: Histogram<u64>,
+    /// `uncorrected` of the ok invokes that reused a warm environment.
+    pub uncorrected_warm: Histogram<u64>,
+    /// INIT duration of every cold start, whatever became of its invoke (a cold start whose
+    /// invoke then failed still cost its INIT). Invokes the driver timed out or aborted
+    /// returned no result, so their cold starts are not seen here.
+    pub init: Histogram<u64>,
+    /// Sum of the billed durations of the invoke results that carried one, in milliseconds,
+    /// whatever their outcome (a failed invoke is billed too).
+    pub billed_ms_total: u64,
+    /// Invoke results that carried a billed duration (the requests the cost model charges).
+    pub billed_invokes: u64,
+    /// Sum of billed duration × memory size over the results that carried both, in MB·ms:
+    /// exact GB-seconds (`/ 1024 / 1000`) even across a merge of functions of different sizes.
+    pub billed_mb_ms_total: u64,
+    /// The function's memory size, from the results that carried it (the largest, if they
+    /// differ, as in a merge of functions of different sizes).
+    pub memory_mb: Option<u32>,
 }
 
 impl Default for OpStats {
@@ -150,6 +238,16 @@ impl Default for OpStats {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             lag: new_histogram(),
+            cold: 0,
+            corrected_cold: new_histogram(),
+            corrected_warm: new_histogram(),
+            uncorrected_cold: new_histogram(),
+            uncorrected_warm: new_histogram(),
+            init: new_histogram(),
+            billed_ms_total: 0,
+            billed_invokes: 0,
+            billed_mb_ms_total: 0,
+            memory_mb: None,
         }
     }
 }
@@ -172,16 +270,51 @@ impl OpStats {
         }
         self.sent += 1;
         rec(&mut self.lag, c.sent_ns.saturating_sub(c.intended_ns));
+        let start = c.invoke.and_then(|f| f.start);
+        if let Some(f) = &c.invoke {
+            self.record_invoke(f);
+        }
         match c.outcome {
             Outcome::Ok { not_found } => {
                 self.ok += 1;
                 self.not_found += u64::from(not_found);
-                rec(&mut self.corrected, c.done_ns.saturating_sub(c.intended_ns));
-                rec(&mut self.uncorrected, c.done_ns.saturating_sub(c.sent_ns));
+                let corrected = c.done_ns.saturating_sub(c.intended_ns);
+                let uncorrected = c.done_ns.saturating_sub(c.sent_ns);
+                rec(&mut self.corrected, corrected);
+                rec(&mut self.uncorrected, uncorrected);
+                match start {
+                    Some(StartKind::Cold { .. }) => {
+                        self.cold += 1;
+                        rec(&mut self.corrected_cold, corrected);
+                        rec(&mut self.uncorrected_cold, uncorrected);
+                    }
+                    Some(StartKind::Warm) => {
+                        rec(&mut self.corrected_warm, corrected);
+                        rec(&mut self.uncorrected_warm, uncorrected);
+                    }
+                    None => {}
+                }
             }
             Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
             Outcome::Timeout => self.timeouts += 1,
             Outcome::NotSent => unreachable!("handled above"),
+        }
+    }
+
+    /// The cold-start and billing facts of one invoke result, whatever its outcome.
+    fn record_invoke(&mut self, f: &InvokeFacts) {
+        if let Some(StartKind::Cold { init }) = f.start {
+            rec(&mut self.init, u64::try_from(init.as_nanos()).unwrap_or(u64::MAX));
+        }
+        if let Some(ms) = f.billed_ms {
+            self.billed_ms_total = self.billed_ms_total.saturating_add(ms);
+            self.billed_invokes += 1;
+            if let Some(mb) = f.memory_mb {
+                self.billed_mb_ms_total = self.billed_mb_ms_total.saturating_add(ms.saturating_mul(u64::from(mb)));
+            }
+        }
+        if let Some(mb) = f.memory_mb {
+            self.memory_mb = Some(self.memory_mb.map_or(mb, |m| m.max(mb)));
         }
     }
 
@@ -196,9 +329,26 @@ impl OpStats {
         self.not_found += other.not_found;
         self.not_sent += other.not_sent;
         // Auto-resizing histograms of equal precision always merge.
-        self.corrected.add(&other.corrected).expect("auto-resizing histograms merge");
-        self.uncorrected.add(&other.uncorrected).expect("auto-resizing histograms merge");
-        self.lag.add(&other.lag).expect("auto-resizing histograms merge");
+        for (dst, src) in [
+            (&mut self.corrected, &other.corrected),
+            (&mut self.uncorrected, &other.uncorrected),
+            (&mut self.lag, &other.lag),
+            (&mut self.corrected_cold, &other.corrected_cold),
+            (&mut self.corrected_warm, &other.corrected_warm),
+            (&mut self.uncorrected_cold, &other.uncorrected_cold),
+            (&mut self.uncorrected_warm, &other.uncorrected_warm),
+            (&mut self.init, &other.init),
+        ] {
+            dst.add(src).expect("auto-resizing histograms merge");
+        }
+        self.cold += other.cold;
+        self.billed_ms_total = self.billed_ms_total.saturating_add(other.billed_ms_total);
+        self.billed_invokes += other.billed_invokes;
+        self.billed_mb_ms_total = self.billed_mb_ms_total.saturating_add(other.billed_mb_ms_total);
+        self.memory_mb = match (self.memory_mb, other.memory_mb) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -390,8 +540,21 @@ mod tests {
     use super::*;
 
     fn c(tenant: u32, op: Op, intended: u64, sent: u64, done: u64, outcome: Outcome) -> Completion {
-        Completion { tenant, op, intended_ns: intended, sent_ns: sent, done_ns: done, outcome }
+        Completion { tenant, op, intended_ns: intended, sent_ns: sent, done_ns: done, outcome, invoke: None }
     }
+
+    fn invoked(
+        mut c: Completion,
+        start: Option<StartKind>,
+        billed_ms: Option<u64>,
+        memory_mb: Option<u32>,
+    ) -> Completion {
+        c.invoke = Some(InvokeFacts { start, billed_ms, memory_mb });
+        c
+    }
+
+    const COLD: Option<StartKind> = Some(StartKind::Cold { init: Duration::from_millis(120) });
+    const WARM: Option<StartKind> = Some(StartKind::Warm);
 
     #[test]
     fn recording_keeps_the_identity_and_separates_latency_from_failures() {
@@ -433,5 +596,67 @@ mod tests {
         assert_eq!(a.corrected.len(), 2);
         assert!(a.corrected.max() >= 3_600_000_000_000, "an hour is recorded, not clipped");
         assert!(a.identity_holds());
+    }
+
+    #[test]
+    fn invokes_split_cold_from_warm_and_add_up_billing() {
+        let ok = Outcome::Ok { not_found: false };
+        let mut r = Recorder::new(1);
+        r.record(&invoked(c(0, Op::Get, 0, 10, 200_000_000, ok), COLD, Some(190), Some(512)));
+        r.record(&invoked(c(0, Op::Get, 0, 10, 5_000_000, ok), WARM, Some(5), Some(512)));
+        r.record(&invoked(c(0, Op::Get, 0, 10, 6_000_000, ok), WARM, Some(6), Some(512)));
+        // A cold start whose invoke failed: its INIT is recorded, it is no latency sample.
+        let e = Outcome::Error(ErrorKind::FunctionError);
+        r.record(&invoked(c(0, Op::Get, 0, 10, 150_000_000, e), COLD, Some(140), Some(512)));
+        // Throttled: no environment, nothing billed.
+        r.record(&invoked(c(0, Op::Get, 0, 10, 20, Outcome::Error(ErrorKind::Throttled)), None, None, None));
+        // Timed out by the driver: no result at all.
+        r.record(&c(0, Op::Get, 0, 10, 2_000_000_000, Outcome::Timeout));
+        let per = r.finish(&["a".into()]);
+        let s = &per[&("a".to_string(), Op::Get)];
+        assert!(s.identity_holds());
+        assert_eq!((s.sent, s.ok, s.errors_total(), s.timeouts, s.cold), (6, 3, 2, 1, 1));
+        assert_eq!((s.corrected_cold.len(), s.uncorrected_cold.len()), (1, 1));
+        assert_eq!((s.corrected_warm.len(), s.uncorrected_warm.len()), (2, 2));
+        assert_eq!(s.corrected.len(), s.corrected_cold.len() + s.corrected_warm.len());
+        assert_eq!(s.init.len(), 2, "every cold start, whatever its outcome");
+        assert_eq!(s.init.max(), s.init.highest_equivalent(120_000_000));
+        assert_eq!(s.corrected_cold.min(), s.corrected_cold.lowest_equivalent(200_000_000));
+        assert!(s.corrected_warm.max() < 7_000_000);
+        assert_eq!((s.billed_ms_total, s.billed_invokes, s.memory_mb), (341, 4, Some(512)));
+        assert_eq!(s.billed_mb_ms_total, 341 * 512);
+
+        // Merging adds everything, and keeps the exact MB·ms across memory sizes.
+        let mut other = OpStats::default();
+        other.record(&invoked(c(0, Op::Get, 0, 10, 9_000_000, ok), COLD, Some(9), Some(1_024)));
+        let mut m = s.clone();
+        m.merge(&other);
+        assert!(m.identity_holds());
+        assert_eq!((m.sent, m.ok, m.cold, m.init.len()), (7, 4, 2, 3));
+        assert_eq!((m.corrected_cold.len(), m.uncorrected_cold.len(), m.corrected_warm.len()), (2, 2, 2));
+        assert_eq!((m.billed_ms_total, m.billed_invokes, m.memory_mb), (350, 5, Some(1_024)));
+        assert_eq!(m.billed_mb_ms_total, 341 * 512 + 9 * 1_024);
+    }
+
+    #[test]
+    fn http_completions_leave_the_function_fields_empty() {
+        let mut s = OpStats::default();
+        s.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }));
+        assert_eq!((s.ok, s.cold, s.billed_invokes, s.billed_ms_total, s.memory_mb), (1, 0, 0, 0, None));
+        for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
+            assert!(h.is_empty());
+        }
+    }
+
+    #[test]
+    fn error_kinds_serialize_as_their_names() {
+        for k in ErrorKind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{k}\""));
+        }
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        for n in ["function_error", "init_error", "throttled", "function_timeout", "rejected"] {
+            assert!(names.contains(&n), "{n}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Test servers on 127.0.0.1 (a small hyper server that follows the workload contract and can
-//! misbehave on purpose, and raw TCP servers that break HTTP), spec builders, and checks that
-//! every test applies to every report.
+//! misbehave on purpose, and raw TCP servers that break HTTP), a scripted function endpoint
+//! ([`FakeFunction`]), spec builders, and checks that every test applies to every report.
 
 #![allow(dead_code)] // each test module uses a different part
 
@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -19,8 +19,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use isobench_core::backend::{Endpoint, TenantTarget};
-use isobench_load::{Arrival, LoadReport, LoadSpec, MixSpec, Op, Schedule, Snapshot, TenantSpec};
+use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, StartKind, TenantTarget};
+use isobench_load::{Arrival, LoadReport, LoadSpec, MixSpec, Op, OpStats, Schedule, Snapshot, TenantSpec};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -315,10 +316,15 @@ pub fn planned(spec: &LoadSpec) -> u64 {
 
 /// Checks that hold for every report: the identity per pair and in total, totals equal to
 /// the sum of the pairs, latency samples only for ok requests, a lag for every sent request,
-/// and corrected latency never below uncorrected.
+/// corrected latency never below uncorrected, and the cold/warm halves inside the whole.
 pub fn check_invariants(r: &LoadReport) {
     let mut sum = (0u64, 0u64, 0u64, 0u64, 0u64);
     for ((t, op), s) in &r.per {
+        assert_eq!(s.corrected_cold.len(), s.cold, "{t}/{op}: one corrected cold sample per ok cold start");
+        assert_eq!(s.uncorrected_cold.len(), s.cold, "{t}/{op}: one uncorrected cold sample per ok cold start");
+        assert_eq!(s.corrected_warm.len(), s.uncorrected_warm.len(), "{t}/{op}: warm halves differ");
+        assert!(s.cold + s.corrected_warm.len() <= s.ok, "{t}/{op}: more cold and warm samples than ok requests");
+        assert!(s.billed_invokes <= s.sent, "{t}/{op}: billed {} of {} sent", s.billed_invokes, s.sent);
         assert!(
             s.identity_holds(),
             "{t}/{op}: sent {} != ok {} + errors {:?} + timeouts {}",
@@ -347,4 +353,307 @@ pub fn check_invariants(r: &LoadReport) {
     assert_eq!((t.sent, t.ok, t.errors_total(), t.timeouts, t.not_sent), sum, "totals differ from the pairs");
     let all = r.merged();
     assert_eq!((all.sent, all.ok, all.lag.len()), (t.sent, t.ok, t.sent));
+}
+
+/// The function-only fields of a cell that saw HTTP traffic: empty, as documented.
+pub fn assert_no_function_facts(s: &OpStats) {
+    assert_eq!((s.cold, s.billed_ms_total, s.billed_invokes, s.billed_mb_ms_total, s.memory_mb), (0, 0, 0, 0, None));
+    for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
+        assert!(h.is_empty(), "an HTTP target has no cold/warm split");
+    }
+}
+
+/// One invoke as a [`FakeFunction`]'s script sees it.
+pub struct Call<'a> {
+    /// 1-based arrival order at this function.
+    pub n: u64,
+    /// The tenant id `invoke` was called with (checked equal to the event's).
+    pub tenant: &'a str,
+    pub op: Op,
+    /// The first invoke of this tenant at this function.
+    pub first_for_tenant: bool,
+    /// For a get: whether a put of the same key reached the function before.
+    pub written: bool,
+}
+
+/// What the script makes of one invoke.
+pub struct Reply {
+    /// How long the invoke takes before it returns.
+    pub delay: Duration,
+    pub result: InvokeResult,
+    /// Tallied per label in [`FakeFunction::tally`], for the test to compare with the report.
+    pub label: &'static str,
+    /// Panic when polled instead of returning.
+    pub panic: bool,
+}
+
+impl Reply {
+    /// The workload's response document with this status.
+    pub fn status(status: u16, label: &'static str) -> Reply {
+        let kind = if status >= 400 { r#","kind":"injected""# } else { "" };
+        let doc = format!(r#"{{"status":{status},"body":"","content_type":"text/plain; charset=utf-8"{kind}}}"#);
+        Reply::outcome(InvokeOutcome::Ok(doc.into_bytes()), label)
+    }
+
+    /// This outcome, warm, billed 1 ms at 128 MB, without delay.
+    pub fn outcome(outcome: InvokeOutcome, label: &'static str) -> Reply {
+        Reply {
+            delay: Duration::ZERO,
+            result: InvokeResult { outcome, start: Some(StartKind::Warm), billed_ms: Some(1), memory_mb: Some(128) },
+            label,
+            panic: false,
+        }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    /// A cold start with this INIT, which the invoke's delay includes.
+    pub fn cold(mut self, init: Duration) -> Reply {
+        self.result.start = Some(StartKind::Cold { init });
+        self.delay += init;
+        self
+    }
+
+    /// No environment ran it: no start, nothing billed.
+    pub fn no_environment(mut self) -> Reply {
+        self.result.start = None;
+        self.result.billed_ms = None;
+        self.result.memory_mb = None;
+        self
+    }
+}
+
+/// What a contract-following function answers: 201 to a put, 200 or 404 (`not_found`) to a
+/// get, 200 to a compute; all warm.
+pub fn healthy_reply(call: &Call) -> Reply {
+    match call.op {
+        Op::Put => Reply::status(201, "put"),
+        Op::Get if call.written => Reply::status(200, "get"),
+        Op::Get => {
+            Reply::outcome(
+                InvokeOutcome::Ok(
+                    br#"{"status":404,"body":"{\"error\":\"no such record\",\"kind\":\"not_found\"}","content_type":"application/json","kind":"not_found"}"#
+                        .to_vec(),
+                ),
+                "not_found",
+            )
+        }
+        Op::Compute => Reply::status(200, "compute"),
+    }
+}
+
+type Script = Box<dyn Fn(&Call) -> Reply + Send + Sync>;
+
+/// A scripted function endpoint: checks every event against the workload's Lambda contract,
+/// counts what it saw, answers what its script says after the script's delay, and watches its
+/// own concurrency and which invokes were abandoned (their future dropped before returning).
+pub struct FakeFunction {
+    record_size: usize,
+    compute_us: u64,
+    script: Script,
+    pub invokes: AtomicU64,
+    /// Events that were not JSON objects of the contract's shape, or whose `tenant` differed
+    /// from the tenant id of the invoke.
+    pub contract_violations: AtomicU64,
+    pub by_tenant_op: Mutex<BTreeMap<(String, Op), u64>>,
+    pub tally: Mutex<BTreeMap<&'static str, u64>>,
+    /// Invokes of this function in flight.
+    pub gauge: Gauge,
+    /// Another gauge this function's invokes count in too (shared between functions).
+    also: Option<Arc<Gauge>>,
+    /// Invokes that returned their result.
+    pub completed: AtomicU64,
+    /// For each invoke whose future was dropped before it returned: how long after `invoke`
+    /// was called.
+    pub dropped_after: Mutex<Vec<Duration>>,
+    seen: Mutex<HashSet<String>>,
+    written: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for FakeFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeFunction").field("invokes", &self.invokes).finish_non_exhaustive()
+    }
+}
+
+impl FakeFunction {
+    /// A function that checks events against `spec` (put body size, compute `us`).
+    pub fn new(spec: &LoadSpec, script: impl Fn(&Call) -> Reply + Send + Sync + 'static) -> Arc<FakeFunction> {
+        FakeFunction::with_gauge(spec, None, script)
+    }
+
+    /// As [`FakeFunction::new`], its invokes also counted in `also`.
+    pub fn with_gauge(
+        spec: &LoadSpec,
+        also: Option<Arc<Gauge>>,
+        script: impl Fn(&Call) -> Reply + Send + Sync + 'static,
+    ) -> Arc<FakeFunction> {
+        Arc::new(FakeFunction {
+            record_size: spec.record_size,
+            compute_us: spec.compute_us,
+            script: Box::new(script),
+            invokes: AtomicU64::new(0),
+            contract_violations: AtomicU64::new(0),
+            by_tenant_op: Mutex::default(),
+            tally: Mutex::default(),
+            gauge: Gauge::default(),
+            also,
+            completed: AtomicU64::new(0),
+            dropped_after: Mutex::default(),
+            seen: Mutex::default(),
+            written: Mutex::default(),
+        })
+    }
+
+    pub fn count(&self, tenant: &str, op: Op) -> u64 {
+        self.by_tenant_op.lock().unwrap().get(&(tenant.to_string(), op)).copied().unwrap_or(0)
+    }
+
+    pub fn tallied(&self, label: &str) -> u64 {
+        self.tally.lock().unwrap().get(label).copied().unwrap_or(0)
+    }
+
+    pub fn violations(&self) -> u64 {
+        self.contract_violations.load(Ordering::Relaxed)
+    }
+
+    /// The event's operation and key, if it follows the contract for an invoke by `tenant`.
+    fn check_event(&self, tenant: &str, payload: &[u8]) -> Option<(Op, String)> {
+        let v: Value = serde_json::from_slice(payload).ok()?;
+        let obj = v.as_object()?;
+        if obj.keys().any(|k| !["tenant", "op", "key", "body", "us"].contains(&k.as_str())) {
+            return None;
+        }
+        if obj.get("tenant")?.as_str()? != tenant {
+            return None;
+        }
+        let op = match obj.get("op")?.as_str()? {
+            "put" => Op::Put,
+            "get" => Op::Get,
+            "compute" => Op::Compute,
+            _ => return None,
+        };
+        let key = match op {
+            Op::Put | Op::Get => obj.get("key")?.as_str()?.to_string(),
+            Op::Compute => String::new(),
+        };
+        let ok = match op {
+            Op::Put => obj.get("body")?.as_str()?.len() == self.record_size,
+            Op::Get => !obj.contains_key("body"),
+            Op::Compute => obj.get("us")?.as_u64()? == self.compute_us && !obj.contains_key("key"),
+        };
+        ok.then_some((op, key))
+    }
+}
+
+/// How many invokes are in flight, and the most ever.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Gauge {
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    fn up(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn down(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts an invoke in flight; on drop, records it as abandoned unless it returned.
+struct InFlight<'a> {
+    f: &'a FakeFunction,
+    started: Instant,
+    returned: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(f: &'a FakeFunction) -> InFlight<'a> {
+        f.gauge.up();
+        if let Some(g) = &f.also {
+            g.up();
+        }
+        InFlight { f, started: Instant::now(), returned: false }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.f.gauge.down();
+        if let Some(g) = &self.f.also {
+            g.down();
+        }
+        if self.returned {
+            self.f.completed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.f.dropped_after.lock().unwrap().push(self.started.elapsed());
+        }
+    }
+}
+
+impl Invoke for FakeFunction {
+    fn invoke<'a>(
+        &'a self,
+        tenant: &'a str,
+        payload: Vec<u8>,
+    ) -> Pin<Box<dyn std::future::Future<Output = InvokeResult> + Send + 'a>> {
+        let guard = InFlight::new(self);
+        let n = self.invokes.fetch_add(1, Ordering::Relaxed) + 1;
+        let Some((op, key)) = self.check_event(tenant, &payload) else {
+            self.contract_violations.fetch_add(1, Ordering::Relaxed);
+            let mut guard = guard;
+            guard.returned = true;
+            let r = Reply::outcome(InvokeOutcome::FunctionError { error_type: "InvalidEvent".into() }, "invalid");
+            return Box::pin(async move { r.result });
+        };
+        *self.by_tenant_op.lock().unwrap().entry((tenant.to_string(), op)).or_default() += 1;
+        let first_for_tenant = self.seen.lock().unwrap().insert(tenant.to_string());
+        let written = {
+            let mut w = self.written.lock().unwrap();
+            match op {
+                Op::Put => !w.insert((tenant.to_string(), key)),
+                Op::Get => w.contains(&(tenant.to_string(), key)),
+                Op::Compute => false,
+            }
+        };
+        let reply = (self.script)(&Call { n, tenant, op, first_for_tenant, written });
+        *self.tally.lock().unwrap().entry(reply.label).or_default() += 1;
+        Box::pin(async move {
+            let mut guard = guard;
+            if !reply.delay.is_zero() {
+                tokio::time::sleep(reply.delay).await;
+            }
+            if reply.panic {
+                panic!("scripted panic in invoke {n}");
+            }
+            guard.returned = true;
+            reply.result
+        })
+    }
+}
+
+/// Every tenant of `spec` sent to `function`.
+pub fn function_targets(spec: &LoadSpec, function: &Arc<FakeFunction>) -> Vec<TenantTarget> {
+    spec.tenants
+        .iter()
+        .map(|t| {
+            let f: Arc<dyn Invoke> = Arc::clone(function) as Arc<dyn Invoke>;
+            TenantTarget { tenant: t.id.clone(), endpoint: Endpoint::Function(f) }
+        })
+        .collect()
 }
