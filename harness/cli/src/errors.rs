@@ -15,6 +15,10 @@ pub enum CliError {
     LeftBehind(Vec<String>),
     #[error("interrupted")]
     Interrupted,
+    #[error("unexpected cross-tenant leak: {}", .0.join(", "))]
+    UnexpectedLeak(Vec<String>),
+    #[error("inconclusive probes (positive control failed): {}", .0.join(", "))]
+    Inconclusive(Vec<String>),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -27,6 +31,8 @@ impl CliError {
             CliError::Deploy(_) => exit::DEPLOY_FAILED,
             CliError::LeftBehind(_) => exit::LEFT_BEHIND,
             CliError::Interrupted => exit::INTERRUPTED,
+            CliError::UnexpectedLeak(_) => exit::UNEXPECTED_LEAK,
+            CliError::Inconclusive(_) => exit::INCONCLUSIVE,
             CliError::Internal(_) => exit::INTERNAL,
         }
     }
@@ -43,6 +49,8 @@ mod tests {
         assert_eq!(CliError::LeftBehind(vec![]).exit_code(), 4);
         assert_eq!(CliError::Unavailable(String::new()).exit_code(), 8);
         assert_eq!(CliError::Interrupted.exit_code(), 130);
+        assert_eq!(CliError::UnexpectedLeak(vec![]).exit_code(), 6);
+        assert_eq!(CliError::Inconclusive(vec![]).exit_code(), 7);
         assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
     }
 }

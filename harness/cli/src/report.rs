@@ -135,6 +135,87 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     }
 }
 
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The probe checks as JUnit XML, one suite per tier and one case per probe: an unexpected
+/// leak or an inconclusive cell fails; an expected leak passes but says so.
+pub fn junit(s: &Summary) -> String {
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let cells: Vec<_> = s.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c))).collect();
+    let failing = |c: &isobench_results::ProbeCell| c.unexpected || c.verdict == "inconclusive";
+    let failures = cells.iter().filter(|(_, c)| failing(c)).count();
+    let _ = writeln!(o, "<testsuites name=\"isobench {}\" tests=\"{}\" failures=\"{failures}\">", xml(&s.run_id), cells.len());
+    for t in s.tiers.iter().filter(|t| !t.probes.is_empty()) {
+        let f = t.probes.iter().filter(|c| failing(c)).count();
+        let _ = writeln!(o, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">", xml(&t.tier), t.probes.len());
+        for c in &t.probes {
+            let _ = write!(o, "    <testcase classname=\"isobench.{}\" name=\"{} {}\">", xml(&t.tier), xml(&c.probe), xml(&c.channel));
+            let detail = format!(
+                "expected {}, verdict {}: {} hits in {} trials, controls {}/{}",
+                c.expected, c.verdict, c.hits, c.trials, c.controls_passed, c.controls
+            );
+            if c.unexpected {
+                let _ = write!(o, "<failure type=\"unexpected-leak\" message=\"{}\"/>", xml(&detail));
+            } else if c.verdict == "inconclusive" {
+                let _ = write!(o, "<failure type=\"inconclusive\" message=\"{}\"/>", xml(&detail));
+            } else {
+                let _ = write!(o, "<system-out>{}</system-out>", xml(&detail));
+            }
+            let _ = writeln!(o, "</testcase>");
+        }
+        let _ = writeln!(o, "  </testsuite>");
+    }
+    o.push_str("</testsuites>\n");
+    o
+}
+
+fn matrix(o: &mut String, s: &Summary) {
+    let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Leak matrix\n");
+    let _ = writeln!(o, "Each cell: verdict (expected) — hits/trials, positive controls passed, time to first leak. **!** marks an unexpected leak.\n");
+    let _ = write!(o, "| probe |");
+    for t in &tiers {
+        let _ = write!(o, " {} |", t.tier);
+    }
+    let _ = write!(o, "\n|---|");
+    for _ in &tiers {
+        let _ = write!(o, "---|");
+    }
+    let _ = writeln!(o);
+    for (i, c0) in tiers[0].probes.iter().enumerate() {
+        let _ = write!(o, "| {} ({}) |", c0.probe, c0.channel);
+        for t in &tiers {
+            match t.probes.get(i) {
+                Some(c) if c.verdict == "not-applicable" => {
+                    let _ = write!(o, " n/a |");
+                }
+                Some(c) => {
+                    let first = c.first_hit_ms.map_or(String::new(), |ms| format!(", first at {ms:.0} ms"));
+                    let mark = if c.unexpected { " **!**" } else { "" };
+                    let _ = write!(
+                        o,
+                        " {}{mark} ({}) — {}/{}, controls {}/{}{first} |",
+                        c.verdict, c.expected, c.hits, c.trials, c.controls_passed, c.controls
+                    );
+                }
+                None => {
+                    let _ = write!(o, " - |");
+                }
+            }
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o);
+    for c in &tiers[0].probes {
+        let _ = writeln!(o, "- **{}**: {}", c.probe, c.description);
+    }
+}
+
 /// `report.md`.
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::new();
@@ -195,6 +276,7 @@ pub fn markdown(s: &Summary) -> String {
             t.instance_start_ms.median
         );
     }
+    matrix(&mut o, s);
     for t in &s.tiers {
         tier_section(&mut o, t);
     }

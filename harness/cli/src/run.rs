@@ -14,7 +14,7 @@ use isobench_results::{RunStatus, Summary, TierSummary};
 use crate::args::{RunArgs, Target, ValidateArgs};
 use crate::errors::CliError;
 use crate::progress::Progress;
-use crate::summarize::{HistogramLog, tier_summary};
+use crate::summarize::{HistogramLog, probe_cells, tier_summary};
 use crate::{hostinfo, report, signals};
 
 pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
@@ -136,10 +136,16 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     println!("results: {}", prepared.out.display());
 
     check_identity(&summary)?;
+    let cells = summary.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c)));
+    let unexpected: Vec<String> = cells.clone().filter(|(_, c)| c.unexpected).map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
+    let inconclusive: Vec<String> =
+        cells.filter(|(_, c)| c.verdict == "inconclusive").map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
     match outcome {
         Err(e) => Err(e),
         Ok(()) if cancel.load(Ordering::SeqCst) => Err(CliError::Interrupted),
         Ok(()) if !left_behind.is_empty() => Err(CliError::LeftBehind(left_behind)),
+        Ok(()) if !unexpected.is_empty() => Err(CliError::UnexpectedLeak(unexpected)),
+        Ok(()) if !inconclusive.is_empty() => Err(CliError::Inconclusive(inconclusive)),
         Ok(()) => Ok(0),
     }
 }
@@ -166,26 +172,69 @@ fn run_tiers(
             isobench_results::Spread::of(&starts).median
         ));
         let spec = load_spec(plan, tp);
-        let report = if cancel.load(Ordering::SeqCst) {
-            None
+        let (report, probe_report) = if cancel.load(Ordering::SeqCst) {
+            (None, None)
         } else {
-            let mut on_progress = |s: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), s);
-            let r =
-                isobench_load::run(&spec, &deployment.targets, deployment.netns.as_deref(), cancel, &mut on_progress);
+            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, cancel, progress);
             progress.end_phase();
-            Some(r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?)
+            let r = r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?;
+            let p = p.transpose().map_err(|e| CliError::Internal(anyhow::anyhow!("probes for tier {} failed: {e}", tp.tier)))?;
+            (Some(r), p)
         };
         let teardown = backend.teardown(tp.tier).map_err(|e| CliError::Internal(e.into()))?;
         progress.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
         if let Some(report) = report {
             hlog.add(tp.tier, &report).map_err(|e| CliError::Internal(e.into()))?;
-            out.push(tier_summary(tp, &spec, &report, &deployment, &teardown));
+            let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown);
+            if let Some(p) = &probe_report {
+                summary.probes = probe_cells(p);
+                for e in &p.errors {
+                    progress.line(&format!("[{}] probe call failed: {e}", tp.tier));
+                }
+            }
+            out.push(summary);
         }
         if !teardown.left_behind.is_empty() {
             return Err(CliError::LeftBehind(teardown.left_behind));
         }
     }
     Ok(())
+}
+
+type TrafficResult = Result<isobench_load::LoadReport, isobench_load::LoadError>;
+type ProbeResult = Option<Result<isobench_probes::ProbeReport, isobench_probes::ProbeError>>;
+
+/// Traffic on this thread and, when the scenario asks for them, probes beside it on another,
+/// so probes meet environments in the state traffic leaves them in.
+fn traffic_and_probes(
+    plan: &Plan,
+    tp: &TierPlan,
+    spec: &isobench_load::LoadSpec,
+    d: &isobench_core::Deployment,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> (TrafficResult, ProbeResult) {
+    let probe_spec = plan.scenario.probes.as_ref().map(|p| isobench_probes::ProbeSpec {
+        run_id: plan.run_id.clone(),
+        tier: tp.tier,
+        settings: tp.settings.clone(),
+        workload: tp.workload.clone(),
+        probes: isobench_core::probes::CATALOGUE
+            .iter()
+            .filter(|d| p.only.is_empty() || p.only.iter().any(|id| id == d.id))
+            .collect(),
+        trials: p.trials,
+        seed: plan.scenario.run.seed,
+    });
+    std::thread::scope(|s| {
+        let probes = probe_spec.as_ref().map(|ps| {
+            s.spawn(move || isobench_probes::run(ps, &d.targets, d.netns.as_deref(), cancel))
+        });
+        let mut on_progress = |snap: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), snap);
+        let traffic = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, &mut on_progress);
+        let probes = probes.map(|h| h.join().expect("the probe thread does not panic"));
+        (traffic, probes)
+    })
 }
 
 fn deploy_error(tp: &TierPlan, e: BackendError) -> CliError {
@@ -244,6 +293,9 @@ fn write_results(out: &Path, summary: &Summary, hlog: &HistogramLog) -> Result<(
     write(isobench_results::SUMMARY_FILE, &json)?;
     write(isobench_results::HISTOGRAMS_FILE, &hlog.finish().map_err(|e| CliError::Internal(e.into()))?)?;
     write(isobench_results::REPORT_MD_FILE, report::markdown(summary).as_bytes())?;
+    if summary.tiers.iter().any(|t| !t.probes.is_empty()) {
+        write(isobench_results::JUNIT_FILE, report::junit(summary).as_bytes())?;
+    }
     Ok(())
 }
 

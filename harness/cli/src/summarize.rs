@@ -10,7 +10,10 @@ use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use isobench_core::plan::TierPlan;
 use isobench_core::{Deployment, TierId, backend::TeardownReport};
 use isobench_load::{LoadReport, LoadSpec, OpStats};
-use isobench_results::{InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary, Traffic};
+use isobench_results::{
+    Environments, FunctionFigures, InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary,
+    Traffic,
+};
 
 /// Percentiles of a histogram recorded in nanoseconds, in microseconds.
 pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
@@ -41,31 +44,49 @@ fn traffic(s: &OpStats) -> Traffic {
     }
 }
 
-/// Merged histograms of several (tenant, op) cells.
+/// Merged statistics of several (tenant, op) cells, merged off the hot path.
 #[derive(Default)]
 struct Merged {
     traffic: Traffic,
-    corrected: Option<Histogram<u64>>,
-    uncorrected: Option<Histogram<u64>>,
-    lag: Option<Histogram<u64>>,
+    stats: Option<OpStats>,
 }
 
 impl Merged {
     fn add(&mut self, s: &OpStats) {
         self.traffic.add(&traffic(s));
-        for (dst, src) in
-            [(&mut self.corrected, &s.corrected), (&mut self.uncorrected, &s.uncorrected), (&mut self.lag, &s.lag)]
-        {
-            match dst {
-                Some(h) => h.add(src).expect("histograms of one run share their bounds"),
-                None => *dst = Some(src.clone()),
-            }
+        match &mut self.stats {
+            Some(m) => m.merge(s),
+            None => self.stats = Some(s.clone()),
         }
     }
 
     fn latency(&self) -> Latency {
-        let p = |h: &Option<Histogram<u64>>| h.as_ref().map(percentiles).unwrap_or_default();
-        Latency { corrected: p(&self.corrected), uncorrected: p(&self.uncorrected), generator_lag: p(&self.lag) }
+        let Some(s) = &self.stats else { return Latency::default() };
+        Latency {
+            corrected: percentiles(&s.corrected),
+            uncorrected: percentiles(&s.uncorrected),
+            generator_lag: percentiles(&s.lag),
+        }
+    }
+
+    /// The cold/warm split and billing, for function targets only.
+    fn functions(&self) -> Option<FunctionFigures> {
+        let s = self.stats.as_ref()?;
+        if s.billed_invokes == 0 && s.cold == 0 && s.init.is_empty() {
+            return None;
+        }
+        Some(FunctionFigures {
+            cold: s.cold,
+            cold_share: if s.ok == 0 { 0.0 } else { s.cold as f64 / s.ok as f64 },
+            init: percentiles(&s.init),
+            corrected_cold: percentiles(&s.corrected_cold),
+            corrected_warm: percentiles(&s.corrected_warm),
+            billed_invokes: s.billed_invokes,
+            billed_ms_total: s.billed_ms_total,
+            billed_mb_ms_total: s.billed_mb_ms_total,
+            gb_seconds: s.billed_mb_ms_total as f64 / 1024.0 / 1000.0,
+            memory_mb: s.memory_mb,
+        })
     }
 }
 
@@ -87,12 +108,18 @@ pub fn tier_summary(
             tier.add(s);
             let mut one = Merged::default();
             one.add(s);
-            ops.push(OpSummary { op: op.to_string(), traffic: one.traffic.clone(), latency: one.latency() });
+            ops.push(OpSummary {
+                op: op.to_string(),
+                traffic: one.traffic.clone(),
+                latency: one.latency(),
+                functions: one.functions(),
+            });
         }
         per_tenant.push(TenantSummary {
             tenant: t.id.clone(),
             traffic: tenant.traffic.clone(),
             latency: tenant.latency(),
+            functions: tenant.functions(),
             ops,
         });
     }
@@ -120,10 +147,56 @@ pub fn tier_summary(
         achieved_rate: report.achieved_rate,
         traffic: tier.traffic.clone(),
         latency: tier.latency(),
+        functions: tier.functions(),
+        environments: teardown.environments.map(|e| Environments {
+            created: e.created,
+            reused: e.reused,
+            reaped: e.reaped,
+            replaced: e.replaced,
+            peak_concurrency: e.peak_concurrency,
+            throttles: e.throttles,
+            frozen_at_end: e.frozen_at_end,
+        }),
         instances,
         instance_start_ms: Spread::of(&starts),
         teardown_ms: teardown.duration.as_secs_f64() * 1e3,
         per_tenant,
+        probes: Vec::new(),
+    }
+}
+
+/// The leak-matrix column of a tier, in the results schema.
+pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::ProbeCell> {
+    let name = |v: &dyn erased::Named| v.name();
+    r.cells
+        .iter()
+        .map(|c| isobench_results::ProbeCell {
+            probe: c.probe.clone(),
+            channel: c.channel.as_str().to_string(),
+            description: isobench_core::probes::probe(&c.probe).map_or("", |d| d.description).to_string(),
+            expected: name(&c.expected),
+            verdict: name(&c.verdict),
+            unexpected: c.unexpected,
+            trials: c.trials,
+            hits: c.hits,
+            controls: c.controls,
+            controls_passed: c.controls_passed,
+            first_hit_ms: c.first_hit_ms,
+            pairs: c.pairs.clone(),
+            failed_calls: c.failed_calls,
+        })
+        .collect()
+}
+
+mod erased {
+    /// The serde name of a unit enum value (`leak`, `not-applicable`, ...).
+    pub trait Named {
+        fn name(&self) -> String;
+    }
+    impl<T: serde::Serialize> Named for T {
+        fn name(&self) -> String {
+            serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        }
     }
 }
 
@@ -148,7 +221,7 @@ impl HistogramLog {
         let header = IntervalLogWriterBuilder::new()
             .add_comment("isobench latency histograms; values in nanoseconds; tag = tier/tenant/op/measure")
             .add_comment(
-                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended)",
+                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended); functions also corrected_cold/_warm, uncorrected_cold/_warm, init",
             )
             .with_start_time(start)
             .with_max_value_divisor(1e6)
@@ -166,7 +239,22 @@ impl HistogramLog {
             .begin_log_with(&mut self.buf, &mut ser)
             .map_err(|e| HistogramLogError { tag: tier.to_string(), reason: e.to_string() })?;
         for ((tenant, op), s) in &r.per {
-            for (measure, h) in [("corrected", &s.corrected), ("uncorrected", &s.uncorrected), ("lag", &s.lag)] {
+            let measures = [
+                ("corrected", &s.corrected),
+                ("uncorrected", &s.uncorrected),
+                ("lag", &s.lag),
+                ("corrected_cold", &s.corrected_cold),
+                ("corrected_warm", &s.corrected_warm),
+                ("uncorrected_cold", &s.uncorrected_cold),
+                ("uncorrected_warm", &s.uncorrected_warm),
+                ("init", &s.init),
+            ];
+            for (i, (measure, h)) in measures.into_iter().enumerate() {
+                // The first three always (a reader can count on them); the function split only
+                // where there is one.
+                if i >= 3 && h.is_empty() {
+                    continue;
+                }
                 let tag = format!("{tier}/{tenant}/{op}/{measure}");
                 w.write_histogram(h, start, r.wall, Tag::new(&tag))
                     .map_err(|e| HistogramLogError { tag: tag.clone(), reason: e.to_string() })?;

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod instance_types;
 pub mod plan;
+pub mod probes;
 pub mod scenario;
 pub mod tier;
 pub mod units;

@@ -17,6 +17,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const HISTOGRAMS_FILE: &str = "histograms.hlog";
 pub const REPORT_MD_FILE: &str = "report.md";
+pub const JUNIT_FILE: &str = "junit.xml";
 
 /// The whole record of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,11 +140,34 @@ pub struct Latency {
     pub generator_lag: Percentiles,
 }
 
+/// Function (Lambda) figures: the cold/warm split and what was billed. Absent for HTTP tiers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionFigures {
+    /// Ok invokes that started a new environment.
+    pub cold: u64,
+    /// `cold / ok`.
+    pub cold_share: f64,
+    /// INIT durations of every cold start.
+    pub init: Percentiles,
+    /// Corrected latency of cold and of warm ok invokes.
+    pub corrected_cold: Percentiles,
+    pub corrected_warm: Percentiles,
+    /// Invokes that carried a billed duration, and its sums (ms rounded up per invoke).
+    pub billed_invokes: u64,
+    pub billed_ms_total: u64,
+    /// Σ billed ms × memory MB; GB-seconds = this / 1024 / 1000.
+    pub billed_mb_ms_total: u64,
+    pub gb_seconds: f64,
+    pub memory_mb: Option<u32>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpSummary {
     pub op: String,
     pub traffic: Traffic,
     pub latency: Latency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<FunctionFigures>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,7 +175,21 @@ pub struct TenantSummary {
     pub tenant: String,
     pub traffic: Traffic,
     pub latency: Latency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<FunctionFigures>,
     pub ops: Vec<OpSummary>,
+}
+
+/// Execution-environment lifecycle counts of a function tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environments {
+    pub created: u64,
+    pub reused: u64,
+    pub reaped: u64,
+    pub replaced: u64,
+    pub peak_concurrency: u64,
+    pub throttles: u64,
+    pub frozen_at_end: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,11 +237,42 @@ pub struct TierSummary {
     pub achieved_rate: f64,
     pub traffic: Traffic,
     pub latency: Latency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<FunctionFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environments: Option<Environments>,
     pub instances: Vec<InstanceSummary>,
     /// Instance start times in milliseconds.
     pub instance_start_ms: Spread,
     pub teardown_ms: f64,
     pub per_tenant: Vec<TenantSummary>,
+    /// The tier's column of the leak matrix, when probes ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeCell>,
+}
+
+/// One (probe, tier) cell of the leak matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCell {
+    /// Stable probe id, e.g. `LK-TMP`.
+    pub probe: String,
+    pub channel: String,
+    pub description: String,
+    /// `leak`, `blocked` or `not-applicable`, from the catalogue and the tier's configuration.
+    pub expected: String,
+    /// `leak`, `blocked`, `inconclusive` or `not-applicable`.
+    pub verdict: String,
+    /// A leak where isolation was expected.
+    pub unexpected: bool,
+    /// Cross-tenant trials, and those that found another tenant's canary.
+    pub trials: u64,
+    pub hits: u64,
+    /// Positive controls (a tenant finding its own canary) tried and passed.
+    pub controls: u64,
+    pub controls_passed: u64,
+    pub first_hit_ms: Option<f64>,
+    pub pairs: Vec<String>,
+    pub failed_calls: u64,
 }
 
 #[cfg(test)]

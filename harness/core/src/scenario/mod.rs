@@ -34,6 +34,24 @@ pub struct Scenario {
     pub tenants: Vec<TenantSpec>,
     pub tiers: Vec<TierSpec>,
     pub local: LocalSpec,
+    /// Leakage probes to run beside the traffic, if any.
+    pub probes: Option<ProbesSpec>,
+}
+
+/// The `[probes]` section: which catalogue probes run, and how many cross-tenant trials each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbesSpec {
+    /// Probe ids from the catalogue (`LK-TMP`, ...); default: all of them.
+    #[serde(default)]
+    pub only: Vec<String>,
+    /// Cross-tenant trials per probe and tier.
+    #[serde(default = "default_trials")]
+    pub trials: u32,
+}
+
+fn default_trials() -> u32 {
+    50
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +131,9 @@ pub struct WorkloadSpec {
     /// Fault injection in the workload, for testing the harness's accounting.
     #[serde(default)]
     pub faults: Option<FaultSpec>,
+    /// Whether the workload's probe agent is enabled; set from the `[probes]` section.
+    #[serde(skip_deserializing)]
+    pub probes: bool,
 }
 
 fn default_record_size() -> Size {
@@ -133,6 +154,7 @@ impl Default for WorkloadSpec {
             compute: default_compute(),
             keys_per_tenant: default_keys(),
             faults: None,
+            probes: false,
         }
     }
 }
@@ -236,6 +258,8 @@ struct RawScenario {
     tier: Vec<toml::Table>,
     #[serde(default)]
     local: RawLocal,
+    #[serde(default)]
+    probes: Option<ProbesSpec>,
 }
 
 #[derive(Deserialize)]
@@ -416,6 +440,11 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
     let local = validate_local(&raw.local, c);
     let tenants = validate_tenants(&raw.tenants, c);
     let tiers = validate_tiers(&raw.tier, c);
+    let mut workload = raw.workload;
+    if let Some(p) = &raw.probes {
+        validate_probes(p, tenants.len(), c);
+        workload.probes = true;
+    }
     if tiers.iter().any(|t| t.id == TierId::SiloEc2) && (tenants.len() as u64) > local.capacity() {
         c.fail(
             "tenants.count",
@@ -434,11 +463,12 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
         name: raw.name,
         description: raw.description,
         run: raw.run,
-        workload: raw.workload,
+        workload,
         mix: raw.mix,
         tenants,
         tiers,
         local,
+        probes: raw.probes,
     }
 }
 
@@ -510,6 +540,17 @@ fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
             "rates whose sum is at most 1",
         );
     }
+}
+
+fn validate_probes(p: &ProbesSpec, tenants: usize, c: &mut Checker) {
+    let known = || crate::probes::CATALOGUE.iter().map(|d| format!("`{}`", d.id)).collect::<Vec<_>>().join(", ");
+    for (i, id) in p.only.iter().enumerate() {
+        if crate::probes::probe(id).is_none() {
+            c.fail(format!("probes.only[{i}]"), format!("unknown probe `{id}`"), known());
+        }
+    }
+    c.check((1..=100_000).contains(&p.trials), "probes.trials", format!("{} trials is out of range", p.trials), "1 to 100000");
+    c.check(tenants >= 2, "probes", "cross-tenant probes need at least two tenants", "tenants.count of 2 or more");
 }
 
 fn validate_mix(m: &MixSpec, c: &mut Checker) {
