@@ -445,11 +445,12 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
         validate_probes(p, tenants.len(), c);
         workload.probes = true;
     }
-    if tiers.iter().any(|t| t.id == TierId::SiloEc2) && (tenants.len() as u64) > local.capacity() {
+    let per_tenant_addresses = |t: &TierSpec| matches!(t.id, TierId::SiloEc2 | TierId::EcsAwsvpc);
+    if tiers.iter().any(per_tenant_addresses) && (tenants.len() as u64) > local.capacity() {
         c.fail(
             "tenants.count",
             format!(
-                "{} tenants need {} silo instance addresses but subnet /{} has only {}",
+                "{} tenants need {} instance or task addresses but subnet /{} has only {}",
                 tenants.len(),
                 tenants.len(),
                 local.subnet.1,
