@@ -1,0 +1,66 @@
+use crate::needs_root;
+use crate::util::*;
+
+fn cells(s: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for t in s["tiers"].as_array().unwrap() {
+        for c in t["probes"].as_array().cloned().unwrap_or_default() {
+            out.push((t["tier"].as_str().unwrap().to_string(), c));
+        }
+    }
+    out
+}
+
+/// The shipped leakage scenario: every cell matches the catalogue's expectation, every
+/// positive control that applies passes, and the run exits 0 (expected leaks do not fail it).
+#[test]
+fn leakage_matrix_matches_expectations() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = isobench()
+        .args(["run", "scenarios/leakage.toml", "--duration", "4s", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let s = read_summary(&out_dir);
+    let cells = cells(&s);
+    assert!(cells.len() >= 6 * 9, "every probe on every tier: {} cells", cells.len());
+    let mut mismatches = Vec::new();
+    for (tier, c) in &cells {
+        let (expected, verdict) = (c["expected"].as_str().unwrap(), c["verdict"].as_str().unwrap());
+        if verdict != expected {
+            mismatches.push(format!("{tier} {}: expected {expected}, got {verdict} ({c})", c["probe"]));
+        }
+        if verdict != "not-applicable" {
+            assert!(c["controls_passed"].as_u64().unwrap() > 0, "{tier} {}: no positive control passed: {c}", c["probe"]);
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("<testsuite name=\"lambda-shared\"") && junit.contains("failures=\"0\""), "{junit}");
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+/// Silo instances that share one /tmp (a deliberate misconfiguration) leak through LK-TMP,
+/// which the catalogue says must be blocked: the run fails with the unexpected-leak code.
+#[test]
+fn broken_isolation_gives_the_unexpected_leak_exit_code() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let text = small_scenario("2s", "100", 3, "[probes]\nonly = [\"LK-TMP\"]\ntrials = 20\n\n[local]\nbreak_isolation = [\"shared-tmp\"]\n")
+        .replace("[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n", "");
+    let path = scenario(dir.path(), "broken.toml", &text);
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LK-TMP on silo-ec2"), "{}", stderr(&out));
+    let s = read_summary(&out_dir);
+    let (_, c) = cells(&s).into_iter().find(|(t, c)| t == "silo-ec2" && c["probe"] == "LK-TMP").unwrap();
+    assert_eq!(c["verdict"], "leak");
+    assert_eq!(c["unexpected"], true);
+    let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("type=\"unexpected-leak\""), "{junit}");
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
