@@ -12,6 +12,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -19,6 +20,7 @@ use crate::fault::FaultConfig;
 use crate::handler::{Config, DEFAULT_MAX_RECORD_BYTES};
 use crate::ids::parse_tenant;
 use crate::lambda;
+use crate::probe::{self, ProbeConfig, client::Endpoint};
 use crate::store::Hygiene;
 
 /// Sample multi-tenant workload for isobench: a record store and CPU burner, per tenant.
@@ -40,6 +42,18 @@ pub enum Command {
     /// from the Runtime API at AWS_LAMBDA_RUNTIME_API, one at a time. The default when no
     /// subcommand is given and that variable is set.
     Lambda(LambdaArgs),
+    /// Internal: a `proc` probe holder, started by this binary itself with `--probes`; holds
+    /// the canary in its argv and environment until its parent dies.
+    #[command(name = "probe-holder", hide = true)]
+    ProbeHolder(HolderArgs),
+}
+
+/// Arguments of the hidden `probe-holder` subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct HolderArgs {
+    /// The canary to hold.
+    #[arg(allow_hyphen_values = true)]
+    pub canary: String,
 }
 
 /// Options of `serve` that mean nothing to `lambda`; naming one on the command line without a
@@ -173,6 +187,23 @@ pub struct AppArgs {
     /// Seed for the fault sequence, for reproducible runs [default: random].
     #[arg(long, env = "TENANT_APP_FAULT_SEED", value_name = "U64")]
     pub fault_seed: Option<u64>,
+
+    /// Enable the probe agent: operations that act as a compromised tenant would (plant and
+    /// sweep canaries in /tmp, memory, the environment, descriptors, /proc, the network; look for
+    /// credentials). Off by default, when its routes do not exist. The variable takes 1/0,
+    /// true/false, yes/no, on/off.
+    #[arg(long, env = "TENANT_APP_PROBES", value_parser = BoolishValueParser::new())]
+    pub probes: bool,
+
+    /// Test/emulator override: base URL of the ECS task credentials endpoint the `cred` probe
+    /// asks: http://IP or http://IP:PORT.
+    #[arg(long, env = "TENANT_APP_PROBE_ECS_ENDPOINT", default_value = probe::cred::ECS_ENDPOINT, value_name = "URL")]
+    pub probe_ecs_endpoint: Endpoint,
+
+    /// Test/emulator override: base URL of the instance metadata service the `cred` probe
+    /// asks: http://IP or http://IP:PORT.
+    #[arg(long, env = "TENANT_APP_PROBE_IMDS_ENDPOINT", default_value = probe::cred::IMDS_ENDPOINT, value_name = "URL")]
+    pub probe_imds_endpoint: Endpoint,
 }
 
 impl AppArgs {
@@ -189,6 +220,11 @@ impl AppArgs {
                 seed: self.fault_seed,
             },
             max_record_bytes: self.max_record_bytes,
+            probes: ProbeConfig {
+                enabled: self.probes,
+                ecs_endpoint: self.probe_ecs_endpoint,
+                imds_endpoint: self.probe_imds_endpoint,
+            },
         }
     }
 }
@@ -305,6 +341,38 @@ mod tests {
         assert!(command(&["--tenant", "Not_Valid"]).is_err());
         assert!(command(&["--hygiene", "sloppy"]).is_err());
         assert!(command(&["--listen", "127.0.0.1:0", "serve"]).is_err());
+    }
+
+    #[test]
+    fn probes_are_off_unless_enabled_by_flag_or_variable() {
+        let off = serve_args(&[]).app.config().probes;
+        assert!(!off.enabled);
+        assert_eq!(off.ecs_endpoint.to_string(), "http://169.254.170.2");
+        assert_eq!(off.imds_endpoint.to_string(), "http://169.254.169.254");
+        assert!(serve_args(&["--probes"]).app.config().probes.enabled);
+        assert!(lambda_args(false, &["lambda", "--probes"]).app.probes);
+        let endpoints = serve_args(&[
+            "--probe-ecs-endpoint",
+            "http://127.0.0.1:9",
+            "--probe-imds-endpoint",
+            "http://127.0.0.1:10/",
+        ])
+        .app
+        .config()
+        .probes;
+        assert_eq!((endpoints.ecs_endpoint.addr.port(), endpoints.imds_endpoint.addr.port()), (9, 10));
+        assert!(command(&["--probe-imds-endpoint", "http://metadata.internal"]).is_err());
+        assert!(command(&["--probes=maybe"]).is_err());
+    }
+
+    #[test]
+    fn the_holder_subcommand_is_hidden_but_parses() {
+        match command(&["probe-holder", "isobench-canary:v1:x"]).unwrap() {
+            Command::ProbeHolder(args) => assert_eq!(args.canary, "isobench-canary:v1:x"),
+            other => panic!("not the holder: {other:?}"),
+        }
+        let help = Cli::command().render_help().to_string();
+        assert!(!help.contains("probe-holder"), "{help}");
     }
 
     #[test]

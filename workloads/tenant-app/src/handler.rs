@@ -15,6 +15,7 @@ use crate::compute;
 use crate::fault::{Fault, FaultConfig, FaultConfigError, Faults};
 use crate::identity::Identity;
 use crate::ids::{is_valid_key, is_valid_tenant};
+use crate::probe::{self, ProbeConfig};
 use crate::store::{Hygiene, Store, StoreError};
 
 /// Largest CPU budget one `compute` request may ask for (1 s).
@@ -41,11 +42,26 @@ pub enum Op {
     Compute,
     /// Forget all of `tenant`'s state.
     Purge,
+    /// Plant a canary in, or sweep, the probe channel `channel` on behalf of `tenant` (only
+    /// with probes enabled; see [`crate::probe`]).
+    Probe(probe::Action),
+    /// This process's `net` probe beacon; no tenant (only with probes enabled).
+    Beacon,
 }
 
 impl Op {
     fn needs_key(self) -> bool {
         matches!(self, Op::Put | Op::Get)
+    }
+
+    /// Whether the operation exists only with probes enabled.
+    pub fn is_probe(self) -> bool {
+        matches!(self, Op::Probe(_) | Op::Beacon)
+    }
+
+    /// Whether the operation acts for a tenant, and so needs a tenant claim.
+    pub fn is_tenant_op(self) -> bool {
+        matches!(self, Op::Put | Op::Get | Op::Compute | Op::Purge | Op::Probe(_))
     }
 
     /// Faults hit the traffic operations only: probes and clean-up (`Purge`), health checks and
@@ -65,16 +81,18 @@ pub struct Request<'a> {
     pub claimed_tenant: Option<&'a str>,
     /// Record key, for `Put` and `Get`.
     pub key: &'a str,
-    /// Record bytes, for `Put`.
+    /// Record bytes, for `Put`; the canary (plant) or the parameters (sweep), for `Probe`.
     pub body: Bytes,
     /// CPU budget in microseconds, for `Compute`.
     pub compute_us: u64,
+    /// The probe channel, for `Probe` (its body is the canary or the sweep's parameters).
+    pub channel: &'a str,
 }
 
 impl<'a> Request<'a> {
     /// A request for `op` on behalf of `tenant`, claiming to be that tenant; other fields empty.
     pub fn new(op: Op, tenant: &'a str) -> Self {
-        Request { op, tenant, claimed_tenant: Some(tenant), key: "", body: Bytes::new(), compute_us: 0 }
+        Request { op, tenant, claimed_tenant: Some(tenant), key: "", body: Bytes::new(), compute_us: 0, channel: "" }
     }
 }
 
@@ -164,6 +182,12 @@ error_kinds! {
     Injected => 500, "injected", "injected fault";
     /// The record file could not be read or written.
     Storage => 500, "storage", "record storage failed";
+    /// A probe named a channel that does not exist.
+    BadChannel => 400, "bad_channel", "probe channel must be one of tmp, mem, env, fd, proc, net, cred, rng";
+    /// A plant's body is not exactly one canary.
+    BadCanary => 400, "bad_canary", "a plant's body must be one canary: isobench-canary:v1:[A-Za-z0-9._:-]{1,200}";
+    /// A sweep's body is not usable parameters.
+    BadParams => 400, "bad_params", "sweep parameters must be a JSON object with peers (at most 1024), timeout_ms (1..=10000) and credential_paths (at most 256) only";
 }
 
 /// How to build a [`State`].
@@ -175,6 +199,8 @@ pub struct Config {
     pub tmp_dir: PathBuf,
     pub faults: FaultConfig,
     pub max_record_bytes: usize,
+    /// The probe agent's settings (off by default).
+    pub probes: ProbeConfig,
 }
 
 /// A [`State`] that could not be built.
@@ -202,6 +228,7 @@ pub struct State {
     /// Requests (Lambda: invocations) received by this process so far.
     invocations: AtomicU64,
     max_record_bytes: usize,
+    probes: ProbeConfig,
 }
 
 impl State {
@@ -209,9 +236,10 @@ impl State {
         if let Some(t) = config.tenant.as_deref().filter(|t| !is_valid_tenant(t)) {
             return Err(StateError::BadTenant(t.to_owned()));
         }
+        // First: its first random draw is the process's (the `rng` probe reports it).
+        let identity = Identity::capture(config.tenant.clone(), config.hygiene);
         let faults = Faults::new(&config.faults).map_err(StateError::Faults)?;
         let store = Store::open(config.hygiene, &config.tmp_dir).map_err(StateError::Store)?;
-        let identity = Identity::capture(config.tenant.clone(), config.hygiene);
         let whoami_prefix = identity.json_prefix();
         Ok(State {
             store,
@@ -221,6 +249,7 @@ impl State {
             whoami_prefix,
             invocations: AtomicU64::new(0),
             max_record_bytes: config.max_record_bytes,
+            probes: config.probes,
         })
     }
 
@@ -256,6 +285,15 @@ impl State {
         self.max_record_bytes
     }
 
+    pub fn probe_config(&self) -> &ProbeConfig {
+        &self.probes
+    }
+
+    /// Whether the probe operations exist.
+    pub fn probes_enabled(&self) -> bool {
+        self.probes.enabled
+    }
+
     /// Checks who is asking for what, in the order a client can act on: a malformed id, a
     /// missing or contradicting claim, a tenant this instance does not serve, then the arguments.
     fn admit(&self, req: &Request<'_>) -> Result<(), ErrorKind> {
@@ -289,7 +327,10 @@ pub async fn handle(state: &State, req: Request<'_>) -> Response {
     match req.op {
         Op::Health => Response::new(200, CONTENT_TEXT, Bytes::from_static(b"ok\n")),
         Op::WhoAmI => Response::new(200, CONTENT_JSON, state.whoami()),
-        Op::Put | Op::Get | Op::Compute | Op::Purge => tenant_op(state, req).await,
+        // Without `--probes` the probe operations do not exist.
+        op if op.is_probe() && !state.probes_enabled() => Response::error(ErrorKind::NoRoute),
+        Op::Beacon => Response::new(200, CONTENT_TEXT, probe::net::beacon_body()),
+        Op::Put | Op::Get | Op::Compute | Op::Purge | Op::Probe(_) => tenant_op(state, req).await,
     }
 }
 
@@ -309,7 +350,8 @@ async fn tenant_op(state: &State, req: Request<'_>) -> Response {
         Op::Get => get(state, &req),
         Op::Compute => compute(&req),
         Op::Purge => purge(state, &req),
-        Op::Health | Op::WhoAmI => unreachable!("answered in handle"),
+        Op::Probe(action) => probe::handle(state, req.tenant, req.channel, action, &req.body).await,
+        Op::Health | Op::WhoAmI | Op::Beacon => unreachable!("answered in handle"),
     }
 }
 

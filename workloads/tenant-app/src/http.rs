@@ -24,7 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
 use crate::handler::{self, ErrorKind, Request, Response, State, StateError};
-use crate::route;
+use crate::{probe, route};
 
 /// Header that carries the tenant id on every tenant request.
 pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-tenant-id");
@@ -143,11 +143,13 @@ async fn accept_failed(e: io::Error) {
 async fn respond(state: Arc<State>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     state.count_invocation();
     let (parts, body) = req.into_parts();
-    let route = match route::route(parts.method.as_str(), parts.uri.path(), parts.uri.query()) {
+    let route = match route::route(parts.method.as_str(), parts.uri.path(), parts.uri.query(), state.probes_enabled()) {
         Ok(route) => route,
         Err(kind) => return Ok(to_http(Response::error(kind))),
     };
-    let body = match read_body(body, state.max_record_bytes()).await {
+    // A probe's body is a canary or a sweep's parameters, whatever the record limit.
+    let max_body = if route.op.is_probe() { probe::MAX_PROBE_BODY_BYTES } else { state.max_record_bytes() };
+    let body = match read_body(body, max_body).await {
         Ok(body) => body,
         Err(kind) => return Ok(to_http(Response::error(kind))),
     };
@@ -160,6 +162,7 @@ async fn respond(state: Arc<State>, req: hyper::Request<Incoming>) -> Result<hyp
         key: route.key,
         body,
         compute_us: route.compute_us,
+        channel: route.channel,
     };
     Ok(to_http(handler::handle(&state, request).await))
 }

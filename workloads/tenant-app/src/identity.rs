@@ -22,11 +22,21 @@ pub struct Identity {
     pub hygiene: &'static str,
     pub started_unix_ns: u64,
     pub version: &'static str,
+    /// The first 16 bytes drawn from the thread RNG, before the nonce: the probe agent's `rng`
+    /// channel reports them (not `/whoami`), so the harness can tell environments cloned from
+    /// one snapshot, whose RNG state repeats, from independently seeded ones.
+    #[serde(skip)]
+    pub first_random: [u8; 16],
 }
 
 impl Identity {
+    /// Captures the facts; call it before anything else draws random numbers, so that
+    /// `first_random` is the process's first draw.
     pub fn capture(tenant: Option<String>, hygiene: Hygiene) -> Self {
+        // A separate draw, first, and kept: see `first_random`.
+        let first_random = rand::random::<[u8; 16]>();
         Identity {
+            first_random,
             pid: std::process::id(),
             instance_nonce: format!("{:032x}", rand::random::<u128>()),
             hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),

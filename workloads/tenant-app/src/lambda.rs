@@ -8,7 +8,8 @@
 //! logic, errors included, are the function's *successful* payload (`{"status": 404, ...}`), as
 //! an HTTP server answers 404 with a body; two things are *function errors* instead, so a
 //! harness sees both error paths: an injected fault (`InjectedFault`) and an event that cannot
-//! be read (`InvalidEvent`).
+//! be read (`InvalidEvent`). With probes enabled, the `probe` op reaches the probe agent
+//! ([`crate::probe`]) exactly as the HTTP probe routes do.
 //!
 //! The invoke's tenant id (tenant isolation mode: `Lambda-Runtime-Aws-Tenant-Id`, exposed by
 //! lambda_runtime as [`Context::tenant_id`]) is the caller's claim, as the `x-tenant-id` header
@@ -34,6 +35,7 @@ use serde_json::Value;
 
 use crate::cli::LambdaArgs;
 use crate::handler::{self, ErrorKind, Op, Request, Response, State, StateError};
+use crate::probe;
 
 /// Where Lambda tells `bootstrap` to find the Runtime API (`host:port`).
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -68,6 +70,14 @@ pub struct Event {
     pub body_b64: Option<String>,
     /// CPU budget in microseconds, for `compute`.
     pub us: Option<u64>,
+    /// Probe channel, for `probe` (`tmp`, `mem`, `env`, `fd`, `proc`, `net`, `cred`, `rng`).
+    pub channel: Option<String>,
+    /// `plant` or `sweep`, for `probe` (required there).
+    pub action: Option<probe::Action>,
+    /// The canary, for a `probe` plant.
+    pub canary: Option<String>,
+    /// The sweep's parameters, for a `probe` sweep (the JSON object an HTTP sweep's body holds).
+    pub params: Option<Value>,
 }
 
 /// The event's `op`.
@@ -80,19 +90,8 @@ pub enum EventOp {
     Purge,
     Whoami,
     Health,
-}
-
-impl From<EventOp> for Op {
-    fn from(op: EventOp) -> Op {
-        match op {
-            EventOp::Put => Op::Put,
-            EventOp::Get => Op::Get,
-            EventOp::Compute => Op::Compute,
-            EventOp::Purge => Op::Purge,
-            EventOp::Whoami => Op::WhoAmI,
-            EventOp::Health => Op::Health,
-        }
-    }
+    /// The probe agent (only with probes enabled); `action` says plant or sweep.
+    Probe,
 }
 
 impl Event {
@@ -103,6 +102,34 @@ impl Event {
             return Err(FunctionError::InvalidEvent(format!("an event is a JSON object, not {}", json_type(&payload))));
         }
         Event::deserialize(payload).map_err(|e| FunctionError::InvalidEvent(e.to_string()))
+    }
+
+    /// The handler operation; a `probe` without `action` is not an event of ours.
+    pub fn op(&self) -> Result<Op, FunctionError> {
+        Ok(match self.op {
+            EventOp::Put => Op::Put,
+            EventOp::Get => Op::Get,
+            EventOp::Compute => Op::Compute,
+            EventOp::Purge => Op::Purge,
+            EventOp::Whoami => Op::WhoAmI,
+            EventOp::Health => Op::Health,
+            EventOp::Probe => match self.action {
+                Some(action) => Op::Probe(action),
+                None => return Err(FunctionError::InvalidEvent("a `probe` event needs `action`".into())),
+            },
+        })
+    }
+
+    /// The body of a probe request, as over HTTP: the canary of a plant, the parameters of a
+    /// sweep as JSON text (empty when there are none).
+    fn probe_body(&mut self, action: probe::Action) -> Bytes {
+        match action {
+            probe::Action::Plant => self.canary.take().map(Bytes::from).unwrap_or_default(),
+            probe::Action::Sweep => match self.params.take() {
+                None | Some(Value::Null) => Bytes::new(),
+                Some(params) => Bytes::from(params.to_string()),
+            },
+        }
     }
 
     /// The record bytes of a `put` (empty when the event has none), taking them out of the event.
@@ -232,8 +259,12 @@ pub async fn invoke(
 ) -> Result<EventResponse, FunctionError> {
     state.count_invocation();
     let mut event = Event::parse(payload)?;
-    let body = event.take_record()?;
-    let op = Op::from(event.op);
+    let op = event.op()?;
+    let record = event.take_record()?;
+    let body = match op {
+        Op::Probe(action) => event.probe_body(action),
+        _ => record,
+    };
     let (tenant, claimed_tenant) = match (event.tenant.as_deref(), invoke_tenant) {
         (Some(tenant), Some(claimed)) => (tenant, Some(claimed)),
         (Some(tenant), None) => (tenant, Some(tenant)),
@@ -243,11 +274,14 @@ pub async fn invoke(
     let response = match (op, claimed_tenant, event.us) {
         // Like a compute without `?us=` over HTTP, which routing refuses before anything else.
         (Op::Compute, _, None) => Response::error(ErrorKind::BadCompute),
+        // Like a probe path over HTTP without `--probes`: it does not exist.
+        (op, _, _) if op.is_probe() && !state.probes_enabled() => Response::error(ErrorKind::NoRoute),
         // Without a claim the handler would call the empty tenant malformed (`bad_tenant`).
-        (Op::Put | Op::Get | Op::Compute | Op::Purge, None, _) => Response::error(ErrorKind::TenantMissing),
+        (op, None, _) if op.is_tenant_op() => Response::error(ErrorKind::TenantMissing),
         (_, _, us) => {
             let key = event.key.as_deref().unwrap_or_default();
-            let request = Request { op, tenant, claimed_tenant, key, body, compute_us: us.unwrap_or(0) };
+            let channel = event.channel.as_deref().unwrap_or_default();
+            let request = Request { op, tenant, claimed_tenant, key, body, compute_us: us.unwrap_or(0), channel };
             handler::handle(state, request).await
         }
     };

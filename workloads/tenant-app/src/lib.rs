@@ -8,6 +8,10 @@
 //! handler, so one binary serves an instance, a task and a Lambda function alike. The crate
 //! deliberately does not depend on the harness crates: it is shipped alone (an instance's binary,
 //! a Lambda `bootstrap`).
+//!
+//! With `--probes`, [`probe`] adds the probe agent: operations that act as a compromised or
+//! buggy tenant would (plant a canary in a channel, sweep a channel for other tenants'
+//! canaries), which is how the harness measures leakage between tenants.
 
 pub mod cli;
 pub mod compute;
@@ -17,5 +21,6 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod lambda;
+pub mod probe;
 pub mod route;
 pub mod store;

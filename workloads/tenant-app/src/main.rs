@@ -3,6 +3,10 @@ use tenant_app::cli::{self, Command};
 
 fn main() -> anyhow::Result<()> {
     let command = cli::parse();
+    if let Command::ProbeHolder(args) = &command {
+        // No logging, no runtime: a holder only sleeps.
+        tenant_app::probe::proc_::run_holder(&args.canary);
+    }
     cli::init_logging();
     match command {
         Command::Serve(args) => {
@@ -22,6 +26,7 @@ fn main() -> anyhow::Result<()> {
                 .context("failed to start the async runtime")?;
             runtime.block_on(tenant_app::lambda::run(&args))?;
         }
+        Command::ProbeHolder(_) => unreachable!("a holder never returns"),
     }
     Ok(())
 }

@@ -9,8 +9,14 @@
 //! | GET | `/t/{tenant}/records/{key}` | Get |
 //! | POST | `/t/{tenant}/compute?us=N` | Compute |
 //! | DELETE | `/t/{tenant}` | Purge |
+//! | POST | `/t/{tenant}/probe/{channel}/plant` | Probe(Plant), with probes enabled |
+//! | POST | `/t/{tenant}/probe/{channel}/sweep` | Probe(Sweep), with probes enabled |
+//! | GET, HEAD | `/probe/beacon` | Beacon, with probes enabled |
+//!
+//! Without probes enabled the probe paths do not exist: every method gets `NoRoute`.
 
 use crate::handler::{ErrorKind, Op};
+use crate::probe::Action;
 
 /// A routed request: the operation and the parts of the path it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,21 +25,25 @@ pub struct Route<'a> {
     pub tenant: &'a str,
     pub key: &'a str,
     pub compute_us: u64,
+    /// The probe channel, for `Probe` (not checked here: an unknown one is the handler's 400).
+    pub channel: &'a str,
 }
 
 impl<'a> Route<'a> {
     fn new(op: Op, tenant: &'a str) -> Self {
-        Route { op, tenant, key: "", compute_us: 0 }
+        Route { op, tenant, key: "", compute_us: 0, channel: "" }
     }
 }
 
-/// Routes a request; `NoRoute` for an unknown path, `MethodNotAllowed` for a known path with the
-/// wrong method, `BadCompute` for a compute without a usable `us`.
-pub fn route<'a>(method: &str, path: &'a str, query: Option<&str>) -> Result<Route<'a>, ErrorKind> {
+/// Routes a request; `NoRoute` for an unknown path (the probe paths are unknown unless `probes`),
+/// `MethodNotAllowed` for a known path with the wrong method, `BadCompute` for a compute without
+/// a usable `us`.
+pub fn route<'a>(method: &str, path: &'a str, query: Option<&str>, probes: bool) -> Result<Route<'a>, ErrorKind> {
     match path {
         "/healthz" => read_only(method, Route::new(Op::Health, "")),
         "/whoami" => read_only(method, Route::new(Op::WhoAmI, "")),
-        _ => tenant_route(method, path.strip_prefix("/t/").ok_or(ErrorKind::NoRoute)?, query),
+        "/probe/beacon" if probes => read_only(method, Route::new(Op::Beacon, "")),
+        _ => tenant_route(method, path.strip_prefix("/t/").ok_or(ErrorKind::NoRoute)?, query, probes),
     }
 }
 
@@ -45,21 +55,26 @@ fn read_only<'a>(method: &str, route: Route<'a>) -> Result<Route<'a>, ErrorKind>
 }
 
 /// Routes what follows `/t/`.
-fn tenant_route<'a>(method: &str, rest: &'a str, query: Option<&str>) -> Result<Route<'a>, ErrorKind> {
+fn tenant_route<'a>(method: &str, rest: &'a str, query: Option<&str>, probes: bool) -> Result<Route<'a>, ErrorKind> {
     let mut parts = rest.split('/');
     let tenant = parts.next().unwrap_or_default();
-    match (parts.next(), parts.next(), parts.next()) {
-        (None, _, _) => match method {
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (None, ..) => match method {
             "DELETE" => Ok(Route::new(Op::Purge, tenant)),
             _ => Err(ErrorKind::MethodNotAllowed),
         },
-        (Some("records"), Some(key), None) => match method {
+        (Some("records"), Some(key), None, _) => match method {
             "PUT" => Ok(Route { key, ..Route::new(Op::Put, tenant) }),
             "GET" => Ok(Route { key, ..Route::new(Op::Get, tenant) }),
             _ => Err(ErrorKind::MethodNotAllowed),
         },
-        (Some("compute"), None, _) => match method {
+        (Some("compute"), None, ..) => match method {
             "POST" => Ok(Route { compute_us: compute_us(query)?, ..Route::new(Op::Compute, tenant) }),
+            _ => Err(ErrorKind::MethodNotAllowed),
+        },
+        (Some("probe"), Some(channel), Some(action), None) if probes => match (method, Action::parse(action)) {
+            (_, None) => Err(ErrorKind::NoRoute),
+            ("POST", Some(action)) => Ok(Route { channel, ..Route::new(Op::Probe(action), tenant) }),
             _ => Err(ErrorKind::MethodNotAllowed),
         },
         _ => Err(ErrorKind::NoRoute),
@@ -80,7 +95,11 @@ mod tests {
 
     fn op(method: &str, path: &str, query: Option<&str>) -> Result<Route<'static>, ErrorKind> {
         // Leak in tests only, to keep the borrowed route easy to compare.
-        route(method, Box::leak(path.to_owned().into_boxed_str()), query)
+        route(method, Box::leak(path.to_owned().into_boxed_str()), query, false)
+    }
+
+    fn probe_op(method: &str, path: &str, probes: bool) -> Result<Route<'static>, ErrorKind> {
+        route(method, Box::leak(path.to_owned().into_boxed_str()), None, probes)
     }
 
     #[test]
@@ -109,5 +128,26 @@ mod tests {
         assert_eq!(op("POST", "/t/acme/compute", None), Err(ErrorKind::BadCompute));
         assert_eq!(op("POST", "/t/acme/compute", Some("us=-1")), Err(ErrorKind::BadCompute));
         assert_eq!(op("POST", "/t/acme/compute", Some("us=ten")), Err(ErrorKind::BadCompute));
+    }
+
+    #[test]
+    fn probe_routes_exist_only_when_enabled() {
+        let plant = probe_op("POST", "/t/acme/probe/tmp/plant", true).unwrap();
+        assert_eq!((plant.op, plant.tenant, plant.channel), (Op::Probe(Action::Plant), "acme", "tmp"));
+        let sweep = probe_op("POST", "/t/acme/probe/nosuch/sweep", true).unwrap();
+        assert_eq!((sweep.op, sweep.channel), (Op::Probe(Action::Sweep), "nosuch"));
+        assert_eq!(probe_op("GET", "/probe/beacon", true).unwrap().op, Op::Beacon);
+        assert_eq!(probe_op("HEAD", "/probe/beacon", true).unwrap().op, Op::Beacon);
+        assert_eq!(probe_op("GET", "/t/acme/probe/tmp/plant", true), Err(ErrorKind::MethodNotAllowed));
+        assert_eq!(probe_op("POST", "/probe/beacon", true), Err(ErrorKind::MethodNotAllowed));
+        assert_eq!(probe_op("POST", "/t/acme/probe/tmp/peek", true), Err(ErrorKind::NoRoute));
+        assert_eq!(probe_op("POST", "/t/acme/probe/tmp", true), Err(ErrorKind::NoRoute));
+        assert_eq!(probe_op("POST", "/t/acme/probe/tmp/plant/x", true), Err(ErrorKind::NoRoute));
+        // Disabled: no such resource, whatever the method.
+        for (method, path) in
+            [("POST", "/t/acme/probe/tmp/plant"), ("GET", "/t/acme/probe/tmp/sweep"), ("GET", "/probe/beacon")]
+        {
+            assert_eq!(probe_op(method, path, false), Err(ErrorKind::NoRoute), "{method} {path}");
+        }
     }
 }

@@ -150,6 +150,60 @@ impl Store {
         Ok(Purged { cache_entries, dir_removed })
     }
 
+    /// The directory the store keeps its files under (`--tmp-dir`).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
+    /// Appends `line` and a newline to the cached record of (tenant, key) — keyed as this
+    /// hygiene keys records, in memory only — dropping the oldest lines beyond `cap` bytes. The
+    /// probe agent's `mem` channel keeps its canaries there, as a cache would.
+    pub fn cache_append_line(&self, tenant: &str, key: &str, line: &[u8], cap: usize) {
+        let append = |old: Option<&Bytes>| {
+            let mut value = old.map(|b| b.to_vec()).unwrap_or_default();
+            value.extend_from_slice(line);
+            value.push(b'\n');
+            while value.len() > cap {
+                match value.iter().position(|&b| b == b'\n') {
+                    Some(end) => drop(value.drain(..=end)),
+                    None => value.clear(),
+                }
+            }
+            Bytes::from(value)
+        };
+        match &self.cache {
+            Cache::Scoped(map) => {
+                let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+                let keys = map.entry(tenant.to_owned()).or_default();
+                let value = append(keys.get(key));
+                keys.insert(key.to_owned(), value);
+            }
+            Cache::Naive(map) => {
+                let mut map = map.write().unwrap_or_else(PoisonError::into_inner);
+                let value = append(map.get(key));
+                map.insert(key.to_owned(), value);
+            }
+        }
+    }
+
+    /// Up to `limit` cached records of every tenant (cheap reference-counted copies), for the
+    /// probe agent's `mem` sweep, which models code that can read the whole process's memory.
+    pub fn cached_records(&self, limit: usize) -> Vec<Bytes> {
+        match &self.cache {
+            Cache::Scoped(map) => map
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .flat_map(HashMap::values)
+                .take(limit)
+                .cloned()
+                .collect(),
+            Cache::Naive(map) => {
+                map.read().unwrap_or_else(PoisonError::into_inner).values().take(limit).cloned().collect()
+            }
+        }
+    }
+
     fn cache_get(&self, tenant: &str, key: &str) -> Option<Bytes> {
         match &self.cache {
             Cache::Scoped(map) => map.read().unwrap_or_else(PoisonError::into_inner).get(tenant)?.get(key).cloned(),

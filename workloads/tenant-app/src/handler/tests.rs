@@ -12,6 +12,7 @@ fn state_with(hygiene: Hygiene, tmp: &Path, faults: FaultConfig, tenant: Option<
         tmp_dir: tmp.to_owned(),
         faults,
         max_record_bytes: 64,
+        probes: ProbeConfig::default(),
     })
     .unwrap()
 }

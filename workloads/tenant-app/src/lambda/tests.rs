@@ -5,11 +5,19 @@ use serde_json::json;
 use super::*;
 use crate::fault::FaultConfig;
 use crate::handler::Config;
+use crate::probe::ProbeConfig;
 use crate::store::Hygiene;
 
 fn state_with(tmp: &Path, faults: FaultConfig) -> State {
-    State::new(Config { hygiene: Hygiene::Scoped, tenant: None, tmp_dir: tmp.to_owned(), faults, max_record_bytes: 64 })
-        .unwrap()
+    State::new(Config {
+        hygiene: Hygiene::Scoped,
+        tenant: None,
+        tmp_dir: tmp.to_owned(),
+        faults,
+        max_record_bytes: 64,
+        probes: ProbeConfig::default(),
+    })
+    .unwrap()
 }
 
 fn state(tmp: &Path) -> State {
@@ -48,7 +56,7 @@ fn parses_the_documented_event() {
         ("whoami", Op::WhoAmI),
         ("health", Op::Health),
     ] {
-        assert_eq!(Op::from(Event::parse(json!({ "op": name })).unwrap().op), op, "{name}");
+        assert_eq!(Event::parse(json!({ "op": name })).unwrap().op().unwrap(), op, "{name}");
     }
     // Optional fields may also be null.
     assert_eq!(Event::parse(json!({"op": "health", "tenant": null, "key": null})).unwrap().tenant, None);
@@ -269,4 +277,69 @@ fn lambda_environment_is_checked_before_lambda_runtime_would_panic() {
     assert!(matches!(runtime_api(Some(String::new())), Err(LambdaError::NoRuntimeApi)));
     assert!(matches!(runtime_api(Some("not a uri".into())), Err(LambdaError::BadRuntimeApi(_))));
     assert_eq!(runtime_api(Some("127.0.0.1:9001".into())).unwrap().authority().unwrap().as_str(), "127.0.0.1:9001");
+}
+
+#[tokio::test]
+async fn probe_events_reach_the_probe_agent_only_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canary = "isobench-canary:v1:unit:lambda:tmp";
+    let plant = json!({"tenant": "acme", "op": "probe", "channel": "tmp", "action": "plant", "canary": canary});
+    let off = state(tmp.path());
+    for invoke_tenant in [None, Some("acme")] {
+        let r = ok(&off, json!({"op": "probe", "channel": "tmp", "action": "sweep"}), invoke_tenant).await;
+        assert_eq!((r.status, r.kind), (404, Some("no_route")), "{invoke_tenant:?}");
+    }
+    assert_eq!(ok(&off, plant.clone(), None).await.kind, Some("no_route"));
+
+    let on = State::new(Config {
+        hygiene: Hygiene::Scoped,
+        tenant: None,
+        tmp_dir: tmp.path().to_owned(),
+        faults: FaultConfig::default(),
+        max_record_bytes: 64,
+        probes: ProbeConfig { enabled: true, ..ProbeConfig::default() },
+    })
+    .unwrap();
+    let planted = ok(&on, plant, None).await;
+    assert_eq!((planted.status, planted.content_type), (200, "application/json"));
+    let body: Value = serde_json::from_str(planted.text().unwrap()).unwrap();
+    assert_eq!((body["channel"].as_str(), body["planted"].as_bool()), (Some("tmp"), Some(true)));
+    // Another tenant's invocation of the same environment sweeps it up; params travel as JSON.
+    let sweep = json!({"op": "probe", "channel": "tmp", "action": "sweep", "params": {"timeout_ms": 100}});
+    let swept = ok(&on, sweep, Some("globex")).await;
+    let body: Value = serde_json::from_str(swept.text().unwrap()).unwrap();
+    assert_eq!(body["found"], json!([canary]), "{body}");
+    let sweep = json!({"tenant": "globex", "op": "probe", "channel": "tmp", "action": "sweep", "params": null});
+    assert_eq!(ok(&on, sweep, None).await.status, 200);
+
+    for (event, invoke_tenant, want) in [
+        (json!({"op": "probe", "channel": "tmp", "action": "sweep"}), None, "tenant_mismatch"),
+        (
+            json!({"tenant": "acme", "op": "probe", "channel": "tmp", "action": "sweep"}),
+            Some("globex"),
+            "tenant_mismatch",
+        ),
+        (json!({"op": "probe", "channel": "disk", "action": "sweep"}), Some("acme"), "bad_channel"),
+        (json!({"op": "probe", "action": "sweep"}), Some("acme"), "bad_channel"),
+        (json!({"op": "probe", "channel": "env", "action": "plant"}), Some("acme"), "bad_canary"),
+        (
+            json!({"op": "probe", "channel": "net", "action": "sweep", "params": {"peers": "10.0.0.1:1"}}),
+            Some("acme"),
+            "bad_params",
+        ),
+        (json!({"op": "probe", "channel": "net", "action": "sweep", "params": [1]}), Some("acme"), "bad_params"),
+    ] {
+        let desc = event.to_string();
+        let r = ok(&on, event, invoke_tenant).await;
+        assert_eq!((r.status, r.kind), (400, Some(want)), "{desc}");
+    }
+    for (event, needle) in [
+        (json!({"tenant": "acme", "op": "probe", "channel": "tmp"}), "needs `action`"),
+        (json!({"tenant": "acme", "op": "probe", "channel": "tmp", "action": "peek"}), "unknown variant `peek`"),
+        (json!({"tenant": "acme", "op": "probe", "channel": "tmp", "action": "sweep", "canary": 1}), "invalid type"),
+    ] {
+        let desc = event.to_string();
+        let message = invalid(invoke(&on, event, None).await);
+        assert!(message.contains(needle), "{desc}: {message}");
+    }
 }

@@ -63,6 +63,9 @@ fn help_documents_every_flag() {
         "--fault-stall-rate",
         "--fault-stall ",
         "--fault-seed",
+        "--probes",
+        "--probe-ecs-endpoint",
+        "--probe-imds-endpoint",
         "TENANT_APP_LISTEN",
     ] {
         assert!(help.contains(flag), "help lacks {flag}:\n{help}");

@@ -12,7 +12,7 @@ use crate::runtime_api::{Outcome, RuntimeApi};
 use crate::util::{BIN, Server, wait_timeout};
 
 /// The binary in Lambda mode against its own Runtime API server; killed and reaped on drop.
-struct Function {
+pub struct Function {
     child: Child,
     api: RuntimeApi,
     tmp: tempfile::TempDir,
@@ -22,7 +22,7 @@ struct Function {
 
 impl Function {
     /// `tenant-app <args>` with the variables Lambda sets for `bootstrap`, plus `env`.
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Function {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Function {
         Function::start_without(args, env, None)
     }
 
@@ -67,7 +67,7 @@ impl Function {
     }
 
     /// The payload of an invocation that must not be a function error.
-    fn call(&self, event: serde_json::Value, tenant_id: Option<&str>) -> serde_json::Value {
+    pub fn call(&self, event: serde_json::Value, tenant_id: Option<&str>) -> serde_json::Value {
         self.invoke(event, tenant_id).payload()
     }
 

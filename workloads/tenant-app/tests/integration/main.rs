@@ -10,6 +10,9 @@ mod config;
 mod lambda;
 /// SIGTERM/SIGINT drain and exit 0, also as PID 1 of a pid namespace.
 mod lifecycle;
+/// The probe agent (`--probes`): every channel's plant and sweep over HTTP and Lambda, holders
+/// dying with the app, beacons between two processes, credentials from stand-in endpoints.
+mod probe;
 /// A minimal Lambda Runtime API server (`/next`, `/response`, `/error`, `/init/error`).
 mod runtime_api;
 /// Starting the server (killed on drop) and a minimal HTTP/1.1 keep-alive client.

@@ -176,3 +176,63 @@ impl Conn {
         Ok(line.trim_end_matches(['\r', '\n']).to_owned())
     }
 }
+
+/// What a [`StubHttp`] answers: `(status, body)` for `(method, path, headers)` (header names
+/// lowercase).
+pub type StubRoute = dyn Fn(&str, &str, &[(String, String)]) -> (u16, String) + Send + Sync;
+
+/// A tiny HTTP/1.1 server standing in for an endpoint (the ECS credentials endpoint, IMDS):
+/// one request per connection, answered by a function, and recorded as `METHOD PATH`.
+pub struct StubHttp {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StubHttp {
+    pub fn start(route: Box<StubRoute>) -> StubHttp {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+                let mut headers = Vec::new();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':') {
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                    }
+                }
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let (status, body) = route(&method, &path, &headers);
+                let reply =
+                    format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        StubHttp { addr, requests }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A fresh canary for `tag`, with 64 random bits so runs and tests never collide.
+pub fn canary(tag: &str) -> String {
+    format!("isobench-canary:v1:itest:{tag}:{:016x}", rand::random::<u64>())
+}
+
+/// An address where nothing listens (connections are refused).
+pub fn closed_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
