@@ -213,7 +213,7 @@ fn cred_sweep_obtains_principals_from_stand_in_endpoints() {
             "isobench-principal:arn:aws:iam::111122223333:role/task-a",
             "isobench-principal:arn:aws:iam::111122223333:role/task-b",
             "isobench-canary:v1:itest:cred:stub",
-            "isobench-principal:ASIAINSTANCE",
+            "isobench-principal:role/instance-role",
         ]
     );
     let outcomes: Vec<(&str, &str)> = swept["detail"]["sources"]
