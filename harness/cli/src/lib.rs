@@ -8,6 +8,7 @@
 pub mod args;
 mod errors;
 mod hostinfo;
+mod noisy;
 mod progress;
 mod report;
 mod run;

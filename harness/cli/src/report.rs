@@ -171,6 +171,28 @@ pub fn junit(s: &Summary) -> String {
     o
 }
 
+fn noisy_section(o: &mut String, s: &Summary) {
+    let tiers: Vec<_> = s.tiers.iter().filter_map(|t| t.noisy_neighbour.as_ref().map(|n| (t, n))).collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Noisy neighbour (NN-CPU)\n");
+    let (_, n0) = tiers[0];
+    let _ = writeln!(
+        o,
+        "Aggressor `{}` sends {:.0} req/s of {} µs CPU each; victims' corrected p99 in contended windows divided by their p99 in the solo window of the same round ({} rounds of {:.1} s).\n",
+        n0.aggressor, n0.aggressor_rate, n0.aggressor_compute_us, n0.rounds, n0.window_s
+    );
+    let _ = writeln!(o, "| tier | slowdown median | min | max | victims × rounds |\n|---|---|---|---|---|");
+    for (t, n) in &tiers {
+        let _ = writeln!(
+            o,
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {} |",
+            t.tier, n.slowdown.median, n.slowdown.min, n.slowdown.max, n.slowdown.count
+        );
+    }
+}
+
 fn matrix(o: &mut String, s: &Summary) {
     let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();
     if tiers.is_empty() {
@@ -277,6 +299,7 @@ pub fn markdown(s: &Summary) -> String {
         );
     }
     matrix(&mut o, s);
+    noisy_section(&mut o, s);
     for t in &s.tiers {
         tier_section(&mut o, t);
     }

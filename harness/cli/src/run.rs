@@ -181,11 +181,17 @@ fn run_tiers(
             let p = p.transpose().map_err(|e| CliError::Internal(anyhow::anyhow!("probes for tier {} failed: {e}", tp.tier)))?;
             (Some(r), p)
         };
+        let noisy = match (&plan.scenario.noisy_neighbour, &report) {
+            (Some(n), Some(_)) => crate::noisy::measure(n, &spec, &deployment, cancel, progress)
+                .map_err(|e| CliError::Internal(anyhow::anyhow!("tier {}: {e}", tp.tier)))?,
+            _ => None,
+        };
         let teardown = backend.teardown(tp.tier).map_err(|e| CliError::Internal(e.into()))?;
         progress.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
         if let Some(report) = report {
             hlog.add(tp.tier, &report).map_err(|e| CliError::Internal(e.into()))?;
             let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown);
+            summary.noisy_neighbour = noisy;
             if let Some(p) = &probe_report {
                 summary.probes = probe_cells(p);
                 for e in &p.errors {

@@ -161,6 +161,7 @@ pub fn tier_summary(
         instance_start_ms: Spread::of(&starts),
         teardown_ms: teardown.duration.as_secs_f64() * 1e3,
         per_tenant,
+        noisy_neighbour: None,
         probes: Vec::new(),
     }
 }

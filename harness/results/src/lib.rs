@@ -246,9 +246,35 @@ pub struct TierSummary {
     pub instance_start_ms: Spread,
     pub teardown_ms: f64,
     pub per_tenant: Vec<TenantSummary>,
+    /// The noisy-neighbour measurement (`NN-CPU`), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noisy_neighbour: Option<NoisyNeighbour>,
     /// The tier's column of the leak matrix, when probes ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeCell>,
+}
+
+/// `NN-CPU`: each victim's corrected p99 while an aggressor bursts CPU-heavy requests, against
+/// its own solo p99, over alternating solo and contended windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoisyNeighbour {
+    pub aggressor: String,
+    pub aggressor_rate: f64,
+    pub aggressor_compute_us: u64,
+    pub rounds: u32,
+    pub window_s: f64,
+    pub victims: Vec<VictimSlowdown>,
+    /// Contended p99 / solo p99 over every victim and round.
+    pub slowdown: Spread,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VictimSlowdown {
+    pub tenant: String,
+    /// Per round, in order.
+    pub solo_p99_us: Vec<f64>,
+    pub contended_p99_us: Vec<f64>,
+    pub slowdown: Spread,
 }
 
 /// One (probe, tier) cell of the leak matrix.

@@ -192,3 +192,27 @@ fn without_root_the_emulator_says_so_before_deploying() {
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("root"), "{}", stderr(&out));
 }
+
+#[test]
+fn noisy_neighbour_alternates_solo_and_contended_windows() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[noisy_neighbour]\nrate = \"150\"\ncompute = \"4ms\"\nrounds = 3\nwindow = \"600ms\"\n";
+    let path = scenario(dir.path(), "s.toml", &small_scenario("1s", "200", 3, extra));
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).args(["--tiers", "shared-ec2", "--out"]).arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let s = read_summary(&out_dir);
+    let n = &tier(&s, "shared-ec2")["noisy_neighbour"];
+    assert_eq!(n["aggressor"], "tenant-01");
+    let victims = n["victims"].as_array().unwrap();
+    assert_eq!(victims.len(), 2, "every tenant but the aggressor is a victim");
+    for v in victims {
+        assert_eq!(v["solo_p99_us"].as_array().unwrap().len(), 3);
+        assert_eq!(v["contended_p99_us"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(n["slowdown"]["count"], 6);
+    // One process serves the aggressor too: its CPU bursts must show in the victims' p99.
+    assert!(n["slowdown"]["median"].as_f64().unwrap() > 1.0, "{n}");
+    assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("Noisy neighbour (NN-CPU)"));
+}

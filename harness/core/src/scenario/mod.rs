@@ -36,6 +36,44 @@ pub struct Scenario {
     pub local: LocalSpec,
     /// Leakage probes to run beside the traffic, if any.
     pub probes: Option<ProbesSpec>,
+    /// The noisy-neighbour measurement (`NN-CPU`), if asked for.
+    pub noisy_neighbour: Option<NoisySpec>,
+}
+
+/// `[noisy_neighbour]`: one aggressor tenant bursts CPU-heavy requests while the others run
+/// their normal load; each victim's p99 is compared with its own solo baseline, in alternating
+/// solo and contended windows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoisySpec {
+    /// The aggressor's tenant id; default: the first tenant.
+    #[serde(default)]
+    pub aggressor: Option<String>,
+    /// The aggressor's request rate.
+    #[serde(default = "default_aggressor_rate")]
+    pub rate: Rate,
+    /// CPU work per aggressor request.
+    #[serde(default = "default_aggressor_compute")]
+    pub compute: Dur,
+    /// Solo/contended pairs (at least 3).
+    #[serde(default = "default_rounds")]
+    pub rounds: u32,
+    /// Length of each solo or contended window.
+    #[serde(default = "default_window")]
+    pub window: Dur,
+}
+
+fn default_aggressor_rate() -> Rate {
+    Rate(200.0)
+}
+fn default_aggressor_compute() -> Dur {
+    Dur(std::time::Duration::from_millis(5))
+}
+fn default_rounds() -> u32 {
+    3
+}
+fn default_window() -> Dur {
+    Dur(std::time::Duration::from_secs(2))
 }
 
 /// The `[probes]` section: which catalogue probes run, and how many cross-tenant trials each.
@@ -260,6 +298,8 @@ struct RawScenario {
     local: RawLocal,
     #[serde(default)]
     probes: Option<ProbesSpec>,
+    #[serde(default)]
+    noisy_neighbour: Option<NoisySpec>,
 }
 
 #[derive(Deserialize)]
@@ -441,6 +481,9 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
     let tenants = validate_tenants(&raw.tenants, c);
     let tiers = validate_tiers(&raw.tier, c);
     let mut workload = raw.workload;
+    if let Some(n) = &raw.noisy_neighbour {
+        validate_noisy(n, &tenants, c);
+    }
     if let Some(p) = &raw.probes {
         validate_probes(p, tenants.len(), c);
         workload.probes = true;
@@ -470,6 +513,7 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
         tiers,
         local,
         probes: raw.probes,
+        noisy_neighbour: raw.noisy_neighbour,
     }
 }
 
@@ -552,6 +596,25 @@ fn validate_probes(p: &ProbesSpec, tenants: usize, c: &mut Checker) {
     }
     c.check((1..=100_000).contains(&p.trials), "probes.trials", format!("{} trials is out of range", p.trials), "1 to 100000");
     c.check(tenants >= 2, "probes", "cross-tenant probes need at least two tenants", "tenants.count of 2 or more");
+}
+
+fn validate_noisy(n: &NoisySpec, tenants: &[TenantSpec], c: &mut Checker) {
+    if let Some(a) = &n.aggressor
+        && !tenants.iter().any(|t| &t.id == a)
+    {
+        let ids = tenants.iter().take(8).map(|t| format!("`{}`", t.id)).collect::<Vec<_>>().join(", ");
+        c.fail("noisy_neighbour.aggressor", format!("no tenant `{a}`"), format!("one of the scenario's tenants: {ids}"));
+    }
+    c.check(tenants.len() >= 2, "noisy_neighbour", "needs an aggressor and at least one victim", "tenants.count of 2 or more");
+    c.check((3..=100).contains(&n.rounds), "noisy_neighbour.rounds", format!("{} rounds", n.rounds), "3 to 100");
+    c.check(n.rate.0 > 0.0, "noisy_neighbour.rate", "the aggressor needs a rate", "more than 0 requests/s");
+    c.check(
+        n.compute.0 <= std::time::Duration::from_secs(1),
+        "noisy_neighbour.compute",
+        format!("{} per request is too long", n.compute),
+        "at most 1s",
+    );
+    c.check(n.window.0 >= std::time::Duration::from_millis(500), "noisy_neighbour.window", "window too short for a p99", "at least 500ms");
 }
 
 fn validate_mix(m: &MixSpec, c: &mut Checker) {
