@@ -53,7 +53,8 @@ pub fn measure(
         push_p99(&mut solo, &victims, &r);
         progress.line(&format!("[{}] NN-CPU round {}/{}: contended by {aggressor}", base.label, round + 1, n.rounds));
         let (r, a) = std::thread::scope(|s| {
-            let agg = s.spawn(|| isobench_load::run(&aggressor_spec, &d.targets, d.netns.as_deref(), cancel, &mut |_| {}));
+            let agg =
+                s.spawn(|| isobench_load::run(&aggressor_spec, &d.targets, d.netns.as_deref(), cancel, &mut |_| {}));
             let r = isobench_load::run(&victims, &d.targets, d.netns.as_deref(), cancel, &mut |_| {});
             (r, agg.join().expect("the aggressor thread does not panic"))
         });

@@ -146,12 +146,23 @@ pub fn junit(s: &Summary) -> String {
     let cells: Vec<_> = s.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c))).collect();
     let failing = |c: &isobench_results::ProbeCell| c.unexpected || c.verdict == "inconclusive";
     let failures = cells.iter().filter(|(_, c)| failing(c)).count();
-    let _ = writeln!(o, "<testsuites name=\"isobench {}\" tests=\"{}\" failures=\"{failures}\">", xml(&s.run_id), cells.len());
+    let _ = writeln!(
+        o,
+        "<testsuites name=\"isobench {}\" tests=\"{}\" failures=\"{failures}\">",
+        xml(&s.run_id),
+        cells.len()
+    );
     for t in s.tiers.iter().filter(|t| !t.probes.is_empty()) {
         let f = t.probes.iter().filter(|c| failing(c)).count();
         let _ = writeln!(o, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">", xml(&t.tier), t.probes.len());
         for c in &t.probes {
-            let _ = write!(o, "    <testcase classname=\"isobench.{}\" name=\"{} {}\">", xml(&t.tier), xml(&c.probe), xml(&c.channel));
+            let _ = write!(
+                o,
+                "    <testcase classname=\"isobench.{}\" name=\"{} {}\">",
+                xml(&t.tier),
+                xml(&c.probe),
+                xml(&c.channel)
+            );
             let detail = format!(
                 "expected {}, verdict {}: {} hits in {} trials, controls {}/{}",
                 c.expected, c.verdict, c.hits, c.trials, c.controls_passed, c.controls
@@ -199,7 +210,10 @@ fn matrix(o: &mut String, s: &Summary) {
         return;
     }
     let _ = writeln!(o, "\n## Leak matrix\n");
-    let _ = writeln!(o, "Each cell: verdict (expected) — hits/trials, positive controls passed, time to first leak. **!** marks an unexpected leak.\n");
+    let _ = writeln!(
+        o,
+        "Each cell: verdict (expected) — hits/trials, positive controls passed, time to first leak. **!** marks an unexpected leak.\n"
+    );
     let _ = write!(o, "| probe |");
     for t in &tiers {
         let _ = write!(o, " {} |", t.tier);

@@ -137,7 +137,8 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
 
     check_identity(&summary)?;
     let cells = summary.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c)));
-    let unexpected: Vec<String> = cells.clone().filter(|(_, c)| c.unexpected).map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
+    let unexpected: Vec<String> =
+        cells.clone().filter(|(_, c)| c.unexpected).map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
     let inconclusive: Vec<String> =
         cells.filter(|(_, c)| c.verdict == "inconclusive").map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
     match outcome {
@@ -178,7 +179,9 @@ fn run_tiers(
             let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, cancel, progress);
             progress.end_phase();
             let r = r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?;
-            let p = p.transpose().map_err(|e| CliError::Internal(anyhow::anyhow!("probes for tier {} failed: {e}", tp.tier)))?;
+            let p = p
+                .transpose()
+                .map_err(|e| CliError::Internal(anyhow::anyhow!("probes for tier {} failed: {e}", tp.tier)))?;
             (Some(r), p)
         };
         let noisy = match (&plan.scenario.noisy_neighbour, &report) {
@@ -233,9 +236,9 @@ fn traffic_and_probes(
         seed: plan.scenario.run.seed,
     });
     std::thread::scope(|s| {
-        let probes = probe_spec.as_ref().map(|ps| {
-            s.spawn(move || isobench_probes::run(ps, &d.targets, d.netns.as_deref(), cancel))
-        });
+        let probes = probe_spec
+            .as_ref()
+            .map(|ps| s.spawn(move || isobench_probes::run(ps, &d.targets, d.netns.as_deref(), cancel)));
         let mut on_progress = |snap: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), snap);
         let traffic = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, &mut on_progress);
         let probes = probes.map(|h| h.join().expect("the probe thread does not panic"));

@@ -11,8 +11,8 @@ use isobench_core::plan::TierPlan;
 use isobench_core::{Deployment, TierId, backend::TeardownReport};
 use isobench_load::{LoadReport, LoadSpec, OpStats};
 use isobench_results::{
-    Environments, FunctionFigures, InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary, TierSummary,
-    Traffic,
+    Environments, FunctionFigures, InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary,
+    TierSummary, Traffic,
 };
 
 /// Percentiles of a histogram recorded in nanoseconds, in microseconds.

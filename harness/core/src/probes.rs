@@ -263,7 +263,15 @@ impl Ledger {
 
     /// Records a sweep by `finder` that returned `found`. `control` says whether this sweep is
     /// a positive control (the finder looks for its own canary) or a cross-tenant trial.
-    pub fn sweep(&mut self, tier: TierId, channel: Channel, finder: &str, found: &[String], control: bool, at: Duration) {
+    pub fn sweep(
+        &mut self,
+        tier: TierId,
+        channel: Channel,
+        finder: &str,
+        found: &[String],
+        control: bool,
+        at: Duration,
+    ) {
         let mut own = false;
         let mut owners = BTreeSet::new();
         for token in found {
@@ -295,7 +303,14 @@ impl Ledger {
 
     /// Records a cross-tenant observation decided outside the token scheme (random state
     /// compared across tenants): `leaked` says whether the trial found shared state.
-    pub fn observe(&mut self, tier: TierId, channel: Channel, leaked: bool, control_passed: Option<bool>, at: Duration) {
+    pub fn observe(
+        &mut self,
+        tier: TierId,
+        channel: Channel,
+        leaked: bool,
+        control_passed: Option<bool>,
+        at: Duration,
+    ) {
         let cell = self.cells.entry((tier, channel)).or_default();
         cell.trials += 1;
         if leaked {

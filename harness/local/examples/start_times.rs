@@ -31,6 +31,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
+        ec2_network: None,
+        faults: Vec::new(),
     };
     let t0 = std::time::Instant::now();
     let d = backend.deploy(&plan)?;
@@ -46,6 +48,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(starts[0]),
         ms(starts[starts.len() - 1])
     );
+    if let Some(net) = backend.instance_network(TierId::SiloEc2) {
+        println!(
+            "security groups and IMDS: IMDS + bridge netfilter {:.2} ms, identities {:.2} ms, one nft batch {:.2} ms",
+            ms(net.imds_setup),
+            ms(net.identities),
+            ms(net.filter_install)
+        );
+    }
     let r = backend.teardown(TierId::SiloEc2)?;
     println!("teardown of {n} instances: {:.1} ms ({:.2} ms each)", ms(r.duration), ms(r.duration) / n as f64);
     let r = backend.teardown_all()?;

@@ -47,6 +47,19 @@ pub(crate) struct InstanceSpec {
     pub info_limits: Limits,
     /// The workload's arguments after argv[0].
     pub args: Vec<String>,
+    /// What a tier adds to a plain instance (another bridge, routes, environment).
+    pub extras: Extras,
+}
+
+/// What a tier adds to a plain instance; the default adds nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Extras {
+    pub attach: crate::launcher::Attach,
+    /// Environment variables for the workload, after the backend's own.
+    pub env: Vec<(String, String)>,
+    /// A harness-owned directory mounted at `/tmp` instead of a private tmpfs (the `shared-tmp`
+    /// isolation fault).
+    pub shared_tmp: Option<PathBuf>,
 }
 
 /// A running instance.
@@ -236,7 +249,7 @@ fn begin(h: &mut Harness, shared: &Shared, run_dirs: &[PathBuf], spec: InstanceS
         let _ = cgroup::remove(driver, &cgroup, Duration::from_secs(2));
         e
     };
-    let netns = h.instance_net(spec.index, spec.addr, spec.prefix).map_err(undo_cgroup)?;
+    let netns = h.instance_net(spec.index, spec.addr, spec.prefix, &spec.extras.attach).map_err(undo_cgroup)?;
     let (sandbox, output, status) = spawn_sandbox(shared, &spec, &cgroup, &netns).map_err(undo_cgroup)?;
     let inst = Instance { spec, cgroup, netns, sandbox, workload_pid: None, output, start_time: Duration::ZERO };
     Ok(Pending { inst, t0, status, last: "not tried".into() })
@@ -273,6 +286,7 @@ fn spawn_sandbox(
     let c = &shared.config;
     let mut env = env_pairs([("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/")]);
     env.extend(env_pairs(c.workload_env.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
+    env.extend(env_pairs(spec.extras.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
     let argv0 = c.workload_exe.file_name().map(OsString::from).unwrap_or_else(|| "workload".into());
     let join = shared.cgroups.join(cgroup);
     let sandbox = SandboxSpec {
@@ -287,8 +301,10 @@ fn spawn_sandbox(
         gid: spec.uid,
         tmpfs: vec!["/tmp".into(), "/var/tmp".into(), "/dev/shm".into()],
         tmpfs_size: c.tmpfs_size,
+        tmp_binds: spec.extras.shared_tmp.iter().map(|d| ("/tmp".into(), d.clone())).collect(),
         env,
         argv: std::iter::once(argv0).chain(spec.args.iter().map(OsString::from)).collect(),
+        view: Default::default(),
     };
     let mut cmd = Command::new(exe);
     cmd.args(sandbox.to_args())

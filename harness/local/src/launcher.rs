@@ -29,6 +29,31 @@ const INSTANCE_IF_INDEX: i32 = 2;
 
 type Job = Box<dyn FnOnce(&mut Harness) + Send>;
 
+/// A bridge in the harness namespace other than [`BRIDGE`] (an ECS cluster's), which holds its
+/// subnet's gateway as a /32 only: each instance on it gets a host route there instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BridgeRef {
+    pub index: i32,
+    pub mac: [u8; 6],
+}
+
+/// A route inside an instance's namespace, beside its subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InstanceRoute {
+    /// `dst/32` through the subnet's gateway (the harness).
+    ViaGateway(Ipv4Addr),
+    /// `dst/32` dropped inside the instance.
+    Blackhole(Ipv4Addr),
+}
+
+/// Where an instance's veth goes and what its namespace routes besides its subnet; the
+/// default is the harness bridge and no extra route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Attach {
+    pub bridge: Option<BridgeRef>,
+    pub routes: Vec<InstanceRoute>,
+}
+
 /// The launcher thread's state: the harness namespace, a netlink socket in it, the bridge.
 pub(crate) struct Harness {
     pub netns: Arc<OwnedFd>,
@@ -36,6 +61,18 @@ pub(crate) struct Harness {
     bridge: i32,
     bridge_mac: [u8; 6],
     subnets: Vec<(Ipv4Addr, u8)>,
+    /// Packet filters that need bridged frames passed through netfilter, and the switch's value
+    /// before the first of them set it (see [`Harness::bridge_nf_acquire`]).
+    bridge_nf: (u32, Option<String>),
+}
+
+/// The bridge netfilter switch of the harness namespace (per namespace since Linux 5.3).
+pub(crate) const BRIDGE_NF: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+
+/// The MAC the harness gives instance `index`'s `eth0`: locally administered, "ib", the index.
+pub(crate) fn instance_mac(index: u32) -> [u8; 6] {
+    let [_, a, b, c] = index.to_be_bytes();
+    [0x02, 0x69, 0x62, a, b, c]
 }
 
 fn network(addr: Ipv4Addr, prefix: u8) -> u32 {
@@ -56,7 +93,7 @@ impl Harness {
         let mac = random_mac();
         nl.request(vec![netlink::link_up(1), netlink::new_bridge(BRIDGE, BRIDGE_INDEX, mac)])?;
         let bridge = nl.link_index(BRIDGE)?;
-        Ok(Harness { netns, nl, bridge, bridge_mac: mac, subnets: Vec::new() })
+        Ok(Harness { netns, nl, bridge, bridge_mac: mac, subnets: Vec::new(), bridge_nf: (0, None) })
     }
 
     /// Gives the bridge the first host address of `subnet`, once per subnet.
@@ -83,12 +120,18 @@ impl Harness {
     }
 
     /// Creates an instance's network namespace with `lo` up and `eth0` (the peer of veth
-    /// `v<index>`, which joins the bridge) holding `addr/prefix`; returns once both ends of
-    /// the veth are running.
-    pub(crate) fn instance_net(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<OwnedFd, InstanceError> {
+    /// `v<index>`, which joins the bridge `attach` names) holding `addr/prefix`, plus the routes
+    /// `attach` asks for; returns once both ends of the veth are running.
+    pub(crate) fn instance_net(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        prefix: u8,
+        attach: &Attach,
+    ) -> Result<OwnedFd, InstanceError> {
+        let (bridge, bridge_mac) = attach.bridge.map_or((self.bridge, self.bridge_mac), |b| (b.index, b.mac));
         let host_if = format!("v{index}");
-        let [_, a, b, c] = index.to_be_bytes();
-        let mac = [0x02, 0x69, 0x62, a, b, c]; // locally administered, "ib", the index
+        let mac = instance_mac(index);
         let gw = Ipv4Addr::from(network(addr, prefix) + 1);
         // In the new namespace only long enough to get its descriptor and a netlink socket.
         let inside = (|| -> io::Result<(OwnedFd, Netlink)> {
@@ -102,23 +145,36 @@ impl Harness {
             panic!("failed to return the launcher thread to the harness network namespace: {e}");
         }
         let (ns, mut inl) = inside.map_err(|e| InstanceError::net("create the instance network namespace", e))?;
+        let mut host = vec![
+            netlink::new_veth(&host_if, bridge, INSTANCE_IF, INSTANCE_IF_INDEX, mac, ns.as_raw_fd()),
+            netlink::add_neigh(bridge, addr, mac),
+        ];
+        if attach.bridge.is_some() {
+            host.push(netlink::add_route(addr, 32, netlink::Via::Link(bridge)));
+        }
+        let on = if attach.bridge.is_some() { format!("the bridge with index {bridge}") } else { BRIDGE.to_string() };
         self.nl
-            .request(vec![
-                netlink::new_veth(&host_if, self.bridge, INSTANCE_IF, INSTANCE_IF_INDEX, mac, ns.as_raw_fd()),
-                netlink::add_neigh(self.bridge, addr, mac),
-            ])
-            .map_err(|e| InstanceError::net(format!("create veth {host_if} on {BRIDGE} with peer {INSTANCE_IF}"), e))?;
+            .request(host)
+            .map_err(|e| InstanceError::net(format!("create veth {host_if} on {on} with peer {INSTANCE_IF}"), e))?;
         // Looked up rather than trusting the requested index.
         let eth = inl
             .link_index(INSTANCE_IF)
             .map_err(|e| InstanceError::net(format!("find {INSTANCE_IF} in the instance namespace"), e))?;
-        inl.request(vec![
+        let mut inside = vec![
             netlink::link_up(1),
             netlink::link_up(eth),
             netlink::add_addr(eth, addr, prefix),
-            netlink::add_neigh(eth, gw, self.bridge_mac),
-        ])
-        .map_err(|e| InstanceError::net(format!("bring lo and {INSTANCE_IF} up with {addr}/{prefix}"), e))?;
+            netlink::add_neigh(eth, gw, bridge_mac),
+        ];
+        for r in &attach.routes {
+            inside.push(match *r {
+                InstanceRoute::ViaGateway(dst) => netlink::add_route(dst, 32, netlink::Via::Gateway(gw, eth)),
+                InstanceRoute::Blackhole(dst) => netlink::add_route(dst, 32, netlink::Via::Blackhole),
+            });
+        }
+        inl.request(inside).map_err(|e| {
+            InstanceError::net(format!("bring lo and {INSTANCE_IF} up with {addr}/{prefix} and its routes"), e)
+        })?;
         // Carrier changes are applied asynchronously (linkwatch); until then a fresh link
         // drops what it is given. Usually done by the time we ask.
         let t0 = std::time::Instant::now();
@@ -136,6 +192,63 @@ impl Harness {
             std::thread::sleep(std::time::Duration::from_micros(50));
         }
         Ok(ns)
+    }
+}
+
+impl Harness {
+    /// Creates another bridge `name` in the harness namespace, up, holding `addrs` (each a
+    /// /32: instances on it get host routes, see [`Attach`]).
+    pub(crate) fn add_bridge(&mut self, name: &str, addrs: &[Ipv4Addr]) -> io::Result<BridgeRef> {
+        let mac = random_mac();
+        self.nl.request(vec![netlink::new_bridge(name, 0, mac)])?;
+        let index = self.nl.link_index(name)?;
+        let r = self.nl.request(addrs.iter().map(|a| netlink::add_addr(index, *a, 32)).collect());
+        if let Err(e) = r {
+            let _ = self.delete_link(index);
+            return Err(e);
+        }
+        Ok(BridgeRef { index, mac })
+    }
+
+    /// Adds `addr/32` to the harness bridge [`BRIDGE`] (an endpoint's address, such as IMDS).
+    pub(crate) fn add_bridge_addr(&mut self, addr: Ipv4Addr) -> io::Result<()> {
+        self.nl.request(vec![netlink::add_addr(self.bridge, addr, 32)])
+    }
+
+    /// Removes an address [`Harness::add_bridge_addr`] added.
+    pub(crate) fn del_bridge_addr(&mut self, addr: Ipv4Addr) -> io::Result<()> {
+        self.nl.request(vec![netlink::del_addr32(self.bridge, addr)])
+    }
+
+    /// Makes the bridges of the harness namespace pass IPv4 frames through netfilter (the
+    /// `ip` hooks see traffic bridged between instances), for one more packet filter. Fails
+    /// when the kernel has no bridge netfilter. Counted, so that one filter's release never
+    /// turns it off under another.
+    pub(crate) fn bridge_nf_acquire(&mut self) -> io::Result<()> {
+        let prev = std::fs::read_to_string(BRIDGE_NF)?;
+        if self.bridge_nf.0 == 0 {
+            self.bridge_nf.1 = Some(prev.trim().to_string());
+        }
+        if prev.trim() != "1" {
+            std::fs::write(BRIDGE_NF, "1")?;
+        }
+        self.bridge_nf.0 += 1;
+        Ok(())
+    }
+
+    /// One filter fewer; the last one restores the value found before the first.
+    pub(crate) fn bridge_nf_release(&mut self) {
+        self.bridge_nf.0 = self.bridge_nf.0.saturating_sub(1);
+        if self.bridge_nf.0 == 0
+            && let Some(prev) = self.bridge_nf.1.take()
+        {
+            let _ = std::fs::write(BRIDGE_NF, prev);
+        }
+    }
+
+    /// Deletes a link of the harness namespace (with its addresses and routes).
+    pub(crate) fn delete_link(&mut self, index: i32) -> io::Result<()> {
+        self.nl.request(vec![netlink::del_link(index)])
     }
 }
 

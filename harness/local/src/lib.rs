@@ -12,6 +12,27 @@
 //! `silo-ec2` runs one instance per tenant, `shared-ec2` one for every tenant (one module per
 //! tier under `tiers/`, over the shared instance machinery).
 //!
+//! As on AWS, an EC2 instance also has security groups and an instance profile: nftables rules
+//! in the harness namespace (by default each silo instance in its own group, the shared one in
+//! one group, each admitting only the harness on the workload's port) and an IMDS at
+//! `169.254.169.254` that answers each instance with its own role
+//! (`isobench-<run>-instance-<tenant>`, or `-shared`), its only route besides the subnet. See
+//! the `ec2` module and [`LocalBackend::instance_network`].
+//!
+//! # What an ECS task adds
+//! An `ecs-awsvpc` task is such an instance sized from the task definition (1024 CPU units are
+//! one vCPU), whose veth is a port of the cluster's own bridge (`ecs0`), whose security groups
+//! are nftables rules in the harness namespace, and whose environment points at a task-role
+//! credentials endpoint at `169.254.170.2`; on the EC2 launch type the container instance's
+//! IMDS at `169.254.169.254` is reachable too unless blocked. See the `ecs` and `metadata` modules and [`EcsCluster`].
+//!
+//! # What a Lambda execution environment is
+//! The `lambda-*` tiers deploy functions, not instances: each function's execution
+//! environments are started on demand by its invokes (a sandbox with only `lo`, the function's
+//! code read-only at `/var/task`, the rest of the filesystem read-only, a private `/tmp`), kept
+//! frozen between invokes and shut down after an idle keep-alive. See the `lambda` module,
+//! [`EnvironmentInfo`] and [`LocalBackend::environments`].
+//!
 //! # Main choices
 //! - **Nothing on the host network.** Each backend creates a *harness network namespace*
 //!   (in-process, `unshare(CLONE_NEWNET)` on its launcher thread) holding the bridge `br0`
@@ -19,9 +40,12 @@
 //!   made; the load driver joins the harness namespace through [`Deployment::netns`]. Since no
 //!   namespace is bind-mounted, a crashed harness leaves only processes and cgroups behind,
 //!   which [`sweep`] finds by enumerating the host.
-//! - **Netlink and syscalls, never `ip`/`unshare`/`nft` processes**: each of those costs
-//!   1.6–2 ms; the whole instance start is budgeted in single milliseconds. Veths are never
-//!   deleted one by one (16 ms each): dropping an instance's namespace deletes its veth.
+//! - **Netlink and syscalls, never `ip`/`unshare`/`nft` processes per instance**: each of
+//!   those costs 1.6–2 ms (`nft` ~12–15 ms); the whole instance start is budgeted in single
+//!   milliseconds. Veths are never deleted one by one (16 ms each): dropping an instance's
+//!   namespace deletes its veth. The one process the emulator runs is `nft -f -`, once per
+//!   `ecs-awsvpc` or EC2 tier deploy and teardown, inside the harness namespace (the `nft`
+//!   module).
 //! - **A single-threaded sandbox executable** (`isobench-sandbox`, [`sandbox`]) performs the
 //!   isolation steps in one visible order, because mounting, unsharing and forking in
 //!   `pre_exec` of a multi-threaded parent is unsound.
@@ -47,6 +71,13 @@
 //! cgroup to the workload's first `200` on `GET /healthz`, polled every ~200 µs from the
 //! harness namespace.
 //!
+//! # Deliberately broken isolation
+//! For testing the probes and the CI gate, a scenario's `[local] break_isolation` names faults
+//! the emulator injects into its own boundaries (carried by each tier's plan, so results say
+//! so). `shared-tmp`: silo instances share one /tmp, a tmpfs the backend mounts at
+//! `/run/isobench/<run_id>.shared-tmp` and every instance (and ECS task) binds at `/tmp`;
+//! teardown removes it, and [`sweep`] finds it after a crash. See the `faults` module.
+//!
 //! # Known gaps
 //! - `/sys` is the host's (read-only for the instance's uid), and the cgroup namespace is not
 //!   unshared, so a workload can read its own cgroup path (which names the run).
@@ -55,6 +86,13 @@
 //! - After a harness *crash* the death signals end every sandbox and workload, but they are
 //!   then orphans: until the host's init reaps them (this project's VMs do so only now and
 //!   then) they stay as zombies, which hold no resources and which [`sweep`] ignores.
+//! - A Lambda environment sees the host's root filesystem (read-only, with `/var`, `/run` and
+//!   `/dev/shm` hidden), not an Amazon Linux image: a function's code finds the host's
+//!   libraries and interpreters. (A `#!` bootstrap works: it is executed by path.)
+//! - A Lambda environment is frozen right after its invoke's outcome is delivered, not when its
+//!   runtime next calls `/next` as on Lambda (the Runtime API server does not say when that
+//!   happens), so a runtime may be frozen before it asks for the next invocation and ask on
+//!   thaw: one extra loopback round trip in the next warm invoke.
 //!
 //! [`Deployment::netns`]: isobench_core::Deployment::netns
 //! [`InstanceInfo::start_time`]: isobench_core::InstanceInfo::start_time
@@ -65,12 +103,18 @@ mod backend;
 mod caps;
 mod cgroup;
 mod config;
+mod ec2;
+mod ecs;
 mod error;
+mod faults;
 mod instance;
+mod lambda;
 mod launcher;
 mod lock;
+mod metadata;
 mod netlink;
 mod netns;
+mod nft;
 pub mod sandbox;
 mod sweep;
 mod tiers;
@@ -79,7 +123,16 @@ mod workload;
 pub use backend::LocalBackend;
 pub use cgroup::ISOBENCH_DIR;
 pub use config::{LocalConfig, SANDBOX_EXE, WORKLOAD_EXE};
+pub use ec2::{Ec2Instance, Ec2NetError, InstanceNetwork};
+pub use ecs::{CLUSTER_BRIDGE, ClusterError, EcsCluster, EcsTask};
 pub use error::{FsError, InstanceError, SweepError};
+pub use faults::SHARED_TMP_SUFFIX;
+pub use lambda::{
+    EnvironmentInfo, EnvironmentState, FunctionInfo, FunctionRole, LambdaDeployError, STAGED_SUFFIX, StageError,
+    invoke_errors,
+};
 pub use launcher::{BRIDGE, INSTANCE_IF};
 pub use lock::{LOCK_DIR, lock_path};
+pub use metadata::{ECS_AGENT_ADDR, IMDS_ADDR, METADATA_PORT};
+pub use nft::NftError;
 pub use sweep::{NETNS_DIR, NETNS_PREFIX, SweepOptions, SweepReport, sweep};

@@ -213,6 +213,68 @@ pub(crate) fn add_neigh(index: i32, addr: Ipv4Addr, mac: [u8; 6]) -> Msg {
     m
 }
 
+// Routes and link deletion, for tiers that wire instances to a bridge of their own (ECS).
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWROUTE: u16 = 24;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RT_TABLE_MAIN: u8 = 254;
+const RTPROT_STATIC: u8 = 4;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const RT_SCOPE_LINK: u8 = 253;
+const RTN_UNICAST: u8 = 1;
+const RTN_BLACKHOLE: u8 = 6;
+
+/// Where a route sends its traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// Through a gateway on the link with this index.
+    Gateway(Ipv4Addr, i32),
+    /// Directly on the link with this index (scope link).
+    Link(i32),
+    /// Nowhere: the kernel drops it and the sender sees `EINVAL`/unreachable.
+    Blackhole,
+}
+
+/// `RTM_NEWROUTE`: `dst/prefix` in the main table, through `via`.
+pub(crate) fn add_route(dst: Ipv4Addr, prefix: u8, via: Via) -> Msg {
+    let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL);
+    let (scope, kind) = match via {
+        Via::Gateway(..) | Via::Blackhole => {
+            (RT_SCOPE_UNIVERSE, if via == Via::Blackhole { RTN_BLACKHOLE } else { RTN_UNICAST })
+        }
+        Via::Link(_) => (RT_SCOPE_LINK, RTN_UNICAST),
+    };
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    m.raw(&[AF_INET, prefix, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, kind]).raw(&0u32.to_ne_bytes());
+    m.attr(RTA_DST, &dst.octets());
+    match via {
+        Via::Gateway(gw, oif) => {
+            m.attr(RTA_GATEWAY, &gw.octets()).attr_u32(RTA_OIF, oif as u32);
+        }
+        Via::Link(oif) => {
+            m.attr_u32(RTA_OIF, oif as u32);
+        }
+        Via::Blackhole => {}
+    }
+    m
+}
+
+/// `RTM_DELADDR`: `addr/32` off the link with `index` (an address added as a /32).
+pub(crate) fn del_addr32(index: i32, addr: Ipv4Addr) -> Msg {
+    const RTM_DELADDR: u16 = 21;
+    let mut m = Msg::new(RTM_DELADDR, 0);
+    m.raw(&[AF_INET, 32, 0, 0]).raw(&(index as u32).to_ne_bytes());
+    m.attr(IFA_LOCAL, &addr.octets()).attr(IFA_ADDRESS, &addr.octets());
+    m
+}
+
+/// `RTM_DELLINK` for the link with `index` (its addresses and routes go with it).
+pub(crate) fn del_link(index: i32) -> Msg {
+    Msg::new(RTM_DELLINK, 0).ifinfo(index, 0, 0)
+}
+
 /// A route netlink socket bound to the network namespace of the thread that opened it.
 pub(crate) struct Netlink {
     fd: OwnedFd,

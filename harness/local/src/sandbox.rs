@@ -7,21 +7,32 @@
 //! in one function, [`isolate`]:
 //!
 //! 1. die with the harness (`PR_SET_PDEATHSIG`), and refuse to start if it already died;
-//! 2. open the instance's v2 cgroup (for step 7);
+//! 2. open the instance's cgroups: the v2 directory (for step 8) and the v1 `tasks` files the
+//!    child joins through (opened here, in the host's mount namespace, so that step 7 cannot
+//!    make them unwritable);
 //! 3. join the instance's network namespace (`setns`, from a descriptor the harness passed);
 //! 4. `unshare` mount, UTS, IPC and pid namespaces;
 //! 5. make every mount private, so nothing below propagates back to the host;
-//! 6. mount private tmpfs on `/tmp`, `/var/tmp` and `/dev/shm` (mode 1777, size bounded), and
-//!    set the hostname to the instance id;
-//! 7. fork straight into the v2 cgroup (`clone3` with `CLONE_INTO_CGROUP`; on kernels before
+//! 6. (Lambda view) open the sources of read-only binds, hide directories under an empty tmpfs
+//!    each (`/var`, `/run`, ...) and bind the function's code read-only at its place
+//!    (`/var/task`), its mount point made inside a hidden directory: the host's filesystem is
+//!    never modified;
+//! 7. (Lambda view) make the whole mount tree read-only (`mount_setattr` with
+//!    `MOUNT_ATTR_RDONLY` and `AT_RECURSIVE`; per mount on kernels before 5.12);
+//! 8. mount private tmpfs on `/tmp`, `/var/tmp` and `/dev/shm` (mode 1777, size bounded; a
+//!    directory the harness shares between instances instead where an isolation fault says so;
+//!    only `/tmp` in the Lambda view), and set the hostname to the instance id;
+//! 9. fork straight into the v2 cgroup (`clone3` with `CLONE_INTO_CGROUP`; on kernels before
 //!    5.7, `fork` and join through `cgroup.procs`). The child is PID 1 of the new pid
 //!    namespace and runs `exec_workload`: join the v1 cgroups by moving its only thread
-//!    (`0` to each `tasks` file), mount a fresh `/proc`, die with its parent, drop all groups,
-//!    `setgid`, `setuid` to the instance's own ids, set `no_new_privs`, mark every inherited
-//!    descriptor above 2 close-on-exec, and `execveat` the workload through the descriptor the
-//!    harness opened;
-//! 8. the parent reports the workload's host pid on the status descriptor, forwards SIGTERM and
-//!    SIGINT to it, waits, and exits with its status.
+//!    (`0` to each `tasks` file), mount a fresh `/proc`, die with its parent, change to its
+//!    working directory (`/`, or `/var/task`), drop all groups, `setgid`, `setuid` to the
+//!    instance's own ids, set `no_new_privs`, mark every inherited descriptor above 2
+//!    close-on-exec, and `execveat` the workload through the descriptor the harness opened (or,
+//!    in the Lambda view, `execve` the function's `/var/task/bootstrap` by path, so that a `#!`
+//!    script works as on Lambda);
+//! 10. the parent reports the workload's host pid on the status descriptor, forwards SIGTERM
+//!     and SIGINT to it, waits, and exits with its status.
 //!
 //! Only the workload's process tree is in the instance's cgroups; the sandbox waits outside
 //! them. So a kill through the cgroup (`cgroup.kill`) ends the workload, the sandbox reaps it
@@ -37,7 +48,7 @@ use std::ffi::{CString, OsString};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
@@ -77,10 +88,34 @@ pub struct SandboxSpec {
     /// Directories that get a private tmpfs each (skipped where they do not exist).
     pub tmpfs: Vec<PathBuf>,
     pub tmpfs_size: u64,
+    /// `(mount point, source)`: a harness-owned directory bound read-write at one of the `tmpfs`
+    /// mount points instead of a private tmpfs, shared by every instance given it (the
+    /// `shared-tmp` isolation fault, for testing the probes; empty otherwise).
+    pub tmp_binds: Vec<(PathBuf, PathBuf)>,
     /// The workload's whole environment, `KEY=VALUE`.
     pub env: Vec<OsString>,
     /// The workload's argv, `argv[0]` first.
     pub argv: Vec<OsString>,
+    /// What a Lambda execution environment's filesystem adds; the default adds nothing.
+    pub view: FsView,
+}
+
+/// The filesystem view of a Lambda execution environment (steps 6 and 7 of [`isolate`]) and
+/// where its process is executed from. The default is an instance's view: the host's
+/// filesystem with private scratch space, the workload executed through `exe_fd`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsView {
+    /// Directories each covered by an empty, root-owned tmpfs (skipped where they do not exist).
+    pub hide: Vec<PathBuf>,
+    /// `(mount point, source)`: the source bound read-only (nosuid, nodev) at the mount point,
+    /// which must exist or lie inside a `hide` directory.
+    pub ro_binds: Vec<(PathBuf, PathBuf)>,
+    /// Make the whole mount tree read-only before the private tmpfs mounts.
+    pub read_only: bool,
+    /// The workload's working directory (`/` when unset).
+    pub cwd: Option<PathBuf>,
+    /// Execute this path (as the workload's view has it) instead of `exe_fd`.
+    pub exe_path: Option<PathBuf>,
 }
 
 impl SandboxSpec {
@@ -107,8 +142,34 @@ impl SandboxSpec {
             kv("--tmpfs", p.clone().into());
         }
         kv("--tmpfs-size", self.tmpfs_size.to_string().into());
+        for (at, src) in &self.tmp_binds {
+            let mut pair = at.clone().into_os_string();
+            pair.push("=");
+            pair.push(src);
+            kv("--tmp-bind", pair);
+        }
         for e in &self.env {
             kv("--env", e.clone());
+        }
+        let v = &self.view;
+        for p in &v.hide {
+            kv("--hide", p.clone().into());
+        }
+        for (at, src) in &v.ro_binds {
+            // `AT=SOURCE`: the mount point is the harness's choice and never holds a `=`.
+            let mut pair = at.clone().into_os_string();
+            pair.push("=");
+            pair.push(src);
+            kv("--bind-ro", pair);
+        }
+        if v.read_only {
+            kv("--read-only", "true".into());
+        }
+        if let Some(p) = &v.cwd {
+            kv("--cwd", p.clone().into());
+        }
+        if let Some(p) = &v.exe_path {
+            kv("--exe-path", p.clone().into());
         }
         a.push("--".into());
         a.extend(self.argv.iter().cloned());
@@ -128,8 +189,10 @@ impl SandboxSpec {
             gid: 0,
             tmpfs: Vec::new(),
             tmpfs_size: 0,
+            tmp_binds: Vec::new(),
             env: Vec::new(),
             argv: Vec::new(),
+            view: FsView::default(),
         };
         let mut it = args.into_iter();
         fn num<T: std::str::FromStr>(k: &str, v: &OsString) -> Result<T, String> {
@@ -154,15 +217,43 @@ impl SandboxSpec {
                 "--gid" => s.gid = num(&key, &v)?,
                 "--tmpfs" => s.tmpfs.push(v.into()),
                 "--tmpfs-size" => s.tmpfs_size = num(&key, &v)?,
+                "--tmp-bind" => {
+                    let bytes = v.as_bytes();
+                    let eq = bytes.iter().position(|b| *b == b'=').ok_or("--tmp-bind needs AT=SOURCE")?;
+                    let at = OsString::from_vec(bytes[..eq].to_vec());
+                    let src = OsString::from_vec(bytes[eq + 1..].to_vec());
+                    s.tmp_binds.push((at.into(), src.into()));
+                }
                 "--env" => s.env.push(v),
+                "--hide" => s.view.hide.push(v.into()),
+                "--bind-ro" => {
+                    let bytes = v.as_bytes();
+                    let eq = bytes.iter().position(|b| *b == b'=').ok_or("--bind-ro needs AT=SOURCE")?;
+                    let at = OsString::from_vec(bytes[..eq].to_vec());
+                    let src = OsString::from_vec(bytes[eq + 1..].to_vec());
+                    s.view.ro_binds.push((at.into(), src.into()));
+                }
+                "--read-only" => s.view.read_only = v == "true",
+                "--cwd" => s.view.cwd = Some(v.into()),
+                "--exe-path" => s.view.exe_path = Some(v.into()),
                 other => return Err(format!("unknown argument {other}")),
             }
         }
         if s.argv.is_empty() {
             return Err("no workload argv after `--`".into());
         }
-        if s.netns_fd < 3 || s.exe_fd < 3 || s.status_fd < 3 {
-            return Err("--netns-fd, --exe-fd and --status-fd are required (3 or more)".into());
+        if s.netns_fd < 3 || (s.exe_fd < 3 && s.view.exe_path.is_none()) || s.status_fd < 3 {
+            return Err("--netns-fd, --exe-fd (or --exe-path) and --status-fd are required (3 or more)".into());
+        }
+        for (at, _) in &s.view.ro_binds {
+            if !at.is_absolute() || !at.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_))) {
+                return Err(format!("--bind-ro mount point {} must be an absolute path without `..`", at.display()));
+            }
+        }
+        for (at, _) in &s.tmp_binds {
+            if !s.tmpfs.contains(at) {
+                return Err(format!("--tmp-bind mount point {} is not a --tmpfs mount point", at.display()));
+            }
         }
         if s.uid == 0 || s.gid == 0 {
             return Err("--uid and --gid must name an unprivileged user (not 0)".into());
@@ -220,7 +311,10 @@ fn inherited(fd: RawFd, what: &str) -> Result<OwnedFd, StepError> {
 /// The isolation steps, in order. Returns the workload's exit status (128+signal if killed).
 pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
     let netns = inherited(spec.netns_fd, "network namespace")?;
-    let exe = inherited(spec.exe_fd, "workload executable")?;
+    let exe = match spec.view.exe_path {
+        Some(_) => None,
+        None => Some(inherited(spec.exe_fd, "workload executable")?),
+    };
     let status = inherited(spec.status_fd, "status")?;
 
     // 1. Die with the harness; if it is already gone, stop here.
@@ -229,7 +323,8 @@ pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
         return Err(StepError { step: "start".into(), cause: "the harness exited before the sandbox started".into() });
     }
 
-    // 2. The v2 cgroup the workload is forked into (step 7).
+    // 2. The v2 cgroup the workload is forked into (step 9) and the v1 `tasks` files it joins
+    //    through, opened in the host's mount namespace, before anything is made read-only.
     let v2 = match &spec.cgroup_clone_into {
         Some(dir) => Some(step(
             format!("open cgroup {}", dir.display()),
@@ -237,7 +332,12 @@ pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
         )?),
         None => None,
     };
-
+    let mut tasks = Vec::with_capacity(spec.cgroup_threads.len());
+    for dir in &spec.cgroup_threads {
+        let path = dir.join("tasks");
+        let f = step(format!("open {}", path.display()), std::fs::OpenOptions::new().write(true).open(&path))?;
+        tasks.push((f, path));
+    }
     // 3. The instance's network namespace (veth `eth0` and `lo`, already configured).
     step("join the instance network namespace", setns(&netns, CloneFlags::CLONE_NEWNET))?;
     drop(netns);
@@ -256,20 +356,74 @@ pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
         mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>),
     )?;
 
-    // 6. Private, bounded, world-writable scratch space, and the instance's own hostname.
-    let opts = format!("mode=1777,size={}", spec.tmpfs_size);
-    for dir in &spec.tmpfs {
+    // 6. Hidden directories (an empty tmpfs each) and the read-only binds, whose mount points
+    //    are made only inside a hidden directory: the host's filesystem is never written. The
+    //    sources are opened first (a bind's source must be in this mount namespace, and may lie
+    //    in a directory about to be hidden).
+    // The shared scratch directories of step 8 too, before anything is hidden.
+    let mut tmp_sources = Vec::with_capacity(spec.tmp_binds.len());
+    for (at, src) in &spec.tmp_binds {
+        let fd = step(format!("open the shared directory {}", src.display()), open_path(src))?;
+        tmp_sources.push((at, src, fd));
+    }
+    let mut bind_sources = Vec::with_capacity(spec.view.ro_binds.len());
+    for (_, src) in &spec.view.ro_binds {
+        let fd = step(format!("open the bind source {}", src.display()), open_path(src))?;
+        bind_sources.push(fd);
+    }
+    let nosuid_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    for dir in &spec.view.hide {
         if dir.is_dir() {
             step(
-                format!("mount a private tmpfs on {}", dir.display()),
-                mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str())),
+                format!("hide {} under an empty tmpfs", dir.display()),
+                mount(Some("tmpfs"), dir, Some("tmpfs"), nosuid_nodev, Some("mode=0755,size=1m")),
             )?;
         }
     }
+    for ((at, src), fd) in spec.view.ro_binds.iter().zip(&bind_sources) {
+        if !at.exists() {
+            if !spec.view.hide.iter().any(|h| at.starts_with(h)) {
+                return Err(StepError {
+                    step: format!("bind {} at {}", src.display(), at.display()),
+                    cause: "the mount point does not exist and lies in no hidden directory".into(),
+                });
+            }
+            step(format!("create the mount point {}", at.display()), std::fs::create_dir_all(at))?;
+        }
+        let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let what = format!("bind {} read-only at {}", src.display(), at.display());
+        step(what.clone(), mount(Some(proc_path.as_str()), at, None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+        let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | nosuid_nodev;
+        step(what, mount(None::<&str>, at, None::<&str>, ro, None::<&str>))?;
+    }
+    drop(bind_sources);
+
+    // 7. Everything read-only: what remains writable is the private tmpfs of step 8.
+    if spec.view.read_only {
+        step("make every mount read-only", read_only_tree())?;
+    }
+
+    // 8. Private, bounded, world-writable scratch space, and the instance's own hostname.
+    let opts = format!("mode=1777,size={}", spec.tmpfs_size);
+    for dir in &spec.tmpfs {
+        if let Some((_, src, fd)) = tmp_sources.iter().find(|(at, _, _)| *at == dir) {
+            let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let what = format!("bind the shared directory {} at {}", src.display(), dir.display());
+            step(what.clone(), mount(Some(proc_path.as_str()), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>))?;
+            let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | nosuid_nodev;
+            step(what, mount(None::<&str>, dir, None::<&str>, flags, None::<&str>))?;
+        } else if dir.is_dir() {
+            step(
+                format!("mount a private tmpfs on {}", dir.display()),
+                mount(Some("tmpfs"), dir, Some("tmpfs"), nosuid_nodev, Some(opts.as_str())),
+            )?;
+        }
+    }
+    drop(tmp_sources);
 
     step(format!("set the hostname to {}", spec.hostname), sethostname(&spec.hostname))?;
 
-    // 7. Fork the workload, into the v2 cgroup, as PID 1 of the new pid namespace. The pipe
+    // 9. Fork the workload, into the v2 cgroup, as PID 1 of the new pid namespace. The pipe
     //    tells the child whether we are still alive after it set its own death signal.
     let (alive_r, alive_w) = step("create a pipe", nix::unistd::pipe())?;
     // SAFETY: this program is single-threaded (no thread is ever started), so the child may
@@ -278,7 +432,7 @@ pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
         ForkResult::Child => {
             drop(alive_w);
             drop(status);
-            let e = exec_workload(spec, &exe, alive_r);
+            let e = exec_workload(spec, exe.as_ref(), &tasks, alive_r);
             eprintln!("isobench-sandbox: failed to {e}");
             // SAFETY: _exit(2) ends the child without running the parent's atexit handlers
             // or flushing buffers it shares with the parent.
@@ -286,11 +440,93 @@ pub fn isolate(spec: &SandboxSpec) -> Result<i32, StepError> {
         }
         ForkResult::Parent { child } => {
             drop(v2);
+            drop(tasks);
             drop(alive_r);
             drop(exe);
             supervise(child, status, alive_w)
         }
     }
+}
+
+/// An `O_PATH` descriptor of `path` (what a bind mount through `/proc/self/fd` needs).
+fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC).open(path)?;
+    Ok(f.into())
+}
+
+/// `struct mount_attr` of mount_setattr(2) (`MOUNT_ATTR_SIZE_VER0`).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const AT_RECURSIVE: libc::c_int = 0x8000;
+
+/// Makes every mount of this mount namespace read-only: `mount_setattr` on `/` with
+/// `AT_RECURSIVE` (Linux 5.12+), else a read-only bind remount of each mount point listed in
+/// `/proc/self/mountinfo` (keeping its nosuid, nodev and noexec flags).
+fn read_only_tree() -> Result<(), String> {
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a NUL-terminated path and a valid mount_attr of the size passed, both live for
+    // the call; mount_setattr only changes mount flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(format!("mount_setattr: {e}"));
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
+    for line in info.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(opts)) = (fields.get(4), fields.get(5)) else { continue };
+        let point = unescape_mount_point(point);
+        let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        let kept = [("nosuid", MsFlags::MS_NOSUID), ("nodev", MsFlags::MS_NODEV), ("noexec", MsFlags::MS_NOEXEC)];
+        for (name, f) in kept {
+            if opts.split(',').any(|o| o == name) {
+                flags |= f;
+            }
+        }
+        match mount(None::<&str>, point.as_str(), None::<&str>, flags, None::<&str>) {
+            // A mount point under another mount (shadowed) cannot be reached, nor written.
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(format!("remount {point} read-only: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mount_point(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `struct clone_args` of clone3(2), up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
@@ -357,13 +593,17 @@ unsafe fn fork_into(v2: Option<&(OwnedFd, PathBuf)>) -> Result<ForkResult, Strin
 }
 
 /// In the forked child: the last steps before the workload runs. Returns only on failure.
-fn exec_workload(spec: &SandboxSpec, exe: &OwnedFd, alive: OwnedFd) -> StepError {
+fn exec_workload(
+    spec: &SandboxSpec,
+    exe: Option<&OwnedFd>,
+    tasks: &[(std::fs::File, PathBuf)],
+    alive: OwnedFd,
+) -> StepError {
     let r = (|| -> Result<(), StepError> {
         // The v1 cgroups, before anything else: this process is single-threaded, so moving
         // its thread moves all of it, and everything from here on is accounted and limited.
-        for dir in &spec.cgroup_threads {
-            let tasks = dir.join("tasks");
-            step(format!("join cgroup {}", tasks.display()), std::fs::write(&tasks, "0"))?;
+        for (file, path) in tasks {
+            step(format!("join cgroup {}", path.display()), (&*file).write_all(b"0"))?;
         }
         // A /proc that shows this pid namespace only.
         step(
@@ -384,7 +624,8 @@ fn exec_workload(spec: &SandboxSpec, exe: &OwnedFd, alive: OwnedFd) -> StepError
         if fds[0].revents().is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLIN)) {
             return Err(StepError { step: "start".into(), cause: "the sandbox exited".into() });
         }
-        step("chdir to /", chdir("/"))?;
+        let cwd = spec.view.cwd.as_deref().unwrap_or(Path::new("/"));
+        step(format!("chdir to {}", cwd.display()), chdir(cwd))?;
         umask(Mode::from_bits_truncate(0o022));
         // Drop root: no supplementary groups, then gid, then uid (after which no capability
         // is left), and no way back through set-uid executables.
@@ -405,19 +646,33 @@ fn exec_workload(spec: &SandboxSpec, exe: &OwnedFd, alive: OwnedFd) -> StepError
     let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
     envp_p.push(std::ptr::null());
     let empty = c"";
-    // SAFETY: `exe` is an open descriptor of the executable; `empty`, `argv_p` and `envp_p`
-    // are NUL-terminated strings and NULL-terminated pointer arrays that outlive the call
-    // (which returns only on failure). execveat is called through syscall(2) so that an older
-    // C library without the wrapper still works.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            exe.as_raw_fd(),
-            empty.as_ptr(),
-            argv_p.as_ptr(),
-            envp_p.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
+    match (exe, &spec.view.exe_path) {
+        (_, Some(path)) => {
+            let path = cstring(path.as_os_str().as_bytes());
+            // SAFETY: `path`, `argv_p` and `envp_p` are a NUL-terminated string and
+            // NULL-terminated pointer arrays that outlive the call (which returns only on
+            // failure).
+            unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+        }
+        (Some(exe), None) => {
+            // SAFETY: `exe` is an open descriptor of the executable; `empty`, `argv_p` and
+            // `envp_p` are NUL-terminated strings and NULL-terminated pointer arrays that
+            // outlive the call (which returns only on failure). execveat is called through
+            // syscall(2) so that an older C library without the wrapper still works.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    exe.as_raw_fd(),
+                    empty.as_ptr(),
+                    argv_p.as_ptr(),
+                    envp_p.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            }
+        }
+        (None, None) => {
+            return StepError { step: "execute the workload".into(), cause: "no executable was given".into() };
+        }
     }
     StepError {
         step: format!("execute the workload {:?}", spec.argv[0]),
@@ -469,7 +724,9 @@ fn supervise(child: Pid, status: OwnedFd, alive: OwnedFd) -> Result<i32, StepErr
     }
     let mut f = std::fs::File::from(status);
     // The harness may have stopped listening; the workload runs either way.
-    let _ = writeln!(f, "pid {}", child.as_raw());
+    // One write(2) (atomic on a pipe): `writeln!` would issue several, and a reader could see
+    // `pid ` without the number.
+    let _ = f.write_all(format!("pid {}\n", child.as_raw()).as_bytes());
     drop(f);
     let code = loop {
         match waitpid(child, None) {
@@ -505,8 +762,10 @@ mod tests {
             gid: 200_000,
             tmpfs: vec!["/tmp".into(), "/dev/shm".into()],
             tmpfs_size: 1 << 20,
+            tmp_binds: Vec::new(),
             env: env_pairs([("PATH", "/usr/bin:/bin"), ("HOME", "/")]),
             argv: vec!["tenant-app".into(), "serve".into(), "--tenant".into(), "t1".into()],
+            view: FsView::default(),
         }
     }
 
@@ -514,6 +773,39 @@ mod tests {
     fn arguments_round_trip() {
         let s = spec();
         assert_eq!(SandboxSpec::parse(s.to_args()).unwrap(), s);
+    }
+
+    #[test]
+    fn a_lambda_view_round_trips_and_needs_no_executable_descriptor() {
+        let mut s = spec();
+        s.exe_fd = -1;
+        s.view = FsView {
+            hide: vec!["/var".into(), "/run".into()],
+            ro_binds: vec![("/var/task".into(), "/run/isobench/r.staged/f=x".into())],
+            read_only: true,
+            cwd: Some("/var/task".into()),
+            exe_path: Some("/var/task/bootstrap".into()),
+        };
+        assert_eq!(SandboxSpec::parse(s.to_args()).unwrap(), s);
+        s.view.ro_binds = vec![("/var/../etc".into(), "/x".into())];
+        assert!(SandboxSpec::parse(s.to_args()).unwrap_err().contains("without `..`"));
+        s.view = FsView::default();
+        assert!(SandboxSpec::parse(s.to_args()).is_err(), "no executable at all");
+    }
+
+    #[test]
+    fn a_shared_tmp_round_trips_and_must_replace_a_tmpfs() {
+        let mut s = spec();
+        s.tmp_binds = vec![("/tmp".into(), "/run/isobench/r.shared-tmp".into())];
+        assert_eq!(SandboxSpec::parse(s.to_args()).unwrap(), s);
+        s.tmp_binds = vec![("/etc".into(), "/x".into())];
+        assert!(SandboxSpec::parse(s.to_args()).unwrap_err().contains("not a --tmpfs"));
+    }
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(unescape_mount_point("/a\\040b"), "/a b");
+        assert_eq!(unescape_mount_point("/plain"), "/plain");
     }
 
     #[test]

@@ -4,12 +4,18 @@
 //! - processes whose `/proc/<pid>/cgroup` names a path under `/isobench/`;
 //! - cgroup directories under `<hierarchy>/isobench/` in every mounted hierarchy, v1 and v2;
 //! - run lock files `/run/isobench/<run_id>.lock`;
+//! - Lambda code staged for a run, `/run/isobench/<run_id>.staged/` (the execution
+//!   environments themselves are processes and cgroups, found above; a frozen one is thawed
+//!   before it is killed);
+//! - a run's shared `/tmp` (the `shared-tmp` isolation fault), a tmpfs mounted at
+//!   `/run/isobench/<run_id>.shared-tmp/` (unmounted, then removed);
 //! - network namespaces bind-mounted at `/run/netns/isobench-<run_id>@<name>` (the emulator
 //!   creates none today: its namespaces live only as long as their descriptors; listed so that a
 //!   later feature that pins one is swept too);
 //! - nftables tables named `isobench*` in the host namespace: none are created today (packet
-//!   filters live inside namespaces the harness owns), so [`find_nft_tables`] is the place to add
-//!   them if that changes.
+//!   filters, like the `ecs-awsvpc` security groups, live inside the harness namespace with the
+//!   cluster bridge and its endpoints, and vanish with it), so [`find_nft_tables`] is the place
+//!   to add them if that changes.
 //!
 //! A run whose harness is alive holds an advisory lock on its lock file; such a run is skipped
 //! unless it is named with `run` and `force` is set. Sweeping takes the lock itself while it
@@ -61,6 +67,10 @@ struct Leftovers {
     cgroups: Vec<PathBuf>,
     lock: Option<PathBuf>,
     netns_mounts: Vec<PathBuf>,
+    /// Staged Lambda code directories.
+    staged: Vec<PathBuf>,
+    /// The shared `/tmp` of the `shared-tmp` isolation fault.
+    shared_tmp: Option<PathBuf>,
 }
 
 impl Leftovers {
@@ -68,6 +78,8 @@ impl Leftovers {
         let mut out: Vec<String> = self.pids.iter().map(|p| format!("process {p} of run {run}")).collect();
         out.extend(self.netns_mounts.iter().map(|p| format!("netns {}", p.display())));
         out.extend(self.cgroups.iter().map(|p| format!("cgroup {}", p.display())));
+        out.extend(self.staged.iter().map(|p| format!("staged code {}", p.display())));
+        out.extend(self.shared_tmp.iter().map(|p| format!("shared /tmp {}", p.display())));
         out.extend(self.lock.iter().map(|p| format!("lock {}", p.display())));
         out
     }
@@ -84,6 +96,8 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepReport, SweepError> {
     find_cgroups(&roots, &mut runs)?;
     find_processes(&mut runs);
     find_locks(&mut runs);
+    find_staged(&mut runs);
+    find_shared_tmp(&mut runs);
     find_netns_mounts(&mut runs);
     find_nft_tables(&mut runs);
 
@@ -191,6 +205,32 @@ fn find_locks(runs: &mut BTreeMap<String, Leftovers>) {
     }
 }
 
+/// Directories `<run_id>.staged` in the lock directory (Lambda code staged for a run).
+fn find_staged(runs: &mut BTreeMap<String, Leftovers>) {
+    let Ok(entries) = fs::read_dir(LOCK_DIR) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(run) = name.strip_suffix(crate::lambda::STAGED_SUFFIX)
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            runs.entry(run.to_string()).or_default().staged.push(e.path());
+        }
+    }
+}
+
+/// Directories `<run_id>.shared-tmp` in the lock directory (a run's shared `/tmp`).
+fn find_shared_tmp(runs: &mut BTreeMap<String, Leftovers>) {
+    let Ok(entries) = fs::read_dir(LOCK_DIR) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(run) = name.strip_suffix(crate::faults::SHARED_TMP_SUFFIX)
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            runs.entry(run.to_string()).or_default().shared_tmp = Some(e.path());
+        }
+    }
+}
+
 fn find_netns_mounts(runs: &mut BTreeMap<String, Leftovers>) {
     let Ok(entries) = fs::read_dir(NETNS_DIR) else { return };
     for e in entries.flatten() {
@@ -259,6 +299,18 @@ fn remove(run: &str, left: &Leftovers) -> Vec<String> {
         if let Err(e) = cgroup::rmdir_retry(d, Duration::from_secs(1)) {
             failed.push(format!("cgroup {} ({e})", d.display()));
         }
+    }
+    for d in &left.staged {
+        if let Err(e) = fs::remove_dir_all(d)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            failed.push(format!("staged code {} ({e})", d.display()));
+        }
+    }
+    if let Some(d) = &left.shared_tmp
+        && let Err(e) = crate::faults::remove_shared_tmp(d)
+    {
+        failed.push(format!("shared /tmp {} ({e})", d.display()));
     }
     if let Some(l) = &left.lock
         && let Err(e) = fs::remove_file(l)

@@ -20,6 +20,9 @@ pub(crate) fn args(w: &WorkloadSpec, port: u16, tenant: Option<&str>, workers: u
         "--workers".into(),
         workers.max(1).to_string(),
     ]);
+    if w.probes {
+        a.push("--probes".into());
+    }
     if let Some(f) = &w.faults {
         a.extend([
             "--fault-error-rate".into(),

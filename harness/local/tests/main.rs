@@ -10,6 +10,18 @@
 /// Shared helpers: binaries, plans, HTTP inside a namespace, reading `/proc` and cgroups.
 mod util;
 
+/// EC2 tiers: security groups and instance roles (IMDS) from inside the instances; the
+/// `shared-tmp` isolation fault; timing.
+mod ec2;
+/// `ecs-awsvpc` networking: security groups from inside the tasks, routes, teardown, sweep, timing.
+mod ecs;
+/// `ecs-awsvpc` task-role credentials and the container instance's IMDS, from inside the tasks.
+mod ecs_metadata;
+/// Helpers for the `ecs-awsvpc` tests: scenario plans and calls from inside a namespace.
+mod ecs_util;
+/// The Lambda tiers: environment reuse, concurrency, keep-alive, tenant isolation mode, the
+/// environment's view, freezing, crashes and timeouts, bring-your-own code, teardown, sweep.
+mod lambda;
 /// cgroup limits, freezing and CPU accounting, read back from the kernel.
 mod limits;
 /// `shared-ec2`: every tenant answered by one process.

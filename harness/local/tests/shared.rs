@@ -41,7 +41,9 @@ fn one_process_answers_every_tenant() {
     // The same tier cannot be deployed twice at once.
     assert!(b.deploy(&plan(b.run_id(), TierId::SharedEc2, 1, "t3.small")).is_err());
     let r = b.teardown(TierId::SharedEc2).unwrap();
-    assert_eq!(r.removed.len(), 1, "{:?}", r.removed);
+    assert_eq!(r.removed.iter().filter(|s| s.starts_with("instance ")).count(), 1, "{:?}", r.removed);
+    // With the instance go its security groups and (the last EC2 tier) IMDS.
+    assert!(r.removed.iter().any(|s| s.contains("security groups")) && r.removed.iter().any(|s| s.contains("IMDS")));
     // Gone, not even a zombie: the sandbox reaped the workload and the backend the sandbox.
     assert!(!pid_alive(pid), "workload {pid} still in the process table");
     // Idempotent.
@@ -55,9 +57,16 @@ fn one_process_answers_every_tenant() {
 }
 
 #[test]
-fn unsupported_tiers_are_refused() {
+fn a_tier_with_another_tiers_settings_is_refused() {
     needs_root!();
     let mut b = backend("unsupported");
+    // Every tier is implemented now; a Lambda tier given EC2 settings is a plan this backend
+    // cannot deploy, and says why.
     let e = b.deploy(&plan(b.run_id(), TierId::LambdaShared, 1, "t3.micro")).unwrap_err();
-    assert!(matches!(e, isobench_core::BackendError::UnsupportedTier { .. }), "{e}");
+    let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+    assert!(
+        matches!(e, isobench_core::BackendError::Deploy { .. }) && source.contains("needs Lambda settings"),
+        "{e}: {source}"
+    );
+    assert!(b.environments(None).is_empty() && b.functions(None).is_empty());
 }

@@ -88,6 +88,8 @@ pub fn plan(run_id: &str, tier: TierId, tenants: usize, instance_type: &str) -> 
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
+        ec2_network: None,
+        faults: Vec::new(),
     }
 }
 

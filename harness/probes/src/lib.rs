@@ -371,13 +371,21 @@ fn tokens_in(text: &str) -> Vec<String> {
     out
 }
 
+/// The role a principal names: `…:role/NAME`, `…:assumed-role/NAME/SESSION` or `role/NAME`.
+fn role_name(principal: &str) -> &str {
+    let after = |marker: &str| principal.find(marker).map(|i| &principal[i + marker.len()..]);
+    let rest = after("assumed-role/").or_else(|| after("role/")).unwrap_or(principal);
+    rest.split('/').next().unwrap_or(rest)
+}
+
 /// The tenant a principal belongs to: its role name ends with the tenant id. Roles naming no
 /// tenant (an instance role, a shared function role) belong to no one tenant.
 fn principal_owner(principal: &str, tenants: &[Tenant]) -> Option<usize> {
+    let role = role_name(principal);
     tenants
         .iter()
         .enumerate()
-        .filter(|(_, t)| principal.ends_with(&format!("-{}", t.id)) || principal.ends_with(&format!("/{}", t.id)))
+        .filter(|(_, t)| role.ends_with(&format!("-{}", t.id)) || role == t.id)
         .max_by_key(|(_, t)| t.id.len())
         .map(|(i, _)| i)
 }
@@ -405,6 +413,9 @@ mod tests {
         assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-task-tenant-11", &t), Some(1));
         assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-task-tenant-1", &t), Some(0));
         assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-container-instance", &t), None);
+        let assumed = "arn:aws:sts::0:assumed-role/isobench-lambda-per-tenant-tenant-1/session-7";
+        assert_eq!(principal_owner(assumed, &t), Some(0));
+        assert_eq!(principal_owner("role/isobench-r-instance-tenant-11", &t), Some(1));
     }
 
     #[test]

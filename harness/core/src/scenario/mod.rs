@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::instance_types::{self, InstanceType};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size};
+use crate::workload_api::DEFAULT_PORT;
 
 pub mod ecs;
 pub mod lambda;
@@ -245,6 +246,82 @@ pub struct TenantSpec {
 pub struct TierSpec {
     pub id: TierId,
     pub settings: TierSettings,
+    /// The EC2 tiers' security groups (always set for them, defaults filled in); `None` for
+    /// the other tiers. Beside [`TierSettings::Ec2`] rather than in it so that code building
+    /// that variant keeps compiling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2_network: Option<Ec2Network>,
+}
+
+/// The default security group of the `shared-ec2` instance.
+pub const SHARED_INSTANCE_GROUP: &str = "shared-instance";
+/// The default security group template of each `silo-ec2` instance.
+pub const TENANT_INSTANCE_GROUP: &str = "tenant-{tenant}";
+
+/// An EC2 tier's instance network: the security groups each instance joins
+/// (`[tier.network]`, as `RunInstances` takes them) and the groups themselves
+/// (`[[tier.security_group]]`), in the syntax and with the checks of the `ecs-awsvpc` tier (see
+/// [`ecs`] for rules and templates):
+///
+/// ```toml
+/// [[tier]]
+/// id = "silo-ec2"
+/// instance_type = "t3.micro"
+/// [tier.network]
+/// security_groups = ["tenant-{tenant}"]
+/// [[tier.security_group]]
+/// name = "tenant-{tenant}"
+/// ingress = [{ port = 8080, source_group = "harness" }]
+/// ```
+///
+/// Without them (the default), each `silo-ec2` instance is in its own group `tenant-{tenant}`
+/// and the `shared-ec2` instance in `shared-instance`, each admitting only the harness on the
+/// workload's port. The one `shared-ec2` instance serves every tenant, so its groups name no
+/// `{tenant}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ec2Network {
+    /// The instance's network interface: subnets and the groups (templates) it joins.
+    pub network: ecs::AwsvpcConfiguration,
+    /// Every group the tier defines (templates, not yet expanded per tenant).
+    pub security_groups: Vec<ecs::SecurityGroupSpec>,
+}
+
+impl Ec2Network {
+    /// The default of `tier`: per-tenant groups admitting only the harness (silo), or one such
+    /// group (shared).
+    pub fn default_for(tier: TierId) -> Ec2Network {
+        let (name, description) = if tier == TierId::SharedEc2 {
+            (SHARED_INSTANCE_GROUP, "the shared instance; admits only the harness")
+        } else {
+            (TENANT_INSTANCE_GROUP, "one tenant's instance; admits only the harness")
+        };
+        Ec2Network {
+            network: ecs::AwsvpcConfiguration { security_groups: vec![name.into()], ..Default::default() },
+            security_groups: vec![ecs::SecurityGroupSpec {
+                name: name.into(),
+                description: description.into(),
+                ingress: vec![ecs::IngressRule {
+                    protocol: ecs::Protocol::Tcp,
+                    ports: Some((DEFAULT_PORT, DEFAULT_PORT)),
+                    source: ecs::Source::Group(ecs::HARNESS_GROUP.into()),
+                }],
+            }],
+        }
+    }
+
+    /// Expands the templates for `tenants` of run `run`, as for ECS tasks
+    /// ([`ecs::EcsSpec::resolve`]): `tasks` lists each tenant's groups; an instance serving
+    /// several tenants is in the union of theirs.
+    pub fn resolve(&self, run: &str, tenants: &[String]) -> ecs::ResolvedGroups {
+        ecs::EcsSpec {
+            launch_type: ecs::LaunchType::Fargate,
+            task_definition: ecs::TaskDefinition::default(),
+            network: self.network.clone(),
+            security_groups: self.security_groups.clone(),
+            container_instance: None,
+        }
+        .resolve(run, tenants)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -267,6 +344,37 @@ fn ser_instance_type<S: serde::Serializer>(t: &InstanceType, s: S) -> Result<S::
 pub struct LocalSpec {
     /// Addresses for instances and tasks; inside 10.213.0.0/16.
     pub subnet: (Ipv4Addr, u8),
+    /// Isolation the emulator breaks on purpose (`break_isolation`), to test that the probes
+    /// and the CI gate catch it. Empty for every real measurement.
+    pub break_isolation: Vec<IsolationFault>,
+}
+
+/// A fault the local emulator injects into its own isolation, for testing and demonstrating
+/// the leakage probes and the CI gate (`[local] break_isolation = ["shared-tmp"]`). A run with
+/// one measures a deliberately broken emulator, never a tier: its plan says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationFault {
+    /// Silo instances share one /tmp: every instance of the run (EC2 instances and ECS tasks)
+    /// mounts one harness-owned directory at `/tmp` instead of a private tmpfs.
+    SharedTmp,
+}
+
+impl IsolationFault {
+    pub const ALL: [IsolationFault; 1] = [IsolationFault::SharedTmp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationFault::SharedTmp => "shared-tmp",
+        }
+    }
+
+    /// One line for reports.
+    pub fn description(self) -> &'static str {
+        match self {
+            IsolationFault::SharedTmp => "test fault: silo instances share one /tmp",
+        }
+    }
 }
 
 impl LocalSpec {
@@ -317,6 +425,8 @@ struct RawTenants {
 struct RawLocal {
     #[serde(default)]
     subnet: Option<String>,
+    #[serde(default)]
+    break_isolation: Vec<IsolationFault>,
 }
 
 #[derive(Deserialize)]
@@ -325,6 +435,13 @@ struct RawEc2Tier {
     #[allow(dead_code)]
     id: String,
     instance_type: String,
+    /// Read by [`ec2_network`].
+    #[serde(default)]
+    #[allow(dead_code)]
+    network: Option<toml::Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    security_group: Option<toml::Value>,
 }
 
 // ---- errors ----------------------------------------------------------------------------
@@ -594,7 +711,12 @@ fn validate_probes(p: &ProbesSpec, tenants: usize, c: &mut Checker) {
             c.fail(format!("probes.only[{i}]"), format!("unknown probe `{id}`"), known());
         }
     }
-    c.check((1..=100_000).contains(&p.trials), "probes.trials", format!("{} trials is out of range", p.trials), "1 to 100000");
+    c.check(
+        (1..=100_000).contains(&p.trials),
+        "probes.trials",
+        format!("{} trials is out of range", p.trials),
+        "1 to 100000",
+    );
     c.check(tenants >= 2, "probes", "cross-tenant probes need at least two tenants", "tenants.count of 2 or more");
 }
 
@@ -603,9 +725,18 @@ fn validate_noisy(n: &NoisySpec, tenants: &[TenantSpec], c: &mut Checker) {
         && !tenants.iter().any(|t| &t.id == a)
     {
         let ids = tenants.iter().take(8).map(|t| format!("`{}`", t.id)).collect::<Vec<_>>().join(", ");
-        c.fail("noisy_neighbour.aggressor", format!("no tenant `{a}`"), format!("one of the scenario's tenants: {ids}"));
+        c.fail(
+            "noisy_neighbour.aggressor",
+            format!("no tenant `{a}`"),
+            format!("one of the scenario's tenants: {ids}"),
+        );
     }
-    c.check(tenants.len() >= 2, "noisy_neighbour", "needs an aggressor and at least one victim", "tenants.count of 2 or more");
+    c.check(
+        tenants.len() >= 2,
+        "noisy_neighbour",
+        "needs an aggressor and at least one victim",
+        "tenants.count of 2 or more",
+    );
     c.check((3..=100).contains(&n.rounds), "noisy_neighbour.rounds", format!("{} rounds", n.rounds), "3 to 100");
     c.check(n.rate.0 > 0.0, "noisy_neighbour.rate", "the aggressor needs a rate", "more than 0 requests/s");
     c.check(
@@ -614,7 +745,12 @@ fn validate_noisy(n: &NoisySpec, tenants: &[TenantSpec], c: &mut Checker) {
         format!("{} per request is too long", n.compute),
         "at most 1s",
     );
-    c.check(n.window.0 >= std::time::Duration::from_millis(500), "noisy_neighbour.window", "window too short for a p99", "at least 500ms");
+    c.check(
+        n.window.0 >= std::time::Duration::from_millis(500),
+        "noisy_neighbour.window",
+        "window too short for a p99",
+        "at least 500ms",
+    );
 }
 
 fn validate_mix(m: &MixSpec, c: &mut Checker) {
@@ -625,7 +761,10 @@ fn validate_mix(m: &MixSpec, c: &mut Checker) {
 }
 
 fn validate_local(l: &RawLocal, c: &mut Checker) -> LocalSpec {
-    let default = LocalSpec { subnet: LOCAL_RANGE };
+    let mut break_isolation = l.break_isolation.clone();
+    break_isolation.sort();
+    break_isolation.dedup();
+    let default = LocalSpec { subnet: LOCAL_RANGE, break_isolation: break_isolation.clone() };
     let Some(s) = &l.subnet else { return default };
     const ACCEPTED: &str = "a CIDR inside 10.213.0.0/16 with a prefix from /16 to /29, e.g. `10.213.0.0/24`";
     let parsed = s.split_once('/').and_then(|(a, p)| Some((a.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok()?)));
@@ -637,7 +776,7 @@ fn validate_local(l: &RawLocal, c: &mut Checker) -> LocalSpec {
                 c.fail("local.subnet", format!("`{s}` is outside the harness's range or not aligned"), ACCEPTED);
                 return default;
             }
-            LocalSpec { subnet: (addr, prefix) }
+            LocalSpec { subnet: (addr, prefix), break_isolation }
         }
         _ => {
             c.fail("local.subnet", format!("`{s}` is not a valid subnet"), ACCEPTED);
@@ -731,7 +870,14 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
             continue;
         }
         if let Some(settings) = tier_settings(id, table, &at, c) {
-            out.push(TierSpec { id, settings });
+            let ec2_network = match id {
+                TierId::SiloEc2 | TierId::SharedEc2 => match ec2_network(id, table, &at, c) {
+                    Some(n) => Some(n),
+                    None => continue,
+                },
+                _ => None,
+            };
+            out.push(TierSpec { id, settings, ec2_network });
         }
     }
     out
@@ -739,7 +885,7 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
 
 fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
     match id {
-        TierId::SiloEc2 | TierId::SharedEc2 => &["id", "instance_type"],
+        TierId::SiloEc2 | TierId::SharedEc2 => &["id", "instance_type", "network", "security_group"],
         TierId::EcsAwsvpc => ecs::FIELDS,
         TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => lambda::FIELDS,
     }
@@ -781,6 +927,51 @@ fn tier_settings(
             lambda::parse(id, table, at, c)
         }
     }
+}
+
+/// An EC2 tier's `[tier.network]` and `[[tier.security_group]]`, or its default. Both are
+/// checked by the `ecs-awsvpc` tier's own parser (given a Fargate task of the default size,
+/// which adds no check of its own), so the two tiers accept, and report, the same.
+fn ec2_network(id: TierId, table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<Ec2Network> {
+    let default = Ec2Network::default_for(id);
+    if !table.contains_key("network") && !table.contains_key("security_group") {
+        return Some(default);
+    }
+    let mut t = toml::Table::new();
+    t.insert("launch_type".into(), "fargate".into());
+    let network = table
+        .get("network")
+        .cloned()
+        .unwrap_or_else(|| toml::Value::try_from(&default.network).expect("plain data serialises"));
+    t.insert("network".into(), network);
+    // Without groups, the tier's default one (the ECS parser's default is per tenant).
+    let groups = table.get("security_group").cloned().unwrap_or_else(|| {
+        let g = &default.security_groups[0];
+        let rule = &g.ingress[0];
+        let port = rule.ports.map_or(DEFAULT_PORT, |p| p.0);
+        let mut group = toml::Table::new();
+        group.insert("name".into(), g.name.clone().into());
+        group.insert("description".into(), g.description.clone().into());
+        let mut ingress = toml::Table::new();
+        ingress.insert("port".into(), i64::from(port).into());
+        ingress.insert("source_group".into(), ecs::HARNESS_GROUP.into());
+        group.insert("ingress".into(), toml::Value::Array(vec![ingress.into()]));
+        toml::Value::Array(vec![group.into()])
+    });
+    t.insert("security_group".into(), groups);
+    let Some(TierSettings::Ecs(spec)) = ecs::parse(id, &t, at, c) else { return None };
+    let before = c.problems.len();
+    if id == TierId::SharedEc2 {
+        for (i, g) in spec.network.security_groups.iter().enumerate() {
+            c.check(
+                !g.contains("{tenant}"),
+                &at(&format!("network.security_groups[{i}]")),
+                format!("the one shared-ec2 instance serves every tenant and cannot join a group per tenant (`{g}`)"),
+                "group names without `{tenant}`",
+            );
+        }
+    }
+    (c.problems.len() == before).then_some(Ec2Network { network: spec.network, security_groups: spec.security_groups })
 }
 
 // ---- locating fields in the source ------------------------------------------------------
@@ -980,6 +1171,78 @@ instance_type = "m5.large"
         let e = parse(&s).unwrap_err();
         assert!(e.problems.iter().any(|p| p.field == "tenants.ids[2]"), "{e}");
         assert!(e.problems.iter().any(|p| p.field == "tenants.weights[1]"), "{e}");
+    }
+
+    #[test]
+    fn ec2_tiers_default_to_groups_admitting_only_the_harness() {
+        let s = parse(GOOD).unwrap();
+        let tenants: Vec<String> = s.tenants.iter().map(|t| t.id.clone()).collect();
+        let silo = s.tiers[0].ec2_network.as_ref().unwrap();
+        assert_eq!(silo, &Ec2Network::default_for(TierId::SiloEc2));
+        let r = silo.resolve("r", &tenants);
+        assert_eq!(r.groups.len(), 3, "one group per tenant");
+        for (i, (t, g)) in r.tasks.iter().enumerate() {
+            assert_eq!(g, &[i]);
+            assert_eq!(r.groups[i].name, format!("tenant-{t}"));
+            assert_eq!(r.groups[i].ingress.len(), 1);
+            assert_eq!(r.groups[i].ingress[0].source, ecs::ResolvedSource::Harness);
+            assert_eq!(r.groups[i].ingress[0].ports, Some((DEFAULT_PORT, DEFAULT_PORT)));
+        }
+        let shared = s.tiers[1].ec2_network.as_ref().unwrap().resolve("r", &tenants);
+        assert_eq!(shared.groups.len(), 1);
+        assert_eq!(shared.groups[0].name, SHARED_INSTANCE_GROUP);
+        assert!(shared.tasks.iter().all(|(_, g)| g == &[0]));
+        assert!(s.local.break_isolation.is_empty());
+    }
+
+    #[test]
+    fn ec2_groups_use_the_ecs_syntax_and_checks() {
+        let open = GOOD.replace(
+            "instance_type = \"t3.micro\"",
+            "instance_type = \"t3.micro\"\n[tier.network]\nsecurity_groups = [\"tenants\"]\n[[tier.security_group]]\nname = \"tenants\"\ningress = [{ port = 8080, source_group = \"harness\" }, { protocol = \"all\", source_group = \"tenants\" }]",
+        );
+        let s = parse(&open).unwrap();
+        let r = s.tiers[0].ec2_network.as_ref().unwrap().resolve("r", &["a".into(), "b".into()]);
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].ingress[1].source, ecs::ResolvedSource::Group(0));
+
+        let p = only_problem(&GOOD.replace(
+            "instance_type = \"t3.micro\"",
+            "instance_type = \"t3.micro\"\n[tier.network]\nsecurity_groups = [\"ghost\"]",
+        ));
+        assert_eq!(p.field, "tier[0].network.security_groups[0]");
+        assert_eq!(p.line, Some(16));
+        assert!(p.accepted.unwrap().contains("`tenant-{tenant}`"), "the default group is defined");
+
+        // The one shared instance cannot join a group per tenant.
+        let p = only_problem(&GOOD.replace(
+            "instance_type = \"m5.large\"",
+            "instance_type = \"m5.large\"\n[tier.network]\nsecurity_groups = [\"tenant-{tenant}\"]\n[[tier.security_group]]\nname = \"tenant-{tenant}\"",
+        ));
+        assert_eq!(p.field, "tier[1].network.security_groups[0]");
+        assert!(p.message.contains("serves every tenant"), "{}", p.message);
+
+        let p = only_problem(
+            &GOOD.replace("instance_type = \"t3.micro\"", "instance_type = \"t3.micro\"\nsecurity_groups = []"),
+        );
+        assert_eq!(p.field, "tier[0].security_groups");
+        assert!(p.accepted.unwrap().contains("`security_group`"));
+    }
+
+    #[test]
+    fn break_isolation_is_a_local_knob_carried_by_every_tier_plan() {
+        let s = parse(&(GOOD.to_string() + "\n[local]\nbreak_isolation = [\"shared-tmp\", \"shared-tmp\"]\n")).unwrap();
+        assert_eq!(s.local.break_isolation, [IsolationFault::SharedTmp]);
+        let plan = crate::plan::Plan::new("r".into(), s, "h".into(), &Default::default());
+        assert!(plan.tiers.iter().all(|t| t.faults == [IsolationFault::SharedTmp]));
+        assert_eq!(plan.tiers[0].ec2_network, Some(Ec2Network::default_for(TierId::SiloEc2)));
+        let json = serde_json::to_string(&plan.tiers[0]).unwrap();
+        assert!(json.contains("\"faults\":[\"shared-tmp\"]"), "{json}");
+        assert_eq!(IsolationFault::SharedTmp.description(), "test fault: silo instances share one /tmp");
+
+        let p = only_problem(&(GOOD.to_string() + "\n[local]\nbreak_isolation = [\"no-pid-ns\"]\n"));
+        assert_eq!(p.line, Some(21));
+        assert!(p.message.contains("shared-tmp"), "{}", p.message);
     }
 
     #[test]

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Cgroup, CgroupDriver, CgroupLimits, Join, kill_listed, poll_until, read, unified_freeze, unified_kill, write,
+    Cgroup, CgroupDriver, CgroupLimits, FreezeFile, Join, kill_listed, poll_until, read, unified_freeze,
+    unified_frozen, unified_kill, write,
 };
 use crate::error::FsError;
 
@@ -94,6 +95,24 @@ impl CgroupDriver for V1 {
             (Some(u), _) => unified_freeze(&cg.dirs[u], false),
             (None, Some(f)) => write(&cg.dirs[f], "freezer.state", "THAWED"),
             (None, None) => Ok(()),
+        }
+    }
+
+    fn freeze_file(&self, cg: &Cgroup) -> Option<FreezeFile> {
+        match (self.unified, self.freezer) {
+            (Some(u), _) => Some(FreezeFile::unified(&cg.dirs[u])),
+            (None, Some(f)) => {
+                Some(FreezeFile { path: cg.dirs[f].join("freezer.state"), freeze: "FROZEN", thaw: "THAWED" })
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn is_frozen(&self, cg: &Cgroup) -> Result<bool, FsError> {
+        match (self.unified, self.freezer) {
+            (Some(u), _) => unified_frozen(&cg.dirs[u]),
+            (None, Some(f)) => Ok(read(&cg.dirs[f], "freezer.state")?.trim() == "FROZEN"),
+            (None, None) => Ok(false),
         }
     }
 

@@ -4,7 +4,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Cgroup, CgroupDriver, CgroupLimits, Join, read, unified_freeze, unified_kill, write};
+use super::{
+    Cgroup, CgroupDriver, CgroupLimits, FreezeFile, Join, read, unified_freeze, unified_frozen, unified_kill, write,
+};
 use crate::error::FsError;
 
 const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
@@ -74,6 +76,14 @@ impl CgroupDriver for V2 {
 
     fn thaw(&self, cg: &Cgroup) -> Result<(), FsError> {
         unified_freeze(&cg.dirs[0], false)
+    }
+
+    fn freeze_file(&self, cg: &Cgroup) -> Option<FreezeFile> {
+        Some(FreezeFile::unified(&cg.dirs[0]))
+    }
+
+    fn is_frozen(&self, cg: &Cgroup) -> Result<bool, FsError> {
+        unified_frozen(&cg.dirs[0])
     }
 
     fn kill(&self, cg: &Cgroup) -> Result<(), FsError> {

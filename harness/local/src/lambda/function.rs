@@ -1,0 +1,676 @@
+//! One Lambda function: its pool of execution environments, the invoke path through it, and the
+//! reaper that shuts idle environments down after the keep-alive.
+//!
+//! Invoke path (runs on the backend's tokio runtime, so the caller's runtime only awaits a
+//! oneshot): take the most recently used idle environment of the invoke's key (the tenant in
+//! tenant isolation mode, else one key for all) and thaw it (warm), or, when none is idle and
+//! fewer invocations than the concurrency limit are in flight, create one (cold: cgroup,
+//! network namespace, sandbox, then the runtime's first `/next`); else throttle. The invocation
+//! goes through the environment's Runtime API server; its outcome is handed to the caller
+//! first, and only then is the environment frozen and put back (or, after a crash or a
+//! timeout, discarded and replaced by the next cold start).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use isobench_core::backend::{EnvironmentStats, Invoke, InvokeOutcome, InvokeResult, StartKind};
+use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi};
+use tokio::sync::oneshot;
+
+use super::environment::{self, Environment, EnvironmentState};
+use super::role::FunctionRole;
+use super::spawner::{EnvRequest, RUNTIME_API_ADDR};
+use super::{EnvironmentInfo, FunctionInfo, HostCtx};
+use crate::cgroup::CgroupLimits;
+use crate::sandbox::{FsView, SandboxSpec, env_pairs};
+
+/// Lambda's limit on the INIT phase (10 s for on-demand functions).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lambda's default `/tmp` (512 MB of ephemeral storage).
+const TMP_SIZE: u64 = 512 << 20;
+
+/// Error names the Invoke API uses.
+pub mod errors {
+    /// An invoke of a function in tenant isolation mode without a tenant id (or the reverse).
+    pub const INVALID_PARAMETER: &str = "InvalidParameterValueException";
+    /// An invoke of a function that no longer exists (here: after teardown).
+    pub const NOT_FOUND: &str = "ResourceNotFoundException";
+    /// The service failed (here: the emulator could not create an environment).
+    pub const SERVICE: &str = "ServiceException";
+    /// The runtime process exited during an invoke or during INIT.
+    pub const EXIT: &str = "Runtime.ExitError";
+    /// INIT did not finish within its limit.
+    pub const INIT_TIMEOUT: &str = "Sandbox.Timedout";
+}
+
+/// Everything fixed about a function.
+#[derive(Debug, Clone)]
+pub(crate) struct FunctionSpec {
+    pub name: String,
+    pub tenants: Vec<String>,
+    pub tenant_isolation: bool,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub keep_alive: Duration,
+    pub concurrency: u32,
+    pub uid: u32,
+    /// Limits while invoked: memory size, CPU in proportion.
+    pub limits: CgroupLimits,
+    /// Limits during INIT: the same memory, at least one full vCPU (Lambda boosts INIT).
+    pub init_limits: CgroupLimits,
+    pub role: FunctionRole,
+    /// The function's environment beside the per-environment Runtime API variables.
+    pub env: Vec<(String, String)>,
+    /// The staged code, bound at `/var/task`.
+    pub code_dir: PathBuf,
+    pub run_dirs: Vec<PathBuf>,
+}
+
+/// Lifecycle counts of one tier, shared by its functions.
+#[derive(Debug, Default)]
+pub(crate) struct TierCounters {
+    created: AtomicU64,
+    reused: AtomicU64,
+    reaped: AtomicU64,
+    replaced: AtomicU64,
+    throttles: AtomicU64,
+    busy: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl TierCounters {
+    pub(crate) fn snapshot(&self, frozen_at_end: u64) -> EnvironmentStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        EnvironmentStats {
+            created: get(&self.created),
+            reused: get(&self.reused),
+            reaped: get(&self.reaped),
+            replaced: get(&self.replaced),
+            peak_concurrency: get(&self.peak),
+            throttles: get(&self.throttles),
+            frozen_at_end,
+        }
+    }
+
+    fn busy_inc(&self) {
+        let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        self.peak.fetch_max(now, Ordering::AcqRel);
+    }
+
+    fn busy_dec(&self) {
+        self.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// Idle (frozen) environments per key, most recently used last.
+    idle: HashMap<String, Vec<Arc<Environment>>>,
+    /// Every environment alive, starting, busy or idle, by number.
+    all: BTreeMap<u64, Arc<Environment>>,
+    /// Invocations between checkout and release (starting environments included).
+    in_flight: u32,
+    closed: bool,
+}
+
+/// A deployed function; the [`Invoke`] endpoint of its tenants.
+pub(crate) struct Function {
+    pub spec: FunctionSpec,
+    ctx: Arc<HostCtx>,
+    counters: Arc<TierCounters>,
+    pool: Mutex<Pool>,
+    me: Weak<Function>,
+    reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function").field("name", &self.spec.name).finish_non_exhaustive()
+    }
+}
+
+enum Checkout {
+    Warm(Arc<Environment>),
+    Cold,
+}
+
+/// What a finished invoke leaves to do with its environment.
+enum After {
+    Keep,
+    /// Discard it; `replaced` says whether it counts as replaced (crash, timeout).
+    Discard {
+        replaced: bool,
+    },
+}
+
+/// What is left to do with an environment after its invoke's outcome is delivered.
+enum Deferred {
+    Freeze,
+    ShutDown { replaced: bool },
+}
+
+fn result(outcome: InvokeOutcome, start: Option<StartKind>, billed_ms: Option<u64>, memory_mb: u32) -> InvokeResult {
+    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb) }
+}
+
+fn rejected(error_type: &str, memory_mb: u32) -> InvokeResult {
+    result(InvokeOutcome::Rejected { error_type: error_type.into() }, None, None, memory_mb)
+}
+
+fn ceil_ms(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(1_000_000) as u64).max(1)
+}
+
+impl Function {
+    pub(crate) fn new(spec: FunctionSpec, ctx: Arc<HostCtx>, counters: Arc<TierCounters>) -> Arc<Function> {
+        let f = Arc::new_cyclic(|me| Function {
+            spec,
+            ctx,
+            counters,
+            pool: Mutex::new(Pool::default()),
+            me: me.clone(),
+            reaper: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&f);
+        let tick = (f.spec.keep_alive / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        *lock(&f.reaper) = Some(f.ctx.handle.spawn(reap_loop(weak, tick)));
+        f
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        lock(&self.pool)
+    }
+
+    pub(crate) fn info(&self) -> FunctionInfo {
+        FunctionInfo {
+            name: self.spec.name.clone(),
+            tenants: self.spec.tenants.clone(),
+            tenant_isolation: self.spec.tenant_isolation,
+            memory_mb: self.spec.memory_mb,
+            cpu_millis: self.spec.limits.cpu_quota_us * 1000 / self.spec.limits.cpu_period_us,
+            role: self.spec.role.clone(),
+            code_dir: self.spec.code_dir.clone(),
+        }
+    }
+
+    /// A snapshot of every live environment, with its CPU time and frozen state read from its
+    /// cgroup.
+    pub(crate) fn environments(&self) -> Vec<EnvironmentInfo> {
+        let envs: Vec<Arc<Environment>> = self.pool().all.values().cloned().collect();
+        envs.iter()
+            .map(|e| {
+                let workload_pid = e.workload_pid(Duration::from_secs(1));
+                let life = e.life();
+                EnvironmentInfo {
+                    id: e.id.clone(),
+                    function: e.function.clone(),
+                    tenant: e.tenant.clone(),
+                    state: life.state,
+                    invocations: life.invocations,
+                    idle_for: (life.state == EnvironmentState::Idle).then(|| life.last_used.elapsed()),
+                    age: e.created.elapsed(),
+                    sandbox_pid: e.sandbox_pid as u32,
+                    workload_pid,
+                    cgroup_dirs: e.cgroup.dirs.clone(),
+                    cpu_usage: self.ctx.cgroups.cpu_usage(&e.cgroup).ok(),
+                    frozen: self.ctx.cgroups.is_frozen(&e.cgroup).ok(),
+                }
+            })
+            .collect()
+    }
+
+    /// What an environment wrote to stdout and stderr (its last `max` bytes).
+    pub(crate) fn output(&self, env_id: &str, max: usize) -> Option<String> {
+        self.pool().all.values().find(|e| e.id == env_id).map(|e| e.output_tail(max))
+    }
+
+    /// The invoke, start to end, on the backend's runtime. The outcome goes to `reply` as soon
+    /// as it is known; the environment is frozen and returned afterwards.
+    async fn run(self: Arc<Self>, tenant: String, payload: Vec<u8>, reply: oneshot::Sender<InvokeResult>) {
+        let mem = self.spec.memory_mb;
+        if self.spec.tenant_isolation && tenant.is_empty() {
+            let _ = reply.send(rejected(errors::INVALID_PARAMETER, mem));
+            return;
+        }
+        let key = if self.spec.tenant_isolation { tenant.clone() } else { String::new() };
+        let (env, start) = loop {
+            let checkout = {
+                let mut pool = self.pool();
+                if pool.closed {
+                    drop(pool);
+                    let _ = reply.send(rejected(errors::NOT_FOUND, mem));
+                    return;
+                }
+                if let Some(env) = pool.idle.get_mut(&key).and_then(Vec::pop) {
+                    pool.in_flight += 1;
+                    // Busy from here on, so a freeze still pending for it is skipped.
+                    env.life().state = EnvironmentState::Busy;
+                    Some(Checkout::Warm(env))
+                } else if pool.in_flight >= self.spec.concurrency
+                    // Tenant isolation mode: at most 2,500 tenant-aware environments (busy or
+                    // idle) per 1,000 of concurrency (AWS, "Troubleshooting tenant isolation").
+                    || (self.spec.tenant_isolation
+                        && pool.all.len() as u64 >= (u64::from(self.spec.concurrency) * 5).div_ceil(2))
+                {
+                    None
+                } else {
+                    pool.in_flight += 1;
+                    Some(Checkout::Cold)
+                }
+            };
+            let Some(checkout) = checkout else {
+                self.counters.throttles.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(result(InvokeOutcome::Throttled, None, None, mem));
+                return;
+            };
+            self.counters.busy_inc();
+            match checkout {
+                Checkout::Warm(env) => {
+                    // A process that died while frozen, or a cgroup that cannot be thawed: drop
+                    // the environment and look again.
+                    if env.has_exited() || env.thaw().is_err() {
+                        let d = self.put_back(&env, After::Discard { replaced: false });
+                        self.finish(&env, d);
+                        continue;
+                    }
+                    self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                    break (env, StartKind::Warm);
+                }
+                Checkout::Cold => match self.start_environment(&key).await {
+                    Ok((env, init)) => break (env, StartKind::Cold { init }),
+                    Err(r) => {
+                        self.pool().in_flight -= 1;
+                        self.counters.busy_dec();
+                        let _ = reply.send(r);
+                        return;
+                    }
+                },
+            }
+        };
+
+        {
+            let mut life = env.life();
+            life.state = EnvironmentState::Busy;
+            life.invocations += 1;
+        }
+        let mut inv = Invocation::new(payload, self.spec.timeout);
+        if self.spec.tenant_isolation {
+            inv = inv.with_tenant(tenant);
+        }
+        let invoked = env.api.invoke(inv).await;
+        let (outcome, billed, after) = match invoked {
+            Ok(isobench_rapi::InvokeOutcome::Ok { payload, timing }) => {
+                (InvokeOutcome::Ok(payload.to_vec()), Some(timing.billed_ms()), After::Keep)
+            }
+            Ok(isobench_rapi::InvokeOutcome::FunctionError { error_type, timing, .. }) => {
+                (InvokeOutcome::FunctionError { error_type }, Some(timing.billed_ms()), After::Keep)
+            }
+            Ok(isobench_rapi::InvokeOutcome::InitError { error_type, .. }) => {
+                (InvokeOutcome::InitError { error_type }, None, After::Discard { replaced: true })
+            }
+            Ok(isobench_rapi::InvokeOutcome::Timeout { .. }) => {
+                // Lambda bills a timed-out invoke for its whole timeout and resets the environment.
+                (InvokeOutcome::Timeout, Some(ceil_ms(self.spec.timeout)), After::Discard { replaced: true })
+            }
+            Ok(isobench_rapi::InvokeOutcome::EnvironmentGone { handed_over }) => {
+                let closed = self.pool().closed;
+                let outcome = if closed {
+                    InvokeOutcome::Rejected { error_type: errors::NOT_FOUND.into() }
+                } else {
+                    InvokeOutcome::FunctionError { error_type: errors::EXIT.into() }
+                };
+                (outcome, handed_over.map(|t| ceil_ms(t.elapsed())), After::Discard { replaced: !closed })
+            }
+            Err(InvokeError::ShutDown) => (
+                InvokeOutcome::Rejected { error_type: errors::NOT_FOUND.into() },
+                None,
+                After::Discard { replaced: false },
+            ),
+            Err(e) => {
+                tracing::warn!(function = %self.spec.name, env = %env.id, error = %e, "the Runtime API refused an invoke");
+                (
+                    InvokeOutcome::Rejected { error_type: errors::SERVICE.into() },
+                    None,
+                    After::Discard { replaced: true },
+                )
+            }
+        };
+        // Back in the pool before the caller hears the outcome, so its next invoke finds the
+        // environment; the freeze follows, off the caller's path.
+        let deferred = self.put_back(&env, after);
+        let _ = reply.send(result(outcome, Some(start), billed, mem));
+        self.finish(&env, deferred);
+    }
+
+    /// Returns a checked-out environment to the idle pool (to be frozen by [`Self::finish`]) or
+    /// takes it out (to be shut down), and frees its concurrency slot.
+    fn put_back(&self, env: &Arc<Environment>, after: After) -> Deferred {
+        let keep = matches!(after, After::Keep) && !env.has_exited();
+        let deferred = {
+            let mut pool = self.pool();
+            pool.in_flight -= 1;
+            if keep && !pool.closed {
+                let mut life = env.life();
+                life.state = EnvironmentState::Idle;
+                life.last_used = Instant::now();
+                drop(life);
+                pool.idle.entry(env.tenant.clone().unwrap_or_default()).or_default().push(env.clone());
+                Deferred::Freeze
+            } else {
+                pool.all.retain(|_, e| !Arc::ptr_eq(e, env));
+                Deferred::ShutDown { replaced: matches!(after, After::Discard { replaced: true }) }
+            }
+        };
+        self.counters.busy_dec();
+        deferred
+    }
+
+    /// The second half of [`Self::put_back`]: freeze an idle environment (unless an invoke took
+    /// it meanwhile), or shut a discarded one down.
+    fn finish(&self, env: &Arc<Environment>, deferred: Deferred) {
+        match deferred {
+            Deferred::Freeze => {
+                if let Err(e) = env.freeze_if_idle() {
+                    tracing::warn!(env = %env.id, error = %e, "cannot freeze an idle environment; discarding it");
+                    let taken = {
+                        let mut pool = self.pool();
+                        let before = pool.all.len();
+                        pool.all.retain(|_, e| !Arc::ptr_eq(e, env));
+                        for v in pool.idle.values_mut() {
+                            v.retain(|e| !Arc::ptr_eq(e, env));
+                        }
+                        pool.all.len() < before
+                    };
+                    if taken {
+                        self.shut_down(vec![env.clone()]);
+                    }
+                }
+            }
+            Deferred::ShutDown { replaced } => {
+                if replaced {
+                    self.counters.replaced.fetch_add(1, Ordering::Relaxed);
+                }
+                self.shut_down(vec![env.clone()]);
+            }
+        }
+    }
+
+    /// Shuts environments down off the runtime's threads (killing waits for the kernel).
+    fn shut_down(&self, envs: Vec<Arc<Environment>>) {
+        if envs.is_empty() {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        self.ctx.handle.spawn_blocking(move || {
+            for e in &envs {
+                environment::kill(&*ctx.cgroups, e);
+            }
+            for e in &envs {
+                let left = environment::destroy(&*ctx.cgroups, e, Duration::from_secs(5));
+                if !left.is_empty() {
+                    tracing::warn!(env = %e.id, ?left, "an environment's shutdown left cgroups behind");
+                }
+            }
+        });
+    }
+
+    /// Creates an environment and waits for its INIT. On failure the environment is gone and
+    /// the invoke's result is returned.
+    async fn start_environment(&self, key: &str) -> Result<(Arc<Environment>, Duration), InvokeResult> {
+        let mem = self.spec.memory_mb;
+        let t0 = Instant::now();
+        let number = self.ctx.next_env.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-e{number}", self.spec.name);
+        let tenant = self.spec.tenant_isolation.then(|| key.to_string());
+        let mut config = FunctionConfig::new(self.spec.name.clone(), t0);
+        config.function_arn =
+            format!("arn:aws:lambda:{}:{}:function:{}", super::REGION, super::role::ACCOUNT, self.spec.name);
+        config.memory_mb = mem;
+        config.tenant_isolation = self.spec.tenant_isolation;
+        let mut env = config.runtime_env(RUNTIME_API_ADDR);
+        env.extend(self.spec.env.iter().cloned());
+        let req = EnvRequest {
+            id: id.clone(),
+            run_dirs: self.spec.run_dirs.clone(),
+            limits: self.spec.init_limits,
+            sandbox_exe: self.ctx.sandbox_exe.clone(),
+            sandbox: self.sandbox_spec(&id, &env),
+        };
+        let service_error = |step: String, e: &dyn std::fmt::Display| {
+            tracing::warn!(function = %self.spec.name, env = %id, "failed to {step}: {e}");
+            rejected(errors::SERVICE, mem)
+        };
+        let ctx = self.ctx.clone();
+        let spawned = self.ctx.spawner.run(move |s| s.create(&*ctx.cgroups, req)).await;
+        let spawned = match spawned {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let chain = error_chain(&e);
+                return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
+            }
+            Err(_) => return Err(service_error("reach the Lambda spawner thread".into(), &"it has stopped")),
+        };
+        let api = match RuntimeApi::start(spawned.listener, config) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = crate::cgroup::remove(&*self.ctx.cgroups, &spawned.cgroup, Duration::from_secs(5));
+                // SAFETY: waitpid(2) on our own child, whose cgroup was just emptied.
+                unsafe { libc::waitpid(spawned.sandbox_pid, std::ptr::null_mut(), 0) };
+                return Err(service_error(format!("serve the Runtime API of environment {id}"), &e));
+            }
+        };
+        let freeze_file = self.ctx.cgroups.freeze_file(&spawned.cgroup);
+        let env = Environment::new(
+            id.clone(),
+            self.spec.name.clone(),
+            tenant,
+            spawned.cgroup.clone(),
+            api,
+            spawned.sandbox_pid,
+            spawned.output,
+            t0,
+            freeze_file,
+            spawned.status,
+        );
+        let env = match env {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                let _ = crate::cgroup::remove(&*self.ctx.cgroups, &spawned.cgroup, Duration::from_secs(5));
+                // SAFETY: waitpid(2) on our own child, whose cgroup was just emptied.
+                unsafe { libc::waitpid(spawned.sandbox_pid, std::ptr::null_mut(), 0) };
+                return Err(service_error(format!("open the freezer of environment {id}"), &e));
+            }
+        };
+        self.ctx.handle.spawn(environment::watch(env.clone(), spawned.pidfd));
+        {
+            let mut pool = self.pool();
+            if pool.closed {
+                drop(pool);
+                self.shut_down(vec![env]);
+                return Err(rejected(errors::NOT_FOUND, mem));
+            }
+            pool.all.insert(number, env.clone());
+        }
+        self.counters.created.fetch_add(1, Ordering::Relaxed);
+        let init = env.api.wait_init(INIT_TIMEOUT).await;
+        let init = match init {
+            Ok(d) => d,
+            Err(f) => {
+                let error_type = match &f {
+                    InitFailure::Reported { error_type, .. } => error_type.clone(),
+                    InitFailure::EnvironmentGone => Some(errors::EXIT.into()),
+                    InitFailure::Timeout { .. } => Some(errors::INIT_TIMEOUT.into()),
+                    InitFailure::ShutDown => None,
+                };
+                tracing::warn!(
+                    function = %self.spec.name, env = %id, error = %f,
+                    output = %env.output_tail(2048), "an environment's INIT failed"
+                );
+                self.pool().all.remove(&number);
+                self.counters.replaced.fetch_add(1, Ordering::Relaxed);
+                self.shut_down(vec![env]);
+                let outcome = match (&f, error_type) {
+                    (InitFailure::ShutDown, _) => InvokeOutcome::Rejected { error_type: errors::NOT_FOUND.into() },
+                    (_, error_type) => InvokeOutcome::InitError { error_type },
+                };
+                return Err(result(outcome, Some(StartKind::Cold { init: t0.elapsed() }), None, mem));
+            }
+        };
+        // INIT is over: from now on the CPU share in proportion to memory.
+        if self.spec.init_limits != self.spec.limits
+            && let Err(e) = self.ctx.cgroups.apply_limits(&env.cgroup, &self.spec.limits)
+        {
+            tracing::warn!(env = %id, error = %e, "cannot lower an environment's CPU share after INIT");
+        }
+        Ok((env, init))
+    }
+
+    fn sandbox_spec(&self, id: &str, env: &[(String, String)]) -> SandboxSpec {
+        SandboxSpec {
+            cgroup_threads: Vec::new(),
+            cgroup_clone_into: None,
+            netns_fd: -1,
+            exe_fd: -1,
+            status_fd: -1,
+            parent_pid: std::process::id() as i32,
+            // HOST_NAME_MAX is 64.
+            hostname: id.chars().take(63).collect(),
+            uid: self.spec.uid,
+            gid: self.spec.uid,
+            tmpfs: vec!["/tmp".into()],
+            tmpfs_size: TMP_SIZE,
+            tmp_binds: Vec::new(),
+            env: env_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            argv: vec![super::BOOTSTRAP_PATH.into()],
+            view: FsView {
+                hide: super::HIDDEN.iter().map(PathBuf::from).collect(),
+                ro_binds: vec![(super::TASK_ROOT.into(), self.spec.code_dir.clone())],
+                read_only: true,
+                cwd: Some(super::TASK_ROOT.into()),
+                exe_path: Some(super::BOOTSTRAP_PATH.into()),
+            },
+        }
+    }
+
+    /// Idle environments past their keep-alive (and dead ones), taken out of the pool.
+    fn take_expired(&self) -> (Vec<Arc<Environment>>, u64) {
+        let mut pool = self.pool();
+        let mut out = Vec::new();
+        let mut reaped = 0;
+        let keep_alive = self.spec.keep_alive;
+        for envs in pool.idle.values_mut() {
+            envs.retain(|e| {
+                let dead = e.has_exited();
+                let expired = e.life().last_used.elapsed() >= keep_alive;
+                if dead || expired {
+                    reaped += u64::from(!dead);
+                    out.push(e.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        pool.idle.retain(|_, v| !v.is_empty());
+        pool.all.retain(|_, e| !out.iter().any(|o| Arc::ptr_eq(o, e)));
+        (out, reaped)
+    }
+
+    /// Stops the function (blocking): refuses new invokes, kills every environment (frozen
+    /// ones included), waits for in-flight invokes to end, and returns the count of
+    /// environments that were idle (frozen) when it was called, what was removed and what was
+    /// left behind.
+    pub(crate) fn close(&self) -> (u64, Vec<String>, Vec<String>) {
+        if let Some(r) = lock(&self.reaper).take() {
+            r.abort();
+        }
+        let (envs, idle) = {
+            let mut pool = self.pool();
+            pool.closed = true;
+            let idle: u64 = pool.idle.values().map(|v| v.len() as u64).sum();
+            pool.idle.clear();
+            (std::mem::take(&mut pool.all), idle)
+        };
+        let envs: Vec<Arc<Environment>> = envs.into_values().collect();
+        for e in &envs {
+            environment::kill(&*self.ctx.cgroups, e);
+        }
+        let mut removed = Vec::new();
+        let mut left = Vec::new();
+        for e in &envs {
+            let failed = environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(5));
+            if failed.is_empty() {
+                removed.push(format!("environment {} (sandbox pid {})", e.id, e.sandbox_pid));
+            }
+            for (path, why) in failed {
+                left.push(format!("environment {}: cgroup {} ({why})", e.id, path.display()));
+            }
+        }
+        // Invokes still in flight end now (their environments are gone); wait for them, so
+        // that nothing they were starting outlives the function.
+        let t0 = Instant::now();
+        while self.pool().in_flight > 0 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let late: Vec<Arc<Environment>> = std::mem::take(&mut self.pool().all).into_values().collect();
+        for e in &late {
+            for (path, why) in environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(5)) {
+                left.push(format!("environment {}: cgroup {} ({why})", e.id, path.display()));
+            }
+        }
+        if self.pool().in_flight > 0 {
+            left.push(format!("function {}: invokes still in flight after 5s", self.spec.name));
+        }
+        (idle, removed, left)
+    }
+}
+
+async fn reap_loop(f: Weak<Function>, tick: Duration) {
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(f) = f.upgrade() else { return };
+        let (expired, reaped) = f.take_expired();
+        if !expired.is_empty() {
+            f.counters.reaped.fetch_add(reaped, Ordering::Relaxed);
+            f.shut_down(expired);
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Invoke for Function {
+    fn invoke<'a>(
+        &'a self,
+        tenant: &'a str,
+        payload: Vec<u8>,
+    ) -> Pin<Box<dyn Future<Output = InvokeResult> + Send + 'a>> {
+        let mem = self.spec.memory_mb;
+        Box::pin(async move {
+            let Some(me) = self.me.upgrade() else { return rejected(errors::NOT_FOUND, mem) };
+            let (tx, rx) = oneshot::channel();
+            // The whole invoke runs on the backend's runtime (its timers and sockets belong
+            // there); the caller's runtime only awaits the answer.
+            drop(self.ctx.handle.spawn(me.run(tenant.to_string(), payload, tx)));
+            rx.await.unwrap_or_else(|_| rejected(errors::NOT_FOUND, mem))
+        })
+    }
+}

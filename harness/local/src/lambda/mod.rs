@@ -1,0 +1,450 @@
+//! The Lambda tiers' execution environments: what an environment is, the lifecycle the
+//! emulator drives it through, and the functions that own them.
+//!
+//! # What an execution environment is
+//! A process in its own pid, mount, UTS, IPC and network namespaces, started by the sandbox
+//! (`isobench-sandbox`, the same ordered isolation steps as an instance) with the filesystem
+//! view of a Lambda environment: the function's code read-only at `/var/task` (its `bootstrap`
+//! is what runs, with `/var/task` as working directory), `/var`, `/run` and `/dev/shm` hidden
+//! under empty tmpfs, everything else read-only, and a private writable `/tmp` (512 MB, as
+//! Lambda's default ephemeral storage) that lives as long as the environment. Its network
+//! namespace holds only `lo`: the harness binds the Runtime API's socket on `127.0.0.1:9001`
+//! inside it (a thread enters the namespace, binds and leaves) and serves it with
+//! [`isobench_rapi::RuntimeApi`] from outside, so the environment has no other network, as on
+//! Lambda, and nothing can connect into it. Its cgroup limits memory to the function's memory
+//! size and CPU in proportion to it (one vCPU at 1,769 MB, capped at the host's CPUs), with one
+//! full vCPU during INIT, as Lambda boosts INIT. It runs as the function's own unprivileged uid
+//! with the standard Lambda variables (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_*`,
+//! `AWS_REGION`, `_HANDLER`, `LAMBDA_TASK_ROOT`, the role's credentials, ...) and the
+//! scenario's `environment`.
+//!
+//! # Lifecycle
+//! INIT (cold start: from creating the environment to its runtime's first `/next`, reported as
+//! [`StartKind::Cold`]) → INVOKE → frozen (the cgroup freezer: v2 `cgroup.freeze`, or the v1
+//! freezer) → thawed for the next invoke of its key → SHUTDOWN once idle longer than the
+//! keep-alive (a reaper task per function) or at teardown. One invocation at a time per
+//! environment; concurrency grows by starting environments, up to the function's concurrency
+//! limit, beyond which invokes are throttled (`TooManyRequestsException` on Lambda,
+//! [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
+//! error (`Runtime.ExitError`) and a timeout is [`InvokeOutcome::Timeout`]; both discard the
+//! environment, so the next invoke starts a new one.
+//!
+//! # Main choices
+//! - **The invoke path runs on a tokio runtime the backend owns** (two workers, created at the
+//!   first Lambda deploy): the Runtime API servers, their timers and the reapers live there, and
+//!   a caller on any runtime only awaits a oneshot.
+//! - **Environments are created on a dedicated spawner thread** (see `spawner`), never on a
+//!   runtime thread: a sandbox's death signal is tied to the thread that started it, and entering
+//!   a network namespace moves the calling thread.
+//! - **The outcome is delivered before the freeze.** An environment goes back to the idle pool
+//!   first (so the caller's next invoke finds it warm), the caller gets its outcome, and the
+//!   freeze follows off its path. A per-environment lock orders freeze and thaw, so a freeze that
+//!   loses the race to the next invoke is skipped.
+//! - **Teardown kills frozen environments too**: v2 `cgroup.kill` acts on frozen tasks; under
+//!   the v1 freezer a frozen process ignores SIGKILL until thawed, so teardown thaws first, in
+//!   nested cgroups as well.
+//!
+//! [`StartKind::Cold`]: isobench_core::backend::StartKind::Cold
+//! [`InvokeOutcome::Throttled`]: isobench_core::backend::InvokeOutcome::Throttled
+//! [`InvokeOutcome::Timeout`]: isobench_core::backend::InvokeOutcome::Timeout
+
+mod code;
+mod environment;
+mod function;
+mod role;
+mod spawner;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use isobench_core::backend::{Deployment, Endpoint, InstanceInfo, Limits, TeardownReport, TenantTarget};
+use isobench_core::plan::TierPlan;
+use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::lambda::LambdaSpec;
+use isobench_core::tier::TierId;
+
+pub use code::{STAGED_SUFFIX, StageError};
+pub use environment::EnvironmentState;
+pub use function::errors as invoke_errors;
+pub use role::FunctionRole;
+
+use crate::cgroup::{CgroupDriver, CgroupLimits};
+use crate::tiers::FunctionRequest;
+use code::CodeSource;
+use function::{Function, FunctionSpec, TierCounters};
+use spawner::{Spawner, SpawnerThread};
+
+/// The region every emulated function is in.
+pub(crate) const REGION: &str = "us-east-1";
+/// Where the function's code is, inside an environment.
+pub(crate) const TASK_ROOT: &str = "/var/task";
+/// What an environment runs.
+pub(crate) const BOOTSTRAP_PATH: &str = "/var/task/bootstrap";
+/// Directories of the host an environment sees as empty (read-only) tmpfs.
+pub(crate) const HIDDEN: [&str; 3] = ["/var", "/run", "/dev/shm"];
+/// The CFS period every environment's CPU quota is expressed in.
+const CPU_PERIOD_US: u64 = 100_000;
+/// Lambda's rule: one full vCPU at 1,769 MB.
+const MB_PER_VCPU: u64 = 1769;
+
+/// One execution environment, as the kernel and the emulator see it now.
+#[derive(Debug, Clone)]
+pub struct EnvironmentInfo {
+    pub id: String,
+    pub function: String,
+    /// The tenant it is dedicated to (tenant isolation mode).
+    pub tenant: Option<String>,
+    pub state: EnvironmentState,
+    /// Invocations handed to it so far.
+    pub invocations: u64,
+    /// How long it has been idle, when it is.
+    pub idle_for: Option<Duration>,
+    pub age: Duration,
+    /// The sandbox holding it (outside its cgroups).
+    pub sandbox_pid: u32,
+    /// The runtime process (the function's `bootstrap`), as the host sees it.
+    pub workload_pid: Option<u32>,
+    /// Its cgroup directories, one per hierarchy.
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// CPU time its processes used, from the cgroup's accounting.
+    pub cpu_usage: Option<Duration>,
+    /// Whether the cgroup freezer reports it frozen (`cgroup.events` / `freezer.state`).
+    pub frozen: Option<bool>,
+}
+
+/// One deployed function.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    /// The tenants whose invokes it serves.
+    pub tenants: Vec<String>,
+    pub tenant_isolation: bool,
+    pub memory_mb: u32,
+    /// CPU share while invoked, in thousandths of a CPU.
+    pub cpu_millis: u64,
+    /// Its execution role and the credentials its environments get.
+    pub role: FunctionRole,
+    /// The staged code its environments bind at `/var/task`.
+    pub code_dir: PathBuf,
+}
+
+/// What every function of a backend shares.
+#[derive(Debug)]
+pub(crate) struct HostCtx {
+    pub handle: tokio::runtime::Handle,
+    pub spawner: Spawner,
+    pub cgroups: Arc<dyn CgroupDriver>,
+    pub sandbox_exe: PathBuf,
+    /// Numbers environments across the run (they name the environments' cgroups).
+    pub next_env: AtomicU64,
+}
+
+struct DeployedTier {
+    functions: Vec<Arc<Function>>,
+    counters: Arc<TierCounters>,
+    staged: PathBuf,
+}
+
+/// What a Lambda deploy needs from the backend.
+pub(crate) struct DeployInput<'a> {
+    pub plan: &'a TierPlan,
+    pub functions: Vec<FunctionRequest>,
+    /// The run's cgroup directories.
+    pub run_dirs: Vec<PathBuf>,
+    /// One uid per function (its environments run as it).
+    pub uids: Vec<u32>,
+    pub host_cpus: u32,
+    pub pids_max: u64,
+    /// The sample workload, staged when the tier names no `code`.
+    pub workload_exe: &'a Path,
+    /// The backend's extra environment for every workload.
+    pub workload_env: &'a [(String, String)],
+}
+
+/// The Lambda side of a backend: its runtime, its spawner thread and its deployed functions.
+pub(crate) struct Host {
+    runtime: Option<tokio::runtime::Runtime>,
+    spawner: SpawnerThread,
+    ctx: Arc<HostCtx>,
+    run_id: String,
+    tiers: BTreeMap<TierId, DeployedTier>,
+}
+
+/// Why a Lambda tier could not be deployed.
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaDeployError {
+    #[error("read the tier's settings: it needs Lambda settings (memory, timeout, ...), not {0}")]
+    Settings(String),
+    #[error("stage the code of tier {tier}")]
+    Stage {
+        tier: TierId,
+        #[source]
+        source: StageError,
+    },
+}
+
+impl Host {
+    /// Starts the runtime and the spawner thread.
+    pub(crate) fn start(cgroups: Arc<dyn CgroupDriver>, sandbox_exe: PathBuf, run_id: &str) -> io::Result<Host> {
+        raise_fd_limit();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("isobench-lambda")
+            .enable_all()
+            .build()?;
+        let spawner = SpawnerThread::start()?;
+        let ctx = Arc::new(HostCtx {
+            handle: runtime.handle().clone(),
+            spawner: spawner.spawner(),
+            cgroups,
+            sandbox_exe,
+            next_env: AtomicU64::new(0),
+        });
+        Ok(Host { runtime: Some(runtime), spawner, ctx, run_id: run_id.to_string(), tiers: BTreeMap::new() })
+    }
+
+    pub(crate) fn has(&self, tier: TierId) -> bool {
+        self.tiers.contains_key(&tier)
+    }
+
+    /// Stages the code and creates the functions; starts no environment (Lambda starts none
+    /// before the first invoke).
+    pub(crate) fn deploy(&mut self, input: DeployInput<'_>) -> Result<Deployment, LambdaDeployError> {
+        let plan = input.plan;
+        let TierSettings::Lambda(spec) = &plan.settings else {
+            return Err(LambdaDeployError::Settings(format!("{:?}", plan.settings)));
+        };
+        let t0 = Instant::now();
+        let source = match &spec.code {
+            Some(p) => CodeSource::User(p),
+            None => CodeSource::Workload(input.workload_exe),
+        };
+        let staged = code::stage(&code::run_dir(&self.run_id), plan.tier.as_str(), source)
+            .map_err(|source| LambdaDeployError::Stage { tier: plan.tier, source })?;
+        let counters = Arc::new(TierCounters::default());
+        let (limits, init_limits) = sizing(spec.memory, input.host_cpus, input.pids_max);
+        let mut functions = Vec::with_capacity(input.functions.len());
+        for (i, (req, uid)) in input.functions.into_iter().zip(input.uids).enumerate() {
+            let role = FunctionRole::new(&self.run_id, &req.name);
+            let env = function_env(spec, &req, &role, plan, i as u32, input.workload_env);
+            let fspec = FunctionSpec {
+                name: req.name,
+                tenants: req.tenants,
+                tenant_isolation: req.tenant_isolation,
+                memory_mb: spec.memory,
+                timeout: spec.timeout.0,
+                keep_alive: spec.keep_alive.0,
+                concurrency: spec.concurrency,
+                uid,
+                limits,
+                init_limits,
+                role,
+                env,
+                code_dir: staged.clone(),
+                run_dirs: input.run_dirs.clone(),
+            };
+            functions.push(Function::new(fspec, self.ctx.clone(), counters.clone()));
+        }
+        let staging = t0.elapsed();
+        let mut targets = Vec::new();
+        for t in &plan.tenants {
+            if let Some(f) = functions.iter().find(|f| f.spec.tenants.contains(&t.id)) {
+                let endpoint: Arc<dyn isobench_core::backend::Invoke> = f.clone();
+                targets.push(TenantTarget { tenant: t.id.clone(), endpoint: Endpoint::Function(endpoint) });
+            }
+        }
+        let instances = functions
+            .iter()
+            .map(|f| InstanceInfo {
+                id: f.spec.name.clone(),
+                tenants: f.spec.tenants.clone(),
+                address: None,
+                // Deploying a function only stages code; its environments' starts are the
+                // cold starts of its invokes.
+                start_time: staging,
+                pid: None,
+                limits: Some(Limits {
+                    cpu_millis: limits.cpu_quota_us * 1000 / limits.cpu_period_us,
+                    memory_bytes: limits.memory_bytes,
+                }),
+            })
+            .collect();
+        self.tiers.insert(plan.tier, DeployedTier { functions, counters, staged });
+        Ok(Deployment { tier: plan.tier, targets, instances, netns: None })
+    }
+
+    /// Tears one tier down (blocking); `None` if it is not deployed here.
+    pub(crate) fn teardown(&mut self, tier: TierId) -> Option<TeardownReport> {
+        let t = self.tiers.remove(&tier)?;
+        let mut report = TeardownReport::default();
+        let mut frozen = 0;
+        for f in &t.functions {
+            let (idle, removed, left) = f.close();
+            frozen += idle;
+            report.removed.push(format!("function {} ({} environments)", f.spec.name, removed.len()));
+            report.removed.extend(removed);
+            report.left_behind.extend(left);
+        }
+        match code::remove(&t.staged) {
+            Ok(()) => report.removed.push(format!("staged code {}", t.staged.display())),
+            Err(e) => report.left_behind.push(format!("staged code: failed to {e}")),
+        }
+        report.environments = Some(t.counters.snapshot(frozen));
+        Some(report)
+    }
+
+    /// Tears every tier down, removes the run's staging directory, and stops the spawner thread
+    /// and the runtime.
+    pub(crate) fn shutdown(mut self) -> TeardownReport {
+        let mut report = TeardownReport::default();
+        let tiers: Vec<TierId> = self.tiers.keys().copied().collect();
+        for t in tiers {
+            if let Some(r) = self.teardown(t) {
+                report.merge(r);
+            }
+        }
+        let dir = code::run_dir(&self.run_id);
+        if dir.exists() {
+            match code::remove(&dir) {
+                Ok(()) => report.removed.push(format!("staging directory {}", dir.display())),
+                Err(e) => report.left_behind.push(format!("staging directory: failed to {e}")),
+            }
+        }
+        self.stop();
+        report
+    }
+
+    fn stop(&mut self) {
+        self.spawner.stop();
+        // Never blocks, so dropping a backend inside another runtime is fine; every task left
+        // is idle (its environment is gone).
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    fn function_list(&self, tier: Option<TierId>) -> impl Iterator<Item = &Arc<Function>> {
+        self.tiers.iter().filter(move |(t, _)| tier.is_none_or(|x| x == **t)).flat_map(|(_, d)| d.functions.iter())
+    }
+
+    pub(crate) fn environments(&self, tier: Option<TierId>) -> Vec<EnvironmentInfo> {
+        self.function_list(tier).flat_map(|f| f.environments()).collect()
+    }
+
+    pub(crate) fn functions(&self, tier: Option<TierId>) -> Vec<FunctionInfo> {
+        self.function_list(tier).map(|f| f.info()).collect()
+    }
+
+    pub(crate) fn output(&self, env_id: &str, max: usize) -> Option<String> {
+        self.function_list(None).find_map(|f| f.output(env_id, max))
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let tiers: Vec<TierId> = self.tiers.keys().copied().collect();
+        for t in tiers {
+            self.teardown(t);
+        }
+        let _ = code::remove(&code::run_dir(&self.run_id));
+        self.stop();
+    }
+}
+
+/// Cgroup limits of a function of `memory_mb`: the memory size; CPU in proportion (one vCPU
+/// at 1,769 MB, at least 1 ms per period, at most the host's CPUs); and, for INIT, at least one
+/// full vCPU.
+fn sizing(memory_mb: u32, host_cpus: u32, pids_max: u64) -> (CgroupLimits, CgroupLimits) {
+    let host = u64::from(host_cpus.max(1)) * CPU_PERIOD_US;
+    let quota = (u64::from(memory_mb) * CPU_PERIOD_US / MB_PER_VCPU).clamp(1000, host);
+    let limits = CgroupLimits {
+        cpu_quota_us: quota,
+        cpu_period_us: CPU_PERIOD_US,
+        memory_bytes: u64::from(memory_mb) << 20,
+        pids_max,
+    };
+    let init = CgroupLimits { cpu_quota_us: quota.max(CPU_PERIOD_US.min(host)), ..limits };
+    (limits, init)
+}
+
+/// A function's environment, beside the per-environment Runtime API variables: Lambda's
+/// standard variables, the role's credentials, the sample workload's configuration (when it is
+/// the code) and the scenario's `environment` (last, so it wins).
+fn function_env(
+    spec: &LambdaSpec,
+    req: &FunctionRequest,
+    role: &FunctionRole,
+    plan: &TierPlan,
+    index: u32,
+    workload_env: &[(String, String)],
+) -> Vec<(String, String)> {
+    let kv = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let mut env = vec![
+        kv("_HANDLER", &spec.handler),
+        kv("LAMBDA_TASK_ROOT", TASK_ROOT),
+        kv("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+        kv("TZ", ":UTC"),
+        kv("LANG", "en_US.UTF-8"),
+        kv("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+        kv(
+            "LD_LIBRARY_PATH",
+            "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+        ),
+    ];
+    env.extend(role.env());
+    env.extend(workload_env.iter().cloned());
+    if spec.code.is_none() {
+        let w = &plan.workload;
+        env.push(kv("TENANT_APP_HYGIENE", w.hygiene.as_str()));
+        env.push(kv("TENANT_APP_TMP_DIR", "/tmp"));
+        if w.probes {
+            env.push(kv("TENANT_APP_PROBES", "1"));
+        }
+        if let Some(t) = &req.pinned_tenant {
+            env.push(kv("TENANT_APP_TENANT", t));
+        }
+        if let Some(f) = &w.faults {
+            env.push(kv("TENANT_APP_FAULT_ERROR_RATE", &f.error_rate.to_string()));
+            env.push(kv("TENANT_APP_FAULT_STALL_RATE", &f.stall_rate.to_string()));
+            env.push(kv("TENANT_APP_FAULT_STALL", &format!("{}us", f.stall.0.as_micros())));
+            env.push(kv("TENANT_APP_FAULT_SEED", &crate::workload::fault_seed(plan.seed, index).to_string()));
+        }
+    }
+    env.extend(spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Raises this process's soft limit on open files to its hard limit: each environment holds a
+/// few descriptors in the harness (its Runtime API socket and connection, a pidfd, its output).
+fn raise_fd_limit() {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid, live rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_follows_memory_with_one_vcpu_at_1769_mb() {
+        let (l, init) = sizing(1769, 2, 1024);
+        assert_eq!(l.cpu_quota_us, 100_000);
+        assert_eq!(l.memory_bytes, 1769 << 20);
+        assert_eq!(init, l);
+        let (l, init) = sizing(512, 2, 1024);
+        assert_eq!(l.cpu_quota_us, 28_942, "512 MB is ~0.29 vCPU");
+        assert_eq!(init.cpu_quota_us, 100_000, "INIT gets a full vCPU");
+        assert_eq!(sizing(10240, 2, 1024).0.cpu_quota_us, 200_000, "capped at the host's CPUs");
+        assert_eq!(sizing(128, 1, 1024).0.cpu_quota_us, 7_235);
+    }
+}

@@ -1,0 +1,321 @@
+//! The instance metadata service at `169.254.169.254`: IMDSv2 (a session token from
+//! `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`, then requests carrying
+//! `X-aws-ec2-metadata-token`) and, unless `http_tokens = "required"`, IMDSv1 (no token). It
+//! serves a few standard paths and the instance role's credentials at
+//! `/latest/meta-data/iam/security-credentials/<role>`.
+//!
+//! Two ways to answer: for an ECS cluster ([`Imds::new`]) one container instance answers
+//! every caller, so whoever reaches it gets the role every task shares, which is exactly what
+//! `ECS_AWSVPC_BLOCK_IMDS` is for; for the EC2 tiers ([`Imds::per_instance`]) each caller is
+//! answered as its own instance, chosen by its source address (which the bridge's source check
+//! makes unspoofable), as each real instance has an IMDS of its own. A session token is bound
+//! to the instance it was issued to.
+//!
+//! One addition to the real credentials document: `RoleArn`, which real IMDS leaves out (a
+//! client there learns it from STS). The probe agent names the principal it obtained by it,
+//! and the probe runner maps a role to a tenant by its name's `-<tenant>` ending.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::http::{Handler, Request, Response};
+use super::{Credentials, json_str, random_bytes};
+
+const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// Longest token lifetime IMDS grants (6 hours).
+const MAX_TTL: u64 = 21_600;
+
+/// An instance (an ECS container instance, or an EC2 tier's instance) as IMDS describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceIdentity {
+    pub instance_id: String,
+    pub instance_type: String,
+    pub ami_id: String,
+    pub local_ipv4: Ipv4Addr,
+    pub mac: [u8; 6],
+    pub region: String,
+    pub availability_zone: String,
+    pub account_id: String,
+    pub role: String,
+    pub instance_profile_arn: String,
+    pub credentials: Credentials,
+    /// Whether IMDSv1 (no token) is refused.
+    pub tokens_required: bool,
+}
+
+pub(crate) struct Imds {
+    /// The instance that answers every caller (an ECS container instance); `None` when each
+    /// caller must be a registered instance.
+    shared: Option<Arc<InstanceIdentity>>,
+    /// Registered instances, by their address.
+    instances: Mutex<HashMap<IpAddr, Arc<InstanceIdentity>>>,
+    /// Session tokens: expiry, and the id of the instance they were issued to.
+    tokens: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+impl Imds {
+    /// One instance's IMDS, which answers every caller as that instance.
+    pub(crate) fn new(id: InstanceIdentity) -> Imds {
+        Imds { shared: Some(Arc::new(id)), instances: Mutex::default(), tokens: Mutex::default() }
+    }
+
+    /// An IMDS that answers each registered instance as itself, and nobody else (403).
+    pub(crate) fn per_instance() -> Imds {
+        Imds { shared: None, instances: Mutex::default(), tokens: Mutex::default() }
+    }
+
+    /// Answers calls from `addr` as `id` from now on.
+    pub(crate) fn register(&self, addr: Ipv4Addr, id: InstanceIdentity) {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner()).insert(addr.into(), Arc::new(id));
+    }
+
+    /// Forgets the instance at `addr` (its tokens stop working with it).
+    pub(crate) fn deregister(&self, addr: Ipv4Addr) {
+        let gone = self.instances.lock().unwrap_or_else(|e| e.into_inner()).remove(&IpAddr::from(addr));
+        if let Some(gone) = gone {
+            self.tokens.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (_, owner)| *owner != gone.instance_id);
+        }
+    }
+
+    /// Who a caller is.
+    fn identity(&self, peer: IpAddr) -> Option<Arc<InstanceIdentity>> {
+        let registered = self.instances.lock().unwrap_or_else(|e| e.into_inner()).get(&peer).cloned();
+        registered.or_else(|| self.shared.clone())
+    }
+
+    fn new_token(&self, ttl: u64, instance_id: &str) -> String {
+        let token: String = random_bytes(42).iter().map(|b| format!("{b:02x}")).collect();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        tokens.retain(|_, (exp, _)| *exp > now);
+        tokens.insert(token.clone(), (now + Duration::from_secs(ttl), instance_id.to_string()));
+        token
+    }
+
+    /// Whether `token` is live and was issued to the instance `instance_id`.
+    fn token_valid(&self, token: &str, instance_id: &str) -> bool {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.get(token).is_some_and(|(exp, owner)| *exp > Instant::now() && owner == instance_id)
+    }
+
+    fn mac(id: &InstanceIdentity) -> String {
+        id.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    }
+
+    fn hostname(id: &InstanceIdentity) -> String {
+        format!("ip-{}.ec2.internal", id.local_ipv4.to_string().replace('.', "-"))
+    }
+
+    /// The document at a metadata path of instance `id`, if there is one.
+    fn get(id: &InstanceIdentity, path: &str) -> Option<Response> {
+        let text = |s: String| Some(Response::text(200, s));
+        let role_path = "/latest/meta-data/iam/security-credentials/";
+        match path {
+            "/" => text("latest".into()),
+            "/latest" | "/latest/" => text("dynamic\nmeta-data".into()),
+            "/latest/meta-data" | "/latest/meta-data/" => text(
+                [
+                    "ami-id",
+                    "hostname",
+                    "iam/",
+                    "instance-id",
+                    "instance-type",
+                    "local-hostname",
+                    "local-ipv4",
+                    "mac",
+                    "placement/",
+                ]
+                .join("\n"),
+            ),
+            "/latest/meta-data/ami-id" => text(id.ami_id.clone()),
+            "/latest/meta-data/instance-id" => text(id.instance_id.clone()),
+            "/latest/meta-data/instance-type" => text(id.instance_type.clone()),
+            "/latest/meta-data/local-ipv4" => text(id.local_ipv4.to_string()),
+            "/latest/meta-data/hostname" | "/latest/meta-data/local-hostname" => text(Self::hostname(id)),
+            "/latest/meta-data/mac" => text(Self::mac(id)),
+            "/latest/meta-data/placement" | "/latest/meta-data/placement/" => text("availability-zone\nregion".into()),
+            "/latest/meta-data/placement/availability-zone" => text(id.availability_zone.clone()),
+            "/latest/meta-data/placement/region" => text(id.region.clone()),
+            "/latest/meta-data/iam" | "/latest/meta-data/iam/" => text("info\nsecurity-credentials/".into()),
+            "/latest/meta-data/iam/info" => Some(Response::text(
+                200,
+                format!(
+                    "{{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : {},\n  \"InstanceProfileArn\" : {},\n  \"InstanceProfileId\" : \"AIPA{}\"\n}}",
+                    json_str(&id.credentials.issued),
+                    json_str(&id.instance_profile_arn),
+                    &id.instance_id[2..].to_ascii_uppercase(),
+                ),
+            )),
+            "/latest/meta-data/iam/security-credentials" | "/latest/meta-data/iam/security-credentials/" => {
+                text(id.role.clone())
+            }
+            p if p.strip_prefix(role_path).is_some_and(|r| r.trim_end_matches('/') == id.role) => {
+                let c = &id.credentials;
+                Some(Response::text(
+                    200,
+                    format!(
+                        "{{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : {},\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : {},\n  \"SecretAccessKey\" : {},\n  \"Token\" : {},\n  \"Expiration\" : {},\n  \"RoleArn\" : {}\n}}",
+                        json_str(&c.issued),
+                        json_str(&c.access_key_id),
+                        json_str(&c.secret_access_key),
+                        json_str(&c.token),
+                        json_str(&c.expiration),
+                        json_str(&c.role_arn)
+                    ),
+                ))
+            }
+            "/latest/dynamic/instance-identity/document" => Some(Response::text(
+                200,
+                format!(
+                    "{{\n  \"accountId\" : {},\n  \"architecture\" : \"x86_64\",\n  \"availabilityZone\" : {},\n  \"imageId\" : {},\n  \"instanceId\" : {},\n  \"instanceType\" : {},\n  \"privateIp\" : {},\n  \"region\" : {},\n  \"version\" : \"2017-09-30\"\n}}",
+                    json_str(&id.account_id),
+                    json_str(&id.availability_zone),
+                    json_str(&id.ami_id),
+                    json_str(&id.instance_id),
+                    json_str(&id.instance_type),
+                    json_str(&id.local_ipv4.to_string()),
+                    json_str(&id.region),
+                ),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl Handler for Imds {
+    fn handle(&self, req: &Request, peer: SocketAddr) -> Response {
+        let Some(id) = self.identity(peer.ip()) else {
+            // Not an instance this IMDS serves (cannot happen on EC2, where IMDS is per host).
+            return Response::text(403, "");
+        };
+        let path = req.path();
+        if path == "/latest/api/token" {
+            if req.method != "PUT" {
+                return Response::text(405, "");
+            }
+            // IMDS refuses token requests that went through a proxy.
+            if req.header("x-forwarded-for").is_some() {
+                return Response::text(403, "");
+            }
+            return match req.header(TTL_HEADER).and_then(|v| v.parse::<u64>().ok()) {
+                Some(ttl) if (1..=MAX_TTL).contains(&ttl) => {
+                    let mut r = Response::text(200, self.new_token(ttl, &id.instance_id));
+                    r.headers.push(("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl.to_string()));
+                    r
+                }
+                _ => Response::text(400, ""),
+            };
+        }
+        if req.method != "GET" && req.method != "HEAD" {
+            return Response::text(405, "");
+        }
+        match req.header(TOKEN_HEADER) {
+            Some(t) if !self.token_valid(t, &id.instance_id) => return Response::text(401, ""),
+            None if id.tokens_required => return Response::text(401, ""),
+            _ => {}
+        }
+        Self::get(&id, path).unwrap_or_else(|| Response::text(404, "Not Found"))
+    }
+
+    fn server_name(&self) -> &'static str {
+        "EC2ws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(instance_id: &str, ip: [u8; 4], role: &str, required: bool) -> InstanceIdentity {
+        InstanceIdentity {
+            instance_id: instance_id.into(),
+            instance_type: "m5.large".into(),
+            ami_id: "ami-0".into(),
+            local_ipv4: ip.into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            region: "us-east-1".into(),
+            availability_zone: "us-east-1a".into(),
+            account_id: "000000000000".into(),
+            role: role.into(),
+            instance_profile_arn: format!("arn:aws:iam::000000000000:instance-profile/{role}"),
+            credentials: Credentials::issue("r", &format!("arn:aws:iam::000000000000:role/{role}")),
+            tokens_required: required,
+        }
+    }
+
+    fn imds(required: bool) -> Imds {
+        Imds::new(identity("i-0123456789abcdef0", [10, 213, 0, 1], "isobench-r-container-instance", required))
+    }
+
+    fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
+        Request {
+            method: method.into(),
+            target: path.into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: vec![],
+        }
+    }
+
+    fn call_from(i: &Imds, r: Request, from: [u8; 4]) -> (u16, String) {
+        let resp = i.handle(&r, SocketAddr::from((from, 40000)));
+        (resp.status, String::from_utf8(resp.body).unwrap())
+    }
+
+    fn call(i: &Imds, r: Request) -> (u16, String) {
+        call_from(i, r, [10, 213, 0, 2])
+    }
+
+    #[test]
+    fn token_flow_and_v1() {
+        let i = imds(false);
+        let (s, token) = call(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]));
+        assert_eq!(s, 200);
+        let creds = "/latest/meta-data/iam/security-credentials/isobench-r-container-instance";
+        let (s, body) = call(&i, req("GET", creds, &[(TOKEN_HEADER, &token)]));
+        assert_eq!(s, 200);
+        assert!(body.contains("\"Code\" : \"Success\"") && body.contains("\"AccessKeyId\" : \"ASIA"), "{body}");
+        assert!(
+            body.contains("\"RoleArn\" : \"arn:aws:iam::000000000000:role/isobench-r-container-instance\""),
+            "{body}"
+        );
+        let listed = call(&i, req("GET", "/latest/meta-data/iam/security-credentials/", &[])).1;
+        assert_eq!(listed, "isobench-r-container-instance");
+        assert_eq!(call(&i, req("GET", creds, &[(TOKEN_HEADER, "forged")])).0, 401);
+        assert_eq!(call(&i, req("PUT", "/latest/api/token", &[])).0, 400);
+        assert_eq!(call(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "21601")])).0, 400);
+        assert_eq!(call(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "5"), ("x-forwarded-for", "x")])).0, 403);
+        assert_eq!(call(&i, req("GET", "/latest/meta-data/nope", &[])).0, 404);
+        assert_eq!(call(&i, req("GET", "/latest/meta-data/local-ipv4", &[])).1, "10.213.0.1");
+
+        let strict = imds(true);
+        assert_eq!(call(&strict, req("GET", "/latest/meta-data/instance-id", &[])).0, 401);
+        let (_, t) = call(&strict, req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]));
+        assert_eq!(call(&strict, req("GET", "/latest/meta-data/instance-id", &[(TOKEN_HEADER, &t)])).0, 200);
+    }
+
+    #[test]
+    fn per_instance_each_caller_gets_its_own_role_and_tokens() {
+        let i = Imds::per_instance();
+        i.register([10, 0, 0, 2].into(), identity("i-a", [10, 0, 0, 2], "isobench-r-instance-a", false));
+        i.register([10, 0, 0, 3].into(), identity("i-b", [10, 0, 0, 3], "isobench-r-instance-b", true));
+        let roles = "/latest/meta-data/iam/security-credentials/";
+        assert_eq!(call_from(&i, req("GET", roles, &[]), [10, 0, 0, 2]), (200, "isobench-r-instance-a".into()));
+        // b requires tokens; a's token is a's alone.
+        assert_eq!(call_from(&i, req("GET", roles, &[]), [10, 0, 0, 3]).0, 401);
+        let (_, ta) = call_from(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), [10, 0, 0, 2]);
+        assert_eq!(call_from(&i, req("GET", roles, &[(TOKEN_HEADER, &ta)]), [10, 0, 0, 3]).0, 401);
+        let (_, tb) = call_from(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), [10, 0, 0, 3]);
+        let b =
+            call_from(&i, req("GET", &format!("{roles}isobench-r-instance-b"), &[(TOKEN_HEADER, &tb)]), [10, 0, 0, 3]);
+        assert!(b.1.contains("role/isobench-r-instance-b\""), "{}", b.1);
+        // Another instance's role path is not there for a.
+        assert_eq!(call_from(&i, req("GET", &format!("{roles}isobench-r-instance-b"), &[]), [10, 0, 0, 2]).0, 404);
+        assert_eq!(call_from(&i, req("GET", roles, &[]), [10, 0, 0, 9]).0, 403, "not an instance");
+        i.deregister([10, 0, 0, 3].into());
+        assert_eq!(call_from(&i, req("GET", roles, &[(TOKEN_HEADER, &tb)]), [10, 0, 0, 3]).0, 403);
+        assert_eq!(i.tokens.lock().unwrap().len(), 1, "b's token is gone with it");
+    }
+}
