@@ -28,14 +28,14 @@ pub fn terminal_table(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "\n{:<14} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50"
+        "\n{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50*"
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
         let _ = writeln!(
             o,
-            "{:<14} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
             t.tier,
             t.tenants,
             t.traffic.sent,
@@ -47,10 +47,11 @@ pub fn terminal_table(s: &Summary) -> String {
             ms(c.p999_us),
             ms(c.max_us),
             ms(t.latency.generator_lag.p99_us),
-            format!("{:.2}ms", t.instance_start_ms.median),
+            format!("{:.2}ms", start_p50_ms(t)),
         );
     }
     let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
+    let _ = writeln!(o, "* start: instance/task start to the workload answering; for functions, the cold-start INIT median");
     if !s.left_behind.is_empty() {
         let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
     }
@@ -68,6 +69,43 @@ fn pct_row(name: &str, p: &Percentiles) -> String {
         ms(p.max_us),
         ms(p.mean_us)
     )
+}
+
+/// Instance or task start median; for function tiers the cold-start INIT median.
+fn start_p50_ms(t: &TierSummary) -> f64 {
+    match &t.functions {
+        Some(f) if f.init.count > 0 => f.init.p50_us / 1e3,
+        _ => t.instance_start_ms.median,
+    }
+}
+
+fn functions_section(o: &mut String, t: &TierSummary) {
+    let Some(f) = &t.functions else { return };
+    let _ = writeln!(
+        o,
+        "\n### Functions\n\nCold starts: {} of {} ok invokes ({:.2}%); INIT p50 {} p99 {} (n={}). Corrected latency cold p50 {} p99 {}; warm p50 {} p99 {}. Billed: {} invokes, {} ms, {:.4} GB-s at {} MB.",
+        f.cold,
+        t.traffic.ok,
+        f.cold_share * 100.0,
+        ms(f.init.p50_us),
+        ms(f.init.p99_us),
+        f.init.count,
+        ms(f.corrected_cold.p50_us),
+        ms(f.corrected_cold.p99_us),
+        ms(f.corrected_warm.p50_us),
+        ms(f.corrected_warm.p99_us),
+        f.billed_invokes,
+        f.billed_ms_total,
+        f.gb_seconds,
+        f.memory_mb.map_or("?".into(), |m| m.to_string()),
+    );
+    if let Some(e) = &t.environments {
+        let _ = writeln!(
+            o,
+            "\nEnvironments: {} created, {} reused, {} reaped after keep-alive, {} replaced, peak concurrency {}, {} throttles, {} frozen at the end.",
+            e.created, e.reused, e.reaped, e.replaced, e.peak_concurrency, e.throttles, e.frozen_at_end
+        );
+    }
 }
 
 fn tier_section(o: &mut String, t: &TierSummary) {
@@ -113,6 +151,7 @@ fn tier_section(o: &mut String, t: &TierSummary) {
             ms(p.latency.generator_lag.p99_us)
         );
     }
+    functions_section(o, t);
     let s = &t.instance_start_ms;
     let _ = writeln!(
         o,
@@ -292,7 +331,7 @@ pub fn markdown(s: &Summary) -> String {
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
     let _ = writeln!(
         o,
-        "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | instance start p50 |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
@@ -309,7 +348,7 @@ pub fn markdown(s: &Summary) -> String {
             ms(c.p99_us),
             ms(c.p999_us),
             ms(t.latency.generator_lag.p99_us),
-            t.instance_start_ms.median
+            start_p50_ms(t)
         );
     }
     matrix(&mut o, s);
