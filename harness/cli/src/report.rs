@@ -316,6 +316,14 @@ pub fn markdown(s: &Summary) -> String {
     if let Some(e) = &s.error {
         let _ = writeln!(o, "**Run did not complete:** {e}\n");
     }
+    if let Some(faults) = s.scenario.effective["local"]["break_isolation"].as_array().filter(|f| !f.is_empty()) {
+        let names: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+        let _ = writeln!(
+            o,
+            "> **Test faults injected into the emulator: {}.** This run deliberately breaks isolation; it measures the harness, not a tier.\n",
+            names.join(", ")
+        );
+    }
     let _ = writeln!(
         o,
         "Host `{}`: {} ({}), kernel {}, {} CPUs, {} GiB. isobench {} ({}).\n",

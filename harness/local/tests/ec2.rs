@@ -151,12 +151,11 @@ fn each_silo_instance_gets_its_own_role_from_imds_and_nothing_else() {
         let (pid, tenant) = (inst.pid.unwrap(), inst.tenants[0].clone());
         let (token, (_, role), v2, v1) = fetch_role(pid);
         assert_eq!(role, format!("isobench-{run}-instance-{tenant}"));
-        assert_eq!(v2.0, 200, "{}", v2.1);
-        let arn = json_field(&v2.1, "RoleArn").unwrap();
-        assert_eq!(arn, format!("arn:aws:iam::000000000000:role/isobench-{run}-instance-{tenant}"));
         // The probe runner's rule: a principal is a tenant's when its role name ends in `-<tenant>`.
-        assert!(arn.ends_with(&format!("-{tenant}")));
+        assert!(role.ends_with(&format!("-{tenant}")));
+        assert_eq!(v2.0, 200, "{}", v2.1);
         assert_eq!(json_field(&v2.1, "Code").as_deref(), Some("Success"));
+        assert_eq!(json_field(&v2.1, "RoleArn"), None, "as real IMDS, no RoleArn");
         assert_eq!(v1, v2, "IMDSv1 answers the same");
         assert!(keys.insert(json_field(&v2.1, "AccessKeyId").unwrap()), "two instances share a key");
         // What else the instance can reach: its subnet and IMDS, nothing more.
@@ -193,7 +192,9 @@ fn each_silo_instance_gets_its_own_role_from_imds_and_nothing_else() {
     let harness = in_netns(&d.netns.clone().unwrap(), || http("GET", imds(), ROLES, &[]).unwrap().0);
     assert_eq!(harness, 403);
     let net = b.instance_network(TierId::SiloEc2).unwrap();
-    assert!(net.instances.iter().all(|i| i.role_arn.ends_with(&format!("-{}", i.tenants[0]))));
+    for i in &net.instances {
+        assert_eq!(i.role_arn, format!("arn:aws:iam::000000000000:role/isobench-{run}-instance-{}", i.tenants[0]));
+    }
     assert!(b.imds_requests().unwrap() >= 3 * 5);
     let r = b.teardown_all().unwrap();
     assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
@@ -212,7 +213,7 @@ fn the_shared_instance_gets_one_role_for_every_tenant() {
     harness_reaches_all(&d);
     let (_, (_, role), v2, _) = fetch_role(d.instances[0].pid.unwrap());
     assert_eq!(role, format!("isobench-{run}-instance-shared"));
-    assert_eq!(json_field(&v2.1, "RoleArn").unwrap(), format!("arn:aws:iam::000000000000:role/{role}"));
+    assert_eq!((v2.0, json_field(&v2.1, "Code").as_deref()), (200, Some("Success")));
     let net = b.instance_network(TierId::SharedEc2).unwrap();
     assert_eq!(net.instances.len(), 1);
     assert_eq!(net.instances[0].groups, ["shared-instance"]);

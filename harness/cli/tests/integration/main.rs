@@ -4,5 +4,7 @@ mod util;
 
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
 mod local_run;
+/// Leakage probes through the CLI: the matrix against expectations, and the CI gate's exit codes.
+mod probes;
 /// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
 mod validation;

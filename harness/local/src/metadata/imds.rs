@@ -11,9 +11,9 @@
 //! makes unspoofable), as each real instance has an IMDS of its own. A session token is bound
 //! to the instance it was issued to.
 //!
-//! One addition to the real credentials document: `RoleArn`, which real IMDS leaves out (a
-//! client there learns it from STS). The probe agent names the principal it obtained by it,
-//! and the probe runner maps a role to a tenant by its name's `-<tenant>` ending.
+//! The credentials document is the real one: no `RoleArn` (the probe agent names the principal
+//! by the role in the path, and the probe runner maps a role to a tenant by its name's
+//! `-<tenant>` ending).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -157,13 +157,12 @@ impl Imds {
                 Some(Response::text(
                     200,
                     format!(
-                        "{{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : {},\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : {},\n  \"SecretAccessKey\" : {},\n  \"Token\" : {},\n  \"Expiration\" : {},\n  \"RoleArn\" : {}\n}}",
+                        "{{\n  \"Code\" : \"Success\",\n  \"LastUpdated\" : {},\n  \"Type\" : \"AWS-HMAC\",\n  \"AccessKeyId\" : {},\n  \"SecretAccessKey\" : {},\n  \"Token\" : {},\n  \"Expiration\" : {}\n}}",
                         json_str(&c.issued),
                         json_str(&c.access_key_id),
                         json_str(&c.secret_access_key),
                         json_str(&c.token),
-                        json_str(&c.expiration),
-                        json_str(&c.role_arn)
+                        json_str(&c.expiration)
                     ),
                 ))
             }
@@ -277,10 +276,7 @@ mod tests {
         let (s, body) = call(&i, req("GET", creds, &[(TOKEN_HEADER, &token)]));
         assert_eq!(s, 200);
         assert!(body.contains("\"Code\" : \"Success\"") && body.contains("\"AccessKeyId\" : \"ASIA"), "{body}");
-        assert!(
-            body.contains("\"RoleArn\" : \"arn:aws:iam::000000000000:role/isobench-r-container-instance\""),
-            "{body}"
-        );
+        assert!(!body.contains("RoleArn"), "as real IMDS: {body}");
         let listed = call(&i, req("GET", "/latest/meta-data/iam/security-credentials/", &[])).1;
         assert_eq!(listed, "isobench-r-container-instance");
         assert_eq!(call(&i, req("GET", creds, &[(TOKEN_HEADER, "forged")])).0, 401);
@@ -310,7 +306,9 @@ mod tests {
         let (_, tb) = call_from(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), [10, 0, 0, 3]);
         let b =
             call_from(&i, req("GET", &format!("{roles}isobench-r-instance-b"), &[(TOKEN_HEADER, &tb)]), [10, 0, 0, 3]);
-        assert!(b.1.contains("role/isobench-r-instance-b\""), "{}", b.1);
+        let a = call_from(&i, req("GET", &format!("{roles}isobench-r-instance-a"), &[]), [10, 0, 0, 2]);
+        let key = |doc: &str| doc.split("\"AccessKeyId\" : ").nth(1).map(|r| r[..22].to_string()).unwrap();
+        assert!(key(&b.1).starts_with("\"ASIA") && key(&a.1) != key(&b.1), "{} / {}", a.1, b.1);
         // Another instance's role path is not there for a.
         assert_eq!(call_from(&i, req("GET", &format!("{roles}isobench-r-instance-b"), &[]), [10, 0, 0, 2]).0, 404);
         assert_eq!(call_from(&i, req("GET", roles, &[]), [10, 0, 0, 9]).0, 403, "not an instance");
