@@ -396,6 +396,8 @@ fn function_env(
         ),
     ];
     env.extend(role.env());
+    // What sts:GetCallerIdentity would answer for these credentials; there is no STS here.
+    env.push(kv("ISOBENCH_ROLE_ARN", &role.role_arn));
     env.extend(workload_env.iter().cloned());
     if spec.code.is_none() {
         let w = &plan.workload;
