@@ -45,6 +45,19 @@ pub fn main_entry() -> i32 {
     }
 }
 
+/// Writes to stdout, ignoring a closed pipe (`isobench validate x | head` must not panic).
+/// SIGPIPE stays ignored, as Rust sets it, because the harness also writes to sockets.
+pub(crate) fn out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_fmt(text);
+}
+
+/// `println!` through [`out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use outln;
+
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();

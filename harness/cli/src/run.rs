@@ -20,9 +20,9 @@ use crate::{hostinfo, report, signals};
 pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
     let (scenario, src) = load_scenario(&a.scenario)?;
     let plan = Plan::new("validate".into(), scenario, scenario::hash(&src), &Overrides::default());
-    println!("{}: valid (format version {})", a.scenario.display(), plan.scenario.format_version);
+    crate::outln!("{}: valid (format version {})", a.scenario.display(), plan.scenario.format_version);
     let run = &plan.scenario.run;
-    println!(
+    crate::outln!(
         "  {} tenants, {} tiers, {} per tier at {} req/s ({:?}), timeout {}",
         plan.scenario.tenants.len(),
         plan.tiers.len(),
@@ -32,9 +32,35 @@ pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
         run.timeout
     );
     for t in &plan.tiers {
-        println!("  tier {:<24} {:?}", t.tier.as_str(), t.settings);
+        crate::outln!("  tier {:<24} {}", t.tier.as_str(), describe(&t.settings));
     }
     Ok(0)
+}
+
+/// One line on a tier's settings for `validate`.
+fn describe(s: &isobench_core::scenario::TierSettings) -> String {
+    use isobench_core::scenario::TierSettings;
+    match s {
+        TierSettings::Ec2 { instance_type: t } => {
+            format!("instance type {} ({} vCPU, {} MiB)", t.name, t.vcpus, t.memory_mib)
+        }
+        TierSettings::Ecs(e) => format!(
+            "{} launch type, task {} CPU units / {} MiB, {} security group template(s), IMDS {}",
+            e.launch_type.as_str(),
+            e.task_definition.cpu,
+            e.task_definition.memory,
+            e.security_groups.len(),
+            if e.imds_reachable() { "reachable" } else { "unreachable" }
+        ),
+        TierSettings::Lambda(l) => format!(
+            "{} MB, timeout {}, keep-alive {}, concurrency {}, code {}",
+            l.memory,
+            l.timeout,
+            l.keep_alive,
+            l.concurrency,
+            l.code.as_ref().map_or("the sample workload".into(), |c| c.display().to_string())
+        ),
+    }
 }
 
 fn load_scenario(path: &Path) -> Result<(Scenario, String), CliError> {
@@ -132,8 +158,8 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     };
     write_results(&prepared.out, &summary, &hlog)?;
     progress.finish();
-    print!("{}", report::terminal_table(&summary));
-    println!("results: {}", prepared.out.display());
+    crate::out(format_args!("{}", report::terminal_table(&summary)));
+    crate::outln!("results: {}", prepared.out.display());
 
     check_identity(&summary)?;
     let cells = summary.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c)));

@@ -18,13 +18,13 @@ fn local(a: SweepArgs) -> Result<i32, CliError> {
     let report = isobench_local::sweep(&opts).map_err(|e| CliError::Internal(e.into()))?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
     if report.found.is_empty() {
-        println!("nothing to sweep");
+        crate::outln!("nothing to sweep");
     }
     for item in &report.found {
-        println!("{verb} {item}");
+        crate::outln!("{verb} {item}");
     }
     for item in &report.skipped_live {
-        println!("skipped live run {item} (use --force to remove it)");
+        crate::outln!("skipped live run {item} (use --force to remove it)");
     }
     if !report.failed.is_empty() {
         for item in &report.failed {
@@ -37,6 +37,6 @@ fn local(a: SweepArgs) -> Result<i32, CliError> {
 
 #[cfg(not(target_os = "linux"))]
 fn local(_a: SweepArgs) -> Result<i32, CliError> {
-    println!("nothing to sweep: the local emulator runs only on Linux");
+    crate::outln!("nothing to sweep: the local emulator runs only on Linux");
     Ok(0)
 }
