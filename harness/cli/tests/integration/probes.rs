@@ -37,6 +37,10 @@ fn leakage_matrix_matches_expectations() {
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    for t in s["tiers"].as_array().unwrap() {
+        let n = &t["noisy_neighbour"];
+        assert_eq!(n["slowdown"]["count"], 3 * 3, "{}: NN-CPU over 3 victims x 3 rounds: {n}", t["tier"]);
+    }
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuite name=\"lambda-shared\"") && junit.contains("failures=\"0\""), "{junit}");
