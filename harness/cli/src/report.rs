@@ -51,7 +51,10 @@ pub fn terminal_table(s: &Summary) -> String {
         );
     }
     let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
-    let _ = writeln!(o, "* start: instance/task start to the workload answering; for functions, the cold-start INIT median");
+    let _ = writeln!(
+        o,
+        "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"
+    );
     if !s.left_behind.is_empty() {
         let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
     }

@@ -365,9 +365,16 @@ fn backend_summary(target: Target) -> isobench_results::BackendSummary {
 fn make_backend(target: Target, run_id: &str) -> Result<Box<dyn Backend>, CliError> {
     match target {
         Target::Local => local_backend(run_id),
-        Target::Aws => Err(CliError::BadInput(
-            "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into(),
-        )),
+        Target::Aws => Err(CliError::BadInput(aws_unavailable())),
+    }
+}
+
+/// Why `--target aws` cannot run in this build, and what would help.
+pub fn aws_unavailable() -> String {
+    if cfg!(feature = "aws") {
+        "--target aws: the AWS backend is not implemented yet in this version; use --target local".into()
+    } else {
+        "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into()
     }
 }
 

@@ -6,9 +6,7 @@ use crate::errors::CliError;
 pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     match a.target {
         Target::Local => local(a),
-        Target::Aws => Err(CliError::BadInput(
-            "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into(),
-        )),
+        Target::Aws => Err(CliError::BadInput(crate::run::aws_unavailable())),
     }
 }
 

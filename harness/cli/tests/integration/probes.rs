@@ -18,11 +18,8 @@ fn leakage_matrix_matches_expectations() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = isobench()
-        .args(["run", "scenarios/leakage.toml", "--duration", "4s", "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out =
+        isobench().args(["run", "scenarios/leakage.toml", "--duration", "4s", "--out"]).arg(&out_dir).output().unwrap();
     let s = read_summary(&out_dir);
     let cells = cells(&s);
     assert!(cells.len() >= 6 * 9, "every probe on every tier: {} cells", cells.len());
@@ -33,7 +30,11 @@ fn leakage_matrix_matches_expectations() {
             mismatches.push(format!("{tier} {}: expected {expected}, got {verdict} ({c})", c["probe"]));
         }
         if verdict != "not-applicable" {
-            assert!(c["controls_passed"].as_u64().unwrap() > 0, "{tier} {}: no positive control passed: {c}", c["probe"]);
+            assert!(
+                c["controls_passed"].as_u64().unwrap() > 0,
+                "{tier} {}: no positive control passed: {c}",
+                c["probe"]
+            );
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
@@ -53,8 +54,13 @@ fn leakage_matrix_matches_expectations() {
 fn broken_isolation_gives_the_unexpected_leak_exit_code() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let text = small_scenario("2s", "100", 3, "[probes]\nonly = [\"LK-TMP\"]\ntrials = 20\n\n[local]\nbreak_isolation = [\"shared-tmp\"]\n")
-        .replace("[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n", "");
+    let text = small_scenario(
+        "2s",
+        "100",
+        3,
+        "[probes]\nonly = [\"LK-TMP\"]\ntrials = 20\n\n[local]\nbreak_isolation = [\"shared-tmp\"]\n",
+    )
+    .replace("[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n", "");
     let path = scenario(dir.path(), "broken.toml", &text);
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
