@@ -147,7 +147,7 @@ struct Runner<'a> {
 /// Positive controls on the first trials and then every tenth: enough to prove the channel is
 /// observable without doubling the cost of every trial.
 fn control_due(trial: u32) -> bool {
-    trial < 3 || trial % 10 == 0
+    trial < 3 || trial.is_multiple_of(10)
 }
 
 impl<'a> Runner<'a> {
