@@ -574,16 +574,14 @@ impl Drop for Conn {
     }
 }
 
-/// Takes requests off the pool's queue one at a time, each over this task's connection
-/// (opened on first use and reopened after a failure), until the queue closes.
-async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
-    let mut conn: Option<Conn> = None;
-    let mut abort = shared.abort.subscribe();
+/// Waits for the pool's next request and marks it sent: (job, actual send, deadline). Requests
+/// taken after sending stopped end as not sent. `None` once the queue closes.
+async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time::Instant)> {
     loop {
         pool.idle.fetch_add(1, Ordering::AcqRel);
         let job = pool.queue.recv().await;
         pool.idle.fetch_sub(1, Ordering::AcqRel);
-        let Ok(job) = job else { break };
+        let job = job.ok()?;
         if shared.stop_sending.load(Ordering::Acquire) {
             let now = shared.now_ns();
             shared.complete(&job, now, now, Outcome::NotSent, None);
@@ -592,6 +590,16 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
         let sent_ns = shared.now_ns();
         shared.counters.sent.fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
+        return Some((job, sent_ns, deadline));
+    }
+}
+
+/// Takes requests off the pool's queue one at a time, each over this task's connection
+/// (opened on first use and reopened after a failure), until the queue closes.
+async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
+    let mut conn: Option<Conn> = None;
+    let mut abort = shared.abort.subscribe();
+    while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
         let outcome = tokio::select! {
             biased;
             o = exchange(&shared, &pool, &mut conn, &job, deadline) => o,
@@ -737,19 +745,7 @@ fn classify(e: &hyper::Error) -> ErrorKind {
 /// beyond the cap wait in the queue, and that wait is lag, as for a busy HTTP pool.
 async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<Pool>) {
     let mut abort = shared.abort.subscribe();
-    loop {
-        pool.idle.fetch_add(1, Ordering::AcqRel);
-        let job = pool.queue.recv().await;
-        pool.idle.fetch_sub(1, Ordering::AcqRel);
-        let Ok(job) = job else { break };
-        if shared.stop_sending.load(Ordering::Acquire) {
-            let now = shared.now_ns();
-            shared.complete(&job, now, now, Outcome::NotSent, None);
-            continue;
-        }
-        let sent_ns = shared.now_ns();
-        shared.counters.sent.fetch_add(1, Ordering::Relaxed);
-        let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
+    while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
         let tenant = &shared.tenants[job.tenant as usize].id;
         let event = shared.event(&job);
         // Past the deadline or on abort, the invoke's future is dropped: the invoke is
