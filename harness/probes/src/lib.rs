@@ -74,8 +74,6 @@ pub struct ProbeReport {
 pub enum ProbeError {
     #[error("probing needs at least two tenants, the plan has {0}")]
     TooFewTenants(usize),
-    #[error("no target for tenant `{0}`")]
-    MissingTarget(String),
     #[error("failed to join the harness network namespace: {0}")]
     Netns(nix::Error),
     #[error("failed to start the probe runtime: {0}")]
@@ -90,18 +88,18 @@ pub fn run(
     netns: Option<&OwnedFd>,
     cancel: &AtomicBool,
 ) -> Result<ProbeReport, ProbeError> {
-    let tenants: Vec<Tenant> = spec
-        .workload_tenants(targets)?
-        .into_iter()
-        .map(|(id, t)| Tenant {
-            addr: match &t {
+    let mut tenants: Vec<Tenant> = targets
+        .iter()
+        .map(|target| {
+            let t = Transport::from(&target.endpoint);
+            let addr = match &t {
                 Transport::Http(a) => Some(*a),
-                _ => None,
-            },
-            id,
-            t,
+                Transport::Function(_) => None,
+            };
+            Tenant { id: target.tenant.clone(), t, addr }
         })
         .collect();
+    tenants.sort_by(|a, b| a.id.cmp(&b.id));
     if tenants.len() < 2 {
         return Err(ProbeError::TooFewTenants(tenants.len()));
     }
@@ -116,15 +114,6 @@ pub fn run(
         .join()
         .expect("the probe runner does not panic")
     })
-}
-
-impl ProbeSpec {
-    fn workload_tenants(&self, targets: &[TenantTarget]) -> Result<Vec<(String, Transport)>, ProbeError> {
-        let mut out: Vec<(String, Transport)> =
-            targets.iter().map(|t| (t.tenant.clone(), Transport::from(&t.endpoint))).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
 }
 
 struct Tenant {
@@ -186,7 +175,7 @@ impl<'a> Runner<'a> {
                 let (owner, finder) = self.pair(trial);
                 let r = match def.channel {
                     Channel::Net => self.net_trial(trial, owner, finder).await,
-                    Channel::Cred => self.cred_trial(owner, finder, control_due(trial)).await,
+                    Channel::Cred => self.cred_trial(finder, control_due(trial)).await,
                     Channel::Rng => self.rng_trial(owner, finder).await,
                     Channel::App => self.app_trial(trial, owner, finder).await,
                     c => self.canary_trial(c, trial, owner, finder, Value::Null).await,
@@ -257,8 +246,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Which principals the finder's code can obtain; any not its own is a leak.
-    async fn cred_trial(&mut self, owner: usize, finder: usize, control: bool) -> Result<(), CallError> {
-        let _ = owner;
+    async fn cred_trial(&mut self, finder: usize, control: bool) -> Result<(), CallError> {
         let f = &self.tenants[finder];
         let answer = f.t.probe(&f.id, Channel::Cred, Action::Sweep(json!({}))).await?;
         let principals: Vec<String> = answer["found"]
