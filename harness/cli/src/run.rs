@@ -155,6 +155,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         tiers,
         left_behind: left_behind.clone(),
         histograms: isobench_results::HISTOGRAMS_FILE.into(),
+        pricing: None,
     };
     write_results(&prepared.out, &summary, &hlog)?;
     progress.finish();

@@ -163,6 +163,8 @@ pub fn tier_summary(
         per_tenant,
         noisy_neighbour: None,
         probes: Vec::new(),
+        cost: None,
+        calibration: Vec::new(),
     }
 }
 

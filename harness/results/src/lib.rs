@@ -40,6 +40,20 @@ pub struct Summary {
     pub left_behind: Vec<String>,
     /// Relative path of the histogram log.
     pub histograms: String,
+    /// The pricing table the cost figures came from, when costs were computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<PricingInfo>,
+}
+
+/// Where the prices came from: figures are only as good as their date and source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricingInfo {
+    pub region: String,
+    /// Date the prices were checked, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// `built-in` or the path of the `--pricing` file.
+    pub source: String,
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +266,59 @@ pub struct TierSummary {
     /// The tier's column of the leak matrix, when probes ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeCell>,
+    /// What the tier costs on AWS at the measured load, from the pricing table. Modelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<TierCost>,
+    /// Published cloud timings beside the emulator's measured ones (local runs). Modelled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<CalibrationEntry>,
+}
+
+/// The modelled cost of one tier: one documented formula, the line items it summed, and the
+/// figures architects compare. All amounts in US dollars.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierCost {
+    /// Which formula: `ec2-silo`, `ec2-shared`, `fargate`, `ecs-ec2` or `lambda`.
+    pub model: String,
+    /// The formula in words and symbols, as printed in the report.
+    pub formula: String,
+    /// The priced quantities; `run_usd` is their sum.
+    pub items: Vec<CostItem>,
+    /// Cost of the measured run.
+    pub run_usd: f64,
+    pub per_tenant_usd: f64,
+    pub per_million_requests_usd: f64,
+    /// 30-day projection at the scenario's rates.
+    pub monthly_usd: f64,
+    /// The part of `monthly_usd` paid for capacity the load did not use.
+    pub monthly_idle_usd: f64,
+    /// `monthly_idle_usd / monthly_usd` (0 when nothing is paid).
+    pub idle_share: f64,
+}
+
+/// One priced quantity of a [`TierCost`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostItem {
+    /// Pricing-table key, e.g. `ec2.t3.micro` or `lambda.gb_second.x86_64`.
+    pub price: String,
+    pub quantity: f64,
+    /// Unit of `quantity`, e.g. `instance-hour`, `GB-second`, `request`.
+    pub unit: String,
+    pub unit_price_usd: f64,
+    pub usd: f64,
+}
+
+/// An event the emulator timed, beside what the same event takes on AWS by published figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationEntry {
+    /// e.g. `lambda cold start (INIT)`, `instance start`, `task start`.
+    pub event: String,
+    /// Measured here, in milliseconds.
+    pub measured_ms: Spread,
+    /// Published range on AWS, in milliseconds; always modelled, never mixed into histograms.
+    pub published_low_ms: f64,
+    pub published_high_ms: f64,
+    pub source: String,
 }
 
 /// `NN-CPU`: each victim's corrected p99 while an aggressor bursts CPU-heavy requests, against
