@@ -13,6 +13,9 @@ pub mod exit;
 /// Version of the `summary.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The committed JSON Schema of this version, relative to the repository root.
+pub const SCHEMA_FILE: &str = "results/schema/summary.v1.schema.json";
+
 /// File names inside a results directory.
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const HISTOGRAMS_FILE: &str = "histograms.hlog";
@@ -21,6 +24,7 @@ pub const JUNIT_FILE: &str = "junit.xml";
 
 /// The whole record of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Summary {
     pub schema_version: u32,
     pub run_id: String,
@@ -47,6 +51,7 @@ pub struct Summary {
 
 /// Where the prices came from: figures are only as good as their date and source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PricingInfo {
     pub region: String,
     /// Date the prices were checked, `YYYY-MM-DD`.
@@ -57,6 +62,7 @@ pub struct PricingInfo {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Complete,
@@ -65,6 +71,7 @@ pub enum RunStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ToolInfo {
     pub name: String,
     pub version: String,
@@ -73,6 +80,7 @@ pub struct ToolInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ScenarioInfo {
     pub name: String,
     pub path: String,
@@ -85,6 +93,7 @@ pub struct ScenarioInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HostInfo {
     pub hostname: String,
     pub kernel: String,
@@ -95,6 +104,7 @@ pub struct HostInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BackendSummary {
     pub name: String,
     /// `emulated`, `process-only` or `cloud`.
@@ -104,6 +114,7 @@ pub struct BackendSummary {
 
 /// Percentiles of one histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Percentiles {
     pub count: u64,
     pub p50_us: f64,
@@ -116,6 +127,7 @@ pub struct Percentiles {
 
 /// Request outcomes. `sent == ok + errors + timeouts` always holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Traffic {
     pub sent: u64,
     pub ok: u64,
@@ -148,6 +160,7 @@ impl Traffic {
 /// Latency from the intended start (corrected for coordinated omission), from the actual
 /// send (uncorrected), and the generator's own lag (actual send − intended start).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Latency {
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
@@ -156,6 +169,7 @@ pub struct Latency {
 
 /// Function (Lambda) figures: the cold/warm split and what was billed. Absent for HTTP tiers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FunctionFigures {
     /// Ok invokes that started a new environment.
     pub cold: u64,
@@ -176,6 +190,7 @@ pub struct FunctionFigures {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OpSummary {
     pub op: String,
     pub traffic: Traffic,
@@ -185,6 +200,7 @@ pub struct OpSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TenantSummary {
     pub tenant: String,
     pub traffic: Traffic,
@@ -196,6 +212,7 @@ pub struct TenantSummary {
 
 /// Execution-environment lifecycle counts of a function tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Environments {
     pub created: u64,
     pub reused: u64,
@@ -207,6 +224,7 @@ pub struct Environments {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InstanceSummary {
     pub id: String,
     pub tenants: Vec<String>,
@@ -219,6 +237,7 @@ pub struct InstanceSummary {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Spread {
     pub count: u64,
     pub min: f64,
@@ -240,6 +259,7 @@ impl Spread {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TierSummary {
     pub tier: String,
     pub tenants: usize,
@@ -277,6 +297,7 @@ pub struct TierSummary {
 /// The modelled cost of one tier: one documented formula, the line items it summed, and the
 /// figures architects compare. All amounts in US dollars.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TierCost {
     /// Which formula: `ec2-silo`, `ec2-shared`, `fargate`, `ecs-ec2` or `lambda`.
     pub model: String,
@@ -298,6 +319,7 @@ pub struct TierCost {
 
 /// One priced quantity of a [`TierCost`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CostItem {
     /// Pricing-table key, e.g. `ec2.t3.micro` or `lambda.gb_second.x86_64`.
     pub price: String,
@@ -310,6 +332,7 @@ pub struct CostItem {
 
 /// An event the emulator timed, beside what the same event takes on AWS by published figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CalibrationEntry {
     /// e.g. `lambda cold start (INIT)`, `instance start`, `task start`.
     pub event: String,
@@ -324,6 +347,7 @@ pub struct CalibrationEntry {
 /// `NN-CPU`: each victim's corrected p99 while an aggressor bursts CPU-heavy requests, against
 /// its own solo p99, over alternating solo and contended windows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NoisyNeighbour {
     pub aggressor: String,
     pub aggressor_rate: f64,
@@ -336,6 +360,7 @@ pub struct NoisyNeighbour {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct VictimSlowdown {
     pub tenant: String,
     /// Per round, in order.
@@ -346,6 +371,7 @@ pub struct VictimSlowdown {
 
 /// One (probe, tier) cell of the leak matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProbeCell {
     /// Stable probe id, e.g. `LK-TMP`.
     pub probe: String,
@@ -366,6 +392,24 @@ pub struct ProbeCell {
     pub first_hit_ms: Option<f64>,
     pub pairs: Vec<String>,
     pub failed_calls: u64,
+}
+
+/// The JSON Schema (draft 2020-12) of [`Summary`], as committed in [`SCHEMA_FILE`].
+#[cfg(feature = "schema")]
+pub fn summary_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Summary)).unwrap_or_default();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("$id".into(), format!("https://isobench.invalid/{SCHEMA_FILE}").into());
+        o.insert(
+            "description".into(),
+            format!(
+                "isobench summary.json, schema_version {SCHEMA_VERSION}. Readers must ignore unknown fields; \
+                 a rename, removal or change of meaning bumps schema_version."
+            )
+            .into(),
+        );
+    }
+    schema
 }
 
 #[cfg(test)]
