@@ -32,6 +32,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Find and remove what a crashed run left on this host (namespaces' processes, cgroups, locks).
     Sweep(SweepArgs),
+    /// Re-render `report.md`, `report.html` (and `junit.xml` when probes ran) of a results directory
+    /// from its `summary.json` and `histograms.hlog`; deploys nothing.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,6 +94,12 @@ pub struct SweepArgs {
     /// Also remove runs whose harness still holds its lock (a live run).
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results directory of a run (holds `summary.json`, and `histograms.hlog` for full latency curves).
+    pub dir: PathBuf,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -10,6 +10,7 @@ mod errors;
 mod hostinfo;
 mod noisy;
 mod progress;
+mod render;
 mod report;
 mod run;
 mod signals;
@@ -35,6 +36,7 @@ pub fn main_entry() -> i32 {
         args::Command::Run(a) => run::run(a),
         args::Command::Validate(a) => run::validate(a),
         args::Command::Sweep(a) => sweep::sweep(a),
+        args::Command::Report(a) => render::report(a),
     };
     match result {
         Ok(code) => code,

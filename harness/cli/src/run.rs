@@ -15,7 +15,7 @@ use crate::args::{RunArgs, Target, ValidateArgs};
 use crate::errors::CliError;
 use crate::progress::Progress;
 use crate::summarize::{HistogramLog, probe_cells, tier_summary};
-use crate::{hostinfo, report, signals};
+use crate::{hostinfo, render, report, signals};
 
 pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
     let (scenario, src) = load_scenario(&a.scenario)?;
@@ -327,12 +327,11 @@ fn write_results(out: &Path, summary: &Summary, hlog: &HistogramLog) -> Result<(
     };
     let json = serde_json::to_vec_pretty(summary).context("failed to serialise the summary")?;
     write(isobench_results::SUMMARY_FILE, &json)?;
-    write(isobench_results::HISTOGRAMS_FILE, &hlog.finish().map_err(|e| CliError::Internal(e.into()))?)?;
-    write(isobench_results::REPORT_MD_FILE, report::markdown(summary).as_bytes())?;
-    if summary.tiers.iter().any(|t| !t.probes.is_empty()) {
-        write(isobench_results::JUNIT_FILE, report::junit(summary).as_bytes())?;
-    }
-    Ok(())
+    let histograms = hlog.finish().map_err(|e| CliError::Internal(e.into()))?;
+    write(isobench_results::HISTOGRAMS_FILE, &histograms)?;
+    // The page is drawn from the log as written, exactly as `isobench report` would redraw it.
+    let histograms = isobench_report::hlog::read(&histograms).map_err(|e| CliError::Internal(e.into()))?;
+    render::write_reports(out, summary, Some(&histograms))
 }
 
 /// A sortable, unique run id: UTC time plus random bits, e.g. `20261129T051500Z-3fa9c2`.

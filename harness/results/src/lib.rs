@@ -20,6 +20,7 @@ pub const SCHEMA_FILE: &str = "results/schema/summary.v1.schema.json";
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const HISTOGRAMS_FILE: &str = "histograms.hlog";
 pub const REPORT_MD_FILE: &str = "report.md";
+pub const REPORT_HTML_FILE: &str = "report.html";
 pub const JUNIT_FILE: &str = "junit.xml";
 
 /// The whole record of one run.

@@ -1,0 +1,591 @@
+//! The report's charts, drawn with `plotters` into SVG strings.
+//!
+//! Each chart is drawn in layers with the same layout: a frame (axes, labels, legend) and one
+//! layer per data item (a tier's curve, a matrix cell). The layers are merged into one `<svg>`
+//! with each data layer in its own `<g class="data" data-…>` carrying a `<title>`, so a reader
+//! hovering a curve sees what it is and a test can check that every tier was drawn.
+
+use std::error::Error;
+use std::ops::Range;
+
+use plotters::coord::Shift;
+use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::ReportError;
+use crate::fmt::{axis_ms, esc, ms};
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Drawn = Result<(), Box<dyn Error>>;
+type Built<'a, 'b, X, Y> =
+    Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>, DrawingAreaErrorKind<std::io::Error>>;
+type Categories = SegmentedCoord<RangedCoordusize>;
+type Log = WithKeyPoints<LogCoord<f64>>;
+
+/// Axes with a category per tier along x: the same layout in the frame and in every layer.
+fn category_axes<'a, 'b>(
+    area: &'a Area<'b>,
+    n: usize,
+    y: Range<f64>,
+    y_label: u32,
+) -> Built<'a, 'b, Categories, RangedCoordf64> {
+    ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(y_label)
+        // An integer range includes its end: 0..n-1 gives exactly n segments.
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), y)
+}
+
+fn latency_axes<'a, 'b>(area: &'a Area<'b>, y: Range<f64>) -> Built<'a, 'b, RangedCoordf64, Log> {
+    ChartBuilder::on(area)
+        .margin(12)
+        .margin_right(230)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..4f64, log_axis(y))
+}
+
+fn cost_axes<'a, 'b>(area: &'a Area<'b>, x: Range<f64>, y: Range<f64>) -> Built<'a, 'b, Log, Log> {
+    ChartBuilder::on(area)
+        .margin(12)
+        .margin_right(40)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(log_axis(x), log_axis(y))
+}
+
+const FONT: &str = "sans-serif";
+
+/// One data layer: its attributes, its hover title and how to draw it.
+struct Layer<'f> {
+    attrs: Vec<(&'static str, String)>,
+    title: String,
+    draw: Box<dyn Fn(&Area) -> Drawn + 'f>,
+}
+
+/// Renders a frame and its layers, each into its own SVG document of the same size, and merges
+/// them into one `<svg data-chart=…>`.
+fn compose(
+    chart: &str,
+    size: (u32, u32),
+    frame: impl Fn(&Area) -> Drawn,
+    layers: Vec<Layer>,
+) -> Result<String, ReportError> {
+    let frame_svg = render(size, &frame)?;
+    let mut body = String::new();
+    for l in &layers {
+        let svg = render(size, &l.draw)?;
+        body.push_str("<g class=\"data\"");
+        for (k, v) in &l.attrs {
+            body.push_str(&format!(" data-{k}=\"{}\"", esc(v)));
+        }
+        body.push_str(&format!("><title>{}</title>\n{}</g>\n", esc(&l.title), inner(&svg)));
+    }
+    let open = format!("<svg data-chart=\"{chart}\" role=\"img\" ");
+    let merged = frame_svg.replacen("<svg ", &open, 1);
+    let end = merged.rfind("</svg>").unwrap_or(merged.len());
+    Ok(format!("{}{body}</svg>\n", &merged[..end]))
+}
+
+fn render(size: (u32, u32), draw: &dyn Fn(&Area) -> Drawn) -> Result<String, ReportError> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
+        draw(&root).map_err(|e| ReportError::Chart(e.to_string()))?;
+        root.present().map_err(|e| ReportError::Chart(e.to_string()))?;
+    }
+    Ok(buf)
+}
+
+/// The elements of an SVG document, without its `<svg>` wrapper.
+fn inner(svg: &str) -> &str {
+    let start = svg.find('>').map_or(0, |i| i + 1);
+    let end = svg.rfind("</svg>").unwrap_or(svg.len());
+    svg[start..end].trim_start_matches('\n')
+}
+
+/// A stable colour per tier, the same in every chart.
+pub fn colour(tier: &str, index: usize) -> RGBColor {
+    match tier {
+        "silo-ec2" => RGBColor(0x1f, 0x77, 0xb4),
+        "shared-ec2" => RGBColor(0xff, 0x7f, 0x0e),
+        "ecs-awsvpc" => RGBColor(0x2c, 0xa0, 0x2c),
+        "lambda-per-tenant" => RGBColor(0x94, 0x67, 0xbd),
+        "lambda-shared" => RGBColor(0xd6, 0x27, 0x28),
+        "lambda-tenant-isolation" => RGBColor(0x8c, 0x56, 0x4b),
+        _ => {
+            let (r, g, b) = Palette99::pick(index).rgb();
+            RGBColor(r, g, b)
+        }
+    }
+}
+
+fn text(size: u32) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&BLACK)
+}
+
+fn legend(area: &Area, x: i32, items: &[(String, RGBColor)]) -> Drawn {
+    for (i, (name, c)) in items.iter().enumerate() {
+        let y = 24 + 24 * i as i32;
+        area.draw(&PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3)))?;
+        area.draw(&Text::new(name.clone(), (x + 28, y), text(16).pos(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(())
+}
+
+/// One tier's corrected percentile curve: (nines, ms) points, see [`crate::hlog::curve`].
+pub struct Curve {
+    pub tier: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+fn nines_label(x: &f64) -> String {
+    match x.round() as i32 {
+        0 => "p0".into(),
+        1 => "p90".into(),
+        2 => "p99".into(),
+        3 => "p99.9".into(),
+        n => format!("p99.{}", "9".repeat((n - 2).max(0) as usize)),
+    }
+}
+
+/// A log axis ticked at 1, 2 and 5 times powers of ten (plotters' own log ticks are either
+/// too few or too many over less than a decade or two).
+fn log_axis(r: Range<f64>) -> Log {
+    let ticks = |mults: &[f64]| -> Vec<f64> {
+        let (lo, hi) = (r.start.log10().floor() as i32, r.end.log10().ceil() as i32);
+        (lo..=hi).flat_map(|e| mults.iter().map(move |m| m * 10f64.powi(e))).filter(|v| r.contains(v)).collect()
+    };
+    let mut t = ticks(&[1.0, 2.0, 5.0]);
+    if t.len() < 3 {
+        t = ticks(&[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    r.log_scale().with_key_points(t)
+}
+
+fn log_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values.filter(|v| *v > 0.0).fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi { 0.01..1.0 } else { lo / 1.5..hi * 1.5 }
+}
+
+/// Chart 1: corrected latency against percentile, one curve per tier.
+pub fn latency(curves: &[Curve]) -> Result<String, ReportError> {
+    let size = (960, 440);
+    let y = log_range(curves.iter().flat_map(|c| c.points.iter().map(|p| p.1)));
+    let items: Vec<(String, RGBColor)> =
+        curves.iter().enumerate().map(|(i, c)| (c.tier.clone(), colour(&c.tier, i))).collect();
+    let frame = |area: &Area| -> Drawn {
+        area.fill(&WHITE)?;
+        let mut chart = latency_axes(area, y.clone())?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .x_label_formatter(&nines_label)
+            .y_label_formatter(&|v| axis_ms(*v * 1e3))
+            .x_desc("percentile")
+            .y_desc("latency from intended start (log)")
+            .label_style(text(16))
+            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+            .axis_desc_style(text(17))
+            .draw()?;
+        legend(area, size.0 as i32 - 215, &items)
+    };
+    let layers = curves
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let y = y.clone();
+            let style = colour(&c.tier, i).stroke_width(2);
+            let pts = c.points.clone();
+            let p99 = c.points.iter().find(|p| (p.0 - 2.0).abs() < 1e-9).map_or(0.0, |p| p.1);
+            Layer {
+                attrs: vec![("tier", c.tier.clone()), ("points", c.points.len().to_string())],
+                title: format!("{}: corrected p99 {}", c.tier, ms(p99 * 1e3)),
+                draw: Box::new(move |area: &Area| -> Drawn {
+                    latency_axes(area, y.clone())?.draw_series(LineSeries::new(pts.clone(), style))?;
+                    Ok(())
+                }),
+            }
+        })
+        .collect();
+    compose("latency", size, frame, layers)
+}
+
+/// A function tier's start-up figures.
+#[derive(Clone)]
+pub struct ColdStart {
+    pub tier: String,
+    pub cold_share: f64,
+    pub cold: u64,
+    pub ok: u64,
+    pub init_p50_ms: f64,
+    pub init_p99_ms: f64,
+    pub init_max_ms: f64,
+}
+
+/// Short axis labels for categorical charts: the Lambda tiers without their common prefix.
+fn short(tier: &str) -> String {
+    tier.strip_prefix("lambda-").unwrap_or(tier).to_string()
+}
+
+fn category_label(names: &[String]) -> impl Fn(&SegmentValue<usize>) -> String + '_ {
+    move |v| match v {
+        SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Chart 2: cold-start share (left) and INIT time p50 with a p99–max bar (right), per function tier.
+pub fn cold_starts(tiers: &[ColdStart]) -> Result<String, ReportError> {
+    let size = (960, 380);
+    let n = tiers.len();
+    let names: Vec<String> = tiers.iter().map(|t| short(&t.tier)).collect();
+    let share_max = tiers.iter().map(|t| t.cold_share).fold(0.0, f64::max).max(0.01) * 1.25;
+    let init_y = 0f64..tiers.iter().map(|t| t.init_max_ms).fold(0.1, f64::max) * 1.15;
+    let frame = |area: &Area| -> Drawn {
+        area.fill(&WHITE)?;
+        let (l, r) = area.split_horizontally(size.0 / 2);
+        let fmt = category_label(&names);
+        category_axes(&l, n, 0f64..share_max, 64)?
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&|v| format!("{:.1}%", v * 100.0))
+            .x_desc("Lambda tier")
+            .y_desc("cold starts / ok invokes")
+            .label_style(text(16))
+            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+            .axis_desc_style(text(17))
+            .draw()?;
+        category_axes(&r, n, init_y.clone(), 72)?
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&|v| axis_ms(*v * 1e3))
+            .x_desc("INIT: p50 (bar), p99 to max (whisker)")
+            .y_desc("INIT duration")
+            .label_style(text(16))
+            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+            .axis_desc_style(text(17))
+            .draw()?;
+        Ok(())
+    };
+    let layers = tiers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let c = colour(&t.tier, i);
+            let init_y = init_y.clone();
+            let init_lo = init_y.start;
+            let (share, p50, p99, max) = (t.cold_share, t.init_p50_ms, t.init_p99_ms, t.init_max_ms);
+            Layer {
+                attrs: vec![
+                    ("tier", t.tier.clone()),
+                    ("cold-share", format!("{share:.4}")),
+                    ("init-p50-ms", format!("{p50:.3}")),
+                ],
+                title: format!(
+                    "{}: {} cold of {} ok ({:.1}%), INIT p50 {}, p99 {}, max {}",
+                    t.tier,
+                    t.cold,
+                    t.ok,
+                    share * 100.0,
+                    ms(p50 * 1e3),
+                    ms(p99 * 1e3),
+                    ms(max * 1e3)
+                ),
+                draw: Box::new(move |area: &Area| -> Drawn {
+                    let (l, r) = area.split_horizontally(size.0 / 2);
+                    let bar = |lo: f64, hi: f64| {
+                        Rectangle::new([(SegmentValue::Exact(i), lo), (SegmentValue::Exact(i + 1), hi)], c.filled())
+                    };
+                    let mut share_bar = bar(0.0, share);
+                    share_bar.set_margin(0, 0, 18, 18);
+                    category_axes(&l, n, 0f64..share_max, 64)?.draw_series(std::iter::once(share_bar))?;
+                    let mut rc = category_axes(&r, n, init_y.clone(), 72)?;
+                    if p50 > 0.0 {
+                        let mut init_bar = bar(init_lo, p50);
+                        init_bar.set_margin(0, 0, 18, 18);
+                        rc.draw_series(std::iter::once(init_bar))?;
+                        // The tail as a plain whisker from p99 to max.
+                        let x = SegmentValue::CenterOf(i);
+                        let whisker = vec![(x.clone(), p99.max(init_lo)), (x, max.max(init_lo))];
+                        rc.draw_series(std::iter::once(PathElement::new(whisker, BLACK.stroke_width(2))))?;
+                    }
+                    Ok(())
+                }),
+            }
+        })
+        .collect();
+    compose("cold-starts", size, frame, layers)
+}
+
+/// A tier's modelled cost beside its measured p99.
+pub struct CostPoint {
+    pub tier: String,
+    pub p99_ms: f64,
+    pub per_million_usd: f64,
+    pub monthly_usd: f64,
+}
+
+/// Chart 3: modelled cost per million requests against measured corrected p99, one point per tier.
+pub fn cost_vs_p99(points: &[CostPoint]) -> Result<String, ReportError> {
+    let size = (960, 420);
+    let x = log_range(points.iter().map(|p| p.p99_ms));
+    let y = log_range(points.iter().map(|p| p.per_million_usd));
+    let frame = |area: &Area| -> Drawn {
+        area.fill(&WHITE)?;
+        cost_axes(area, x.clone(), y.clone())?
+            .configure_mesh()
+            .x_label_formatter(&|v| axis_ms(*v * 1e3))
+            .y_label_formatter(&|v| usd(*v).trim_end_matches('0').trim_end_matches('.').to_string())
+            .x_desc("corrected p99, measured (log)")
+            .y_desc("USD per million requests, modelled (log)")
+            .label_style(text(16))
+            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+            .axis_desc_style(text(17))
+            .draw()?;
+        Ok(())
+    };
+    let layers = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (x, y, c) = (x.clone(), y.clone(), colour(&p.tier, i));
+            let (px, py, name) = (p.p99_ms, p.per_million_usd.max(y.start), p.tier.clone());
+            Layer {
+                attrs: vec![
+                    ("tier", p.tier.clone()),
+                    ("p99-ms", format!("{px:.3}")),
+                    ("usd-per-million", format!("{:.6}", p.per_million_usd)),
+                ],
+                title: format!(
+                    "{}: p99 {}, {} per million requests, {} a month (modelled)",
+                    p.tier,
+                    ms(px * 1e3),
+                    usd(p.per_million_usd),
+                    usd(p.monthly_usd)
+                ),
+                draw: Box::new(move |area: &Area| -> Drawn {
+                    let mut chart = cost_axes(area, x.clone(), y.clone())?;
+                    // A point and its label, offset in pixels from the point.
+                    let point = EmptyElement::at((px, py))
+                        + Circle::new((0, 0), 7, c.filled())
+                        + Text::new(name.clone(), (10, -18), text(16));
+                    chart.draw_series(std::iter::once(point))?;
+                    Ok(())
+                }),
+            }
+        })
+        .collect();
+    compose("cost", size, frame, layers)
+}
+
+pub fn usd(v: f64) -> String {
+    if v >= 100.0 {
+        format!("${v:.0}")
+    } else if v >= 1.0 {
+        format!("${v:.2}")
+    } else {
+        format!("${v:.4}")
+    }
+}
+
+/// One cell of the leak matrix.
+pub struct Cell {
+    pub probe: String,
+    pub channel: String,
+    pub tier: String,
+    pub verdict: String,
+    pub expected: String,
+    pub unexpected: bool,
+    pub hits: u64,
+    pub trials: u64,
+    pub controls_passed: u64,
+    pub controls: u64,
+}
+
+fn cell_fill(c: &Cell) -> RGBColor {
+    match c.verdict.as_str() {
+        "blocked" => RGBColor(0xc8, 0xe6, 0xc9),
+        "leak" if c.unexpected => RGBColor(0xef, 0x9a, 0x9a),
+        "leak" => RGBColor(0xff, 0xe0, 0xb2),
+        "inconclusive" => RGBColor(0xff, 0xf5, 0x9d),
+        _ => RGBColor(0xee, 0xee, 0xee),
+    }
+}
+
+/// Chart 4: the leak matrix, probe × tier, coloured by verdict; unexpected leaks outlined.
+pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]) -> Result<String, ReportError> {
+    let (label_w, head_h, cw, ch) = (190i32, 40i32, 150i32, 38i32);
+    let size = ((label_w + cw * tiers.len() as i32 + 10) as u32, (head_h + ch * probes.len() as i32 + 70) as u32);
+    let col = |tier: &str| tiers.iter().position(|t| t == tier).unwrap_or(0) as i32;
+    let row = |probe: &str| probes.iter().position(|p| p.0 == probe).unwrap_or(0) as i32;
+    let frame = |area: &Area| -> Drawn {
+        area.fill(&WHITE)?;
+        for (j, t) in tiers.iter().enumerate() {
+            let x = label_w + cw * j as i32 + cw / 2;
+            let style = text(16).pos(Pos::new(HPos::Center, VPos::Center));
+            area.draw(&Text::new(t.clone(), (x, head_h / 2), style))?;
+        }
+        for (i, (probe, channel)) in probes.iter().enumerate() {
+            let y = head_h + ch * i as i32 + ch / 2;
+            let style = text(16).pos(Pos::new(HPos::Left, VPos::Center));
+            area.draw(&Text::new(format!("{probe} ({channel})"), (6, y), style))?;
+        }
+        let key = [
+            ("blocked", Cell::key("blocked", false)),
+            ("expected leak", Cell::key("leak", false)),
+            ("UNEXPECTED leak", Cell::key("leak", true)),
+            ("inconclusive", Cell::key("inconclusive", false)),
+            ("not applicable", Cell::key("not-applicable", false)),
+        ];
+        let y = head_h + ch * probes.len() as i32 + 25;
+        for (k, (name, c)) in key.iter().enumerate() {
+            let x = 6 + 170 * k as i32;
+            area.draw(&Rectangle::new([(x, y), (x + 22, y + 16)], cell_fill(c).filled()))?;
+            if c.unexpected {
+                area.draw(&Rectangle::new([(x, y), (x + 22, y + 16)], RED.stroke_width(3)))?;
+            }
+            area.draw(&Text::new(name.to_string(), (x + 28, y + 1), text(16)))?;
+        }
+        Ok(())
+    };
+    let layers = cells
+        .iter()
+        .map(|c| {
+            let (x0, y0) = (label_w + cw * col(&c.tier), head_h + ch * row(&c.probe));
+            let fill = cell_fill(c);
+            let label = match c.verdict.as_str() {
+                "not-applicable" => "n/a".to_string(),
+                v => format!("{v} {}/{}", c.hits, c.trials),
+            };
+            let unexpected = c.unexpected;
+            Layer {
+                attrs: vec![
+                    ("probe", c.probe.clone()),
+                    ("tier", c.tier.clone()),
+                    ("verdict", c.verdict.clone()),
+                    ("unexpected", c.unexpected.to_string()),
+                    ("hits", c.hits.to_string()),
+                    ("trials", c.trials.to_string()),
+                ],
+                title: format!(
+                    "{} ({}) on {}: {} (expected {}), {} hits in {} trials, positive controls {}/{}{}",
+                    c.probe,
+                    c.channel,
+                    c.tier,
+                    c.verdict,
+                    c.expected,
+                    c.hits,
+                    c.trials,
+                    c.controls_passed,
+                    c.controls,
+                    if c.unexpected { " — UNEXPECTED LEAK" } else { "" }
+                ),
+                draw: Box::new(move |area: &Area| -> Drawn {
+                    let rect = [(x0 + 2, y0 + 2), (x0 + cw - 2, y0 + ch - 2)];
+                    area.draw(&Rectangle::new(rect, fill.filled()))?;
+                    if unexpected {
+                        area.draw(&Rectangle::new(rect, RED.stroke_width(3)))?;
+                    }
+                    let style = text(16).pos(Pos::new(HPos::Center, VPos::Center));
+                    area.draw(&Text::new(label.clone(), (x0 + cw / 2, y0 + ch / 2), style))?;
+                    Ok(())
+                }),
+            }
+        })
+        .collect();
+    compose("leak-matrix", size, frame, layers)
+}
+
+impl Cell {
+    fn key(verdict: &str, unexpected: bool) -> Cell {
+        Cell {
+            probe: String::new(),
+            channel: String::new(),
+            tier: String::new(),
+            verdict: verdict.into(),
+            expected: String::new(),
+            unexpected,
+            hits: 0,
+            trials: 0,
+            controls_passed: 0,
+            controls: 0,
+        }
+    }
+}
+
+/// A tier's NN-CPU slowdown (contended p99 / solo p99) over victims and rounds.
+pub struct Slowdown {
+    pub tier: String,
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub count: u64,
+}
+
+/// Chart 5: noisy-neighbour slowdown per tier, median with a min–max bar; 1× is no effect.
+pub fn slowdowns(tiers: &[Slowdown]) -> Result<String, ReportError> {
+    let size = (960, 380);
+    let n = tiers.len();
+    let names: Vec<String> = tiers.iter().map(|t| t.tier.clone()).collect();
+    let top = tiers.iter().map(|t| t.max).fold(2.0, f64::max) * 1.1;
+    let frame = |area: &Area| -> Drawn {
+        area.fill(&WHITE)?;
+        let fmt = category_label(&names);
+        let mut chart = category_axes(area, n, 0f64..top, 64)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&|v| format!("{v:.1}×"))
+            .x_desc("tier")
+            .y_desc("victims' p99 contended / solo")
+            .label_style(text(16))
+            .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
+            .axis_desc_style(text(17))
+            .draw()?;
+        let one = [(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)];
+        chart.draw_series(std::iter::once(PathElement::new(one.to_vec(), BLACK.mix(0.6).stroke_width(1))))?;
+        Ok(())
+    };
+    let layers = tiers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let c = colour(&t.tier, i);
+            let (min, med, max) = (t.min, t.median, t.max);
+            Layer {
+                attrs: vec![("tier", t.tier.clone()), ("median", format!("{med:.3}"))],
+                title: format!(
+                    "{}: slowdown median {med:.2}×, min {min:.2}×, max {max:.2}× over {} victim-rounds",
+                    t.tier, t.count
+                ),
+                draw: Box::new(move |area: &Area| -> Drawn {
+                    let mut chart = category_axes(area, n, 0f64..top, 64)?;
+                    let x = SegmentValue::CenterOf(i);
+                    chart.draw_series(std::iter::once(ErrorBar::new_vertical(
+                        x.clone(),
+                        min,
+                        med,
+                        max,
+                        c.stroke_width(3),
+                        18,
+                    )))?;
+                    let label = text(16).pos(Pos::new(HPos::Left, VPos::Center));
+                    let point = EmptyElement::at((x, med))
+                        + Circle::new((0, 0), 6, c.filled())
+                        + Text::new(format!("{med:.2}×"), (14, 0), label);
+                    chart.draw_series(std::iter::once(point))?;
+                    Ok(())
+                }),
+            }
+        })
+        .collect();
+    compose("noisy-neighbour", size, frame, layers)
+}

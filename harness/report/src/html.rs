@@ -1,0 +1,552 @@
+//! `report.html`: the run on one page, tables and inline SVG charts, nothing to fetch.
+
+use std::fmt::Write;
+
+use isobench_results::{Summary, TierSummary};
+
+use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
+use crate::fmt::{esc, ms};
+use crate::{Histograms, ReportError, hlog};
+
+/// Forbids every request from the page: no scripts, fonts, frames or fetches; inline styles and
+/// `data:` images only.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
+const STYLE: &str = "
+body { font-family: sans-serif; margin: 24px auto; max-width: 1100px; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+table.meta td, table.meta th { text-align: left; }
+svg { max-width: 100%; height: auto; display: block; }
+figure { margin: 0.8em 0; }
+figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
+.banner { padding: 8px 12px; border-left: 4px solid #999; background: #f6f6f6; margin: 0.8em 0; }
+.banner.warn { border-color: #c62828; background: #fdecea; }
+.modelled { display: inline-block; font-size: 0.75em; font-weight: bold; color: #6a1b9a; border: 1px solid #6a1b9a; border-radius: 3px; padding: 0 4px; vertical-align: middle; }
+.note { color: #555; font-style: italic; }
+.unexpected { color: #c62828; font-weight: bold; }
+";
+
+/// The whole page. `histograms` gives the full percentile curves; without it the latency
+/// chart falls back to the five percentiles in the summary, and says so.
+pub fn html(s: &Summary, histograms: Option<&Histograms>) -> Result<String, ReportError> {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>isobench run {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        esc(&s.run_id)
+    );
+    header(&mut o, s);
+    key_figures(&mut o, s);
+    latency(&mut o, s, histograms)?;
+    cold_starts(&mut o, s)?;
+    cost(&mut o, s)?;
+    leak_matrix(&mut o, s)?;
+    noisy(&mut o, s)?;
+    let _ = write!(
+        o,
+        "<p class=\"note\">Rendered by isobench from <code>summary.json</code> and <code>{}</code>. \
+         Latency is measured from each request's intended start (corrected for coordinated omission).</p>\n</body>\n</html>\n",
+        esc(&s.histograms)
+    );
+    Ok(o)
+}
+
+const MODELLED: &str = "<span class=\"modelled\">modelled</span>";
+
+fn header(o: &mut String, s: &Summary) {
+    let _ = writeln!(o, "<h1>isobench run {}</h1>", esc(&s.run_id));
+    let commit = s.tool.commit.as_deref().map_or("unknown commit".to_string(), |c| c[..12.min(c.len())].to_string());
+    let rows = [
+        (
+            "scenario",
+            format!(
+                "{} (<code>{}</code>, sha256 {})",
+                esc(&s.scenario.name),
+                esc(&s.scenario.path),
+                esc(&s.scenario.hash[..12.min(s.scenario.hash.len())])
+            ),
+        ),
+        ("status", format!("{:?}, started {}, wall time {:.1} s", s.status, esc(&s.started_at), s.wall_time_s)),
+        ("backend", format!("{} — fidelity <b>{}</b>", esc(&s.backend.name), esc(&s.backend.fidelity))),
+        (
+            "host",
+            format!(
+                "<code>{}</code>: {} ({}), kernel {}, {} CPUs, {} GiB",
+                esc(&s.host.hostname),
+                esc(&s.host.os),
+                esc(&s.host.arch),
+                esc(&s.host.kernel),
+                s.host.cpus,
+                s.host.memory_bytes >> 30
+            ),
+        ),
+        ("harness", format!("{} {} ({})", esc(&s.tool.name), esc(&s.tool.version), esc(&commit))),
+    ];
+    let _ = writeln!(o, "<table class=\"meta\">");
+    for (k, v) in rows {
+        let _ = writeln!(o, "<tr><th>{k}</th><td>{v}</td></tr>");
+    }
+    if let Some(p) = &s.pricing {
+        let _ = writeln!(
+            o,
+            "<tr><th>pricing</th><td>{} {MODELLED}: {}, prices as of {}, from {}</td></tr>",
+            esc(&p.currency),
+            esc(&p.region),
+            esc(&p.as_of),
+            esc(&p.source)
+        );
+    }
+    let _ = writeln!(o, "</table>");
+    if s.backend.fidelity != "cloud" {
+        let _ = writeln!(
+            o,
+            "<p class=\"banner\" data-fidelity=\"{}\">Local emulation: isolation is enforced by the Linux kernel ({}), \
+             but latencies and start times are this host's, not AWS's.</p>",
+            esc(&s.backend.fidelity),
+            esc(&s.backend.description)
+        );
+    }
+    if let Some(e) = &s.error {
+        let _ = writeln!(o, "<p class=\"banner warn\">Run did not complete: {}</p>", esc(e));
+    }
+    if let Some(f) = s.scenario.effective["local"]["break_isolation"].as_array().filter(|f| !f.is_empty()) {
+        let names: Vec<String> = f.iter().map(|v| esc(&v.to_string())).collect();
+        let _ = writeln!(
+            o,
+            "<p class=\"banner warn\">Test faults injected into the emulator: {}. This run deliberately breaks isolation; \
+             it measures the harness, not a tier.</p>",
+            names.join(", ")
+        );
+    }
+    if !s.left_behind.is_empty() {
+        let items: Vec<String> = s.left_behind.iter().map(|r| esc(r)).collect();
+        let _ = writeln!(
+            o,
+            "<p class=\"banner warn\">Left behind after teardown (run <code>isobench sweep</code>): {}</p>",
+            items.join(", ")
+        );
+    }
+}
+
+fn start_p50_ms(t: &TierSummary) -> f64 {
+    match &t.functions {
+        Some(f) if f.init.count > 0 => f.init.p50_us / 1e3,
+        _ => t.instance_start_ms.median,
+    }
+}
+
+fn key_figures(o: &mut String, s: &Summary) {
+    let _ = writeln!(o, "<h2>Tiers side by side</h2>");
+    let _ = writeln!(
+        o,
+        "<table data-table=\"tiers\">\n<tr><th>tier</th><th>tenants</th><th>sent</th><th>ok</th><th>errors</th><th>timeouts</th>\
+         <th>p50</th><th>p99</th><th>p99.9</th><th>lag p99</th><th>start p50</th>\
+         <th>per million requests {MODELLED}</th><th>monthly {MODELLED}</th></tr>"
+    );
+    for t in &s.tiers {
+        let c = &t.latency.corrected;
+        let (per_m, month) = t
+            .cost
+            .as_ref()
+            .map_or(("–".into(), "–".into()), |c| (usd(c.per_million_requests_usd), usd(c.monthly_usd)));
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.2} ms</td><td>{per_m}</td><td>{month}</td></tr>",
+            esc(&t.tier),
+            t.tenants,
+            t.traffic.sent,
+            t.traffic.ok,
+            t.traffic.errors,
+            t.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(t.latency.generator_lag.p99_us),
+            start_p50_ms(t)
+        );
+    }
+    let _ = writeln!(
+        o,
+        "</table>\n<p class=\"note\">Corrected latency (from each request's intended start). Start: instance or task start \
+         to the workload answering; for functions, the median cold-start INIT.</p>"
+    );
+}
+
+fn figure(o: &mut String, svg: &str, caption: &str) {
+    let _ = writeln!(o, "<figure>\n{svg}<figcaption>{caption}</figcaption>\n</figure>");
+}
+
+fn latency(o: &mut String, s: &Summary, histograms: Option<&Histograms>) -> Result<(), ReportError> {
+    let _ = writeln!(o, "<h2>Latency percentiles (corrected)</h2>");
+    let mut from_summary = false;
+    let curves: Vec<Curve> = s
+        .tiers
+        .iter()
+        .filter(|t| t.latency.corrected.count > 0)
+        .map(|t| match histograms.and_then(|h| h.corrected.get(&t.tier)) {
+            Some(h) => Curve { tier: t.tier.clone(), points: hlog::curve(h) },
+            None => {
+                from_summary = true;
+                let c = &t.latency.corrected;
+                let points = [(0.3, c.p50_us), (1.0, c.p90_us), (2.0, c.p99_us), (3.0, c.p999_us), (4.0, c.max_us)];
+                Curve { tier: t.tier.clone(), points: points.iter().map(|(n, us)| (*n, us / 1e3)).collect() }
+            }
+        })
+        .collect();
+    if curves.is_empty() {
+        let _ = writeln!(o, "<p class=\"note\" data-empty=\"latency\">No requests completed in this run.</p>");
+        return Ok(());
+    }
+    let source = if from_summary {
+        "Drawn through the summary's p50, p90, p99, p99.9 and max (the histogram log was not available)."
+    } else {
+        "From the full histograms in the run's histogram log, merged over each tier's tenants and operations."
+    };
+    figure(
+        o,
+        &charts::latency(&curves)?,
+        &format!(
+            "Latency from each request's intended start against percentile, on a “nines” scale (p90, p99, p99.9 equally \
+             spaced). {source}"
+        ),
+    );
+    Ok(())
+}
+
+fn cold_starts(o: &mut String, s: &Summary) -> Result<(), ReportError> {
+    let tiers: Vec<(&TierSummary, ColdStart)> = s
+        .tiers
+        .iter()
+        .filter_map(|t| {
+            let f = t.functions.as_ref()?;
+            Some((
+                t,
+                ColdStart {
+                    tier: t.tier.clone(),
+                    cold_share: f.cold_share,
+                    cold: f.cold,
+                    ok: t.traffic.ok,
+                    init_p50_ms: f.init.p50_us / 1e3,
+                    init_p99_ms: f.init.p99_us / 1e3,
+                    init_max_ms: f.init.max_us / 1e3,
+                },
+            ))
+        })
+        .collect();
+    if tiers.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(o, "<h2>Cold starts</h2>");
+    let data: Vec<ColdStart> = tiers.iter().map(|(_, c)| c.clone()).collect();
+    figure(
+        o,
+        &charts::cold_starts(&data)?,
+        "Share of ok invokes that started a new execution environment, and the INIT time of those starts.",
+    );
+    let _ = writeln!(
+        o,
+        "<table data-table=\"functions\">\n<tr><th>tier</th><th>cold / ok</th><th>INIT p50</th><th>INIT p99</th><th>INIT max</th>\
+         <th>cold p99</th><th>warm p99</th><th>environments created</th><th>reused</th><th>GB-s billed</th></tr>"
+    );
+    for (t, c) in &tiers {
+        let f = t.functions.as_ref().expect("filtered on functions");
+        let env = t.environments.unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{} / {} ({:.1}%)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td></tr>",
+            esc(&t.tier),
+            c.cold,
+            c.ok,
+            c.cold_share * 100.0,
+            ms(f.init.p50_us),
+            ms(f.init.p99_us),
+            ms(f.init.max_us),
+            ms(f.corrected_cold.p99_us),
+            ms(f.corrected_warm.p99_us),
+            env.created,
+            env.reused,
+            f.gb_seconds
+        );
+    }
+    let _ = writeln!(o, "</table>");
+    Ok(())
+}
+
+fn cost(o: &mut String, s: &Summary) -> Result<(), ReportError> {
+    let _ = writeln!(o, "<h2>Cost against p99 {MODELLED}</h2>");
+    let points: Vec<CostPoint> = s
+        .tiers
+        .iter()
+        .filter_map(|t| {
+            let c = t.cost.as_ref()?;
+            Some(CostPoint {
+                tier: t.tier.clone(),
+                p99_ms: t.latency.corrected.p99_us / 1e3,
+                per_million_usd: c.per_million_requests_usd,
+                monthly_usd: c.monthly_usd,
+            })
+        })
+        .collect();
+    if points.is_empty() {
+        let _ = writeln!(o, "<p class=\"note\" data-empty=\"cost\">No cost figures in this run.</p>");
+    } else {
+        figure(
+            o,
+            &charts::cost_vs_p99(&points)?,
+            "Each tier's modelled AWS cost per million requests (from the pricing table, at the measured load) against \
+             its measured corrected p99: down and to the left is cheaper and faster. Costs are modelled, latencies measured.",
+        );
+        let _ = writeln!(
+            o,
+            "<table data-table=\"cost\">\n<tr><th>tier</th><th>model</th><th>run</th><th>per tenant</th><th>per million requests</th>\
+             <th>monthly</th><th>idle share</th><th>formula</th></tr>"
+        );
+        for t in &s.tiers {
+            let Some(c) = &t.cost else { continue };
+            let _ = writeln!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}%</td><td>{}</td></tr>",
+                esc(&t.tier),
+                esc(&c.model),
+                usd(c.run_usd),
+                usd(c.per_tenant_usd),
+                usd(c.per_million_requests_usd),
+                usd(c.monthly_usd),
+                c.idle_share * 100.0,
+                esc(&c.formula)
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
+    calibration(o, s);
+    Ok(())
+}
+
+fn calibration(o: &mut String, s: &Summary) {
+    let rows: Vec<_> = s.tiers.iter().flat_map(|t| t.calibration.iter().map(move |c| (t, c))).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "<h3>Measured here against published AWS figures {MODELLED}</h3>\n<table data-table=\"calibration\">\n\
+         <tr><th>tier</th><th>event</th><th>measured median</th><th>measured min–max</th><th>published on AWS</th><th>source</th></tr>"
+    );
+    for (t, c) in rows {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{:.2} ms</td><td>{:.2}–{:.2} ms</td><td>{:.0}–{:.0} ms</td><td>{}</td></tr>",
+            esc(&t.tier),
+            esc(&c.event),
+            c.measured_ms.median,
+            c.measured_ms.min,
+            c.measured_ms.max,
+            c.published_low_ms,
+            c.published_high_ms,
+            esc(&c.source)
+        );
+    }
+    let _ = writeln!(o, "</table>");
+}
+
+fn leak_matrix(o: &mut String, s: &Summary) -> Result<(), ReportError> {
+    let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();
+    if tiers.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(o, "<h2>Leak matrix</h2>");
+    let mut probes: Vec<(String, String, String)> = Vec::new();
+    for c in tiers.iter().flat_map(|t| &t.probes) {
+        if !probes.iter().any(|p| p.0 == c.probe) {
+            probes.push((c.probe.clone(), c.channel.clone(), c.description.clone()));
+        }
+    }
+    let cells: Vec<charts::Cell> = tiers
+        .iter()
+        .flat_map(|t| {
+            t.probes.iter().map(|c| charts::Cell {
+                probe: c.probe.clone(),
+                channel: c.channel.clone(),
+                tier: t.tier.clone(),
+                verdict: c.verdict.clone(),
+                expected: c.expected.clone(),
+                unexpected: c.unexpected,
+                hits: c.hits,
+                trials: c.trials,
+                controls_passed: c.controls_passed,
+                controls: c.controls,
+            })
+        })
+        .collect();
+    let names: Vec<String> = tiers.iter().map(|t| t.tier.clone()).collect();
+    let rows: Vec<(String, String)> = probes.iter().map(|p| (p.0.clone(), p.1.clone())).collect();
+    let unexpected: Vec<String> =
+        cells.iter().filter(|c| c.unexpected).map(|c| format!("{} on {}", c.probe, c.tier)).collect();
+    figure(
+        o,
+        &charts::leak_matrix(&rows, &names, &cells)?,
+        "Each cell: verdict and cross-tenant hits / trials. A cell reads “blocked” only if its positive control (a tenant \
+         finding its own canary) passed in the same run; expected leaks are shown but do not fail the run.",
+    );
+    if !unexpected.is_empty() {
+        let _ = writeln!(o, "<p class=\"unexpected\">Unexpected leaks: {}.</p>", esc(&unexpected.join(", ")));
+    }
+    let _ = writeln!(o, "<ul>");
+    for (id, channel, description) in &probes {
+        let _ = writeln!(o, "<li><b>{}</b> ({}): {}</li>", esc(id), esc(channel), esc(description));
+    }
+    let _ = writeln!(o, "</ul>");
+    Ok(())
+}
+
+fn noisy(o: &mut String, s: &Summary) -> Result<(), ReportError> {
+    let tiers: Vec<_> = s.tiers.iter().filter_map(|t| t.noisy_neighbour.as_ref().map(|n| (t, n))).collect();
+    let Some((_, n0)) = tiers.first() else { return Ok(()) };
+    let _ = writeln!(o, "<h2>Noisy neighbour (NN-CPU)</h2>");
+    let data: Vec<Slowdown> = tiers
+        .iter()
+        .map(|(t, n)| Slowdown {
+            tier: t.tier.clone(),
+            min: n.slowdown.min,
+            median: n.slowdown.median,
+            max: n.slowdown.max,
+            count: n.slowdown.count,
+        })
+        .collect();
+    figure(
+        o,
+        &charts::slowdowns(&data)?,
+        &format!(
+            "Aggressor <code>{}</code> sends {:.0} req/s of {} µs CPU each; each victim's corrected p99 in contended windows \
+             over its p99 in the solo window of the same round ({} rounds of {:.1} s). Dot: median; bar: min to max; \
+             line: 1× (no effect).",
+            esc(&n0.aggressor),
+            n0.aggressor_rate,
+            n0.aggressor_compute_us,
+            n0.rounds,
+            n0.window_s
+        ),
+    );
+    let _ = writeln!(
+        o,
+        "<table data-table=\"noisy-neighbour\">\n<tr><th>tier</th><th>median</th><th>min</th><th>max</th><th>victims × rounds</th></tr>"
+    );
+    for d in &data {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{:.2}×</td><td>{:.2}×</td><td>{:.2}×</td><td>{}</td></tr>",
+            esc(&d.tier),
+            d.median,
+            d.min,
+            d.max,
+            d.count
+        );
+    }
+    let _ = writeln!(o, "</table>");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use isobench_results::TierCost;
+
+    use super::*;
+
+    fn leakage() -> (Summary, Histograms) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/");
+        let s = serde_json::from_str(&std::fs::read_to_string(format!("{dir}summary.json")).unwrap()).unwrap();
+        let h = hlog::read(&std::fs::read(format!("{dir}histograms.hlog")).unwrap()).unwrap();
+        (s, h)
+    }
+
+    /// The opening tags of a chart's data groups.
+    fn groups<'a>(page: &'a str, chart: &str) -> Vec<&'a str> {
+        let start = page.find(&format!("<svg data-chart=\"{chart}\"")).unwrap_or_else(|| panic!("no chart {chart}"));
+        let svg = &page[start..start + page[start..].find("</svg>").unwrap()];
+        svg.match_indices("<g class=\"data\"").map(|(i, _)| &svg[i..i + svg[i..].find('>').unwrap()]).collect()
+    }
+
+    #[test]
+    fn every_chart_draws_its_data() {
+        let (s, h) = leakage();
+        let page = html(&s, Some(&h)).unwrap();
+        let latency = groups(&page, "latency");
+        assert_eq!(latency.len(), 6, "one curve per tier");
+        assert!(latency.iter().all(|g| g.contains("data-points=\"201\"")), "{latency:?}");
+        assert_eq!(groups(&page, "cold-starts").len(), 3, "the three function tiers");
+        let cells = groups(&page, "leak-matrix");
+        assert_eq!(cells.len(), 6 * 9, "one cell per probe and tier");
+        assert!(cells.iter().any(|c| c.contains("data-verdict=\"leak\"")));
+        assert!(cells.iter().any(|c| c.contains("data-verdict=\"blocked\"")));
+        assert_eq!(groups(&page, "noisy-neighbour").len(), 6);
+        assert!(page.contains("data-empty=\"cost\""), "no cost figures: a note instead of a chart");
+        assert!(!page.contains("data-chart=\"cost\""));
+    }
+
+    #[test]
+    fn page_fetches_nothing() {
+        let (s, h) = leakage();
+        let page = html(&s, Some(&h)).unwrap();
+        assert!(page.contains(&format!("content=\"{CSP}\"")));
+        for banned in ["<script", "<link", "<img", "<iframe", "src=", "href=", "url(", "@import"] {
+            assert!(!page.contains(banned), "the page must not reference anything: found {banned}");
+        }
+    }
+
+    #[test]
+    fn cost_chart_has_one_labelled_point_per_costed_tier() {
+        let (mut s, h) = leakage();
+        for (i, t) in s.tiers.iter_mut().enumerate().take(4) {
+            let per_million = 0.5 * (i + 1) as f64;
+            t.cost = Some(TierCost {
+                model: "test".into(),
+                formula: "a × b".into(),
+                items: Vec::new(),
+                run_usd: 0.01,
+                per_tenant_usd: 0.0025,
+                per_million_requests_usd: per_million,
+                monthly_usd: 100.0 * (i + 1) as f64,
+                monthly_idle_usd: 10.0,
+                idle_share: 0.1,
+            });
+        }
+        let page = html(&s, Some(&h)).unwrap();
+        let points = groups(&page, "cost");
+        assert_eq!(points.len(), 4, "{points:?}");
+        assert!(
+            points[1].contains("data-tier=\"shared-ec2\"") && points[1].contains("data-usd-per-million=\"1.000000\"")
+        );
+        assert!(!page.contains("data-empty=\"cost\""));
+        assert!(page.contains("<span class=\"modelled\">modelled</span>"), "cost figures are labelled modelled");
+        assert!(page.contains("data-table=\"cost\""));
+    }
+
+    #[test]
+    fn without_histograms_the_curves_come_from_the_summary() {
+        let (s, _) = leakage();
+        let page = html(&s, None).unwrap();
+        let latency = groups(&page, "latency");
+        assert_eq!(latency.len(), 6);
+        assert!(latency.iter().all(|g| g.contains("data-points=\"5\"")), "{latency:?}");
+        assert!(page.contains("histogram log was not available"));
+    }
+
+    #[test]
+    fn text_from_the_summary_is_escaped() {
+        let (mut s, h) = leakage();
+        s.scenario.name = "<script>alert(1)</script>".into();
+        s.tiers[0].tier = "a\"><b".into();
+        let page = html(&s, Some(&h)).unwrap();
+        assert!(!page.contains("<script>") && !page.contains("a\"><b"));
+        assert!(page.contains("&lt;script&gt;"));
+    }
+}
