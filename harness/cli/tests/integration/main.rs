@@ -1,11 +1,17 @@
 //! End-to-end tests of the `isobench` command, run as a user would run it.
 
+/// Headless Chromium over the DevTools protocol (pipe), for the HTML report tests.
+mod cdp;
 mod util;
 
+/// report.html in headless Chromium: every chart drawn, no request leaves the page.
+mod html_report;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
 mod local_run;
 /// Leakage probes through the CLI: the matrix against expectations, and the CI gate's exit codes.
 mod probes;
+/// `isobench report DIR`: re-rendering, and bad directories refused with exit 2.
+mod report_cmd;
 /// The committed JSON Schema matches the types, and real summaries match it.
 mod schema;
 /// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
