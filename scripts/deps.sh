@@ -3,6 +3,10 @@
 # is already there. Usage: scripts/deps.sh run|test
 set -euo pipefail
 want=(nft:nftables ip:iproute2)
+# The HTML report test opens report.html in a real headless browser (Debian's chromium).
+if [ "${1:-}" = test ]; then
+  want+=(chromium:chromium)
+fi
 missing=()
 for pair in "${want[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
