@@ -10,8 +10,7 @@ use std::ops::Range;
 
 use plotters::coord::Shift;
 use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
-use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
-use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -22,7 +21,8 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn Error>>;
 type Built<'a, 'b, X, Y> =
     Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>, DrawingAreaErrorKind<std::io::Error>>;
-type Categories = SegmentedCoord<RangedCoordusize>;
+/// Category axis: tier i is centred on x = i, from -0.5 to n - 0.5; see [`category_names`].
+type Categories = RangedCoordf64;
 type Log = WithKeyPoints<LogCoord<f64>>;
 
 /// Axes with a category per tier along x: the same layout in the frame and in every layer.
@@ -36,8 +36,7 @@ fn category_axes<'a, 'b>(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(y_label)
-        // An integer range includes its end: 0..n-1 gives exactly n segments.
-        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), y)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, y)
 }
 
 fn latency_axes<'a, 'b>(area: &'a Area<'b>, y: Range<f64>) -> Built<'a, 'b, RangedCoordf64, Log> {
@@ -232,11 +231,20 @@ fn short(tier: &str) -> String {
     tier.strip_prefix("lambda-").unwrap_or(tier).to_string()
 }
 
-fn category_label(names: &[String]) -> impl Fn(&SegmentValue<usize>) -> String + '_ {
-    move |v| match v {
-        SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-        _ => String::new(),
-    }
+/// Writes each category's name under its place on the x axis (plotters' own tick labels land on
+/// round numbers, not on the categories).
+fn category_names(
+    chart: &mut ChartContext<SVGBackend, Cartesian2d<Categories, RangedCoordf64>>,
+    names: &[String],
+    y0: f64,
+) -> Drawn {
+    let style = text(16).pos(Pos::new(HPos::Center, VPos::Top));
+    let labels = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| EmptyElement::at((i as f64, y0)) + Text::new(n.clone(), (0, 8), style.clone()));
+    chart.draw_series(labels)?;
+    Ok(())
 }
 
 /// Chart 2: cold-start share (left) and INIT time p50 with a p99–max bar (right), per function tier.
@@ -249,11 +257,10 @@ pub fn cold_starts(tiers: &[ColdStart]) -> Result<String, ReportError> {
     let frame = |area: &Area| -> Drawn {
         area.fill(&WHITE)?;
         let (l, r) = area.split_horizontally(size.0 / 2);
-        let fmt = category_label(&names);
-        category_axes(&l, n, 0f64..share_max, 64)?
-            .configure_mesh()
+        let mut left = category_axes(&l, n, 0f64..share_max, 64)?;
+        left.configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&fmt)
+            .x_labels(0)
             .y_label_formatter(&|v| format!("{:.1}%", v * 100.0))
             .x_desc("Lambda tier")
             .y_desc("cold starts / ok invokes")
@@ -261,17 +268,20 @@ pub fn cold_starts(tiers: &[ColdStart]) -> Result<String, ReportError> {
             .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
             .axis_desc_style(text(17))
             .draw()?;
-        category_axes(&r, n, init_y.clone(), 72)?
+        category_names(&mut left, &names, 0.0)?;
+        let mut right = category_axes(&r, n, init_y.clone(), 72)?;
+        right
             .configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&fmt)
+            .x_labels(0)
             .y_label_formatter(&|v| axis_ms(*v * 1e3))
-            .x_desc("INIT: p50 (bar), p99 to max (whisker)")
+            .x_desc("INIT: p50 (bar), tick at p99, line to max")
             .y_desc("INIT duration")
             .label_style(text(16))
             .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
             .axis_desc_style(text(17))
             .draw()?;
+        category_names(&mut right, &names, init_y.start)?;
         Ok(())
     };
     let layers = tiers
@@ -300,21 +310,16 @@ pub fn cold_starts(tiers: &[ColdStart]) -> Result<String, ReportError> {
                 ),
                 draw: Box::new(move |area: &Area| -> Drawn {
                     let (l, r) = area.split_horizontally(size.0 / 2);
-                    let bar = |lo: f64, hi: f64| {
-                        Rectangle::new([(SegmentValue::Exact(i), lo), (SegmentValue::Exact(i + 1), hi)], c.filled())
-                    };
-                    let mut share_bar = bar(0.0, share);
-                    share_bar.set_margin(0, 0, 18, 18);
-                    category_axes(&l, n, 0f64..share_max, 64)?.draw_series(std::iter::once(share_bar))?;
+                    let x = i as f64;
+                    let bar = |lo: f64, hi: f64| Rectangle::new([(x - 0.35, lo), (x + 0.35, hi)], c.filled());
+                    category_axes(&l, n, 0f64..share_max, 64)?.draw_series(std::iter::once(bar(0.0, share)))?;
                     let mut rc = category_axes(&r, n, init_y.clone(), 72)?;
                     if p50 > 0.0 {
-                        let mut init_bar = bar(init_lo, p50);
-                        init_bar.set_margin(0, 0, 18, 18);
-                        rc.draw_series(std::iter::once(init_bar))?;
-                        // The tail as a plain whisker from p99 to max.
-                        let x = SegmentValue::CenterOf(i);
-                        let whisker = vec![(x.clone(), p99.max(init_lo)), (x, max.max(init_lo))];
-                        rc.draw_series(std::iter::once(PathElement::new(whisker, BLACK.stroke_width(2))))?;
+                        rc.draw_series(std::iter::once(bar(init_lo, p50)))?;
+                        // The tail: a line from p50 up to max, with a tick at p99.
+                        let tail = vec![(x, p50), (x, max.max(p50))];
+                        let tick = vec![(x - 0.12, p99), (x + 0.12, p99)];
+                        rc.draw_series([tail, tick].into_iter().map(|l| PathElement::new(l, BLACK.stroke_width(2))))?;
                     }
                     Ok(())
                 }),
@@ -422,7 +427,9 @@ fn cell_fill(c: &Cell) -> RGBColor {
 /// Chart 4: the leak matrix, probe × tier, coloured by verdict; unexpected leaks outlined.
 pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]) -> Result<String, ReportError> {
     let (label_w, head_h, cw, ch) = (190i32, 40i32, 150i32, 38i32);
-    let size = ((label_w + cw * tiers.len() as i32 + 10) as u32, (head_h + ch * probes.len() as i32 + 70) as u32);
+    // At least as wide as the colour key under the grid.
+    let width = (label_w + cw * tiers.len() as i32 + 10).max(5 * 170 + 10);
+    let size = (width as u32, (head_h + ch * probes.len() as i32 + 70) as u32);
     let col = |tier: &str| tiers.iter().position(|t| t == tier).unwrap_or(0) as i32;
     let row = |probe: &str| probes.iter().position(|p| p.0 == probe).unwrap_or(0) as i32;
     let frame = |area: &Area| -> Drawn {
@@ -537,12 +544,11 @@ pub fn slowdowns(tiers: &[Slowdown]) -> Result<String, ReportError> {
     let top = tiers.iter().map(|t| t.max).fold(2.0, f64::max) * 1.1;
     let frame = |area: &Area| -> Drawn {
         area.fill(&WHITE)?;
-        let fmt = category_label(&names);
         let mut chart = category_axes(area, n, 0f64..top, 64)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_label_formatter(&fmt)
+            .x_labels(0)
             .y_label_formatter(&|v| format!("{v:.1}×"))
             .x_desc("tier")
             .y_desc("victims' p99 contended / solo")
@@ -550,7 +556,8 @@ pub fn slowdowns(tiers: &[Slowdown]) -> Result<String, ReportError> {
             .light_line_style(RGBColor(0xf0, 0xf0, 0xf0))
             .axis_desc_style(text(17))
             .draw()?;
-        let one = [(SegmentValue::Exact(0), 1.0), (SegmentValue::Last, 1.0)];
+        category_names(&mut chart, &names, 0.0)?;
+        let one = [(-0.5, 1.0), (n as f64 - 0.5, 1.0)];
         chart.draw_series(std::iter::once(PathElement::new(one.to_vec(), BLACK.mix(0.6).stroke_width(1))))?;
         Ok(())
     };
@@ -568,9 +575,9 @@ pub fn slowdowns(tiers: &[Slowdown]) -> Result<String, ReportError> {
                 ),
                 draw: Box::new(move |area: &Area| -> Drawn {
                     let mut chart = category_axes(area, n, 0f64..top, 64)?;
-                    let x = SegmentValue::CenterOf(i);
+                    let x = i as f64;
                     chart.draw_series(std::iter::once(ErrorBar::new_vertical(
-                        x.clone(),
+                        x,
                         min,
                         med,
                         max,

@@ -541,6 +541,20 @@ mod tests {
     }
 
     #[test]
+    fn one_tier_and_no_tiers_render() {
+        let (mut s, h) = leakage();
+        s.tiers.retain(|t| t.tier == "lambda-shared");
+        let page = html(&s, Some(&h)).unwrap();
+        assert_eq!(groups(&page, "cold-starts").len(), 1);
+        assert_eq!(groups(&page, "noisy-neighbour").len(), 1);
+        assert_eq!(groups(&page, "leak-matrix").len(), 9);
+        s.tiers.clear();
+        let page = html(&s, None).unwrap();
+        assert!(page.contains("data-empty=\"latency\""));
+        assert!(!page.contains("<svg"));
+    }
+
+    #[test]
     fn text_from_the_summary_is_escaped() {
         let (mut s, h) = leakage();
         s.scenario.name = "<script>alert(1)</script>".into();
