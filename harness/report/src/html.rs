@@ -541,6 +541,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unexpected_leak_is_outlined_and_named() {
+        let (mut s, h) = leakage();
+        let cell = &mut s.tiers[0].probes[0];
+        (cell.verdict, cell.unexpected, cell.hits) = ("leak".into(), true, 3);
+        let page = html(&s, Some(&h)).unwrap();
+        let start = page.find("data-unexpected=\"true\"").expect("the cell is marked");
+        let group = &page[start..start + page[start..].find("</g>").unwrap()];
+        assert!(group.contains("stroke=\"#FF0000\""), "outlined in red: {group}");
+        assert!(group.contains("UNEXPECTED LEAK"), "its title says so: {group}");
+        assert!(page.contains("Unexpected leaks: LK-TMP on silo-ec2."));
+    }
+
+    #[test]
     fn one_tier_and_no_tiers_render() {
         let (mut s, h) = leakage();
         s.tiers.retain(|t| t.tier == "lambda-shared");
