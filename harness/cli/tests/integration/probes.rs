@@ -21,6 +21,8 @@ fn leakage_matrix_matches_expectations() {
     let out =
         isobench().args(["run", "scenarios/leakage.toml", "--duration", "4s", "--out"]).arg(&out_dir).output().unwrap();
     let s = read_summary(&out_dir);
+    // Probes, NN-CPU and function figures: the optional parts of the schema, from a fresh run.
+    crate::schema::assert_valid_summary(&out_dir.join("summary.json"));
     let cells = cells(&s);
     assert!(cells.len() >= 6 * 9, "every probe on every tier: {} cells", cells.len());
     let mut mismatches = Vec::new();
