@@ -517,6 +517,7 @@ mod tests {
                 monthly_usd: 100.0 * (i + 1) as f64,
                 monthly_idle_usd: 10.0,
                 idle_share: 0.1,
+                notes: Vec::new(),
             });
         }
         let page = html(&s, Some(&h)).unwrap();

@@ -306,9 +306,11 @@ pub struct TierCost {
     pub formula: String,
     /// The priced quantities; `run_usd` is their sum.
     pub items: Vec<CostItem>,
-    /// Cost of the measured run.
+    /// Cost of the measured run (EC2 and Fargate with their 60 s billing minimum).
     pub run_usd: f64,
+    /// `monthly_usd / tenants`: a tenant's share of a month at the scenario's rate.
     pub per_tenant_usd: f64,
+    /// `monthly_usd / (rate × 2,592,000 s) × 10⁶`: steady-state, free of the run's billing minimums.
     pub per_million_requests_usd: f64,
     /// 30-day projection at the scenario's rates.
     pub monthly_usd: f64,
@@ -316,6 +318,9 @@ pub struct TierCost {
     pub monthly_idle_usd: f64,
     /// `monthly_idle_usd / monthly_usd` (0 when nothing is paid).
     pub idle_share: f64,
+    /// What a reader must know to trust the figures: bounds, approximations, what is left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One priced quantity of a [`TierCost`].

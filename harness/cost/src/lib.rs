@@ -1,0 +1,36 @@
+//! What each isolation tier would cost on AWS, from what a run measured and a dated pricing
+//! table; and what the emulator's timed events take on AWS by published figures.
+//!
+//! Every figure is modelled, not billed: it is the pricing table applied to measured quantities
+//! by one formula per tier ([`model`]). Each [`isobench_results::TierCost`] keeps its priced
+//! items (quantity × unit price) and its formula, so a reader can redo it by hand from
+//! `summary.json` and the pricing file. Figures are kept unrounded; rounding is for display.
+//!
+//! Synchronous and free of I/O beyond reading a pricing file, so that `isobench plan`, `run`
+//! and `compare` can all call it.
+
+pub mod calibration;
+pub mod model;
+pub mod pricing;
+pub mod shape;
+
+pub use calibration::calibrate;
+pub use model::{ProjectedCost, cost_of_tier, project, required_prices};
+pub use pricing::{Price, Pricing, PricingError};
+pub use shape::TierShape;
+
+/// Why a cost could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CostError {
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// A price the tier's formula needs is not in the table.
+    #[error(
+        "tier {tier} needs the price `{key}`, which the pricing table {table} lacks; add it to a --pricing file \
+         (see harness/cost/pricing/us-east-1.toml for the format)"
+    )]
+    MissingPrice { tier: String, key: String, table: String },
+    /// The run's record lacks a figure the formula needs (e.g. a function tier without billing figures).
+    #[error("tier {tier}: cannot cost the run: {reason}")]
+    Input { tier: String, reason: String },
+}

@@ -1,0 +1,134 @@
+//! What the cost formulas need to know of a tier's configuration, read either from the plan
+//! (before and during a run) or from a `summary.json`'s effective scenario (recosting a run).
+
+use isobench_core::TierId;
+use isobench_core::instance_types;
+use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::ecs::LaunchType;
+
+use crate::CostError;
+
+/// The priced shape of one tier.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TierShape {
+    /// `silo-ec2` and `shared-ec2`.
+    Ec2 { instance_type: String },
+    /// `ecs-awsvpc` on Fargate: task CPU units (1024 = one vCPU) and memory in MiB.
+    Fargate { cpu_units: u32, memory_mib: u32 },
+    /// `ecs-awsvpc` on the EC2 launch type: tasks packed on container instances.
+    EcsEc2 { cpu_units: u32, memory_mib: u32, instance_type: String },
+    /// The three Lambda tiers: memory size in MB and the function timeout in seconds.
+    Lambda { memory_mb: u32, timeout_s: f64 },
+}
+
+/// Lambda and Fargate architecture; the scenario has no field for it yet, so every price is x86_64.
+pub const ARCH: &str = "x86_64";
+
+impl TierShape {
+    pub fn from_settings(s: &TierSettings) -> TierShape {
+        match s {
+            TierSettings::Ec2 { instance_type } => TierShape::Ec2 { instance_type: instance_type.name.to_string() },
+            TierSettings::Ecs(e) => {
+                let (cpu_units, memory_mib) = (e.task_definition.cpu, e.task_definition.memory);
+                match (e.launch_type, &e.container_instance) {
+                    (LaunchType::Ec2, Some(ci)) => {
+                        TierShape::EcsEc2 { cpu_units, memory_mib, instance_type: ci.instance_type.clone() }
+                    }
+                    (LaunchType::Ec2, None) => {
+                        let ci = isobench_core::scenario::ecs::ContainerInstance::default();
+                        TierShape::EcsEc2 { cpu_units, memory_mib, instance_type: ci.instance_type }
+                    }
+                    (LaunchType::Fargate, _) => TierShape::Fargate { cpu_units, memory_mib },
+                }
+            }
+            TierSettings::Lambda(l) => TierShape::Lambda { memory_mb: l.memory, timeout_s: l.timeout.0.as_secs_f64() },
+        }
+    }
+
+    /// The shape of `tier` in a summary's `scenario.effective` (the serialised scenario).
+    pub fn from_effective(effective: &serde_json::Value, tier: &str) -> Result<TierShape, CostError> {
+        let bad = |reason: &str| CostError::Input { tier: tier.to_string(), reason: reason.to_string() };
+        let tiers =
+            effective.get("tiers").and_then(|t| t.as_array()).ok_or_else(|| bad("no `scenario.effective.tiers`"))?;
+        let t = tiers
+            .iter()
+            .find(|t| t.get("id").and_then(|i| i.as_str()) == Some(tier))
+            .ok_or_else(|| bad("the tier is not in `scenario.effective.tiers`"))?;
+        let s = t.get("settings").ok_or_else(|| bad("no settings"))?;
+        let str_at = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
+        let u32_at = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_u64()).map(|x| x as u32);
+        let missing = |p: &str| bad(&format!("settings lack `{p}`"));
+        match str_at(s, "/kind").as_deref() {
+            Some("ec2") => Ok(TierShape::Ec2 {
+                instance_type: str_at(s, "/instance_type").ok_or_else(|| missing("instance_type"))?,
+            }),
+            Some("ecs") => {
+                let cpu_units = u32_at(s, "/task_definition/cpu").ok_or_else(|| missing("task_definition.cpu"))?;
+                let memory_mib =
+                    u32_at(s, "/task_definition/memory").ok_or_else(|| missing("task_definition.memory"))?;
+                match str_at(s, "/launch_type").as_deref() {
+                    Some("fargate") => Ok(TierShape::Fargate { cpu_units, memory_mib }),
+                    Some("ec2") => Ok(TierShape::EcsEc2 {
+                        cpu_units,
+                        memory_mib,
+                        instance_type: str_at(s, "/container_instance/instance_type")
+                            .ok_or_else(|| missing("container_instance.instance_type"))?,
+                    }),
+                    _ => Err(missing("launch_type")),
+                }
+            }
+            Some("lambda") => {
+                let timeout = str_at(s, "/timeout").ok_or_else(|| missing("timeout"))?;
+                let timeout = isobench_core::units::parse_duration(&timeout).map_err(|e| bad(&e.to_string()))?;
+                Ok(TierShape::Lambda {
+                    memory_mb: u32_at(s, "/memory").ok_or_else(|| missing("memory"))?,
+                    timeout_s: timeout.as_secs_f64(),
+                })
+            }
+            _ => Err(missing("kind")),
+        }
+    }
+
+    /// vCPUs of an EC2 instance type the harness knows.
+    pub fn vcpus(instance_type: &str, tier: TierId) -> Result<u32, CostError> {
+        instance_types::lookup(instance_type).map(|t| t.vcpus).ok_or_else(|| CostError::Input {
+            tier: tier.to_string(),
+            reason: format!("unknown instance type `{instance_type}`; accepted: {}", instance_types::accepted()),
+        })
+    }
+}
+
+/// Network interfaces an instance type takes (AWS "maximum network interfaces"); in `awsvpc`
+/// mode without ENI trunking each task needs one, and the instance keeps one for itself.
+pub fn max_enis(instance_type: &str) -> Option<u32> {
+    Some(match instance_type {
+        "t3.nano" | "t3.micro" | "t4g.micro" | "m7g.medium" | "c7g.medium" => 2,
+        "t3.small" | "t3.medium" | "t4g.small" | "m7g.large" | "c7g.large" | "m5.large" | "c5.large" => 3,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_from_a_committed_summary() {
+        let text = include_str!("../../../results/bench/leakage/summary.json");
+        let s: serde_json::Value = serde_json::from_str(text).unwrap();
+        let eff = &s["scenario"]["effective"];
+        assert_eq!(
+            TierShape::from_effective(eff, "silo-ec2").unwrap(),
+            TierShape::Ec2 { instance_type: "t3.micro".into() }
+        );
+        assert_eq!(
+            TierShape::from_effective(eff, "ecs-awsvpc").unwrap(),
+            TierShape::EcsEc2 { cpu_units: 256, memory_mib: 512, instance_type: "m5.large".into() }
+        );
+        assert_eq!(
+            TierShape::from_effective(eff, "lambda-shared").unwrap(),
+            TierShape::Lambda { memory_mb: 256, timeout_s: 3.0 }
+        );
+        assert!(TierShape::from_effective(eff, "nope").is_err());
+    }
+}
