@@ -71,6 +71,20 @@ pub struct RunArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub no_progress_bar: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
+}
+
+/// Where the prices of the cost model come from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PricingArgs {
+    /// Pricing table (TOML, format in harness/cost/pricing/us-east-1.toml); merged price by price over the
+    /// built-in table of its region, or standing alone for a region without one.
+    #[arg(long, value_name = "FILE")]
+    pub pricing: Option<PathBuf>,
+    /// AWS region whose prices to use [default: us-east-1, or the --pricing file's region].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +92,8 @@ pub struct ValidateArgs {
     /// Scenario file.
     #[arg(default_value = "scenarios/quick.toml")]
     pub scenario: PathBuf,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 #[derive(Debug, Args)]

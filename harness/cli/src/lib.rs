@@ -6,12 +6,14 @@
 //! know nothing of the command line.
 
 pub mod args;
+mod cost;
 mod errors;
 mod hostinfo;
 mod noisy;
 mod progress;
 mod render;
 mod report;
+mod report_cost;
 mod run;
 mod signals;
 mod summarize;

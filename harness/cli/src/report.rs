@@ -364,6 +364,7 @@ pub fn markdown(s: &Summary) -> String {
     }
     matrix(&mut o, s);
     noisy_section(&mut o, s);
+    crate::report_cost::markdown_sections(&mut o, s);
     for t in &s.tiers {
         tier_section(&mut o, t);
     }

@@ -20,6 +20,8 @@ use crate::{hostinfo, render, report, signals};
 pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
     let (scenario, src) = load_scenario(&a.scenario)?;
     let plan = Plan::new("validate".into(), scenario, scenario::hash(&src), &Overrides::default());
+    let pricing = crate::cost::load_pricing(&a.pricing)?;
+    let projected = crate::cost::check_prices(&plan, &pricing)?;
     crate::outln!("{}: valid (format version {})", a.scenario.display(), plan.scenario.format_version);
     let run = &plan.scenario.run;
     crate::outln!(
@@ -34,6 +36,7 @@ pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
     for t in &plan.tiers {
         crate::outln!("  tier {:<24} {}", t.tier.as_str(), describe(&t.settings));
     }
+    crate::out(format_args!("{}", crate::report_cost::projected_costs(&projected, &pricing.info)));
     Ok(0)
 }
 
@@ -73,6 +76,7 @@ struct Prepared {
     scenario_path: PathBuf,
     scenario_src: String,
     out: PathBuf,
+    pricing: isobench_cost::Pricing,
 }
 
 fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
@@ -98,6 +102,8 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
         }
         plan.tiers.retain(|t| wanted.contains(&t.tier));
     }
+    let pricing = crate::cost::load_pricing(&a.pricing)?;
+    crate::cost::check_prices(&plan, &pricing)?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
     if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(CliError::BadInput(format!(
@@ -105,7 +111,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
             out.display()
         )));
     }
-    Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out })
+    Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out, pricing })
 }
 
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
@@ -135,7 +141,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         Ok(()) => (RunStatus::Complete, None),
         Err(e) => (RunStatus::Failed, Some(format!("{e}"))),
     };
-    let summary = Summary {
+    let mut summary = Summary {
         schema_version: isobench_results::SCHEMA_VERSION,
         run_id: prepared.plan.run_id.clone(),
         status,
@@ -157,9 +163,11 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         histograms: isobench_results::HISTOGRAMS_FILE.into(),
         pricing: None,
     };
+    crate::cost::fill(&mut summary, &prepared.plan, &prepared.pricing);
     write_results(&prepared.out, &summary, &hlog)?;
     progress.finish();
     crate::out(format_args!("{}", report::terminal_table(&summary)));
+    crate::out(format_args!("{}", crate::report_cost::cost_table(&summary)));
     crate::outln!("results: {}", prepared.out.display());
 
     check_identity(&summary)?;
@@ -222,6 +230,10 @@ fn run_tiers(
             hlog.add(tp.tier, &report).map_err(|e| CliError::Internal(e.into()))?;
             let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown);
             summary.noisy_neighbour = noisy;
+            // Published AWS timings beside the emulator's own; the cloud is measured directly.
+            if backend.info().fidelity != isobench_core::backend::Fidelity::Cloud {
+                summary.calibration = crate::cost::calibration(tp, summary.instance_start_ms, &report);
+            }
             if let Some(p) = &probe_report {
                 summary.probes = probe_cells(p);
                 for e in &p.errors {

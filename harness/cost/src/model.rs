@@ -100,7 +100,16 @@ pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<T
             let init_ms = (f.init.mean_us * f.init.count as f64 / 1000.0).ceil();
             let billed =
                 Billed { invokes: f.billed_invokes as f64, invoke_mb_ms: f.billed_mb_ms_total as f64, init_ms };
-            lambda(tier, *memory_mb, &billed, &load, p, false)
+            let mut c = lambda(tier, *memory_mb, &billed, &load, p, false)?;
+            if f.billed_invokes < t.traffic.sent {
+                c.notes.push(format!(
+                    "{} of {} sent requests carried no billed duration (errors, timeouts) and are not priced; \
+                     the month is priced per billed invoke",
+                    t.traffic.sent - f.billed_invokes,
+                    t.traffic.sent
+                ));
+            }
+            Ok(c)
         }
     }
 }

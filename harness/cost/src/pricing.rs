@@ -71,7 +71,11 @@ pub struct PricingError {
 
 impl fmt::Display for PricingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid pricing table {}", self.file)?;
+        if self.file.starts_with("--") {
+            write!(f, "{}", self.file)?; // a flag, not a file
+        } else {
+            write!(f, "invalid pricing table {}", self.file)?;
+        }
         if let Some(l) = self.line {
             write!(f, ":{l}")?;
         }

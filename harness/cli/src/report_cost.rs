@@ -1,0 +1,157 @@
+//! The cost and calibration parts of the human-readable views, apart from the rest of the
+//! report so each can change on its own. Figures are rounded here only, never in the summary.
+
+use std::fmt::Write;
+
+use isobench_core::TierId;
+use isobench_cost::ProjectedCost;
+use isobench_results::{PricingInfo, Summary, TierCost};
+
+/// Dollars with enough digits that small run costs do not print as zero.
+fn usd(x: f64) -> String {
+    if x == 0.0 {
+        "$0".into()
+    } else if x.abs() >= 100.0 {
+        format!("${x:.0}")
+    } else if x.abs() >= 0.01 {
+        format!("${x:.2}")
+    } else {
+        format!("${x:.6}")
+    }
+}
+
+fn pricing_line(p: &PricingInfo) -> String {
+    format!("prices: {} {}, as of {}, {}", p.region, p.currency, p.as_of, p.source)
+}
+
+/// The cost lines printed after the run's table.
+pub fn cost_table(s: &Summary) -> String {
+    let mut o = String::new();
+    if !s.tiers.iter().any(|t| t.cost.is_some()) {
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<24} {:>11} {:>11} {:>11} {:>13} {:>6}",
+        "cost (modelled)", "run", "$/M req", "monthly", "tenant-month", "idle"
+    );
+    for t in &s.tiers {
+        let Some(c) = &t.cost else { continue };
+        let _ = writeln!(
+            o,
+            "{:<24} {:>11} {:>11} {:>11} {:>13} {:>5.0}%",
+            t.tier,
+            usd(c.run_usd),
+            usd(c.per_million_requests_usd),
+            usd(c.monthly_usd),
+            usd(c.per_tenant_usd),
+            c.idle_share * 100.0
+        );
+    }
+    if let Some(p) = &s.pricing {
+        let _ = writeln!(o, "{}; monthly = 30 days at the scenario's rate; formulas in report.md", pricing_line(p));
+    }
+    o
+}
+
+/// The projection `isobench validate` prints.
+pub fn projected_costs(projected: &[(TierId, ProjectedCost)], p: &PricingInfo) -> String {
+    let mut o = format!("  projected cost before deploy ({}):\n", pricing_line(p));
+    for (tier, c) in projected {
+        let _ = writeln!(
+            o,
+            "  tier {:<24} run {}{}, monthly {}",
+            tier.as_str(),
+            if c.upper_bound { "at most " } else { "about " },
+            usd(c.cost.run_usd),
+            usd(c.cost.monthly_usd)
+        );
+    }
+    o
+}
+
+/// `## Cost (modelled)` and `## Calibration (modelled)` of `report.md`.
+pub fn markdown_sections(o: &mut String, s: &Summary) {
+    cost_section(o, s);
+    calibration_section(o, s);
+}
+
+fn cost_section(o: &mut String, s: &Summary) {
+    if !s.tiers.iter().any(|t| t.cost.is_some()) {
+        return;
+    }
+    let _ = writeln!(o, "\n## Cost (modelled)\n");
+    if let Some(p) = &s.pricing {
+        let _ = writeln!(o, "What each tier would cost on AWS at the measured load: {}.", pricing_line(p));
+    }
+    let _ = writeln!(
+        o,
+        "Monthly: 30 days at the scenario's rate; per tenant and per million requests from the monthly figure; \
+         idle: the part of the monthly cost paid for capacity the load did not use. Each figure is the sum of the \
+         items below, which `summary.json` keeps unrounded.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| tier | model | run | per M requests | monthly | per tenant-month | idle |\n|---|---|---|---|---|---|---|"
+    );
+    for t in &s.tiers {
+        if let Some(c) = &t.cost {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} ({:.0}%) |",
+                t.tier,
+                c.model,
+                usd(c.run_usd),
+                usd(c.per_million_requests_usd),
+                usd(c.monthly_usd),
+                usd(c.per_tenant_usd),
+                usd(c.monthly_idle_usd),
+                c.idle_share * 100.0
+            );
+        }
+    }
+    for t in &s.tiers {
+        if let Some(c) = &t.cost {
+            cost_detail(o, &t.tier, c);
+        }
+    }
+}
+
+fn cost_detail(o: &mut String, tier: &str, c: &TierCost) {
+    let _ = writeln!(o, "\n### Cost of {tier} ({})\n\n{}\n", c.model, c.formula);
+    let _ = writeln!(o, "| price | quantity | unit | unit price | amount |\n|---|---|---|---|---|");
+    for i in &c.items {
+        let _ = writeln!(o, "| `{}` | {} | {} | ${} | {} |", i.price, i.quantity, i.unit, i.unit_price_usd, usd(i.usd));
+    }
+    if !c.notes.is_empty() {
+        o.push('\n');
+    }
+    for n in &c.notes {
+        let _ = writeln!(o, "- {n}");
+    }
+}
+
+fn calibration_section(o: &mut String, s: &Summary) {
+    if !s.tiers.iter().any(|t| !t.calibration.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n## Calibration (modelled)\n\nThe emulator's measured start times beside what the same event takes on AWS by \
+         published figures. The AWS column is modelled: it is not a measurement and is never put into histograms.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| tier | event | measured here (n, min / median / max) | AWS, published (modelled) | source |\n|---|---|---|---|---|"
+    );
+    for t in &s.tiers {
+        for c in &t.calibration {
+            let m = &c.measured_ms;
+            let _ = writeln!(
+                o,
+                "| {} | {} | n={}, {:.2} / {:.2} / {:.2} ms | {:.0}–{:.0} ms | {} |",
+                t.tier, c.event, m.count, m.min, m.median, m.max, c.published_low_ms, c.published_high_ms, c.source
+            );
+        }
+    }
+}
