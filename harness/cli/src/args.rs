@@ -35,6 +35,8 @@ pub enum Command {
     /// Re-render `report.md`, `report.html` (and `junit.xml` when probes ran) of a results directory
     /// from its `summary.json` and `histograms.hlog`; deploys nothing.
     Report(ReportArgs),
+    /// Compare a run with a baseline for CI: a Markdown diff on stdout, exit 5 on a regression.
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@
 //! know nothing of the command line.
 
 pub mod args;
+pub mod compare;
 mod cost;
 mod errors;
 mod hostinfo;
@@ -39,6 +40,7 @@ pub fn main_entry() -> i32 {
         args::Command::Validate(a) => run::validate(a),
         args::Command::Sweep(a) => sweep::sweep(a),
         args::Command::Report(a) => render::report(a),
+        args::Command::Compare(a) => compare::run(a),
     };
     match result {
         Ok(code) => code,
