@@ -4,6 +4,10 @@
 mod cdp;
 mod util;
 
+/// `isobench compare`: identical runs pass; slower, leakier or costlier runs fail with exit 5.
+mod compare;
+/// Costs recomputed by hand from summary.json and the pricing file; missing or bad prices are bad input.
+mod cost;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.
 mod html_report;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.

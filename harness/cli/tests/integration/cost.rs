@@ -1,0 +1,144 @@
+use serde_json::Value;
+
+use crate::needs_root;
+use crate::util::*;
+
+/// The built-in pricing file, read as plain TOML (not through the cost crate).
+fn price(key: &str) -> f64 {
+    let text = std::fs::read_to_string(repo_root().join("harness/cost/pricing/us-east-1.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let (section, name) = key.split_once('.').unwrap();
+    table[section][name]["usd"].as_float().unwrap_or_else(|| panic!("no price {key}"))
+}
+
+fn f(v: &Value, p: &str) -> f64 {
+    v.pointer(p).and_then(Value::as_f64).unwrap_or_else(|| panic!("no {p} in {v}"))
+}
+
+fn cents(x: f64) -> i64 {
+    (x * 100.0).round() as i64
+}
+
+/// The cost a tier should have, by hand from its summary: (run, monthly, idle).
+fn by_hand(t: &Value) -> (f64, f64, f64) {
+    let hours = f(t, "/duration_s").max(60.0) / 3600.0;
+    let rate = f(t, "/target_rate");
+    let l = f(t, "/achieved_rate") * f(t, "/latency/uncorrected/mean_us") / 1e6;
+    let n = t["instances"].as_array().unwrap().len() as f64;
+    let idle = |month: f64, vcpus: f64| month * (1.0 - (l / vcpus).min(1.0));
+    match t["tier"].as_str().unwrap() {
+        // t3.micro: 2 vCPUs.
+        "silo-ec2" => {
+            let m = n * 720.0 * price("ec2.t3.micro");
+            (n * hours * price("ec2.t3.micro"), m, idle(m, 2.0 * n))
+        }
+        // One m5.large (2 vCPUs), not saturated at this rate.
+        "shared-ec2" => {
+            let m = 720.0 * price("ec2.m5.large");
+            (hours * price("ec2.m5.large"), m, idle(m, 2.0))
+        }
+        // Fargate tasks of 256 CPU units (0.25 vCPU) and 512 MiB (0.5 GB).
+        "ecs-awsvpc" => {
+            let per_hour = 0.25 * price("fargate.vcpu-x86_64") + 0.5 * price("fargate.gb-x86_64");
+            let m = n * 720.0 * per_hour;
+            (n * hours * per_hour, m, idle(m, 0.25 * n))
+        }
+        "lambda-shared" => {
+            let r = f(t, "/functions/billed_invokes");
+            let init_ms = (f(t, "/functions/init/mean_us") * f(t, "/functions/init/count") / 1000.0).ceil();
+            let gb_s = f(t, "/functions/billed_mb_ms_total") / 1024.0 / 1000.0 + init_ms * 256.0 / 1024.0 / 1000.0;
+            let run = r / 1e6 * price("lambda.requests") + gb_s * price("lambda.gb-second-x86_64");
+            (run, run * rate * 2_592_000.0 / r, 0.0)
+        }
+        other => panic!("unexpected tier {other}"),
+    }
+}
+
+#[test]
+fn a_run_costs_every_tier_as_recomputed_by_hand() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let extra =
+        "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"fargate\"\n\n[[tier]]\nid = \"lambda-shared\"\nmemory = 256\n";
+    let path = scenario(dir.path(), "s.toml", &small_scenario("2s", "200", 3, extra));
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
+    let s = read_summary(&out_dir);
+    assert_eq!(s["pricing"]["region"], "us-east-1");
+    assert_eq!(s["pricing"]["source"], "built-in");
+    let tiers = s["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 4);
+    for t in tiers {
+        let name = t["tier"].as_str().unwrap();
+        let c = &t["cost"];
+        let (run, month, idle) = by_hand(t);
+        assert_eq!(cents(f(c, "/run_usd")), cents(run), "{name} run: {c}");
+        assert!((f(c, "/run_usd") - run).abs() < 1e-9, "{name} run {run}: {c}");
+        assert_eq!(cents(f(c, "/monthly_usd")), cents(month), "{name} month: {c}");
+        assert_eq!(cents(f(c, "/monthly_idle_usd")), cents(idle), "{name} idle: {c}");
+        assert_eq!(cents(f(c, "/per_tenant_usd")), cents(month / 3.0), "{name}: {c}");
+        let per_m = month / (f(t, "/target_rate") * 2_592_000.0) * 1e6;
+        assert_eq!(cents(f(c, "/per_million_requests_usd")), cents(per_m), "{name}: {c}");
+        let items: f64 =
+            c["items"].as_array().unwrap().iter().map(|i| f(i, "/quantity") * f(i, "/unit_price_usd")).sum();
+        assert!((items - f(c, "/run_usd")).abs() < 1e-12, "{name}: items do not add up: {c}");
+        // Calibration: the measured spread beside a published range, labelled as modelled.
+        let cal = t["calibration"].as_array().unwrap();
+        assert_eq!(cal.len(), 1, "{name}: {cal:?}");
+        assert!(cal[0]["source"].as_str().unwrap().starts_with("modelled"), "{name}: {cal:?}");
+        assert!(f(&cal[0], "/measured_ms/count") >= 1.0, "{name}: {cal:?}");
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Cost (modelled)") && report.contains("## Calibration (modelled)"), "{report}");
+    assert!(stdout(&out).contains("cost (modelled)"), "{}", stdout(&out));
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+/// A pricing file for a region without a built-in table must price every tier itself.
+#[test]
+fn a_missing_price_is_bad_input_naming_the_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let pricing = scenario(
+        dir.path(),
+        "p.toml",
+        "format_version = 1\nregion = \"eu-test-1\"\nas_of = \"2026-11-01\"\ncurrency = \"USD\"\n\n\
+         [ec2.\"t3.micro\"]\nusd = 0.0114\nunit = \"instance-hour\"\nsource = \"test\"\n",
+    );
+    let path = scenario(dir.path(), "s.toml", &small_scenario("1s", "100", 2, ""));
+    let out_dir = dir.path().join("out");
+    let out =
+        isobench().arg("run").arg(&path).arg("--pricing").arg(&pricing).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("tier shared-ec2 needs the price `ec2.m5.large`"), "{}", stderr(&out));
+    assert!(!out_dir.exists(), "nothing may be written for bad input");
+}
+
+#[test]
+fn an_invalid_price_is_located_in_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pricing = scenario(
+        dir.path(),
+        "p.toml",
+        "format_version = 1\nregion = \"us-east-1\"\nas_of = \"2026-11-01\"\ncurrency = \"USD\"\n\n\
+         [ec2.\"t3.micro\"]\nusd = -0.01\nunit = \"instance-hour\"\nsource = \"test\"\n",
+    );
+    let out = isobench().args(["validate", "scenarios/quick.toml", "--pricing"]).arg(&pricing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("p.toml:7: field `ec2.\"t3.micro\".usd`: -0.01 is not a price"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unknown_region_lists_the_built_in_ones() {
+    let out = isobench().args(["validate", "scenarios/quick.toml", "--region", "mars-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no built-in prices for region `mars-1`; accepted: `us-east-1`"), "{}", stderr(&out));
+}
+
+#[test]
+fn validate_projects_the_cost_before_deploy() {
+    let out = isobench().args(["validate", "scenarios/quick.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("projected cost before deploy (prices: us-east-1 USD"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("tier silo-ec2"), "{}", stdout(&out));
+}
