@@ -122,3 +122,14 @@ fn bad_input_exits_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("t.toml:3: unknown field `max_p99`"), "{err}");
 }
+
+/// The committed baseline stays readable by this build (refresh it when the schema changes).
+#[test]
+fn the_committed_baseline_compares_with_itself() {
+    let out = isobench()
+        .args(["compare", "results/baselines/quick", "results/baselines/quick/summary.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("| monthly cost |"), "the baseline is costed: {}", stdout(&out));
+}
