@@ -456,6 +456,40 @@ mod tests {
         assert!(parse_percent("-1%").is_err());
     }
 
+    fn args(flags: &[&str], file: Option<&Path>) -> CompareArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            a: CompareArgs,
+        }
+        let mut argv = vec!["compare", "b", "n"];
+        argv.extend_from_slice(flags);
+        let file = file.map(|f| f.display().to_string());
+        if let Some(f) = &file {
+            argv.extend(["--thresholds", f.as_str()]);
+        }
+        Cli::parse_from(argv).a
+    }
+
+    #[test]
+    fn thresholds_file_default_then_flags_then_file_tiers() {
+        let dir = std::env::temp_dir().join(format!("isobench-th-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.toml");
+        let text = "format_version = 1\n[default]\nmax_p99_increase = \"30%\"\nmax_cost_increase = \"1%\"\n\
+                    [tier.lambda-shared]\nmax_p99_increase = \"80%\"\nmin_latency_change = \"1ms\"\n";
+        std::fs::write(&path, text).unwrap();
+        let th = thresholds(&args(&["--max-p99-increase", "20%"], Some(&path)));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let th = th.unwrap();
+        assert_eq!(th.default.p99_increase, 0.2, "a flag beats the file's default");
+        assert_eq!(th.default.cost_increase, 0.01, "the file's default beats the built-in one");
+        let l = th.for_tier("lambda-shared");
+        assert_eq!((l.p99_increase, l.min_latency_change_us, l.cost_increase), (0.8, 1000.0, 0.01));
+        assert_eq!(th.for_tier("silo-ec2"), th.default);
+    }
+
     #[test]
     fn identical_runs_pass() {
         let s = base();

@@ -132,4 +132,5 @@ fn the_committed_baseline_compares_with_itself() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("| monthly cost |"), "the baseline is costed: {}", stdout(&out));
+    crate::schema::assert_valid_summary(&repo_root().join("results/baselines/quick/summary.json"));
 }

@@ -64,6 +64,7 @@ fn a_run_costs_every_tier_as_recomputed_by_hand() {
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
+    crate::schema::assert_valid_summary(&out_dir.join("summary.json"));
     let s = read_summary(&out_dir);
     assert_eq!(s["pricing"]["region"], "us-east-1");
     assert_eq!(s["pricing"]["source"], "built-in");
