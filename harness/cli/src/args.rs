@@ -22,7 +22,7 @@ pub struct Cli {
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 bad input, 3 deploy failure, \
 4 resources left behind, 5 regression, 6 unexpected leak, 7 inconclusive probe, 8 backend unavailable, \
-130 interrupted.";
+9 error budget exhausted, 130 interrupted.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -91,6 +91,7 @@
 //! checks that its thread did before creating a socket; the calling and dispatcher threads,
 //! which open no sockets, stay where they are.
 
+pub mod budget;
 mod clock;
 mod driver;
 mod netns;
@@ -99,6 +100,7 @@ pub mod stats;
 
 use std::time::Duration;
 
+pub use budget::BudgetWatch;
 pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
