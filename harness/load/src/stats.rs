@@ -199,6 +199,9 @@ pub struct OpStats {
     pub uncorrected: Histogram<u64>,
     /// Actual send − intended start: the generator's own scheduling and queueing delay.
     pub lag: Histogram<u64>,
+    /// Completion − actual send of the timed-out requests: when each was given up, to be
+    /// compared with the timeout (never a latency sample).
+    pub timed_out: Histogram<u64>,
     /// Of `ok`: invokes that started a new execution environment (cold starts).
     pub cold: u64,
     /// `corrected` of the ok cold-start invokes.
@@ -238,6 +241,7 @@ impl Default for OpStats {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             lag: new_histogram(),
+            timed_out: new_histogram(),
             cold: 0,
             corrected_cold: new_histogram(),
             corrected_warm: new_histogram(),
@@ -296,7 +300,10 @@ impl OpStats {
                 }
             }
             Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
-            Outcome::Timeout => self.timeouts += 1,
+            Outcome::Timeout => {
+                self.timeouts += 1;
+                rec(&mut self.timed_out, c.done_ns.saturating_sub(c.sent_ns));
+            }
             Outcome::NotSent => unreachable!("handled above"),
         }
     }
@@ -333,6 +340,7 @@ impl OpStats {
             (&mut self.corrected, &other.corrected),
             (&mut self.uncorrected, &other.uncorrected),
             (&mut self.lag, &other.lag),
+            (&mut self.timed_out, &other.timed_out),
             (&mut self.corrected_cold, &other.corrected_cold),
             (&mut self.corrected_warm, &other.corrected_warm),
             (&mut self.uncorrected_cold, &other.uncorrected_cold),
