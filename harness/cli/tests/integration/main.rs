@@ -4,6 +4,8 @@
 mod cdp;
 mod util;
 
+/// The fault-injection suite: killed workloads and harness, stalls, blackholes, error budget, exit codes.
+mod faults;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.
 mod html_report;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
