@@ -66,10 +66,14 @@ pub enum ErrorKind {
     /// for a function in tenant isolation mode).
     #[serde(rename = "rejected")]
     Rejected,
+    /// A success status (or, for a function target, a payload with one) whose JSON body says
+    /// the request failed (a top-level `error` field, the workload's error document).
+    #[serde(rename = "error_body")]
+    ErrorBody,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Connect,
         ErrorKind::Io,
         ErrorKind::Http4xx,
@@ -81,6 +85,7 @@ impl ErrorKind {
         ErrorKind::Throttled,
         ErrorKind::FunctionTimeout,
         ErrorKind::Rejected,
+        ErrorKind::ErrorBody,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +101,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled",
             ErrorKind::FunctionTimeout => "function_timeout",
             ErrorKind::Rejected => "rejected",
+            ErrorKind::ErrorBody => "error_body",
         }
     }
 }

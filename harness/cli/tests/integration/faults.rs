@@ -382,8 +382,8 @@ fn total_failure_stops_at_the_error_budget_with_exit_9() {
     assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
-/// A function error (the Lambda tiers) and an answer of the target that says it failed are
-/// errors of their own kinds, never ok and never latency samples.
+/// A function error (the Lambda tiers) and a status-200 payload whose body is an error
+/// document are errors of their own kinds, never ok and never latency samples.
 #[test]
 fn function_errors_are_counted_as_errors() {
     needs_root!();
@@ -399,6 +399,7 @@ seed = 3
 
 [workload.faults]
 error_rate = 0.3
+error_body_rate = 0.2
 
 [mix]
 get = 1
@@ -424,7 +425,31 @@ concurrency = 10
     let sent = n(&tr["sent"]) as f64;
     let fe = n(&tr["errors_by_kind"]["function_error"]) as f64;
     assert!((0.15..0.45).contains(&(fe / sent)), "function errors {fe} of {sent}: {tr}");
+    let eb = n(&tr["errors_by_kind"]["error_body"]) as f64;
+    assert!((0.08..0.32).contains(&(eb / sent)), "status-200 payloads with an error body {eb} of {sent}: {tr}");
     assert_eq!(n(&t["latency"]["corrected"]["count"]), n(&tr["ok"]), "only ok invokes are latency samples");
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+/// HTTP 200 with an error document as the body is an `error_body` error, not a success.
+#[test]
+fn http_200_with_an_error_body_is_an_error() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let text = one_tier("shared-ec2", "2s", "300", 2, "", "[workload.faults]\nerror_body_rate = 0.3");
+    let path = scenario(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let (code, err) = Bg::start(&path, &out, &[]).finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    let s = read_summary(&out);
+    assert_all_balanced(&s);
+    let t = tier(&s, "shared-ec2");
+    let tr = &t["traffic"];
+    let sent = n(&tr["sent"]) as f64;
+    let eb = n(&tr["errors_by_kind"]["error_body"]) as f64;
+    assert!((0.2..0.4).contains(&(eb / sent)), "error bodies {eb} of {sent}: {tr}");
+    assert_eq!(n(&tr["errors"]) as f64, eb, "no other error: {tr}");
+    assert_eq!(n(&t["latency"]["corrected"]["count"]), n(&tr["ok"]), "only ok requests are latency samples");
     assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 

@@ -253,6 +253,9 @@ pub struct FaultSpec {
     /// Fraction of requests answered with HTTP 500.
     #[serde(default)]
     pub error_rate: f64,
+    /// Fraction of requests answered HTTP 200 with an error document as the body.
+    #[serde(default)]
+    pub error_body_rate: f64,
     /// Fraction of requests that stall before answering.
     #[serde(default)]
     pub stall_rate: f64,
@@ -749,7 +752,9 @@ fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
     );
     c.check((1..=1_000_000).contains(&w.keys_per_tenant), "workload.keys_per_tenant", "out of range", "1 to 1000000");
     if let Some(f) = &w.faults {
-        for (name, v) in [("error_rate", f.error_rate), ("stall_rate", f.stall_rate)] {
+        for (name, v) in
+            [("error_rate", f.error_rate), ("error_body_rate", f.error_body_rate), ("stall_rate", f.stall_rate)]
+        {
             c.check(
                 (0.0..=1.0).contains(&v),
                 &format!("workload.faults.{name}"),
@@ -758,9 +763,9 @@ fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
             );
         }
         c.check(
-            f.error_rate + f.stall_rate <= 1.0,
+            f.error_rate + f.error_body_rate + f.stall_rate <= 1.0,
             "workload.faults",
-            "error_rate + stall_rate exceeds 1",
+            "error_rate + error_body_rate + stall_rate exceeds 1",
             "rates whose sum is at most 1",
         );
     }
