@@ -528,6 +528,65 @@ fn something_teardown_cannot_remove_exits_4_and_sweep_removes_it_later() {
     assert_eq!(leftovers(&run), Vec::<String>::new());
 }
 
+/// Exit 7: a probe whose positive control never passes. A bring-your-own function (here the
+/// sample workload started by its own `bootstrap` without the probe agent, as a user's code
+/// would be) cannot answer probes, so no cell can be called blocked: every cell is
+/// inconclusive, never a false "blocked".
+#[test]
+fn probes_against_code_without_the_agent_are_inconclusive_with_exit_7() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let code_dir = dir.path().join("code");
+    std::fs::create_dir(&code_dir).unwrap();
+    let app = Path::new(env!("CARGO_BIN_EXE_isobench")).with_file_name("tenant-app");
+    std::fs::copy(&app, code_dir.join("tenant-app")).unwrap();
+    let bootstrap = code_dir.join("bootstrap");
+    std::fs::write(&bootstrap, "#!/bin/sh\nunset TENANT_APP_PROBES\nexec /var/task/tenant-app lambda\n").unwrap();
+    for (p, mode) in [(&code_dir, 0o755), (&bootstrap, 0o755), (&code_dir.join("tenant-app"), 0o755)] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let text = format!(
+        r#"format_version = 1
+name = "no-agent"
+
+[run]
+duration = "2s"
+rate = "50"
+timeout = "3s"
+
+[mix]
+get = 1
+
+[tenants]
+count = 2
+
+[probes]
+only = ["LK-TMP"]
+trials = 5
+
+[[tier]]
+id = "lambda-per-tenant"
+memory = 256
+timeout = "3s"
+keep_alive = "10s"
+concurrency = 4
+code = "{}"
+"#,
+        code_dir.display()
+    );
+    let path = scenario(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let (code, err) = Bg::start(&path, &out, &[]).finish(Duration::from_secs(120));
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("LK-TMP on lambda-per-tenant"), "{err}");
+    let s = read_summary(&out);
+    let t = tier(&s, "lambda-per-tenant");
+    assert!(n(&t["traffic"]["ok"]) > 0, "the function itself works: {}", t["traffic"]);
+    let cell = t["probes"].as_array().unwrap().iter().find(|c| c["probe"] == "LK-TMP").unwrap();
+    assert_eq!(cell["verdict"], "inconclusive", "{cell}");
+    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
 // ---- SIGKILL of the harness ------------------------------------------------------------------
 
 fn is_zombie(pid: u32) -> bool {
