@@ -588,6 +588,8 @@ mod tests {
         assert!(g.identity_holds());
         assert_eq!(g.corrected.len(), 2, "only ok requests are latency samples");
         assert_eq!(g.lag.len(), 4, "every sent request has a lag");
+        assert_eq!(g.timed_out.len(), 1, "the timeout is timed from its send, apart from latency");
+        assert_eq!(g.timed_out.max(), g.timed_out.highest_equivalent(9_999_999 - 310));
         assert_eq!(g.corrected.max(), g.corrected.highest_equivalent(1_050));
         assert_eq!(g.uncorrected.max(), g.uncorrected.highest_equivalent(1_000));
         let b = &per[&("b".to_string(), Op::Put)];
