@@ -316,6 +316,58 @@ fn a_blackholed_target_times_out_every_request_at_its_deadline() {
     assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
+/// A target whose network drops every packet from some moment on (an nftables `drop` policy
+/// on input inside the instance's own network namespace, which dies with it): every request
+/// from then on, on kept-alive connections and new ones alike, is a timeout given up at its
+/// deadline ±10%, never an error and never a latency sample; traffic ends within its plan
+/// plus one timeout.
+#[test]
+fn a_target_dropping_every_packet_times_out_at_the_deadline() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = 2.0;
+    let run_extra = "timeout = \"2s\"\nmax_connections = 600\n[run.error_budget]\nenabled = false";
+    let text = one_tier("shared-ec2", "4s", "150", 2, run_extra, "");
+    let path = scenario(dir.path(), "s.toml", &text);
+    let out = dir.path().join("out");
+    let mut bg = Bg::start(&path, &out, &[]);
+    let run = wait_run_id(bg.child.id());
+    let up = bg.wait_for("instance(s) up", Duration::from_secs(60)).expect("the tier comes up");
+    std::thread::sleep(Duration::from_secs(1).saturating_sub(up.elapsed()));
+    let target = instance_pids(&run, "shared-ec2-0", "tenant-app");
+    assert_eq!(target.len(), 1, "one workload process");
+    let rules = "add table inet blackhole\nadd chain inet blackhole input { type filter hook input priority -300; policy drop; }\n";
+    let mut nft = std::process::Command::new("nsenter")
+        .args(["-t", &target[0].to_string(), "-n", "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success(), "nft in the instance's namespace");
+    let dropped_at = up.elapsed();
+    let down = bg.wait_for("tearing down", Duration::from_secs(30)).expect("traffic ends");
+    let (code, err) = bg.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    let traffic_s = (down - up).as_secs_f64();
+    println!("packet drop from {:.2} s: traffic phase {traffic_s:.2} s for a 4 s plan", dropped_at.as_secs_f64());
+    assert!(traffic_s < 4.0 + timeout * 1.1 + 0.5, "the traffic phase took {traffic_s:.2} s");
+
+    let s = read_summary(&out);
+    assert_all_balanced(&s);
+    let t = tier(&s, "shared-ec2");
+    let tr = &t["traffic"];
+    assert_eq!(n(&tr["errors"]), 0, "a dropped packet is a timeout, not an error: {tr}");
+    // ~150/s for the ~3 s after the drop; allow for a slow start.
+    assert!(n(&tr["timeouts"]) > 200, "{tr}");
+    assert!(n(&tr["ok"]) > 50, "before the drop: {tr}");
+    assert_eq!(n(&t["latency"]["corrected"]["count"]), n(&tr["ok"]), "a timeout is never a latency sample");
+    let after = &t["latency"]["timeout_after"];
+    let (lo, hi) = (f(&after["min_us"]) / 1e6, f(&after["max_us"]) / 1e6);
+    println!("packet drop: timeouts given up after {lo:.3}..{hi:.3} s for a {timeout} s deadline");
+    assert!(lo >= timeout * 0.9 && hi <= timeout * 1.1, "timeouts at {lo:.3}..{hi:.3} s, deadline {timeout} s");
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+}
+
 /// A target stopped (SIGSTOP) for 1 s at 1,000 requests/s: the corrected p99 shows the stall,
 /// the uncorrected one, measured from the actual send as a closed-loop tool would, does not.
 ///
