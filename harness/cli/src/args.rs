@@ -109,3 +109,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_rate(s: &str) -> Result<f64, String> {
     isobench_core::units::parse_rate(s).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_names_every_exit_code() {
+        for (code, _) in isobench_results::exit::ALL {
+            assert!(super::EXIT_CODES_HELP.contains(&format!("{code} ")), "--help does not name exit code {code}");
+        }
+    }
+}
