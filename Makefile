@@ -10,8 +10,8 @@ run:
 	$(CARGO) build --release --workspace --bins
 	./target/release/isobench run $(SCENARIO)
 
-## Run the whole test suite (root tests skip with a message when not root).
+## Run the whole test suite (root tests skip with a message when not root), the fault suite in full.
 test:
 	@scripts/deps.sh test
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace --no-fail-fast
+	ISOBENCH_FAULT_SUITE=full $(CARGO) test --workspace --no-fail-fast

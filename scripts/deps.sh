@@ -2,7 +2,7 @@
 # Installs what `make run` / `make test` need on a fresh Debian machine, and nothing when it
 # is already there. Usage: scripts/deps.sh run|test
 set -euo pipefail
-want=(nft:nftables ip:iproute2)
+want=(nft:nftables ip:iproute2 nsenter:util-linux)
 # The HTML report test opens report.html in a real headless browser (Debian's chromium).
 if [ "${1:-}" = test ]; then
   want+=(chromium:chromium)

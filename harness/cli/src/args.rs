@@ -22,7 +22,7 @@ pub struct Cli {
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 bad input, 3 deploy failure, \
 4 resources left behind, 5 regression, 6 unexpected leak, 7 inconclusive probe, 8 backend unavailable, \
-130 interrupted.";
+9 error budget exhausted, 130 interrupted.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -126,4 +126,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_rate(s: &str) -> Result<f64, String> {
     isobench_core::units::parse_rate(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn help_names_every_exit_code() {
+        for (code, _) in isobench_results::exit::ALL {
+            assert!(super::EXIT_CODES_HELP.contains(&format!("{code} ")), "--help does not name exit code {code}");
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub enum CliError {
     Inconclusive(Vec<String>),
     #[error("regression against the baseline: {} check(s) failed; see the diff on stdout", .0.len())]
     Regression(Vec<String>),
+    #[error("{0}")]
+    ErrorBudget(String),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -36,6 +38,7 @@ impl CliError {
             CliError::UnexpectedLeak(_) => exit::UNEXPECTED_LEAK,
             CliError::Inconclusive(_) => exit::INCONCLUSIVE,
             CliError::Regression(_) => exit::REGRESSION,
+            CliError::ErrorBudget(_) => exit::ERROR_BUDGET,
             CliError::Internal(_) => exit::INTERNAL,
         }
     }
@@ -55,6 +58,7 @@ mod tests {
         assert_eq!(CliError::UnexpectedLeak(vec![]).exit_code(), 6);
         assert_eq!(CliError::Inconclusive(vec![]).exit_code(), 7);
         assert_eq!(CliError::Regression(vec![]).exit_code(), 5);
+        assert_eq!(CliError::ErrorBudget(String::new()).exit_code(), 9);
         assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
     }
 }

@@ -127,7 +127,9 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let mut hlog = HistogramLog::new(started);
     let mut tiers = Vec::new();
     let mut left_behind = Vec::new();
-    let outcome = run_tiers(&prepared.plan, backend.as_mut(), &cancel, &mut progress, &mut hlog, &mut tiers);
+    let mut budget_hit = None;
+    let mut stop = Stop { cancel: &cancel, budget_hit: &mut budget_hit };
+    let outcome = run_tiers(&prepared.plan, backend.as_mut(), &mut stop, &mut progress, &mut hlog, &mut tiers);
 
     // Teardown runs on every path, also after an error or a signal.
     match backend.teardown_all() {
@@ -137,6 +139,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     drop(backend);
 
     let (status, error) = match &outcome {
+        Ok(()) if budget_hit.is_some() => (RunStatus::Failed, budget_hit.clone()),
         Ok(()) if cancel.load(Ordering::SeqCst) => (RunStatus::Interrupted, Some("interrupted by a signal".into())),
         Ok(()) => (RunStatus::Complete, None),
         Err(e) => (RunStatus::Failed, Some(format!("{e}"))),
@@ -178,6 +181,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         cells.filter(|(_, c)| c.verdict == "inconclusive").map(|(t, c)| format!("{} on {}", c.probe, t.tier)).collect();
     match outcome {
         Err(e) => Err(e),
+        Ok(()) if budget_hit.is_some() => Err(CliError::ErrorBudget(budget_hit.unwrap_or_default())),
         Ok(()) if cancel.load(Ordering::SeqCst) => Err(CliError::Interrupted),
         Ok(()) if !left_behind.is_empty() => Err(CliError::LeftBehind(left_behind)),
         Ok(()) if !unexpected.is_empty() => Err(CliError::UnexpectedLeak(unexpected)),
@@ -186,14 +190,22 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     }
 }
 
+/// What stops a run early: a signal, or a tier exhausting its error budget (which also sets
+/// `cancel`, so everything that stops on a signal stops on it too).
+struct Stop<'a> {
+    cancel: &'a Arc<AtomicBool>,
+    budget_hit: &'a mut Option<String>,
+}
+
 fn run_tiers(
     plan: &Plan,
     backend: &mut dyn Backend,
-    cancel: &Arc<AtomicBool>,
+    stop: &mut Stop<'_>,
     progress: &mut Progress,
     hlog: &mut HistogramLog,
     out: &mut Vec<TierSummary>,
 ) -> Result<(), CliError> {
+    let cancel = stop.cancel;
     for tp in &plan.tiers {
         if cancel.load(Ordering::SeqCst) {
             break;
@@ -211,7 +223,7 @@ fn run_tiers(
         let (report, probe_report) = if cancel.load(Ordering::SeqCst) {
             (None, None)
         } else {
-            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, cancel, progress);
+            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, stop, progress);
             progress.end_phase();
             let r = r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?;
             let p = p
@@ -224,6 +236,7 @@ fn run_tiers(
                 .map_err(|e| CliError::Internal(anyhow::anyhow!("tier {}: {e}", tp.tier)))?,
             _ => None,
         };
+        progress.line(&format!("[{}] tearing down", tp.tier));
         let teardown = backend.teardown(tp.tier).map_err(|e| CliError::Internal(e.into()))?;
         progress.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
         if let Some(report) = report {
@@ -259,9 +272,10 @@ fn traffic_and_probes(
     tp: &TierPlan,
     spec: &isobench_load::LoadSpec,
     d: &isobench_core::Deployment,
-    cancel: &Arc<AtomicBool>,
+    stop: &mut Stop<'_>,
     progress: &mut Progress,
 ) -> (TrafficResult, ProbeResult) {
+    let cancel = stop.cancel;
     let probe_spec = plan.scenario.probes.as_ref().map(|p| isobench_probes::ProbeSpec {
         run_id: plan.run_id.clone(),
         tier: tp.tier,
@@ -278,7 +292,18 @@ fn traffic_and_probes(
         let probes = probe_spec
             .as_ref()
             .map(|ps| s.spawn(move || isobench_probes::run(ps, &d.targets, d.netns.as_deref(), cancel)));
-        let mut on_progress = |snap: &isobench_load::Snapshot| progress.update(tp.tier.as_str(), snap);
+        let mut watch = isobench_load::BudgetWatch::new(&plan.scenario.run.error_budget);
+        let budget_hit = &mut *stop.budget_hit;
+        let mut on_progress = |snap: &isobench_load::Snapshot| {
+            progress.update(tp.tier.as_str(), snap);
+            if budget_hit.is_none()
+                && let Some(why) = watch.observe(snap)
+            {
+                progress.line(&format!("[{}] stopping: {why}", tp.tier));
+                *budget_hit = Some(format!("tier {}: {why}", tp.tier));
+                cancel.store(true, Ordering::SeqCst);
+            }
+        };
         let traffic = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, &mut on_progress);
         let probes = probes.map(|h| h.join().expect("the probe thread does not panic"));
         (traffic, probes)

@@ -23,6 +23,7 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     let us = |ns: u64| ns as f64 / 1e3;
     Percentiles {
         count: h.len(),
+        min_us: us(h.min()),
         p50_us: us(h.value_at_quantile(0.50)),
         p90_us: us(h.value_at_quantile(0.90)),
         p99_us: us(h.value_at_quantile(0.99)),
@@ -66,6 +67,7 @@ impl Merged {
             corrected: percentiles(&s.corrected),
             uncorrected: percentiles(&s.uncorrected),
             generator_lag: percentiles(&s.lag),
+            timeout_after: percentiles(&s.timed_out),
         }
     }
 

@@ -697,6 +697,9 @@ async fn exchange(
         Ok(Ok(r)) => r,
     };
     let status = resp.status();
+    // A JSON answer with a success status is kept to see whether it is an error document.
+    let keep = status.is_success() && is_json(resp.headers().get(hyper::header::CONTENT_TYPE));
+    let mut kept = Vec::new();
     // Read the whole body: the request is done when its answer is, and the connection can
     // only be reused once the body is consumed.
     let mut body = resp.into_body();
@@ -704,11 +707,36 @@ async fn exchange(
         match timeout_at(deadline, body.frame()).await {
             Err(_) => return Outcome::Timeout,
             Ok(None) => break,
-            Ok(Some(Ok(_))) => {}
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref().filter(|_| keep && kept.len() < MAX_KEPT_BODY) {
+                    kept.extend_from_slice(data);
+                }
+            }
             Ok(Some(Err(e))) => return Outcome::Error(classify(&e)),
         }
     }
+    if keep && is_error_document(&kept) {
+        return Outcome::Error(ErrorKind::ErrorBody);
+    }
     classify_status(status, job.op)
+}
+
+/// Most bytes of a JSON success body kept to look for an error field (error documents are
+/// small; a larger body is cut and then does not parse, so it is not an error document).
+const MAX_KEPT_BODY: usize = 64 * 1024;
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim_start().starts_with("application/json"))
+}
+
+/// Whether a body is a JSON object with a top-level `error` field: an answer that says it
+/// failed whatever its status (HTTP 200 with an error body).
+fn is_error_document(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        error: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Doc>(body).is_ok_and(|d| d.error.is_some())
 }
 
 /// Maps an HTTP status to an outcome. 404 on a GET is ok: in a random mix, reading a key
@@ -815,15 +843,29 @@ fn classify_invoke(outcome: &InvokeOutcome, op: Op) -> Outcome {
 #[derive(serde::Deserialize)]
 struct FunctionAnswer {
     status: u16,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    content_type: Option<String>,
 }
 
 /// Classifies a function's response payload by its `status`, as [`classify_status`] does an
 /// HTTP answer: the invoke succeeding says nothing about the request (the workload answers its
 /// errors as payloads). A payload without a valid status is a `protocol` error.
 fn classify_payload(payload: &[u8], op: Op) -> Outcome {
-    match serde_json::from_slice::<FunctionAnswer>(payload).ok().and_then(|a| StatusCode::from_u16(a.status).ok()) {
-        Some(status) => classify_status(status, op),
-        None => Outcome::Error(ErrorKind::Protocol),
+    let Some(answer) = serde_json::from_slice::<FunctionAnswer>(payload).ok() else {
+        return Outcome::Error(ErrorKind::Protocol);
+    };
+    match StatusCode::from_u16(answer.status) {
+        Ok(status)
+            if status.is_success()
+                && answer.content_type.as_deref().is_some_and(|c| c.starts_with("application/json"))
+                && answer.body.as_deref().is_some_and(|b| is_error_document(b.as_bytes())) =>
+        {
+            Outcome::Error(ErrorKind::ErrorBody)
+        }
+        Ok(status) => classify_status(status, op),
+        Err(_) => Outcome::Error(ErrorKind::Protocol),
     }
 }
 
@@ -834,7 +876,14 @@ mod tests {
     #[test]
     fn payloads_are_classified_by_their_status() {
         let ok = Outcome::Ok { not_found: false };
-        let cases: [(&[u8], Op, Outcome); 10] = [
+        let cases: [(&[u8], Op, Outcome); 13] = [
+            (
+                br#"{"status":200,"body":"{\"error\":\"injected fault\"}","content_type":"application/json"}"#,
+                Op::Get,
+                Outcome::Error(ErrorKind::ErrorBody),
+            ),
+            (br#"{"status":200,"body":"{\"sha256\":\"ab\"}","content_type":"application/json"}"#, Op::Compute, ok),
+            (br#"{"status":200,"body":"{\"error\":1}","content_type":"application/octet-stream"}"#, Op::Get, ok),
             (br#"{"status":200,"body":"x","content_type":"application/octet-stream"}"#, Op::Get, ok),
             (br#"{"status":201,"body":""}"#, Op::Put, ok),
             (br#"{"status":404,"body":"{}","kind":"not_found"}"#, Op::Get, Outcome::Ok { not_found: true }),

@@ -57,7 +57,13 @@
 //!
 //! A 2xx answer is ok; so is a 404 on a GET, counted also as `not_found`: in a random mix,
 //! reading a key nobody has written yet is normal. Other 4xx and 5xx are errors, as is an
-//! answer that is not HTTP/1.1 or a connection that breaks mid-request.
+//! answer that is not HTTP/1.1 or a connection that breaks mid-request. A 2xx whose
+//! `application/json` body is an error document (a top-level `error` field; HTTP 200 with an
+//! error body) is an [`ErrorKind::ErrorBody`] error; only JSON success bodies are read for it.
+//!
+//! Timed-out requests are never latency samples; when each was given up (completion − actual
+//! send) is kept apart in [`OpStats::timed_out`], to check that timeouts happen at the deadline.
+//! [`BudgetWatch`] turns progress snapshots into the error-budget decision (`[run.error_budget]`).
 //!
 //! # Function targets
 //! An invoke that returns a payload has only reached the workload: the payload is its
@@ -91,6 +97,7 @@
 //! checks that its thread did before creating a socket; the calling and dispatcher threads,
 //! which open no sockets, stay where they are.
 
+pub mod budget;
 mod clock;
 mod driver;
 mod netns;
@@ -99,6 +106,7 @@ pub mod stats;
 
 use std::time::Duration;
 
+pub use budget::BudgetWatch;
 pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;

@@ -66,10 +66,14 @@ pub enum ErrorKind {
     /// for a function in tenant isolation mode).
     #[serde(rename = "rejected")]
     Rejected,
+    /// A success status (or, for a function target, a payload with one) whose JSON body says
+    /// the request failed (a top-level `error` field, the workload's error document).
+    #[serde(rename = "error_body")]
+    ErrorBody,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Connect,
         ErrorKind::Io,
         ErrorKind::Http4xx,
@@ -81,6 +85,7 @@ impl ErrorKind {
         ErrorKind::Throttled,
         ErrorKind::FunctionTimeout,
         ErrorKind::Rejected,
+        ErrorKind::ErrorBody,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +101,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled",
             ErrorKind::FunctionTimeout => "function_timeout",
             ErrorKind::Rejected => "rejected",
+            ErrorKind::ErrorBody => "error_body",
         }
     }
 }
@@ -199,6 +205,9 @@ pub struct OpStats {
     pub uncorrected: Histogram<u64>,
     /// Actual send − intended start: the generator's own scheduling and queueing delay.
     pub lag: Histogram<u64>,
+    /// Completion − actual send of the timed-out requests: when each was given up, to be
+    /// compared with the timeout (never a latency sample).
+    pub timed_out: Histogram<u64>,
     /// Of `ok`: invokes that started a new execution environment (cold starts).
     pub cold: u64,
     /// `corrected` of the ok cold-start invokes.
@@ -238,6 +247,7 @@ impl Default for OpStats {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             lag: new_histogram(),
+            timed_out: new_histogram(),
             cold: 0,
             corrected_cold: new_histogram(),
             corrected_warm: new_histogram(),
@@ -296,7 +306,10 @@ impl OpStats {
                 }
             }
             Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
-            Outcome::Timeout => self.timeouts += 1,
+            Outcome::Timeout => {
+                self.timeouts += 1;
+                rec(&mut self.timed_out, c.done_ns.saturating_sub(c.sent_ns));
+            }
             Outcome::NotSent => unreachable!("handled above"),
         }
     }
@@ -333,6 +346,7 @@ impl OpStats {
             (&mut self.corrected, &other.corrected),
             (&mut self.uncorrected, &other.uncorrected),
             (&mut self.lag, &other.lag),
+            (&mut self.timed_out, &other.timed_out),
             (&mut self.corrected_cold, &other.corrected_cold),
             (&mut self.corrected_warm, &other.corrected_warm),
             (&mut self.uncorrected_cold, &other.uncorrected_cold),
@@ -574,6 +588,8 @@ mod tests {
         assert!(g.identity_holds());
         assert_eq!(g.corrected.len(), 2, "only ok requests are latency samples");
         assert_eq!(g.lag.len(), 4, "every sent request has a lag");
+        assert_eq!(g.timed_out.len(), 1, "the timeout is timed from its send, apart from latency");
+        assert_eq!(g.timed_out.max(), g.timed_out.highest_equivalent(9_999_999 - 310));
         assert_eq!(g.corrected.max(), g.corrected.highest_equivalent(1_050));
         assert_eq!(g.uncorrected.max(), g.uncorrected.highest_equivalent(1_000));
         let b = &per[&("b".to_string(), Op::Put)];

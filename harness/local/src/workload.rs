@@ -1,6 +1,7 @@
 //! The workload's command line, from the plan's workload settings. The contract is
 //! `tenant-app serve --listen ADDR [--tenant ID] --hygiene scoped|naive --tmp-dir DIR
-//! --workers N [--fault-error-rate F --fault-stall-rate F --fault-stall D --fault-seed N]`.
+//! --workers N [--fault-error-rate F --fault-error-body-rate F --fault-stall-rate F --fault-stall D
+//! --fault-seed N]`.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub(crate) fn args(w: &WorkloadSpec, port: u16, tenant: Option<&str>, workers: u
         a.extend([
             "--fault-error-rate".into(),
             f.error_rate.to_string(),
+            "--fault-error-body-rate".into(),
+            f.error_body_rate.to_string(),
             "--fault-stall-rate".into(),
             f.stall_rate.to_string(),
             "--fault-stall".into(),
@@ -73,10 +76,18 @@ mod tests {
             args(&w, 8080, Some("t1"), 2, 7).join(" "),
             "serve --listen 0.0.0.0:8080 --tenant t1 --hygiene naive --tmp-dir /tmp --workers 2"
         );
-        w.faults = Some(FaultSpec { error_rate: 0.2, stall_rate: 0.05, stall: Dur(Duration::from_millis(300)) });
+        w.faults = Some(FaultSpec {
+            error_rate: 0.2,
+            error_body_rate: 0.1,
+            stall_rate: 0.05,
+            stall: Dur(Duration::from_millis(300)),
+        });
         let a = args(&w, 8080, None, 1, 7).join(" ");
         assert!(
-            a.ends_with("--fault-error-rate 0.2 --fault-stall-rate 0.05 --fault-stall 300ms --fault-seed 7"),
+            a.ends_with(
+                "--fault-error-rate 0.2 --fault-error-body-rate 0.1 --fault-stall-rate 0.05 --fault-stall 300ms \
+                 --fault-seed 7"
+            ),
             "{a}"
         );
         assert!(!a.contains("--tenant"));

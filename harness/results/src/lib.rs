@@ -118,6 +118,8 @@ pub struct BackendSummary {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Percentiles {
     pub count: u64,
+    #[serde(default)]
+    pub min_us: f64,
     pub p50_us: f64,
     pub p90_us: f64,
     pub p99_us: f64,
@@ -166,6 +168,10 @@ pub struct Latency {
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
     pub generator_lag: Percentiles,
+    /// Of the timed-out requests: actual send to being given up. Not latency; it shows that
+    /// each timed out at its deadline (`run.timeout`).
+    #[serde(default)]
+    pub timeout_after: Percentiles,
 }
 
 /// Function (Lambda) figures: the cold/warm split and what was billed. Absent for HTTP tiers.

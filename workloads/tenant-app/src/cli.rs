@@ -175,6 +175,11 @@ pub struct AppArgs {
     #[arg(long, env = "TENANT_APP_FAULT_ERROR_RATE", default_value_t = 0.0, value_parser = parse_fraction, value_name = "FRACTION")]
     pub fault_error_rate: f64,
 
+    /// Fraction (0..=1) of put/get/compute requests answered 200 with the `injected` error
+    /// document as the body; disjoint from the other fault fractions.
+    #[arg(long, env = "TENANT_APP_FAULT_ERROR_BODY_RATE", default_value_t = 0.0, value_parser = parse_fraction, value_name = "FRACTION")]
+    pub fault_error_body_rate: f64,
+
     /// Fraction (0..=1) of put/get/compute requests that sleep `--fault-stall` before answering
     /// normally; disjoint from the error fraction (their sum must be at most 1).
     #[arg(long, env = "TENANT_APP_FAULT_STALL_RATE", default_value_t = 0.0, value_parser = parse_fraction, value_name = "FRACTION")]
@@ -215,6 +220,7 @@ impl AppArgs {
             tmp_dir: self.tmp_dir.clone(),
             faults: FaultConfig {
                 error_rate: self.fault_error_rate,
+                error_body_rate: self.fault_error_body_rate,
                 stall_rate: self.fault_stall_rate,
                 stall: self.fault_stall,
                 seed: self.fault_seed,

@@ -1,8 +1,9 @@
 //! Fault injection, for testing the harness's accounting (`sent == ok + errors + timeouts`).
 //!
 //! Each tenant operation draws one number: below `error_rate` it is answered 500, in the next
-//! `stall_rate` it stalls and is then answered normally, otherwise it runs untouched. The two
-//! bands are disjoint so each configured fraction is exactly what a client observes. Draws come
+//! `error_body_rate` it is answered 200 with the error document as its body (an API that hides
+//! failures in its bodies), in the next `stall_rate` it stalls and is then answered normally,
+//! otherwise it runs untouched. The bands are disjoint so each configured fraction is exactly what a client observes. Draws come
 //! from a counter hashed with the seed (SplitMix64): lock-free on the hot path and, for a fixed
 //! seed, the same sequence of outcomes in request order.
 
@@ -14,6 +15,8 @@ use std::time::Duration;
 pub struct FaultConfig {
     /// Fraction (0..=1) of tenant operations answered HTTP 500.
     pub error_rate: f64,
+    /// Fraction (0..=1) of tenant operations answered HTTP 200 with an error body.
+    pub error_body_rate: f64,
     /// Fraction (0..=1) of tenant operations that stall before answering.
     pub stall_rate: f64,
     /// How long a stalled operation stalls.
@@ -27,6 +30,7 @@ pub struct FaultConfig {
 pub enum Fault {
     None,
     Error,
+    ErrorBody,
     Stall(Duration),
 }
 
@@ -35,14 +39,17 @@ pub enum Fault {
 pub enum FaultConfigError {
     #[error("{name} {value} is outside 0..=1")]
     RateOutOfRange { name: &'static str, value: f64 },
-    #[error("error rate {error} plus stall rate {stall} exceed 1 (the two are disjoint fractions)")]
-    RatesExceedOne { error: f64, stall: f64 },
+    #[error(
+        "error rate {error}, error-body rate {error_body} and stall rate {stall} exceed 1 together (they are disjoint fractions)"
+    )]
+    RatesExceedOne { error: f64, error_body: f64, stall: f64 },
 }
 
 /// Draws a [`Fault`] per operation.
 #[derive(Debug)]
 pub struct Faults {
     error_rate: f64,
+    error_body_rate: f64,
     stall_rate: f64,
     stall: Duration,
     seed: u64,
@@ -53,11 +60,17 @@ impl Faults {
     pub fn new(config: &FaultConfig) -> Result<Self, FaultConfigError> {
         check_rate("error rate", config.error_rate)?;
         check_rate("stall rate", config.stall_rate)?;
-        if config.error_rate + config.stall_rate > 1.0 {
-            return Err(FaultConfigError::RatesExceedOne { error: config.error_rate, stall: config.stall_rate });
+        check_rate("error-body rate", config.error_body_rate)?;
+        if config.error_rate + config.error_body_rate + config.stall_rate > 1.0 {
+            return Err(FaultConfigError::RatesExceedOne {
+                error: config.error_rate,
+                error_body: config.error_body_rate,
+                stall: config.stall_rate,
+            });
         }
         Ok(Faults {
             error_rate: config.error_rate,
+            error_body_rate: config.error_body_rate,
             stall_rate: config.stall_rate,
             stall: config.stall,
             seed: config.seed.unwrap_or_else(rand::random),
@@ -67,7 +80,7 @@ impl Faults {
 
     /// Whether any fault can be drawn; when not, [`Faults::draw`] costs nothing.
     pub fn enabled(&self) -> bool {
-        self.error_rate > 0.0 || self.stall_rate > 0.0
+        self.error_rate > 0.0 || self.error_body_rate > 0.0 || self.stall_rate > 0.0
     }
 
     /// The fault for the next operation.
@@ -79,7 +92,9 @@ impl Faults {
         let u = unit_interval(splitmix64(self.seed.wrapping_add(n.wrapping_mul(GOLDEN_GAMMA))));
         if u < self.error_rate {
             Fault::Error
-        } else if u < self.error_rate + self.stall_rate {
+        } else if u < self.error_rate + self.error_body_rate {
+            Fault::ErrorBody
+        } else if u < self.error_rate + self.error_body_rate + self.stall_rate {
             Fault::Stall(self.stall)
         } else {
             Fault::None
@@ -111,7 +126,8 @@ mod tests {
     use super::*;
 
     fn faults(error_rate: f64, stall_rate: f64, seed: u64) -> Faults {
-        Faults::new(&FaultConfig { error_rate, stall_rate, stall: Duration::from_millis(7), seed: Some(seed) }).unwrap()
+        let stall = Duration::from_millis(7);
+        Faults::new(&FaultConfig { error_rate, stall_rate, stall, seed: Some(seed), ..FaultConfig::default() }).unwrap()
     }
 
     fn counts(f: &Faults, n: usize) -> (usize, usize) {
@@ -147,6 +163,19 @@ mod tests {
         assert_eq!(counts(&faults(0.0, 0.0, 1), 1000), (0, 0));
         assert_eq!(counts(&faults(1.0, 0.0, 1), 1000), (1000, 0));
         assert_eq!(counts(&faults(0.0, 1.0, 1), 1000), (0, 1000));
+    }
+
+    #[test]
+    fn error_bodies_are_their_own_band() {
+        let cfg = FaultConfig { error_rate: 0.2, error_body_rate: 0.3, seed: Some(5), ..FaultConfig::default() };
+        let f = Faults::new(&cfg).unwrap();
+        let draws: Vec<Fault> = (0..10_000).map(|_| f.draw()).collect();
+        let bodies = draws.iter().filter(|d| **d == Fault::ErrorBody).count();
+        let errors = draws.iter().filter(|d| **d == Fault::Error).count();
+        assert!((2_800..=3_200).contains(&bodies), "{bodies} error bodies of 10000");
+        assert!((1_800..=2_200).contains(&errors), "{errors} errors of 10000");
+        let over = FaultConfig { error_rate: 0.5, error_body_rate: 0.6, ..FaultConfig::default() };
+        assert!(matches!(Faults::new(&over), Err(FaultConfigError::RatesExceedOne { .. })));
     }
 
     #[test]

@@ -342,6 +342,8 @@ async fn tenant_op(state: &State, req: Request<'_>) -> Response {
         match state.faults.draw() {
             Fault::None => {}
             Fault::Error => return Response::error(ErrorKind::Injected),
+            // A success status over the error document: only a client reading bodies sees it.
+            Fault::ErrorBody => return Response { status: 200, error: None, ..Response::error(ErrorKind::Injected) },
             Fault::Stall(d) => tokio::time::sleep(d).await,
         }
     }

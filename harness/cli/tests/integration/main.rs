@@ -8,6 +8,8 @@ mod util;
 mod compare;
 /// Costs recomputed by hand from summary.json and the pricing file; missing or bad prices are bad input.
 mod cost;
+/// The fault-injection suite: killed workloads and harness, stalls, blackholes, error budget, exit codes.
+mod faults;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.
 mod html_report;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.

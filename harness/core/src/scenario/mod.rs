@@ -119,6 +119,54 @@ pub struct RunSpec {
     /// Most connections the generator opens to one endpoint.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// When a tier's traffic is stopped because too many requests fail.
+    #[serde(default)]
+    pub error_budget: ErrorBudget,
+}
+
+/// Stops a tier's traffic (and the run, with its own exit code) when, among the requests that
+/// finished within the last `window`, at least `share` failed (errors and timeouts) and at
+/// least `min_requests` finished. The default stops only a tier where everything fails, so a
+/// dead target costs seconds, not the whole duration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBudget {
+    /// `false` lets every request fail for the whole duration (e.g. to measure timeouts).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Fraction of finished requests that may fail before the tier is stopped (0 < share <= 1).
+    #[serde(default = "default_budget_share")]
+    pub share: f64,
+    /// How far back the share is computed.
+    #[serde(default = "default_budget_window")]
+    pub window: Dur,
+    /// Fewest finished requests in the window for the share to count.
+    #[serde(default = "default_budget_min")]
+    pub min_requests: u64,
+}
+
+impl Default for ErrorBudget {
+    fn default() -> Self {
+        ErrorBudget {
+            enabled: true,
+            share: default_budget_share(),
+            window: default_budget_window(),
+            min_requests: default_budget_min(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_budget_share() -> f64 {
+    1.0
+}
+fn default_budget_window() -> Dur {
+    Dur(std::time::Duration::from_secs(5))
+}
+fn default_budget_min() -> u64 {
+    20
 }
 
 fn default_arrival() -> Arrival {
@@ -205,6 +253,9 @@ pub struct FaultSpec {
     /// Fraction of requests answered with HTTP 500.
     #[serde(default)]
     pub error_rate: f64,
+    /// Fraction of requests answered HTTP 200 with an error document as the body.
+    #[serde(default)]
+    pub error_body_rate: f64,
     /// Fraction of requests that stall before answering.
     #[serde(default)]
     pub stall_rate: f64,
@@ -670,6 +721,20 @@ fn validate_run(run: &RunSpec, c: &mut Checker) {
         format!("{} connections is out of range", run.max_connections),
         "1 to 100000",
     );
+    let b = &run.error_budget;
+    c.check(
+        b.share > 0.0 && b.share <= 1.0,
+        "run.error_budget.share",
+        format!("{} is not a fraction above 0", b.share),
+        "a number above 0 and at most 1",
+    );
+    c.check(
+        b.window.0 > Duration::ZERO && b.window.0 <= Duration::from_secs(3600),
+        "run.error_budget.window",
+        format!("window {} is out of range", b.window),
+        "more than 0s and at most 1h",
+    );
+    c.check(b.min_requests >= 1, "run.error_budget.min_requests", "0 requests", "1 or more");
 }
 
 fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
@@ -687,7 +752,9 @@ fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
     );
     c.check((1..=1_000_000).contains(&w.keys_per_tenant), "workload.keys_per_tenant", "out of range", "1 to 1000000");
     if let Some(f) = &w.faults {
-        for (name, v) in [("error_rate", f.error_rate), ("stall_rate", f.stall_rate)] {
+        for (name, v) in
+            [("error_rate", f.error_rate), ("error_body_rate", f.error_body_rate), ("stall_rate", f.stall_rate)]
+        {
             c.check(
                 (0.0..=1.0).contains(&v),
                 &format!("workload.faults.{name}"),
@@ -696,9 +763,9 @@ fn validate_workload(w: &WorkloadSpec, c: &mut Checker) {
             );
         }
         c.check(
-            f.error_rate + f.stall_rate <= 1.0,
+            f.error_rate + f.error_body_rate + f.stall_rate <= 1.0,
             "workload.faults",
-            "error_rate + stall_rate exceeds 1",
+            "error_rate + error_body_rate + stall_rate exceeds 1",
             "rates whose sum is at most 1",
         );
     }

@@ -36,6 +36,19 @@ fn client_errors_are_http_4xx() {
 }
 
 #[test]
+fn success_statuses_with_an_error_document_are_error_body() {
+    let server = TestServer::start(Behaviour::ErrorBodyEvery(3), 64);
+    let s = spec(600.0, 500, 2);
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    check_invariants(&r);
+    let injected = server.stats.injected_error_body.load(Ordering::Relaxed);
+    assert!(injected > 50, "{injected}");
+    assert_eq!(r.totals.errors.get(&ErrorKind::ErrorBody).copied(), Some(injected));
+    assert_eq!(r.totals.errors_total(), injected, "JSON success bodies without `error` are ok: {:?}", r.totals.errors);
+    assert_eq!(r.merged().corrected.len(), r.totals.ok, "an error is never a latency sample");
+}
+
+#[test]
 fn stalls_beyond_the_timeout_are_timeouts_not_latency() {
     let server = TestServer::start(Behaviour::StallEvery(5, Duration::from_secs(5)), 64);
     let s = LoadSpec { timeout: Duration::from_millis(250), ..spec(200.0, 600, 2) };

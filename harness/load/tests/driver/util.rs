@@ -34,6 +34,8 @@ pub enum Behaviour {
     ErrorEvery(u64),
     /// Every `n`th request is answered 400.
     BadRequestEvery(u64),
+    /// Every `n`th request is answered 200 with a JSON error document as the body.
+    ErrorBodyEvery(u64),
     /// Every `n`th request stalls for the given time before answering.
     StallEvery(u64, Duration),
     /// Every `n`th request gets a response head and part of a body, then the connection is
@@ -49,6 +51,7 @@ pub struct ServerStats {
     pub requests: AtomicU64,
     pub injected_500: AtomicU64,
     pub injected_400: AtomicU64,
+    pub injected_error_body: AtomicU64,
     pub stalled: AtomicU64,
     pub closed_mid_response: AtomicU64,
     pub not_found: AtomicU64,
@@ -184,6 +187,12 @@ fn full(status: StatusCode, body: &'static str) -> Response<RespBody> {
     r
 }
 
+fn json(status: StatusCode, body: &'static str) -> Response<RespBody> {
+    let mut r = full(status, body);
+    r.headers_mut().insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
 /// A body that sends some bytes and then fails, so hyper closes the connection mid-response.
 struct FailingBody {
     sent: bool,
@@ -241,6 +250,10 @@ async fn handle(
             st.injected_400.fetch_add(1, Ordering::Relaxed);
             return Ok(full(StatusCode::BAD_REQUEST, "{\"error\":\"injected\"}"));
         }
+        Behaviour::ErrorBodyEvery(k) if n.is_multiple_of(k) => {
+            st.injected_error_body.fetch_add(1, Ordering::Relaxed);
+            return Ok(json(StatusCode::OK, "{\"error\":\"injected fault\",\"kind\":\"injected\"}"));
+        }
         Behaviour::StallEvery(k, d) if n.is_multiple_of(k) => {
             st.stalled.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(d).await;
@@ -267,7 +280,8 @@ async fn handle(
                 full(StatusCode::NOT_FOUND, "{\"error\":\"not_found\"}")
             }
         }
-        Op::Compute => full(StatusCode::OK, "{\"spent_us\":1}"),
+        // A JSON success body without an `error` field: ok.
+        Op::Compute => json(StatusCode::OK, "{\"spent_us\":1}"),
     })
 }
 

@@ -411,6 +411,7 @@ fn function_env(
         }
         if let Some(f) = &w.faults {
             env.push(kv("TENANT_APP_FAULT_ERROR_RATE", &f.error_rate.to_string()));
+            env.push(kv("TENANT_APP_FAULT_ERROR_BODY_RATE", &f.error_body_rate.to_string()));
             env.push(kv("TENANT_APP_FAULT_STALL_RATE", &f.stall_rate.to_string()));
             env.push(kv("TENANT_APP_FAULT_STALL", &format!("{}us", f.stall.0.as_micros())));
             env.push(kv("TENANT_APP_FAULT_SEED", &crate::workload::fault_seed(plan.seed, index).to_string()));
