@@ -93,6 +93,7 @@
 
 mod clock;
 mod driver;
+pub mod hist;
 mod netns;
 pub mod schedule;
 pub mod stats;
@@ -104,6 +105,7 @@ pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};
 pub use stats::{Completion, ErrorKind, InvokeFacts, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};
+pub use hist::Hist;
 
 use isobench_core::scenario::Scenario;
 
