@@ -173,6 +173,7 @@ pub fn tier_summary(
         probes: Vec::new(),
         cost: None,
         calibration: Vec::new(),
+        footprint: None,
     }
 }
 

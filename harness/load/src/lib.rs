@@ -101,11 +101,11 @@ pub mod stats;
 use std::time::Duration;
 
 pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
+pub use hist::Hist;
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};
 pub use stats::{Completion, ErrorKind, InvokeFacts, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};
-pub use hist::Hist;
 
 use isobench_core::scenario::Scenario;
 

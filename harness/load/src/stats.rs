@@ -18,8 +18,8 @@ use isobench_core::backend::StartKind;
 use isobench_core::workload_api::Op;
 use serde::Serialize;
 
-pub use crate::hist::{Hist, SIGFIG, new_histogram};
 use crate::hist::rec;
+pub use crate::hist::{Hist, SIGFIG, new_histogram};
 
 /// Why a sent request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
