@@ -31,6 +31,9 @@ use crate::sandbox::{FsView, SandboxSpec, env_pairs};
 
 /// Lambda's limit on the INIT phase (10 s for on-demand functions).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a tier's teardown waits for its functions' in-flight invokes to end once their
+/// environments are killed (they end within milliseconds; the rest is a loaded host's slack).
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// Lambda's default `/tmp` (512 MB of ephemeral storage).
 const TMP_SIZE: u64 = 512 << 20;
 
@@ -446,10 +449,21 @@ impl Function {
             rejected(errors::SERVICE, mem)
         };
         let ctx = self.ctx.clone();
-        let spawned = self.ctx.spawner.run(move |s| s.create(&*ctx.cgroups, req)).await;
+        let me = self.me.clone();
+        // Starts queue on the one spawner thread (a thousand cold starts at once, at scale): one
+        // whose function closed while it waited is dropped there instead of started and killed.
+        let spawned = self
+            .ctx
+            .spawner
+            .run(move |s| {
+                let closed = me.upgrade().is_none_or(|f| f.pool().closed);
+                (!closed).then(|| s.create(&*ctx.cgroups, req))
+            })
+            .await;
         let spawned = match spawned {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            Ok(None) => return Err(rejected(errors::NOT_FOUND, mem)),
+            Ok(Some(Ok(s))) => s,
+            Ok(Some(Err(e))) => {
                 let chain = error_chain(&e);
                 return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
             }
@@ -581,11 +595,12 @@ impl Function {
         (out, reaped)
     }
 
-    /// Stops the function (blocking): refuses new invokes, kills every environment (frozen
-    /// ones included), waits for in-flight invokes to end, and returns the count of
-    /// environments that were idle (frozen) when it was called, what was removed and what was
-    /// left behind.
-    pub(crate) fn close(&self) -> (u64, Vec<String>, Vec<String>) {
+    /// Stops the function, first half (blocking): refuses new invokes, kills and removes every
+    /// environment (frozen ones included), and returns the count of environments that were
+    /// idle (frozen) when it was called, what was removed and what was left behind. It does not
+    /// wait for invokes in flight: [`Self::close_finish`] does, so that a tier closes all its
+    /// functions first and their in-flight invokes end together, not one function after another.
+    pub(crate) fn close_begin(&self) -> (u64, Vec<String>, Vec<String>) {
         if let Some(r) = lock(&self.reaper).take() {
             r.abort();
         }
@@ -611,10 +626,15 @@ impl Function {
                 left.push(format!("environment {}: cgroup {} ({why})", e.id, path.display()));
             }
         }
-        // Invokes still in flight end now (their environments are gone); wait for them, so
-        // that nothing they were starting outlives the function.
-        let t0 = Instant::now();
-        while self.pool().in_flight > 0 && t0.elapsed() < Duration::from_secs(5) {
+        (idle, removed, left)
+    }
+
+    /// Stops the function, second half: invokes still in flight end now (their environments
+    /// are gone); waits for them until `deadline`, so that nothing they were starting outlives
+    /// the function, and removes what they started meanwhile. Returns what was left behind.
+    pub(crate) fn close_finish(&self, deadline: Instant) -> Vec<String> {
+        let mut left = Vec::new();
+        while self.pool().in_flight > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         let late: Vec<Arc<Environment>> = std::mem::take(&mut self.pool().all).into_values().collect();
@@ -624,9 +644,9 @@ impl Function {
             }
         }
         if self.pool().in_flight > 0 {
-            left.push(format!("function {}: invokes still in flight after 5s", self.spec.name));
+            left.push(format!("function {}: invokes still in flight at teardown's deadline", self.spec.name));
         }
-        (idle, removed, left)
+        left
     }
 }
 
