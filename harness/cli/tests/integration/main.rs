@@ -18,5 +18,7 @@ mod probes;
 mod report_cmd;
 /// The committed JSON Schema matches the types, and real summaries match it.
 mod schema;
+/// The scale run reduced for CI: 200 tenants on silo-ec2 and lambda-per-tenant.
+mod scale;
 /// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.
 mod validation;
