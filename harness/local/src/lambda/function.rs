@@ -422,6 +422,25 @@ impl Function {
         });
     }
 
+    /// Kills and removes an environment the closed pool never saw, before the invoke that
+    /// started it ends: teardown waits for in-flight invokes and then removes the run's
+    /// cgroups, so this one must be gone by then (a background shutdown could still be
+    /// queued when the runtime stops).
+    async fn shut_down_now(&self, env: Arc<Environment>) {
+        let ctx = self.ctx.clone();
+        let done = self.ctx.handle.spawn_blocking(move || {
+            environment::kill(&*ctx.cgroups, &env);
+            environment::destroy(&*ctx.cgroups, &env, Duration::from_secs(5))
+        });
+        match done.await {
+            Ok(left) if !left.is_empty() => {
+                tracing::warn!(function = %self.spec.name, ?left, "a late environment's shutdown left cgroups behind")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(function = %self.spec.name, error = %e, "a late environment's shutdown failed"),
+        }
+    }
+
     /// Creates an environment and waits for its INIT. On failure the environment is gone and
     /// the invoke's result is returned.
     async fn start_environment(&self, key: &str) -> Result<(Arc<Environment>, Duration), InvokeResult> {
@@ -501,14 +520,16 @@ impl Function {
             }
         };
         self.ctx.handle.spawn(environment::watch(env.clone(), spawned.pidfd));
-        {
+        let closed = {
             let mut pool = self.pool();
-            if pool.closed {
-                drop(pool);
-                self.shut_down(vec![env]);
-                return Err(rejected(errors::NOT_FOUND, mem));
+            if !pool.closed {
+                pool.all.insert(number, env.clone());
             }
-            pool.all.insert(number, env.clone());
+            pool.closed
+        };
+        if closed {
+            self.shut_down_now(env).await;
+            return Err(rejected(errors::NOT_FOUND, mem));
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         let init = env.api.wait_init(INIT_TIMEOUT).await;
