@@ -322,6 +322,7 @@ pub(crate) fn rmdir_retry(dir: &Path, wait: Duration) -> io::Result<()> {
 pub(crate) fn remove_run(driver: &dyn CgroupDriver, run_id: &str) -> Vec<(PathBuf, String)> {
     let mut left = Vec::new();
     for d in run_dirs(driver, run_id) {
+        remove_empty_below(&d);
         if let Err(e) = rmdir_retry(&d, Duration::from_secs(1)) {
             left.push((d.clone(), format!("rmdir: {e}")));
         }
@@ -330,6 +331,19 @@ pub(crate) fn remove_run(driver: &dyn CgroupDriver, run_id: &str) -> Vec<(PathBu
         }
     }
     left
+}
+
+/// Removes the empty cgroups below `dir`, deepest first: what an instance's or environment's
+/// removal cut short. One that still holds a process stays (rmdir fails), and the run's own
+/// rmdir then reports it.
+fn remove_empty_below(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_below(&e.path());
+            let _ = fs::remove_dir(e.path());
+        }
+    }
 }
 
 /// Writes `value` to `dir/file`.

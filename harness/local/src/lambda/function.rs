@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,9 @@ use crate::sandbox::{FsView, SandboxSpec, env_pairs};
 /// Lambda's limit on the INIT phase (10 s for on-demand functions).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tier's teardown waits for its functions' in-flight invokes to end once their
-/// environments are killed (they end within milliseconds; the rest is a loaded host's slack).
-pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// environments are killed (they end within milliseconds; the rest is slack for a host whose
+/// load average is in the hundreds, where a cold start's INIT can run out its 10 s).
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(15);
 /// Lambda's default `/tmp` (512 MB of ephemeral storage).
 const TMP_SIZE: u64 = 512 << 20;
 
@@ -129,6 +130,9 @@ pub(crate) struct Function {
     pool: Mutex<Pool>,
     me: Weak<Function>,
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Background shutdowns of discarded environments not finished yet: teardown waits for
+    /// them as for invokes in flight, or the runtime's stop could drop them half done.
+    shutting_down: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Function {
@@ -178,6 +182,7 @@ impl Function {
             pool: Mutex::new(Pool::default()),
             me: me.clone(),
             reaper: Mutex::new(None),
+            shutting_down: Arc::new(AtomicUsize::new(0)),
         });
         let weak = Arc::downgrade(&f);
         let tick = (f.spec.keep_alive / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
@@ -409,6 +414,8 @@ impl Function {
             return;
         }
         let ctx = self.ctx.clone();
+        let pending = self.shutting_down.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
         self.ctx.handle.spawn_blocking(move || {
             for e in &envs {
                 environment::kill(&*ctx.cgroups, e);
@@ -419,6 +426,7 @@ impl Function {
                     tracing::warn!(env = %e.id, ?left, "an environment's shutdown left cgroups behind");
                 }
             }
+            pending.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -639,7 +647,7 @@ impl Function {
         let mut removed = Vec::new();
         let mut left = Vec::new();
         for e in &envs {
-            let failed = environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(5));
+            let failed = environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(10));
             if failed.is_empty() {
                 removed.push(format!("environment {} (sandbox pid {})", e.id, e.sandbox_pid));
             }
@@ -655,7 +663,8 @@ impl Function {
     /// the function, and removes what they started meanwhile. Returns what was left behind.
     pub(crate) fn close_finish(&self, deadline: Instant) -> Vec<String> {
         let mut left = Vec::new();
-        while self.pool().in_flight > 0 && Instant::now() < deadline {
+        let busy = || self.pool().in_flight > 0 || self.shutting_down.load(Ordering::SeqCst) > 0;
+        while busy() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         let late: Vec<Arc<Environment>> = std::mem::take(&mut self.pool().all).into_values().collect();
@@ -666,6 +675,9 @@ impl Function {
         }
         if self.pool().in_flight > 0 {
             left.push(format!("function {}: invokes still in flight at teardown's deadline", self.spec.name));
+        }
+        if self.shutting_down.load(Ordering::SeqCst) > 0 {
+            left.push(format!("function {}: environment shutdowns unfinished at teardown's deadline", self.spec.name));
         }
         left
     }
