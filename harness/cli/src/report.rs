@@ -199,15 +199,20 @@ fn per_tenant_section(o: &mut String, t: &TierSummary) {
     let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
     let mut rows: Vec<&TenantSummary> = t.per_tenant.iter().collect();
     if rows.len() > FULL_TABLE_MAX {
-        let spread = |f: &dyn Fn(&TenantSummary) -> f64| Spread::of(&rows.iter().map(|p| f(p)).collect::<Vec<_>>());
-        let sent = spread(&|p| p.traffic.sent as f64);
-        let p50 = spread(&|p| p.latency.corrected.p50_us);
-        let p99 = spread(&|p| p.latency.corrected.p99_us);
+        // Latency spreads over the tenants that have latency samples (an ok request).
+        let served: Vec<&TenantSummary> = rows.iter().copied().filter(|p| p.latency.corrected.count > 0).collect();
+        let spread = |of: &[&TenantSummary], f: &dyn Fn(&TenantSummary) -> f64| {
+            Spread::of(&of.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        let sent = spread(&rows, &|p| p.traffic.sent as f64);
+        let p50 = spread(&served, &|p| p.latency.corrected.p50_us);
+        let p99 = spread(&served, &|p| p.latency.corrected.p99_us);
         let failed = rows.iter().filter(|p| p.traffic.errors + p.traffic.timeouts > 0).count();
         let silent = rows.iter().filter(|p| p.traffic.sent == 0).count();
+        let unserved = rows.len() - served.len();
         let _ = writeln!(
             o,
-            "{} tenants: requests sent per tenant min {:.0} / median {:.0} / max {:.0}; per-tenant p50 min {} / median {} / max {}; per-tenant p99 min {} / median {} / max {}. {failed} tenant(s) saw errors or timeouts, {silent} sent nothing.\n",
+            "{} tenants: requests sent per tenant min {:.0} / median {:.0} / max {:.0}; per-tenant p50 min {} / median {} / max {}; per-tenant p99 min {} / median {} / max {}. {failed} tenant(s) saw errors or timeouts, {unserved} had no ok request, {silent} sent nothing.\n",
             rows.len(),
             sent.min,
             sent.median,
