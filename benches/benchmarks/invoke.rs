@@ -34,6 +34,13 @@ const SCENARIO: &str = r#"
 format_version = 1
 name = "bench-invoke"
 
+[run]                   # unused: the bench sends its own requests
+duration = "1s"
+rate = "1"
+arrival = "constant"
+timeout = "5s"
+seed = 1
+
 [tenants]
 count = 1
 
@@ -55,17 +62,23 @@ memory = 512
 [[tier]]
 id = "lambda-per-tenant"
 memory = 128
+timeout = "5s"
 keep_alive = "10m"
+concurrency = 1000
 
 [[tier]]
 id = "lambda-shared"
 memory = 128
+timeout = "5s"
 keep_alive = "10m"
+concurrency = 1000
 
 [[tier]]
 id = "lambda-tenant-isolation"
 memory = 128
+timeout = "5s"
 keep_alive = "10m"
+concurrency = 1000
 "#;
 
 /// Why this process cannot run the emulator, if it cannot.
