@@ -54,6 +54,7 @@ pub struct Summary {
 }
 
 /// The harness process's own memory, from `/proc/self/status`, read after teardown.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HarnessUsage {
     /// Peak resident set size over the whole run (`VmHWM`).
@@ -64,6 +65,7 @@ pub struct HarnessUsage {
 
 /// A tier's phases and what its instances or execution environments held in memory: the
 /// overhead of one isolation unit at this tier's count.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Footprint {
     /// Wall time of deploy (every workload answering), traffic and teardown.
