@@ -3,8 +3,10 @@
 use criterion::criterion_main;
 
 mod benchmarks {
+    /// Per-tier request and invoke latency on the local emulator, warm and cold (needs root).
+    pub mod invoke;
     /// isobench-load: schedule generation and completion recording.
     pub mod load;
 }
 
-criterion_main!(benchmarks::load::schedule, benchmarks::load::record);
+criterion_main!(benchmarks::load::schedule, benchmarks::load::record, benchmarks::invoke::invoke);

@@ -1,7 +1,6 @@
 //! The cost model at the edge: load the pricing table from the flags, check before deploy that
 //! it prices every tier, and fill the summary's cost, calibration and pricing fields after a run.
 
-use hdrhistogram::Histogram;
 use isobench_core::plan::{Plan, TierPlan};
 use isobench_cost::{Pricing, TierShape};
 use isobench_load::LoadReport;
@@ -44,14 +43,14 @@ pub fn calibration(tp: &TierPlan, instance_start: Spread, report: &LoadReport) -
 
 /// The spread of every cold start's INIT duration, in milliseconds, over all tenants.
 fn init_spread(report: &LoadReport) -> Option<Spread> {
-    let mut all: Option<Histogram<u64>> = None;
-    for s in report.per.values().filter(|s| !s.init.is_empty()) {
-        match &mut all {
-            Some(h) => h.add(&s.init).ok()?,
-            None => all = Some(s.init.clone()),
-        }
+    let mut all = isobench_load::Hist::new();
+    for s in report.per.values() {
+        all.add(&s.init);
     }
-    let h = all?;
+    if all.is_empty() {
+        return None;
+    }
+    let h = all.histogram();
     let ms = |ns: u64| ns as f64 / 1e6;
     Some(Spread { count: h.len(), min: ms(h.min()), median: ms(h.value_at_quantile(0.5)), max: ms(h.max()) })
 }

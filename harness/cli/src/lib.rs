@@ -19,6 +19,7 @@ mod run;
 mod signals;
 mod summarize;
 mod sweep;
+mod usage;
 
 use clap::Parser;
 

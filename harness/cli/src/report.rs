@@ -3,7 +3,17 @@
 
 use std::fmt::Write;
 
-use isobench_results::{Percentiles, Summary, TierSummary};
+use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary};
+
+/// Above this many tenants (or instances) a tier's tables show a spread and the worst rows
+/// instead of one row each; `summary.json` keeps every row.
+const FULL_TABLE_MAX: usize = 20;
+/// Rows shown of a summarized table: the tenants with the highest p99, the slowest starts.
+const WORST_ROWS: usize = 10;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
 
 fn ms(us: f64) -> String {
     if us < 1000.0 {
@@ -55,6 +65,9 @@ pub fn terminal_table(s: &Summary) -> String {
         o,
         "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"
     );
+    if let Some(h) = &s.harness {
+        let _ = writeln!(o, "harness: peak RSS {}, wall time {:.1} s", mib(h.peak_rss_bytes), s.wall_time_s);
+    }
     if !s.left_behind.is_empty() {
         let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
     }
@@ -133,27 +146,7 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
     o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
     o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
-    let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
-    let _ = writeln!(
-        o,
-        "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for p in &t.per_tenant {
-        let c = &p.latency.corrected;
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            p.tenant,
-            p.traffic.sent,
-            p.traffic.ok,
-            errors_cell(&p.traffic),
-            p.traffic.timeouts,
-            ms(c.p50_us),
-            ms(c.p99_us),
-            ms(c.p999_us),
-            ms(p.latency.generator_lag.p99_us)
-        );
-    }
+    per_tenant_section(o, t);
     functions_section(o, t);
     let s = &t.instance_start_ms;
     let _ = writeln!(
@@ -161,8 +154,15 @@ fn tier_section(o: &mut String, t: &TierSummary) {
         "\n### Instances\n\nStart time (create → workload answering): median {:.2} ms, min {:.2} ms, max {:.2} ms over {}. Teardown {:.1} ms.\n",
         s.median, s.min, s.max, s.count, t.teardown_ms
     );
+    footprint_section(o, t);
+    let mut shown: Vec<&isobench_results::InstanceSummary> = t.instances.iter().collect();
+    if shown.len() > FULL_TABLE_MAX {
+        let _ = writeln!(o, "The {WORST_ROWS} slowest starts of {} (all in `summary.json`):\n", shown.len());
+        shown.sort_by(|a, b| b.start_ms.total_cmp(&a.start_ms));
+        shown.truncate(WORST_ROWS);
+    }
     let _ = writeln!(o, "| instance | tenants | address | start | CPU | memory |\n|---|---|---|---|---|---|");
-    for i in &t.instances {
+    for i in shown {
         let tenants = if i.tenants.len() > 3 { format!("{} tenants", i.tenants.len()) } else { i.tenants.join(", ") };
         let _ = writeln!(
             o,
@@ -175,6 +175,85 @@ fn tier_section(o: &mut String, t: &TierSummary) {
             i.memory_bytes.map_or("-".into(), |b| format!("{} MiB", b >> 20)),
         );
     }
+}
+
+fn tenant_row(o: &mut String, p: &TenantSummary) {
+    let c = &p.latency.corrected;
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        p.tenant,
+        p.traffic.sent,
+        p.traffic.ok,
+        errors_cell(&p.traffic),
+        p.traffic.timeouts,
+        ms(c.p50_us),
+        ms(c.p99_us),
+        ms(c.p999_us),
+        ms(p.latency.generator_lag.p99_us)
+    );
+}
+
+/// One row per tenant, or for many tenants the spread over tenants and the worst ones.
+fn per_tenant_section(o: &mut String, t: &TierSummary) {
+    let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
+    let mut rows: Vec<&TenantSummary> = t.per_tenant.iter().collect();
+    if rows.len() > FULL_TABLE_MAX {
+        // Latency spreads over the tenants that have latency samples (an ok request).
+        let served: Vec<&TenantSummary> = rows.iter().copied().filter(|p| p.latency.corrected.count > 0).collect();
+        let spread = |of: &[&TenantSummary], f: &dyn Fn(&TenantSummary) -> f64| {
+            Spread::of(&of.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        let sent = spread(&rows, &|p| p.traffic.sent as f64);
+        let p50 = spread(&served, &|p| p.latency.corrected.p50_us);
+        let p99 = spread(&served, &|p| p.latency.corrected.p99_us);
+        let failed = rows.iter().filter(|p| p.traffic.errors + p.traffic.timeouts > 0).count();
+        let silent = rows.iter().filter(|p| p.traffic.sent == 0).count();
+        let unserved = rows.len() - served.len();
+        let _ = writeln!(
+            o,
+            "{} tenants: requests sent per tenant min {:.0} / median {:.0} / max {:.0}; per-tenant p50 min {} / median {} / max {}; per-tenant p99 min {} / median {} / max {}. {failed} tenant(s) saw errors or timeouts, {unserved} had no ok request, {silent} sent nothing.\n",
+            rows.len(),
+            sent.min,
+            sent.median,
+            sent.max,
+            ms(p50.min),
+            ms(p50.median),
+            ms(p50.max),
+            ms(p99.min),
+            ms(p99.median),
+            ms(p99.max),
+        );
+        let _ = writeln!(o, "The {WORST_ROWS} tenants with the highest p99 (every tenant is in `summary.json`):\n");
+        rows.sort_by(|a, b| b.latency.corrected.p99_us.total_cmp(&a.latency.corrected.p99_us));
+        rows.truncate(WORST_ROWS);
+    }
+    let _ = writeln!(
+        o,
+        "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for p in rows {
+        tenant_row(o, p);
+    }
+}
+
+/// Phase times and per-unit memory, when the run recorded them.
+fn footprint_section(o: &mut String, t: &TierSummary) {
+    let Some(f) = &t.footprint else { return };
+    let mem = |b: Option<u64>| b.map_or("n/a".to_string(), mib);
+    let _ = writeln!(
+        o,
+        "Phases: deploy {:.0} ms, traffic {:.1} s, teardown {:.0} ms. Memory of the tier's {} instance(s) or environment(s) (the run's cgroup): {} after deploy, {} after traffic, {} each. Harness RSS {} before deploy, {} after traffic.\n",
+        f.deploy_ms,
+        f.traffic_s,
+        f.teardown_ms,
+        f.units,
+        mem(f.memory_after_deploy_bytes),
+        mem(f.memory_after_traffic_bytes),
+        mem(f.memory_per_unit_bytes),
+        mib(f.harness_rss_before_bytes),
+        mib(f.harness_rss_after_traffic_bytes),
+    );
 }
 
 fn xml(s: &str) -> String {
@@ -370,6 +449,14 @@ pub fn markdown(s: &Summary) -> String {
     }
     if !s.left_behind.is_empty() {
         let _ = writeln!(o, "\n## Left behind\n\n{}\n\nRun `isobench sweep` to remove them.", s.left_behind.join("\n"));
+    }
+    if let Some(h) = &s.harness {
+        let _ = writeln!(
+            o,
+            "\nHarness process: peak RSS {}, {} at the end (`/proc/self/status` VmHWM, VmRSS).",
+            mib(h.peak_rss_bytes),
+            mib(h.rss_at_end_bytes)
+        );
     }
     let _ = writeln!(o, "\nFull histograms: `{}` (HdrHistogram interval log, values in ns).", s.histograms);
     o

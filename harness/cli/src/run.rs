@@ -15,7 +15,7 @@ use crate::args::{RunArgs, Target, ValidateArgs};
 use crate::errors::CliError;
 use crate::progress::Progress;
 use crate::summarize::{HistogramLog, probe_cells, tier_summary};
-use crate::{hostinfo, render, report, signals};
+use crate::{hostinfo, render, report, signals, usage};
 
 pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
     let (scenario, src) = load_scenario(&a.scenario)?;
@@ -165,6 +165,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         left_behind: left_behind.clone(),
         histograms: isobench_results::HISTOGRAMS_FILE.into(),
         pricing: None,
+        harness: Some(usage::harness_usage()),
     };
     crate::cost::fill(&mut summary, &prepared.plan, &prepared.pricing);
     write_results(&prepared.out, &summary, &hlog)?;
@@ -211,7 +212,11 @@ fn run_tiers(
             break;
         }
         progress.line(&format!("[{}] deploying {} tenants", tp.tier, tp.tenants.len()));
+        let rss_before = usage::rss_bytes();
+        let deploy_started = Instant::now();
         let deployment = backend.deploy(tp).map_err(|e| deploy_error(tp, e))?;
+        let deploy_time = deploy_started.elapsed();
+        let memory_after_deploy = backend.memory_in_use();
         let starts: Vec<f64> = deployment.instances.iter().map(|i| i.start_time.as_secs_f64() * 1e3).collect();
         progress.line(&format!(
             "[{}] {} instance(s) up; start time median {:.2} ms",
@@ -231,6 +236,8 @@ fn run_tiers(
                 .map_err(|e| CliError::Internal(anyhow::anyhow!("probes for tier {} failed: {e}", tp.tier)))?;
             (Some(r), p)
         };
+        let memory_after_traffic = backend.memory_in_use();
+        let rss_after_traffic = usage::rss_bytes();
         let noisy = match (&plan.scenario.noisy_neighbour, &report) {
             (Some(n), Some(_)) => crate::noisy::measure(n, &spec, &deployment, cancel, progress)
                 .map_err(|e| CliError::Internal(anyhow::anyhow!("tier {}: {e}", tp.tier)))?,
@@ -247,6 +254,13 @@ fn run_tiers(
             if backend.info().fidelity != isobench_core::backend::Fidelity::Cloud {
                 summary.calibration = crate::cost::calibration(tp, summary.instance_start_ms, &report);
             }
+            summary.footprint = Some(footprint(
+                &summary,
+                deploy_time,
+                [memory_after_deploy, memory_after_traffic],
+                [rss_before, rss_after_traffic],
+            ));
+            progress.line(&footprint_line(&summary));
             if let Some(p) = &probe_report {
                 summary.probes = probe_cells(p);
                 for e in &p.errors {
@@ -260,6 +274,49 @@ fn run_tiers(
         }
     }
     Ok(())
+}
+
+/// Phase times and memory per instance or environment of one tier.
+fn footprint(
+    t: &TierSummary,
+    deploy: Duration,
+    memory: [Option<u64>; 2],
+    rss: [u64; 2],
+) -> isobench_results::Footprint {
+    // Lambda: the environments still held when traffic ended (the keep-alive may have reaped
+    // some); the other tiers: their instances or tasks.
+    let units = match &t.environments {
+        Some(e) => e.frozen_at_end,
+        None => t.instances.len() as u64,
+    };
+    isobench_results::Footprint {
+        deploy_ms: deploy.as_secs_f64() * 1e3,
+        traffic_s: t.duration_s,
+        teardown_ms: t.teardown_ms,
+        units,
+        memory_after_deploy_bytes: memory[0],
+        memory_after_traffic_bytes: memory[1],
+        memory_per_unit_bytes: memory[1].filter(|_| units > 0).map(|m| m / units),
+        harness_rss_before_bytes: rss[0],
+        harness_rss_after_traffic_bytes: rss[1],
+    }
+}
+
+/// One progress line on a tier's footprint.
+fn footprint_line(t: &TierSummary) -> String {
+    let Some(f) = &t.footprint else { return String::new() };
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let per_unit = f.memory_per_unit_bytes.map_or("n/a".into(), |b| format!("{:.2} MiB", mib(b)));
+    format!(
+        "[{}] deploy {:.0} ms, traffic {:.1} s, teardown {:.0} ms; {} unit(s), {per_unit} each; harness RSS {:.0} -> {:.0} MiB",
+        t.tier,
+        f.deploy_ms,
+        f.traffic_s,
+        f.teardown_ms,
+        f.units,
+        mib(f.harness_rss_before_bytes),
+        mib(f.harness_rss_after_traffic_bytes)
+    )
 }
 
 type TrafficResult = Result<isobench_load::LoadReport, isobench_load::LoadError>;

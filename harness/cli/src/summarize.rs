@@ -9,14 +9,22 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use isobench_core::plan::TierPlan;
 use isobench_core::{Deployment, TierId, backend::TeardownReport};
-use isobench_load::{LoadReport, LoadSpec, OpStats};
+use isobench_load::{Hist, LoadReport, LoadSpec, OpStats};
 use isobench_results::{
     Environments, FunctionFigures, InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary,
     TierSummary, Traffic,
 };
 
 /// Percentiles of a histogram recorded in nanoseconds, in microseconds.
-pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+pub fn percentiles(h: &Hist) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    histogram_percentiles(&h.histogram())
+}
+
+/// [`percentiles`] of a plain histogram.
+pub fn histogram_percentiles(h: &Histogram<u64>) -> Percentiles {
     if h.is_empty() {
         return Percentiles::default();
     }
@@ -167,6 +175,7 @@ pub fn tier_summary(
         probes: Vec::new(),
         cost: None,
         calibration: Vec::new(),
+        footprint: None,
     }
 }
 
@@ -244,24 +253,14 @@ impl HistogramLog {
             .begin_log_with(&mut self.buf, &mut ser)
             .map_err(|e| HistogramLogError { tag: tier.to_string(), reason: e.to_string() })?;
         for ((tenant, op), s) in &r.per {
-            let measures = [
-                ("corrected", &s.corrected),
-                ("uncorrected", &s.uncorrected),
-                ("lag", &s.lag),
-                ("corrected_cold", &s.corrected_cold),
-                ("corrected_warm", &s.corrected_warm),
-                ("uncorrected_cold", &s.uncorrected_cold),
-                ("uncorrected_warm", &s.uncorrected_warm),
-                ("init", &s.init),
-            ];
-            for (i, (measure, h)) in measures.into_iter().enumerate() {
+            for (i, (measure, h)) in s.histograms().into_iter().enumerate() {
                 // The first three always (a reader can count on them); the function split only
                 // where there is one.
                 if i >= 3 && h.is_empty() {
                     continue;
                 }
                 let tag = format!("{tier}/{tenant}/{op}/{measure}");
-                w.write_histogram(h, start, r.wall, Tag::new(&tag))
+                w.write_histogram(&h.histogram(), start, r.wall, Tag::new(&tag))
                     .map_err(|e| HistogramLogError { tag: tag.clone(), reason: e.to_string() })?;
             }
         }
@@ -283,7 +282,7 @@ mod tests {
         for v in 1..=1000u64 {
             h.record(v * 1000).unwrap();
         }
-        let p = percentiles(&h);
+        let p = histogram_percentiles(&h);
         assert_eq!(p.count, 1000);
         assert!((p.p50_us - 500.0).abs() < 1.0, "{p:?}");
         assert!((p.max_us - 1000.0).abs() < 1.0, "{p:?}");

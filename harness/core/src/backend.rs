@@ -208,4 +208,11 @@ pub trait Backend: Send {
     /// Removes everything this backend created in this process. Idempotent; also called on
     /// error and on signals.
     fn teardown_all(&mut self) -> Result<TeardownReport, BackendError>;
+
+    /// Memory the deployed instances and execution environments hold on the host now, in
+    /// bytes, as the host accounts it (the local emulator: the run's memory cgroup); `None`
+    /// where the backend cannot tell (a cloud backend: the memory is not on this host).
+    fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
 }

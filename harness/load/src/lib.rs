@@ -100,6 +100,7 @@
 pub mod budget;
 mod clock;
 mod driver;
+pub mod hist;
 mod netns;
 pub mod schedule;
 pub mod stats;
@@ -108,6 +109,7 @@ use std::time::Duration;
 
 pub use budget::BudgetWatch;
 pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
+pub use hist::Hist;
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};

@@ -18,8 +18,8 @@ use isobench_core::backend::StartKind;
 use isobench_core::workload_api::Op;
 use serde::Serialize;
 
-/// Significant figures of every histogram (0.1% relative precision).
-pub const SIGFIG: u8 = 3;
+use crate::hist::rec;
+pub use crate::hist::{Hist, SIGFIG, new_histogram};
 
 /// Why a sent request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -162,21 +162,6 @@ pub struct Completion {
     pub invoke: Option<InvokeFacts>,
 }
 
-/// Records a value, growing the histogram as needed (`saturating_record` would clamp to the
-/// current range instead of growing it).
-#[inline]
-fn rec(h: &mut Histogram<u64>, v: u64) {
-    if h.record(v).is_err() {
-        h.saturating_record(v);
-    }
-}
-
-/// An empty auto-resizing histogram at [`SIGFIG`] significant figures.
-pub fn new_histogram() -> Histogram<u64> {
-    // Auto-resizing: any latency up to u64::MAX ns is recorded without clipping.
-    Histogram::new(SIGFIG).expect("3 significant figures is a valid histogram precision")
-}
-
 /// Counts and latency distributions of one (tenant, operation), or of a merge of several.
 ///
 /// Identity: `sent == ok + errors + timeouts`. Histograms are in nanoseconds; `corrected` and
@@ -189,7 +174,7 @@ pub fn new_histogram() -> Histogram<u64> {
 /// `corrected_cold.len() == uncorrected_cold.len() == cold`, and `cold +
 /// corrected_warm.len() == ok` whenever every ok result said how it started (a result without
 /// a `start` is in neither half).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpStats {
     pub sent: u64,
     pub ok: u64,
@@ -200,28 +185,28 @@ pub struct OpStats {
     /// Due but never sent (see [`Outcome::NotSent`]); not part of `sent`.
     pub not_sent: u64,
     /// Completion − intended start: latency corrected for coordinated omission.
-    pub corrected: Histogram<u64>,
+    pub corrected: Hist,
     /// Completion − actual send: what a closed-loop tool would report.
-    pub uncorrected: Histogram<u64>,
+    pub uncorrected: Hist,
     /// Actual send − intended start: the generator's own scheduling and queueing delay.
-    pub lag: Histogram<u64>,
+    pub lag: Hist,
     /// Completion − actual send of the timed-out requests: when each was given up, to be
     /// compared with the timeout (never a latency sample).
-    pub timed_out: Histogram<u64>,
+    pub timed_out: Hist,
     /// Of `ok`: invokes that started a new execution environment (cold starts).
     pub cold: u64,
     /// `corrected` of the ok cold-start invokes.
-    pub corrected_cold: Histogram<u64>,
+    pub corrected_cold: Hist,
     /// `corrected` of the ok invokes that reused a warm environment.
-    pub corrected_warm: Histogram<u64>,
+    pub corrected_warm: Hist,
     /// `uncorrected` of the ok cold-start invokes.
-    pub uncorrected_cold: Histogram<u64>,
+    pub uncorrected_cold: Hist,
     /// `uncorrected` of the ok invokes that reused a warm environment.
-    pub uncorrected_warm: Histogram<u64>,
+    pub uncorrected_warm: Hist,
     /// INIT duration of every cold start, whatever became of its invoke (a cold start whose
     /// invoke then failed still cost its INIT). Invokes the driver timed out or aborted
     /// returned no result, so their cold starts are not seen here.
-    pub init: Histogram<u64>,
+    pub init: Hist,
     /// Sum of the billed durations of the invoke results that carried one, in milliseconds,
     /// whatever their outcome (a failed invoke is billed too).
     pub billed_ms_total: u64,
@@ -235,33 +220,6 @@ pub struct OpStats {
     pub memory_mb: Option<u32>,
 }
 
-impl Default for OpStats {
-    fn default() -> Self {
-        OpStats {
-            sent: 0,
-            ok: 0,
-            errors: BTreeMap::new(),
-            timeouts: 0,
-            not_found: 0,
-            not_sent: 0,
-            corrected: new_histogram(),
-            uncorrected: new_histogram(),
-            lag: new_histogram(),
-            timed_out: new_histogram(),
-            cold: 0,
-            corrected_cold: new_histogram(),
-            corrected_warm: new_histogram(),
-            uncorrected_cold: new_histogram(),
-            uncorrected_warm: new_histogram(),
-            init: new_histogram(),
-            billed_ms_total: 0,
-            billed_invokes: 0,
-            billed_mb_ms_total: 0,
-            memory_mb: None,
-        }
-    }
-}
-
 impl OpStats {
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
@@ -272,6 +230,25 @@ impl OpStats {
         self.sent == self.ok + self.errors_total() + self.timeouts
     }
 
+    /// Bytes the histograms hold on the heap: nothing for those never recorded into.
+    pub fn histogram_bytes(&self) -> usize {
+        self.histograms().iter().map(|(_, h)| h.heap_bytes()).sum()
+    }
+
+    /// Every histogram with its measure name, in the order of the histogram log.
+    pub fn histograms(&self) -> [(&'static str, &Hist); 8] {
+        [
+            ("corrected", &self.corrected),
+            ("uncorrected", &self.uncorrected),
+            ("lag", &self.lag),
+            ("corrected_cold", &self.corrected_cold),
+            ("corrected_warm", &self.corrected_warm),
+            ("uncorrected_cold", &self.uncorrected_cold),
+            ("uncorrected_warm", &self.uncorrected_warm),
+            ("init", &self.init),
+        ]
+    }
+
     /// Adds one completion.
     pub fn record(&mut self, c: &Completion) {
         if c.outcome == Outcome::NotSent {
@@ -279,7 +256,7 @@ impl OpStats {
             return;
         }
         self.sent += 1;
-        rec(&mut self.lag, c.sent_ns.saturating_sub(c.intended_ns));
+        self.lag.record(c.sent_ns.saturating_sub(c.intended_ns));
         let start = c.invoke.and_then(|f| f.start);
         if let Some(f) = &c.invoke {
             self.record_invoke(f);
@@ -290,17 +267,17 @@ impl OpStats {
                 self.not_found += u64::from(not_found);
                 let corrected = c.done_ns.saturating_sub(c.intended_ns);
                 let uncorrected = c.done_ns.saturating_sub(c.sent_ns);
-                rec(&mut self.corrected, corrected);
-                rec(&mut self.uncorrected, uncorrected);
+                self.corrected.record(corrected);
+                self.uncorrected.record(uncorrected);
                 match start {
                     Some(StartKind::Cold { .. }) => {
                         self.cold += 1;
-                        rec(&mut self.corrected_cold, corrected);
-                        rec(&mut self.uncorrected_cold, uncorrected);
+                        self.corrected_cold.record(corrected);
+                        self.uncorrected_cold.record(uncorrected);
                     }
                     Some(StartKind::Warm) => {
-                        rec(&mut self.corrected_warm, corrected);
-                        rec(&mut self.uncorrected_warm, uncorrected);
+                        self.corrected_warm.record(corrected);
+                        self.uncorrected_warm.record(uncorrected);
                     }
                     None => {}
                 }
@@ -308,7 +285,7 @@ impl OpStats {
             Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
             Outcome::Timeout => {
                 self.timeouts += 1;
-                rec(&mut self.timed_out, c.done_ns.saturating_sub(c.sent_ns));
+                self.timed_out.record(c.done_ns.saturating_sub(c.sent_ns));
             }
             Outcome::NotSent => unreachable!("handled above"),
         }
@@ -317,7 +294,7 @@ impl OpStats {
     /// The cold-start and billing facts of one invoke result, whatever its outcome.
     fn record_invoke(&mut self, f: &InvokeFacts) {
         if let Some(StartKind::Cold { init }) = f.start {
-            rec(&mut self.init, u64::try_from(init.as_nanos()).unwrap_or(u64::MAX));
+            self.init.record(u64::try_from(init.as_nanos()).unwrap_or(u64::MAX));
         }
         if let Some(ms) = f.billed_ms {
             self.billed_ms_total = self.billed_ms_total.saturating_add(ms);
@@ -341,7 +318,6 @@ impl OpStats {
         self.timeouts += other.timeouts;
         self.not_found += other.not_found;
         self.not_sent += other.not_sent;
-        // Auto-resizing histograms of equal precision always merge.
         for (dst, src) in [
             (&mut self.corrected, &other.corrected),
             (&mut self.uncorrected, &other.uncorrected),
@@ -353,7 +329,7 @@ impl OpStats {
             (&mut self.uncorrected_warm, &other.uncorrected_warm),
             (&mut self.init, &other.init),
         ] {
-            dst.add(src).expect("auto-resizing histograms merge");
+            dst.add(src);
         }
         self.cold += other.cold;
         self.billed_ms_total = self.billed_ms_total.saturating_add(other.billed_ms_total);
@@ -662,6 +638,25 @@ mod tests {
         for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
             assert!(h.is_empty());
         }
+    }
+
+    #[test]
+    fn cells_allocate_only_the_histograms_they_record_into() {
+        let untouched = OpStats::default();
+        assert_eq!(untouched.histogram_bytes(), 0, "an untouched cell allocates nothing");
+        let mut http = OpStats::default();
+        for i in 0..40 {
+            http.record(&c(0, Op::Get, i, i + 5, i + 2_000_000, Outcome::Ok { not_found: false }));
+        }
+        let touched: Vec<&str> =
+            http.histograms().into_iter().filter(|(_, h)| h.heap_bytes() > 0).map(|(m, _)| m).collect();
+        assert_eq!(touched, ["corrected", "uncorrected", "lag"], "HTTP cells have no cold/warm split");
+        // 40 samples in three histograms: a few KiB, where three histograms of millisecond
+        // values would take ~450 KB.
+        assert!(http.histogram_bytes() < 4 * 1024, "{} B", http.histogram_bytes());
+        let mut reference = new_histogram();
+        (0..40).for_each(|_| reference.record(2_000_000 - 5).unwrap());
+        assert_eq!(*http.uncorrected.histogram(), reference);
     }
 
     #[test]

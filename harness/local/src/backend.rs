@@ -582,6 +582,19 @@ impl Backend for LocalBackend {
         report.duration = t0.elapsed();
         Ok(report)
     }
+
+    /// The run's memory cgroup: every instance, task and execution environment of the run
+    /// lives below it, and nothing else does.
+    fn memory_in_use(&self) -> Option<u64> {
+        let dirs = self.run_dirs.clone()?;
+        match self.shared.cgroups.memory_usage(&cgroup::Cgroup { dirs }) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to read the run's memory usage");
+                None
+            }
+        }
+    }
 }
 
 impl Drop for LocalBackend {

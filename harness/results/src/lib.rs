@@ -48,6 +48,48 @@ pub struct Summary {
     /// The pricing table the cost figures came from, when costs were computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PricingInfo>,
+    /// What the harness process itself used (generator, recorders, emulator, Runtime APIs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<HarnessUsage>,
+}
+
+/// The harness process's own memory, from `/proc/self/status`, read after teardown.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HarnessUsage {
+    /// Peak resident set size over the whole run (`VmHWM`).
+    pub peak_rss_bytes: u64,
+    /// Resident set size at the end (`VmRSS`).
+    pub rss_at_end_bytes: u64,
+}
+
+/// A tier's phases and what its instances or execution environments held in memory: the
+/// overhead of one isolation unit at this tier's count.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// Wall time of deploy (every workload answering), traffic and teardown.
+    pub deploy_ms: f64,
+    pub traffic_s: f64,
+    pub teardown_ms: f64,
+    /// Instances or tasks (EC2, ECS), or execution environments held at the end of traffic
+    /// (Lambda): what the memory below is divided by.
+    pub units: u64,
+    /// Memory charged to the run's cgroup (all the tier's instances or environments: their
+    /// processes, page cache and kernel memory as the host accounts it) after deploy and at
+    /// the end of traffic, in bytes. Absent where the backend cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_after_deploy_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_after_traffic_bytes: Option<u64>,
+    /// `memory_after_traffic_bytes / units`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_unit_bytes: Option<u64>,
+    /// The harness's resident set before deploy and at the end of traffic, in bytes; their
+    /// difference over `units` is what one unit costs the harness (its sockets, recorders,
+    /// Runtime API state).
+    pub harness_rss_before_bytes: u64,
+    pub harness_rss_after_traffic_bytes: u64,
 }
 
 /// Where the prices came from: figures are only as good as their date and source.
@@ -299,6 +341,9 @@ pub struct TierSummary {
     /// Published cloud timings beside the emulator's measured ones (local runs). Modelled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calibration: Vec<CalibrationEntry>,
+    /// Phase times and per-unit memory of the tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footprint: Option<Footprint>,
 }
 
 /// The modelled cost of one tier: one documented formula, the line items it summed, and the

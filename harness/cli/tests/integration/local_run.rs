@@ -8,11 +8,11 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use crate::needs_root;
 use crate::util::*;
 
-fn tier<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+pub(crate) fn tier<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     s["tiers"].as_array().unwrap().iter().find(|t| t["tier"] == id).unwrap_or_else(|| panic!("no tier {id}"))
 }
 
-fn assert_all_balanced(s: &serde_json::Value) {
+pub(crate) fn assert_all_balanced(s: &serde_json::Value) {
     for t in s["tiers"].as_array().unwrap() {
         let name = t["tier"].as_str().unwrap();
         assert_balanced(&t["traffic"], name);
@@ -26,7 +26,7 @@ fn assert_all_balanced(s: &serde_json::Value) {
 }
 
 /// Sum of the counts of all histograms in the log whose tag ends with `/measure`, per tier.
-fn histogram_counts(out: &std::path::Path, tier: &str, measure: &str) -> u64 {
+pub(crate) fn histogram_counts(out: &std::path::Path, tier: &str, measure: &str) -> u64 {
     let bytes = std::fs::read(out.join("histograms.hlog")).unwrap();
     let mut d = Deserializer::new();
     let mut total = 0;

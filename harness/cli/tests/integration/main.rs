@@ -18,6 +18,8 @@ mod local_run;
 mod probes;
 /// `isobench report DIR`: re-rendering, and bad directories refused with exit 2.
 mod report_cmd;
+/// The scale run reduced for CI: 200 tenants on silo-ec2 and lambda-per-tenant.
+mod scale;
 /// The committed JSON Schema matches the types, and real summaries match it.
 mod schema;
 /// Bad scenarios and flags are refused before anything is deployed, with a location and exit 2.

@@ -79,6 +79,9 @@ pub(crate) trait CgroupDriver: Send + Sync + fmt::Debug {
     fn kill(&self, cg: &Cgroup) -> Result<(), FsError>;
     /// CPU time the cgroup's processes used so far.
     fn cpu_usage(&self, cg: &Cgroup) -> Result<Duration, FsError>;
+    /// Memory charged to the cgroup and its descendants now (anonymous and page cache), in
+    /// bytes: `memory.usage_in_bytes` (v1) or `memory.current` (v2).
+    fn memory_usage(&self, cg: &Cgroup) -> Result<u64, FsError>;
     /// How the workload joins `cg`. Writing a pid to `cgroup.procs` takes the kernel's global
     /// threadgroup lock, whose first use after an idle spell waits for an RCU grace period
     /// (6–18 ms, once 113 ms, measured on this project's machines), which would dominate an
@@ -319,6 +322,7 @@ pub(crate) fn rmdir_retry(dir: &Path, wait: Duration) -> io::Result<()> {
 pub(crate) fn remove_run(driver: &dyn CgroupDriver, run_id: &str) -> Vec<(PathBuf, String)> {
     let mut left = Vec::new();
     for d in run_dirs(driver, run_id) {
+        remove_empty_below(&d);
         if let Err(e) = rmdir_retry(&d, Duration::from_secs(1)) {
             left.push((d.clone(), format!("rmdir: {e}")));
         }
@@ -329,6 +333,19 @@ pub(crate) fn remove_run(driver: &dyn CgroupDriver, run_id: &str) -> Vec<(PathBu
     left
 }
 
+/// Removes the empty cgroups below `dir`, deepest first: what an instance's or environment's
+/// removal cut short. One that still holds a process stays (rmdir fails), and the run's own
+/// rmdir then reports it.
+fn remove_empty_below(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_below(&e.path());
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+}
+
 /// Writes `value` to `dir/file`.
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), FsError> {
     let path = dir.join(file);
@@ -336,6 +353,12 @@ pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), FsError> 
 }
 
 /// Reads `dir/file` as text.
+/// A control file holding one number.
+pub(crate) fn read_u64(dir: &Path, file: &str) -> Result<u64, FsError> {
+    let text = read(dir, file)?;
+    text.trim().parse().map_err(|_| FsError::parse(&dir.join(file), &text))
+}
+
 pub(crate) fn read(dir: &Path, file: &str) -> Result<String, FsError> {
     let path = dir.join(file);
     fs::read_to_string(&path).map_err(|e| FsError::new("read", &path, e))

@@ -144,6 +144,10 @@ impl CgroupDriver for V1 {
         }
     }
 
+    fn memory_usage(&self, cg: &Cgroup) -> Result<u64, FsError> {
+        super::read_u64(&cg.dirs[self.memory], "memory.usage_in_bytes")
+    }
+
     fn join(&self, cg: &Cgroup) -> Join {
         let threads =
             cg.dirs.iter().enumerate().filter(|(i, _)| Some(*i) != self.unified).map(|(_, d)| d.clone()).collect();

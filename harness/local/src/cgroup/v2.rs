@@ -94,6 +94,10 @@ impl CgroupDriver for V2 {
         usage_usec(&cg.dirs[0])
     }
 
+    fn memory_usage(&self, cg: &Cgroup) -> Result<u64, FsError> {
+        super::read_u64(&cg.dirs[0], "memory.current")
+    }
+
     fn join(&self, cg: &Cgroup) -> Join {
         Join { threads: Vec::new(), clone_into: Some(cg.dirs[0].clone()) }
     }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ use crate::sandbox::{FsView, SandboxSpec, env_pairs};
 
 /// Lambda's limit on the INIT phase (10 s for on-demand functions).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a tier's teardown waits for its functions' in-flight invokes to end once their
+/// environments are killed (they end within milliseconds; the rest is slack for a host whose
+/// load average is in the hundreds, where a cold start's INIT can run out its 10 s).
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(15);
 /// Lambda's default `/tmp` (512 MB of ephemeral storage).
 const TMP_SIZE: u64 = 512 << 20;
 
@@ -126,6 +130,9 @@ pub(crate) struct Function {
     pool: Mutex<Pool>,
     me: Weak<Function>,
     reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Background shutdowns of discarded environments not finished yet: teardown waits for
+    /// them as for invokes in flight, or the runtime's stop could drop them half done.
+    shutting_down: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Function {
@@ -175,6 +182,7 @@ impl Function {
             pool: Mutex::new(Pool::default()),
             me: me.clone(),
             reaper: Mutex::new(None),
+            shutting_down: Arc::new(AtomicUsize::new(0)),
         });
         let weak = Arc::downgrade(&f);
         let tick = (f.spec.keep_alive / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
@@ -406,6 +414,8 @@ impl Function {
             return;
         }
         let ctx = self.ctx.clone();
+        let pending = self.shutting_down.clone();
+        pending.fetch_add(1, Ordering::SeqCst);
         self.ctx.handle.spawn_blocking(move || {
             for e in &envs {
                 environment::kill(&*ctx.cgroups, e);
@@ -416,7 +426,27 @@ impl Function {
                     tracing::warn!(env = %e.id, ?left, "an environment's shutdown left cgroups behind");
                 }
             }
+            pending.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+
+    /// Kills and removes an environment the closed pool never saw, before the invoke that
+    /// started it ends: teardown waits for in-flight invokes and then removes the run's
+    /// cgroups, so this one must be gone by then (a background shutdown could still be
+    /// queued when the runtime stops).
+    async fn shut_down_now(&self, env: Arc<Environment>) {
+        let ctx = self.ctx.clone();
+        let done = self.ctx.handle.spawn_blocking(move || {
+            environment::kill(&*ctx.cgroups, &env);
+            environment::destroy(&*ctx.cgroups, &env, Duration::from_secs(5))
+        });
+        match done.await {
+            Ok(left) if !left.is_empty() => {
+                tracing::warn!(function = %self.spec.name, ?left, "a late environment's shutdown left cgroups behind")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(function = %self.spec.name, error = %e, "a late environment's shutdown failed"),
+        }
     }
 
     /// Creates an environment and waits for its INIT. On failure the environment is gone and
@@ -446,10 +476,21 @@ impl Function {
             rejected(errors::SERVICE, mem)
         };
         let ctx = self.ctx.clone();
-        let spawned = self.ctx.spawner.run(move |s| s.create(&*ctx.cgroups, req)).await;
+        let me = self.me.clone();
+        // Starts queue on the one spawner thread (a thousand cold starts at once, at scale): one
+        // whose function closed while it waited is dropped there instead of started and killed.
+        let spawned = self
+            .ctx
+            .spawner
+            .run(move |s| {
+                let closed = me.upgrade().is_none_or(|f| f.pool().closed);
+                (!closed).then(|| s.create(&*ctx.cgroups, req))
+            })
+            .await;
         let spawned = match spawned {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
+            Ok(None) => return Err(rejected(errors::NOT_FOUND, mem)),
+            Ok(Some(Ok(s))) => s,
+            Ok(Some(Err(e))) => {
                 let chain = error_chain(&e);
                 return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
             }
@@ -487,14 +528,16 @@ impl Function {
             }
         };
         self.ctx.handle.spawn(environment::watch(env.clone(), spawned.pidfd));
-        {
+        let closed = {
             let mut pool = self.pool();
-            if pool.closed {
-                drop(pool);
-                self.shut_down(vec![env]);
-                return Err(rejected(errors::NOT_FOUND, mem));
+            if !pool.closed {
+                pool.all.insert(number, env.clone());
             }
-            pool.all.insert(number, env.clone());
+            pool.closed
+        };
+        if closed {
+            self.shut_down_now(env).await;
+            return Err(rejected(errors::NOT_FOUND, mem));
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         let init = env.api.wait_init(INIT_TIMEOUT).await;
@@ -581,11 +624,12 @@ impl Function {
         (out, reaped)
     }
 
-    /// Stops the function (blocking): refuses new invokes, kills every environment (frozen
-    /// ones included), waits for in-flight invokes to end, and returns the count of
-    /// environments that were idle (frozen) when it was called, what was removed and what was
-    /// left behind.
-    pub(crate) fn close(&self) -> (u64, Vec<String>, Vec<String>) {
+    /// Stops the function, first half (blocking): refuses new invokes, kills and removes every
+    /// environment (frozen ones included), and returns the count of environments that were
+    /// idle (frozen) when it was called, what was removed and what was left behind. It does not
+    /// wait for invokes in flight: [`Self::close_finish`] does, so that a tier closes all its
+    /// functions first and their in-flight invokes end together, not one function after another.
+    pub(crate) fn close_begin(&self) -> (u64, Vec<String>, Vec<String>) {
         if let Some(r) = lock(&self.reaper).take() {
             r.abort();
         }
@@ -603,7 +647,7 @@ impl Function {
         let mut removed = Vec::new();
         let mut left = Vec::new();
         for e in &envs {
-            let failed = environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(5));
+            let failed = environment::destroy(&*self.ctx.cgroups, e, Duration::from_secs(10));
             if failed.is_empty() {
                 removed.push(format!("environment {} (sandbox pid {})", e.id, e.sandbox_pid));
             }
@@ -611,10 +655,16 @@ impl Function {
                 left.push(format!("environment {}: cgroup {} ({why})", e.id, path.display()));
             }
         }
-        // Invokes still in flight end now (their environments are gone); wait for them, so
-        // that nothing they were starting outlives the function.
-        let t0 = Instant::now();
-        while self.pool().in_flight > 0 && t0.elapsed() < Duration::from_secs(5) {
+        (idle, removed, left)
+    }
+
+    /// Stops the function, second half: invokes still in flight end now (their environments
+    /// are gone); waits for them until `deadline`, so that nothing they were starting outlives
+    /// the function, and removes what they started meanwhile. Returns what was left behind.
+    pub(crate) fn close_finish(&self, deadline: Instant) -> Vec<String> {
+        let mut left = Vec::new();
+        let busy = || self.pool().in_flight > 0 || self.shutting_down.load(Ordering::SeqCst) > 0;
+        while busy() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
         let late: Vec<Arc<Environment>> = std::mem::take(&mut self.pool().all).into_values().collect();
@@ -624,9 +674,12 @@ impl Function {
             }
         }
         if self.pool().in_flight > 0 {
-            left.push(format!("function {}: invokes still in flight after 5s", self.spec.name));
+            left.push(format!("function {}: invokes still in flight at teardown's deadline", self.spec.name));
         }
-        (idle, removed, left)
+        if self.shutting_down.load(Ordering::SeqCst) > 0 {
+            left.push(format!("function {}: environment shutdowns unfinished at teardown's deadline", self.spec.name));
+        }
+        left
     }
 }
 

@@ -283,11 +283,16 @@ impl Host {
         let mut report = TeardownReport::default();
         let mut frozen = 0;
         for f in &t.functions {
-            let (idle, removed, left) = f.close();
+            let (idle, removed, left) = f.close_begin();
             frozen += idle;
             report.removed.push(format!("function {} ({} environments)", f.spec.name, removed.len()));
             report.removed.extend(removed);
             report.left_behind.extend(left);
+        }
+        // One deadline for the whole tier: its in-flight invokes end together.
+        let deadline = Instant::now() + function::CLOSE_WAIT;
+        for f in &t.functions {
+            report.left_behind.extend(f.close_finish(deadline));
         }
         match code::remove(&t.staged) {
             Ok(()) => report.removed.push(format!("staged code {}", t.staged.display())),
