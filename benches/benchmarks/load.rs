@@ -23,6 +23,7 @@ fn schedule_spec(arrival: Arrival) -> ScheduleSpec {
         weights: vec![1.0; TENANTS],
         mix: MixSpec::default(),
         keys_per_tenant: 64,
+        shape: Default::default(),
     }
 }
 

@@ -32,11 +32,14 @@ pub fn measure(
     let mut victims = base.clone();
     victims.tenants.retain(|t| t.id != aggressor);
     victims.duration = n.window.0;
+    // Solo and contended windows compare like with like: a steady rate, whatever the run's shape.
+    victims.shape = Default::default();
     let mut aggressor_spec = base.clone();
     aggressor_spec.label = format!("{}-aggressor", base.label);
     aggressor_spec.tenants.retain(|t| t.id == aggressor);
     aggressor_spec.duration = n.window.0;
     aggressor_spec.rate = n.rate.0;
+    aggressor_spec.shape = Default::default();
     aggressor_spec.mix = MixSpec { put: 0.0, get: 0.0, compute: 1.0 };
     aggressor_spec.compute_us = n.compute.0.as_micros() as u64;
 

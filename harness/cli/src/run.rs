@@ -33,11 +33,42 @@ pub fn validate(a: ValidateArgs) -> Result<i32, CliError> {
         run.arrival,
         run.timeout
     );
+    crate::outln!("  arrivals: {}", describe_arrivals(&plan.scenario));
     for t in &plan.tiers {
         crate::outln!("  tier {:<24} {}", t.tier.as_str(), describe(&t.settings));
     }
     crate::out(format_args!("{}", crate::report_cost::projected_costs(&projected, &pricing.info)));
     Ok(0)
+}
+
+/// One line on the arrivals' shape and how many requests it plans per tier.
+fn describe_arrivals(s: &Scenario) -> String {
+    use isobench_core::arrivals::{Shape, TenantMix, TraceMap};
+    let expected = isobench_load::Schedule::new(&isobench_load::LoadSpec::from_scenario("validate", s).schedule_spec())
+        .expected_len();
+    let a = &s.arrivals;
+    let mix = match a.tenants {
+        _ if a.trace.is_some() => "tenant shares from the trace".into(),
+        TenantMix::Zipf => format!("Zipf tenant mix (s = {}, {:?} order)", a.zipf_s, a.zipf_order).to_lowercase(),
+        TenantMix::Weights => "weighted tenant mix".into(),
+    };
+    let shape = match s.shape() {
+        Shape::Steady => "steady rate".to_string(),
+        Shape::Cycle { phases, burst } => format!(
+            "{} phase(s) repeating{}",
+            phases.len(),
+            burst.map_or(String::new(), |b| format!(", bursts x{} for {} every {}", b.multiplier, b.length, b.period))
+        ),
+        Shape::Trace { minute, .. } => {
+            let t = a.trace.as_ref().expect("a trace shape has a trace");
+            let map = match t.map {
+                TraceMap::Top => "top",
+                TraceMap::RoundRobin => "round-robin",
+            };
+            format!("trace {} ({map} map, {} per trace minute)", t.file.display(), humantime::format_duration(minute))
+        }
+    };
+    format!("{mix}, {shape}; {expected} requests expected per tier")
 }
 
 /// One line on a tier's settings for `validate`.
@@ -392,6 +423,7 @@ fn load_spec(plan: &Plan, tp: &TierPlan) -> isobench_load::LoadSpec {
         keys_per_tenant: s.workload.keys_per_tenant,
         worker_threads: 0,
         realtime_dispatcher: false,
+        shape: s.shape(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! Everything here is synchronous and platform-neutral so that the CLI, the load driver, the
 //! emulator and the cloud backend can all depend on it without pulling each other in.
 
+pub mod arrivals;
 pub mod backend;
 pub mod instance_types;
 pub mod plan;

@@ -49,6 +49,7 @@ impl Plan {
     pub fn new(run_id: String, mut scenario: Scenario, scenario_hash: String, o: &Overrides) -> Plan {
         if let Some(seed) = o.seed {
             scenario.run.seed = seed;
+            scenario.reseed_weights(seed);
         }
         if let Some(d) = o.duration {
             scenario.run.duration = Dur(d);

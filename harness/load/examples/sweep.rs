@@ -142,6 +142,7 @@ fn main() {
             keys_per_tenant: 64,
             worker_threads: workers,
             realtime_dispatcher: realtime,
+            shape: Default::default(),
         };
         let (others0, mine0) = cpu_jiffies();
         let r = isobench_load::run(&spec, &targets, None, &AtomicBool::new(false), &mut |_| {}).unwrap();

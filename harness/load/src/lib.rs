@@ -110,6 +110,7 @@ use std::time::Duration;
 pub use budget::BudgetWatch;
 pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
 pub use hist::Hist;
+pub use isobench_core::arrivals::Shape;
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};
@@ -151,6 +152,9 @@ pub struct LoadSpec {
     /// requests/s its constant preemption of the driver's and the server's threads made
     /// things much worse; hence off by default.
     pub realtime_dispatcher: bool,
+    /// How the rate moves over the run (phases, bursts, a trace); [`Shape::Steady`] for `rate`
+    /// throughout.
+    pub shape: Shape,
 }
 
 impl LoadSpec {
@@ -171,6 +175,7 @@ impl LoadSpec {
             keys_per_tenant: s.workload.keys_per_tenant,
             worker_threads: 0,
             realtime_dispatcher: false,
+            shape: s.shape(),
         }
     }
 
@@ -184,6 +189,7 @@ impl LoadSpec {
             weights: self.tenants.iter().map(|t| t.weight).collect(),
             mix: self.mix.clone(),
             keys_per_tenant: self.keys_per_tenant,
+            shape: self.shape.clone(),
         }
     }
 

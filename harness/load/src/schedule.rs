@@ -7,6 +7,14 @@
 //! merged lazily with a binary heap (k-way merge), so a schedule of millions of requests is
 //! never materialised: [`Schedule`] is an iterator that costs `O(log tenants)` per request.
 //!
+//! A [`Shape`] other than steady (phases, bursts, a trace) makes each tenant's rate a
+//! piecewise-linear function of time `r(t)`. The tenant's process is then drawn in
+//! *operational time* `Λ(t) = ∫r`: evenly spaced (constant) or exponential gaps of mean 1
+//! (Poisson) on the `Λ` axis, each mapped back to `t = Λ⁻¹(x)`. That is the standard
+//! time-change of an inhomogeneous Poisson process; for constant arrivals it spaces requests
+//! by `1/r(t)` and puts exactly `round(Λ)` of them in every window whose `Λ` is whole (a trace
+//! minute's count).
+//!
 //! Randomness comes from ChaCha8 streams derived from the seed and the tenant index (one
 //! stream for arrival gaps or the phase, another for the operation and the key), so adding a
 //! tenant does not perturb the others' arrivals and changing the mix does not move arrivals.
@@ -15,6 +23,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use isobench_core::arrivals::{BurstSpec, PhaseSpec, Shape};
 use isobench_core::scenario::{Arrival, MixSpec};
 use isobench_core::workload_api::Op;
 use rand::{Rng, SeedableRng};
@@ -46,6 +57,8 @@ pub struct ScheduleSpec {
     pub weights: Vec<f64>,
     pub mix: MixSpec,
     pub keys_per_tenant: u32,
+    /// How the rate moves over the run.
+    pub shape: Shape,
 }
 
 /// Which ChaCha stream of a tenant a generator draws from.
@@ -158,6 +171,145 @@ impl MixTable {
 struct TenantStream {
     arrivals: Arrivals,
     picks: ChaCha8Rng,
+    /// Maps operational time to time, when the rate is not steady.
+    warp: Option<Warp>,
+}
+
+impl TenantStream {
+    fn next_ns(&mut self) -> Option<u64> {
+        let x = self.arrivals.next_ns()?;
+        match &mut self.warp {
+            None => Some(to_ns(x)),
+            // On the Λ axis the process has rate 1 per "ns" unit: x counts expected requests.
+            Some(w) => w.time_of(x).map(|t| to_ns(t * 1e9)),
+        }
+    }
+}
+
+/// One piece of a piecewise-linear rate: `from` at `start`, `to` at `start + len` (seconds,
+/// requests per second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub len: f64,
+    pub from: f64,
+    pub to: f64,
+}
+
+impl Segment {
+    fn area(&self) -> f64 {
+        self.len * (self.from + self.to) / 2.0
+    }
+
+    /// Time into the segment at which `y` requests have been expected (`0 <= y < area`).
+    fn time_at(&self, y: f64) -> f64 {
+        // Λ(τ) = from·τ + a·τ², a = (to − from) / 2len; this root form is stable also for a = 0.
+        let a = (self.to - self.from) / (2.0 * self.len);
+        let disc = (self.from * self.from + 4.0 * a * y).max(0.0);
+        (2.0 * y / (self.from + disc.sqrt())).min(self.len)
+    }
+}
+
+/// `Λ⁻¹` for one tenant: its segments scaled by `factor`, walked forward as arrivals come.
+struct Warp {
+    segments: Arc<Vec<Segment>>,
+    factor: f64,
+    idx: usize,
+    /// `Λ` at the start of segment `idx`.
+    before: f64,
+}
+
+impl Warp {
+    /// Seconds at which `x` requests have been expected; `None` past the end.
+    fn time_of(&mut self, x: f64) -> Option<f64> {
+        while let Some(s) = self.segments.get(self.idx) {
+            let area = s.area() * self.factor;
+            if x < self.before + area {
+                return Some(s.start + s.time_at((x - self.before) / self.factor));
+            }
+            self.before += area;
+            self.idx += 1;
+        }
+        None
+    }
+
+    fn total(&self) -> f64 {
+        self.segments.iter().map(Segment::area).sum::<f64>() * self.factor
+    }
+}
+
+/// Most segments a shape may expand to over a run (a burst period of 10 ms over a day would be
+/// 17M); past it the shape is cut off, which [`segments_of`] reports.
+pub const MAX_SEGMENTS: usize = 4_000_000;
+
+/// The multiplier segments of phases and bursts over `duration` (phases repeat), or `None`
+/// for a steady rate. Breakpoints are the phases' and bursts' edges; between two of them the
+/// phase is linear and the burst multiplier constant, so the product is linear too.
+pub fn cycle_segments(phases: &[PhaseSpec], burst: Option<&BurstSpec>, duration: Duration) -> Vec<Segment> {
+    let end = duration.as_secs_f64();
+    let cycle: f64 = phases.iter().map(|p| p.duration.0.as_secs_f64()).sum();
+    let mut cuts = vec![0.0, end];
+    if cycle > 0.0 {
+        let mut t = 0.0;
+        'outer: loop {
+            for p in phases {
+                t += p.duration.0.as_secs_f64();
+                if t >= end || cuts.len() > MAX_SEGMENTS {
+                    break 'outer;
+                }
+                cuts.push(t);
+            }
+        }
+    }
+    if let Some(b) = burst {
+        let (period, len) = (b.period.0.as_secs_f64(), b.length.0.as_secs_f64());
+        let mut k = 0.0;
+        while k * period < end && cuts.len() <= 2 * MAX_SEGMENTS {
+            cuts.extend([k * period, k * period + len].into_iter().filter(|&c| c < end));
+            k += 1.0;
+        }
+    }
+    cuts.sort_by(f64::total_cmp);
+    cuts.dedup();
+    let phase_level = |t: f64, at: f64| -> f64 {
+        if cycle <= 0.0 {
+            return 1.0;
+        }
+        // The phase holding `t`, then its linear level at `at` (the same phase's edge).
+        let base = (t / cycle).floor() * cycle;
+        let mut start = base;
+        for p in phases {
+            let len = p.duration.0.as_secs_f64();
+            if t < start + len {
+                let (from, to) = p.levels();
+                return from + (to - from) * ((at - start) / len).clamp(0.0, 1.0);
+            }
+            start += len;
+        }
+        phases.last().map_or(1.0, |p| p.levels().1)
+    };
+    let burst_at = |t: f64| match burst {
+        Some(b) if t % b.period.0.as_secs_f64() < b.length.0.as_secs_f64() => b.multiplier,
+        _ => 1.0,
+    };
+    cuts.windows(2)
+        .map(|w| {
+            let (a, b) = (w[0], w[1]);
+            let mid = (a + b) / 2.0;
+            let m = burst_at(mid);
+            Segment { start: a, len: b - a, from: phase_level(mid, a) * m, to: phase_level(mid, b) * m }
+        })
+        .collect()
+}
+
+/// A tenant's trace rate: one constant segment per trace minute.
+pub fn trace_segments(counts: &[u64], minute: Duration) -> Vec<Segment> {
+    let len = minute.as_secs_f64();
+    counts
+        .iter()
+        .enumerate()
+        .map(|(m, &c)| Segment { start: m as f64 * len, len, from: c as f64 / len, to: c as f64 / len })
+        .collect()
 }
 
 /// The merged, time-ordered schedule of all tenants; an iterator of [`Planned`].
@@ -190,17 +342,47 @@ impl Schedule {
         let mut streams = Vec::with_capacity(spec.weights.len());
         let mut heap = BinaryHeap::with_capacity(spec.weights.len());
         let mut expected = 0.0;
+        let cycle = match &spec.shape {
+            Shape::Cycle { phases, burst } => Some(Arc::new(cycle_segments(phases, burst.as_ref(), spec.duration))),
+            _ => None,
+        };
         for (i, &w) in spec.weights.iter().enumerate() {
             let tenant = u32::try_from(i).expect("fewer than 2^32 tenants");
             let rate = if empty || !usable(w) { 0.0 } else { spec.rate * w / total_weight };
-            expected += rate * spec.duration.as_secs_f64();
-            let mut arrivals = Arrivals::new(spec.arrival, rate, spec.seed, tenant);
-            if let Some(at) = arrivals.next_ns().map(to_ns)
+            let warp = match &spec.shape {
+                Shape::Steady => None,
+                Shape::Cycle { .. } => Some(Warp {
+                    segments: Arc::clone(cycle.as_ref().expect("built above")),
+                    factor: rate,
+                    idx: 0,
+                    before: 0.0,
+                }),
+                Shape::Trace { per_tenant, minute } => {
+                    let counts = per_tenant.get(i).map_or(&[][..], Vec::as_slice);
+                    let segs = clip(trace_segments(counts, *minute), spec.duration.as_secs_f64());
+                    let factor = if empty { 0.0 } else { 1.0 };
+                    Some(Warp { segments: Arc::new(segs), factor, idx: 0, before: 0.0 })
+                }
+            };
+            let arrivals = match &warp {
+                None => {
+                    expected += rate * spec.duration.as_secs_f64();
+                    Arrivals::new(spec.arrival, rate, spec.seed, tenant)
+                }
+                Some(w) => {
+                    expected += w.total();
+                    let unit = if w.factor > 0.0 { 1e9 } else { 0.0 };
+                    Arrivals::new(spec.arrival, unit, spec.seed, tenant)
+                }
+            };
+            let picks = rng_for(spec.seed, tenant, Purpose::Picks);
+            let mut stream = TenantStream { arrivals, picks, warp };
+            if let Some(at) = stream.next_ns()
                 && at < end_ns
             {
                 heap.push(Reverse((at, tenant)));
             }
-            streams.push(TenantStream { arrivals, picks: rng_for(spec.seed, tenant, Purpose::Picks) });
+            streams.push(stream);
         }
         Schedule { streams, heap, end_ns, mix, keys: spec.keys_per_tenant, expected }
     }
@@ -217,6 +399,19 @@ impl Schedule {
     }
 }
 
+/// `segs` cut at `end` seconds (the last one's rate interpolated at the cut).
+fn clip(mut segs: Vec<Segment>, end: f64) -> Vec<Segment> {
+    segs.retain(|s| s.start < end);
+    if let Some(last) = segs.last_mut()
+        && last.start + last.len > end
+    {
+        let len = end - last.start;
+        last.to = last.from + (last.to - last.from) * len / last.len;
+        last.len = len;
+    }
+    segs
+}
+
 fn to_ns(at: f64) -> u64 {
     // Saturating float-to-int conversion; arrivals are non-negative.
     at.round() as u64
@@ -230,7 +425,7 @@ impl Iterator for Schedule {
         let stream = &mut self.streams[tenant as usize];
         let op = self.mix.pick(&mut stream.picks);
         let key = stream.picks.random_range(0..self.keys);
-        if let Some(next) = stream.arrivals.next_ns().map(to_ns)
+        if let Some(next) = stream.next_ns()
             && next < self.end_ns
         {
             self.heap.push(Reverse((next, tenant)));
@@ -252,6 +447,7 @@ mod tests {
             weights,
             mix: MixSpec { put: 3.0, get: 6.0, compute: 1.0 },
             keys_per_tenant: 64,
+            shape: Shape::Steady,
         }
     }
 
@@ -409,5 +605,105 @@ mod tests {
         // A rate so low that the first arrival falls after the end.
         let slow = ScheduleSpec { rate: 0.001, arrival: Arrival::Poisson, ..base };
         assert!(collect(&slow).len() <= 1);
+    }
+
+    fn dur(ms: u64) -> isobench_core::units::Dur {
+        isobench_core::units::Dur(Duration::from_millis(ms))
+    }
+
+    fn phase(ms: u64, from: f64, to: f64) -> PhaseSpec {
+        PhaseSpec { duration: dur(ms), level: None, from: Some(from), to: Some(to) }
+    }
+
+    /// Requests of `v` in `[a, b)` seconds.
+    fn in_window(v: &[Planned], a: f64, b: f64) -> usize {
+        v.iter().filter(|p| (a..b).contains(&p.at.as_secs_f64())).count()
+    }
+
+    #[test]
+    fn zipf_weights_give_zipf_frequencies() {
+        use isobench_core::arrivals::{ZipfOrder, zipf_weights};
+        let weights = zipf_weights(10, 1.0, ZipfOrder::Listed, 1);
+        let h: f64 = weights.iter().sum();
+        for arrival in [Arrival::Constant, Arrival::Poisson] {
+            let v = collect(&spec(arrival, 20_000.0, 10, weights.clone()));
+            let n = v.len() as f64;
+            for (k, got) in per_tenant(&v, 10).into_iter().enumerate() {
+                let want = n / ((k + 1) as f64 * h);
+                // 200k requests: the smallest share (~8.7k) has σ ≈ 93; 3% is > 2.8σ.
+                assert!((got as f64 - want).abs() < want * 0.03, "{arrival:?} rank {}: {got} vs {want}", k + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn ramp_counts_follow_the_area_under_the_rate() {
+        // 0 → 1 × 1000/s over 4 s, then 1 × for 2 s, repeating; a 12 s run is two cycles.
+        let phases =
+            vec![phase(4_000, 0.0, 1.0), PhaseSpec { duration: dur(2_000), level: Some(1.0), from: None, to: None }];
+        for arrival in [Arrival::Constant, Arrival::Poisson] {
+            let s = ScheduleSpec {
+                shape: Shape::Cycle { phases: phases.clone(), burst: None },
+                ..spec(arrival, 1_000.0, 12, vec![1.0])
+            };
+            let v = collect(&s);
+            assert_eq!(Schedule::new(&s).expected_len(), 2 * (2_000 + 2_000));
+            // Window [a, b) of the ramp (rate 250·t per s): 125·(b² − a²) requests.
+            for (a, b) in [(0.0, 2.0), (2.0, 4.0), (6.0, 8.0), (8.0, 10.0)] {
+                let ramp = |t: f64| 125.0 * (t % 6.0) * (t % 6.0);
+                let want = ramp(b) - ramp(a);
+                let got = in_window(&v, a, b) as f64;
+                let tol = if arrival == Arrival::Constant { 1.0 } else { 4.0 * want.sqrt() };
+                assert!((got - want).abs() <= tol, "{arrival:?} [{a},{b}): {got} vs {want}");
+            }
+            let flat = in_window(&v, 4.0, 6.0) as f64;
+            let tol = if arrival == Arrival::Constant { 1.0 } else { 200.0 };
+            assert!((flat - 2_000.0).abs() <= tol, "{arrival:?} flat: {flat}");
+        }
+    }
+
+    #[test]
+    fn bursts_multiply_the_rate_in_their_windows() {
+        let burst = BurstSpec { period: dur(1_000), length: dur(200), multiplier: 5.0 };
+        let s = ScheduleSpec {
+            shape: Shape::Cycle { phases: vec![], burst: Some(burst) },
+            ..spec(Arrival::Constant, 1_000.0, 5, vec![1.0, 1.0])
+        };
+        let v = collect(&s);
+        // Per second: 0.2 s at 5k/s (1000) + 0.8 s at 1k/s (800).
+        assert_eq!(Schedule::new(&s).expected_len(), 5 * 1_800);
+        for k in 0..5 {
+            let k = f64::from(k);
+            let on = in_window(&v, k, k + 0.2) as f64;
+            let off = in_window(&v, k + 0.2, k + 1.0) as f64;
+            assert!((on - 1_000.0).abs() <= 2.0, "second {k}: {on} in the burst");
+            assert!((off - 800.0).abs() <= 2.0, "second {k}: {off} outside");
+        }
+    }
+
+    #[test]
+    fn trace_minutes_are_reproduced_exactly_per_tenant() {
+        let counts = vec![vec![3, 0, 120, 7, 1], vec![0, 50, 0, 0, 2], vec![]];
+        let minute = Duration::from_millis(500);
+        let shape = Shape::Trace { per_tenant: Arc::new(counts.clone()), minute };
+        for seed in [1, 2, 3] {
+            let s = ScheduleSpec { shape: shape.clone(), seed, ..spec(Arrival::Constant, 1.0, 10, vec![1.0; 3]) };
+            let v = collect(&s);
+            assert_eq!(Schedule::new(&s).expected_len(), 183);
+            for (t, want) in counts.iter().enumerate() {
+                for (m, &c) in want.iter().enumerate() {
+                    let (a, b) = (m as f64 * 0.5, (m + 1) as f64 * 0.5);
+                    let got =
+                        v.iter().filter(|p| p.tenant as usize == t && (a..b).contains(&p.at.as_secs_f64())).count();
+                    assert_eq!(got as u64, c, "seed {seed}, tenant {t}, minute {m}");
+                }
+            }
+            assert!(v.iter().all(|p| p.tenant != 2), "a tenant without trace rows gets no traffic");
+            assert!(v.iter().all(|p| p.at < Duration::from_millis(2_500)));
+        }
+        // Poisson: the total is right on average; the run's end cuts the replay.
+        let s = ScheduleSpec { shape, ..spec(Arrival::Poisson, 1.0, 1, vec![1.0; 3]) };
+        assert_eq!(Schedule::new(&s).expected_len(), 3 + 50);
+        assert!(collect(&s).iter().all(|p| p.at < Duration::from_secs(1)));
     }
 }

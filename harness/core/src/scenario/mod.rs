@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::arrivals::{ArrivalsSpec, Shape, TenantMix, Trace};
 use crate::instance_types::{self, InstanceType};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size};
 use crate::workload_api::DEFAULT_PORT;
 
+mod arrivals_check;
 pub mod ecs;
 pub mod lambda;
 
@@ -39,6 +41,11 @@ pub struct Scenario {
     pub probes: Option<ProbesSpec>,
     /// The noisy-neighbour measurement (`NN-CPU`), if asked for.
     pub noisy_neighbour: Option<NoisySpec>,
+    /// Tenant mix, phases, bursts and trace replay (`[arrivals]`).
+    pub arrivals: ArrivalsSpec,
+    /// The trace `[arrivals.trace]` names, read and checked at load time.
+    #[serde(skip)]
+    pub trace: Option<std::sync::Arc<Trace>>,
 }
 
 /// `[noisy_neighbour]`: one aggressor tenant bursts CPU-heavy requests while the others run
@@ -459,6 +466,8 @@ struct RawScenario {
     probes: Option<ProbesSpec>,
     #[serde(default)]
     noisy_neighbour: Option<NoisySpec>,
+    #[serde(default)]
+    arrivals: ArrivalsSpec,
 }
 
 #[derive(Deserialize)]
@@ -587,7 +596,7 @@ impl Scenario {
     pub fn parse(src: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(src).map_err(|e| syntax_error(src, file, &e))?;
         let mut c = Checker { problems: Vec::new() };
-        let scenario = validate(raw, &mut c);
+        let scenario = validate(raw, file, &mut c);
         if c.problems.is_empty() {
             Ok(scenario)
         } else {
@@ -598,6 +607,32 @@ impl Scenario {
 
     pub fn tier(&self, id: TierId) -> Option<&TierSpec> {
         self.tiers.iter().find(|t| t.id == id)
+    }
+
+    /// How the rate moves over the run (`[arrivals]`).
+    pub fn shape(&self) -> Shape {
+        let a = &self.arrivals;
+        if let (Some(spec), Some(trace)) = (&a.trace, &self.trace) {
+            return Shape::Trace {
+                per_tenant: std::sync::Arc::new(trace.per_tenant(spec, self.tenants.len())),
+                minute: spec.minute.0,
+            };
+        }
+        if a.phases.is_empty() && a.burst.is_none() {
+            return Shape::Steady;
+        }
+        Shape::Cycle { phases: a.phases.clone(), burst: a.burst.clone() }
+    }
+
+    /// Recomputes Zipf weights for `seed` (their shuffle depends on it).
+    pub fn reseed_weights(&mut self, seed: u64) {
+        if self.arrivals.tenants == TenantMix::Zipf {
+            let a = &self.arrivals;
+            let w = crate::arrivals::zipf_weights(self.tenants.len(), a.zipf_s, a.zipf_order, seed);
+            for (t, w) in self.tenants.iter_mut().zip(w) {
+                t.weight = w;
+            }
+        }
     }
 }
 
@@ -634,7 +669,7 @@ fn field_at(src: &str, span: Option<std::ops::Range<usize>>) -> String {
     }
 }
 
-fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
+fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
     c.check(
         raw.format_version == FORMAT_VERSION,
         "format_version",
@@ -648,6 +683,7 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
     let local = validate_local(&raw.local, c);
     let tenants = validate_tenants(&raw.tenants, c);
     let tiers = validate_tiers(&raw.tier, c);
+    let trace = arrivals_check::validate(&raw.arrivals, raw.tenants.weights.is_some(), file, c);
     let mut workload = raw.workload;
     if let Some(n) = &raw.noisy_neighbour {
         validate_noisy(n, &tenants, c);
@@ -670,7 +706,7 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
             format!("at most {} tenants, or a larger `local.subnet`", local.capacity()),
         );
     }
-    Scenario {
+    let mut scenario = Scenario {
         format_version: raw.format_version,
         name: raw.name,
         description: raw.description,
@@ -682,7 +718,11 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
         local,
         probes: raw.probes,
         noisy_neighbour: raw.noisy_neighbour,
-    }
+        arrivals: raw.arrivals,
+        trace,
+    };
+    scenario.reseed_weights(scenario.run.seed);
+    scenario
 }
 
 const SLUG_ACCEPTED: &str = "lowercase letters, digits and `-`, starting with a letter or digit";
@@ -1166,6 +1206,53 @@ instance_type = "m5.large"
         let e = parse(s).unwrap_err();
         assert_eq!(e.problems.len(), 1, "{e}");
         e.problems[0].clone()
+    }
+
+    #[test]
+    fn arrivals_zipf_phases_and_bursts_parse_and_bad_ones_are_located() {
+        let zipf = format!("{GOOD}\n[arrivals]\ntenants = \"zipf\"\nzipf_s = 1.0\n");
+        let s = parse(&zipf).unwrap();
+        let w: Vec<f64> = s.tenants.iter().map(|t| t.weight).collect();
+        assert_eq!(w, vec![1.0, 0.5, 1.0 / 3.0]);
+        let shaped = format!(
+            "{GOOD}\n[arrivals]\n[[arrivals.phases]]\nduration = \"5s\"\nfrom = 0.1\nto = 1.0\n\
+             [arrivals.burst]\nperiod = \"10s\"\nlength = \"1s\"\nmultiplier = 3\n"
+        );
+        assert!(matches!(parse(&shaped).unwrap().shape(), Shape::Cycle { .. }));
+        let p = only_problem(&format!("{GOOD}\n[[arrivals.phases]]\nduration = \"5s\"\nlevel = 1\nfrom = 0.5\n"));
+        assert_eq!(p.field, "arrivals.phases[0]");
+        assert_eq!(p.line, Some(20));
+        let p = only_problem(&format!("{GOOD}\n[arrivals.burst]\nperiod = \"1s\"\nlength = \"2s\"\nmultiplier = 3\n"));
+        assert_eq!(p.field, "arrivals.burst.length");
+        let p =
+            only_problem(&GOOD.replace("count = 3", "count = 3\nweights = [1, 2, 3]").replace(
+                "[[tier]]\nid = \"silo-ec2\"",
+                "[arrivals]\ntenants = \"zipf\"\n\n[[tier]]\nid = \"silo-ec2\"",
+            ));
+        assert_eq!(p.field, "arrivals.tenants");
+    }
+
+    #[test]
+    fn trace_is_read_relative_to_the_scenario_and_bad_rows_are_located() {
+        let dir = std::env::temp_dir().join(format!("isobench-scn-trace-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("traces")).unwrap();
+        let csv = "HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,4,5\no,a,g,http,1,x\n";
+        std::fs::write(dir.join("traces/t.csv"), csv).unwrap();
+        let text = format!("{GOOD}\n[arrivals.trace]\nfile = \"traces/t.csv\"\nminute = \"1s\"\n");
+        let e = Scenario::parse(&text, &dir.join("s.toml")).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(e.problems[0].field, "arrivals.trace.file");
+        assert!(e.problems[0].message.contains("t.csv:3: column 6 (minute 2)"), "{e}");
+        std::fs::write(dir.join("traces/t.csv"), csv.replace(",x", ",0")).unwrap();
+        let s = Scenario::parse(&text, &dir.join("s.toml")).unwrap();
+        match s.shape() {
+            Shape::Trace { per_tenant, minute } => {
+                assert_eq!(minute, std::time::Duration::from_secs(1));
+                assert_eq!(*per_tenant, vec![vec![4, 5], vec![1, 0], vec![0, 0]]);
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -307,6 +307,7 @@ pub fn spec(rate: f64, ms: u64, n_tenants: usize) -> LoadSpec {
         keys_per_tenant: 16,
         worker_threads: 2,
         realtime_dispatcher: false,
+        shape: Default::default(),
     }
 }
 
