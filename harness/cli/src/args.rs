@@ -45,6 +45,9 @@ pub enum Target {
     Local,
     /// Real AWS through the official SDKs (built with `--features aws`).
     Aws,
+    /// Endpoints deployed outside the harness, named in an `--endpoints` file; nothing is
+    /// deployed or torn down.
+    Endpoints,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +58,10 @@ pub struct RunArgs {
     /// Where to deploy.
     #[arg(long, value_enum, default_value_t = Target::Local)]
     pub target: Target,
+    /// With `--target endpoints`: TOML file naming each tier's and tenant's base URL
+    /// (`http://host:port`); see the README.
+    #[arg(long, value_name = "FILE", required_if_eq("target", "endpoints"))]
+    pub endpoints: Option<PathBuf>,
     /// Results directory [default: results/<run-id>].
     #[arg(long)]
     pub out: Option<PathBuf>,

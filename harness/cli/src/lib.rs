@@ -8,6 +8,7 @@
 pub mod args;
 pub mod compare;
 mod cost;
+mod endpoints;
 mod errors;
 mod hostinfo;
 mod noisy;

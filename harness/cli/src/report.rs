@@ -371,6 +371,15 @@ fn matrix(o: &mut String, s: &Summary) {
     for c in &tiers[0].probes {
         let _ = writeln!(o, "- **{}**: {}", c.probe, c.description);
     }
+    let mut notes: Vec<(&str, &str)> = tiers
+        .iter()
+        .flat_map(|t| t.probes.iter())
+        .filter_map(|c| Some((c.probe.as_str(), c.note.as_deref()?)))
+        .collect();
+    notes.dedup();
+    for (probe, note) in notes {
+        let _ = writeln!(o, "- **{probe}** is n/a on this target: {note}");
+    }
 }
 
 /// `report.md`.

@@ -147,7 +147,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
 
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let prepared = prepare(&a)?;
-    let mut backend = make_backend(a.target, &prepared.plan.run_id)?;
+    let mut backend = make_backend(&a, &prepared.plan)?;
     let cancel = signals::install().context("failed to install signal handlers")?;
     std::fs::create_dir_all(&prepared.out)
         .with_context(|| format!("failed to create results directory {}", prepared.out.display()))?;
@@ -259,7 +259,8 @@ fn run_tiers(
         let (report, probe_report) = if cancel.load(Ordering::SeqCst) {
             (None, None)
         } else {
-            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, stop, progress);
+            let unprobeable = backend.unprobeable();
+            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, &unprobeable, stop, progress);
             progress.end_phase();
             let r = r.map_err(|e| CliError::Internal(anyhow::anyhow!("traffic for tier {} failed: {e}", tp.tier)))?;
             let p = p
@@ -360,6 +361,7 @@ fn traffic_and_probes(
     tp: &TierPlan,
     spec: &isobench_load::LoadSpec,
     d: &isobench_core::Deployment,
+    unprobeable: &[(isobench_core::probes::Channel, &'static str)],
     stop: &mut Stop<'_>,
     progress: &mut Progress,
 ) -> (TrafficResult, ProbeResult) {
@@ -375,6 +377,7 @@ fn traffic_and_probes(
             .collect(),
         trials: p.trials,
         seed: plan.scenario.run.seed,
+        not_applicable: unprobeable.iter().map(|(c, why)| (*c, why.to_string())).collect(),
     });
     std::thread::scope(|s| {
         let probes = probe_spec
@@ -485,13 +488,18 @@ fn backend_summary(target: Target) -> isobench_results::BackendSummary {
             fidelity: "cloud".into(),
             description: "real AWS".into(),
         },
+        Target::Endpoints => crate::endpoints::summary(),
     }
 }
 
-fn make_backend(target: Target, run_id: &str) -> Result<Box<dyn Backend>, CliError> {
-    match target {
-        Target::Local => local_backend(run_id),
+fn make_backend(a: &RunArgs, plan: &Plan) -> Result<Box<dyn Backend>, CliError> {
+    if a.endpoints.is_some() && a.target != Target::Endpoints {
+        return Err(CliError::BadInput("--endpoints is only used with --target endpoints".into()));
+    }
+    match a.target {
+        Target::Local => local_backend(&plan.run_id),
         Target::Aws => Err(CliError::BadInput(aws_unavailable())),
+        Target::Endpoints => crate::endpoints::backend(a.endpoints.as_deref(), plan),
     }
 }
 

@@ -198,6 +198,7 @@ pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::Pr
             first_hit_ms: c.first_hit_ms,
             pairs: c.pairs.clone(),
             failed_calls: c.failed_calls,
+            note: c.note.clone(),
         })
         .collect()
 }

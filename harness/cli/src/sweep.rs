@@ -7,6 +7,10 @@ pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     match a.target {
         Target::Local => local(a),
         Target::Aws => Err(CliError::BadInput(crate::run::aws_unavailable())),
+        Target::Endpoints => {
+            crate::outln!("nothing to sweep: the endpoints target deploys nothing");
+            Ok(0)
+        }
     }
 }
 

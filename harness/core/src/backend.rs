@@ -23,6 +23,9 @@ pub enum Fidelity {
     ProcessOnly,
     /// The real cloud.
     Cloud,
+    /// A deployment the harness did not make (the `endpoints` target): its isolation is whatever
+    /// it is; the harness only drives and probes it.
+    External,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -214,5 +217,11 @@ pub trait Backend: Send {
     /// where the backend cannot tell (a cloud backend: the memory is not on this host).
     fn memory_in_use(&self) -> Option<u64> {
         None
+    }
+
+    /// Probe channels this backend cannot probe, and why; their cells read `not-applicable`
+    /// with that reason instead of a verdict.
+    fn unprobeable(&self) -> Vec<(crate::probes::Channel, &'static str)> {
+        Vec::new()
     }
 }

@@ -37,6 +37,9 @@ pub struct ProbeSpec {
     /// Cross-tenant trials per probe.
     pub trials: u32,
     pub seed: u64,
+    /// Channels the backend cannot probe, with why (e.g. the `endpoints` target cannot reach
+    /// tenants' private addresses); their cells are `not-applicable` with that note.
+    pub not_applicable: Vec<(Channel, String)>,
 }
 
 /// One (probe, tier) cell of the leak matrix.
@@ -59,6 +62,8 @@ pub struct CellResult {
     pub pairs: Vec<String>,
     /// Calls that failed (the workload did not answer the probe); they count as no trial.
     pub failed_calls: u64,
+    /// Why the cell has no verdict, when the backend could not probe the channel.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,7 +170,7 @@ impl<'a> Runner<'a> {
         let probes = self.spec.probes.clone();
         for def in &probes {
             let expect = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
-            if expect == Expect::NotApplicable {
+            if expect == Expect::NotApplicable || self.note(def.channel).is_some() {
                 continue;
             }
             for trial in 0..self.spec.trials {
@@ -189,6 +194,10 @@ impl<'a> Runner<'a> {
             }
         }
         self.report(&probes)
+    }
+
+    fn note(&self, channel: Channel) -> Option<&str> {
+        self.spec.not_applicable.iter().find(|(c, _)| *c == channel).map(|(_, why)| why.as_str())
     }
 
     fn at(&self) -> Duration {
@@ -310,7 +319,11 @@ impl<'a> Runner<'a> {
         let cells = probes
             .iter()
             .map(|def| {
-                let expected = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
+                let note = self.note(def.channel).map(str::to_string);
+                let expected = match note {
+                    Some(_) => Expect::NotApplicable,
+                    None => def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload),
+                };
                 let counts = self.ledger.cell(self.spec.tier, def.channel);
                 let verdict = probes::verdict(expected, counts);
                 let c = counts.cloned().unwrap_or_default();
@@ -328,6 +341,7 @@ impl<'a> Runner<'a> {
                     first_hit_ms: c.first_hit.map(|d| d.as_secs_f64() * 1e3),
                     pairs: c.pairs.iter().take(20).cloned().collect(),
                     failed_calls: self.failed.get(&def.channel).copied().unwrap_or(0),
+                    note,
                 }
             })
             .collect();
@@ -416,6 +430,7 @@ mod tests {
             probes: vec![],
             trials: 0,
             seed: 1,
+            not_applicable: vec![],
         };
         let cancel = AtomicBool::new(false);
         let r = Runner::new(&spec, tenants(&["a", "b", "c"]), &cancel);

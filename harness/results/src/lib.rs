@@ -449,6 +449,10 @@ pub struct ProbeCell {
     pub first_hit_ms: Option<f64>,
     pub pairs: Vec<String>,
     pub failed_calls: u64,
+    /// Why the cell has no verdict when the target could not probe the channel (e.g. `LK-NET`
+    /// on the `endpoints` target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The JSON Schema (draft 2020-12) of [`Summary`], as committed in [`SCHEMA_FILE`].

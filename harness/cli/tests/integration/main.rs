@@ -12,6 +12,8 @@ mod cost;
 mod faults;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.
 mod html_report;
+/// `--target endpoints` against a workload running on loopback (no root needed).
+mod endpoints;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
 mod local_run;
 /// Leakage probes through the CLI: the matrix against expectations, and the CI gate's exit codes.
