@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Writes the README table of results/bench/generators from the raw outputs of
+scripts/compare-generators.sh. Usage: compare-generators-report.py OUT CONNECTIONS STEP HALF RATES"""
+import glob
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+out, conns, step, half, rates = sys.argv[1:6]
+raw = os.path.join(out, "raw")
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return "?"
+
+
+def wrk_ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)$", v)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+def wrk(rep):
+    text = open(os.path.join(raw, f"rep{rep}-wrk.txt")).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p = {k: wrk_ms(v) for k, v in re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M)}
+    errors = re.search(r"Socket errors:.*|Non-2xx.*", text)
+    return rps, p.get("50"), p.get("99"), errors.group(0) if errors else ""
+
+
+def iso_half(rep):
+    d = glob.glob(os.path.join(raw, f"rep{rep}-isobench-half-*/summary.json"))
+    if not d:
+        return None
+    t = json.load(open(d[0]))["tiers"][0]
+    lat = t["latency"]
+    return {
+        "rate": t["target_rate"],
+        "p50": lat["corrected"]["p50_us"] / 1e3,
+        "p99": lat["corrected"]["p99_us"] / 1e3,
+        "u50": lat["uncorrected"]["p50_us"] / 1e3,
+        "u99": lat["uncorrected"]["p99_us"] / 1e3,
+        "lag99": lat["generator_lag"]["p99_us"],
+    }
+
+
+def oha_half(rep):
+    d = glob.glob(os.path.join(raw, f"rep{rep}-oha-half-*.json"))
+    if not d:
+        return None
+    s = json.load(open(d[0]))
+    p = s["latencyPercentiles"]
+    return {"rate": s["summary"]["requestsPerSec"], "p50": p["p50"] * 1e3, "p99": p["p99"] * 1e3}
+
+
+runs = [line.rstrip("\n").split("\t") for line in open(os.path.join(raw, "runs.tsv")) if line.strip()]
+rows = []
+for rep, iso_max, oha_max, load_before, load_after in runs:
+    w = wrk(rep)
+    rows.append(
+        {
+            "rep": rep,
+            "iso_max": int(iso_max),
+            "oha_max": int(oha_max),
+            "wrk": w,
+            "iso": iso_half(rep),
+            "oha": oha_half(rep),
+            "load": f"{load_before} → {load_after}",
+        }
+    )
+
+
+def f(v, fmt="{:.3f}"):
+    return "-" if v is None else fmt.format(v)
+
+
+def ratio(a, b):
+    return "-" if not b else f"{a / b:.2f}"
+
+
+print("# Load generators compared: isobench, oha, wrk\n")
+print(
+    f"One `tenant-app` (release, 1 worker thread) on 127.0.0.1 pinned to CPU 1; each generator pinned to CPU 0, "
+    f"{conns} connections, `GET /t/tenant-01/records/0` (one stored 256-byte record, header `x-tenant-id`). "
+    "Produced by `scripts/compare-generators.sh`; every raw output is in `raw/`.\n"
+)
+print("- **Max constant rate** (isobench, oha): the highest of the steps "
+      f"`{rates}` req/s sustained for {step}, stopping at the first step that fails. isobench sustains a step when "
+      "its generator lag p99 is under 1 ms and no request errs, times out or stays unsent; oha when its achieved "
+      "rate is within 1% of the asked one and every request succeeds (oha reports no lag, so this is the closest "
+      "equivalent).")
+print(f"- **p50/p99 at 50%**: a {half} run at half the max rate. isobench: corrected latency (from each request's "
+      "intended start); oha: `--latency-correction`, the same definition.")
+print(f"- **wrk**: closed loop, `-t2 -c{conns} -d{half} --latency`; its max is what it achieves, its percentiles "
+      "are at that saturating rate (not comparable with the 50% figures).")
+print("- Load averages (1/5/15 min) before → after each repeat: the machine is shared; read the figures with them.\n")
+print("| repeat | isobench max | oha max | wrk max (closed loop) | isobench/oha | isobench/wrk | isobench p50 / p99 at 50% (ms) | oha p50 / p99 at 50% (ms) | wrk p50 / p99 at max (ms) | isobench lag p99 at 50% (µs) | load avg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    i, o, (wrps, w50, w99, werr) = r["iso"], r["oha"], r["wrk"]
+    print(
+        f"| {r['rep']} | {r['iso_max']} | {r['oha_max']} | {wrps:.0f} | {ratio(r['iso_max'], r['oha_max'])} | "
+        f"{ratio(r['iso_max'], wrps)} | {f(i and i['p50'])} / {f(i and i['p99'])} | {f(o and o['p50'])} / "
+        f"{f(o and o['p99'])} | {f(w50)} / {f(w99)} | {f(i and i['lag99'], '{:.0f}')} | {r['load']} |"
+    )
+if rows:
+    med = lambda xs: statistics.median(xs)
+    im, om, wm = med([r["iso_max"] for r in rows]), med([r["oha_max"] for r in rows]), med([r["wrk"][0] for r in rows])
+    spread = lambda xs: f"{min(xs):.0f}–{max(xs):.0f}"
+    print(
+        f"\n**Median over {len(rows)} repeats**: isobench {im:.0f} req/s (range {spread([r['iso_max'] for r in rows])}), "
+        f"oha {om:.0f} ({spread([r['oha_max'] for r in rows])}), wrk {wm:.0f} ({spread([r['wrk'][0] for r in rows])}); "
+        f"isobench/oha **{ratio(im, om)}**, isobench/wrk **{ratio(im, wm)}** (aims: ≥ 1.0 and ≥ 0.8)."
+    )
+    errs = [r["wrk"][3] for r in rows if r["wrk"][3]]
+    if errs:
+        print(f"\nwrk reported: {'; '.join(errs)}")
+print("\nWhat isobench reports that neither gives: per-request generator lag (how late each request left "
+      "versus its schedule) separately from latency, corrected and uncorrected latency side by side, and "
+      "`sent == ok + errors + timeouts` with unsent requests counted apart; HdrHistograms at microsecond "
+      "resolution (oha and wrk print percentiles only).")
+print("\n## Machine\n")
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+print(f"- {platform.node()}: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}")
+print(f"- isobench commit `{sh('git rev-parse --short HEAD')}`; {sh(os.environ.get('OHA_BIN', 'oha') + ' --version')}; "
+      f"{sh('wrk -v 2>&1 | head -1')}")

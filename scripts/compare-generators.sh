@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# isobench's open-loop generator against oha (constant rate, latency correction) and wrk (closed
+# loop), all against one tenant-app on loopback, in one run. For isobench and oha: the highest
+# constant rate each sustains (steps of RATES, stopping at the first failure), then p50/p99 at
+# half of it; for wrk: its closed-loop maximum and the latency it saw there. Writes
+# results/bench/generators/ (README.md with the table, raw outputs). Needs a 2-CPU machine or
+# larger: the server is pinned to CPU 1 and every generator to CPU 0.
+#
+# "Sustains": isobench: generator lag p99 < 1 ms and no error, timeout or unsent request.
+#             oha: achieved requests/s within 1% of the asked rate and every request successful
+#             (oha reports no lag of its own).
+#
+# Usage: scripts/compare-generators.sh   (env: RATES, STEP, HALF, REPEATS, CONNECTIONS, PORT, OUT, OHA_ROOT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+out=${OUT:-results/bench/generators}
+step=${STEP:-5s}
+half=${HALF:-10s}
+rates=${RATES:-"2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 28000 32000"}
+repeats=${REPEATS:-3}
+conns=${CONNECTIONS:-64}
+port=${PORT:-18480}
+oha_root=${OHA_ROOT:-$HOME/.cache/isobench-tools}
+
+cargo build --release -p isobench -p tenant-app --bins
+oha=$(command -v oha || true)
+[ -x "$oha_root/bin/oha" ] && oha=$oha_root/bin/oha
+if [ -z "$oha" ]; then
+  echo "installing oha into $oha_root (a tool of this benchmark, not a dependency of isobench)" >&2
+  cargo install oha --locked --root "$oha_root"
+  oha=$oha_root/bin/oha
+fi
+if ! command -v wrk >/dev/null; then
+  [ "$(id -u)" -eq 0 ] || { echo "wrk missing: sudo apt-get install -y wrk" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+work=$(mktemp -d)
+server=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+mkdir -p "$work/tmp"
+rm -rf "$out" && mkdir -p "$out/raw"
+
+taskset -c 1 "$target/release/tenant-app" serve --listen "127.0.0.1:$port" --workers 1 --tmp-dir "$work/tmp" \
+  >"$work/server.log" 2>&1 &
+server=$!
+url="http://127.0.0.1:$port/t/tenant-01/records/0"
+hdr="x-tenant-id: tenant-01"
+# Wait for the server, then store the one record every generator reads.
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+port = sys.argv[1]
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.05)
+req = urllib.request.Request(f"http://127.0.0.1:{port}/t/tenant-01/records/0", data=b"x" * 256, method="PUT",
+                             headers={"x-tenant-id": "tenant-01"})
+assert urllib.request.urlopen(req, timeout=2).status in (200, 201, 204)
+PY
+
+cat >"$work/gen.toml" <<TOML
+format_version = 1
+name = "generator-comparison"
+description = "one tenant, GET of one stored record, constant arrivals"
+[run]
+duration = "$step"
+rate = "1k"
+arrival = "constant"
+timeout = "2s"
+max_connections = $conns
+[workload]
+keys_per_tenant = 1
+[mix]
+get = 1
+[tenants]
+count = 1
+ids = ["tenant-01"]
+[[tier]]
+id = "shared-ec2"
+instance_type = "m5.large"
+TOML
+printf 'format_version = 1\n[tiers.shared-ec2]\n"*" = "http://127.0.0.1:%s"\n' "$port" >"$work/eps.toml"
+
+iso() { # rate duration dir
+  taskset -c 0 "$target/release/isobench" run "$work/gen.toml" --target endpoints --endpoints "$work/eps.toml" \
+    --rate "$1" --duration "$2" --out "$3" --no-progress-bar >"$3.log" 2>&1 || true
+  python3 - "$3/summary.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))["tiers"][0]
+tr = t["traffic"]
+ok = t["latency"]["generator_lag"]["p99_us"] < 1000 and tr["errors"] + tr["timeouts"] + tr["not_sent"] == 0
+print("ok" if ok else "fail")
+PY
+}
+
+oha_run() { # rate duration file
+  taskset -c 0 "$oha" -z "$2" -q "$1" --latency-correction -c "$conns" --no-tui --output-format json \
+    -H "$hdr" "$url" >"$3" 2>"$3.err" || true
+  python3 - "$3" "$1" <<'PY'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))
+except Exception:
+    print("fail"); sys.exit()
+rate = float(sys.argv[2])
+ok = s["summary"]["requestsPerSec"] >= 0.99 * rate and s["summary"]["successRate"] == 1.0 and not s.get("errorDistribution")
+print("ok" if ok else "fail")
+PY
+}
+
+search() { # name fn
+  local best=0 r verdict
+  for r in $rates; do
+    verdict=$($2 "$r" "$step" "$out/raw/rep$rep-$1-$r$([ "$1" = oha ] && echo .json)")
+    echo "  rep $rep $1 $r/s: $verdict" >&2
+    [ "$verdict" = ok ] || break
+    best=$r
+  done
+  echo "$best"
+}
+
+: >"$out/raw/runs.tsv"
+for rep in $(seq 1 "$repeats"); do
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  iso_max=$(search isobench iso)
+  iso_half=$((iso_max / 2))
+  [ "$iso_half" -gt 0 ] && iso "$iso_half" "$half" "$out/raw/rep$rep-isobench-half-$iso_half" >/dev/null
+  oha_max=$(search oha oha_run)
+  oha_half=$((oha_max / 2))
+  [ "$oha_half" -gt 0 ] && oha_run "$oha_half" "$half" "$out/raw/rep$rep-oha-half-$oha_half.json" >/dev/null
+  taskset -c 0 wrk -t2 -c"$conns" -d"$half" --latency -H "$hdr" "$url" >"$out/raw/rep$rep-wrk.txt" 2>&1 || true
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$iso_max" "$oha_max" "$load_before" "$load_after" >>"$out/raw/runs.tsv"
+done
+# The raw isobench runs keep only what the table needs: summary.json and the log.
+find "$out/raw" -name histograms.hlog -delete
+OHA_BIN="$oha" python3 scripts/compare-generators-report.py "$out" "$conns" "$step" "$half" "$rates" >"$out/README.md"
+cat "$out/README.md"
