@@ -73,9 +73,28 @@ fn aws_target_without_the_feature_says_how_to_enable_it() {
 fn shipped_scenarios_validate() {
     for entry in std::fs::read_dir(repo_root().join("scenarios")).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue; // scenarios/traces/
+        }
         let out = isobench().arg("validate").arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}: {}", path.display(), stderr(&out));
     }
+}
+
+#[test]
+fn a_bad_trace_row_is_refused_with_its_line_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.csv"),
+        "HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,1,2\no,a,g,http,3\n",
+    )
+    .unwrap();
+    let text = small_scenario("1s", "1k", 2, "[arrivals.trace]\nfile = \"t.csv\"\nminute = \"1s\"\n");
+    let scn = scenario(dir.path(), "s.toml", &text);
+    let out = isobench().arg("run").arg(&scn).arg("--out").arg(dir.path().join("out")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("t.csv:3: 5 columns, the header has 6"), "{}", stderr(&out));
+    assert!(!dir.path().join("out").exists());
 }
 
 #[test]
