@@ -248,27 +248,31 @@ fn resolve(raw: &RawFile, needs: Needs<'_>, c: &mut Checker<'_>) -> Endpoints {
 
 const URL_ACCEPTED: &str = "http://host[:port] (no path, query, user or https), e.g. `http://10.0.1.20:8080`";
 
-/// The address a URL names, and its `host:port`.
+/// The address a URL names, and its `host:port`. Parsed with `http::Uri` (hyper's), the parser
+/// of the client that will send the requests.
 fn parse_url(text: &str) -> Result<(SocketAddr, String), (String, &'static str)> {
     let bad = |why: String| Err((format!("`{text}`: {why}"), URL_ACCEPTED));
-    let url = match url::Url::parse(text) {
+    let uri: hyper::Uri = match text.parse() {
         Ok(u) => u,
         Err(e) => return bad(format!("not a URL ({e})")),
     };
-    match url.scheme() {
-        "http" => {}
-        "https" => return bad("https is not supported: the load driver speaks plain HTTP/1.1".into()),
-        s => return bad(format!("scheme `{s}` is not supported")),
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return bad("https is not supported: the load driver speaks plain HTTP/1.1".into()),
+        Some(s) => return bad(format!("scheme `{s}` is not supported")),
+        None => return bad("not a URL (no scheme)".into()),
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    let Some(authority) = uri.authority() else { return bad("no host".into()) };
+    if authority.as_str().contains('@') {
         return bad("credentials in the URL are not supported".into());
     }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return bad("a path, query or fragment is not supported: requests go to the workload's own paths".into());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if path != "/" && !path.is_empty() {
+        return bad("a path or query is not supported: requests go to the workload's own paths".into());
     }
-    let Some(host) = url.host_str() else { return bad("no host".into()) };
-    let port = url.port_or_known_default().unwrap_or(80);
-    // `host_str` keeps IPv6 brackets, which is what `to_socket_addrs` wants for `host:port`.
+    let host = authority.host();
+    let port = authority.port_u16().unwrap_or(80);
+    // `host` keeps IPv6 brackets, which is what `to_socket_addrs` wants for `host:port`.
     let authority = format!("{host}:{port}");
     match authority.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => Ok((addr, authority)),
