@@ -8,12 +8,12 @@ mod util;
 mod compare;
 /// Costs recomputed by hand from summary.json and the pricing file; missing or bad prices are bad input.
 mod cost;
+/// `--target endpoints` against a workload running on loopback (no root needed).
+mod endpoints;
 /// The fault-injection suite: killed workloads and harness, stalls, blackholes, error budget, exit codes.
 mod faults;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.
 mod html_report;
-/// `--target endpoints` against a workload running on loopback (no root needed).
-mod endpoints;
 /// Full runs on the local emulator (root): results, accounting, teardown, signals.
 mod local_run;
 /// Leakage probes through the CLI: the matrix against expectations, and the CI gate's exit codes.
