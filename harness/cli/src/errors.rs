@@ -19,6 +19,8 @@ pub enum CliError {
     UnexpectedLeak(Vec<String>),
     #[error("inconclusive probes (positive control failed): {}", .0.join(", "))]
     Inconclusive(Vec<String>),
+    #[error("guard rail: {}; nothing was created", .0.join("; "))]
+    GuardRail(Vec<String>),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -33,6 +35,7 @@ impl CliError {
             CliError::Interrupted => exit::INTERRUPTED,
             CliError::UnexpectedLeak(_) => exit::UNEXPECTED_LEAK,
             CliError::Inconclusive(_) => exit::INCONCLUSIVE,
+            CliError::GuardRail(_) => exit::GUARD_RAIL,
             CliError::Internal(_) => exit::INTERNAL,
         }
     }
@@ -51,6 +54,7 @@ mod tests {
         assert_eq!(CliError::Interrupted.exit_code(), 130);
         assert_eq!(CliError::UnexpectedLeak(vec![]).exit_code(), 6);
         assert_eq!(CliError::Inconclusive(vec![]).exit_code(), 7);
+        assert_eq!(CliError::GuardRail(vec![]).exit_code(), 9);
         assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
     }
 }

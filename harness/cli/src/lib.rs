@@ -6,6 +6,8 @@
 //! know nothing of the command line.
 
 pub mod args;
+#[cfg(feature = "aws")]
+mod aws;
 mod errors;
 mod hostinfo;
 mod noisy;
@@ -35,6 +37,7 @@ pub fn main_entry() -> i32 {
         args::Command::Run(a) => run::run(a),
         args::Command::Validate(a) => run::validate(a),
         args::Command::Sweep(a) => sweep::sweep(a),
+        args::Command::Plan(a) => sweep::plan(a),
     };
     match result {
         Ok(code) => code,

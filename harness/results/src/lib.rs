@@ -43,6 +43,28 @@ pub struct Summary {
     /// The pricing table the cost figures came from, when costs were computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<PricingInfo>,
+    /// Tiers whose phases did not all run where the backend is (an AWS emulator without a
+    /// data plane): what ran, what was skipped and why. Such a tier reports no latency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial_tiers: Vec<PartialTier>,
+}
+
+/// A tier of which some phases were skipped by the backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialTier {
+    pub tier: String,
+    /// Phases that ran: `deploy`, `traffic`, `probes`, `teardown`.
+    pub ran: Vec<String>,
+    pub skipped: Vec<SkippedPhase>,
+    /// From the deploy call to every resource created (and ready, where it can be).
+    pub deploy_ms: f64,
+    pub teardown_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedPhase {
+    pub phase: String,
+    pub reason: String,
 }
 
 /// Where the prices came from: figures are only as good as their date and source.

@@ -14,6 +14,7 @@ use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size};
 use crate::workload_api::DEFAULT_PORT;
 
+pub mod aws;
 pub mod ecs;
 pub mod lambda;
 
@@ -35,6 +36,8 @@ pub struct Scenario {
     pub tenants: Vec<TenantSpec>,
     pub tiers: Vec<TierSpec>,
     pub local: LocalSpec,
+    /// Settings of the AWS backend (`[aws]`); defaults when absent.
+    pub aws: aws::AwsSpec,
     /// Leakage probes to run beside the traffic, if any.
     pub probes: Option<ProbesSpec>,
     /// The noisy-neighbour measurement (`NN-CPU`), if asked for.
@@ -405,6 +408,8 @@ struct RawScenario {
     #[serde(default)]
     local: RawLocal,
     #[serde(default)]
+    aws: aws::AwsSpec,
+    #[serde(default)]
     probes: Option<ProbesSpec>,
     #[serde(default)]
     noisy_neighbour: Option<NoisySpec>,
@@ -595,6 +600,9 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
     validate_workload(&raw.workload, c);
     validate_mix(&raw.mix, c);
     let local = validate_local(&raw.local, c);
+    for (field, message, accepted) in raw.aws.problems() {
+        c.fail(field, message, accepted);
+    }
     let tenants = validate_tenants(&raw.tenants, c);
     let tiers = validate_tiers(&raw.tier, c);
     let mut workload = raw.workload;
@@ -629,6 +637,7 @@ fn validate(raw: RawScenario, c: &mut Checker) -> Scenario {
         tenants,
         tiers,
         local,
+        aws: raw.aws,
         probes: raw.probes,
         noisy_neighbour: raw.noisy_neighbour,
     }
