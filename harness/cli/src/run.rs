@@ -117,6 +117,7 @@ pub fn select_tiers(plan: &mut Plan, tiers: &[String], path: &Path) -> Result<()
 }
 
 /// Loads a scenario into a plan for `plan` (no run id yet: names show `{run}`).
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub fn load_plan(path: &Path, tiers: &[String]) -> Result<Plan, CliError> {
     let (scenario, src) = load_scenario(path)?;
     let mut plan = Plan::new("{run}".into(), scenario, scenario::hash(&src), &Overrides::default());

@@ -4,7 +4,9 @@
 //! killed with SIGKILL mid-deploy leaves resources that `sweep --target aws --run` finds by tag
 //! and removes.
 
-use crate::util::{isobench, repo_root, scenario, stderr, stdout};
+#[cfg(feature = "aws")]
+use crate::util::{repo_root, scenario, stdout};
+use crate::util::{isobench, stderr};
 
 #[cfg(not(feature = "aws"))]
 #[test]
