@@ -7,11 +7,12 @@ SCENARIO ?= scenarios/quick.toml
 ## Run the default scenario on the local emulator (needs root for namespaces and cgroups).
 run:
 	@scripts/deps.sh run
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --bins
 	./target/release/isobench run $(SCENARIO)
 
-## Run the whole test suite (root tests skip with a message when not root), the fault suite in full.
+## Run the whole test suite (root tests skip with a message when not root): the fault suite in
+## full, and the AWS backend against LocalStack and moto (installed into .venv/emulators by deps.sh).
 test:
 	@scripts/deps.sh test
-	$(CARGO) build --workspace --bins
-	ISOBENCH_FAULT_SUITE=full $(CARGO) test --workspace --no-fail-fast
+	$(CARGO) build --workspace --bins --features isobench/aws
+	ISOBENCH_FAULT_SUITE=full $(CARGO) test --workspace --no-fail-fast --features isobench/aws

@@ -21,3 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust from rustup.rs" >&2; exit 1; }
+# The AWS emulators the aws backend's tests run against (skipped when already installed).
+if [ "${1:-}" = test ]; then
+  "$(dirname "$0")/emulators.sh" install
+fi

@@ -22,7 +22,7 @@ pub struct Cli {
 
 const EXIT_CODES_HELP: &str = "Exit codes: 0 success, 1 internal error, 2 bad input, 3 deploy failure, \
 4 resources left behind, 5 regression, 6 unexpected leak, 7 inconclusive probe, 8 backend unavailable, \
-9 error budget exhausted, 130 interrupted.";
+9 error budget exhausted, 10 guard rail exceeded, 130 interrupted.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -30,13 +30,26 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario and print the plan without deploying anything.
     Validate(ValidateArgs),
-    /// Find and remove what a crashed run left on this host (namespaces' processes, cgroups, locks).
+    /// Find and remove what a crashed run left on this host (namespaces' processes, cgroups, locks),
+    /// or in the AWS account (`--target aws`, found by tag).
     Sweep(SweepArgs),
     /// Re-render `report.md`, `report.html` (and `junit.xml` when probes ran) of a results directory
     /// from its `summary.json` and `histograms.hlog`; deploys nothing.
     Report(ReportArgs),
     /// Compare a run with a baseline for CI: a Markdown diff on stdout, exit 5 on a regression.
     Compare(crate::compare::CompareArgs),
+    /// List every resource a run would create on AWS, its projected cost, and check the guard rails.
+    Plan(PlanArgs),
+}
+
+/// Where AWS credentials and endpoints come from: the SDK's default chain (environment,
+/// `~/.aws` profiles, SSO, instance roles), this flag on top (the region is `--region`), and `AWS_ENDPOINT_URL` /
+/// `AWS_ENDPOINT_URL_<SERVICE>` for emulators.
+#[derive(Debug, Clone, Args, Default)]
+pub struct AwsArgs {
+    /// AWS profile from ~/.aws/config (default: AWS_PROFILE, else `default`). Only with `--target aws`.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,18 +95,42 @@ pub struct RunArgs {
     pub no_progress_bar: bool,
     #[command(flatten)]
     pub pricing: PricingArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// A prebuilt workload binary for the scenario's architecture, instead of building
+    /// `tenant-app` for it (`--target aws` only).
+    #[arg(long, value_name = "PATH", env = "ISOBENCH_AWS_WORKLOAD")]
+    pub workload_binary: Option<PathBuf>,
 }
 
-/// Where the prices of the cost model come from.
+/// Where the prices of the cost model come from (and, for `--target aws`, the region).
 #[derive(Debug, Clone, Default, Args)]
 pub struct PricingArgs {
     /// Pricing table (TOML, format in harness/cost/pricing/us-east-1.toml); merged price by price over the
     /// built-in table of its region, or standing alone for a region without one.
     #[arg(long, value_name = "FILE")]
     pub pricing: Option<PathBuf>,
-    /// AWS region whose prices to use [default: us-east-1, or the --pricing file's region].
+    /// AWS region: its prices [default: us-east-1, or the --pricing file's region] and, with
+    /// `--target aws`, where to deploy [default: the scenario's [aws] region, else AWS_REGION or the profile's].
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Scenario file.
+    #[arg(default_value = "scenarios/quick.toml")]
+    pub scenario: PathBuf,
+    /// Where the run would deploy (only `aws` has a plan).
+    #[arg(long, value_enum, default_value_t = Target::Aws)]
+    pub target: Target,
+    /// Only these tiers of the scenario (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub tiers: Vec<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,12 +150,17 @@ pub struct SweepArgs {
     /// List what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Only this run's resources.
-    #[arg(long)]
+    /// Only this run's resources (AWS: default is every expired resource of the tool).
+    #[arg(long, value_name = "RUN_ID")]
     pub run: Option<String>,
-    /// Also remove runs whose harness still holds its lock (a live run).
+    /// Also remove runs whose harness still holds its lock (a live run). Local target only.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// AWS region to sweep (default: AWS_REGION or the profile's). Only with `--target aws`.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

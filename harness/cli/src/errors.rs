@@ -23,6 +23,8 @@ pub enum CliError {
     Regression(Vec<String>),
     #[error("{0}")]
     ErrorBudget(String),
+    #[error("guard rail: {}; nothing was created", .0.join("; "))]
+    GuardRail(Vec<String>),
     #[error("{0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -39,6 +41,7 @@ impl CliError {
             CliError::Inconclusive(_) => exit::INCONCLUSIVE,
             CliError::Regression(_) => exit::REGRESSION,
             CliError::ErrorBudget(_) => exit::ERROR_BUDGET,
+            CliError::GuardRail(_) => exit::GUARD_RAIL,
             CliError::Internal(_) => exit::INTERNAL,
         }
     }
@@ -59,6 +62,7 @@ mod tests {
         assert_eq!(CliError::Inconclusive(vec![]).exit_code(), 7);
         assert_eq!(CliError::Regression(vec![]).exit_code(), 5);
         assert_eq!(CliError::ErrorBudget(String::new()).exit_code(), 9);
+        assert_eq!(CliError::GuardRail(vec![]).exit_code(), 10);
         assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
     }
 }

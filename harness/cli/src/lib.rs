@@ -6,6 +6,8 @@
 //! know nothing of the command line.
 
 pub mod args;
+#[cfg(feature = "aws")]
+mod aws;
 pub mod compare;
 mod cost;
 mod endpoints;
@@ -43,6 +45,7 @@ pub fn main_entry() -> i32 {
         args::Command::Sweep(a) => sweep::sweep(a),
         args::Command::Report(a) => render::report(a),
         args::Command::Compare(a) => compare::run(a),
+        args::Command::Plan(a) => sweep::plan(a),
     };
     match result {
         Ok(code) => code,

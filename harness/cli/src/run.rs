@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use isobench_core::backend::Phase;
 use isobench_core::plan::{Overrides, Plan, TierPlan};
 use isobench_core::scenario::{self, Scenario};
 use isobench_core::{Backend, BackendError, TierId};
@@ -116,23 +117,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
     Plan::check_overrides(&overrides).map_err(CliError::BadInput)?;
     let run_id = new_run_id();
     let mut plan = Plan::new(run_id.clone(), scenario, scenario::hash(&src), &overrides);
-    if !a.tiers.is_empty() {
-        let mut wanted = Vec::new();
-        for name in &a.tiers {
-            let id: TierId = name.parse().map_err(|_| {
-                CliError::BadInput(format!("--tiers: unknown tier `{name}`; accepted: {}", TierId::accepted()))
-            })?;
-            if plan.scenario.tier(id).is_none() {
-                return Err(CliError::BadInput(format!(
-                    "--tiers: tier `{name}` is not in {}; it has: {}",
-                    a.scenario.display(),
-                    plan.tiers.iter().map(|t| t.tier.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-            wanted.push(id);
-        }
-        plan.tiers.retain(|t| wanted.contains(&t.tier));
-    }
+    select_tiers(&mut plan, &a.tiers, &a.scenario)?;
     let pricing = crate::cost::load_pricing(&a.pricing)?;
     crate::cost::check_prices(&plan, &pricing)?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
@@ -145,9 +130,42 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
     Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out, pricing })
 }
 
+/// Keeps only the tiers named by `--tiers` (all when empty).
+pub fn select_tiers(plan: &mut Plan, tiers: &[String], path: &Path) -> Result<(), CliError> {
+    if tiers.is_empty() {
+        return Ok(());
+    }
+    let mut wanted = Vec::new();
+    for name in tiers {
+        let id: TierId = name.parse().map_err(|_| {
+            CliError::BadInput(format!("--tiers: unknown tier `{name}`; accepted: {}", TierId::accepted()))
+        })?;
+        if plan.scenario.tier(id).is_none() {
+            return Err(CliError::BadInput(format!(
+                "--tiers: tier `{name}` is not in {}; it has: {}",
+                path.display(),
+                plan.tiers.iter().map(|t| t.tier.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        wanted.push(id);
+    }
+    plan.tiers.retain(|t| wanted.contains(&t.tier));
+    Ok(())
+}
+
+/// Loads a scenario into a plan for `plan` (no run id yet: names show `{run}`).
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+pub fn load_plan(path: &Path, tiers: &[String]) -> Result<Plan, CliError> {
+    let (scenario, src) = load_scenario(path)?;
+    let mut plan = Plan::new("{run}".into(), scenario, scenario::hash(&src), &Overrides::default());
+    select_tiers(&mut plan, tiers, path)?;
+    Ok(plan)
+}
+
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let prepared = prepare(&a)?;
     let mut backend = make_backend(&a, &prepared.plan)?;
+    let info = backend.info();
     let cancel = signals::install().context("failed to install signal handlers")?;
     std::fs::create_dir_all(&prepared.out)
         .with_context(|| format!("failed to create results directory {}", prepared.out.display()))?;
@@ -159,8 +177,10 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let mut tiers = Vec::new();
     let mut left_behind = Vec::new();
     let mut budget_hit = None;
+    let mut partial = Vec::new();
     let mut stop = Stop { cancel: &cancel, budget_hit: &mut budget_hit };
-    let outcome = run_tiers(&prepared.plan, backend.as_mut(), &mut stop, &mut progress, &mut hlog, &mut tiers);
+    let outcome =
+        run_tiers(&prepared.plan, backend.as_mut(), &mut stop, &mut progress, &mut hlog, &mut tiers, &mut partial);
 
     // Teardown runs on every path, also after an error or a signal.
     match backend.teardown_all() {
@@ -191,12 +211,13 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
             effective: serde_json::to_value(&prepared.plan.scenario).context("failed to serialise the scenario")?,
         },
         host: hostinfo::host(),
-        backend: backend_summary(a.target),
+        backend: backend_summary(a.target, &info),
         tiers,
         left_behind: left_behind.clone(),
         histograms: isobench_results::HISTOGRAMS_FILE.into(),
         pricing: None,
         harness: Some(usage::harness_usage()),
+        partial_tiers: partial,
     };
     crate::cost::fill(&mut summary, &prepared.plan, &prepared.pricing);
     write_results(&prepared.out, &summary, &hlog)?;
@@ -236,6 +257,7 @@ fn run_tiers(
     progress: &mut Progress,
     hlog: &mut HistogramLog,
     out: &mut Vec<TierSummary>,
+    partial: &mut Vec<isobench_results::PartialTier>,
 ) -> Result<(), CliError> {
     let cancel = stop.cancel;
     for tp in &plan.tiers {
@@ -247,6 +269,11 @@ fn run_tiers(
         let deploy_started = Instant::now();
         let deployment = backend.deploy(tp).map_err(|e| deploy_error(tp, e))?;
         let deploy_time = deploy_started.elapsed();
+        let skipped = backend.skipped_phases(tp.tier);
+        if !skipped.is_empty() {
+            partial.push(partial_tier(backend, tp, &deployment, deploy_time, skipped, progress)?);
+            continue;
+        }
         let memory_after_deploy = backend.memory_in_use();
         let starts: Vec<f64> = deployment.instances.iter().map(|i| i.start_time.as_secs_f64() * 1e3).collect();
         progress.line(&format!(
@@ -401,6 +428,43 @@ fn traffic_and_probes(
     })
 }
 
+/// A tier whose data plane is not there (an AWS emulator): deployed and torn down, nothing
+/// measured, so nothing but its deploy and teardown times is reported.
+fn partial_tier(
+    backend: &mut dyn Backend,
+    tp: &TierPlan,
+    d: &isobench_core::Deployment,
+    deploy_time: Duration,
+    skipped: Vec<isobench_core::backend::SkippedPhase>,
+    progress: &mut Progress,
+) -> Result<isobench_results::PartialTier, CliError> {
+    for s in &skipped {
+        progress.line(&format!("[{}] skipping {}: {}", tp.tier, s.phase.as_str(), s.reason));
+    }
+    progress.line(&format!(
+        "[{}] {} instance(s)/function(s) created in {:.1} s",
+        tp.tier,
+        d.instances.len(),
+        deploy_time.as_secs_f64()
+    ));
+    let teardown = backend.teardown(tp.tier).map_err(|e| CliError::Internal(e.into()))?;
+    progress.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
+    if !teardown.left_behind.is_empty() {
+        return Err(CliError::LeftBehind(teardown.left_behind));
+    }
+    let all = [Phase::Deploy, Phase::Traffic, Phase::Probes, Phase::Teardown];
+    Ok(isobench_results::PartialTier {
+        tier: tp.tier.as_str().into(),
+        ran: all.iter().filter(|p| !skipped.iter().any(|s| s.phase == **p)).map(|p| p.as_str().into()).collect(),
+        skipped: skipped
+            .into_iter()
+            .map(|s| isobench_results::SkippedPhase { phase: s.phase.as_str().into(), reason: s.reason })
+            .collect(),
+        deploy_ms: deploy_time.as_secs_f64() * 1e3,
+        teardown_ms: teardown.duration.as_secs_f64() * 1e3,
+    })
+}
+
 fn deploy_error(tp: &TierPlan, e: BackendError) -> CliError {
     match e {
         BackendError::Unavailable { .. } => CliError::Unavailable(e.to_string()),
@@ -475,7 +539,7 @@ pub fn new_run_id() -> String {
     format!("{}-{:06x}", stamp.trim_end_matches('Z').to_string() + "Z", salt & 0xff_ffff)
 }
 
-fn backend_summary(target: Target) -> isobench_results::BackendSummary {
+fn backend_summary(target: Target, info: &isobench_core::backend::BackendInfo) -> isobench_results::BackendSummary {
     match target {
         Target::Local => isobench_results::BackendSummary {
             name: "local".into(),
@@ -485,8 +549,8 @@ fn backend_summary(target: Target) -> isobench_results::BackendSummary {
         },
         Target::Aws => isobench_results::BackendSummary {
             name: "aws".into(),
-            fidelity: "cloud".into(),
-            description: "real AWS".into(),
+            fidelity: info.fidelity.as_str().into(),
+            description: info.description.clone(),
         },
         Target::Endpoints => crate::endpoints::summary(),
     }
@@ -498,18 +562,37 @@ fn make_backend(a: &RunArgs, plan: &Plan) -> Result<Box<dyn Backend>, CliError> 
     }
     match a.target {
         Target::Local => local_backend(&plan.run_id),
-        Target::Aws => Err(CliError::BadInput(aws_unavailable())),
+        Target::Aws => aws_backend(a, plan),
         Target::Endpoints => crate::endpoints::backend(a.endpoints.as_deref(), plan),
     }
 }
 
-/// Why `--target aws` cannot run in this build, and what would help.
-pub fn aws_unavailable() -> String {
-    if cfg!(feature = "aws") {
-        "--target aws: the AWS backend is not implemented yet in this version; use --target local".into()
-    } else {
-        "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into()
+#[cfg(feature = "aws")]
+fn aws_backend(a: &RunArgs, plan: &Plan) -> Result<Box<dyn Backend>, CliError> {
+    crate::aws::check_guard_rails(plan, &crate::cost::load_pricing(&a.pricing)?)?;
+    let workload = match &a.workload_binary {
+        Some(p) => isobench_aws::Workload::Binary(p.clone()),
+        None => isobench_aws::Workload::Build {
+            workspace: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            target_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
+        },
+    };
+    let opts = crate::aws::options(&a.aws, a.pricing.region.as_ref());
+    match isobench_aws::AwsBackend::new(&plan.run_id, plan.scenario.aws.clone(), &opts, &workload) {
+        Ok(b) => Ok(Box::new(b)),
+        Err(e) => Err(CliError::Unavailable(e.to_string())),
     }
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_backend(_a: &RunArgs, _plan: &Plan) -> Result<Box<dyn Backend>, CliError> {
+    Err(CliError::BadInput(aws_unavailable()))
+}
+
+/// Why `--target aws` cannot run in this build, and what would help.
+#[cfg_attr(feature = "aws", allow(dead_code))]
+pub fn aws_unavailable() -> String {
+    "--target aws: this build has no AWS backend; rebuild with `cargo build --release --features aws`".into()
 }
 
 #[cfg(target_os = "linux")]

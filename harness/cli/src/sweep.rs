@@ -6,12 +6,42 @@ use crate::errors::CliError;
 pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     match a.target {
         Target::Local => local(a),
-        Target::Aws => Err(CliError::BadInput(crate::run::aws_unavailable())),
+        Target::Aws => aws(a),
         Target::Endpoints => {
             crate::outln!("nothing to sweep: the endpoints target deploys nothing");
             Ok(0)
         }
     }
+}
+
+#[cfg(feature = "aws")]
+fn aws(a: SweepArgs) -> Result<i32, CliError> {
+    crate::aws::sweep(a)
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws(_a: SweepArgs) -> Result<i32, CliError> {
+    Err(CliError::BadInput(crate::run::aws_unavailable()))
+}
+
+/// `isobench plan`: only the AWS target has one.
+pub fn plan(a: crate::args::PlanArgs) -> Result<i32, CliError> {
+    if a.target != Target::Aws {
+        return Err(CliError::BadInput(
+            "plan: only `--target aws` has a plan; `isobench validate` shows the local emulator's".into(),
+        ));
+    }
+    aws_plan(a)
+}
+
+#[cfg(feature = "aws")]
+fn aws_plan(a: crate::args::PlanArgs) -> Result<i32, CliError> {
+    crate::aws::plan(a)
+}
+
+#[cfg(not(feature = "aws"))]
+fn aws_plan(_a: crate::args::PlanArgs) -> Result<i32, CliError> {
+    Err(CliError::BadInput(crate::run::aws_unavailable().replace("--target aws", "plan --target aws")))
 }
 
 #[cfg(target_os = "linux")]

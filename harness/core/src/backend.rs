@@ -26,6 +26,21 @@ pub enum Fidelity {
     /// A deployment the harness did not make (the `endpoints` target): its isolation is whatever
     /// it is; the harness only drives and probes it.
     External,
+    /// The cloud's APIs served by an emulator (LocalStack, moto): resources are created and
+    /// removed for real, but nothing runs in them.
+    CloudEmulator,
+}
+
+impl Fidelity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fidelity::Emulated => "emulated",
+            Fidelity::ProcessOnly => "process-only",
+            Fidelity::Cloud => "cloud",
+            Fidelity::CloudEmulator => "cloud-emulator",
+            Fidelity::External => "external",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,9 +213,43 @@ pub enum BackendError {
     Interrupted,
 }
 
+/// A phase of a tier's run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Deploy,
+    Traffic,
+    Probes,
+    Teardown,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Deploy => "deploy",
+            Phase::Traffic => "traffic",
+            Phase::Probes => "probes",
+            Phase::Teardown => "teardown",
+        }
+    }
+}
+
+/// A phase a backend cannot run where it is (an emulator without a data plane), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedPhase {
+    pub phase: Phase,
+    pub reason: String,
+}
+
 /// A deployment target: the local emulator, AWS, or endpoints someone else deployed.
 pub trait Backend: Send {
     fn info(&self) -> BackendInfo;
+
+    /// The phases of the deployed `tier` that cannot run here, each with its reason; asked
+    /// after `deploy`. Empty (the default) when the backend runs every phase.
+    fn skipped_phases(&self, _tier: TierId) -> Vec<SkippedPhase> {
+        Vec::new()
+    }
 
     /// Deploys one tier and waits until every workload answers.
     fn deploy(&mut self, plan: &TierPlan) -> Result<Deployment, BackendError>;

@@ -12,6 +12,7 @@
 //! | 7 | a probe was inconclusive (its positive control failed) |
 //! | 8 | the backend is unavailable here (e.g. the local emulator without root) |
 //! | 9 | the error budget was exhausted: traffic stopped early, partial results written, teardown ran |
+//! | 10 | a guard rail of `[aws]` would be exceeded (instances, tasks, functions, cost, lifetime); nothing was created |
 //! | 130 | interrupted by Ctrl-C or SIGTERM; partial results were written and teardown ran |
 
 pub const SUCCESS: i32 = 0;
@@ -24,6 +25,7 @@ pub const UNEXPECTED_LEAK: i32 = 6;
 pub const INCONCLUSIVE: i32 = 7;
 pub const UNAVAILABLE: i32 = 8;
 pub const ERROR_BUDGET: i32 = 9;
+pub const GUARD_RAIL: i32 = 10;
 pub const INTERRUPTED: i32 = 130;
 
 /// Every code with a one-line meaning, for `--help` and the README.
@@ -38,6 +40,7 @@ pub const ALL: &[(i32, &str)] = &[
     (INCONCLUSIVE, "inconclusive probe (positive control failed)"),
     (UNAVAILABLE, "backend unavailable here (e.g. no root for the local emulator)"),
     (ERROR_BUDGET, "error budget exhausted; traffic stopped early, partial results written, teardown ran"),
+    (GUARD_RAIL, "an [aws] guard rail would be exceeded; nothing was created"),
     (INTERRUPTED, "interrupted; partial results written, teardown ran"),
 ];
 

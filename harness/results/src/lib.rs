@@ -51,6 +51,10 @@ pub struct Summary {
     /// What the harness process itself used (generator, recorders, emulator, Runtime APIs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness: Option<HarnessUsage>,
+    /// Tiers whose phases did not all run where the backend is (an AWS emulator without a
+    /// data plane): what ran, what was skipped and why. Such a tier reports no latency.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial_tiers: Vec<PartialTier>,
 }
 
 /// The harness process's own memory, from `/proc/self/status`, read after teardown.
@@ -90,6 +94,26 @@ pub struct Footprint {
     /// Runtime API state).
     pub harness_rss_before_bytes: u64,
     pub harness_rss_after_traffic_bytes: u64,
+}
+
+/// A tier of which some phases were skipped by the backend.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialTier {
+    pub tier: String,
+    /// Phases that ran: `deploy`, `traffic`, `probes`, `teardown`.
+    pub ran: Vec<String>,
+    pub skipped: Vec<SkippedPhase>,
+    /// From the deploy call to every resource created (and ready, where it can be).
+    pub deploy_ms: f64,
+    pub teardown_ms: f64,
+}
+
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedPhase {
+    pub phase: String,
+    pub reason: String,
 }
 
 /// Where the prices came from: figures are only as good as their date and source.

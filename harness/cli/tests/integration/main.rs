@@ -4,6 +4,9 @@
 mod cdp;
 mod util;
 
+/// The AWS target: `plan` and its guard rails, runs against LocalStack, and `sweep` after a
+/// harness killed mid-deploy (feature `aws`).
+mod aws;
 /// `isobench compare`: identical runs pass; slower, leakier or costlier runs fail with exit 5.
 mod compare;
 /// Costs recomputed by hand from summary.json and the pricing file; missing or bad prices are bad input.

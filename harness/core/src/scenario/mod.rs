@@ -16,6 +16,7 @@ use crate::units::{Dur, Rate, Size};
 use crate::workload_api::DEFAULT_PORT;
 
 mod arrivals_check;
+pub mod aws;
 pub mod ecs;
 pub mod lambda;
 
@@ -37,6 +38,8 @@ pub struct Scenario {
     pub tenants: Vec<TenantSpec>,
     pub tiers: Vec<TierSpec>,
     pub local: LocalSpec,
+    /// Settings of the AWS backend (`[aws]`); defaults when absent.
+    pub aws: aws::AwsSpec,
     /// Leakage probes to run beside the traffic, if any.
     pub probes: Option<ProbesSpec>,
     /// The noisy-neighbour measurement (`NN-CPU`), if asked for.
@@ -463,6 +466,8 @@ struct RawScenario {
     #[serde(default)]
     local: RawLocal,
     #[serde(default)]
+    aws: aws::AwsSpec,
+    #[serde(default)]
     probes: Option<ProbesSpec>,
     #[serde(default)]
     noisy_neighbour: Option<NoisySpec>,
@@ -681,6 +686,9 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
     validate_workload(&raw.workload, c);
     validate_mix(&raw.mix, c);
     let local = validate_local(&raw.local, c);
+    for (field, message, accepted) in raw.aws.problems() {
+        c.fail(field, message, accepted);
+    }
     let tenants = validate_tenants(&raw.tenants, c);
     let tiers = validate_tiers(&raw.tier, c);
     let trace = arrivals_check::validate(&raw.arrivals, raw.tenants.weights.is_some(), file, c);
@@ -716,6 +724,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         tenants,
         tiers,
         local,
+        aws: raw.aws,
         probes: raw.probes,
         noisy_neighbour: raw.noisy_neighbour,
         arrivals: raw.arrivals,

@@ -1,0 +1,213 @@
+//! Thin traits over the SDK calls the backend makes, one per service, so the deploy, teardown
+//! and sweep logic can be tested with fakes. The real implementations are in [`crate::sdk`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::ApiError;
+
+pub type Tags = Vec<(String, String)>;
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// A resource found by enumeration, with its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub id: String,
+    /// A name for name-based selection (the id where there is no name).
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+    /// The VPC of an internet gateway, the cluster of a task.
+    pub parent: Option<String>,
+}
+
+/// One inbound rule as EC2 takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SgRule {
+    /// `tcp`, `udp`, `icmp` or `-1`.
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub source: SgSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SgSource {
+    Group(String),
+    Cidr(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ec2Kind {
+    Instance,
+    SecurityGroup,
+    Subnet,
+    Vpc,
+    InternetGateway,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRequest {
+    pub image_id: String,
+    pub instance_type: String,
+    pub subnet_id: String,
+    pub security_group_ids: Vec<String>,
+    pub instance_profile: Option<String>,
+    pub user_data: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceState {
+    /// `pending`, `running`, `shutting-down`, `terminated`, ...
+    pub state: String,
+    pub private_ip: Option<String>,
+    pub public_ip: Option<String>,
+}
+
+#[async_trait]
+pub trait Ec2Api: Send + Sync {
+    async fn create_vpc(&self, cidr: &str, tags: &Tags) -> Result<String>;
+    async fn create_subnet(&self, vpc: &str, cidr: &str, tags: &Tags) -> Result<String>;
+    async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> Result<String>;
+    async fn create_security_group(&self, vpc: &str, name: &str, description: &str, tags: &Tags) -> Result<String>;
+    async fn authorize_ingress(&self, group: &str, rules: &[SgRule]) -> Result<()>;
+    async fn ingress_rules(&self, group: &str) -> Result<Vec<SgRule>>;
+    async fn revoke_ingress(&self, group: &str, rules: &[SgRule]) -> Result<()>;
+    /// The newest image whose name matches `pattern`, owned by Amazon, for `arch`.
+    async fn latest_image(&self, pattern: &str, arch: &str) -> Result<Option<String>>;
+    async fn run_instance(&self, req: &InstanceRequest) -> Result<String>;
+    async fn instance_state(&self, id: &str) -> Result<Option<InstanceState>>;
+    async fn terminate_instance(&self, id: &str) -> Result<()>;
+    async fn delete_security_group(&self, id: &str) -> Result<()>;
+    async fn delete_internet_gateway(&self, id: &str, vpc: &str) -> Result<()>;
+    async fn delete_subnet(&self, id: &str) -> Result<()>;
+    async fn delete_vpc(&self, id: &str) -> Result<()>;
+    /// Every resource of `kind` carrying the tool tag (instances: not yet terminated).
+    async fn tagged(&self, kind: Ec2Kind) -> Result<Vec<Found>>;
+}
+
+#[async_trait]
+pub trait IamApi: Send + Sync {
+    /// Creates a role under [`crate::tags::IAM_PATH`] that `service` may assume; returns its ARN.
+    async fn create_role(&self, name: &str, service: &str, tags: &Tags) -> Result<String>;
+    /// Creates an instance profile holding `role`.
+    async fn create_instance_profile(&self, name: &str, role: &str, tags: &Tags) -> Result<String>;
+    /// Removes the role from its profiles, detaches and deletes its policies, deletes it.
+    async fn delete_role(&self, name: &str) -> Result<()>;
+    async fn delete_instance_profile(&self, name: &str) -> Result<()>;
+    async fn roles(&self) -> Result<Vec<Found>>;
+    async fn instance_profiles(&self) -> Result<Vec<Found>>;
+}
+
+#[async_trait]
+pub trait S3Api: Send + Sync {
+    async fn create_bucket(&self, name: &str, tags: &Tags) -> Result<()>;
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<()>;
+    async fn presign_get(&self, bucket: &str, key: &str, ttl: Duration) -> Result<String>;
+    /// Deletes every object, then the bucket.
+    async fn delete_bucket(&self, name: &str) -> Result<()>;
+    /// Buckets named with [`crate::tags::NAME_PREFIX`], with their tags.
+    async fn buckets(&self) -> Result<Vec<Found>>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRequest {
+    pub name: String,
+    pub role_arn: String,
+    pub zip: Arc<Vec<u8>>,
+    pub architecture: String,
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+    pub environment: BTreeMap<String, String>,
+    /// Created in tenant isolation mode (`PER_TENANT`).
+    pub per_tenant: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionState {
+    /// `Pending`, `Active`, `Inactive`, `Failed`.
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// What an invoke returned, as the service reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeReply {
+    pub payload: Vec<u8>,
+    /// `Unhandled` or `Handled` when the function failed.
+    pub function_error: Option<String>,
+    /// The last 4 KB of the invoke's log (`LogType: Tail`), with the platform's `REPORT` line.
+    pub log_tail: Option<String>,
+}
+
+#[async_trait]
+pub trait LambdaApi: Send + Sync {
+    async fn create_function(&self, req: &FunctionRequest) -> Result<String>;
+    /// Invokes `name` synchronously; `tenant` goes in the tenant id of tenant isolation mode.
+    async fn invoke(&self, name: &str, tenant: Option<&str>, payload: Vec<u8>) -> Result<InvokeReply>;
+    async fn function_state(&self, name: &str) -> Result<FunctionState>;
+    async fn delete_function(&self, name: &str) -> Result<()>;
+    async fn functions(&self) -> Result<Vec<Found>>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDefinitionRequest {
+    pub family: String,
+    pub task_role_arn: String,
+    pub execution_role_arn: Option<String>,
+    pub cpu: String,
+    pub memory: String,
+    pub launch_type: String,
+    pub architecture: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub port: i32,
+    pub environment: Vec<(String, String)>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRequest {
+    pub cluster: String,
+    pub task_definition: String,
+    pub launch_type: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub public_ip: bool,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub last_status: String,
+    pub private_ip: Option<String>,
+}
+
+#[async_trait]
+pub trait EcsApi: Send + Sync {
+    async fn create_cluster(&self, name: &str, tags: &Tags) -> Result<String>;
+    async fn register_task_definition(&self, req: &TaskDefinitionRequest) -> Result<String>;
+    async fn run_task(&self, req: &TaskRequest) -> Result<String>;
+    async fn task_state(&self, cluster: &str, task: &str) -> Result<Option<TaskState>>;
+    async fn stop_task(&self, cluster: &str, task: &str) -> Result<()>;
+    async fn deregister_task_definition(&self, arn: &str) -> Result<()>;
+    async fn delete_cluster(&self, name: &str) -> Result<()>;
+    async fn clusters(&self) -> Result<Vec<Found>>;
+    async fn task_definitions(&self) -> Result<Vec<Found>>;
+    /// Running or pending tasks of a cluster.
+    async fn tasks(&self, cluster: &str) -> Result<Vec<Found>>;
+}
+
+/// The clients of one account and region.
+#[derive(Clone)]
+pub struct Apis {
+    pub ec2: Arc<dyn Ec2Api>,
+    pub iam: Arc<dyn IamApi>,
+    pub s3: Arc<dyn S3Api>,
+    pub lambda: Arc<dyn LambdaApi>,
+    pub ecs: Arc<dyn EcsApi>,
+}

@@ -1,0 +1,145 @@
+//! The [`Backend`] over AWS: a tokio runtime of its own (the trait is synchronous) driving the
+//! [`Deployer`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isobench_core::backend::{BackendInfo, Fidelity, SkippedPhase, TeardownReport};
+use isobench_core::plan::TierPlan;
+use isobench_core::scenario::aws::AwsSpec;
+use isobench_core::{Backend, BackendError, Deployment, TierId};
+
+use crate::capability::Capabilities;
+use crate::config::{self, AwsOptions};
+use crate::deployer::{DeployError, Deployer};
+use crate::package;
+
+/// Where the workload binary comes from.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// Build `tenant-app` from this workspace for the scenario's target (the normal case).
+    Build { workspace: PathBuf, target_dir: PathBuf },
+    /// A binary built already (for the scenario's architecture).
+    Binary(PathBuf),
+}
+
+pub struct AwsBackend {
+    rt: tokio::runtime::Runtime,
+    deployer: Deployer,
+}
+
+fn unavailable(reason: impl Into<String>) -> BackendError {
+    BackendError::Unavailable { backend: "aws", reason: reason.into() }
+}
+
+impl AwsBackend {
+    /// Loads credentials and region, probes the endpoints and prepares the workload; creates
+    /// nothing in the account.
+    pub fn new(
+        run_id: &str,
+        spec: AwsSpec,
+        opts: &AwsOptions,
+        workload: &Workload,
+    ) -> Result<AwsBackend, BackendError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| unavailable(format!("cannot start a runtime: {e}")))?;
+        let mut opts = opts.clone();
+        opts.region = opts.region.or_else(|| spec.region.clone());
+        let sdk = rt.block_on(config::load(&opts)).map_err(|e| unavailable(e.to_string()))?;
+        let account = rt.block_on(config::caller_account(&sdk)).map_err(unavailable)?;
+        tracing::info!("AWS account {account}, region {:?}", sdk.region());
+        let apis = config::apis(&sdk);
+        let binary = match workload {
+            Workload::Binary(p) => p.clone(),
+            Workload::Build { workspace, target_dir } => {
+                package::build_workload(workspace, spec.rust_target(), target_dir)
+                    .map_err(|e| unavailable(e.to_string()))?
+            }
+        };
+        let bytes = package::read_binary(&binary).map_err(|e| unavailable(e.to_string()))?;
+        let caps = Capabilities::detect();
+        let deployer = Deployer::new(apis, run_id, spec, caps, Arc::new(bytes));
+        Ok(AwsBackend { rt, deployer })
+    }
+
+    /// From parts, for tests with fakes.
+    pub fn from_deployer(deployer: Deployer) -> AwsBackend {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        AwsBackend { rt, deployer }
+    }
+
+    pub fn deployer(&self) -> &Deployer {
+        &self.deployer
+    }
+
+    /// Deploy time per tier so far.
+    pub fn deploy_times(&self) -> &BTreeMap<TierId, Duration> {
+        &self.deployer.deploy_times
+    }
+
+    fn teardown_report(&mut self, tier: Option<TierId>) -> TeardownReport {
+        let start = Instant::now();
+        let removal = self.rt.block_on(self.deployer.teardown(tier));
+        TeardownReport {
+            removed: removal.removed,
+            left_behind: removal.failed,
+            duration: start.elapsed(),
+            environments: None,
+        }
+    }
+}
+
+impl Backend for AwsBackend {
+    fn info(&self) -> BackendInfo {
+        let caps = &self.deployer.caps;
+        let endpoints = format!(
+            "EC2 on {}, ECS on {}, Lambda on {}",
+            caps.ec2.describe(),
+            caps.ecs.describe(),
+            caps.lambda.describe()
+        );
+        let all_aws = [&caps.ec2, &caps.ecs, &caps.lambda].iter().all(|e| **e == crate::capability::Emulator::Aws);
+        let fidelity = if all_aws { Fidelity::Cloud } else { Fidelity::CloudEmulator };
+        BackendInfo { name: "aws", fidelity, description: endpoints }
+    }
+
+    fn skipped_phases(&self, tier: TierId) -> Vec<SkippedPhase> {
+        self.deployer.skipped.get(&tier).cloned().unwrap_or_default()
+    }
+
+    fn deploy(&mut self, plan: &TierPlan) -> Result<Deployment, BackendError> {
+        let tier = plan.tier;
+        self.rt.block_on(self.deployer.deploy(plan)).map_err(|e| BackendError::Deploy {
+            tier,
+            what: format!("the {tier} tier on AWS"),
+            source: match e {
+                DeployError::Api(a) => Box::new(a),
+                DeployError::Other(s) => s.into(),
+            },
+        })
+    }
+
+    fn teardown(&mut self, tier: TierId) -> Result<TeardownReport, BackendError> {
+        Ok(self.teardown_report(Some(tier)))
+    }
+
+    fn teardown_all(&mut self) -> Result<TeardownReport, BackendError> {
+        Ok(self.teardown_report(None))
+    }
+}
+
+impl Drop for AwsBackend {
+    fn drop(&mut self) {
+        if !self.deployer.ledger.is_empty() {
+            tracing::warn!(
+                "{} AWS resource(s) not torn down; run `isobench sweep --target aws`",
+                self.deployer.ledger.len()
+            );
+        }
+    }
+}

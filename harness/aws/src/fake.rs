@@ -1,0 +1,373 @@
+//! An in-memory account behind the API traits, for unit tests of the deploy, teardown and
+//! sweep logic: it keeps what was created with its tags, refuses deletes that AWS would refuse
+//! (a group still used by an instance, a VPC with subnets, a role in a profile), and can be told
+//! to throttle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::*;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct Obj {
+    pub kind: &'static str,
+    pub tags: BTreeMap<String, String>,
+    /// Ids this object depends on (its VPC, its groups, its role...).
+    pub uses: Vec<String>,
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub objects: BTreeMap<String, Obj>,
+    pub rules: HashMap<String, Vec<SgRule>>,
+    pub calls: Vec<String>,
+    /// Operation -> how many more calls to throttle.
+    pub throttle: HashMap<&'static str, u32>,
+    pub next: u64,
+    /// The state new functions settle in.
+    pub function_state: String,
+}
+
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub state: Arc<Mutex<State>>,
+}
+
+type R<T> = std::result::Result<T, ApiError>;
+
+impl Fake {
+    pub fn new() -> Fake {
+        let f = Fake::default();
+        f.state.lock().unwrap().function_state = "Active".into();
+        f
+    }
+
+    pub fn apis(&self) -> Apis {
+        Apis {
+            ec2: Arc::new(self.clone()),
+            iam: Arc::new(self.clone()),
+            s3: Arc::new(self.clone()),
+            lambda: Arc::new(self.clone()),
+            ecs: Arc::new(self.clone()),
+        }
+    }
+
+    pub fn count(&self, kind: &str) -> usize {
+        self.state.lock().unwrap().objects.values().filter(|o| o.kind == kind).count()
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.state.lock().unwrap().objects.values().map(|o| o.kind).collect()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    fn enter(&self, op: &'static str) -> R<std::sync::MutexGuard<'_, State>> {
+        let mut s = self.state.lock().unwrap();
+        if let Some(n) = s.throttle.get_mut(op)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(ApiError::new(op, "Throttling", "Rate exceeded"));
+        }
+        s.calls.push(op.to_string());
+        Ok(s)
+    }
+
+    fn create(&self, op: &'static str, kind: &'static str, id: Option<&str>, tags: &Tags, uses: &[&str]) -> R<String> {
+        let mut s = self.enter(op)?;
+        s.next += 1;
+        let id = id.map_or_else(|| format!("{kind}-{:04}", s.next), str::to_string);
+        if s.objects.contains_key(&id) {
+            return Err(ApiError::new(op, "EntityAlreadyExists", id));
+        }
+        for u in uses {
+            if !s.objects.contains_key(*u) {
+                return Err(ApiError::new(op, format!("Invalid{kind}.NotFound"), format!("{u} does not exist")));
+            }
+        }
+        let obj = Obj {
+            kind,
+            tags: tags.iter().cloned().collect(),
+            uses: uses.iter().map(|u| u.to_string()).collect(),
+            extra: BTreeMap::new(),
+        };
+        s.objects.insert(id.clone(), obj);
+        Ok(id)
+    }
+
+    fn delete(&self, op: &'static str, id: &str, not_found: &str) -> R<()> {
+        let mut s = self.enter(op)?;
+        if !s.objects.contains_key(id) {
+            return Err(ApiError::new(op, not_found, format!("{id} not found (does not exist)")));
+        }
+        let users: Vec<String> = s
+            .objects
+            .iter()
+            .filter(|(_, o)| o.uses.iter().any(|u| u == id))
+            .map(|(k, _)| k.clone())
+            .chain(
+                s.rules
+                    .iter()
+                    .filter(|(_, r)| r.iter().any(|r| r.source == SgSource::Group(id.into())))
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::new(op, "DependencyViolation", format!("{id} is used by {users:?}")));
+        }
+        s.objects.remove(id);
+        s.rules.remove(id);
+        Ok(())
+    }
+
+    fn found(&self, kind: &str) -> Vec<Found> {
+        let s = self.state.lock().unwrap();
+        s.objects
+            .iter()
+            .filter(|(_, o)| o.kind == kind)
+            .map(|(id, o)| Found {
+                id: id.clone(),
+                name: id.clone(),
+                tags: o.tags.clone(),
+                parent: o.uses.first().cloned(),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Ec2Api for Fake {
+    async fn create_vpc(&self, _cidr: &str, tags: &Tags) -> R<String> {
+        self.create("CreateVpc", "vpc", None, tags, &[])
+    }
+    async fn create_subnet(&self, vpc: &str, _cidr: &str, tags: &Tags) -> R<String> {
+        self.create("CreateSubnet", "subnet", None, tags, &[vpc])
+    }
+    async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> R<String> {
+        self.create("CreateInternetGateway", "igw", None, tags, &[vpc])
+    }
+    async fn create_security_group(&self, vpc: &str, _name: &str, _d: &str, tags: &Tags) -> R<String> {
+        self.create("CreateSecurityGroup", "sg", None, tags, &[vpc])
+    }
+    async fn authorize_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        let mut s = self.enter("AuthorizeSecurityGroupIngress")?;
+        s.rules.entry(group.to_string()).or_default().extend(rules.iter().cloned());
+        Ok(())
+    }
+    async fn ingress_rules(&self, group: &str) -> R<Vec<SgRule>> {
+        let s = self.enter("DescribeSecurityGroups")?;
+        if !s.objects.contains_key(group) {
+            return Err(ApiError::new("DescribeSecurityGroups", "InvalidGroup.NotFound", group));
+        }
+        Ok(s.rules.get(group).cloned().unwrap_or_default())
+    }
+    async fn revoke_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        let mut s = self.enter("RevokeSecurityGroupIngress")?;
+        if let Some(r) = s.rules.get_mut(group) {
+            r.retain(|x| !rules.contains(x));
+        }
+        Ok(())
+    }
+    async fn latest_image(&self, _p: &str, _a: &str) -> R<Option<String>> {
+        let _s = self.enter("DescribeImages")?;
+        Ok(Some("ami-al2023".into()))
+    }
+    async fn run_instance(&self, req: &InstanceRequest) -> R<String> {
+        let mut uses: Vec<&str> = req.security_group_ids.iter().map(String::as_str).collect();
+        uses.push(&req.subnet_id);
+        if let Some(p) = &req.instance_profile {
+            uses.push(p);
+        }
+        self.create("RunInstances", "instance", None, &req.tags, &uses)
+    }
+    async fn instance_state(&self, id: &str) -> R<Option<InstanceState>> {
+        let s = self.enter("DescribeInstances")?;
+        Ok(s.objects.get(id).map(|_| InstanceState {
+            state: "running".into(),
+            private_ip: Some("10.213.0.10".into()),
+            public_ip: None,
+        }))
+    }
+    async fn terminate_instance(&self, id: &str) -> R<()> {
+        self.delete("TerminateInstances", id, "InvalidInstanceID.NotFound")
+    }
+    async fn delete_security_group(&self, id: &str) -> R<()> {
+        self.delete("DeleteSecurityGroup", id, "InvalidGroup.NotFound")
+    }
+    async fn delete_internet_gateway(&self, id: &str, _vpc: &str) -> R<()> {
+        self.delete("DeleteInternetGateway", id, "InvalidInternetGatewayID.NotFound")
+    }
+    async fn delete_subnet(&self, id: &str) -> R<()> {
+        self.delete("DeleteSubnet", id, "InvalidSubnetID.NotFound")
+    }
+    async fn delete_vpc(&self, id: &str) -> R<()> {
+        self.delete("DeleteVpc", id, "InvalidVpcID.NotFound")
+    }
+    async fn tagged(&self, kind: Ec2Kind) -> R<Vec<Found>> {
+        let k = match kind {
+            Ec2Kind::Instance => "instance",
+            Ec2Kind::SecurityGroup => "sg",
+            Ec2Kind::Subnet => "subnet",
+            Ec2Kind::Vpc => "vpc",
+            Ec2Kind::InternetGateway => "igw",
+        };
+        Ok(self.found(k))
+    }
+}
+
+#[async_trait]
+impl IamApi for Fake {
+    async fn create_role(&self, name: &str, _service: &str, tags: &Tags) -> R<String> {
+        self.create("CreateRole", "role", Some(name), tags, &[]).map(|n| format!("arn:aws:iam::000000000000:role/{n}"))
+    }
+    async fn create_instance_profile(&self, name: &str, role: &str, tags: &Tags) -> R<String> {
+        // The profile's id is prefixed so it does not clash with the role of the same name.
+        let id = format!("profile/{name}");
+        self.create("CreateInstanceProfile", "profile", Some(&id), tags, &[role])?;
+        Ok(name.to_string())
+    }
+    async fn delete_role(&self, name: &str) -> R<()> {
+        self.delete("DeleteRole", name, "NoSuchEntity")
+    }
+    async fn delete_instance_profile(&self, name: &str) -> R<()> {
+        self.delete("DeleteInstanceProfile", &format!("profile/{name}"), "NoSuchEntity")
+    }
+    async fn roles(&self) -> R<Vec<Found>> {
+        Ok(self.found("role"))
+    }
+    async fn instance_profiles(&self) -> R<Vec<Found>> {
+        Ok(self
+            .found("profile")
+            .into_iter()
+            .map(|mut f| {
+                f.id = f.id.trim_start_matches("profile/").to_string();
+                f.name = f.id.clone();
+                f
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl S3Api for Fake {
+    async fn create_bucket(&self, name: &str, tags: &Tags) -> R<()> {
+        self.create("CreateBucket", "bucket", Some(name), tags, &[]).map(|_| ())
+    }
+    async fn put_object(&self, bucket: &str, key: &str, _body: Vec<u8>) -> R<()> {
+        self.create("PutObject", "object", Some(&format!("{bucket}/{key}")), &Vec::new(), &[bucket]).map(|_| ())
+    }
+    async fn presign_get(&self, bucket: &str, key: &str, _ttl: Duration) -> R<String> {
+        Ok(format!("https://{bucket}.s3.example/{key}?X-Amz-Signature=fake"))
+    }
+    async fn delete_bucket(&self, name: &str) -> R<()> {
+        let objects: Vec<String> = {
+            let s = self.state.lock().unwrap();
+            s.objects.iter().filter(|(_, o)| o.kind == "object" && o.uses[0] == name).map(|(k, _)| k.clone()).collect()
+        };
+        for o in objects {
+            self.delete("DeleteObject", &o, "NoSuchKey")?;
+        }
+        self.delete("DeleteBucket", name, "NoSuchBucket")
+    }
+    async fn buckets(&self) -> R<Vec<Found>> {
+        Ok(self.found("bucket"))
+    }
+}
+
+#[async_trait]
+impl LambdaApi for Fake {
+    async fn create_function(&self, req: &FunctionRequest) -> R<String> {
+        let role = req.role_arn.rsplit('/').next().unwrap_or_default().to_string();
+        // Functions have their own namespace (a role may have the same name).
+        let id = format!("function/{}", req.name);
+        self.create("CreateFunction", "function", Some(&id), &req.tags, &[])?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("role".into(), role);
+        o.extra.insert("per_tenant".into(), req.per_tenant.to_string());
+        Ok(format!("arn:aws:lambda:us-east-1:000000000000:function:{}", req.name))
+    }
+    async fn invoke(&self, name: &str, tenant: Option<&str>, payload: Vec<u8>) -> R<InvokeReply> {
+        let _s = self.enter("Invoke")?;
+        let tail = format!(
+            "REPORT RequestId: x\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\t{name} {tenant:?}"
+        );
+        Ok(InvokeReply { payload, function_error: None, log_tail: Some(tail) })
+    }
+    async fn function_state(&self, name: &str) -> R<FunctionState> {
+        let s = self.enter("GetFunctionConfiguration")?;
+        if !s.objects.contains_key(&format!("function/{name}")) {
+            return Err(ApiError::new("GetFunctionConfiguration", "ResourceNotFoundException", name));
+        }
+        let failed = s.function_state == "Failed";
+        Ok(FunctionState { state: s.function_state.clone(), reason: failed.then(|| "no Docker".into()) })
+    }
+    async fn delete_function(&self, name: &str) -> R<()> {
+        self.delete("DeleteFunction", &format!("function/{name}"), "ResourceNotFoundException")
+    }
+    async fn functions(&self) -> R<Vec<Found>> {
+        Ok(self
+            .found("function")
+            .into_iter()
+            .map(|mut f| {
+                f.id = f.id.trim_start_matches("function/").to_string();
+                f.name = f.id.clone();
+                f
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl EcsApi for Fake {
+    async fn create_cluster(&self, name: &str, tags: &Tags) -> R<String> {
+        self.create("CreateCluster", "cluster", Some(name), tags, &[])
+    }
+    async fn register_task_definition(&self, req: &TaskDefinitionRequest) -> R<String> {
+        let role = req.task_role_arn.rsplit('/').next().unwrap_or_default().to_string();
+        self.create("RegisterTaskDefinition", "taskdef", Some(&format!("{}:1", req.family)), &req.tags, &[&role])
+    }
+    async fn run_task(&self, req: &TaskRequest) -> R<String> {
+        let mut uses: Vec<&str> = req.security_groups.iter().map(String::as_str).collect();
+        uses.extend(req.subnets.iter().map(String::as_str));
+        uses.push(&req.cluster);
+        uses.push(&req.task_definition);
+        self.create("RunTask", "task", None, &req.tags, &uses)
+    }
+    async fn task_state(&self, _cluster: &str, task: &str) -> R<Option<TaskState>> {
+        let s = self.enter("DescribeTasks")?;
+        Ok(s.objects
+            .get(task)
+            .map(|_| TaskState { last_status: "RUNNING".into(), private_ip: Some("10.213.0.20".into()) }))
+    }
+    async fn stop_task(&self, _cluster: &str, task: &str) -> R<()> {
+        self.delete("StopTask", task, "InvalidParameterException")
+    }
+    async fn deregister_task_definition(&self, arn: &str) -> R<()> {
+        self.delete("DeregisterTaskDefinition", arn, "ClientException")
+    }
+    async fn delete_cluster(&self, name: &str) -> R<()> {
+        self.delete("DeleteCluster", name, "ClusterNotFoundException")
+    }
+    async fn clusters(&self) -> R<Vec<Found>> {
+        Ok(self.found("cluster"))
+    }
+    async fn task_definitions(&self) -> R<Vec<Found>> {
+        Ok(self.found("taskdef"))
+    }
+    async fn tasks(&self, cluster: &str) -> R<Vec<Found>> {
+        Ok(self
+            .found("task")
+            .into_iter()
+            .filter(|t| self.state.lock().unwrap().objects[&t.id].uses.contains(&cluster.to_string()))
+            .collect())
+    }
+}

@@ -1,0 +1,110 @@
+//! The workload for AWS: `tenant-app` built for the target architecture, zipped as `bootstrap`
+//! for Lambda's `provided.al2023` runtime and uploaded as is for instances and tasks.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error(
+        "the Rust target `{target}` is not installed, so the workload cannot be built for AWS; install it with \
+         `rustup target add {target}` (installed here: {installed}), or set `rust_target` in the scenario's [aws] \
+         section to one that is"
+    )]
+    MissingTarget { target: String, installed: String },
+    #[error("`cargo build -p tenant-app --target {target}` failed (exit {code:?}); its output is above")]
+    Build { target: String, code: Option<i32> },
+    #[error("failed to run {what}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read the workload binary {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to zip the workload")]
+    Zip(#[from] zip::result::ZipError),
+}
+
+/// The installed Rust targets (`rustup target list --installed`); `None` without rustup.
+pub fn installed_targets() -> Option<Vec<String>> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
+}
+
+/// Checks that `target` can be built for, with the `rustup target add` command when not.
+pub fn check_target(target: &str) -> Result<(), PackageError> {
+    match installed_targets() {
+        Some(list) if !list.iter().any(|t| t == target) => {
+            Err(PackageError::MissingTarget { target: target.to_string(), installed: list.join(", ") })
+        }
+        // Without rustup (a distribution's Rust), let cargo say what is missing.
+        _ => Ok(()),
+    }
+}
+
+/// Builds `tenant-app` in release mode for `target` from the workspace at `workspace`, and
+/// returns the binary's path.
+pub fn build_workload(workspace: &Path, target: &str, target_dir: &Path) -> Result<PathBuf, PackageError> {
+    check_target(target)?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace)
+        .args(["build", "--release", "-p", "tenant-app", "--bin", "tenant-app", "--target", target])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .map_err(|source| PackageError::Spawn { what: "cargo".into(), source })?;
+    if !status.success() {
+        return Err(PackageError::Build { target: target.to_string(), code: status.code() });
+    }
+    Ok(target_dir.join(target).join("release").join("tenant-app"))
+}
+
+pub fn read_binary(path: &Path) -> Result<Vec<u8>, PackageError> {
+    std::fs::read(path).map_err(|source| PackageError::Read { path: path.to_path_buf(), source })
+}
+
+/// A Lambda deployment package: the binary as an executable `bootstrap` at the zip's root.
+pub fn lambda_zip(binary: &[u8]) -> Result<Vec<u8>, PackageError> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options)?;
+    zip.write_all(binary).map_err(zip::result::ZipError::Io)?;
+    Ok(zip.finish()?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn the_zip_holds_an_executable_bootstrap() {
+        let bytes = lambda_zip(b"\x7fELF fake").unwrap();
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let mut f = archive.by_name("bootstrap").unwrap();
+        assert_eq!(f.unix_mode().unwrap() & 0o777, 0o755);
+        let mut body = Vec::new();
+        f.read_to_end(&mut body).unwrap();
+        assert_eq!(body, b"\x7fELF fake");
+    }
+
+    #[test]
+    fn a_missing_target_names_the_rustup_command() {
+        if installed_targets().is_none() {
+            eprintln!("skipped: no rustup here");
+            return;
+        }
+        let e = check_target("riscv64gc-unknown-none-elf-not-a-target").unwrap_err().to_string();
+        assert!(e.contains("rustup target add riscv64gc-unknown-none-elf-not-a-target"), "{e}");
+    }
+}

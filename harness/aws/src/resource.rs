@@ -1,0 +1,177 @@
+//! Everything the backend creates, and how each is removed: in dependency order, idempotently
+//! (already gone is done), retried on throttling and on dependencies still settling.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::api::Apis;
+use crate::error::ApiError;
+use crate::retry::{self, Backoff};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    Task {
+        cluster: String,
+        arn: String,
+    },
+    Instance(String),
+    Function(String),
+    TaskDefinition(String),
+    Cluster(String),
+    /// A security group's inbound rules: revoked before any group is deleted, because a rule
+    /// naming another group keeps that group alive.
+    SecurityGroupRules(String),
+    SecurityGroup(String),
+    InternetGateway {
+        id: String,
+        vpc: String,
+    },
+    Subnet(String),
+    Vpc(String),
+    InstanceProfile(String),
+    Role(String),
+    Bucket(String),
+}
+
+impl Resource {
+    /// Removal order: what depends on others goes first (tasks and instances hold network
+    /// interfaces in subnets and groups; profiles hold roles).
+    pub fn rank(&self) -> u8 {
+        match self {
+            Resource::Task { .. } => 0,
+            Resource::Instance(_) => 1,
+            Resource::Function(_) => 2,
+            Resource::TaskDefinition(_) => 3,
+            Resource::Cluster(_) => 4,
+            Resource::SecurityGroupRules(_) => 5,
+            Resource::SecurityGroup(_) => 6,
+            Resource::InternetGateway { .. } => 7,
+            Resource::Subnet(_) => 8,
+            Resource::Vpc(_) => 9,
+            Resource::InstanceProfile(_) => 10,
+            Resource::Role(_) => 11,
+            Resource::Bucket(_) => 12,
+        }
+    }
+
+    /// Whether this resource starts compute that costs money by the second.
+    pub fn is_compute(&self) -> bool {
+        matches!(self, Resource::Task { .. } | Resource::Instance(_))
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Task { cluster, arn } => write!(f, "ecs task {arn} (cluster {cluster})"),
+            Resource::Instance(id) => write!(f, "ec2 instance {id}"),
+            Resource::Function(n) => write!(f, "lambda function {n}"),
+            Resource::TaskDefinition(a) => write!(f, "ecs task definition {a}"),
+            Resource::Cluster(n) => write!(f, "ecs cluster {n}"),
+            Resource::SecurityGroupRules(id) => write!(f, "inbound rules of security group {id}"),
+            Resource::SecurityGroup(id) => write!(f, "ec2 security group {id}"),
+            Resource::InternetGateway { id, vpc } => write!(f, "ec2 internet gateway {id} (vpc {vpc})"),
+            Resource::Subnet(id) => write!(f, "ec2 subnet {id}"),
+            Resource::Vpc(id) => write!(f, "ec2 vpc {id}"),
+            Resource::InstanceProfile(n) => write!(f, "iam instance profile {n}"),
+            Resource::Role(n) => write!(f, "iam role {n}"),
+            Resource::Bucket(n) => write!(f, "s3 bucket {n}"),
+        }
+    }
+}
+
+/// How long to wait for an instance or task to be gone before deleting what it sits in.
+const GONE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Removes one resource; already gone counts as removed.
+pub async fn remove(apis: &Apis, r: &Resource, backoff: Backoff) -> Result<(), ApiError> {
+    match r {
+        Resource::Task { cluster, arn } => {
+            retry::delete(backoff, || apis.ecs.stop_task(cluster, arn)).await?;
+            wait_gone(|| async {
+                Ok(apis.ecs.task_state(cluster, arn).await?.is_none_or(|t| t.last_status == "STOPPED"))
+            })
+            .await
+        }
+        Resource::Instance(id) => {
+            retry::delete(backoff, || apis.ec2.terminate_instance(id)).await?;
+            wait_gone(|| async { Ok(apis.ec2.instance_state(id).await?.is_none_or(|s| s.state == "terminated")) }).await
+        }
+        Resource::Function(n) => retry::delete(backoff, || apis.lambda.delete_function(n)).await,
+        Resource::TaskDefinition(a) => retry::delete(backoff, || apis.ecs.deregister_task_definition(a)).await,
+        Resource::Cluster(n) => retry::delete(backoff, || apis.ecs.delete_cluster(n)).await,
+        Resource::SecurityGroupRules(id) => {
+            let rules = match retry::retry(backoff, || apis.ec2.ingress_rules(id)).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                other => other?,
+            };
+            if rules.is_empty() {
+                return Ok(());
+            }
+            retry::delete(backoff, || apis.ec2.revoke_ingress(id, &rules)).await
+        }
+        Resource::SecurityGroup(id) => retry::delete(backoff, || apis.ec2.delete_security_group(id)).await,
+        Resource::InternetGateway { id, vpc } => {
+            retry::delete(backoff, || apis.ec2.delete_internet_gateway(id, vpc)).await
+        }
+        Resource::Subnet(id) => retry::delete(backoff, || apis.ec2.delete_subnet(id)).await,
+        Resource::Vpc(id) => retry::delete(backoff, || apis.ec2.delete_vpc(id)).await,
+        Resource::InstanceProfile(n) => retry::delete(backoff, || apis.iam.delete_instance_profile(n)).await,
+        Resource::Role(n) => retry::delete(backoff, || apis.iam.delete_role(n)).await,
+        Resource::Bucket(n) => retry::delete(backoff, || apis.s3.delete_bucket(n)).await,
+    }
+}
+
+async fn wait_gone<F, Fut>(mut gone: F) -> Result<(), ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, ApiError>>,
+{
+    let start = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match gone().await {
+            Ok(true) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(false) if start.elapsed() > GONE_TIMEOUT => {
+                return Err(ApiError::new("wait", "Timeout", format!("still there after {GONE_TIMEOUT:?}")));
+            }
+            Ok(false) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// What a removal pass did.
+#[derive(Debug, Default, Clone)]
+pub struct Removal {
+    pub removed: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+/// Removes `resources` in dependency order. Resources of one rank go together; a failure is
+/// recorded and the pass goes on, so one stuck resource leaves as little behind as possible.
+pub async fn remove_all(apis: &Apis, mut resources: Vec<Resource>, backoff: Backoff) -> Removal {
+    resources.sort();
+    resources.dedup();
+    resources.sort_by_key(Resource::rank);
+    let mut out = Removal::default();
+    let mut i = 0;
+    while i < resources.len() {
+        let rank = resources[i].rank();
+        let end = resources[i..].iter().position(|r| r.rank() != rank).map_or(resources.len(), |p| i + p);
+        let batch = &resources[i..end];
+        let results = futures_util::future::join_all(batch.iter().map(|r| remove(apis, r, backoff))).await;
+        for (r, res) in batch.iter().zip(results) {
+            match res {
+                Ok(()) => out.removed.push(r.to_string()),
+                Err(e) => out.failed.push(format!("{r}: {e}")),
+            }
+        }
+        i = end;
+    }
+    out
+}

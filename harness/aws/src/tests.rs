@@ -1,0 +1,220 @@
+//! Unit tests of the deploy, teardown and sweep logic against the in-memory [`Fake`] account.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use isobench_core::backend::Phase;
+use isobench_core::plan::{Overrides, Plan};
+use isobench_core::scenario::Scenario;
+use isobench_core::{Endpoint, TierId};
+
+use crate::capability::{Capabilities, Emulator};
+use crate::deployer::Deployer;
+use crate::fake::Fake;
+use crate::retry::Backoff;
+use crate::tags::{EXPIRES_KEY, RUN_KEY, Selector, TOOL_KEY};
+
+const FAST: Backoff =
+    Backoff { first: Duration::from_millis(1), max: Duration::from_millis(2), budget: Duration::from_millis(200) };
+
+fn plan(tiers: &str, aws: &str) -> Plan {
+    let src = format!(
+        "format_version = 1\nname = \"t\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = 2\n{tiers}\n{aws}"
+    );
+    let s = Scenario::parse(&src, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    Plan::new("20270101T000000Z-abcdef".into(), s, "h".into(), &Overrides::default())
+}
+
+const EC2: &str = "[[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"t3.micro\"\n";
+const LAMBDA: &str = "[[tier]]\nid = \"lambda-per-tenant\"\n[[tier]]\nid = \"lambda-tenant-isolation\"\n";
+const ECS: &str = "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"fargate\"\n";
+
+fn deployer(fake: &Fake, p: &Plan) -> Deployer {
+    let mut d =
+        Deployer::new(fake.apis(), &p.run_id, p.scenario.aws.clone(), Capabilities::cloud(), Arc::new(b"elf".to_vec()));
+    d.backoff = FAST;
+    d
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn ec2_tiers_deploy_tagged_and_tear_down_in_dependency_order() {
+    let fake = Fake::new();
+    let p = plan(EC2, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        // Instances answer nowhere in the fake: treat EC2 as an emulator without a data plane.
+        d.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        let silo = d.deploy(&p.tiers[0]).await.unwrap();
+        assert_eq!(silo.instances.len(), 2);
+        assert_eq!(fake.count("instance"), 2);
+        assert_eq!(fake.count("vpc"), 1);
+        assert_eq!(fake.count("role"), 2);
+        assert_eq!(
+            d.skipped[&TierId::SiloEc2].iter().map(|s| s.phase).collect::<Vec<_>>(),
+            [Phase::Traffic, Phase::Probes]
+        );
+        let shared = d.deploy(&p.tiers[1]).await.unwrap();
+        assert_eq!(shared.instances.len(), 1);
+        assert_eq!(shared.targets.len(), 2, "one instance serves both tenants");
+        // Everything carries the run id, the tool and an expiry.
+        for (id, o) in fake.state.lock().unwrap().objects.iter().filter(|(_, o)| o.kind != "object") {
+            assert_eq!(o.tags.get(RUN_KEY).map(String::as_str), Some("20270101T000000Z-abcdef"), "{id}");
+            assert_eq!(o.tags.get(TOOL_KEY).map(String::as_str), Some("isobench"), "{id}");
+            assert!(o.tags.contains_key(EXPIRES_KEY), "{id}");
+        }
+        // Silo groups admit the harness group on the workload port.
+        let rules = fake.state.lock().unwrap().rules.clone();
+        assert!(rules.values().flatten().all(|r| r.protocol == "tcp" && r.from_port == 8080));
+        // A tier's teardown leaves the run's network; the last one removes everything.
+        let r = d.teardown(Some(TierId::SiloEc2)).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert_eq!(fake.count("instance"), 1);
+        assert_eq!(fake.count("vpc"), 1);
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+        // Instances went before their groups, groups before the VPC, profiles before roles.
+        let calls = fake.calls();
+        let pos = |op: &str| calls.iter().rposition(|c| c == op).unwrap();
+        assert!(pos("TerminateInstances") < pos("DeleteSecurityGroup"));
+        assert!(pos("DeleteSecurityGroup") < pos("DeleteVpc"));
+        assert!(pos("DeleteInstanceProfile") < pos("DeleteRole"));
+        // Idempotent: nothing left to do, nothing fails.
+        assert!(d.teardown(None).await.failed.is_empty());
+    });
+}
+
+#[test]
+fn teardown_counts_already_gone_as_done_and_retries_throttling() {
+    let fake = Fake::new();
+    let p = plan(LAMBDA, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        fake.state.lock().unwrap().throttle.insert("CreateFunction", 3);
+        d.deploy(&p.tiers[0]).await.unwrap();
+        assert_eq!(fake.count("function"), 2);
+        // Someone deleted one function by hand; teardown still succeeds.
+        let before = fake.count("function");
+        fake.state.lock().unwrap().objects.retain(|k, o| !(o.kind == "function" && k.ends_with('1')));
+        assert_eq!(fake.count("function"), before - 1);
+        fake.state.lock().unwrap().throttle.insert("DeleteFunction", 2);
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+    });
+}
+
+#[test]
+fn lambda_tiers_make_per_tenant_functions_and_report_what_cannot_run() {
+    let fake = Fake::new();
+    fake.state.lock().unwrap().function_state = "Failed".into();
+    let p = plan(LAMBDA, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        let per = d.deploy(&p.tiers[0]).await.unwrap();
+        assert_eq!(per.instances.len(), 2);
+        let iso = d.deploy(&p.tiers[1]).await.unwrap();
+        assert_eq!(iso.instances.len(), 1);
+        let objects = fake.state.lock().unwrap().objects.clone();
+        let isolated = objects.iter().find(|(k, _)| k.ends_with("-isolated")).unwrap().1;
+        assert_eq!(isolated.extra["per_tenant"], "true");
+        let per_tenant_roles: Vec<_> = objects
+            .values()
+            .filter(|o| o.kind == "function" && o.extra["per_tenant"] == "false")
+            .map(|o| &o.extra["role"])
+            .collect();
+        assert_eq!(per_tenant_roles.len(), 2);
+        assert_ne!(per_tenant_roles[0], per_tenant_roles[1], "each tenant's function has its own role");
+        let skipped = &d.skipped[&TierId::LambdaTenantIsolation];
+        assert!(skipped.iter().any(|s| s.phase == Phase::Traffic && s.reason.contains("Failed")), "{skipped:?}");
+        // The isolation tier's invokes carry the tenant id.
+        let Endpoint::Function(f) = &iso.targets[1].endpoint else { panic!("a function") };
+        let r = f.invoke(&iso.targets[1].tenant, b"{}".to_vec()).await;
+        assert_eq!(r.billed_ms, Some(1));
+        d.teardown(None).await;
+        assert!(fake.kinds().is_empty());
+    });
+}
+
+#[test]
+fn ecs_tasks_get_their_own_definition_role_and_groups() {
+    let fake = Fake::new();
+    let p = plan(ECS, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        d.caps.ecs = Emulator::Moto { url: "http://fake".into() };
+        let dep = d.deploy(&p.tiers[0]).await.unwrap();
+        assert_eq!(dep.instances.len(), 2);
+        assert_eq!(fake.count("taskdef"), 2);
+        assert_eq!(fake.count("cluster"), 1);
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+    });
+}
+
+#[test]
+fn sweep_finds_by_tag_only_the_selected_run() {
+    let fake = Fake::new();
+    let p = plan(EC2, "");
+    let mut mine = deployer(&fake, &p);
+    let other_plan = Plan::new("20270101T000000Z-999999".into(), p.scenario.clone(), "h".into(), &Overrides::default());
+    let mut other = deployer(&fake, &other_plan);
+    rt().block_on(async {
+        mine.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        other.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        mine.deploy(&p.tiers[0]).await.unwrap();
+        other.deploy(&other_plan.tiers[1]).await.unwrap();
+        let before = fake.kinds().len();
+        let caps = Capabilities::cloud();
+        let sel = Selector::Run(p.run_id.clone());
+        let dry = crate::sweep::sweep(&fake.apis(), &caps, &sel, true).await;
+        assert!(!dry.found.is_empty());
+        assert_eq!(fake.kinds().len(), before, "a dry run removes nothing");
+        let r = crate::sweep::sweep(&fake.apis(), &caps, &sel, false).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        // The other run is untouched; nothing of this run is left.
+        let left = fake.state.lock().unwrap().objects.clone();
+        assert!(!left.is_empty());
+        assert!(left.values().filter(|o| o.kind != "object").all(|o| o.tags[RUN_KEY] == other_plan.run_id));
+        assert!(crate::sweep::find(&fake.apis(), &caps, &sel).await.0.is_empty());
+        // Expired: nothing yet; after the lifetime, the other run's resources.
+        let now = SystemTime::now();
+        assert!(crate::sweep::find(&fake.apis(), &caps, &Selector::Expired(now)).await.0.is_empty());
+        let later = Selector::Expired(now + Duration::from_secs(3 * 3600));
+        let r = crate::sweep::sweep(&fake.apis(), &caps, &later, false).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+    });
+}
+
+#[test]
+fn guard_rails_name_the_cap_that_is_exceeded() {
+    let p = plan(EC2, "[aws]\nmax_instances = 2\nmax_lifetime = \"15m\"\n");
+    let rails = crate::plan::check(&p, Some(1.0));
+    let text: Vec<String> = rails.iter().map(ToString::to_string).collect();
+    assert_eq!(rails.len(), 2, "{text:?}");
+    assert!(text[0].contains("3 EC2 instances") && text[0].contains("max_instances = 2"), "{text:?}");
+    assert!(text[1].contains("max_lifetime"), "{text:?}");
+    let p = plan(LAMBDA, "[aws]\nmax_cost_usd = 0.5\n");
+    let rails = crate::plan::check(&p, Some(0.75));
+    assert!(matches!(rails.as_slice(), [crate::plan::GuardRail::Cost { .. }]), "{rails:?}");
+    assert!(crate::plan::check(&p, Some(0.25)).is_empty());
+}
+
+#[test]
+fn the_plan_lists_every_resource() {
+    let p = plan(&(EC2.to_string() + LAMBDA + ECS), "");
+    let listed = crate::plan::resources(&p);
+    let count = |kind: &str| listed.iter().filter(|r| r.kind == kind).count();
+    assert_eq!(count("ec2 instance"), 3);
+    assert_eq!(count("lambda function"), 3);
+    assert_eq!(count("ecs task"), 2);
+    assert_eq!(count("ec2 vpc"), 1);
+    assert_eq!(crate::plan::counts(&p), crate::plan::Counts { instances: 3, tasks: 2, functions: 3 });
+}
