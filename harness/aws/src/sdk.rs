@@ -673,6 +673,10 @@ impl EcsApi for Ecs {
             .name("tenant-app")
             .image(&req.image)
             .essential(true)
+            // The one container takes the whole task size; moto's RunTask also needs these to
+            // sum the task's requirements (without them it answers HTTP 500).
+            .set_cpu(req.cpu.parse().ok())
+            .set_memory(req.memory.parse().ok())
             .set_command(Some(req.command.clone()))
             .port_mappings(PortMapping::builder().container_port(req.port).protocol(TransportProtocol::Tcp).build())
             .set_environment(Some(

@@ -82,7 +82,6 @@ fn ec2_and_lambda_tiers_deploy_and_tear_down_on_localstack() {
 }
 
 #[test]
-#[ignore = "moto 4.2.14 answers this RunTask with HTTP 500 here (not yet diagnosed); run with --ignored"]
 fn ecs_awsvpc_deploys_and_tears_down_on_moto() {
     let Some(emu) = start() else { return };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
