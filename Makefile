@@ -16,4 +16,6 @@ test:
 	@scripts/deps.sh test
 	$(CARGO) build --workspace --bins --features isobench/aws
 	ISOBENCH_FAULT_SUITE=full $(CARGO) test --workspace --no-fail-fast --features isobench/aws
-	$(CARGO) test --test integration without_the_feature   # the default build refuses --target aws, saying how to enable it
+	@# The default build refuses --target aws, saying how to enable it. `--workspace` keeps the
+	@# dependency features the same as above, so only the isobench package itself is rebuilt.
+	$(CARGO) test --workspace --test integration without_the_feature
