@@ -35,7 +35,8 @@ use crate::schedule::Schedule;
 use crate::stats::{
     Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of,
 };
-use crate::{LoadError, LoadSpec};
+use crate::error::LoadError;
+use crate::spec::LoadSpec;
 
 /// How often the progress callback is called.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
