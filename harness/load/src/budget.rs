@@ -8,7 +8,7 @@ use std::time::Duration;
 
 pub use isobench_core::scenario::ErrorBudget;
 
-use crate::Snapshot;
+use crate::stats::Snapshot;
 
 /// Finished and failed requests at one moment of the run.
 #[derive(Debug, Clone, Copy)]

@@ -30,12 +30,13 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout_at;
 
 use crate::clock;
+use crate::error::LoadError;
 use crate::netns;
 use crate::schedule::Schedule;
+use crate::spec::LoadSpec;
 use crate::stats::{
     Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of,
 };
-use crate::{LoadError, LoadSpec};
 
 /// How often the progress callback is called.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);

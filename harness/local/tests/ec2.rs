@@ -12,9 +12,11 @@ use isobench_core::plan::{Overrides, Plan, TierPlan};
 use isobench_core::scenario::Scenario;
 use isobench_core::tier::TierId;
 use isobench_local::{ECS_AGENT_ADDR, IMDS_ADDR, LocalBackend, SHARED_TMP_SUFFIX, SweepOptions, sweep};
+use isobench_testkit::http::{connect, get_in_netns, request};
+use isobench_testkit::netns::{counter, host_network, in_netns, in_netns_of, nft_in, routes_here};
+use isobench_testkit::{leftovers, needs_root};
 
 use crate::ecs_util::*;
-use crate::needs_root;
 use crate::util::*;
 
 const PORT: u16 = 8080;
@@ -64,7 +66,7 @@ fn harness_reaches_all(d: &Deployment) {
     let netns = d.netns.clone().unwrap();
     for t in &d.targets {
         let Endpoint::Http(addr) = t.endpoint else { panic!("an HTTP endpoint") };
-        assert_eq!(http_get(&netns, addr, "/healthz", None).map(|r| r.0), Ok(200), "harness -> {}", t.tenant);
+        assert_eq!(get_in_netns(&netns, addr, "/healthz", None).map(|r| r.0), Ok(200), "harness -> {}", t.tenant);
     }
 }
 
@@ -80,13 +82,13 @@ type Answer = (u16, String);
 fn fetch_role(pid: u32) -> (String, Answer, Answer, Answer) {
     in_netns_of(pid, || {
         let (status, token) =
-            http("PUT", imds(), "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "60")]).unwrap();
+            request("PUT", imds(), "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "60")]).unwrap();
         assert_eq!(status, 200);
         let h = [("X-aws-ec2-metadata-token", token.as_str())];
-        let (status, role) = http("GET", imds(), ROLES, &h).unwrap();
+        let (status, role) = request("GET", imds(), ROLES, &h).unwrap();
         assert_eq!(status, 200, "{role}");
-        let v2 = http("GET", imds(), &format!("{ROLES}{role}"), &h).unwrap();
-        let v1 = http("GET", imds(), &format!("{ROLES}{role}"), &[]).unwrap();
+        let v2 = request("GET", imds(), &format!("{ROLES}{role}"), &h).unwrap();
+        let v1 = request("GET", imds(), &format!("{ROLES}{role}"), &[]).unwrap();
         (token.clone(), (status, role), v2, v1)
     })
 }
@@ -112,7 +114,7 @@ fn per_tenant_groups_block_every_silo_pair_and_admit_the_harness() {
     assert!(net.instances.iter().all(|i| i.groups == [format!("tenant-{}", i.tenants[0])]));
     // The probe runner's `net` sweep asks peers for /probe/beacon: not even the handshake.
     let (pid0, to1) = (d.instances[0].pid.unwrap(), SocketAddr::from((v4(&d, 1), PORT)));
-    let beacon = in_netns_of(pid0, move || http("GET", to1, "/probe/beacon", &[]));
+    let beacon = in_netns_of(pid0, move || request("GET", to1, "/probe/beacon", &[]));
     assert!(beacon.unwrap_err().contains("connect"), "a silo tenant reached another's beacon");
     println!(
         "silo-ec2 per-tenant groups: 0 of {pairs} tenant-to-tenant connections; harness reached all {n}; nft {:.2} ms",
@@ -164,7 +166,7 @@ fn each_silo_instance_gets_its_own_role_from_imds_and_nothing_else() {
                 routes_here(),
                 connect(SocketAddr::from((ECS_AGENT_ADDR, 80)), Duration::from_millis(300)),
                 connect("1.1.1.1:80".parse().unwrap(), Duration::from_millis(300)),
-                http("GET", imds(), "/latest/meta-data/local-ipv4", &[]).unwrap(),
+                request("GET", imds(), "/latest/meta-data/local-ipv4", &[]).unwrap(),
             )
         });
         for r in &routes {
@@ -183,13 +185,13 @@ fn each_silo_instance_gets_its_own_role_from_imds_and_nothing_else() {
         let (pid, _, _) = tokens[(i + 1) % tokens.len()].clone();
         let (token, path) = (token.clone(), format!("{ROLES}{role}"));
         let (foreign_token, foreign_role) = in_netns_of(pid, move || {
-            let t = http("GET", imds(), ROLES, &[("X-aws-ec2-metadata-token", &token)]).unwrap();
-            (t.0, http("GET", imds(), &path, &[]).unwrap().0)
+            let t = request("GET", imds(), ROLES, &[("X-aws-ec2-metadata-token", &token)]).unwrap();
+            (t.0, request("GET", imds(), &path, &[]).unwrap().0)
         });
         assert_eq!((foreign_token, foreign_role), (401, 404));
     }
     // The harness itself is no instance.
-    let harness = in_netns(&d.netns.clone().unwrap(), || http("GET", imds(), ROLES, &[]).unwrap().0);
+    let harness = in_netns(&d.netns.clone().unwrap(), || request("GET", imds(), ROLES, &[]).unwrap().0);
     assert_eq!(harness, 403);
     let net = b.instance_network(TierId::SiloEc2).unwrap();
     for i in &net.instances {
@@ -230,7 +232,7 @@ fn ec2_and_ecs_imds_share_the_address_and_answer_their_own() {
     let run = b.run_id().to_string();
     let silo = b.deploy(&plan(&run, TierId::SiloEc2, 2, "t3.micro")).expect("silo deploys");
     let ecs = b.deploy(&ecs_plan(&run, "ecs.toml", 2)).expect("ecs deploys");
-    let task_role = || in_netns_of(ecs.instances[0].pid.unwrap(), || http("GET", imds(), ROLES, &[]).unwrap());
+    let task_role = || in_netns_of(ecs.instances[0].pid.unwrap(), || request("GET", imds(), ROLES, &[]).unwrap());
     assert_eq!(task_role(), (200, format!("isobench-{run}-container-instance")));
     assert_eq!(fetch_role(silo.instances[1].pid.unwrap()).1.1, format!("isobench-{run}-instance-t1"));
     // An ECS task cannot reach a silo instance, nor the reverse (other bridge, no forwarding).
@@ -286,7 +288,7 @@ fn the_shared_tmp_fault_makes_silo_instances_share_tmp_and_only_with_it() {
         assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
         assert_eq!(r.removed.iter().any(|s| s.contains("shared /tmp")), broken, "{:?}", r.removed);
         assert!(!shared.exists(), "{} left behind", shared.display());
-        assert_eq!(leftovers(&run), Vec::<String>::new());
+        assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     }
 }
 
@@ -337,7 +339,7 @@ fn a_crashed_run_with_the_fault_is_swept() {
     assert!(!shared.exists(), "the sweep left {}", shared.display());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&format!("{run}{SHARED_TMP_SUFFIX}")), "still mounted");
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     assert_eq!(host_network(), before);
 }
 

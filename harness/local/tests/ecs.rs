@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{Backend, Deployment, Endpoint};
 use isobench_core::tier::TierId;
 use isobench_local::{CLUSTER_BRIDGE, ECS_AGENT_ADDR, IMDS_ADDR, LocalBackend, SweepOptions, sweep};
+use isobench_testkit::http::{connect, get_in_netns};
+use isobench_testkit::netns::{counter, host_network, in_netns, in_netns_of, links_here, nft_in, routes_here};
+use isobench_testkit::process::{pid_alive, process_running};
+use isobench_testkit::{leftovers, needs_root};
 
 use crate::ecs_util::*;
-use crate::needs_root;
 use crate::util::*;
 
 const PORT: u16 = 8080;
@@ -50,7 +53,7 @@ fn harness_reaches_all(d: &Deployment) {
     let netns = d.netns.clone().unwrap();
     for t in &d.targets {
         let Endpoint::Http(addr) = t.endpoint else { panic!("an HTTP endpoint") };
-        assert_eq!(http_get(&netns, addr, "/healthz", None).map(|r| r.0), Ok(200), "harness -> {}", t.tenant);
+        assert_eq!(get_in_netns(&netns, addr, "/healthz", None).map(|r| r.0), Ok(200), "harness -> {}", t.tenant);
     }
 }
 
@@ -200,7 +203,7 @@ fn teardown_removes_tasks_rules_endpoints_and_bridge_and_a_redeploy_works() {
     harness_reaches_all(&again);
     // Dropping the backend tears it down too.
     drop(b);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// A task that stops on its own takes its set elements (and credentials) with it; the rest of
@@ -229,7 +232,7 @@ fn rules_follow_a_task_that_stops_alone() {
     let (pid0, to2) = (d.instances[0].pid.unwrap(), SocketAddr::from((addr(2), PORT)));
     assert!(in_netns_of(pid0, move || connect(to2, Duration::from_millis(800))).is_ok());
     for i in [0, 2] {
-        assert_eq!(http_get(&netns, SocketAddr::from((addr(i), PORT)), "/healthz", None).map(|r| r.0), Ok(200));
+        assert_eq!(get_in_netns(&netns, SocketAddr::from((addr(i), PORT)), "/healthz", None).map(|r| r.0), Ok(200));
     }
     assert_eq!(b.ecs_cluster().unwrap().tasks.len(), 2);
     assert!(b.stop_task("ecs-awsvpc-99").is_err());
@@ -254,7 +257,7 @@ fn a_failed_deploy_removes_the_cluster() {
     assert!(!nft_in(&netns, &["list", "tables"]).contains("isobench_ecs"));
     assert!(!in_netns(&netns, links_here).contains(&CLUSTER_BRIDGE.to_string()));
     drop(b);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 const CRASH_RUN: &str = "ISOBENCH_TEST_ECS_CRASH_RUN";
@@ -303,7 +306,7 @@ fn a_crashed_ecs_deploy_is_swept() {
     println!("sweep of a crashed ecs deploy: {:.1} ms, {} items", ms(t0.elapsed()), r.found.len());
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     assert!(r.found.iter().any(|f| f.contains("ecs-awsvpc-")), "{:?}", r.found);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     for pid in pids {
         assert!(!process_running(pid), "task workload {pid} survived the crash");
     }

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use isobench_core::backend::Backend;
 use isobench_local::{ECS_AGENT_ADDR, IMDS_ADDR, LocalBackend};
+use isobench_testkit::http::{connect, request};
+use isobench_testkit::needs_root;
+use isobench_testkit::netns::{counter, in_netns, in_netns_of, local_addrs, nft_in, routes_here};
+use isobench_testkit::process::env_of;
 
 use crate::ecs_util::*;
-use crate::needs_root;
 use crate::util::*;
 
 fn agent() -> SocketAddr {
@@ -39,7 +42,10 @@ fn each_task_fetches_its_own_role_credentials_and_not_anothers() {
         let meta_path = meta.strip_prefix("http://169.254.170.2").unwrap().to_string();
         let u = uri.clone();
         let (creds, task) = in_netns_of(pid, move || {
-            (http("GET", agent(), &u, &[]).unwrap(), http("GET", agent(), &format!("{meta_path}/task"), &[]).unwrap())
+            (
+                request("GET", agent(), &u, &[]).unwrap(),
+                request("GET", agent(), &format!("{meta_path}/task"), &[]).unwrap(),
+            )
         });
         assert_eq!(creds.0, 200, "{}", creds.1);
         let role = json_field(&creds.1, "RoleArn").unwrap();
@@ -63,14 +69,14 @@ fn each_task_fetches_its_own_role_credentials_and_not_anothers() {
                 continue;
             }
             let u = uri.clone();
-            let (status, body) = in_netns_of(*pid, move || http("GET", agent(), &u, &[]).unwrap());
+            let (status, body) = in_netns_of(*pid, move || request("GET", agent(), &u, &[]).unwrap());
             assert_eq!(status, 400, "task {j} fetched task {i}'s credentials: {body}");
             assert_eq!(json_field(&body, "code").as_deref(), Some("InvalidIdInRequest"));
         }
     }
     // Not from the harness namespace either (it is no task), and not from the host at all.
     let u = uris[0].1.clone();
-    let from_harness = in_netns(&d.netns.clone().unwrap(), move || http("GET", agent(), &u, &[]).unwrap());
+    let from_harness = in_netns(&d.netns.clone().unwrap(), move || request("GET", agent(), &u, &[]).unwrap());
     assert_eq!(from_harness.0, 400);
     // The host's namespace does not hold the endpoint's address (checked in its local table;
     // no packet is sent there: the host's own network may route link-local addresses out).
@@ -96,15 +102,20 @@ fn imds_is_reachable_from_an_ec2_task_without_blocking() {
         let r = role.clone();
         let (token, listed, v2, v1, bad) = in_netns_of(inst.pid.unwrap(), move || {
             let token =
-                http("PUT", imds(), "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")]).unwrap();
-            let t = token.1.clone();
-            let listed =
-                http("GET", imds(), "/latest/meta-data/iam/security-credentials/", &[("X-aws-ec2-metadata-token", &t)])
+                request("PUT", imds(), "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")])
                     .unwrap();
+            let t = token.1.clone();
+            let listed = request(
+                "GET",
+                imds(),
+                "/latest/meta-data/iam/security-credentials/",
+                &[("X-aws-ec2-metadata-token", &t)],
+            )
+            .unwrap();
             let path = format!("/latest/meta-data/iam/security-credentials/{r}");
-            let v2 = http("GET", imds(), &path, &[("X-aws-ec2-metadata-token", &t)]).unwrap();
-            let v1 = http("GET", imds(), &path, &[]).unwrap();
-            let bad = http("GET", imds(), &path, &[("X-aws-ec2-metadata-token", "forged")]).unwrap();
+            let v2 = request("GET", imds(), &path, &[("X-aws-ec2-metadata-token", &t)]).unwrap();
+            let v1 = request("GET", imds(), &path, &[]).unwrap();
+            let bad = request("GET", imds(), &path, &[("X-aws-ec2-metadata-token", "forged")]).unwrap();
             (token, listed, v2, v1, bad)
         });
         assert_eq!(token.0, 200);
@@ -118,7 +129,7 @@ fn imds_is_reachable_from_an_ec2_task_without_blocking() {
     }
     assert_eq!(keys.len(), 1, "every task gets the one instance role");
     let pid = d.instances[0].pid.unwrap();
-    let ip = in_netns_of(pid, || http("GET", imds(), "/latest/meta-data/local-ipv4", &[]).unwrap());
+    let ip = in_netns_of(pid, || request("GET", imds(), "/latest/meta-data/local-ipv4", &[]).unwrap());
     assert_eq!(ip, (200, b.ecs_cluster().unwrap().gateway.to_string()));
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
 }
@@ -136,7 +147,7 @@ fn imds_is_unreachable_with_blocking_even_past_the_route() {
     let gateway = b.ecs_cluster().unwrap().gateway;
     assert!(!b.ecs_cluster().unwrap().imds_reachable);
     let (routes, blocked, creds) = in_netns_of(pid, || {
-        (routes_here(), connect(imds(), Duration::from_millis(300)), http("GET", agent(), "/", &[]).map(|r| r.0))
+        (routes_here(), connect(imds(), Duration::from_millis(300)), request("GET", agent(), "/", &[]).map(|r| r.0))
     });
     assert!(routes.iter().any(|r| r.dst == IMDS_ADDR && r.iface == "*"), "no blackhole route: {routes:?}");
     assert!(blocked.is_err(), "IMDS answered a blocked task");
@@ -170,7 +181,7 @@ fn imds_is_unreachable_on_fargate() {
     assert_eq!(env_of(pid, "AWS_EXECUTION_ENV").as_deref(), Some("AWS_ECS_FARGATE"));
     let uri = env_of(pid, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").unwrap();
     let (routes, imds_try, creds) = in_netns_of(pid, move || {
-        (routes_here(), connect(imds(), Duration::from_millis(300)), http("GET", agent(), &uri, &[]).map(|r| r.0))
+        (routes_here(), connect(imds(), Duration::from_millis(300)), request("GET", agent(), &uri, &[]).map(|r| r.0))
     });
     assert!(!routes.iter().any(|r| r.dst == IMDS_ADDR), "{routes:?}");
     assert!(imds_try.unwrap_err().contains("unreachable"));

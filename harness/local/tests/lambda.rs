@@ -20,9 +20,10 @@ use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_local::{EnvironmentInfo, EnvironmentState, LocalBackend, SweepOptions, invoke_errors, sweep};
+use isobench_testkit::process::{environ, ns_inode, pid_alive, process_running, status_field};
+use isobench_testkit::{cgroup, leftovers, needs_root, wait};
 use serde_json::{Value, json};
 
-use crate::needs_root;
 use crate::util::*;
 
 fn spec(memory: u32, keep_alive: Duration) -> LambdaSpec {
@@ -80,28 +81,10 @@ fn whoami(rt: &tokio::runtime::Runtime, ep: &Endpoint, tenant: &str) -> (InvokeR
     (r, v)
 }
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn only_env(b: &LocalBackend, tier: TierId) -> EnvironmentInfo {
     let envs = b.environments(Some(tier));
     assert_eq!(envs.len(), 1, "{envs:#?}");
     envs.into_iter().next().unwrap()
-}
-
-fn environ(pid: u32) -> BTreeMap<String, String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter_map(|kv| {
-            let s = String::from_utf8_lossy(kv);
-            s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
-        })
-        .collect()
 }
 
 #[test]
@@ -146,7 +129,7 @@ fn sequential_invokes_reuse_one_environment_with_its_tmp_and_globals() {
     assert!(!Path::new("/tmp/tenants/t0/k1").exists(), "the environment's /tmp is private");
 
     // Frozen between invokes, and the freezer says so.
-    wait_for("the idle environment to freeze", Duration::from_secs(2), || {
+    wait::expect("the idle environment to freeze", Duration::from_secs(2), || {
         b.environments(Some(tier))[0].frozen == Some(true)
     });
     assert_eq!(b.environments(Some(tier))[0].state, EnvironmentState::Idle);
@@ -161,7 +144,7 @@ fn sequential_invokes_reuse_one_environment_with_its_tmp_and_globals() {
     let gone = invoke(&rt, ep, "t0", json!({"op": "health"}));
     assert_eq!(gone.outcome, InvokeOutcome::Rejected { error_type: invoke_errors::NOT_FOUND.into() });
     b.teardown_all().unwrap();
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -240,7 +223,7 @@ fn an_environment_sees_the_lambda_filesystem_network_and_variables() {
         .unwrap();
     assert!(quota.starts_with("14471"), "{quota}");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -287,7 +270,7 @@ fn concurrent_invokes_create_environments_up_to_the_limit_then_throttle() {
     let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
     assert_eq!((s.created, s.peak_concurrency, s.throttles), (2, 2, (n - 2) as u64), "{s:?}");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -309,7 +292,7 @@ fn an_idle_gap_longer_than_the_keep_alive_gives_a_cold_start() {
     let old = only_env(&b, tier).workload_pid.unwrap();
 
     std::thread::sleep(keep_alive * 2);
-    wait_for("the reaper", Duration::from_secs(2), || !process_running(old));
+    wait::expect("the reaper", Duration::from_secs(2), || !process_running(old));
     assert!(b.environments(Some(tier)).is_empty(), "the idle environment was shut down");
     let (r3, who3) = whoami(&rt, ep, "t0");
     assert!(matches!(r3.start, Some(StartKind::Cold { .. })), "after the keep-alive: {r3:?}");
@@ -389,7 +372,7 @@ fn tenant_isolation_mode_never_lets_two_tenants_share_an_environment() {
     assert_eq!(r.outcome, InvokeOutcome::Rejected { error_type: "InvalidParameterValueException".into() });
     assert_eq!(r.start, None);
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// A function of the user's own: a Python `bootstrap` (a `#!` script, in a zip) speaking the
@@ -432,7 +415,7 @@ fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
         (Some("app.handler"), Some("hello"), Some("/var/task"))
     );
     let env = only_env(&b, tier);
-    wait_for("the environment to freeze", Duration::from_secs(2), || only_env(&b, tier).frozen == Some(true));
+    wait::expect("the environment to freeze", Duration::from_secs(2), || only_env(&b, tier).frozen == Some(true));
     // Frozen: the busy child stops, and the cgroup's CPU time stands still.
     let before = only_env(&b, tier).cpu_usage.unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -441,7 +424,7 @@ fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     let r = invoke(&rt, ep, "t0", json!({"op": "sleep", "s": 0.4}));
     assert_eq!(r.start, Some(StartKind::Warm));
     assert!(r.billed_ms.unwrap() >= 400, "{r:?}");
-    wait_for("the environment to freeze", Duration::from_secs(2), || only_env(&b, tier).frozen == Some(true));
+    wait::expect("the environment to freeze", Duration::from_secs(2), || only_env(&b, tier).frozen == Some(true));
     let thawed_delta = only_env(&b, tier).cpu_usage.unwrap() - before - frozen_delta;
     println!("CPU: frozen for 300 ms {frozen_delta:?}, thawed for 400 ms {thawed_delta:?}");
     assert!(frozen_delta < Duration::from_millis(1), "a frozen environment used {frozen_delta:?} of CPU");
@@ -453,7 +436,7 @@ fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     assert_eq!(r.outcome, InvokeOutcome::Timeout);
     assert_eq!(r.billed_ms, Some(800));
     let pid = env.workload_pid.unwrap();
-    wait_for("the timed-out environment to go", Duration::from_secs(3), || {
+    wait::expect("the timed-out environment to go", Duration::from_secs(3), || {
         b.environments(Some(tier)).is_empty() && !process_running(pid)
     });
     // A crash: a function error named as Lambda names it; the next invoke starts afresh.
@@ -466,7 +449,7 @@ fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     // Warm: the sleeping invoke and the one that timed out.
     assert_eq!((s.created, s.reused, s.replaced), (3, 2, 2), "{s:?}");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(zip.parent().unwrap());
 }
 
@@ -518,25 +501,25 @@ fn teardown_removes_frozen_environments_even_in_a_nested_frozen_cgroup() {
     for t in ["t0", "t1", "t2"] {
         whoami(&rt, endpoint(&d, t), t);
     }
-    wait_for("three frozen environments", Duration::from_secs(3), || {
+    wait::expect("three frozen environments", Duration::from_secs(3), || {
         let e = b.environments(Some(tier));
         e.len() == 3 && e.iter().all(|e| e.frozen == Some(true))
     });
     let envs = b.environments(Some(tier));
     let pids: Vec<u32> = envs.iter().map(|e| e.workload_pid.unwrap()).collect();
     // One environment's runtime moved into a nested cgroup of its own, frozen there too.
-    let v2 = cgroup_mounts().into_iter().find(|(_, v2, _)| *v2).map(|(m, _, _)| m);
+    let v2 = cgroup::v2_mount();
     if let Some(v2) = v2 {
         let dir = envs[0].cgroup_dirs.iter().find(|d| d.starts_with(&v2)).unwrap().join("nested");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("cgroup.procs"), pids[0].to_string()).unwrap();
         std::fs::write(dir.join("cgroup.freeze"), "1").unwrap();
-        wait_for("the nested cgroup to freeze", Duration::from_secs(2), || {
+        wait::expect("the nested cgroup to freeze", Duration::from_secs(2), || {
             std::fs::read_to_string(dir.join("cgroup.events")).unwrap().contains("frozen 1")
         });
     }
     // Another's runtime in a nested cgroup of the v1 freezer, frozen there, where it exists.
-    let v1 = cgroup_mounts().into_iter().find(|(_, v2, c)| !v2 && c.iter().any(|x| x == "freezer")).map(|(m, _, _)| m);
+    let v1 = cgroup::v1_mount("freezer");
     if let Some(v1) = v1
         && let Some(d) = envs[1].cgroup_dirs.iter().find(|d| d.starts_with(&v1))
     {
@@ -544,7 +527,7 @@ fn teardown_removes_frozen_environments_even_in_a_nested_frozen_cgroup() {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("cgroup.procs"), pids[1].to_string()).unwrap();
         std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
-        wait_for("the nested v1 cgroup to freeze", Duration::from_secs(2), || {
+        wait::expect("the nested v1 cgroup to freeze", Duration::from_secs(2), || {
             std::fs::read_to_string(dir.join("freezer.state")).unwrap().trim() == "FROZEN"
         });
         println!("nested frozen cgroup in the v1 freezer: {}", dir.display());
@@ -560,7 +543,7 @@ fn teardown_removes_frozen_environments_even_in_a_nested_frozen_cgroup() {
     for pid in pids {
         assert!(!pid_alive(pid), "runtime {pid} still in the process table");
     }
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     assert!(!Path::new(&format!("/run/isobench/{run}.staged")).exists());
 }
 
@@ -579,7 +562,7 @@ fn crash_helper() {
     for t in ["t0", "t1"] {
         whoami(&rt, endpoint(&d, t), t);
     }
-    wait_for("frozen environments", Duration::from_secs(3), || {
+    wait::expect("frozen environments", Duration::from_secs(3), || {
         b.environments(None).iter().all(|e| e.frozen == Some(true))
     });
     let pids: Vec<String> = b.environments(None).iter().map(|e| e.workload_pid.unwrap().to_string()).collect();
@@ -628,7 +611,7 @@ fn a_sweep_after_a_crash_removes_environments_and_staged_code() {
     assert!(took < Duration::from_secs(2), "sweeping frozen environments took {took:?}");
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert!(!staged.exists());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     for pid in pids {
         assert!(!process_running(pid), "environment runtime {pid} of the crashed run survived");
     }
@@ -659,6 +642,6 @@ fn bad_code_fails_the_deploy_naming_the_problem() {
     std::fs::set_permissions(dir.join("bootstrap"), std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(b.deploy(&lambda_plan(&run, TierId::LambdaShared, 1, s)).is_err(), "a bootstrap others cannot execute");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,13 +1,15 @@
 //! Integration tests of the local emulator, on the real kernel. Each test skips (with a
-//! message) unless it runs as root; tests run in parallel, each under its own run id, and never
-//! sweep another test's run.
+//! message, by `isobench_testkit`'s skip policy) unless it runs as root; tests run in parallel,
+//! each under its own run id, and never sweep another test's run.
 //!
 //! The workload is the sample `tenant-app`: `$ISOBENCH_WORKLOAD` if set, else `tenant-app` in
 //! the target directory of this test's `isobench-sandbox`. Build it first, with the same target
 //! directory: `cargo build -p tenant-app && cargo test -p isobench-local` (or
 //! `cargo test --workspace`, which builds it anyway).
 
-/// Shared helpers: binaries, plans, HTTP inside a namespace, reading `/proc` and cgroups.
+/// This crate's helpers: binaries, run ids, backends and plans, the workload's `/whoami`. What
+/// every crate's tests share (root checks, namespaces, `/proc`, cgroups, leftovers) is
+/// `isobench_testkit`.
 mod util;
 
 /// EC2 tiers: security groups and instance roles (IMDS) from inside the instances; the
@@ -17,7 +19,7 @@ mod ec2;
 mod ecs;
 /// `ecs-awsvpc` task-role credentials and the container instance's IMDS, from inside the tasks.
 mod ecs_metadata;
-/// Helpers for the `ecs-awsvpc` tests: scenario plans and calls from inside a namespace.
+/// Helpers for the `ecs-awsvpc` tests: plans from the shipped scenarios, metadata documents.
 mod ecs_util;
 /// The Lambda tiers: environment reuse, concurrency, keep-alive, tenant isolation mode, the
 /// environment's view, freezing, crashes and timeouts, bring-your-own code, teardown, sweep.

@@ -1,7 +1,9 @@
 use isobench_core::backend::{Backend, Endpoint};
 use isobench_core::tier::TierId;
+use isobench_testkit::http::get_in_netns;
+use isobench_testkit::needs_root;
+use isobench_testkit::process::{ns_inode, pid_alive};
 
-use crate::needs_root;
 use crate::util::*;
 
 #[test]
@@ -52,7 +54,7 @@ fn one_process_answers_every_tenant() {
     let again = b.deploy(&plan(b.run_id(), TierId::SharedEc2, 2, "t3.small")).unwrap();
     let Endpoint::Http(sa) = again.targets[0].endpoint else { panic!("an HTTP endpoint") };
     assert_ne!(Some(sa.ip()), inst.address, "an address was reused within the run");
-    assert_eq!(http_get(&netns, sa, "/healthz", None).unwrap().0, 200);
+    assert_eq!(get_in_netns(&netns, sa, "/healthz", None).unwrap().0, 200);
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
 }
 

@@ -2,8 +2,10 @@ use std::collections::BTreeSet;
 
 use isobench_core::backend::{Backend, Endpoint};
 use isobench_core::tier::TierId;
+use isobench_testkit::needs_root;
+use isobench_testkit::netns::local_addrs;
+use isobench_testkit::process::{ns_inode, status_field};
 
-use crate::needs_root;
 use crate::util::*;
 
 #[test]

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{Backend, Endpoint};
 use isobench_core::tier::TierId;
 use isobench_local::{SweepOptions, sweep};
+use isobench_testkit::http::get_in_netns;
+use isobench_testkit::process::process_running;
+use isobench_testkit::{cgroup, leftovers, needs_root};
 
-use crate::needs_root;
 use crate::util::*;
 
 const CRASH_RUN: &str = "ISOBENCH_TEST_CRASH_RUN";
@@ -48,7 +50,7 @@ fn deploy_in_child(run: &str) -> (std::process::Child, Vec<u32>) {
 
 /// The run's cgroup directories for instance `id` in every mounted hierarchy.
 fn instance_dirs(run: &str, id: &str) -> Vec<PathBuf> {
-    cgroup_mounts().into_iter().map(|(m, _, _)| m.join("isobench").join(run).join(id)).filter(|d| d.exists()).collect()
+    cgroup::mounts().into_iter().map(|m| m.path.join("isobench").join(run).join(id)).filter(|d| d.exists()).collect()
 }
 
 #[test]
@@ -67,14 +69,14 @@ fn sweep_after_a_crash_removes_everything_and_a_second_sweep_finds_nothing() {
     for d in instance_dirs(&run, "silo-ec2-0") {
         std::fs::write(d.join("cgroup.procs"), stray.id().to_string()).unwrap();
     }
-    let freezer = cgroup_mounts().into_iter().find(|(_, v2, c)| !v2 && c.iter().any(|x| x == "freezer"));
-    if let Some((m, _, _)) = &freezer {
+    let freezer = cgroup::v1_mount("freezer");
+    if let Some(m) = &freezer {
         let d = m.join("isobench").join(&run).join("stray");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("cgroup.procs"), stray.id().to_string()).unwrap();
         std::fs::write(d.join("freezer.state"), "FROZEN").unwrap();
     }
-    let before = leftovers(&run);
+    let before = leftovers::of_run(&run);
     assert!(before.iter().any(|l| l.starts_with("cgroup")), "{before:?}");
     assert!(before.iter().any(|l| l == &format!("process {}", stray.id())), "{before:?}");
 
@@ -85,7 +87,7 @@ fn sweep_after_a_crash_removes_everything_and_a_second_sweep_finds_nothing() {
     assert!(dry.found.iter().any(|f| f.contains(&format!("process {}", stray.id()))), "{:?}", dry.found);
     assert!(dry.found.iter().any(|f| f.starts_with("cgroup ") && f.contains("silo-ec2-1")), "{:?}", dry.found);
     assert!(dry.found.iter().any(|f| f.starts_with("lock ")), "{:?}", dry.found);
-    assert_eq!(leftovers(&run), before, "a dry run removed something");
+    assert_eq!(leftovers::of_run(&run), before, "a dry run removed something");
 
     let t0 = Instant::now();
     let report = sweep(&SweepOptions { dry_run: false, ..only_this.clone() }).unwrap();
@@ -94,7 +96,7 @@ fn sweep_after_a_crash_removes_everything_and_a_second_sweep_finds_nothing() {
     assert_eq!(report.found.len(), dry.found.len());
     let status = stray.wait().unwrap();
     assert!(!status.success(), "the stray process was killed");
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     // The crashed harness's workloads died with it (through their death signals). On a host
     // whose init does not reap orphans they linger as zombies, which hold nothing.
     for pid in pids {
@@ -117,16 +119,16 @@ fn a_live_run_is_skipped_unless_forced() {
     let r = sweep(&SweepOptions { dry_run: false, run: Some(run.clone()), force: false }).unwrap();
     assert_eq!(r.skipped_live, std::slice::from_ref(&run));
     assert!(r.found.is_empty(), "{:?}", r.found);
-    assert_eq!(http_get(&netns, addr, "/healthz", None).unwrap().0, 200, "the live run was disturbed");
+    assert_eq!(get_in_netns(&netns, addr, "/healthz", None).unwrap().0, 200, "the live run was disturbed");
 
     assert!(sweep(&SweepOptions { dry_run: true, run: None, force: true }).is_err(), "--force needs --run");
 
     let forced = sweep(&SweepOptions { dry_run: false, run: Some(run.clone()), force: true }).unwrap();
     assert!(forced.failed.is_empty(), "{:?}", forced.failed);
     assert!(forced.found.iter().any(|f| f.starts_with("process ")), "{:?}", forced.found);
-    assert!(http_get(&netns, addr, "/healthz", None).is_err(), "the forced sweep left the workload running");
+    assert!(get_in_netns(&netns, addr, "/healthz", None).is_err(), "the forced sweep left the workload running");
     // The backend's own teardown copes with what the sweep already removed.
     let t = b.teardown_all().unwrap();
     assert!(t.left_behind.is_empty(), "{:?}", t.left_behind);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }

@@ -1,7 +1,9 @@
 use isobench_core::backend::Backend;
 use isobench_core::tier::TierId;
+use isobench_testkit::netns::host_network;
+use isobench_testkit::process::pid_alive;
+use isobench_testkit::{cgroup, leftovers, needs_root};
 
-use crate::needs_root;
 use crate::util::*;
 
 #[test]
@@ -15,7 +17,7 @@ fn teardown_all_leaves_nothing_and_the_host_network_is_untouched() {
     let pids: Vec<u32> = silo.instances.iter().chain(&shared.instances).map(|i| i.pid.unwrap()).collect();
     assert_eq!(host_network(), before, "deploying changed the host's interfaces or routes");
     assert!(std::path::Path::new(&format!("/run/isobench/{run}.lock")).exists());
-    assert!(!leftovers(&run).is_empty());
+    assert!(!leftovers::of_run(&run).is_empty());
 
     let r = b.teardown_all().unwrap();
     assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
@@ -25,13 +27,13 @@ fn teardown_all_leaves_nothing_and_the_host_network_is_untouched() {
     for pid in pids {
         assert!(!pid_alive(pid), "workload {pid} still in the process table");
     }
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     assert_eq!(host_network(), before);
     // Idempotent.
     let again = b.teardown_all().unwrap();
     assert!(again.removed.is_empty() && again.left_behind.is_empty(), "{again:?}");
     drop(b);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -42,7 +44,7 @@ fn dropping_the_backend_tears_everything_down() {
     let d = b.deploy(&plan(&run, TierId::SiloEc2, 2, "t3.micro")).unwrap();
     assert_eq!(d.instances.len(), 2);
     drop(b);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 #[test]
@@ -63,12 +65,12 @@ fn a_workload_that_exits_fails_the_deploy_cleanly_with_its_output() {
     println!("a failed deploy reads: {chain}");
     assert!(b.instances().is_empty());
     // Only the (empty) run directories remain while the backend lives: no instance cgroups.
-    for (m, _, _) in cgroup_mounts() {
-        let dir = m.join("isobench").join(&run);
+    for m in cgroup::mounts() {
+        let dir = m.path.join("isobench").join(&run);
         let inside: Vec<_> =
             std::fs::read_dir(&dir).map(|e| e.flatten().filter(|e| e.path().is_dir()).collect()).unwrap_or_default();
         assert!(inside.is_empty(), "{}: {inside:?}", dir.display());
     }
     drop(b);
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }

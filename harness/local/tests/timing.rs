@@ -2,13 +2,9 @@ use std::time::Duration;
 
 use isobench_core::backend::Backend;
 use isobench_core::tier::TierId;
+use isobench_testkit::needs_root;
 
-use crate::needs_root;
 use crate::util::*;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// Prints the median start time over 20 instances (run alone for clean figures:
 /// `cargo test -p isobench-local --test integration timing -- --nocapture`; the example

@@ -1,4 +1,6 @@
 use isobench_core::BackendError;
+use isobench_testkit::leftovers;
+use isobench_testkit::root::cannot_isolate;
 
 use crate::util::*;
 
@@ -31,5 +33,5 @@ fn without_privileges_the_backend_says_so_up_front() {
     .join()
     .unwrap();
     assert!(msg.contains("needs root") && msg.contains("sudo") && msg.contains("uid 65534"), "{msg}");
-    assert_eq!(leftovers(&run), Vec::<String>::new(), "something was created before the check");
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new(), "something was created before the check");
 }

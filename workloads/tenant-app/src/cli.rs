@@ -19,7 +19,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use crate::fault::FaultConfig;
 use crate::handler::{Config, DEFAULT_MAX_RECORD_BYTES};
 use crate::ids::parse_tenant;
-use crate::lambda;
+use crate::lambda_env::{self, RUNTIME_API_ENV};
 use crate::probe::{self, ProbeConfig, client::Endpoint};
 use crate::store::Hygiene;
 
@@ -76,7 +76,7 @@ impl Cli {
                         format!(
                             "--{flag} is an option of `serve`, but {} is set, so tenant-app runs as a Lambda \
                              runtime; name the `serve` subcommand to serve HTTP",
-                            lambda::RUNTIME_API_ENV
+                            RUNTIME_API_ENV
                         ),
                     ));
                 }
@@ -101,14 +101,15 @@ where
 }
 
 /// Parses the process's arguments (and `TENANT_APP_*` variables) into a command; on bad input
-/// prints the usage error and exits 2, after posting it to `/runtime/init/error` when started by
-/// Lambda.
-pub fn parse() -> Command {
-    let in_lambda = std::env::var_os(lambda::RUNTIME_API_ENV).is_some_and(|v| !v.is_empty());
+/// prints the usage error and exits 2, after handing it to `report_in_lambda` when started by
+/// Lambda (`main` passes [`crate::lambda::report_usage_error`], which posts it to
+/// `/runtime/init/error`).
+pub fn parse(report_in_lambda: impl FnOnce(&str)) -> Command {
+    let in_lambda = lambda_env::in_lambda();
     try_parse_from(std::env::args_os(), in_lambda).unwrap_or_else(|e| {
         // `--help` and `--version` come here too, on stdout; they are no failure.
         if in_lambda && e.use_stderr() {
-            lambda::report_usage_error(&e.to_string());
+            report_in_lambda(&e.to_string());
         }
         e.exit()
     })

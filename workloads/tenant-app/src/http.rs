@@ -1,5 +1,5 @@
 //! The HTTP/1.1 front end: maps hyper requests to [`handler::Request`]s and
-//! [`handler::Response`]s back, and owns the listener's lifecycle (announce the bound address,
+//! [`Response`]s back, and owns the listener's lifecycle (announce the bound address,
 //! serve keep-alive connections, drain on SIGTERM/SIGINT). No business logic lives here.
 
 use std::convert::Infallible;
@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::ServeArgs;
-use crate::handler::{self, ErrorKind, Request, Response, State, StateError};
+use crate::handler::{self, Request, State, StateError};
+use crate::response::{ErrorKind, Response};
 use crate::{probe, route};
 
 /// Header that carries the tenant id on every tenant request.

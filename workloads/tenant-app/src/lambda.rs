@@ -34,11 +34,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cli::LambdaArgs;
-use crate::handler::{self, ErrorKind, Op, Request, Response, State, StateError};
+use crate::handler::{self, Op, Request, State, StateError};
 use crate::probe;
+use crate::response::{ErrorKind, Response};
 
-/// Where Lambda tells `bootstrap` to find the Runtime API (`host:port`).
-pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
+pub use crate::lambda_env::RUNTIME_API_ENV;
 
 /// `errorType` of the function error for an event that is not one of ours.
 pub const INVALID_EVENT: &str = "InvalidEvent";

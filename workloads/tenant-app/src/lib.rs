@@ -21,6 +21,8 @@ pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod lambda;
+pub mod lambda_env;
 pub mod probe;
+pub mod response;
 pub mod route;
 pub mod store;

@@ -1,8 +1,9 @@
 use anyhow::Context;
 use tenant_app::cli::{self, Command};
+use tenant_app::lambda;
 
 fn main() -> anyhow::Result<()> {
-    let command = cli::parse();
+    let command = cli::parse(lambda::report_usage_error);
     if let Command::ProbeHolder(args) = &command {
         // No logging, no runtime: a holder only sleeps.
         tenant_app::probe::proc_::run_holder(&args.canary);

@@ -15,8 +15,9 @@
 //!
 //! Without probes enabled the probe paths do not exist: every method gets `NoRoute`.
 
-use crate::handler::{ErrorKind, Op};
+use crate::handler::Op;
 use crate::probe::Action;
+use crate::response::ErrorKind;
 
 /// A routed request: the operation and the parts of the path it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

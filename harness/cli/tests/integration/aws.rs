@@ -4,9 +4,12 @@
 //! killed with SIGKILL mid-deploy leaves resources that `sweep --target aws --run` finds by tag
 //! and removes.
 
-use crate::util::{isobench, stderr};
 #[cfg(feature = "aws")]
-use crate::util::{repo_root, scenario, stdout};
+use isobench_testkit::scenario::{self, repo_root};
+
+#[cfg(feature = "aws")]
+use crate::util::stdout;
+use crate::util::{isobench, stderr};
 
 #[cfg(not(feature = "aws"))]
 #[test]
@@ -51,7 +54,7 @@ id = "lambda-tenant-isolation"
         assert!(out.contains("guard rails: all within their caps"), "{out}");
         let dir = tempfile::tempdir().unwrap();
         let capped = EC2_AND_LAMBDA.to_string() + "[aws]\nmax_instances = 1\n";
-        let path = scenario(dir.path(), "capped.toml", &capped);
+        let path = scenario::write(dir.path(), "capped.toml", &capped);
         for cmd in ["plan", "run"] {
             let o = isobench().arg(cmd).arg(&path).args(["--target", "aws"]).output().unwrap();
             assert_eq!(o.status.code(), Some(10), "{cmd}: {}", stderr(&o));
@@ -62,7 +65,7 @@ id = "lambda-tenant-isolation"
             );
         }
         let bad = EC2_AND_LAMBDA.to_string() + "[aws]\nmax_instancez = 1\n";
-        let path = scenario(dir.path(), "bad.toml", &bad);
+        let path = scenario::write(dir.path(), "bad.toml", &bad);
         let o = isobench().arg("plan").arg(&path).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains("max_instancez"), "{}", stderr(&o));
@@ -98,7 +101,7 @@ id = "lambda-tenant-isolation"
             panic!("{} is missing: build the workspace's binaries first (make test does)", workload().display());
         }
         let dir = tempfile::tempdir().unwrap();
-        let path = scenario(dir.path(), "emu.toml", EC2_AND_LAMBDA);
+        let path = scenario::write(dir.path(), "emu.toml", EC2_AND_LAMBDA);
         let out = dir.path().join("out");
         let o = with_env(isobench(), &emu)
             .arg("run")
@@ -129,7 +132,7 @@ id = "lambda-tenant-isolation"
 
         // Killed mid-deploy: only a sweep by tag can find what it made.
         let six = EC2_AND_LAMBDA.replace("count = 2", "count = 6");
-        let path = scenario(dir.path(), "six.toml", &six);
+        let path = scenario::write(dir.path(), "six.toml", &six);
         let mut child = with_env(isobench(), &emu)
             .arg("run")
             .arg(&path)

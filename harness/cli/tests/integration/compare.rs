@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 
+use isobench_testkit::scenario::{self, repo_root};
 use serde_json::Value;
 
 use crate::util::*;
@@ -64,7 +65,8 @@ fn a_slower_p99_fails_and_the_diff_names_the_cell() {
     assert!(err.contains("regression against the baseline: 1 check(s) failed"), "{err}");
     // A looser threshold for that tier, from a file, lets it pass.
     let dir = tempfile::tempdir().unwrap();
-    let th = scenario(dir.path(), "t.toml", "format_version = 1\n[tier.shared-ec2]\nmax_p99_increase = \"150%\"\n");
+    let th =
+        scenario::write(dir.path(), "t.toml", "format_version = 1\n[tier.shared-ec2]\nmax_p99_increase = \"150%\"\n");
     let (code, out, _) = compare(&base, &new, &["--thresholds", th.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
@@ -117,7 +119,7 @@ fn bad_input_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does/not/exist: cannot read"), "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
-    let th = scenario(dir.path(), "t.toml", "format_version = 1\n[default]\nmax_p99 = \"5%\"\n");
+    let th = scenario::write(dir.path(), "t.toml", "format_version = 1\n[default]\nmax_p99 = \"5%\"\n");
     let (code, _, err) = compare(&s, &s, &["--thresholds", th.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("t.toml:3: unknown field `max_p99`"), "{err}");

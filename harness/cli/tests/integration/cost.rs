@@ -1,6 +1,7 @@
+use isobench_testkit::scenario::{self, repo_root};
+use isobench_testkit::{leftovers, needs_root};
 use serde_json::Value;
 
-use crate::needs_root;
 use crate::util::*;
 
 /// The built-in pricing file, read as plain TOML (not through the cost crate).
@@ -60,7 +61,7 @@ fn a_run_costs_every_tier_as_recomputed_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let extra =
         "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"fargate\"\n\n[[tier]]\nid = \"lambda-shared\"\nmemory = 256\n";
-    let path = scenario(dir.path(), "s.toml", &small_scenario("2s", "200", 3, extra));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("2s", "200", 3, extra));
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
@@ -93,20 +94,20 @@ fn a_run_costs_every_tier_as_recomputed_by_hand() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## Cost (modelled)") && report.contains("## Calibration (modelled)"), "{report}");
     assert!(stdout(&out).contains("cost (modelled)"), "{}", stdout(&out));
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 /// A pricing file for a region without a built-in table must price every tier itself.
 #[test]
 fn a_missing_price_is_bad_input_naming_the_tier() {
     let dir = tempfile::tempdir().unwrap();
-    let pricing = scenario(
+    let pricing = scenario::write(
         dir.path(),
         "p.toml",
         "format_version = 1\nregion = \"eu-test-1\"\nas_of = \"2026-11-01\"\ncurrency = \"USD\"\n\n\
          [ec2.\"t3.micro\"]\nusd = 0.0114\nunit = \"instance-hour\"\nsource = \"test\"\n",
     );
-    let path = scenario(dir.path(), "s.toml", &small_scenario("1s", "100", 2, ""));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("1s", "100", 2, ""));
     let out_dir = dir.path().join("out");
     let out =
         isobench().arg("run").arg(&path).arg("--pricing").arg(&pricing).arg("--out").arg(&out_dir).output().unwrap();
@@ -118,7 +119,7 @@ fn a_missing_price_is_bad_input_naming_the_tier() {
 #[test]
 fn an_invalid_price_is_located_in_its_file() {
     let dir = tempfile::tempdir().unwrap();
-    let pricing = scenario(
+    let pricing = scenario::write(
         dir.path(),
         "p.toml",
         "format_version = 1\nregion = \"us-east-1\"\nas_of = \"2026-11-01\"\ncurrency = \"USD\"\n\n\

@@ -2,13 +2,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use isobench_testkit::ports::free_port;
+use isobench_testkit::process::KillOnDrop;
+use isobench_testkit::scenario;
 
 use crate::util::*;
 
 /// A `tenant-app` serving on a free loopback port; killed when dropped, also when a test fails.
 struct App {
-    child: Child,
+    _child: KillOnDrop,
     addr: String,
 }
 
@@ -26,14 +30,7 @@ impl App {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("tenant-app said {line:?}"));
-        App { addr: addr.to_string(), child }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        App { addr: addr.to_string(), _child: KillOnDrop(child) }
     }
 }
 
@@ -79,7 +76,7 @@ fn endpoints_file(dir: &Path, text: &str) -> PathBuf {
 fn drives_traffic_and_probes_against_a_running_workload() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::start(dir.path());
-    let scn = scenario(dir.path(), "s.toml", &scenario_text("[probes]\ntrials = 6\n"));
+    let scn = scenario::write(dir.path(), "s.toml", &scenario_text("[probes]\ntrials = 6\n"));
     let eps = endpoints_file(
         dir.path(),
         &format!("format_version = 1\n[tiers.shared-ec2]\n\"*\" = \"http://{}\"\n", app.addr),
@@ -132,7 +129,7 @@ fn drives_traffic_and_probes_against_a_running_workload() {
 #[test]
 fn bad_endpoint_files_are_refused_with_a_location() {
     let dir = tempfile::tempdir().unwrap();
-    let scn = scenario(dir.path(), "s.toml", &scenario_text(""));
+    let scn = scenario::write(dir.path(), "s.toml", &scenario_text(""));
     let cases = [
         (
             "format_version = 1\n[tiers.shared-ec2]\ntenant-01 = \"http://127.0.0.1:1\"\n",
@@ -180,8 +177,8 @@ fn bad_endpoint_files_are_refused_with_a_location() {
 #[test]
 fn an_unreachable_endpoint_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let scn = scenario(dir.path(), "s.toml", &scenario_text(""));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let scn = scenario::write(dir.path(), "s.toml", &scenario_text(""));
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let eps = endpoints_file(dir.path(), &format!("format_version = 1\n[tiers.shared-ec2]\n\"*\" = \"{url}\"\n"));
     let out = isobench()

@@ -14,9 +14,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use isobench_testkit::{leftovers, needs_root, scenario, wait};
 use rand::{Rng, SeedableRng};
 
-use crate::needs_root;
 use crate::util::*;
 
 /// A run of `isobench` in the background whose stderr lines arrive on a channel, with the
@@ -110,17 +110,10 @@ impl Bg {
 
     /// Waits for the exit, with the rest of stderr.
     fn finish(mut self, timeout: Duration) -> (Option<i32>, String) {
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if t0.elapsed() > timeout {
-                self.signal(libc::SIGKILL);
-                let _ = self.child.wait();
-                panic!("isobench did not exit within {timeout:?}; stderr so far:\n{}", self.seen.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = wait::for_exit(&mut self.child, timeout) else {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.wait();
+            panic!("isobench did not exit within {timeout:?}; stderr so far:\n{}", self.seen.join("\n"));
         };
         while let Ok((_, l)) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(l);
@@ -144,14 +137,8 @@ fn run_id_of(pid: u32) -> Option<String> {
 
 /// Waits until the harness with this pid has taken its lock.
 fn wait_run_id(pid: u32) -> String {
-    let t0 = Instant::now();
-    loop {
-        if let Some(r) = run_id_of(pid) {
-            return r;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "no lock file names pid {pid}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait::until_some(Duration::from_secs(30), || run_id_of(pid))
+        .unwrap_or_else(|| panic!("no lock file names pid {pid}"))
 }
 
 /// Pids of the processes named `comm` in the cgroup of one instance of a run.
@@ -242,7 +229,7 @@ fn a_tenant_workload_killed_mid_run_costs_only_that_tenant() {
     let dir = tempfile::tempdir().unwrap();
     // The default 2 s timeout: on a loaded machine the unharmed tenants must not time out.
     let text = one_tier("silo-ec2", "4s", "300", 3, "", "");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let mut bg = Bg::start(&path, &out, &[]);
     let run = wait_run_id(bg.child.id());
@@ -273,7 +260,7 @@ fn a_tenant_workload_killed_mid_run_costs_only_that_tenant() {
             assert_eq!(failed, 0, "tenant {} was hurt by another's dead workload: {tr}", p["tenant"]);
         }
     }
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// A workload that accepts every request and never answers: each request is a timeout at
@@ -289,7 +276,7 @@ fn a_blackholed_target_times_out_every_request_at_its_deadline() {
     let run_extra = "timeout = \"2s\"\nmax_connections = 600\n[run.error_budget]\nenabled = false";
     let faults = "[workload.faults]\nstall_rate = 1.0\nstall = \"1h\"";
     let text = one_tier("shared-ec2", "3s", "150", 2, run_extra, "").replace("[mix]", &format!("{faults}\n\n[mix]"));
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let mut bg = Bg::start(&path, &out, &[]);
     let up = bg.wait_for("instance(s) up", Duration::from_secs(60)).expect("the tier comes up");
@@ -313,7 +300,7 @@ fn a_blackholed_target_times_out_every_request_at_its_deadline() {
     let (lo, hi) = (f(&after["min_us"]) / 1e6, f(&after["max_us"]) / 1e6);
     println!("blackhole: timeouts given up after {lo:.3}..{hi:.3} s for a {timeout} s deadline");
     assert!(lo >= timeout * 0.9 && hi <= timeout * 1.1, "timeouts at {lo:.3}..{hi:.3} s, deadline {timeout} s");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 /// A target whose network drops every packet from some moment on (an nftables `drop` policy
@@ -328,7 +315,7 @@ fn a_target_dropping_every_packet_times_out_at_the_deadline() {
     let timeout = 2.0;
     let run_extra = "timeout = \"2s\"\nmax_connections = 600\n[run.error_budget]\nenabled = false";
     let text = one_tier("shared-ec2", "4s", "150", 2, run_extra, "");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let mut bg = Bg::start(&path, &out, &[]);
     let run = wait_run_id(bg.child.id());
@@ -365,7 +352,7 @@ fn a_target_dropping_every_packet_times_out_at_the_deadline() {
     let (lo, hi) = (f(&after["min_us"]) / 1e6, f(&after["max_us"]) / 1e6);
     println!("packet drop: timeouts given up after {lo:.3}..{hi:.3} s for a {timeout} s deadline");
     assert!(lo >= timeout * 0.9 && hi <= timeout * 1.1, "timeouts at {lo:.3}..{hi:.3} s, deadline {timeout} s");
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// A target stopped (SIGSTOP) for 1 s at 1,000 requests/s: the corrected p99 shows the stall,
@@ -382,7 +369,7 @@ fn a_one_second_stall_shows_in_the_corrected_p99_only() {
     let dir = tempfile::tempdir().unwrap();
     let run_extra = "timeout = \"3s\"\narrival = \"constant\"\nmax_connections = 8";
     let text = one_tier("shared-ec2", "5s", "1000", 2, run_extra, "");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let mut bg = Bg::start(&path, &out, &[]);
     let run = wait_run_id(bg.child.id());
@@ -406,7 +393,7 @@ fn a_one_second_stall_shows_in_the_corrected_p99_only() {
     assert!(c99 >= 900.0, "corrected p99 {c99:.1} ms hides the stall");
     assert!(u99 < 500.0, "uncorrected p99 {u99:.1} ms: more than 1% of the sends waited");
     assert!(umax >= 800.0, "the requests on the wire waited out the stall: max {umax:.1} ms");
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// Every request fails: the error budget stops the run long before its 60 s plan, with its
@@ -416,7 +403,7 @@ fn total_failure_stops_at_the_error_budget_with_exit_9() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let text = one_tier("shared-ec2", "60s", "200", 2, "", "[workload.faults]\nerror_rate = 1.0");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let t0 = Instant::now();
     let bg = Bg::start(&path, &out, &[]);
@@ -433,7 +420,7 @@ fn total_failure_stops_at_the_error_budget_with_exit_9() {
     let tr = &tier(&s, "shared-ec2")["traffic"];
     assert!(n(&tr["errors_by_kind"]["http_5xx"]) >= 20, "{tr}");
     assert_eq!(n(&tr["ok"]), 0, "{tr}");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 /// A function error (the Lambda tiers) and a status-200 payload whose body is an error
@@ -471,7 +458,7 @@ timeout = "3s"
 keep_alive = "10s"
 concurrency = 10
 "#;
-    let path = scenario(dir.path(), "s.toml", text);
+    let path = scenario::write(dir.path(), "s.toml", text);
     let out = dir.path().join("out");
     let (code, err) = Bg::start(&path, &out, &[]).finish(Duration::from_secs(120));
     assert_eq!(code, Some(0), "{err}");
@@ -498,7 +485,7 @@ concurrency = 10
         "{tr}"
     );
     assert_eq!(n(&t["latency"]["corrected"]["count"]), 0, "only ok invokes are latency samples");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 /// HTTP 200 with an error document as the body is an `error_body` error, not a success.
@@ -507,7 +494,7 @@ fn http_200_with_an_error_body_is_an_error() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let text = one_tier("shared-ec2", "2s", "300", 2, "", "[workload.faults]\nerror_body_rate = 0.3");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let (code, err) = Bg::start(&path, &out, &[]).finish(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{err}");
@@ -520,7 +507,7 @@ fn http_200_with_an_error_body_is_an_error() {
     assert!((0.2..0.4).contains(&(eb / sent)), "error bodies {eb} of {sent}: {tr}");
     assert_eq!(n(&tr["errors"]) as f64, eb, "no other error: {tr}");
     assert_eq!(n(&t["latency"]["corrected"]["count"]), n(&tr["ok"]), "only ok requests are latency samples");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 // ---- exit codes that need a failure --------------------------------------------------------
@@ -530,7 +517,7 @@ fn http_200_with_an_error_body_is_an_error() {
 fn an_unwritable_results_directory_exits_1_and_leaves_nothing() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "s.toml", &one_tier("shared-ec2", "1s", "100", 1, "", ""));
+    let path = scenario::write(dir.path(), "s.toml", &one_tier("shared-ec2", "1s", "100", 1, "", ""));
     // A regular file where the results directory's parent should be.
     std::fs::write(dir.path().join("file"), "").unwrap();
     let out = dir.path().join("file").join("out");
@@ -554,7 +541,7 @@ fn a_function_that_cannot_start_fails_the_deploy_with_exit_3() {
         one_tier("silo-ec2", "1s", "50", 2, "", ""),
         code_dir.display()
     );
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let bg = Bg::start(&path, &out, &[]);
     let pid = bg.child.id();
@@ -564,8 +551,8 @@ fn a_function_that_cannot_start_fails_the_deploy_with_exit_3() {
     let s = read_summary(&out);
     assert_eq!(s["status"], "failed");
     assert_eq!(s["tiers"].as_array().unwrap().len(), 1, "silo-ec2 ran before the failing tier");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
-    assert_eq!(group_processes(pid), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::in_process_group(pid), Vec::<String>::new());
 }
 
 /// Exit 4: teardown cannot remove something. Here the run's lock file is a busy mount point
@@ -575,7 +562,7 @@ fn a_function_that_cannot_start_fails_the_deploy_with_exit_3() {
 fn something_teardown_cannot_remove_exits_4_and_sweep_removes_it_later() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "s.toml", &one_tier("shared-ec2", "2s", "100", 2, "", ""));
+    let path = scenario::write(dir.path(), "s.toml", &one_tier("shared-ec2", "2s", "100", 2, "", ""));
     let out = dir.path().join("out");
     let mut bg = Bg::start(&path, &out, &[]);
     let run = wait_run_id(bg.child.id());
@@ -595,7 +582,7 @@ fn something_teardown_cannot_remove_exits_4_and_sweep_removes_it_later() {
     let swept = isobench().args(["sweep", "--run", &run]).output().unwrap();
     assert_eq!(swept.status.code(), Some(0), "{}", stderr(&swept));
     assert!(stdout(&swept).contains("lock"), "{}", stdout(&swept));
-    assert_eq!(leftovers(&run), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 
 /// Exit 7: a probe whose positive control never passes. A bring-your-own function (here the
@@ -644,7 +631,7 @@ code = "{}"
 "#,
         code_dir.display()
     );
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out = dir.path().join("out");
     let (code, err) = Bg::start(&path, &out, &[]).finish(Duration::from_secs(120));
     assert_eq!(code, Some(7), "{err}");
@@ -654,57 +641,18 @@ code = "{}"
     assert!(n(&t["traffic"]["ok"]) > 0, "the function itself works: {}", t["traffic"]);
     let cell = t["probes"].as_array().unwrap().iter().find(|c| c["probe"] == "LK-TMP").unwrap();
     assert_eq!(cell["verdict"], "inconclusive", "{cell}");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 // ---- SIGKILL of the harness ------------------------------------------------------------------
 
-fn is_zombie(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(") ").is_none_or(|(_, rest)| rest.starts_with('Z'))
-}
-
-/// Processes (not zombies) still in the process group of a killed harness.
-fn group_processes(pgid: u32) -> Vec<String> {
-    let mut found = Vec::new();
-    for p in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
-        // `pid (comm) state ppid pgrp ...`; comm may hold spaces, so split after the `)`.
-        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-            found.push(format!("process {pid} ({})", stat.split(['(', ')']).nth(1).unwrap_or("?")));
-        }
-    }
-    found
-}
-
 /// Everything of a run on the host, by enumeration: processes (by cgroup and process group),
 /// cgroup directories in every hierarchy, the lock, staged code, a shared `/tmp`, pinned
-/// network namespaces. The run's other namespaces, veths and nftables rules live only as
-/// long as its processes.
+/// network namespaces.
 fn everything_of(run: &str, pgid: u32) -> Vec<String> {
-    // A zombie holds nothing but its pid; the harness that would have reaped it is dead, and
-    // not every container's init reaps orphans.
-    let mut found: Vec<String> = leftovers(run)
-        .into_iter()
-        .filter(|l| l.strip_prefix("process ").and_then(|p| p.parse().ok()).is_none_or(|p: u32| !is_zombie(p)))
-        .collect();
-    found.extend(group_processes(pgid));
-    for suffix in ["staged", "shared-tmp"] {
-        let p = PathBuf::from(format!("/run/isobench/{run}.{suffix}"));
-        if p.exists() {
-            found.push(p.display().to_string());
-        }
-    }
-    if let Ok(d) = std::fs::read_dir("/run/netns") {
-        for e in d.flatten() {
-            if e.file_name().to_string_lossy().contains(run) {
-                found.push(format!("netns {}", e.path().display()));
-            }
-        }
-    }
+    let mut found = leftovers::of_run(run);
+    found.extend(leftovers::in_process_group(pgid));
+    found.extend(leftovers::run_files(run));
     found
 }
 
@@ -811,7 +759,7 @@ fn sigkill_of_the_harness_at_random_points_then_sweep_leaves_nothing() {
     let points = kill_points(seed, if full { 24 } else { 3 });
     println!("SIGKILL points (ISOBENCH_FAULT_SEED={seed}): {points:?}");
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "kill.toml", KILL_SCENARIO);
+    let path = scenario::write(dir.path(), "kill.toml", KILL_SCENARIO);
     let mut killed_in = std::collections::BTreeMap::<String, usize>::new();
     for (i, p) in points.iter().enumerate() {
         let out = dir.path().join(format!("out-{i}"));

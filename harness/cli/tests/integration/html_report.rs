@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 
+use isobench_testkit::needs_root;
+use isobench_testkit::scenario::{self, repo_root};
+
 use crate::cdp;
-use crate::needs_root;
 use crate::schema::assert_valid_summary;
 use crate::util::*;
 
@@ -110,7 +112,7 @@ fn report_opens_offline_in_a_real_browser_with_every_chart_drawn() {
 fn fresh_run_writes_a_report_and_a_summary_that_match_the_schema() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "s.toml", &small_scenario("2s", "200", 2, ""));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("2s", "200", 2, ""));
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use isobench_testkit::{leftovers, needs_root, scenario};
 
-use crate::needs_root;
 use crate::util::*;
 
 pub(crate) fn tier<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -62,7 +62,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "s.toml", &small_scenario("3s", "400", 3, ""));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("3s", "400", 3, ""));
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
@@ -95,7 +95,7 @@ fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
     }
     assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("## shared-ec2"));
     let run_id = s["run_id"].as_str().unwrap();
-    assert_eq!(leftovers(run_id), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(run_id), Vec::<String>::new());
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn injected_errors_and_stalls_are_counted_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let extra = "[workload.faults]\nerror_rate = 0.2\nstall_rate = 0.05\nstall = \"3s\"\n";
     let text = small_scenario("3s", "300", 2, extra).replace("timeout = \"1s\"", "timeout = \"300ms\"");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).args(["--tiers", "shared-ec2", "--out"]).arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
@@ -121,14 +121,14 @@ fn injected_errors_and_stalls_are_counted_exactly() {
     assert_eq!(histogram_counts(&out_dir, "shared-ec2", "corrected"), traffic["ok"].as_u64().unwrap());
     assert!(t["latency"]["uncorrected"]["max_us"].as_f64().unwrap() < 300_000.0 * 1.01);
     assert!(t["injected_faults"].is_object(), "fault runs are labelled");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 #[test]
 fn sigterm_stops_the_run_tears_down_and_keeps_partial_results() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "s.toml", &small_scenario("60s", "200", 2, ""));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("60s", "200", 2, ""));
     let out_dir = dir.path().join("out");
     let mut child = isobench()
         .arg("run")
@@ -161,7 +161,7 @@ fn sigterm_stops_the_run_tears_down_and_keeps_partial_results() {
     let s = read_summary(&out_dir);
     assert_eq!(s["status"], "interrupted");
     assert_all_balanced(&s);
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn without_root_the_emulator_says_so_before_deploying() {
     let exe = bin_dir.join("isobench");
     std::fs::copy(env!("CARGO_BIN_EXE_isobench"), &exe).unwrap();
     let text = small_scenario("1s", "100", 2, "");
-    let path = scenario(dir.path(), "s.toml", &text);
+    let path = scenario::write(dir.path(), "s.toml", &text);
     for p in [dir.path(), bin_dir.as_path()] {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
@@ -198,7 +198,7 @@ fn noisy_neighbour_alternates_solo_and_contended_windows() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
     let extra = "[noisy_neighbour]\nrate = \"150\"\ncompute = \"4ms\"\nrounds = 3\nwindow = \"600ms\"\n";
-    let path = scenario(dir.path(), "s.toml", &small_scenario("1s", "200", 3, extra));
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("1s", "200", 3, extra));
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).args(["--tiers", "shared-ec2", "--out"]).arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -1,4 +1,5 @@
-use crate::needs_root;
+use isobench_testkit::{leftovers, needs_root, scenario};
+
 use crate::util::*;
 
 fn cells(s: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
@@ -47,7 +48,7 @@ fn leakage_matrix_matches_expectations() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuite name=\"lambda-shared\"") && junit.contains("failures=\"0\""), "{junit}");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 
 /// Silo instances that share one /tmp (a deliberate misconfiguration) leak through LK-TMP,
@@ -63,7 +64,7 @@ fn broken_isolation_gives_the_unexpected_leak_exit_code() {
         "[probes]\nonly = [\"LK-TMP\"]\ntrials = 20\n\n[local]\nbreak_isolation = [\"shared-tmp\"]\n",
     )
     .replace("[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n", "");
-    let path = scenario(dir.path(), "broken.toml", &text);
+    let path = scenario::write(dir.path(), "broken.toml", &text);
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
@@ -74,5 +75,5 @@ fn broken_isolation_gives_the_unexpected_leak_exit_code() {
     assert_eq!(c["unexpected"], true);
     let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
     assert!(junit.contains("type=\"unexpected-leak\""), "{junit}");
-    assert_eq!(leftovers(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }

@@ -1,5 +1,7 @@
 use std::path::Path;
 
+use isobench_testkit::scenario::repo_root;
+
 use crate::util::*;
 
 fn report(dir: &Path) -> (i32, String, String) {

@@ -3,8 +3,9 @@
 //! `scenarios/scale-1000.toml` (results in `results/bench/scale-1000/`): 3.6 minutes on the
 //! 2-core host (release build), over CI's budget for one test; this one takes under a minute.
 
+use isobench_testkit::{leftovers, needs_root, scenario};
+
 use crate::local_run::{assert_all_balanced, histogram_counts, tier};
-use crate::needs_root;
 use crate::util::*;
 
 const TENANTS: usize = 200;
@@ -43,12 +44,12 @@ concurrency = 2
 fn two_hundred_tenants_are_all_served_accounted_and_cleaned_up() {
     needs_root!();
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "scale.toml", &scale_scenario());
+    let path = scenario::write(dir.path(), "scale.toml", &scale_scenario());
     let out_dir = dir.path().join("out");
     let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
     let s = read_summary(&out_dir);
     if let Some(run_id) = s["run_id"].as_str() {
-        assert_eq!(leftovers(run_id), Vec::<String>::new(), "nothing is left behind");
+        assert_eq!(leftovers::of_run(run_id), Vec::<String>::new(), "nothing is left behind");
     }
     assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
     assert_eq!(s["status"], "complete");

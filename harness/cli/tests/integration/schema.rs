@@ -1,8 +1,7 @@
 use std::path::Path;
 
 use isobench_results::{SCHEMA_FILE, summary_schema};
-
-use crate::util::repo_root;
+use isobench_testkit::scenario::repo_root;
 
 /// The schema as committed: pretty JSON with a final newline.
 fn generated() -> String {

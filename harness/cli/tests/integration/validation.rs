@@ -1,8 +1,10 @@
+use isobench_testkit::scenario::{self, repo_root};
+
 use crate::util::*;
 
 fn run_scenario(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = scenario(dir.path(), "bad.toml", text);
+    let path = scenario::write(dir.path(), "bad.toml", text);
     let out = isobench().arg("run").arg(&path).arg("--out").arg(dir.path().join("out")).output().unwrap();
     assert!(!dir.path().join("out").exists(), "nothing may be written for bad input");
     (out.status.code().unwrap_or(-1), stderr(&out))
@@ -90,7 +92,7 @@ fn a_bad_trace_row_is_refused_with_its_line_before_anything_runs() {
     )
     .unwrap();
     let text = small_scenario("1s", "1k", 2, "[arrivals.trace]\nfile = \"t.csv\"\nminute = \"1s\"\n");
-    let scn = scenario(dir.path(), "s.toml", &text);
+    let scn = scenario::write(dir.path(), "s.toml", &text);
     let out = isobench().arg("run").arg(&scn).arg("--out").arg(dir.path().join("out")).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("t.csv:3: 5 columns, the header has 6"), "{}", stderr(&out));

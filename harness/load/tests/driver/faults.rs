@@ -2,6 +2,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use isobench_load::{ErrorKind, LoadSpec};
+use isobench_testkit::ports::closed_addr;
 
 use crate::util::{Behaviour, Raw, TestServer, check_invariants, planned, run, spec, targets};
 
@@ -108,7 +109,7 @@ fn answers_that_are_not_http_are_protocol_errors() {
 #[test]
 fn refused_connections_are_connect_errors() {
     // A port that was just free: nothing listens there.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = closed_addr();
     let s = spec(500.0, 400, 3);
     let (r, _) = run(&s, &targets(&s, addr));
     check_invariants(&r);

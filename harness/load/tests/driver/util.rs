@@ -21,6 +21,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, StartKind, TenantTarget};
 use isobench_load::{Arrival, LoadReport, LoadSpec, MixSpec, Op, OpStats, Schedule, Snapshot, TenantSpec};
+use isobench_testkit::ports::loopback_listener;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -90,7 +91,7 @@ impl Drop for TestServer {
 impl TestServer {
     /// A contract-following server with the given behaviour, on a fresh loopback port.
     pub fn start(behaviour: Behaviour, record_size: usize) -> TestServer {
-        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let listener = loopback_listener();
         TestServer::on(listener, behaviour, record_size)
     }
 
@@ -131,7 +132,7 @@ impl TestServer {
     /// A raw TCP server that breaks HTTP: `Raw::CloseAfterHead` reads each request's head and
     /// closes without answering; `Raw::Garbage` answers with something that is not HTTP.
     pub fn raw(kind: Raw) -> TestServer {
-        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let listener = loopback_listener();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let stats = Arc::new(ServerStats::default());

@@ -6,6 +6,7 @@ use hyper::Method;
 use isobench_rapi::{
     FunctionConfig, InitFailure, Invocation, InvokeError, InvokeOutcome, RuntimeApi, error_types, headers,
 };
+use isobench_testkit::ports::loopback_listener;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
@@ -407,8 +408,7 @@ async fn invalid_caller_input_is_refused_before_sending() {
     assert!(matches!(api.invoke(inv).await, Err(InvokeError::InvalidHeader { field: "client context" })));
     let mut bad = FunctionConfig::new("f", std::time::Instant::now());
     bad.function_arn = "arn\n".to_owned();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    assert!(RuntimeApi::start(listener, bad).is_err());
+    assert!(RuntimeApi::start(loopback_listener(), bad).is_err());
 }
 
 #[tokio::test]
@@ -427,6 +427,5 @@ async fn shutdown_fails_the_pending_invoke_and_closes_the_socket() {
 
 #[test]
 fn start_needs_a_tokio_runtime() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    assert!(matches!(RuntimeApi::start(listener, config(false)), Err(isobench_rapi::StartError::NoRuntime)));
+    assert!(matches!(RuntimeApi::start(loopback_listener(), config(false)), Err(isobench_rapi::StartError::NoRuntime)));
 }

@@ -9,6 +9,7 @@ use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use isobench_rapi::{FunctionConfig, RuntimeApi};
+use isobench_testkit::ports::loopback_listener;
 use tokio::net::TcpStream;
 
 pub const NEXT: &str = "/2018-06-01/runtime/invocation/next";
@@ -30,8 +31,7 @@ pub fn config(tenant_isolation: bool) -> FunctionConfig {
 
 /// Start a server on an ephemeral loopback port, the way the emulator hands over its socket.
 pub fn start(config: FunctionConfig) -> Arc<RuntimeApi> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    Arc::new(RuntimeApi::start(listener, config).expect("start runtime API"))
+    Arc::new(RuntimeApi::start(loopback_listener(), config).expect("start runtime API"))
 }
 
 /// One HTTP/1.1 keep-alive connection, as a runtime holds it.

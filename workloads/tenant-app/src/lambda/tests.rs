@@ -6,6 +6,7 @@ use super::*;
 use crate::fault::FaultConfig;
 use crate::handler::Config;
 use crate::probe::ProbeConfig;
+use crate::response::{CONTENT_BYTES, CONTENT_JSON};
 use crate::store::Hygiene;
 
 fn state_with(tmp: &Path, faults: FaultConfig) -> State {
@@ -230,7 +231,7 @@ async fn whoami_counts_every_invocation_of_the_process() {
 
 #[test]
 fn responses_serialise_to_the_documented_shape() {
-    let text = EventResponse::from(Response::new(200, handler::CONTENT_JSON, Bytes::from_static(b"{\"a\":1}")));
+    let text = EventResponse::from(Response::new(200, CONTENT_JSON, Bytes::from_static(b"{\"a\":1}")));
     assert_eq!(
         serde_json::to_value(&text).unwrap(),
         json!({"status": 200, "body": "{\"a\":1}", "content_type": "application/json"})
@@ -240,7 +241,7 @@ fn responses_serialise_to_the_documented_shape() {
         serde_json::to_value(&empty).unwrap(),
         json!({"status": 201, "body": "", "content_type": "text/plain; charset=utf-8"})
     );
-    let binary = EventResponse::from(Response::new(200, handler::CONTENT_BYTES, Bytes::from_static(&[0xff, 0])));
+    let binary = EventResponse::from(Response::new(200, CONTENT_BYTES, Bytes::from_static(&[0xff, 0])));
     assert_eq!(
         serde_json::to_value(&binary).unwrap(),
         json!({"status": 200, "body_b64": "/wA=", "content_type": "application/octet-stream"})

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::client::{self, Endpoint, FetchError};
-use super::join_ordered;
+use super::join::join_ordered;
 use super::scan::{Found, PRINCIPAL_PREFIX};
 
 /// Where the real ECS task credentials endpoint is.

@@ -17,6 +17,7 @@ pub mod client;
 pub mod cred;
 pub mod env;
 pub mod fd;
+mod join;
 pub mod mem;
 pub mod net;
 pub mod proc_;
@@ -24,7 +25,6 @@ pub mod rng;
 pub mod scan;
 pub mod tmp;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,7 +34,9 @@ use serde_json::{Value, json};
 
 use self::client::Endpoint;
 use self::scan::Found;
-use crate::handler::{CONTENT_JSON, ErrorKind, Response, State};
+use crate::identity::Identity;
+use crate::response::{CONTENT_JSON, ErrorKind, Response};
+use crate::store::Store;
 
 /// What a probe request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -113,6 +115,15 @@ impl Channel {
     pub fn plants(self) -> bool {
         !matches!(self, Channel::Cred | Channel::Rng)
     }
+}
+
+/// What the probes reach of the process they run in: its record store (`tmp`, `mem`), its
+/// identity (`rng`) and the probe settings (`cred`). The handler lends it from its state.
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    pub store: &'a Store,
+    pub identity: &'a Identity,
+    pub config: &'a ProbeConfig,
 }
 
 /// Probe settings.
@@ -210,7 +221,7 @@ pub struct SweepReply {
 
 /// Answers a probe request that was admitted (tenant checks passed): checks the channel and the
 /// body, then plants or sweeps.
-pub async fn handle(state: &State, tenant: &str, channel: &str, action: Action, body: &[u8]) -> Response {
+pub async fn handle(host: Host<'_>, tenant: &str, channel: &str, action: Action, body: &[u8]) -> Response {
     let Some(channel) = Channel::parse(channel) else {
         return Response::error(ErrorKind::BadChannel);
     };
@@ -221,34 +232,32 @@ pub async fn handle(state: &State, tenant: &str, channel: &str, action: Action, 
                 (true, Some(canary)) => canary,
                 (true, None) => return Response::error(ErrorKind::BadCanary),
             };
-            serde_json::to_vec(&plant(state, tenant, channel, canary).await)
+            serde_json::to_vec(&plant(host, tenant, channel, canary).await)
         }
         Action::Sweep => {
             let Some(params) = SweepParams::parse(body) else {
                 return Response::error(ErrorKind::BadParams);
             };
-            serde_json::to_vec(&sweep(state, channel, &params).await)
+            serde_json::to_vec(&sweep(host, channel, &params).await)
         }
     };
     Response::new(200, CONTENT_JSON, Bytes::from(json.expect("probe replies serialise")))
 }
 
 /// Plants `canary` (empty for channels that plant nothing) on behalf of `tenant`.
-pub async fn plant(state: &State, tenant: &str, channel: Channel, canary: &str) -> PlantReply {
+pub async fn plant(host: Host<'_>, tenant: &str, channel: Channel, canary: &str) -> PlantReply {
     let done = |detail: String| (true, detail);
     let (planted, detail) = match channel {
         Channel::Tmp => {
-            let (dir, owned) = (state.store().tmp_dir().to_owned(), canary.to_owned());
+            let (dir, owned) = (host.store.tmp_dir().to_owned(), canary.to_owned());
             match blocking(move || tmp::plant(&dir, &owned)).await {
                 Some(Ok(path)) => done(format!("wrote {}", path.display())),
-                Some(Err(e)) => {
-                    (false, format!("failed to write a file in {}: {e}", state.store().tmp_dir().display()))
-                }
+                Some(Err(e)) => (false, format!("failed to write a file in {}: {e}", host.store.tmp_dir().display())),
                 None => (false, "the plant task failed".to_owned()),
             }
         }
         Channel::Mem => {
-            let n = mem::plant(state.store(), tenant, canary);
+            let n = mem::plant(host.store, tenant, canary);
             done(format!("kept in a process-global list ({n} entries) and in the cache under key `{}`", mem::CACHE_KEY))
         }
         // On this thread, not the blocking pool: see `env::plant`.
@@ -275,15 +284,15 @@ pub async fn plant(state: &State, tenant: &str, channel: Channel, canary: &str) 
 }
 
 /// Sweeps `channel`.
-pub async fn sweep(state: &State, channel: Channel, params: &SweepParams) -> SweepReply {
+pub async fn sweep(host: Host<'_>, channel: Channel, params: &SweepParams) -> SweepReply {
     let (found, mut detail) = match channel {
         Channel::Tmp => {
-            let dir: PathBuf = state.store().tmp_dir().to_owned();
+            let dir: PathBuf = host.store.tmp_dir().to_owned();
             scan_blocking(move |found| stats(&tmp::sweep(&dir, found))).await
         }
         Channel::Mem => {
             let mut found = Found::new();
-            let memory = mem::sweep(state.store(), &mut found);
+            let memory = mem::sweep(host.store, &mut found);
             (found, stats(&memory))
         }
         Channel::Env => {
@@ -300,7 +309,7 @@ pub async fn sweep(state: &State, channel: Channel, params: &SweepParams) -> Swe
         }
         Channel::Cred => {
             let mut found = Found::new();
-            let probes = state.probe_config();
+            let probes = host.config;
             let env = cred::EnvCreds::capture();
             let sources = cred::sweep(
                 probes.ecs_endpoint,
@@ -313,7 +322,7 @@ pub async fn sweep(state: &State, channel: Channel, params: &SweepParams) -> Swe
             .await;
             (found, json!({ "sources": sources }))
         }
-        Channel::Rng => (Found::new(), rng::sweep(state.identity())),
+        Channel::Rng => (Found::new(), rng::sweep(host.identity)),
     };
     if let Value::Object(map) = &mut detail {
         map.insert("found_truncated".to_owned(), Value::Bool(found.truncated()));
@@ -339,26 +348,6 @@ async fn scan_blocking(scan: impl FnOnce(&mut Found) -> Value + Send + 'static) 
 /// Runs `f` on the blocking pool; `None` if it panicked.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
-}
-
-/// Runs the futures concurrently and returns their outputs in the given order (`None` for one
-/// that panicked).
-pub(crate) async fn join_ordered<F>(futures: Vec<F>) -> Vec<Option<F::Output>>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    let mut set = tokio::task::JoinSet::new();
-    for (i, future) in futures.into_iter().enumerate() {
-        set.spawn(async move { (i, future.await) });
-    }
-    while let Some(joined) = set.join_next().await {
-        if let Ok((i, output)) = joined {
-            outputs[i] = Some(output);
-        }
-    }
-    outputs
 }
 
 /// Serialises the unit tests that touch the process-wide probe state (globals, environment,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::client::{self, parse_addr};
-use super::join_ordered;
+use super::join::join_ordered;
 use super::scan::{Found, canaries};
 
 /// The beacon's path.

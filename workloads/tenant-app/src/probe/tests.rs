@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::fault::FaultConfig;
-use crate::handler::{Config, Op, Request, handle};
+use crate::handler::{Config, Op, Request, State, handle};
 use crate::store::Hygiene;
 
 fn closed_endpoint() -> Endpoint {
@@ -131,7 +131,7 @@ async fn replies_have_the_documented_shape() {
     let net_canary = "isobench-canary:v1:unit:handler:net";
     assert_eq!(json(&s, probe("acme", "net", Action::Plant, net_canary)).await["planted"], true);
     let beacon = handle(&s, Request::new(Op::Beacon, "")).await;
-    assert_eq!((beacon.status, beacon.content_type), (200, crate::handler::CONTENT_TEXT));
+    assert_eq!((beacon.status, beacon.content_type), (200, crate::response::CONTENT_TEXT));
     assert!(String::from_utf8_lossy(&beacon.body).lines().any(|l| l == net_canary));
     let peer = closed_endpoint().addr.to_string();
     let params = format!(r#"{{"peers": ["{peer}"], "timeout_ms": 200}}"#);

@@ -1,15 +1,16 @@
-use std::collections::HashSet;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isobench_testkit::process::listening_sockets;
+use isobench_testkit::wait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::runtime_api::{Outcome, RuntimeApi};
-use crate::util::{BIN, Server, wait_timeout};
+use crate::util::{BIN, Server};
 
 /// The binary in Lambda mode against its own Runtime API server; killed and reaped on drop.
 pub struct Function {
@@ -82,7 +83,7 @@ impl Function {
     }
 
     fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        wait_timeout(&mut self.child, timeout).unwrap_or_else(|| panic!("did not exit within {timeout:?}"))
+        wait::for_exit(&mut self.child, timeout).unwrap_or_else(|| panic!("did not exit within {timeout:?}"))
     }
 
     fn stderr(&self) -> String {
@@ -239,28 +240,4 @@ fn init_failures_are_posted_to_init_error_before_exiting() {
         assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{stderr}");
         assert_eq!(f.api.nexts(), 0, "polled /next after a failed INIT");
     }
-}
-
-/// TCP sockets in LISTEN state among `pid`'s open files.
-fn listening_sockets(pid: u32) -> usize {
-    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
-        .collect();
-    ["tcp", "tcp6"]
-        .iter()
-        .flat_map(|table| {
-            std::fs::read_to_string(format!("/proc/{pid}/net/{table}"))
-                .unwrap_or_default()
-                .lines()
-                .skip(1)
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.get(3) == Some(&"0A") && fields.get(9).is_some_and(|inode| inodes.contains(*inode))
-        })
-        .count()
 }

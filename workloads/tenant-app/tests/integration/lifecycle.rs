@@ -2,10 +2,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use isobench_testkit::process::{KillOnDrop, first_child};
+use isobench_testkit::root::skip;
+use isobench_testkit::wait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{BIN, Conn, Server, wait_timeout};
+use crate::util::{BIN, Conn, Server};
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_zero() {
@@ -54,7 +57,7 @@ fn sigterm_works_as_pid_1_of_a_pid_namespace() {
     cmd.args(["--pid", "--fork", "--kill-child", BIN, "--listen", "127.0.0.1:0", "--tmp-dir"]).arg(tmp.path());
     cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
     let Ok(mut unshare) = cmd.spawn() else {
-        eprintln!("skipped: no `unshare`");
+        skip(module_path!(), "no `unshare`");
         return;
     };
     let mut stdout = BufReader::new(unshare.stdout.take().unwrap());
@@ -63,31 +66,16 @@ fn sigterm_works_as_pid_1_of_a_pid_namespace() {
     let Some(addr) = line.trim_end().strip_prefix("listening on ") else {
         let _ = unshare.kill();
         let status = unshare.wait().unwrap();
-        eprintln!("skipped: cannot create a pid namespace here ({status:?})");
+        skip(module_path!(), &format!("cannot create a pid namespace here ({status:?})"));
         return;
     };
     let guard = KillOnDrop(unshare);
     let who = Conn::open(addr.parse().unwrap()).send("GET", "/whoami", None, b"").json();
     assert_eq!(who["pid"], 1, "not PID 1 in its namespace");
 
-    let app = child_pid(guard.0.id()).expect("the server's pid outside its namespace");
+    let app = first_child(guard.0.id()).expect("the server's pid outside its namespace");
     kill(Pid::from_raw(app), Signal::SIGTERM).unwrap();
     let mut guard = guard;
-    let status = wait_timeout(&mut guard.0, Duration::from_secs(5)).expect("SIGTERM ignored as PID 1");
+    let status = wait::for_exit(&mut guard.0, Duration::from_secs(5)).expect("SIGTERM ignored as PID 1");
     assert_eq!(status.code(), Some(0), "{status:?}");
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The first child of `pid`, from `/proc/<pid>/task/<pid>/children`.
-fn child_pid(pid: u32) -> Option<i32> {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
 }

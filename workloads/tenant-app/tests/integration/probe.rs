@@ -2,11 +2,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use isobench_testkit::ports::closed_addr;
+use isobench_testkit::process::process_running;
+use isobench_testkit::wait;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::lambda::Function;
-use crate::util::{BIN, Server, StubHttp, canary, closed_addr};
+use crate::util::{BIN, Server, StubHttp, canary};
 
 /// `POST /t/{tenant}/probe/{channel}/plant` with the canary; the reply's JSON.
 fn plant(server: &Server, tenant: &str, channel: &str, canary: &str) -> Value {
@@ -133,18 +136,8 @@ fn holders_die_with_the_app() {
     // SIGKILL: no clean-up code runs; the death signal alone ends the holder.
     app.signal(Signal::SIGKILL);
     app.wait(Duration::from_secs(5));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while !gone_or_zombie(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(gone_or_zombie(pid), "holder {pid} outlived its app by a second");
-}
-
-fn gone_or_zombie(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
+    let gone = wait::until(Duration::from_secs(1), || !process_running(pid));
+    assert!(gone, "holder {pid} outlived its app by a second");
 }
 
 #[test]

@@ -6,11 +6,14 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use isobench_testkit::ports::loopback_listener;
+use isobench_testkit::wait;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:tenant-app";
@@ -87,7 +90,7 @@ pub struct RuntimeApi {
 
 impl RuntimeApi {
     pub fn start() -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = loopback_listener();
         let addr = listener.local_addr().unwrap();
         let (tx, posts) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -114,14 +117,7 @@ impl RuntimeApi {
 
     /// When the runtime first asked for an event (the end of its INIT).
     pub fn wait_first_next(&self, timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(at) = self.shared.first_next.get() {
-                return Some(*at);
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        None
+        wait::until_some(timeout, || self.shared.first_next.get().copied())
     }
 
     /// How many `/next` requests arrived so far.

@@ -1,9 +1,14 @@
+//! Starting the server (killed on drop), a minimal HTTP/1.1 keep-alive client, a stub HTTP
+//! endpoint, canaries. Waiting and ports come from `isobench_testkit`.
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use isobench_testkit::ports::loopback_listener;
+use isobench_testkit::wait;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -64,7 +69,7 @@ impl Server {
 
     /// Waits for the child to exit on its own.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        wait_timeout(&mut self.child, timeout).unwrap_or_else(|| panic!("did not exit within {timeout:?}"))
+        wait::for_exit(&mut self.child, timeout).unwrap_or_else(|| panic!("did not exit within {timeout:?}"))
     }
 }
 
@@ -73,17 +78,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
 }
 
 /// One HTTP/1.1 connection, reused for every request sent on it.
@@ -190,7 +184,7 @@ pub struct StubHttp {
 
 impl StubHttp {
     pub fn start(route: Box<StubRoute>) -> StubHttp {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = loopback_listener();
         let addr = listener.local_addr().unwrap();
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = std::sync::Arc::clone(&requests);
@@ -230,9 +224,4 @@ impl StubHttp {
 /// A fresh canary for `tag`, with 64 random bits so runs and tests never collide.
 pub fn canary(tag: &str) -> String {
     format!("isobench-canary:v1:itest:{tag}:{:016x}", rand::random::<u64>())
-}
-
-/// An address where nothing listens (connections are refused).
-pub fn closed_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
