@@ -1,57 +1,26 @@
-//! `isobench compare BASE NEW`: a run against a baseline, as CI reads it. Prints a Markdown diff
-//! (a table per tier: base, new, change, threshold, verdict) and fails with exit 5 on a
-//! regression, or exit 2 when an input cannot be read or compared.
+//! Comparing a run with a baseline, as CI reads it: a Markdown diff (a table per tier: base,
+//! new, change, threshold, verdict) and the list of failed checks.
 //!
-//! Thresholds: built-in defaults, then a thresholds file's `[default]`, then the flags, then the
-//! file's `[tier.<id>]` overrides for that tier. Latency changes smaller than an absolute floor
-//! (`min_latency_change`, default 50 µs) never fail, since CI compares noisy runs. Always on: a
-//! tier missing from NEW, a probe cell that is now `leak` (was anything else or absent), a cell
-//! that is now `inconclusive`, and a NEW run that did not complete. Different schema versions
-//! are bad input (exit 2): refresh the baseline (`results/baselines/README.md`).
+//! Thresholds: built-in defaults, then a thresholds file's `[default]`, then the caller's
+//! overrides (the command's flags), then the file's `[tier.<id>]` overrides for that tier.
+//! Latency changes smaller than an absolute floor (`min_latency_change`, default 50 µs) never
+//! fail, since CI compares noisy runs. Always on: a tier missing from NEW, a probe cell that is
+//! now `leak` (was anything else or absent), a cell that is now `inconclusive`, and a NEW run
+//! that did not complete. Summaries of another schema version are refused: refresh the
+//! baseline (`results/baselines/README.md`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use clap::Args;
 use isobench_results::{RunStatus, SUMMARY_FILE, Summary, TierSummary};
 use serde::Deserialize;
 
-use crate::errors::CliError;
+use crate::error::InputError;
 
 /// The thresholds-file format this build reads.
 pub const THRESHOLDS_VERSION: u32 = 1;
-
-#[derive(Debug, Args)]
-pub struct CompareArgs {
-    /// The baseline: a results directory or its summary.json.
-    pub base: PathBuf,
-    /// The run to check: a results directory or its summary.json.
-    pub new: PathBuf,
-    /// Most a tier's corrected p99 may grow, in percent (e.g. `10%`) [default: 10%].
-    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
-    pub max_p99_increase: Option<f64>,
-    /// Most a tier's corrected p99.9 may grow, in percent [default: 20%].
-    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
-    pub max_p999_increase: Option<f64>,
-    /// Most a tier's throughput (ok requests per second) may drop, in percent [default: 5%].
-    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
-    pub max_throughput_drop: Option<f64>,
-    /// Most a tier's modelled cost (monthly and per million requests) may grow, in percent [default: 10%].
-    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
-    pub max_cost_increase: Option<f64>,
-    /// Latency changes smaller than this never fail, with a unit (e.g. `50us`) [default: 50us].
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub min_latency_change: Option<Duration>,
-    /// Thresholds file (TOML: `format_version = 1`, `[default]` and `[tier.<id>]` tables with the
-    /// flags' names in snake_case).
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<PathBuf>,
-    /// Also write the Markdown diff to this file.
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
 
 /// Thresholds for one tier; percentages as fractions (0.1 = 10 %).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,6 +77,25 @@ impl ThresholdSet {
     }
 }
 
+/// Thresholds given beside the file (the command's flags); each beats the file's `[default]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThresholdOverrides {
+    pub p99_increase: Option<f64>,
+    pub p999_increase: Option<f64>,
+    pub throughput_drop: Option<f64>,
+    pub cost_increase: Option<f64>,
+    pub min_latency_change: Option<Duration>,
+}
+
+/// A thresholds file that cannot be used: where (the file, with a line when known, or a
+/// table) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{at}: {problem}")]
+pub struct ThresholdsError {
+    pub at: String,
+    pub problem: String,
+}
+
 /// `10%` → 0.1. A bare number is refused, as durations without a unit are.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     let accepted = "a percentage with `%`, 0 or more (e.g. `10%`, `2.5%`)";
@@ -128,6 +116,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     isobench_core::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// Applies one table of the file (`default` or `tier.<id>`); the error names the field.
 fn apply(t: &mut Thresholds, r: &RawThresholds, at: &str) -> Result<(), String> {
     let pct = |v: &Option<String>, field: &str| -> Result<Option<f64>, String> {
         v.as_deref().map(parse_percent).transpose().map_err(|e| format!("{at}.{field}: {e}"))
@@ -151,94 +140,93 @@ fn apply(t: &mut Thresholds, r: &RawThresholds, at: &str) -> Result<(), String> 
     Ok(())
 }
 
-/// Builds the thresholds from the file (if any) and the flags.
-pub fn thresholds(a: &CompareArgs) -> Result<ThresholdSet, CliError> {
-    let file = match &a.thresholds {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| CliError::BadInput(format!("--thresholds {}: cannot read the file: {e}", p.display())))?;
-            let raw: RawThresholdsFile = toml::from_str(&text).map_err(|e| {
-                let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-                CliError::BadInput(format!(
-                    "--thresholds {}{}: {}",
-                    p.display(),
-                    line.map_or(String::new(), |l| format!(":{l}")),
-                    e.message()
-                ))
-            })?;
-            if raw.format_version != THRESHOLDS_VERSION {
-                return Err(CliError::BadInput(format!(
-                    "--thresholds {}: format version {} is not supported; accepted: format_version = {THRESHOLDS_VERSION}",
-                    p.display(),
-                    raw.format_version
-                )));
-            }
-            Some((p.display().to_string(), raw))
-        }
-        None => None,
-    };
-    let bad = |e: String| CliError::BadInput(format!("--thresholds {e}"));
+/// Builds the thresholds from the file (if any) and the overrides.
+pub fn thresholds(file: Option<&Path>, overrides: &ThresholdOverrides) -> Result<ThresholdSet, ThresholdsError> {
+    let file = file.map(|p| read_thresholds_file(p).map(|raw| (p.display().to_string(), raw))).transpose()?;
     let mut default = Thresholds::default();
     if let Some((name, raw)) = &file {
-        apply(&mut default, &raw.default, &format!("{name}: default")).map_err(bad)?;
+        apply(&mut default, &raw.default, "default")
+            .map_err(|problem| ThresholdsError { at: name.clone(), problem })?;
     }
-    apply_flags(&mut default, a);
+    apply_overrides(&mut default, overrides);
     let mut tiers = BTreeMap::new();
     if let Some((name, raw)) = &file {
         for (tier, r) in &raw.tier {
             if tier.parse::<isobench_core::TierId>().is_err() {
-                return Err(CliError::BadInput(format!(
-                    "--thresholds {name}: [tier.{tier}]: unknown tier; accepted: {}",
-                    isobench_core::TierId::accepted()
-                )));
+                return Err(ThresholdsError {
+                    at: name.clone(),
+                    problem: format!("[tier.{tier}]: unknown tier; accepted: {}", isobench_core::TierId::accepted()),
+                });
             }
             let mut t = default;
-            apply(&mut t, r, &format!("{name}: tier.{tier}")).map_err(bad)?;
+            apply(&mut t, r, &format!("tier.{tier}"))
+                .map_err(|problem| ThresholdsError { at: name.clone(), problem })?;
             tiers.insert(tier.clone(), t);
         }
     }
     Ok(ThresholdSet { default, tiers })
 }
 
-fn apply_flags(t: &mut Thresholds, a: &CompareArgs) {
-    if let Some(v) = a.max_p99_increase {
+fn read_thresholds_file(p: &Path) -> Result<RawThresholdsFile, ThresholdsError> {
+    let at = p.display().to_string();
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| ThresholdsError { at: at.clone(), problem: format!("cannot read the file: {e}") })?;
+    let raw: RawThresholdsFile = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        ThresholdsError {
+            at: format!("{at}{}", line.map_or(String::new(), |l| format!(":{l}"))),
+            problem: e.message().to_string(),
+        }
+    })?;
+    if raw.format_version != THRESHOLDS_VERSION {
+        return Err(ThresholdsError {
+            at,
+            problem: format!(
+                "format version {} is not supported; accepted: format_version = {THRESHOLDS_VERSION}",
+                raw.format_version
+            ),
+        });
+    }
+    Ok(raw)
+}
+
+fn apply_overrides(t: &mut Thresholds, o: &ThresholdOverrides) {
+    if let Some(v) = o.p99_increase {
         t.p99_increase = v;
     }
-    if let Some(v) = a.max_p999_increase {
+    if let Some(v) = o.p999_increase {
         t.p999_increase = v;
     }
-    if let Some(v) = a.max_throughput_drop {
+    if let Some(v) = o.throughput_drop {
         t.throughput_drop = v;
     }
-    if let Some(v) = a.max_cost_increase {
+    if let Some(v) = o.cost_increase {
         t.cost_increase = v;
     }
-    if let Some(v) = a.min_latency_change {
+    if let Some(v) = o.min_latency_change {
         t.min_latency_change_us = v.as_secs_f64() * 1e6;
     }
 }
 
-/// Reads a results directory's or a file's summary.
-pub fn read_summary(path: &Path) -> Result<Summary, CliError> {
+/// Reads a results directory's or a file's summary; only this build's schema version.
+pub fn read_summary(path: &Path) -> Result<Summary, InputError> {
     let file = if path.is_dir() { path.join(SUMMARY_FILE) } else { path.to_path_buf() };
     let accepted = "a results directory or its summary.json";
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| CliError::BadInput(format!("{}: cannot read: {e}; accepted: {accepted}", file.display())))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::BadInput(format!("{}: not JSON: {e}; accepted: {accepted}", file.display())))?;
+    let bad = |problem: String| InputError::new(&file, problem);
+    let text = std::fs::read_to_string(&file).map_err(|e| bad(format!("cannot read: {e}; accepted: {accepted}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}; accepted: {accepted}")))?;
     // Checked before the full parse, so a summary of another layout gets the clear message.
     let version = v.get("schema_version").and_then(|s| s.as_u64());
     if version != Some(isobench_results::SCHEMA_VERSION as u64) {
-        return Err(CliError::BadInput(format!(
-            "{}: schema version {} cannot be compared by this build (schema {}); refresh the baseline \
+        return Err(bad(format!(
+            "schema version {} cannot be compared by this build (schema {}); refresh the baseline \
              (results/baselines/README.md)",
-            file.display(),
             version.map_or("missing".into(), |v| v.to_string()),
             isobench_results::SCHEMA_VERSION
         )));
     }
-    serde_json::from_value(v)
-        .map_err(|e| CliError::BadInput(format!("{}: not an isobench summary: {e}", file.display())))
+    serde_json::from_value(v).map_err(|e| bad(format!("not an isobench summary: {e}")))
 }
 
 /// One compared figure.
@@ -425,21 +413,6 @@ pub fn markdown(c: &Comparison, base: &Summary, new: &Summary, base_path: &Path,
     o
 }
 
-/// `isobench compare`.
-pub fn run(a: CompareArgs) -> Result<i32, CliError> {
-    let th = thresholds(&a)?;
-    let base = read_summary(&a.base)?;
-    let new = read_summary(&a.new)?;
-    let c = compare(&base, &new, &th);
-    let md = markdown(&c, &base, &new, &a.base, &a.new);
-    crate::out(format_args!("{md}"));
-    if let Some(p) = &a.out {
-        std::fs::write(p, &md)
-            .map_err(|e| CliError::Internal(anyhow::anyhow!("failed to write {}: {e}", p.display())))?;
-    }
-    if c.failures.is_empty() { Ok(0) } else { Err(CliError::Regression(c.failures)) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,22 +429,6 @@ mod tests {
         assert!(parse_percent("-1%").is_err());
     }
 
-    fn args(flags: &[&str], file: Option<&Path>) -> CompareArgs {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            a: CompareArgs,
-        }
-        let mut argv = vec!["compare", "b", "n"];
-        argv.extend_from_slice(flags);
-        let file = file.map(|f| f.display().to_string());
-        if let Some(f) = &file {
-            argv.extend(["--thresholds", f.as_str()]);
-        }
-        Cli::parse_from(argv).a
-    }
-
     #[test]
     fn thresholds_file_default_then_flags_then_file_tiers() {
         let dir = std::env::temp_dir().join(format!("isobench-th-{}", std::process::id()));
@@ -480,7 +437,8 @@ mod tests {
         let text = "format_version = 1\n[default]\nmax_p99_increase = \"30%\"\nmax_cost_increase = \"1%\"\n\
                     [tier.lambda-shared]\nmax_p99_increase = \"80%\"\nmin_latency_change = \"1ms\"\n";
         std::fs::write(&path, text).unwrap();
-        let th = thresholds(&args(&["--max-p99-increase", "20%"], Some(&path)));
+        let overrides = ThresholdOverrides { p99_increase: Some(0.2), ..ThresholdOverrides::default() };
+        let th = thresholds(Some(&path), &overrides);
         std::fs::remove_dir_all(&dir).unwrap();
         let th = th.unwrap();
         assert_eq!(th.default.p99_increase, 0.2, "a flag beats the file's default");

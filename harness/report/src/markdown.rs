@@ -1,78 +1,16 @@
-//! Human-readable views of a summary: the short table printed at the end of a run and the
-//! Markdown report written beside `summary.json`.
+//! `report.md`: the run in Markdown, written beside `summary.json`.
 
 use std::fmt::Write;
 
 use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary};
+
+use crate::text::{errors_cell, mib, ms, start_p50_ms};
 
 /// Above this many tenants (or instances) a tier's tables show a spread and the worst rows
 /// instead of one row each; `summary.json` keeps every row.
 const FULL_TABLE_MAX: usize = 20;
 /// Rows shown of a summarized table: the tenants with the highest p99, the slowest starts.
 const WORST_ROWS: usize = 10;
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
-}
-
-fn ms(us: f64) -> String {
-    if us < 1000.0 {
-        format!("{us:.0}µs")
-    } else if us < 1e6 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{:.2}s", us / 1e6)
-    }
-}
-
-fn errors_cell(t: &isobench_results::Traffic) -> String {
-    if t.errors == 0 {
-        return "0".into();
-    }
-    let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
-    format!("{} ({})", t.errors, kinds.join(" "))
-}
-
-/// The table printed at the end of `isobench run`.
-pub fn terminal_table(s: &Summary) -> String {
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "\n{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50*"
-    );
-    for t in &s.tiers {
-        let c = &t.latency.corrected;
-        let _ = writeln!(
-            o,
-            "{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-            t.tier,
-            t.tenants,
-            t.traffic.sent,
-            t.traffic.ok,
-            t.traffic.errors,
-            t.traffic.timeouts,
-            ms(c.p50_us),
-            ms(c.p99_us),
-            ms(c.p999_us),
-            ms(c.max_us),
-            ms(t.latency.generator_lag.p99_us),
-            format!("{:.2}ms", start_p50_ms(t)),
-        );
-    }
-    let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
-    let _ = writeln!(
-        o,
-        "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"
-    );
-    if let Some(h) = &s.harness {
-        let _ = writeln!(o, "harness: peak RSS {}, wall time {:.1} s", mib(h.peak_rss_bytes), s.wall_time_s);
-    }
-    if !s.left_behind.is_empty() {
-        let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
-    }
-    o
-}
 
 fn pct_row(name: &str, p: &Percentiles) -> String {
     format!(
@@ -85,14 +23,6 @@ fn pct_row(name: &str, p: &Percentiles) -> String {
         ms(p.max_us),
         ms(p.mean_us)
     )
-}
-
-/// Instance or task start median; for function tiers the cold-start INIT median.
-fn start_p50_ms(t: &TierSummary) -> f64 {
-    match &t.functions {
-        Some(f) if f.init.count > 0 => f.init.p50_us / 1e3,
-        _ => t.instance_start_ms.median,
-    }
 }
 
 fn functions_section(o: &mut String, t: &TierSummary) {
@@ -256,53 +186,6 @@ fn footprint_section(o: &mut String, t: &TierSummary) {
     );
 }
 
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// The probe checks as JUnit XML, one suite per tier and one case per probe: an unexpected
-/// leak or an inconclusive cell fails; an expected leak passes but says so.
-pub fn junit(s: &Summary) -> String {
-    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let cells: Vec<_> = s.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c))).collect();
-    let failing = |c: &isobench_results::ProbeCell| c.unexpected || c.verdict == "inconclusive";
-    let failures = cells.iter().filter(|(_, c)| failing(c)).count();
-    let _ = writeln!(
-        o,
-        "<testsuites name=\"isobench {}\" tests=\"{}\" failures=\"{failures}\">",
-        xml(&s.run_id),
-        cells.len()
-    );
-    for t in s.tiers.iter().filter(|t| !t.probes.is_empty()) {
-        let f = t.probes.iter().filter(|c| failing(c)).count();
-        let _ = writeln!(o, "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{f}\">", xml(&t.tier), t.probes.len());
-        for c in &t.probes {
-            let _ = write!(
-                o,
-                "    <testcase classname=\"isobench.{}\" name=\"{} {}\">",
-                xml(&t.tier),
-                xml(&c.probe),
-                xml(&c.channel)
-            );
-            let detail = format!(
-                "expected {}, verdict {}: {} hits in {} trials, controls {}/{}",
-                c.expected, c.verdict, c.hits, c.trials, c.controls_passed, c.controls
-            );
-            if c.unexpected {
-                let _ = write!(o, "<failure type=\"unexpected-leak\" message=\"{}\"/>", xml(&detail));
-            } else if c.verdict == "inconclusive" {
-                let _ = write!(o, "<failure type=\"inconclusive\" message=\"{}\"/>", xml(&detail));
-            } else {
-                let _ = write!(o, "<system-out>{}</system-out>", xml(&detail));
-            }
-            let _ = writeln!(o, "</testcase>");
-        }
-        let _ = writeln!(o, "  </testsuite>");
-    }
-    o.push_str("</testsuites>\n");
-    o
-}
-
 fn noisy_section(o: &mut String, s: &Summary) {
     let tiers: Vec<_> = s.tiers.iter().filter_map(|t| t.noisy_neighbour.as_ref().map(|n| (t, n))).collect();
     if tiers.is_empty() {
@@ -452,7 +335,7 @@ pub fn markdown(s: &Summary) -> String {
     }
     matrix(&mut o, s);
     noisy_section(&mut o, s);
-    crate::report_cost::markdown_sections(&mut o, s);
+    crate::cost::markdown_sections(&mut o, s);
     for t in &s.tiers {
         tier_section(&mut o, t);
     }
