@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn each_ending_has_its_code() {
-        let code = |e: Ending| CliError::from_ending(e).map_or_else(|e| e.exit_code(), |c| c);
+        let code = |e: Ending| CliError::from_ending(e).unwrap_or_else(|e| e.exit_code());
         assert_eq!(code(Ending::Complete), 0);
         assert_eq!(code(Ending::ErrorBudget(String::new())), 9);
         assert_eq!(code(Ending::Interrupted), 130);
