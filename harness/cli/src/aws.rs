@@ -6,6 +6,7 @@ use isobench_core::plan::Plan;
 
 use crate::args::{AwsArgs, PlanArgs, SweepArgs};
 use crate::errors::CliError;
+use crate::output::outln;
 
 pub fn options(a: &AwsArgs, region: Option<&String>) -> isobench_aws::AwsOptions {
     isobench_aws::AwsOptions { profile: a.profile.clone(), region: region.cloned() }
@@ -28,11 +29,11 @@ pub fn check_guard_rails(plan: &Plan, pricing: &isobench_cost::Pricing) -> Resul
 }
 
 pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
-    let plan = crate::run::load_plan(&a.scenario, &a.tiers)?;
+    let plan = crate::plan::load_plan(&a.scenario, &a.tiers)?;
     let aws = &plan.scenario.aws;
     let region =
         a.pricing.region.clone().or_else(|| aws.region.clone()).unwrap_or_else(|| "(from the SDK chain)".into());
-    crate::outln!(
+    outln!(
         "plan for {} on AWS, region {region}, {} ({}), names shown with {{run}} for the run id",
         a.scenario.display(),
         aws.architecture.as_str(),
@@ -41,13 +42,13 @@ pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
     let mut last = None;
     for r in isobench_aws::plan::resources(&plan) {
         if last != Some(r.tier) {
-            crate::outln!("{}:", r.tier.map_or("shared by the run", |t| t.as_str()));
+            outln!("{}:", r.tier.map_or("shared by the run", |t| t.as_str()));
             last = Some(r.tier);
         }
-        crate::outln!("  {:<22} {}", r.kind, r.name);
+        outln!("  {:<22} {}", r.kind, r.name);
     }
     let c = isobench_aws::plan::counts(&plan);
-    crate::outln!(
+    outln!(
         "compute: {} instance(s) (cap {}), {} task(s) (cap {}), {} function(s) (cap {})",
         c.instances,
         aws.max_instances,
@@ -56,17 +57,17 @@ pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
         c.functions,
         aws.max_functions
     );
-    let pricing = crate::cost::load_pricing(&a.pricing)?;
+    let pricing = crate::plan::load_pricing(&a.pricing)?;
     let usd = projected_cost(&plan, &pricing)?;
-    crate::outln!("projected cost of the run: ${usd:.4} (cap ${:.2}); modelled", aws.max_cost_usd);
-    crate::outln!(
+    outln!("projected cost of the run: ${usd:.4} (cap ${:.2}); modelled", aws.max_cost_usd);
+    outln!(
         "lifetime: about {} (cap {}); every resource is tagged isobench:expires-at = start + {}",
         humantime::format_duration(isobench_aws::plan::projected_lifetime(&plan)),
         aws.max_lifetime,
         aws.max_lifetime
     );
     check_guard_rails(&plan, &pricing)?;
-    crate::outln!("guard rails: all within their caps");
+    outln!("guard rails: all within their caps");
     Ok(0)
 }
 
@@ -90,15 +91,15 @@ pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     };
     let report = rt.block_on(isobench_aws::sweep::sweep(&apis, &caps, &selector, a.dry_run));
     for n in &report.notes {
-        crate::outln!("note: {n}");
+        outln!("note: {n}");
     }
     if report.found.is_empty() {
-        crate::outln!("nothing to sweep");
+        outln!("nothing to sweep");
     }
     let verb = if a.dry_run { "would remove" } else { "removed" };
     let listed = if a.dry_run { &report.found } else { &report.removed };
     for item in listed {
-        crate::outln!("{verb} {item}");
+        outln!("{verb} {item}");
     }
     if !report.failed.is_empty() {
         for item in &report.failed {

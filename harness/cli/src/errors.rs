@@ -1,6 +1,7 @@
 //! The outcome of a command, mapped to a documented exit code.
 
 use isobench_results::exit;
+use isobench_runner::{Ending, RunError};
 
 /// Why a command did not succeed. Each variant has its own exit code.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,32 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A run's error: a backend that cannot run here, a tier it lacks, a failed deploy and
+    /// leftovers have their own codes; anything else is internal.
+    pub fn from_run(e: RunError) -> CliError {
+        match e {
+            RunError::Unavailable(e) => CliError::Unavailable(e.to_string()),
+            RunError::UnsupportedTier(e) => CliError::BadInput(e.to_string()),
+            RunError::LeftBehind(items) => CliError::LeftBehind(items),
+            e @ RunError::Deploy { .. } => CliError::Deploy(e.into()),
+            e => CliError::Internal(e.into()),
+        }
+    }
+
+    /// How a finished run ended: `Ok(0)` when it ran and held, else the error of its code.
+    pub fn from_ending(ending: Ending) -> Result<i32, CliError> {
+        match ending {
+            Ending::AccountingBroken(e) => Err(CliError::Internal(e.into())),
+            Ending::Failed(e) => Err(CliError::from_run(e)),
+            Ending::ErrorBudget(why) => Err(CliError::ErrorBudget(why)),
+            Ending::Interrupted => Err(CliError::Interrupted),
+            Ending::LeftBehind(items) => Err(CliError::LeftBehind(items)),
+            Ending::UnexpectedLeak(cells) => Err(CliError::UnexpectedLeak(cells)),
+            Ending::Inconclusive(cells) => Err(CliError::Inconclusive(cells)),
+            Ending::Complete => Ok(0),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::BadInput(_) => exit::BAD_INPUT,
@@ -64,5 +91,19 @@ mod tests {
         assert_eq!(CliError::ErrorBudget(String::new()).exit_code(), 9);
         assert_eq!(CliError::GuardRail(vec![]).exit_code(), 10);
         assert_eq!(CliError::Internal(anyhow::anyhow!("x")).exit_code(), 1);
+    }
+
+    #[test]
+    fn each_ending_has_its_code() {
+        let code = |e: Ending| CliError::from_ending(e).unwrap_or_else(|e| e.exit_code());
+        assert_eq!(code(Ending::Complete), 0);
+        assert_eq!(code(Ending::ErrorBudget(String::new())), 9);
+        assert_eq!(code(Ending::Interrupted), 130);
+        assert_eq!(code(Ending::LeftBehind(vec![])), 4);
+        assert_eq!(code(Ending::UnexpectedLeak(vec![])), 6);
+        assert_eq!(code(Ending::Inconclusive(vec![])), 7);
+        assert_eq!(code(Ending::Failed(RunError::LeftBehind(vec!["x".into()]))), 4);
+        let unavailable = isobench_core::BackendError::Unavailable { backend: "local", reason: "no root".into() };
+        assert_eq!(code(Ending::Failed(RunError::Unavailable(unavailable))), 8);
     }
 }

@@ -1,28 +1,25 @@
-//! The `isobench` command: scenario → plan → backend → traffic → results → report.
+//! The `isobench` command: arguments in, an exit code out.
 //!
-//! This crate is the edge of the program: it owns argument parsing, signals, progress
-//! display and the mapping of outcomes to exit codes. The measuring is done by the crates
-//! below it (`isobench-core`, `isobench-load`, `isobench-local`, `isobench-results`), which
-//! know nothing of the command line.
+//! This crate is the edge of the program: it parses arguments, picks the target (which
+//! backend: the local emulator, AWS or existing endpoints), shows progress, handles signals
+//! and maps outcomes to documented exit codes. It measures, summarises and renders nothing
+//! itself: runs are done by `isobench-runner` (the engine), reports and comparisons by
+//! `isobench-report`, and neither knows the command line.
 
 pub mod args;
 #[cfg(feature = "aws")]
 mod aws;
 pub mod compare;
-mod cost;
 mod endpoints;
 mod errors;
-mod hostinfo;
-mod noisy;
+mod output;
+mod plan;
 mod progress;
-mod render;
 mod report;
-mod report_cost;
 mod run;
 mod signals;
-mod summarize;
 mod sweep;
-mod usage;
+mod target;
 
 use clap::Parser;
 
@@ -43,7 +40,7 @@ pub fn main_entry() -> i32 {
         args::Command::Run(a) => run::run(a),
         args::Command::Validate(a) => run::validate(a),
         args::Command::Sweep(a) => sweep::sweep(a),
-        args::Command::Report(a) => render::report(a),
+        args::Command::Report(a) => report::report(a),
         args::Command::Compare(a) => compare::run(a),
         args::Command::Plan(a) => sweep::plan(a),
     };
@@ -55,19 +52,6 @@ pub fn main_entry() -> i32 {
         }
     }
 }
-
-/// Writes to stdout, ignoring a closed pipe (`isobench validate x | head` must not panic).
-/// SIGPIPE stays ignored, as Rust sets it, because the harness also writes to sockets.
-pub(crate) fn out(text: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_fmt(text);
-}
-
-/// `println!` through [`out`].
-macro_rules! outln {
-    ($($arg:tt)*) => { $crate::out(format_args!("{}\n", format_args!($($arg)*))) };
-}
-pub(crate) use outln;
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());

@@ -1,10 +1,12 @@
-//! Progress on long work: a bar on a terminal, plain lines otherwise (CI logs).
+//! A run's progress for people: a bar on a terminal, plain lines otherwise (CI logs).
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use isobench_core::TierId;
 use isobench_load::Snapshot;
+use isobench_runner::Observer;
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -18,16 +20,17 @@ impl Progress {
     pub fn new(no_bar: bool) -> Progress {
         Progress { bar: None, use_bar: !no_bar && std::io::stderr().is_terminal(), last_line: None }
     }
+}
 
-    /// A one-off status line.
-    pub fn line(&mut self, msg: &str) {
+impl Observer for Progress {
+    fn line(&mut self, msg: &str) {
         match &self.bar {
             Some(b) => b.println(msg),
             None => eprintln!("{msg}"),
         }
     }
 
-    pub fn update(&mut self, tier: &str, s: &Snapshot) {
+    fn snapshot(&mut self, tier: TierId, s: &Snapshot) {
         let counts =
             format!("sent {} ok {} err {} timeout {} in flight {}", s.sent, s.ok, s.errors, s.timeouts, s.in_flight);
         if self.use_bar {
@@ -51,14 +54,10 @@ impl Progress {
     }
 
     /// Ends the current traffic phase (clears the bar).
-    pub fn end_phase(&mut self) {
+    fn phase_end(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
         self.last_line = None;
-    }
-
-    pub fn finish(&mut self) {
-        self.end_phase();
     }
 }

@@ -2,13 +2,14 @@
 
 use crate::args::{SweepArgs, Target};
 use crate::errors::CliError;
+use crate::output::outln;
 
 pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     match a.target {
         Target::Local => local(a),
         Target::Aws => aws(a),
         Target::Endpoints => {
-            crate::outln!("nothing to sweep: the endpoints target deploys nothing");
+            outln!("nothing to sweep: the endpoints target deploys nothing");
             Ok(0)
         }
     }
@@ -21,7 +22,7 @@ fn aws(a: SweepArgs) -> Result<i32, CliError> {
 
 #[cfg(not(feature = "aws"))]
 fn aws(_a: SweepArgs) -> Result<i32, CliError> {
-    Err(CliError::BadInput(crate::run::aws_unavailable()))
+    Err(CliError::BadInput(crate::target::aws_unavailable()))
 }
 
 /// `isobench plan`: only the AWS target has one.
@@ -41,7 +42,7 @@ fn aws_plan(a: crate::args::PlanArgs) -> Result<i32, CliError> {
 
 #[cfg(not(feature = "aws"))]
 fn aws_plan(_a: crate::args::PlanArgs) -> Result<i32, CliError> {
-    Err(CliError::BadInput(crate::run::aws_unavailable().replace("--target aws", "plan --target aws")))
+    Err(CliError::BadInput(crate::target::aws_unavailable().replace("--target aws", "plan --target aws")))
 }
 
 #[cfg(target_os = "linux")]
@@ -50,13 +51,13 @@ fn local(a: SweepArgs) -> Result<i32, CliError> {
     let report = isobench_local::sweep(&opts).map_err(|e| CliError::Internal(e.into()))?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
     if report.found.is_empty() {
-        crate::outln!("nothing to sweep");
+        outln!("nothing to sweep");
     }
     for item in &report.found {
-        crate::outln!("{verb} {item}");
+        outln!("{verb} {item}");
     }
     for item in &report.skipped_live {
-        crate::outln!("skipped live run {item} (use --force to remove it)");
+        outln!("skipped live run {item} (use --force to remove it)");
     }
     if !report.failed.is_empty() {
         for item in &report.failed {
@@ -69,6 +70,6 @@ fn local(a: SweepArgs) -> Result<i32, CliError> {
 
 #[cfg(not(target_os = "linux"))]
 fn local(_a: SweepArgs) -> Result<i32, CliError> {
-    crate::outln!("nothing to sweep: the local emulator runs only on Linux");
+    outln!("nothing to sweep: the local emulator runs only on Linux");
     Ok(0)
 }

@@ -14,7 +14,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::ReportError;
+use crate::error::ReportError;
 use crate::fmt::{axis_ms, esc, ms};
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
@@ -136,10 +136,25 @@ fn legend(area: &Area, x: i32, items: &[(String, RGBColor)]) -> Drawn {
     Ok(())
 }
 
-/// One tier's corrected percentile curve: (nines, ms) points, see [`crate::hlog::curve`].
+/// One tier's corrected percentile curve: (nines, ms) points, see [`curve`].
 pub struct Curve {
     pub tier: String,
     pub points: Vec<(f64, f64)>,
+}
+
+/// A percentile curve: (nines, latency in ms) with nines = −log10(1 − q), from 0 (p0) to 4
+/// (p99.99); the usual HdrHistogram plot, where the tail gets as much room as the body.
+pub fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    (0..=200)
+        .map(|i| {
+            let nines = f64::from(i) * 0.02;
+            let q = 1.0 - 10f64.powf(-nines);
+            (nines, h.value_at_quantile(q) as f64 / 1e6)
+        })
+        .collect()
 }
 
 fn nines_label(x: &f64) -> String {
@@ -595,4 +610,25 @@ pub fn slowdowns(tiers: &[Slowdown]) -> Result<String, ReportError> {
         })
         .collect();
     compose("noisy-neighbour", size, frame, layers)
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::Histogram;
+
+    use super::*;
+
+    #[test]
+    fn curve_reaches_the_tail() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in 1..=10_000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let c = curve(&h);
+        assert_eq!(c.len(), 201);
+        assert!((c[0].1 - 0.001).abs() < 1e-4, "p0 is the minimum: {:?}", c[0]);
+        let p99 = c.iter().find(|(n, _)| (*n - 2.0).abs() < 1e-9).unwrap().1;
+        assert!((p99 - 9.9).abs() < 0.05, "p99 of 1..10ms is 9.9ms: {p99}");
+        assert!(c.windows(2).all(|w| w[0].1 <= w[1].1), "monotone");
+    }
 }

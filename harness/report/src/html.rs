@@ -2,11 +2,12 @@
 
 use std::fmt::Write;
 
+use isobench_results::hlog::Histograms;
 use isobench_results::{Summary, TierSummary};
 
 use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
+use crate::error::ReportError;
 use crate::fmt::{esc, ms};
-use crate::{Histograms, ReportError, hlog};
 
 /// Forbids every request from the page: no scripts, fonts, frames or fetches; inline styles and
 /// `data:` images only.
@@ -193,7 +194,7 @@ fn latency(o: &mut String, s: &Summary, histograms: Option<&Histograms>) -> Resu
         .iter()
         .filter(|t| t.latency.corrected.count > 0)
         .map(|t| match histograms.and_then(|h| h.corrected.get(&t.tier)) {
-            Some(h) => Curve { tier: t.tier.clone(), points: hlog::curve(h) },
+            Some(h) => Curve { tier: t.tier.clone(), points: charts::curve(h) },
             None => {
                 from_summary = true;
                 let c = &t.latency.corrected;
@@ -464,7 +465,7 @@ mod tests {
     fn leakage() -> (Summary, Histograms) {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/");
         let s = serde_json::from_str(&std::fs::read_to_string(format!("{dir}summary.json")).unwrap()).unwrap();
-        let h = hlog::read(&std::fs::read(format!("{dir}histograms.hlog")).unwrap()).unwrap();
+        let h = isobench_results::hlog::read(&std::fs::read(format!("{dir}histograms.hlog")).unwrap()).unwrap();
         (s, h)
     }
 

@@ -1,24 +1,32 @@
-//! isobench's HTML report: one self-contained page per run, charts drawn by the harness.
+//! isobench's human-readable views of a run: the self-contained HTML page, `report.md`, the
+//! table printed after a run, `junit.xml` for CI, the cost tables, and the comparison of a run
+//! with a baseline.
 //!
-//! A crate of its own so that `isobench report DIR` (re-rendering a run's page from its
-//! `summary.json` and `histograms.hlog`) needs only the results types, `plotters` (SVG only)
-//! and `hdrhistogram`. The page has no scripts, fonts, images or links to fetch: every chart
-//! is inline SVG and a Content-Security-Policy forbids any request, so it opens offline and
-//! can be attached to a CI job as it is.
+//! Every view is a plain function of an `isobench_results::Summary` (and, for the page's
+//! curves, the run's histogram log), so `isobench report DIR` re-renders a run from its
+//! results directory without deploying anything, and a CI tool can render or compare runs
+//! without the engine. The page has no scripts, fonts, images or links to fetch: every chart
+//! is inline SVG (`plotters`, SVG only) and a Content-Security-Policy forbids any request, so
+//! it opens offline and can be attached to a CI job as it is.
 
 mod charts;
+pub mod compare;
+mod cost;
+mod error;
+mod files;
 mod fmt;
-pub mod hlog;
 mod html;
+mod junit;
+mod markdown;
+mod terminal;
+mod text;
 
-pub use hlog::Histograms;
+pub use cost::{Projection, cost_table, projected_costs};
+pub use error::{InputError, ReportError};
+pub use files::{load_summary, read_histograms, write_reports};
 pub use html::html;
-
-/// Why a report could not be rendered.
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("failed to read the histogram log: {0}")]
-    Histograms(String),
-    #[error("failed to draw a chart: {0}")]
-    Chart(String),
-}
+/// The histogram log lives with the summary types; re-exported where the page reads it.
+pub use isobench_results::hlog::{self, Histograms};
+pub use junit::junit;
+pub use markdown::markdown;
+pub use terminal::terminal_table;

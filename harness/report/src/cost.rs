@@ -1,11 +1,18 @@
-//! The cost and calibration parts of the human-readable views, apart from the rest of the
-//! report so each can change on its own. Figures are rounded here only, never in the summary.
+//! The cost and calibration parts of the plain-text views (the lines after the run's table,
+//! `validate`'s projection, the sections of `report.md`), apart from the rest of the report so
+//! each can change on its own. Figures are rounded here only, never in the summary.
 
 use std::fmt::Write;
 
-use isobench_core::TierId;
-use isobench_cost::ProjectedCost;
 use isobench_results::{PricingInfo, Summary, TierCost};
+
+/// A tier's cost projected before deploy, as `isobench validate` shows it.
+pub struct Projection<'a> {
+    pub tier: &'a str,
+    pub cost: &'a TierCost,
+    /// Whether `cost` is an upper bound rather than an estimate.
+    pub upper_bound: bool,
+}
 
 /// Dollars with enough digits that small run costs do not print as zero.
 fn usd(x: f64) -> String {
@@ -55,13 +62,13 @@ pub fn cost_table(s: &Summary) -> String {
 }
 
 /// The projection `isobench validate` prints.
-pub fn projected_costs(projected: &[(TierId, ProjectedCost)], p: &PricingInfo) -> String {
+pub fn projected_costs(projected: &[Projection<'_>], p: &PricingInfo) -> String {
     let mut o = format!("  projected cost before deploy ({}):\n", pricing_line(p));
-    for (tier, c) in projected {
+    for c in projected {
         let _ = writeln!(
             o,
             "  tier {:<24} run {}{}, monthly {}",
-            tier.as_str(),
+            c.tier,
             if c.upper_bound { "at most " } else { "about " },
             usd(c.cost.run_usd),
             usd(c.cost.monthly_usd)

@@ -34,7 +34,7 @@ pub fn tool() -> ToolInfo {
 
 /// The commit of the checkout the binary runs from, if any (best effort, no git binary needed).
 fn git_commit() -> Option<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let head = std::fs::read_to_string(root.join(".git/HEAD")).ok()?;
     let head = head.trim();
     match head.strip_prefix("ref: ") {

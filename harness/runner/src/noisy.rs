@@ -10,10 +10,10 @@ use isobench_core::scenario::{MixSpec, NoisySpec};
 use isobench_load::{LoadReport, LoadSpec};
 use isobench_results::{NoisyNeighbour, Spread, VictimSlowdown};
 
-use crate::progress::Progress;
+use crate::observer::Observer;
 
 #[derive(Debug, thiserror::Error)]
-#[error("noisy-neighbour round {round} ({phase}) failed: {source}")]
+#[error("noisy-neighbour round {round} ({phase}) failed")]
 pub struct NoisyError {
     round: u32,
     phase: &'static str,
@@ -26,7 +26,7 @@ pub fn measure(
     base: &LoadSpec,
     d: &Deployment,
     cancel: &AtomicBool,
-    progress: &mut Progress,
+    observer: &mut dyn Observer,
 ) -> Result<Option<NoisyNeighbour>, NoisyError> {
     let aggressor = n.aggressor.clone().unwrap_or_else(|| base.tenants[0].id.clone());
     let mut victims = base.clone();
@@ -50,11 +50,11 @@ pub fn measure(
             return Ok(None);
         }
         victims.seed = base.seed.wrapping_add(u64::from(round) + 1);
-        progress.line(&format!("[{}] NN-CPU round {}/{}: solo", base.label, round + 1, n.rounds));
+        observer.line(&format!("[{}] NN-CPU round {}/{}: solo", base.label, round + 1, n.rounds));
         let r = isobench_load::run(&victims, &d.targets, d.netns.as_deref(), cancel, &mut |_| {})
             .map_err(|source| NoisyError { round, phase: "solo", source })?;
         push_p99(&mut solo, &victims, &r);
-        progress.line(&format!("[{}] NN-CPU round {}/{}: contended by {aggressor}", base.label, round + 1, n.rounds));
+        observer.line(&format!("[{}] NN-CPU round {}/{}: contended by {aggressor}", base.label, round + 1, n.rounds));
         let (r, a) = std::thread::scope(|s| {
             let agg =
                 s.spawn(|| isobench_load::run(&aggressor_spec, &d.targets, d.netns.as_deref(), cancel, &mut |_| {}));

@@ -1,27 +1,10 @@
-//! The cost model at the edge: load the pricing table from the flags, check before deploy that
-//! it prices every tier, and fill the summary's cost, calibration and pricing fields after a run.
+//! The cost model's part of a run: the summary's cost, calibration and pricing fields. (The
+//! caller checks before deploy that the pricing table prices every tier: `isobench_cost::project`.)
 
 use isobench_core::plan::{Plan, TierPlan};
 use isobench_cost::{Pricing, TierShape};
 use isobench_load::LoadReport;
 use isobench_results::{CalibrationEntry, Spread, Summary};
-
-use crate::args::PricingArgs;
-use crate::errors::CliError;
-
-/// The pricing table the flags ask for; any problem is bad input.
-pub fn load_pricing(a: &PricingArgs) -> Result<Pricing, CliError> {
-    Pricing::load(a.region.as_deref(), a.pricing.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))
-}
-
-/// Projects the plan's cost, which fails, naming the tier and the key, when a price is missing:
-/// called before anything is deployed.
-pub fn check_prices(
-    plan: &Plan,
-    pricing: &Pricing,
-) -> Result<Vec<(isobench_core::TierId, isobench_cost::ProjectedCost)>, CliError> {
-    isobench_cost::project(plan, pricing).map_err(|e| CliError::BadInput(e.to_string()))
-}
 
 /// Fills each tier's cost and the pricing header. A tier that cannot be costed (e.g. it sent
 /// nothing) keeps no cost and gets a warning; the run's own outcome does not change.

@@ -1,15 +1,14 @@
-//! Turns what the load driver and the backend measured into the results schema, and keeps
-//! the full histograms in the standard HdrHistogram interval-log encoding.
+//! Turns what the load driver and the backend measured into the results schema, and adds the
+//! full histograms to the run's histogram log.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::V2DeflateSerializer;
-use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use isobench_core::plan::TierPlan;
 use isobench_core::{Deployment, TierId, backend::TeardownReport};
 use isobench_load::{Hist, LoadReport, LoadSpec, OpStats};
+use isobench_results::hlog::{HlogError, HlogTag, HlogWriter};
 use isobench_results::{
     Environments, FunctionFigures, InstanceSummary, Latency, OpSummary, Percentiles, Spread, TenantSummary,
     TierSummary, Traffic,
@@ -215,62 +214,28 @@ mod erased {
     }
 }
 
-/// The run's histograms in the HdrHistogram interval-log format (V2, deflate), one entry per
-/// (tier, tenant, operation, measure), tagged `tier/tenant/op/measure`; values in nanoseconds.
-pub struct HistogramLog {
-    buf: Vec<u8>,
-    start: SystemTime,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("failed to encode histogram {tag}: {reason}")]
-pub struct HistogramLogError {
-    tag: String,
-    reason: String,
-}
-
-impl HistogramLog {
-    pub fn new(start: SystemTime) -> HistogramLog {
-        let mut buf = Vec::new();
-        let mut ser = V2DeflateSerializer::new();
-        let header = IntervalLogWriterBuilder::new()
-            .add_comment("isobench latency histograms; values in nanoseconds; tag = tier/tenant/op/measure")
-            .add_comment(
-                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended); functions also corrected_cold/_warm, uncorrected_cold/_warm, init",
-            )
-            .with_start_time(start)
-            .with_max_value_divisor(1e6)
-            .begin_log_with(&mut buf, &mut ser)
-            .map(|_| ());
-        debug_assert!(header.is_ok(), "writing to a Vec cannot fail");
-        HistogramLog { buf, start }
-    }
-
-    pub fn add(&mut self, tier: TierId, r: &LoadReport) -> Result<(), HistogramLogError> {
-        let offset = SystemTime::UNIX_EPOCH + Duration::from_nanos(r.started_at_unix_ns);
-        let start = offset.duration_since(self.start).unwrap_or_default();
-        let mut ser = V2DeflateSerializer::new();
-        let mut w = IntervalLogWriterBuilder::new()
-            .begin_log_with(&mut self.buf, &mut ser)
-            .map_err(|e| HistogramLogError { tag: tier.to_string(), reason: e.to_string() })?;
-        for ((tenant, op), s) in &r.per {
-            for (i, (measure, h)) in s.histograms().into_iter().enumerate() {
-                // The first three always (a reader can count on them); the function split only
-                // where there is one.
-                if i >= 3 && h.is_empty() {
-                    continue;
-                }
-                let tag = format!("{tier}/{tenant}/{op}/{measure}");
-                w.write_histogram(&h.histogram(), start, r.wall, Tag::new(&tag))
-                    .map_err(|e| HistogramLogError { tag: tag.clone(), reason: e.to_string() })?;
-            }
-        }
-        Ok(())
-    }
-
-    pub fn finish(&self) -> Result<Vec<u8>, HistogramLogError> {
-        Ok(self.buf.clone())
-    }
+/// Appends a tier's histograms to the run's log: every (tenant, op) with its corrected,
+/// uncorrected and lag histograms, and the cold/warm split and INIT where a function has them.
+pub fn add_to_log(log: &mut HlogWriter, tier: TierId, r: &LoadReport) -> Result<(), HlogError> {
+    let started = SystemTime::UNIX_EPOCH + Duration::from_nanos(r.started_at_unix_ns);
+    let entries = r.per.iter().flat_map(|((tenant, op), s)| {
+        s.histograms()
+            .into_iter()
+            .enumerate()
+            // The first three always (a reader can count on them); the function split only
+            // where there is one.
+            .filter(|(i, (_, h))| *i < 3 || !h.is_empty())
+            .map(move |(_, (measure, h))| {
+                let tag = HlogTag {
+                    tier: tier.to_string(),
+                    tenant: tenant.to_string(),
+                    op: op.to_string(),
+                    measure: measure.into(),
+                };
+                (tag, h.histogram())
+            })
+    });
+    log.add_interval(started, r.wall, entries)
 }
 
 #[cfg(test)]

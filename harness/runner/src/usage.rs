@@ -3,10 +3,9 @@
 
 use isobench_results::HarnessUsage;
 
-/// A `kB` field of `/proc/self/status`, in bytes; 0 where there is no such file (not Linux).
-fn status_field(name: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    parse_field(&text, name)
+/// `/proc/self/status`; empty where there is no such file (not Linux), so every field reads 0.
+fn status() -> String {
+    std::fs::read_to_string("/proc/self/status").unwrap_or_default()
 }
 
 fn parse_field(text: &str, name: &str) -> u64 {
@@ -18,12 +17,14 @@ fn parse_field(text: &str, name: &str) -> u64 {
 
 /// Resident set size now.
 pub fn rss_bytes() -> u64 {
-    status_field("VmRSS")
+    parse_field(&status(), "VmRSS")
 }
 
-/// Peak and current resident set size.
+/// Peak and current resident set size, from one reading (so the peak is never below the
+/// current size).
 pub fn harness_usage() -> HarnessUsage {
-    HarnessUsage { peak_rss_bytes: status_field("VmHWM"), rss_at_end_bytes: rss_bytes() }
+    let text = status();
+    HarnessUsage { peak_rss_bytes: parse_field(&text, "VmHWM"), rss_at_end_bytes: parse_field(&text, "VmRSS") }
 }
 
 #[cfg(test)]

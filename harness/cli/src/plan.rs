@@ -1,0 +1,59 @@
+//! From a scenario file and the flags to a plan and its prices; every problem is bad input.
+
+use std::path::Path;
+
+use isobench_core::TierId;
+use isobench_core::plan::{Overrides, Plan};
+use isobench_core::scenario::{self, Scenario};
+use isobench_cost::{Pricing, ProjectedCost};
+
+use crate::args::PricingArgs;
+use crate::errors::CliError;
+
+/// The scenario and its text (for the summary and the hash).
+pub fn load_scenario(path: &Path) -> Result<(Scenario, String), CliError> {
+    Scenario::load(path).map_err(|e| CliError::BadInput(e.to_string()))
+}
+
+/// Keeps only the tiers named by `--tiers` (all when empty).
+pub fn select_tiers(plan: &mut Plan, tiers: &[String], path: &Path) -> Result<(), CliError> {
+    if tiers.is_empty() {
+        return Ok(());
+    }
+    let mut wanted = Vec::new();
+    for name in tiers {
+        let id: TierId = name.parse().map_err(|_| {
+            CliError::BadInput(format!("--tiers: unknown tier `{name}`; accepted: {}", TierId::accepted()))
+        })?;
+        if plan.scenario.tier(id).is_none() {
+            return Err(CliError::BadInput(format!(
+                "--tiers: tier `{name}` is not in {}; it has: {}",
+                path.display(),
+                plan.tiers.iter().map(|t| t.tier.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        wanted.push(id);
+    }
+    plan.tiers.retain(|t| wanted.contains(&t.tier));
+    Ok(())
+}
+
+/// Loads a scenario into a plan for `plan` (no run id yet: names show `{run}`).
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
+pub fn load_plan(path: &Path, tiers: &[String]) -> Result<Plan, CliError> {
+    let (scenario, src) = load_scenario(path)?;
+    let mut plan = Plan::new("{run}".into(), scenario, scenario::hash(&src), &Overrides::default());
+    select_tiers(&mut plan, tiers, path)?;
+    Ok(plan)
+}
+
+/// The pricing table the flags ask for.
+pub fn load_pricing(a: &PricingArgs) -> Result<Pricing, CliError> {
+    Pricing::load(a.region.as_deref(), a.pricing.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))
+}
+
+/// Projects the plan's cost, which fails, naming the tier and the key, when a price is missing:
+/// called before anything is deployed.
+pub fn check_prices(plan: &Plan, pricing: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>, CliError> {
+    isobench_cost::project(plan, pricing).map_err(|e| CliError::BadInput(e.to_string()))
+}

@@ -1,0 +1,355 @@
+//! `report.md`: the run in Markdown, written beside `summary.json`.
+
+use std::fmt::Write;
+
+use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary};
+
+use crate::text::{errors_cell, mib, ms, start_p50_ms};
+
+/// Above this many tenants (or instances) a tier's tables show a spread and the worst rows
+/// instead of one row each; `summary.json` keeps every row.
+const FULL_TABLE_MAX: usize = 20;
+/// Rows shown of a summarized table: the tenants with the highest p99, the slowest starts.
+const WORST_ROWS: usize = 10;
+
+fn pct_row(name: &str, p: &Percentiles) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {} |\n",
+        p.count,
+        ms(p.p50_us),
+        ms(p.p90_us),
+        ms(p.p99_us),
+        ms(p.p999_us),
+        ms(p.max_us),
+        ms(p.mean_us)
+    )
+}
+
+fn functions_section(o: &mut String, t: &TierSummary) {
+    let Some(f) = &t.functions else { return };
+    let _ = writeln!(
+        o,
+        "\n### Functions\n\nCold starts: {} of {} ok invokes ({:.2}%); INIT p50 {} p99 {} (n={}). Corrected latency cold p50 {} p99 {}; warm p50 {} p99 {}. Billed: {} invokes, {} ms, {:.4} GB-s at {} MB.",
+        f.cold,
+        t.traffic.ok,
+        f.cold_share * 100.0,
+        ms(f.init.p50_us),
+        ms(f.init.p99_us),
+        f.init.count,
+        ms(f.corrected_cold.p50_us),
+        ms(f.corrected_cold.p99_us),
+        ms(f.corrected_warm.p50_us),
+        ms(f.corrected_warm.p99_us),
+        f.billed_invokes,
+        f.billed_ms_total,
+        f.gb_seconds,
+        f.memory_mb.map_or("?".into(), |m| m.to_string()),
+    );
+    if let Some(e) = &t.environments {
+        let _ = writeln!(
+            o,
+            "\nEnvironments: {} created, {} reused, {} reaped after keep-alive, {} replaced, peak concurrency {}, {} throttles, {} frozen at the end.",
+            e.created, e.reused, e.reaped, e.replaced, e.peak_concurrency, e.throttles, e.frozen_at_end
+        );
+    }
+}
+
+fn tier_section(o: &mut String, t: &TierSummary) {
+    let _ = writeln!(o, "\n## {}\n", t.tier);
+    let _ = writeln!(
+        o,
+        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s over {:.1} s.\n",
+        t.tenants,
+        t.instances.len(),
+        t.target_rate,
+        t.achieved_rate,
+        t.duration_s
+    );
+    if let Some(f) = &t.injected_faults {
+        let _ = writeln!(o, "**Faults injected by the workload (test run):** `{f}`\n");
+    }
+    let tr = &t.traffic;
+    let _ = writeln!(o, "| sent | ok | errors | timeouts | not sent |\n|---|---|---|---|---|");
+    let _ = writeln!(o, "| {} | {} | {} | {} | {} |\n", tr.sent, tr.ok, errors_cell(tr), tr.timeouts, tr.not_sent);
+    let _ =
+        writeln!(o, "| latency | count | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|");
+    o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
+    o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
+    o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
+    per_tenant_section(o, t);
+    functions_section(o, t);
+    let s = &t.instance_start_ms;
+    let _ = writeln!(
+        o,
+        "\n### Instances\n\nStart time (create → workload answering): median {:.2} ms, min {:.2} ms, max {:.2} ms over {}. Teardown {:.1} ms.\n",
+        s.median, s.min, s.max, s.count, t.teardown_ms
+    );
+    footprint_section(o, t);
+    let mut shown: Vec<&isobench_results::InstanceSummary> = t.instances.iter().collect();
+    if shown.len() > FULL_TABLE_MAX {
+        let _ = writeln!(o, "The {WORST_ROWS} slowest starts of {} (all in `summary.json`):\n", shown.len());
+        shown.sort_by(|a, b| b.start_ms.total_cmp(&a.start_ms));
+        shown.truncate(WORST_ROWS);
+    }
+    let _ = writeln!(o, "| instance | tenants | address | start | CPU | memory |\n|---|---|---|---|---|---|");
+    for i in shown {
+        let tenants = if i.tenants.len() > 3 { format!("{} tenants", i.tenants.len()) } else { i.tenants.join(", ") };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {:.2} ms | {} | {} |",
+            i.id,
+            tenants,
+            i.address.as_deref().unwrap_or("-"),
+            i.start_ms,
+            i.cpu_millis.map_or("-".into(), |m| format!("{:.2} vCPU", m as f64 / 1000.0)),
+            i.memory_bytes.map_or("-".into(), |b| format!("{} MiB", b >> 20)),
+        );
+    }
+}
+
+fn tenant_row(o: &mut String, p: &TenantSummary) {
+    let c = &p.latency.corrected;
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        p.tenant,
+        p.traffic.sent,
+        p.traffic.ok,
+        errors_cell(&p.traffic),
+        p.traffic.timeouts,
+        ms(c.p50_us),
+        ms(c.p99_us),
+        ms(c.p999_us),
+        ms(p.latency.generator_lag.p99_us)
+    );
+}
+
+/// One row per tenant, or for many tenants the spread over tenants and the worst ones.
+fn per_tenant_section(o: &mut String, t: &TierSummary) {
+    let _ = writeln!(o, "\n### Per tenant (corrected latency)\n");
+    let mut rows: Vec<&TenantSummary> = t.per_tenant.iter().collect();
+    if rows.len() > FULL_TABLE_MAX {
+        // Latency spreads over the tenants that have latency samples (an ok request).
+        let served: Vec<&TenantSummary> = rows.iter().copied().filter(|p| p.latency.corrected.count > 0).collect();
+        let spread = |of: &[&TenantSummary], f: &dyn Fn(&TenantSummary) -> f64| {
+            Spread::of(&of.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        let sent = spread(&rows, &|p| p.traffic.sent as f64);
+        let p50 = spread(&served, &|p| p.latency.corrected.p50_us);
+        let p99 = spread(&served, &|p| p.latency.corrected.p99_us);
+        let failed = rows.iter().filter(|p| p.traffic.errors + p.traffic.timeouts > 0).count();
+        let silent = rows.iter().filter(|p| p.traffic.sent == 0).count();
+        let unserved = rows.len() - served.len();
+        let _ = writeln!(
+            o,
+            "{} tenants: requests sent per tenant min {:.0} / median {:.0} / max {:.0}; per-tenant p50 min {} / median {} / max {}; per-tenant p99 min {} / median {} / max {}. {failed} tenant(s) saw errors or timeouts, {unserved} had no ok request, {silent} sent nothing.\n",
+            rows.len(),
+            sent.min,
+            sent.median,
+            sent.max,
+            ms(p50.min),
+            ms(p50.median),
+            ms(p50.max),
+            ms(p99.min),
+            ms(p99.median),
+            ms(p99.max),
+        );
+        let _ = writeln!(o, "The {WORST_ROWS} tenants with the highest p99 (every tenant is in `summary.json`):\n");
+        rows.sort_by(|a, b| b.latency.corrected.p99_us.total_cmp(&a.latency.corrected.p99_us));
+        rows.truncate(WORST_ROWS);
+    }
+    let _ = writeln!(
+        o,
+        "| tenant | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for p in rows {
+        tenant_row(o, p);
+    }
+}
+
+/// Phase times and per-unit memory, when the run recorded them.
+fn footprint_section(o: &mut String, t: &TierSummary) {
+    let Some(f) = &t.footprint else { return };
+    let mem = |b: Option<u64>| b.map_or("n/a".to_string(), mib);
+    let _ = writeln!(
+        o,
+        "Phases: deploy {:.0} ms, traffic {:.1} s, teardown {:.0} ms. Memory of the tier's {} instance(s) or environment(s) (the run's cgroup): {} after deploy, {} after traffic, {} each. Harness RSS {} before deploy, {} after traffic.\n",
+        f.deploy_ms,
+        f.traffic_s,
+        f.teardown_ms,
+        f.units,
+        mem(f.memory_after_deploy_bytes),
+        mem(f.memory_after_traffic_bytes),
+        mem(f.memory_per_unit_bytes),
+        mib(f.harness_rss_before_bytes),
+        mib(f.harness_rss_after_traffic_bytes),
+    );
+}
+
+fn noisy_section(o: &mut String, s: &Summary) {
+    let tiers: Vec<_> = s.tiers.iter().filter_map(|t| t.noisy_neighbour.as_ref().map(|n| (t, n))).collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Noisy neighbour (NN-CPU)\n");
+    let (_, n0) = tiers[0];
+    let _ = writeln!(
+        o,
+        "Aggressor `{}` sends {:.0} req/s of {} µs CPU each; victims' corrected p99 in contended windows divided by their p99 in the solo window of the same round ({} rounds of {:.1} s).\n",
+        n0.aggressor, n0.aggressor_rate, n0.aggressor_compute_us, n0.rounds, n0.window_s
+    );
+    let _ = writeln!(o, "| tier | slowdown median | min | max | victims × rounds |\n|---|---|---|---|---|");
+    for (t, n) in &tiers {
+        let _ = writeln!(
+            o,
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {} |",
+            t.tier, n.slowdown.median, n.slowdown.min, n.slowdown.max, n.slowdown.count
+        );
+    }
+}
+
+fn matrix(o: &mut String, s: &Summary) {
+    let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Leak matrix\n");
+    let _ = writeln!(
+        o,
+        "Each cell: verdict (expected) — hits/trials, positive controls passed, time to first leak. **!** marks an unexpected leak.\n"
+    );
+    let _ = write!(o, "| probe |");
+    for t in &tiers {
+        let _ = write!(o, " {} |", t.tier);
+    }
+    let _ = write!(o, "\n|---|");
+    for _ in &tiers {
+        let _ = write!(o, "---|");
+    }
+    let _ = writeln!(o);
+    for (i, c0) in tiers[0].probes.iter().enumerate() {
+        let _ = write!(o, "| {} ({}) |", c0.probe, c0.channel);
+        for t in &tiers {
+            match t.probes.get(i) {
+                Some(c) if c.verdict == "not-applicable" => {
+                    let _ = write!(o, " n/a |");
+                }
+                Some(c) => {
+                    let first = c.first_hit_ms.map_or(String::new(), |ms| format!(", first at {ms:.0} ms"));
+                    let mark = if c.unexpected { " **!**" } else { "" };
+                    let _ = write!(
+                        o,
+                        " {}{mark} ({}) — {}/{}, controls {}/{}{first} |",
+                        c.verdict, c.expected, c.hits, c.trials, c.controls_passed, c.controls
+                    );
+                }
+                None => {
+                    let _ = write!(o, " - |");
+                }
+            }
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o);
+    for c in &tiers[0].probes {
+        let _ = writeln!(o, "- **{}**: {}", c.probe, c.description);
+    }
+    let mut notes: Vec<(&str, &str)> = tiers
+        .iter()
+        .flat_map(|t| t.probes.iter())
+        .filter_map(|c| Some((c.probe.as_str(), c.note.as_deref()?)))
+        .collect();
+    notes.dedup();
+    for (probe, note) in notes {
+        let _ = writeln!(o, "- **{probe}** is n/a on this target: {note}");
+    }
+}
+
+/// `report.md`.
+pub fn markdown(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# isobench run {}\n", s.run_id);
+    let _ = writeln!(
+        o,
+        "Scenario **{}** (`{}`, sha256 `{}`), backend **{}** (fidelity: {}), status **{:?}**, wall time {:.1} s.\n",
+        s.scenario.name,
+        s.scenario.path,
+        &s.scenario.hash[..12.min(s.scenario.hash.len())],
+        s.backend.name,
+        s.backend.fidelity,
+        s.status,
+        s.wall_time_s
+    );
+    if s.backend.fidelity != "cloud" {
+        let _ = writeln!(
+            o,
+            "> Local emulation: isolation is enforced by the Linux kernel ({}), but latencies and start times are this host's, not AWS's.\n",
+            s.backend.description
+        );
+    }
+    if let Some(e) = &s.error {
+        let _ = writeln!(o, "**Run did not complete:** {e}\n");
+    }
+    if let Some(faults) = s.scenario.effective["local"]["break_isolation"].as_array().filter(|f| !f.is_empty()) {
+        let names: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+        let _ = writeln!(
+            o,
+            "> **Test faults injected into the emulator: {}.** This run deliberately breaks isolation; it measures the harness, not a tier.\n",
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(
+        o,
+        "Host `{}`: {} ({}), kernel {}, {} CPUs, {} GiB. isobench {} ({}).\n",
+        s.host.hostname,
+        s.host.os,
+        s.host.arch,
+        s.host.kernel,
+        s.host.cpus,
+        s.host.memory_bytes >> 30,
+        s.tool.version,
+        s.tool.commit.as_deref().map_or("unknown commit", |c| &c[..12.min(c.len())])
+    );
+    let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
+    let _ = writeln!(
+        o,
+        "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for t in &s.tiers {
+        let c = &t.latency.corrected;
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms |",
+            t.tier,
+            t.tenants,
+            t.traffic.sent,
+            t.traffic.ok,
+            errors_cell(&t.traffic),
+            t.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(t.latency.generator_lag.p99_us),
+            start_p50_ms(t)
+        );
+    }
+    matrix(&mut o, s);
+    noisy_section(&mut o, s);
+    crate::cost::markdown_sections(&mut o, s);
+    for t in &s.tiers {
+        tier_section(&mut o, t);
+    }
+    if !s.left_behind.is_empty() {
+        let _ = writeln!(o, "\n## Left behind\n\n{}\n\nRun `isobench sweep` to remove them.", s.left_behind.join("\n"));
+    }
+    if let Some(h) = &s.harness {
+        let _ = writeln!(
+            o,
+            "\nHarness process: peak RSS {}, {} at the end (`/proc/self/status` VmHWM, VmRSS).",
+            mib(h.peak_rss_bytes),
+            mib(h.rss_at_end_bytes)
+        );
+    }
+    let _ = writeln!(o, "\nFull histograms: `{}` (HdrHistogram interval log, values in ns).", s.histograms);
+    o
+}

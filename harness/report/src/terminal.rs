@@ -1,0 +1,48 @@
+//! The short table printed at the end of `isobench run`.
+
+use std::fmt::Write;
+
+use isobench_results::Summary;
+
+use crate::text::{mib, ms, start_p50_ms};
+
+/// The table printed at the end of `isobench run`.
+pub fn terminal_table(s: &Summary) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "\n{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50*"
+    );
+    for t in &s.tiers {
+        let c = &t.latency.corrected;
+        let _ = writeln!(
+            o,
+            "{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            t.tier,
+            t.tenants,
+            t.traffic.sent,
+            t.traffic.ok,
+            t.traffic.errors,
+            t.traffic.timeouts,
+            ms(c.p50_us),
+            ms(c.p99_us),
+            ms(c.p999_us),
+            ms(c.max_us),
+            ms(t.latency.generator_lag.p99_us),
+            format!("{:.2}ms", start_p50_ms(t)),
+        );
+    }
+    let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
+    let _ = writeln!(
+        o,
+        "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"
+    );
+    if let Some(h) = &s.harness {
+        let _ = writeln!(o, "harness: peak RSS {}, wall time {:.1} s", mib(h.peak_rss_bytes), s.wall_time_s);
+    }
+    if !s.left_behind.is_empty() {
+        let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
+    }
+    o
+}

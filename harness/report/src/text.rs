@@ -1,0 +1,33 @@
+//! Number formats shared by the plain-text views (the terminal table and `report.md`).
+
+use isobench_results::{TierSummary, Traffic};
+
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+pub fn ms(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0}µs")
+    } else if us < 1e6 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
+pub fn errors_cell(t: &Traffic) -> String {
+    if t.errors == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+    format!("{} ({})", t.errors, kinds.join(" "))
+}
+
+/// Instance or task start median; for function tiers the cold-start INIT median.
+pub fn start_p50_ms(t: &TierSummary) -> f64 {
+    match &t.functions {
+        Some(f) if f.init.count > 0 => f.init.p50_us / 1e3,
+        _ => t.instance_start_ms.median,
+    }
+}
