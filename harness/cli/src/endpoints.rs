@@ -22,7 +22,7 @@ pub fn backend(file: Option<&Path>, plan: &Plan) -> Result<Box<dyn Backend>, Cli
 pub fn summary() -> isobench_results::BackendSummary {
     isobench_results::BackendSummary {
         name: "endpoints".into(),
-        fidelity: "external".into(),
+        fidelity: isobench_results::Fidelity::External,
         description: "endpoints deployed outside the harness: traffic and HTTP probes only; nothing deployed or torn \
                       down, start times not measured"
             .into(),

@@ -24,15 +24,13 @@ pub fn backend_summary(target: Target, info: &isobench_core::backend::BackendInf
     match target {
         Target::Local => BackendSummary {
             name: "local".into(),
-            fidelity: "emulated".into(),
+            fidelity: isobench_results::Fidelity::Emulated,
             description: "Linux namespaces, cgroups and veth on one host; isolation is real, AWS timings are not"
                 .into(),
         },
-        Target::Aws => BackendSummary {
-            name: "aws".into(),
-            fidelity: info.fidelity.as_str().into(),
-            description: info.description.clone(),
-        },
+        Target::Aws => {
+            BackendSummary { name: "aws".into(), fidelity: info.fidelity, description: info.description.clone() }
+        }
         Target::Endpoints => crate::endpoints::summary(),
     }
 }

@@ -13,35 +13,8 @@ use serde::Serialize;
 use crate::plan::TierPlan;
 use crate::tier::TierId;
 
-/// How faithfully a backend reproduces the isolation it claims; recorded in every result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fidelity {
-    /// Real kernel isolation: namespaces, cgroups, veth, packet filters.
-    Emulated,
-    /// Plain processes on loopback, no isolation: a reduced-fidelity fallback without root.
-    ProcessOnly,
-    /// The real cloud.
-    Cloud,
-    /// A deployment the harness did not make (the `endpoints` target): its isolation is whatever
-    /// it is; the harness only drives and probes it.
-    External,
-    /// The cloud's APIs served by an emulator (LocalStack, moto): resources are created and
-    /// removed for real, but nothing runs in them.
-    CloudEmulator,
-}
-
-impl Fidelity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fidelity::Emulated => "emulated",
-            Fidelity::ProcessOnly => "process-only",
-            Fidelity::Cloud => "cloud",
-            Fidelity::CloudEmulator => "cloud-emulator",
-            Fidelity::External => "external",
-        }
-    }
-}
+/// Fidelity and phases are part of the summary's vocabulary, defined once in `isobench-results`.
+pub use isobench_results::{Fidelity, Phase, SkippedPhase};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendInfo {
@@ -211,34 +184,6 @@ pub enum BackendError {
     },
     #[error("deploy interrupted")]
     Interrupted,
-}
-
-/// A phase of a tier's run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Deploy,
-    Traffic,
-    Probes,
-    Teardown,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Deploy => "deploy",
-            Phase::Traffic => "traffic",
-            Phase::Probes => "probes",
-            Phase::Teardown => "teardown",
-        }
-    }
-}
-
-/// A phase a backend cannot run where it is (an emulator without a data plane), and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SkippedPhase {
-    pub phase: Phase,
-    pub reason: String,
 }
 
 /// A deployment target: the local emulator, AWS, or endpoints someone else deployed.

@@ -46,20 +46,14 @@ impl Channel {
     }
 }
 
-/// What the platform's documented behaviour says a probe should find on a tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Expect {
-    Leak,
-    Blocked,
-    /// The channel does not exist on this tier (e.g. inbound network to a Lambda function).
-    NotApplicable,
-}
+/// Expectations and verdicts are part of the summary's vocabulary, defined once in
+/// `isobench-results`.
+pub use isobench_results::{Expectation, Verdict};
 
 /// An expectation that may depend on the tier's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
-    Always(Expect),
+    Always(Expectation),
     /// Leaks when the workload's hygiene is `naive`, else blocked.
     NaiveHygiene,
     /// ECS: leaks when tenants share one self-referencing security group.
@@ -72,9 +66,8 @@ impl Rule {
     /// A short label for reports: `leak`, `blocked`, `n/a` or `depends on configuration`.
     pub fn label(self) -> &'static str {
         match self {
-            Rule::Always(Expect::Leak) => "leak",
-            Rule::Always(Expect::Blocked) => "blocked",
-            Rule::Always(Expect::NotApplicable) => "n/a",
+            Rule::Always(e @ (Expectation::Leak | Expectation::Blocked)) => e.as_str(),
+            Rule::Always(Expectation::NotApplicable) => "n/a",
             _ => "depends on configuration",
         }
     }
@@ -90,7 +83,7 @@ pub struct ProbeDef {
     pub expected: [Rule; 6],
 }
 
-use Expect::{Blocked as B, Leak as L, NotApplicable as NA};
+use Expectation::{Blocked as B, Leak as L, NotApplicable as NA};
 use Rule::Always as A;
 
 /// Tier order: silo-ec2, shared-ec2, ecs-awsvpc, lambda-per-tenant, lambda-shared,
@@ -167,23 +160,23 @@ impl ProbeDef {
     }
 
     /// The concrete expectation for a tier as configured.
-    pub fn expect(&self, tier: TierId, settings: &TierSettings, workload: &WorkloadSpec) -> Expect {
+    pub fn expect(&self, tier: TierId, settings: &TierSettings, workload: &WorkloadSpec) -> Expectation {
         match self.rule(tier) {
             Rule::Always(e) => e,
             Rule::NaiveHygiene => {
                 if workload.hygiene == Hygiene::Naive {
-                    Expect::Leak
+                    Expectation::Leak
                 } else {
-                    Expect::Blocked
+                    Expectation::Blocked
                 }
             }
             Rule::SharedSecurityGroup => match settings {
-                TierSettings::Ecs(e) if groups_admit_other_tenants(e) => Expect::Leak,
-                _ => Expect::Blocked,
+                TierSettings::Ecs(e) if groups_admit_other_tenants(e) => Expectation::Leak,
+                _ => Expectation::Blocked,
             },
             Rule::ImdsReachable => match settings {
-                TierSettings::Ecs(e) if e.imds_reachable() => Expect::Leak,
-                _ => Expect::Blocked,
+                TierSettings::Ecs(e) if e.imds_reachable() => Expectation::Leak,
+                _ => Expectation::Blocked,
             },
         }
     }
@@ -336,20 +329,9 @@ impl Ledger {
     }
 }
 
-/// The verdict of one (probe, tier) cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Leak,
-    Blocked,
-    /// No hit, and the positive control did not pass: the probe may simply not work here.
-    Inconclusive,
-    NotApplicable,
-}
-
 /// Decides a cell: any hit is a leak; no hit is "blocked" only if a positive control passed.
-pub fn verdict(expect: Expect, counts: Option<&CellCounts>) -> Verdict {
-    if expect == Expect::NotApplicable {
+pub fn verdict(expect: Expectation, counts: Option<&CellCounts>) -> Verdict {
+    if expect == Expectation::NotApplicable {
         return Verdict::NotApplicable;
     }
     match counts {
@@ -361,8 +343,8 @@ pub fn verdict(expect: Expect, counts: Option<&CellCounts>) -> Verdict {
 
 /// Whether a verdict contradicts the expectation in the direction CI must fail on: a leak
 /// where the platform promises isolation.
-pub fn unexpected_leak(expect: Expect, v: Verdict) -> bool {
-    v == Verdict::Leak && expect == Expect::Blocked
+pub fn unexpected_leak(expect: Expectation, v: Verdict) -> bool {
+    v == Verdict::Leak && expect == Expectation::Blocked
 }
 
 #[cfg(test)]
@@ -408,12 +390,12 @@ mod tests {
         l.plant(planted("c-a", "a"));
         let t = TierId::SiloEc2;
         l.sweep(t, Channel::Tmp, "b", &[], false, Duration::ZERO);
-        assert_eq!(verdict(Expect::Blocked, l.cell(t, Channel::Tmp)), Verdict::Inconclusive);
+        assert_eq!(verdict(Expectation::Blocked, l.cell(t, Channel::Tmp)), Verdict::Inconclusive);
         l.sweep(t, Channel::Tmp, "a", &[], true, Duration::ZERO);
-        assert_eq!(verdict(Expect::Blocked, l.cell(t, Channel::Tmp)), Verdict::Inconclusive, "control failed");
+        assert_eq!(verdict(Expectation::Blocked, l.cell(t, Channel::Tmp)), Verdict::Inconclusive, "control failed");
         l.sweep(t, Channel::Tmp, "a", &["c-a".into()], true, Duration::ZERO);
-        assert_eq!(verdict(Expect::Blocked, l.cell(t, Channel::Tmp)), Verdict::Blocked);
-        assert_eq!(verdict(Expect::Blocked, None), Verdict::Inconclusive);
+        assert_eq!(verdict(Expectation::Blocked, l.cell(t, Channel::Tmp)), Verdict::Blocked);
+        assert_eq!(verdict(Expectation::Blocked, None), Verdict::Inconclusive);
     }
 
     #[test]
@@ -421,11 +403,11 @@ mod tests {
         let app = probe("LK-APP").unwrap();
         let ec2 = TierSettings::Ec2 { instance_type: crate::instance_types::lookup("t3.micro").unwrap() };
         let mut w = WorkloadSpec::default();
-        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expect::Blocked);
+        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expectation::Blocked);
         w.hygiene = Hygiene::Naive;
-        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expect::Leak);
-        assert_eq!(app.expect(TierId::SiloEc2, &ec2, &w), Expect::Blocked);
-        assert!(unexpected_leak(Expect::Blocked, Verdict::Leak));
-        assert!(!unexpected_leak(Expect::Leak, Verdict::Leak));
+        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expectation::Leak);
+        assert_eq!(app.expect(TierId::SiloEc2, &ec2, &w), Expectation::Blocked);
+        assert!(unexpected_leak(Expectation::Blocked, Verdict::Leak));
+        assert!(!unexpected_leak(Expectation::Leak, Verdict::Leak));
     }
 }

@@ -21,96 +21,9 @@ use serde::Serialize;
 use crate::hist::rec;
 pub use crate::hist::{Hist, SIGFIG, new_histogram};
 
-/// Why a sent request failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum ErrorKind {
-    /// The TCP connection could not be opened (refused, unreachable, no route, ...).
-    #[serde(rename = "connect")]
-    Connect,
-    /// The connection broke while the request was in flight (reset, closed mid-request).
-    #[serde(rename = "io")]
-    Io,
-    /// A 4xx status (except 404 on a GET, which is ok: see [`Outcome::Ok`]); for a function
-    /// target, the `status` of its response payload.
-    #[serde(rename = "http_4xx")]
-    Http4xx,
-    /// A 5xx status (of the response payload, for a function target: the invoke succeeded
-    /// but the workload answered an error).
-    #[serde(rename = "http_5xx")]
-    Http5xx,
-    /// The peer did not speak HTTP/1.1 as expected: an unparsable response, or a status
-    /// the workload never sends (1xx, 3xx). For a function target: a payload that is not the
-    /// workload's response document (`{"status": ..., ...}`), or carries such a status.
-    #[serde(rename = "protocol")]
-    Protocol,
-    /// Still in flight when the run was cancelled and the cancellation grace ran out. Also
-    /// an invoke of a function endpoint that panicked (a bug in the backend, logged as such):
-    /// the request was abandoned without an answer.
-    #[serde(rename = "aborted")]
-    Aborted,
-    /// Function targets: the function reported an error or crashed during the invoke
-    /// ([`InvokeOutcome::FunctionError`](isobench_core::backend::InvokeOutcome::FunctionError)).
-    #[serde(rename = "function_error")]
-    FunctionError,
-    /// Function targets: the execution environment's INIT failed.
-    #[serde(rename = "init_error")]
-    InitError,
-    /// Function targets: the invoke was refused over the function's concurrency limit.
-    #[serde(rename = "throttled")]
-    Throttled,
-    /// Function targets: the function ran past its own timeout. (The driver's per-request
-    /// timeout passing first is a [`Outcome::Timeout`], not an error.)
-    #[serde(rename = "function_timeout")]
-    FunctionTimeout,
-    /// Function targets: the invoke was refused before reaching a function (e.g. no tenant id
-    /// for a function in tenant isolation mode).
-    #[serde(rename = "rejected")]
-    Rejected,
-    /// A success status (or, for a function target, a payload with one) whose JSON body says
-    /// the request failed (a top-level `error` field, the workload's error document).
-    #[serde(rename = "error_body")]
-    ErrorBody,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
-        ErrorKind::Connect,
-        ErrorKind::Io,
-        ErrorKind::Http4xx,
-        ErrorKind::Http5xx,
-        ErrorKind::Protocol,
-        ErrorKind::Aborted,
-        ErrorKind::FunctionError,
-        ErrorKind::InitError,
-        ErrorKind::Throttled,
-        ErrorKind::FunctionTimeout,
-        ErrorKind::Rejected,
-        ErrorKind::ErrorBody,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::Io => "io",
-            ErrorKind::Http4xx => "http_4xx",
-            ErrorKind::Http5xx => "http_5xx",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Aborted => "aborted",
-            ErrorKind::FunctionError => "function_error",
-            ErrorKind::InitError => "init_error",
-            ErrorKind::Throttled => "throttled",
-            ErrorKind::FunctionTimeout => "function_timeout",
-            ErrorKind::Rejected => "rejected",
-            ErrorKind::ErrorBody => "error_body",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Why a sent request failed: part of the summary's vocabulary (the keys of `errors_by_kind`),
+/// defined once in `isobench-results`. Ordered by name.
+pub use isobench_results::ErrorKind;
 
 /// How one planned request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use isobench_core::TenantTarget;
-use isobench_core::probes::{self, Channel, Expect, Ledger, Planted, ProbeDef, Verdict};
+use isobench_core::probes::{self, Channel, Expectation, Ledger, Planted, ProbeDef, Verdict};
 use isobench_core::scenario::{TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use rand::{Rng, SeedableRng};
@@ -48,7 +48,7 @@ pub struct CellResult {
     pub probe: String,
     pub channel: Channel,
     pub tier: TierId,
-    pub expected: Expect,
+    pub expected: Expectation,
     pub verdict: Verdict,
     /// A leak where the platform promises isolation.
     pub unexpected: bool,
@@ -170,7 +170,7 @@ impl<'a> Runner<'a> {
         let probes = self.spec.probes.clone();
         for def in &probes {
             let expect = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
-            if expect == Expect::NotApplicable || self.note(def.channel).is_some() {
+            if expect == Expectation::NotApplicable || self.note(def.channel).is_some() {
                 continue;
             }
             for trial in 0..self.spec.trials {
@@ -321,7 +321,7 @@ impl<'a> Runner<'a> {
             .map(|def| {
                 let note = self.note(def.channel).map(str::to_string);
                 let expected = match note {
-                    Some(_) => Expect::NotApplicable,
+                    Some(_) => Expectation::NotApplicable,
                     None => def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload),
                 };
                 let counts = self.ledger.cell(self.spec.tier, def.channel);

@@ -14,6 +14,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use isobench_results::{Expectation, Verdict};
+
 use crate::error::ReportError;
 use crate::fmt::{axis_ms, esc, ms};
 
@@ -420,8 +422,8 @@ pub struct Cell {
     pub probe: String,
     pub channel: String,
     pub tier: String,
-    pub verdict: String,
-    pub expected: String,
+    pub verdict: Verdict,
+    pub expected: Expectation,
     pub unexpected: bool,
     pub hits: u64,
     pub trials: u64,
@@ -429,13 +431,13 @@ pub struct Cell {
     pub controls: u64,
 }
 
-fn cell_fill(c: &Cell) -> RGBColor {
-    match c.verdict.as_str() {
-        "blocked" => RGBColor(0xc8, 0xe6, 0xc9),
-        "leak" if c.unexpected => RGBColor(0xef, 0x9a, 0x9a),
-        "leak" => RGBColor(0xff, 0xe0, 0xb2),
-        "inconclusive" => RGBColor(0xff, 0xf5, 0x9d),
-        _ => RGBColor(0xee, 0xee, 0xee),
+fn cell_fill(verdict: Verdict, unexpected: bool) -> RGBColor {
+    match verdict {
+        Verdict::Blocked => RGBColor(0xc8, 0xe6, 0xc9),
+        Verdict::Leak if unexpected => RGBColor(0xef, 0x9a, 0x9a),
+        Verdict::Leak => RGBColor(0xff, 0xe0, 0xb2),
+        Verdict::Inconclusive => RGBColor(0xff, 0xf5, 0x9d),
+        Verdict::NotApplicable => RGBColor(0xee, 0xee, 0xee),
     }
 }
 
@@ -460,17 +462,17 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
             area.draw(&Text::new(format!("{probe} ({channel})"), (6, y), style))?;
         }
         let key = [
-            ("blocked", Cell::key("blocked", false)),
-            ("expected leak", Cell::key("leak", false)),
-            ("UNEXPECTED leak", Cell::key("leak", true)),
-            ("inconclusive", Cell::key("inconclusive", false)),
-            ("not applicable", Cell::key("not-applicable", false)),
+            ("blocked", Verdict::Blocked, false),
+            ("expected leak", Verdict::Leak, false),
+            ("UNEXPECTED leak", Verdict::Leak, true),
+            ("inconclusive", Verdict::Inconclusive, false),
+            ("not applicable", Verdict::NotApplicable, false),
         ];
         let y = head_h + ch * probes.len() as i32 + 25;
-        for (k, (name, c)) in key.iter().enumerate() {
+        for (k, (name, verdict, unexpected)) in key.iter().enumerate() {
             let x = 6 + 170 * k as i32;
-            area.draw(&Rectangle::new([(x, y), (x + 22, y + 16)], cell_fill(c).filled()))?;
-            if c.unexpected {
+            area.draw(&Rectangle::new([(x, y), (x + 22, y + 16)], cell_fill(*verdict, *unexpected).filled()))?;
+            if *unexpected {
                 area.draw(&Rectangle::new([(x, y), (x + 22, y + 16)], RED.stroke_width(3)))?;
             }
             area.draw(&Text::new(name.to_string(), (x + 28, y + 1), text(16)))?;
@@ -481,9 +483,9 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
         .iter()
         .map(|c| {
             let (x0, y0) = (label_w + cw * col(&c.tier), head_h + ch * row(&c.probe));
-            let fill = cell_fill(c);
-            let label = match c.verdict.as_str() {
-                "not-applicable" => "n/a".to_string(),
+            let fill = cell_fill(c.verdict, c.unexpected);
+            let label = match c.verdict {
+                Verdict::NotApplicable => "n/a".to_string(),
                 v => format!("{v} {}/{}", c.hits, c.trials),
             };
             let unexpected = c.unexpected;
@@ -491,7 +493,7 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
                 attrs: vec![
                     ("probe", c.probe.clone()),
                     ("tier", c.tier.clone()),
-                    ("verdict", c.verdict.clone()),
+                    ("verdict", c.verdict.to_string()),
                     ("unexpected", c.unexpected.to_string()),
                     ("hits", c.hits.to_string()),
                     ("trials", c.trials.to_string()),
@@ -523,23 +525,6 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
         })
         .collect();
     compose("leak-matrix", size, frame, layers)
-}
-
-impl Cell {
-    fn key(verdict: &str, unexpected: bool) -> Cell {
-        Cell {
-            probe: String::new(),
-            channel: String::new(),
-            tier: String::new(),
-            verdict: verdict.into(),
-            expected: String::new(),
-            unexpected,
-            hits: 0,
-            trials: 0,
-            controls_passed: 0,
-            controls: 0,
-        }
-    }
 }
 
 /// A tier's NN-CPU slowdown (contended p99 / solo p99) over victims and rounds.

@@ -14,7 +14,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use isobench_results::{RunStatus, SUMMARY_FILE, Summary, TierSummary};
+use isobench_results::{RunStatus, SUMMARY_FILE, Summary, TierSummary, Verdict};
 use serde::Deserialize;
 
 use crate::error::InputError;
@@ -355,14 +355,14 @@ fn compare_tier(b: &TierSummary, n: &TierSummary, t: &Thresholds) -> Vec<Row> {
         (None, None) => {}
     }
     for cell in &n.probes {
-        let before = b.probes.iter().find(|p| p.probe == cell.probe).map(|p| p.verdict.as_str());
-        let is_new = |v: &str| cell.verdict == v && before != Some(v);
-        let failed = is_new("leak") || is_new("inconclusive");
+        let before = b.probes.iter().find(|p| p.probe == cell.probe).map(|p| p.verdict);
+        let is_new = |v: Verdict| cell.verdict == v && before != Some(v);
+        let failed = is_new(Verdict::Leak) || is_new(Verdict::Inconclusive);
         if failed || before.is_some_and(|v| v != cell.verdict) {
             rows.push(Row {
                 metric: format!("probe {}", cell.probe),
-                base: before.unwrap_or("not run").into(),
-                new: cell.verdict.clone(),
+                base: before.map_or("not run", Verdict::as_str).into(),
+                new: cell.verdict.to_string(),
                 change: if failed { format!("new {}", cell.verdict) } else { "changed".into() },
                 threshold: "no new leak or inconclusive".into(),
                 failed,
@@ -485,7 +485,7 @@ mod tests {
         let s = base();
         let mut n = s.clone();
         n.tiers.remove(1);
-        n.tiers[0].probes[0].verdict = "inconclusive".into();
+        n.tiers[0].probes[0].verdict = Verdict::Inconclusive;
         let f = compare(&s, &n, &ThresholdSet::default()).failures;
         assert!(f.iter().any(|f| f == "shared-ec2: tier missing from the new run"), "{f:?}");
         assert!(f.iter().any(|f| f.starts_with("silo-ec2: probe LK-TMP blocked → inconclusive")), "{f:?}");

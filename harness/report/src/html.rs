@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use isobench_results::hlog::Histograms;
-use isobench_results::{Summary, TierSummary};
+use isobench_results::{Fidelity, Summary, TierSummary};
 
 use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
 use crate::error::ReportError;
@@ -76,7 +76,7 @@ fn header(o: &mut String, s: &Summary) {
             ),
         ),
         ("status", format!("{:?}, started {}, wall time {:.1} s", s.status, esc(&s.started_at), s.wall_time_s)),
-        ("backend", format!("{} — fidelity <b>{}</b>", esc(&s.backend.name), esc(&s.backend.fidelity))),
+        ("backend", format!("{} — fidelity <b>{}</b>", esc(&s.backend.name), esc(s.backend.fidelity.as_str()))),
         (
             "host",
             format!(
@@ -106,12 +106,12 @@ fn header(o: &mut String, s: &Summary) {
         );
     }
     let _ = writeln!(o, "</table>");
-    if s.backend.fidelity != "cloud" {
+    if s.backend.fidelity != Fidelity::Cloud {
         let _ = writeln!(
             o,
             "<p class=\"banner\" data-fidelity=\"{}\">Local emulation: isolation is enforced by the Linux kernel ({}), \
              but latencies and start times are this host's, not AWS's.</p>",
-            esc(&s.backend.fidelity),
+            esc(s.backend.fidelity.as_str()),
             esc(&s.backend.description)
         );
     }
@@ -378,8 +378,8 @@ fn leak_matrix(o: &mut String, s: &Summary) -> Result<(), ReportError> {
                 probe: c.probe.clone(),
                 channel: c.channel.clone(),
                 tier: t.tier.clone(),
-                verdict: c.verdict.clone(),
-                expected: c.expected.clone(),
+                verdict: c.verdict,
+                expected: c.expected,
                 unexpected: c.unexpected,
                 hits: c.hits,
                 trials: c.trials,
@@ -458,7 +458,7 @@ fn noisy(o: &mut String, s: &Summary) -> Result<(), ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use isobench_results::TierCost;
+    use isobench_results::{TierCost, Verdict};
 
     use super::*;
 
@@ -546,7 +546,7 @@ mod tests {
     fn an_unexpected_leak_is_outlined_and_named() {
         let (mut s, h) = leakage();
         let cell = &mut s.tiers[0].probes[0];
-        (cell.verdict, cell.unexpected, cell.hits) = ("leak".into(), true, 3);
+        (cell.verdict, cell.unexpected, cell.hits) = (Verdict::Leak, true, 3);
         let page = html(&s, Some(&h)).unwrap();
         let start = page.find("data-unexpected=\"true\"").expect("the cell is marked");
         let group = &page[start..start + page[start..].find("</g>").unwrap()];

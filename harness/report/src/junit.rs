@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use isobench_results::Summary;
+use isobench_results::{Summary, Verdict};
 
 fn xml(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -13,7 +13,7 @@ fn xml(s: &str) -> String {
 pub fn junit(s: &Summary) -> String {
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let cells: Vec<_> = s.tiers.iter().flat_map(|t| t.probes.iter().map(move |c| (t, c))).collect();
-    let failing = |c: &isobench_results::ProbeCell| c.unexpected || c.verdict == "inconclusive";
+    let failing = |c: &isobench_results::ProbeCell| c.unexpected || c.verdict == Verdict::Inconclusive;
     let failures = cells.iter().filter(|(_, c)| failing(c)).count();
     let _ = writeln!(
         o,
@@ -38,7 +38,7 @@ pub fn junit(s: &Summary) -> String {
             );
             if c.unexpected {
                 let _ = write!(o, "<failure type=\"unexpected-leak\" message=\"{}\"/>", xml(&detail));
-            } else if c.verdict == "inconclusive" {
+            } else if c.verdict == Verdict::Inconclusive {
                 let _ = write!(o, "<failure type=\"inconclusive\" message=\"{}\"/>", xml(&detail));
             } else {
                 let _ = write!(o, "<system-out>{}</system-out>", xml(&detail));

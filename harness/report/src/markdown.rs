@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary};
+use isobench_results::{Fidelity, Percentiles, Spread, Summary, TenantSummary, TierSummary, Verdict};
 
 use crate::text::{errors_cell, mib, ms, start_p50_ms};
 
@@ -231,7 +231,7 @@ fn matrix(o: &mut String, s: &Summary) {
         let _ = write!(o, "| {} ({}) |", c0.probe, c0.channel);
         for t in &tiers {
             match t.probes.get(i) {
-                Some(c) if c.verdict == "not-applicable" => {
+                Some(c) if c.verdict == Verdict::NotApplicable => {
                     let _ = write!(o, " n/a |");
                 }
                 Some(c) => {
@@ -280,7 +280,7 @@ pub fn markdown(s: &Summary) -> String {
         s.status,
         s.wall_time_s
     );
-    if s.backend.fidelity != "cloud" {
+    if s.backend.fidelity != Fidelity::Cloud {
         let _ = writeln!(
             o,
             "> Local emulation: isolation is enforced by the Linux kernel ({}), but latencies and start times are this host's, not AWS's.\n",

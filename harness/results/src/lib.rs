@@ -1,8 +1,11 @@
 //! isobench's machine-readable output, in a small crate of its own so that CI tools can read
-//! runs without building the harness: the versioned `summary.json` types and the exit codes.
+//! runs without building the harness: the versioned `summary.json` types, the closed
+//! vocabularies their values come from ([`Verdict`], [`Expectation`], [`Phase`], [`Fidelity`],
+//! [`ErrorKind`]; the rest of the harness matches on these, never on strings) and the exit codes.
 //!
 //! Compatibility rule: adding a field is a minor change (readers must ignore unknown fields);
-//! renaming, removing or changing the meaning of one bumps [`SCHEMA_VERSION`].
+//! renaming, removing or changing the meaning of one bumps [`SCHEMA_VERSION`], and so does a
+//! value a vocabulary does not list (readers refuse it).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod exit;
 pub mod hlog;
+mod vocab;
+
+pub use vocab::{ErrorKind, Expectation, Fidelity, Phase, SkippedPhase, Verdict};
 
 /// Version of the `summary.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -102,19 +108,12 @@ pub struct Footprint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartialTier {
     pub tier: String,
-    /// Phases that ran: `deploy`, `traffic`, `probes`, `teardown`.
-    pub ran: Vec<String>,
+    /// Phases that ran, in run order.
+    pub ran: Vec<Phase>,
     pub skipped: Vec<SkippedPhase>,
     /// From the deploy call to every resource created (and ready, where it can be).
     pub deploy_ms: f64,
     pub teardown_ms: f64,
-}
-
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SkippedPhase {
-    pub phase: String,
-    pub reason: String,
 }
 
 /// Where the prices came from: figures are only as good as their date and source.
@@ -175,8 +174,7 @@ pub struct HostInfo {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct BackendSummary {
     pub name: String,
-    /// `emulated`, `process-only` or `cloud`.
-    pub fidelity: String,
+    pub fidelity: Fidelity,
     pub description: String,
 }
 
@@ -203,7 +201,7 @@ pub struct Traffic {
     pub ok: u64,
     /// Total errors; `errors_by_kind` splits them.
     pub errors: u64,
-    pub errors_by_kind: BTreeMap<String, u64>,
+    pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     pub timeouts: u64,
     /// Scheduled but never sent (the run was cancelled); not part of `sent`.
     pub not_sent: u64,
@@ -220,7 +218,7 @@ impl Traffic {
         self.ok += o.ok;
         self.errors += o.errors;
         for (k, v) in &o.errors_by_kind {
-            *self.errors_by_kind.entry(k.clone()).or_default() += v;
+            *self.errors_by_kind.entry(*k).or_default() += v;
         }
         self.timeouts += o.timeouts;
         self.not_sent += o.not_sent;
@@ -459,10 +457,9 @@ pub struct ProbeCell {
     pub probe: String,
     pub channel: String,
     pub description: String,
-    /// `leak`, `blocked` or `not-applicable`, from the catalogue and the tier's configuration.
-    pub expected: String,
-    /// `leak`, `blocked`, `inconclusive` or `not-applicable`.
-    pub verdict: String,
+    /// From the catalogue and the tier's configuration.
+    pub expected: Expectation,
+    pub verdict: Verdict,
     /// A leak where isolation was expected.
     pub unexpected: bool,
     /// Cross-tenant trials, and those that found another tenant's canary.
@@ -513,7 +510,7 @@ mod tests {
     fn balance() {
         let mut t = Traffic { sent: 10, ok: 7, errors: 2, timeouts: 1, ..Default::default() };
         assert!(!t.balanced(), "errors_by_kind must add up to errors");
-        t.errors_by_kind.insert("http_5xx".into(), 2);
+        t.errors_by_kind.insert(ErrorKind::Http5xx, 2);
         assert!(t.balanced());
         t.sent = 11;
         assert!(!t.balanced());

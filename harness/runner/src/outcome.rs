@@ -1,6 +1,6 @@
 //! What a run hands back: its summary and how it ended, which the CLI maps to an exit code.
 
-use isobench_results::Summary;
+use isobench_results::{Summary, Verdict};
 
 use crate::error::{AccountingError, RunError};
 
@@ -65,5 +65,5 @@ pub fn unexpected_leaks(s: &Summary) -> Vec<String> {
 }
 
 pub fn inconclusive(s: &Summary) -> Vec<String> {
-    cells(s, |c| c.verdict == "inconclusive")
+    cells(s, |c| c.verdict == Verdict::Inconclusive)
 }

@@ -342,11 +342,8 @@ fn partial_tier(
     let all = [Phase::Deploy, Phase::Traffic, Phase::Probes, Phase::Teardown];
     Ok(PartialTier {
         tier: tp.tier.as_str().into(),
-        ran: all.iter().filter(|p| !skipped.iter().any(|s| s.phase == **p)).map(|p| p.as_str().into()).collect(),
-        skipped: skipped
-            .into_iter()
-            .map(|s| isobench_results::SkippedPhase { phase: s.phase.as_str().into(), reason: s.reason })
-            .collect(),
+        ran: all.into_iter().filter(|p| !skipped.iter().any(|s| s.phase == *p)).collect(),
+        skipped,
         deploy_ms: deploy_time.as_secs_f64() * 1e3,
         teardown_ms: teardown.duration.as_secs_f64() * 1e3,
     })

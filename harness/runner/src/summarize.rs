@@ -1,7 +1,6 @@
 //! Turns what the load driver and the backend measured into the results schema, and adds the
 //! full histograms to the run's histogram log.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -41,7 +40,7 @@ pub fn histogram_percentiles(h: &Histogram<u64>) -> Percentiles {
 }
 
 fn traffic(s: &OpStats) -> Traffic {
-    let errors_by_kind: BTreeMap<String, u64> = s.errors.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let errors_by_kind = s.errors.clone();
     Traffic {
         sent: s.sent,
         ok: s.ok,
@@ -180,15 +179,14 @@ pub fn tier_summary(
 
 /// The leak-matrix column of a tier, in the results schema.
 pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::ProbeCell> {
-    let name = |v: &dyn erased::Named| v.name();
     r.cells
         .iter()
         .map(|c| isobench_results::ProbeCell {
             probe: c.probe.clone(),
             channel: c.channel.as_str().to_string(),
             description: isobench_core::probes::probe(&c.probe).map_or("", |d| d.description).to_string(),
-            expected: name(&c.expected),
-            verdict: name(&c.verdict),
+            expected: c.expected,
+            verdict: c.verdict,
             unexpected: c.unexpected,
             trials: c.trials,
             hits: c.hits,
@@ -200,18 +198,6 @@ pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::Pr
             note: c.note.clone(),
         })
         .collect()
-}
-
-mod erased {
-    /// The serde name of a unit enum value (`leak`, `not-applicable`, ...).
-    pub trait Named {
-        fn name(&self) -> String;
-    }
-    impl<T: serde::Serialize> Named for T {
-        fn name(&self) -> String {
-            serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-        }
-    }
 }
 
 /// Appends a tier's histograms to the run's log: every (tenant, op) with its corrected,

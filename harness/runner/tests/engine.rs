@@ -50,7 +50,7 @@ fn plan_and_options(out: &Path) -> (Plan, RunOptions) {
         pricing: isobench_cost::Pricing::built_in("us-east-1").unwrap(),
         backend: isobench_results::BackendSummary {
             name: "fake".into(),
-            fidelity: "emulated".into(),
+            fidelity: isobench_results::Fidelity::Emulated,
             description: "a test double".into(),
         },
         cancel: Arc::new(AtomicBool::new(false)),
