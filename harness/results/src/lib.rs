@@ -201,6 +201,8 @@ pub struct Traffic {
     pub ok: u64,
     /// Total errors; `errors_by_kind` splits them.
     pub errors: u64,
+    /// Keyed by error kind (`http_5xx`, `connect`, ...), in name order.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "errors_by_kind_schema"))]
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     pub timeouts: u64,
     /// Scheduled but never sent (the run was cancelled); not part of `sent`.
@@ -475,6 +477,17 @@ pub struct ProbeCell {
     /// on the `endpoints` target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// `errors_by_kind` as an object whose keys are [`ErrorKind`] names: schemars, seeing the
+/// documented variants, would otherwise allow any key.
+#[cfg(feature = "schema")]
+fn errors_by_kind_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": generator.subschema_for::<ErrorKind>(),
+        "additionalProperties": generator.subschema_for::<u64>(),
+    })
 }
 
 /// The JSON Schema (draft 2020-12) of [`Summary`], as committed in [`SCHEMA_FILE`].

@@ -58,7 +58,9 @@ vocabulary! {
 vocabulary! {
     /// What the platform's documented behaviour says a probe should find on a tier.
     pub enum Expectation {
+        /// The platform documents no isolation on this channel: a hit is expected.
         Leak = "leak",
+        /// The platform promises isolation: a hit fails the run.
         Blocked = "blocked",
         /// The channel does not exist on this tier (e.g. inbound network to a Lambda function).
         NotApplicable = "not-applicable",
