@@ -76,7 +76,8 @@ fn describe_arrivals(s: &Scenario) -> String {
 fn describe(s: &isobench_core::scenario::TierSettings) -> String {
     use isobench_core::scenario::TierSettings;
     match s {
-        TierSettings::Ec2 { instance_type: t } => {
+        TierSettings::Ec2(e) => {
+            let t = &e.instance_type;
             format!("instance type {} ({} vCPU, {} MiB)", t.name, t.vcpus, t.memory_mib)
         }
         TierSettings::Ecs(e) => format!(
@@ -84,7 +85,7 @@ fn describe(s: &isobench_core::scenario::TierSettings) -> String {
             e.launch_type.as_str(),
             e.task_definition.cpu,
             e.task_definition.memory,
-            e.security_groups.len(),
+            e.network.security_groups.len(),
             if e.imds_reachable() { "reachable" } else { "unreachable" }
         ),
         TierSettings::Lambda(l) => format!(

@@ -10,6 +10,7 @@ pub mod instance_types;
 pub mod plan;
 pub mod probes;
 pub mod scenario;
+pub mod security_groups;
 pub mod tier;
 pub mod units;
 pub mod workload_api;

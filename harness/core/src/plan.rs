@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::scenario::{Ec2Network, IsolationFault, Scenario, TenantSpec, TierSettings, WorkloadSpec};
+use crate::scenario::{IsolationFault, Scenario, TenantSpec, TierSettings, WorkloadSpec};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate};
 
@@ -38,8 +38,6 @@ pub struct TierPlan {
     pub subnet: (Ipv4Addr, u8),
     /// The run's seed, for anything a backend randomises (fault draws, canaries' trial order).
     pub seed: u64,
-    /// An EC2 tier's security groups (`None`: the tier's default, [`Ec2Network::default_for`]).
-    pub ec2_network: Option<Ec2Network>,
     /// Isolation the local emulator breaks on purpose in this run (`[local] break_isolation`):
     /// a test of the probes and the CI gate, never a measurement of the tier.
     pub faults: Vec<IsolationFault>,
@@ -68,7 +66,6 @@ impl Plan {
                 workload: scenario.workload.clone(),
                 subnet: scenario.local.subnet,
                 seed: scenario.run.seed,
-                ec2_network: t.ec2_network.clone(),
                 faults: scenario.local.break_isolation.clone(),
             })
             .collect();

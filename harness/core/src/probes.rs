@@ -419,7 +419,8 @@ mod tests {
     #[test]
     fn expectations_follow_configuration() {
         let app = probe("LK-APP").unwrap();
-        let ec2 = TierSettings::Ec2 { instance_type: crate::instance_types::lookup("t3.micro").unwrap() };
+        let t3 = crate::instance_types::lookup("t3.micro").unwrap();
+        let ec2 = TierSettings::Ec2(crate::scenario::Ec2Spec::new(TierId::SharedEc2, t3));
         let mut w = WorkloadSpec::default();
         assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expect::Blocked);
         w.hygiene = Hygiene::Naive;

@@ -84,14 +84,14 @@ fn deploy_names_the_url_that_does_not_answer() {
     let plan = TierPlan {
         run_id: "r".into(),
         tier: TierId::SharedEc2,
-        settings: isobench_core::scenario::TierSettings::Ec2 {
-            instance_type: isobench_core::instance_types::lookup("m5.large").unwrap(),
-        },
+        settings: isobench_core::scenario::TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+            TierId::SharedEc2,
+            isobench_core::instance_types::lookup("m5.large").unwrap(),
+        )),
         tenants: vec![],
         workload: Default::default(),
         subnet: isobench_core::scenario::LOCAL_RANGE,
         seed: 1,
-        ec2_network: None,
         faults: vec![],
     };
     let err = b.deploy(&plan).unwrap_err();

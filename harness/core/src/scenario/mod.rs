@@ -10,15 +10,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::arrivals::{ArrivalsSpec, Shape, TenantMix, Trace};
-use crate::instance_types::{self, InstanceType};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size};
-use crate::workload_api::DEFAULT_PORT;
 
 mod arrivals_check;
 pub mod aws;
+pub mod ec2;
 pub mod ecs;
 pub mod lambda;
+
+pub use crate::security_groups::NetworkSpec;
+pub use ec2::{Ec2Spec, SHARED_INSTANCE_GROUP, TENANT_INSTANCE_GROUP};
 
 /// The scenario format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -307,97 +309,14 @@ pub struct TenantSpec {
 pub struct TierSpec {
     pub id: TierId,
     pub settings: TierSettings,
-    /// The EC2 tiers' security groups (always set for them, defaults filled in); `None` for
-    /// the other tiers. Beside [`TierSettings::Ec2`] rather than in it so that code building
-    /// that variant keeps compiling.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ec2_network: Option<Ec2Network>,
-}
-
-/// The default security group of the `shared-ec2` instance.
-pub const SHARED_INSTANCE_GROUP: &str = "shared-instance";
-/// The default security group template of each `silo-ec2` instance.
-pub const TENANT_INSTANCE_GROUP: &str = "tenant-{tenant}";
-
-/// An EC2 tier's instance network: the security groups each instance joins
-/// (`[tier.network]`, as `RunInstances` takes them) and the groups themselves
-/// (`[[tier.security_group]]`), in the syntax and with the checks of the `ecs-awsvpc` tier (see
-/// [`ecs`] for rules and templates):
-///
-/// ```toml
-/// [[tier]]
-/// id = "silo-ec2"
-/// instance_type = "t3.micro"
-/// [tier.network]
-/// security_groups = ["tenant-{tenant}"]
-/// [[tier.security_group]]
-/// name = "tenant-{tenant}"
-/// ingress = [{ port = 8080, source_group = "harness" }]
-/// ```
-///
-/// Without them (the default), each `silo-ec2` instance is in its own group `tenant-{tenant}`
-/// and the `shared-ec2` instance in `shared-instance`, each admitting only the harness on the
-/// workload's port. The one `shared-ec2` instance serves every tenant, so its groups name no
-/// `{tenant}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Ec2Network {
-    /// The instance's network interface: subnets and the groups (templates) it joins.
-    pub network: ecs::AwsvpcConfiguration,
-    /// Every group the tier defines (templates, not yet expanded per tenant).
-    pub security_groups: Vec<ecs::SecurityGroupSpec>,
-}
-
-impl Ec2Network {
-    /// The default of `tier`: per-tenant groups admitting only the harness (silo), or one such
-    /// group (shared).
-    pub fn default_for(tier: TierId) -> Ec2Network {
-        let (name, description) = if tier == TierId::SharedEc2 {
-            (SHARED_INSTANCE_GROUP, "the shared instance; admits only the harness")
-        } else {
-            (TENANT_INSTANCE_GROUP, "one tenant's instance; admits only the harness")
-        };
-        Ec2Network {
-            network: ecs::AwsvpcConfiguration { security_groups: vec![name.into()], ..Default::default() },
-            security_groups: vec![ecs::SecurityGroupSpec {
-                name: name.into(),
-                description: description.into(),
-                ingress: vec![ecs::IngressRule {
-                    protocol: ecs::Protocol::Tcp,
-                    ports: Some((DEFAULT_PORT, DEFAULT_PORT)),
-                    source: ecs::Source::Group(ecs::HARNESS_GROUP.into()),
-                }],
-            }],
-        }
-    }
-
-    /// Expands the templates for `tenants` of run `run`, as for ECS tasks
-    /// ([`ecs::EcsSpec::resolve`]): `tasks` lists each tenant's groups; an instance serving
-    /// several tenants is in the union of theirs.
-    pub fn resolve(&self, run: &str, tenants: &[String]) -> ecs::ResolvedGroups {
-        ecs::EcsSpec {
-            launch_type: ecs::LaunchType::Fargate,
-            task_definition: ecs::TaskDefinition::default(),
-            network: self.network.clone(),
-            security_groups: self.security_groups.clone(),
-            container_instance: None,
-        }
-        .resolve(run, tenants)
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TierSettings {
-    Ec2 {
-        #[serde(serialize_with = "ser_instance_type")]
-        instance_type: InstanceType,
-    },
+    Ec2(ec2::Ec2Spec),
     Ecs(ecs::EcsSpec),
     Lambda(lambda::LambdaSpec),
-}
-
-fn ser_instance_type<S: serde::Serializer>(t: &InstanceType, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(t.name)
 }
 
 /// Settings of the local backend.
@@ -494,21 +413,6 @@ struct RawLocal {
     break_isolation: Vec<IsolationFault>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEc2Tier {
-    #[allow(dead_code)]
-    id: String,
-    instance_type: String,
-    /// Read by [`ec2_network`].
-    #[serde(default)]
-    #[allow(dead_code)]
-    network: Option<toml::Value>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    security_group: Option<toml::Value>,
-}
-
 // ---- errors ----------------------------------------------------------------------------
 
 /// One thing wrong with a scenario, located in its file.
@@ -555,12 +459,12 @@ impl fmt::Display for ScenarioError {
 }
 
 /// Collects problems during validation, each with the path of its field.
-struct Checker {
-    problems: Vec<Problem>,
+pub(crate) struct Checker {
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Checker {
-    fn fail(&mut self, field: impl Into<String>, message: impl Into<String>, accepted: impl Into<String>) {
+    pub(crate) fn fail(&mut self, field: impl Into<String>, message: impl Into<String>, accepted: impl Into<String>) {
         let accepted = accepted.into();
         self.problems.push(Problem {
             field: field.into(),
@@ -571,9 +475,27 @@ impl Checker {
         });
     }
 
-    fn check(&mut self, ok: bool, field: &str, message: impl Into<String>, accepted: &str) {
+    pub(crate) fn check(&mut self, ok: bool, field: &str, message: impl Into<String>, accepted: &str) {
         if !ok {
             self.fail(field, message, accepted);
+        }
+    }
+
+    /// Deserialises `table[key]` as `T`, recording a located problem if it does not fit.
+    pub(crate) fn section<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: &toml::Table,
+        key: &str,
+        at: &dyn Fn(&str) -> String,
+        accepted: &str,
+    ) -> Option<Option<T>> {
+        let Some(v) = table.get(key) else { return Some(None) };
+        match v.clone().try_into() {
+            Ok(t) => Some(Some(t)),
+            Err(e) => {
+                self.fail(at(key), e.message().trim().to_string(), accepted);
+                None
+            }
         }
     }
 }
@@ -986,14 +908,7 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
             continue;
         }
         if let Some(settings) = tier_settings(id, table, &at, c) {
-            let ec2_network = match id {
-                TierId::SiloEc2 | TierId::SharedEc2 => match ec2_network(id, table, &at, c) {
-                    Some(n) => Some(n),
-                    None => continue,
-                },
-                _ => None,
-            };
-            out.push(TierSpec { id, settings, ec2_network });
+            out.push(TierSpec { id, settings });
         }
     }
     out
@@ -1001,7 +916,7 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
 
 fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
     match id {
-        TierId::SiloEc2 | TierId::SharedEc2 => &["id", "instance_type", "network", "security_group"],
+        TierId::SiloEc2 | TierId::SharedEc2 => ec2::FIELDS,
         TierId::EcsAwsvpc => ecs::FIELDS,
         TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => lambda::FIELDS,
     }
@@ -1014,80 +929,12 @@ fn tier_settings(
     c: &mut Checker,
 ) -> Option<TierSettings> {
     match id {
-        TierId::SiloEc2 | TierId::SharedEc2 => {
-            let raw: RawEc2Tier = match toml::Value::Table(table.clone()).try_into() {
-                Ok(r) => r,
-                Err(e) => {
-                    c.fail(
-                        at("instance_type"),
-                        e.message().to_string(),
-                        format!("an instance type: {}", instance_types::accepted()),
-                    );
-                    return None;
-                }
-            };
-            match instance_types::lookup(&raw.instance_type) {
-                Some(t) => Some(TierSettings::Ec2 { instance_type: t }),
-                None => {
-                    c.fail(
-                        at("instance_type"),
-                        format!("unknown instance type `{}`", raw.instance_type),
-                        instance_types::accepted(),
-                    );
-                    None
-                }
-            }
-        }
-        TierId::EcsAwsvpc => ecs::parse(id, table, at, c),
+        TierId::SiloEc2 | TierId::SharedEc2 => ec2::parse(id, table, at, c).map(TierSettings::Ec2),
+        TierId::EcsAwsvpc => ecs::parse(table, at, c).map(TierSettings::Ecs),
         TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => {
             lambda::parse(id, table, at, c)
         }
     }
-}
-
-/// An EC2 tier's `[tier.network]` and `[[tier.security_group]]`, or its default. Both are
-/// checked by the `ecs-awsvpc` tier's own parser (given a Fargate task of the default size,
-/// which adds no check of its own), so the two tiers accept, and report, the same.
-fn ec2_network(id: TierId, table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<Ec2Network> {
-    let default = Ec2Network::default_for(id);
-    if !table.contains_key("network") && !table.contains_key("security_group") {
-        return Some(default);
-    }
-    let mut t = toml::Table::new();
-    t.insert("launch_type".into(), "fargate".into());
-    let network = table
-        .get("network")
-        .cloned()
-        .unwrap_or_else(|| toml::Value::try_from(&default.network).expect("plain data serialises"));
-    t.insert("network".into(), network);
-    // Without groups, the tier's default one (the ECS parser's default is per tenant).
-    let groups = table.get("security_group").cloned().unwrap_or_else(|| {
-        let g = &default.security_groups[0];
-        let rule = &g.ingress[0];
-        let port = rule.ports.map_or(DEFAULT_PORT, |p| p.0);
-        let mut group = toml::Table::new();
-        group.insert("name".into(), g.name.clone().into());
-        group.insert("description".into(), g.description.clone().into());
-        let mut ingress = toml::Table::new();
-        ingress.insert("port".into(), i64::from(port).into());
-        ingress.insert("source_group".into(), ecs::HARNESS_GROUP.into());
-        group.insert("ingress".into(), toml::Value::Array(vec![ingress.into()]));
-        toml::Value::Array(vec![group.into()])
-    });
-    t.insert("security_group".into(), groups);
-    let Some(TierSettings::Ecs(spec)) = ecs::parse(id, &t, at, c) else { return None };
-    let before = c.problems.len();
-    if id == TierId::SharedEc2 {
-        for (i, g) in spec.network.security_groups.iter().enumerate() {
-            c.check(
-                !g.contains("{tenant}"),
-                &at(&format!("network.security_groups[{i}]")),
-                format!("the one shared-ec2 instance serves every tenant and cannot join a group per tenant (`{g}`)"),
-                "group names without `{tenant}`",
-            );
-        }
-    }
-    (c.problems.len() == before).then_some(Ec2Network { network: spec.network, security_groups: spec.security_groups })
 }
 
 // ---- locating fields in the source ------------------------------------------------------
@@ -1186,6 +1033,7 @@ pub fn hash(src: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload_api::DEFAULT_PORT;
 
     const GOOD: &str = r#"
 format_version = 1
@@ -1209,6 +1057,13 @@ instance_type = "m5.large"
 
     fn parse(s: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(s, Path::new("s.toml"))
+    }
+
+    fn ec2_network(s: &Scenario, tier: usize) -> &NetworkSpec {
+        match &s.tiers[tier].settings {
+            TierSettings::Ec2(e) => &e.network,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn only_problem(s: &str) -> Problem {
@@ -1340,8 +1195,8 @@ instance_type = "m5.large"
     fn ec2_tiers_default_to_groups_admitting_only_the_harness() {
         let s = parse(GOOD).unwrap();
         let tenants: Vec<String> = s.tenants.iter().map(|t| t.id.clone()).collect();
-        let silo = s.tiers[0].ec2_network.as_ref().unwrap();
-        assert_eq!(silo, &Ec2Network::default_for(TierId::SiloEc2));
+        let silo = ec2_network(&s, 0);
+        assert_eq!(silo, &ec2::default_network(TierId::SiloEc2));
         let r = silo.resolve("r", &tenants);
         assert_eq!(r.groups.len(), 3, "one group per tenant");
         for (i, (t, g)) in r.tasks.iter().enumerate() {
@@ -1351,7 +1206,7 @@ instance_type = "m5.large"
             assert_eq!(r.groups[i].ingress[0].source, ecs::ResolvedSource::Harness);
             assert_eq!(r.groups[i].ingress[0].ports, Some((DEFAULT_PORT, DEFAULT_PORT)));
         }
-        let shared = s.tiers[1].ec2_network.as_ref().unwrap().resolve("r", &tenants);
+        let shared = ec2_network(&s, 1).resolve("r", &tenants);
         assert_eq!(shared.groups.len(), 1);
         assert_eq!(shared.groups[0].name, SHARED_INSTANCE_GROUP);
         assert!(shared.tasks.iter().all(|(_, g)| g == &[0]));
@@ -1365,7 +1220,7 @@ instance_type = "m5.large"
             "instance_type = \"t3.micro\"\n[tier.network]\nsecurity_groups = [\"tenants\"]\n[[tier.security_group]]\nname = \"tenants\"\ningress = [{ port = 8080, source_group = \"harness\" }, { protocol = \"all\", source_group = \"tenants\" }]",
         );
         let s = parse(&open).unwrap();
-        let r = s.tiers[0].ec2_network.as_ref().unwrap().resolve("r", &["a".into(), "b".into()]);
+        let r = ec2_network(&s, 0).resolve("r", &["a".into(), "b".into()]);
         assert_eq!(r.groups.len(), 1);
         assert_eq!(r.groups[0].ingress[1].source, ecs::ResolvedSource::Group(0));
 
@@ -1398,7 +1253,9 @@ instance_type = "m5.large"
         assert_eq!(s.local.break_isolation, [IsolationFault::SharedTmp]);
         let plan = crate::plan::Plan::new("r".into(), s, "h".into(), &Default::default());
         assert!(plan.tiers.iter().all(|t| t.faults == [IsolationFault::SharedTmp]));
-        assert_eq!(plan.tiers[0].ec2_network, Some(Ec2Network::default_for(TierId::SiloEc2)));
+        assert!(
+            matches!(&plan.tiers[0].settings, TierSettings::Ec2(e) if e.network == ec2::default_network(TierId::SiloEc2))
+        );
         let json = serde_json::to_string(&plan.tiers[0]).unwrap();
         assert!(json.contains("\"faults\":[\"shared-tmp\"]"), "{json}");
         assert_eq!(IsolationFault::SharedTmp.description(), "test fault: silo instances share one /tmp");
