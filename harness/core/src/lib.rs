@@ -6,6 +6,7 @@
 
 pub mod arrivals;
 pub mod backend;
+pub mod diagnostics;
 pub mod instance_types;
 pub mod plan;
 pub mod probes;

@@ -87,3 +87,25 @@ impl Plan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn every_tier_plan_carries_its_settings_and_the_local_faults() {
+        let src = "format_version = 1\nname = \"t\"\n[run]\nduration = \"5s\"\nrate = \"1k\"\n[tenants]\ncount = 3\n\
+                   [local]\nbreak_isolation = [\"shared-tmp\"]\n\
+                   [[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n\
+                   [[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n";
+        let s = Scenario::parse(src, Path::new("s.toml")).unwrap();
+        let plan = Plan::new("r".into(), s, "h".into(), &Overrides::default());
+        assert!(plan.tiers.iter().all(|t| t.faults == [IsolationFault::SharedTmp]));
+        let default = crate::scenario::ec2::default_network(TierId::SiloEc2);
+        assert!(matches!(&plan.tiers[0].settings, TierSettings::Ec2(e) if e.network == default));
+        let json = serde_json::to_string(&plan.tiers[0]).unwrap();
+        assert!(json.contains("\"faults\":[\"shared-tmp\"]"), "{json}");
+    }
+}

@@ -29,7 +29,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::Checker;
+use crate::diagnostics::Checker;
 
 /// The reserved source group that stands for the harness (the load generator and its probes).
 pub const HARNESS_GROUP: &str = "harness";

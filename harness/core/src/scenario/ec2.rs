@@ -21,7 +21,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Checker;
+use crate::diagnostics::Checker;
 use crate::instance_types::{self, InstanceType};
 use crate::security_groups::{AwsvpcConfiguration, IngressRule, NetworkSpec, SecurityGroupSpec};
 use crate::tier::TierId;

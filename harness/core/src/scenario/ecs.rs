@@ -29,7 +29,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Checker;
+use crate::diagnostics::Checker;
 use crate::security_groups::{NetworkSpec, valid_template};
 // The security groups were defined here before they were shared with the EC2 tiers.
 pub use crate::security_groups::{
