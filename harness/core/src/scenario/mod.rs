@@ -11,6 +11,7 @@ mod arrivals_check;
 pub mod aws;
 pub mod ec2;
 pub mod ecs;
+mod expect;
 pub mod lambda;
 mod model;
 mod raw;
