@@ -112,9 +112,7 @@ impl Deployer {
     pub async fn deploy(&mut self, tp: &isobench_core::plan::TierPlan) -> Result<Deployment, DeployError> {
         let start = Instant::now();
         let d = match &tp.settings {
-            isobench_core::scenario::TierSettings::Ec2 { instance_type } => {
-                crate::tiers::ec2::deploy(self, tp, instance_type.name).await?
-            }
+            isobench_core::scenario::TierSettings::Ec2(spec) => crate::tiers::ec2::deploy(self, tp, spec).await?,
             isobench_core::scenario::TierSettings::Ecs(spec) => crate::tiers::ecs::deploy(self, tp, spec).await?,
             isobench_core::scenario::TierSettings::Lambda(spec) => crate::tiers::lambda::deploy(self, tp, spec).await?,
         };

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use isobench_core::TierId;
 use isobench_core::plan::Plan;
+use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::ecs::LaunchType;
-use isobench_core::scenario::{Ec2Network, TierSettings};
 
 /// One resource a run would create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +48,8 @@ pub fn resources(plan: &Plan) -> Vec<Planned> {
         let mut subnets: Vec<String> = Vec::new();
         for t in &plan.tiers {
             let names = match &t.settings {
-                TierSettings::Ec2 { .. } => {
-                    t.ec2_network.clone().unwrap_or_else(|| Ec2Network::default_for(t.tier)).network.subnets
-                }
-                TierSettings::Ecs(e) => e.network.subnets.clone(),
+                TierSettings::Ec2(e) => e.network.interface.subnets.clone(),
+                TierSettings::Ecs(e) => e.network.interface.subnets.clone(),
                 TierSettings::Lambda(_) => continue,
             };
             for s in names {
@@ -73,9 +71,8 @@ pub fn resources(plan: &Plan) -> Vec<Planned> {
         let tier = Some(t.tier);
         let mut add = |kind, name: String| out.push(Planned { tier, kind, name });
         match &t.settings {
-            TierSettings::Ec2 { instance_type } => {
-                let net = t.ec2_network.clone().unwrap_or_else(|| Ec2Network::default_for(t.tier));
-                for g in net.resolve("{run}", &tenants).groups {
+            TierSettings::Ec2(e) => {
+                for g in e.network.resolve("{run}", &tenants).groups {
                     add("ec2 security group", n(&format!("{}-{}", t.tier, g.name)));
                 }
                 let units: Vec<String> = if t.tier == TierId::SharedEc2 {
@@ -86,7 +83,7 @@ pub fn resources(plan: &Plan) -> Vec<Planned> {
                 for u in units {
                     add("iam role", n(&u));
                     add("iam instance profile", n(&u));
-                    add("ec2 instance", format!("{} ({}, Amazon Linux 2023)", n(&u), instance_type.name));
+                    add("ec2 instance", format!("{} ({}, Amazon Linux 2023)", n(&u), e.instance_type.name));
                 }
             }
             TierSettings::Ecs(e) => {

@@ -6,10 +6,12 @@
 
 pub mod arrivals;
 pub mod backend;
+pub mod diagnostics;
 pub mod instance_types;
 pub mod plan;
 pub mod probes;
 pub mod scenario;
+pub mod security_groups;
 pub mod tier;
 pub mod units;
 pub mod workload_api;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::scenario::{Ec2Network, IsolationFault, Scenario, TenantSpec, TierSettings, WorkloadSpec};
+use crate::scenario::{IsolationFault, Scenario, TenantSpec, TierSettings, WorkloadSpec};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate};
 
@@ -38,8 +38,6 @@ pub struct TierPlan {
     pub subnet: (Ipv4Addr, u8),
     /// The run's seed, for anything a backend randomises (fault draws, canaries' trial order).
     pub seed: u64,
-    /// An EC2 tier's security groups (`None`: the tier's default, [`Ec2Network::default_for`]).
-    pub ec2_network: Option<Ec2Network>,
     /// Isolation the local emulator breaks on purpose in this run (`[local] break_isolation`):
     /// a test of the probes and the CI gate, never a measurement of the tier.
     pub faults: Vec<IsolationFault>,
@@ -68,7 +66,6 @@ impl Plan {
                 workload: scenario.workload.clone(),
                 subnet: scenario.local.subnet,
                 seed: scenario.run.seed,
-                ec2_network: t.ec2_network.clone(),
                 faults: scenario.local.break_isolation.clone(),
             })
             .collect();
@@ -88,5 +85,27 @@ impl Plan {
             return Err(format!("--rate {r} is out of range; accepted: more than 0 and at most 10M requests/s"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn every_tier_plan_carries_its_settings_and_the_local_faults() {
+        let src = "format_version = 1\nname = \"t\"\n[run]\nduration = \"5s\"\nrate = \"1k\"\n[tenants]\ncount = 3\n\
+                   [local]\nbreak_isolation = [\"shared-tmp\"]\n\
+                   [[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n\
+                   [[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n";
+        let s = Scenario::parse(src, Path::new("s.toml")).unwrap();
+        let plan = Plan::new("r".into(), s, "h".into(), &Overrides::default());
+        assert!(plan.tiers.iter().all(|t| t.faults == [IsolationFault::SharedTmp]));
+        let default = crate::scenario::ec2::default_network(TierId::SiloEc2);
+        assert!(matches!(&plan.tiers[0].settings, TierSettings::Ec2(e) if e.network == default));
+        let json = serde_json::to_string(&plan.tiers[0]).unwrap();
+        assert!(json.contains("\"faults\":[\"shared-tmp\"]"), "{json}");
     }
 }

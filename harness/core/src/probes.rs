@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::ecs::{EcsSpec, ResolvedSource};
-use crate::scenario::{Hygiene, TierSettings, WorkloadSpec};
 use crate::tier::TierId;
 
 /// A channel through which one tenant's state could reach another.
@@ -158,40 +156,8 @@ impl ProbeDef {
     pub fn rule(&self, tier: TierId) -> Rule {
         self.expected[tier_index(tier)]
     }
-
-    /// The concrete expectation for a tier as configured.
-    pub fn expect(&self, tier: TierId, settings: &TierSettings, workload: &WorkloadSpec) -> Expectation {
-        match self.rule(tier) {
-            Rule::Always(e) => e,
-            Rule::NaiveHygiene => {
-                if workload.hygiene == Hygiene::Naive {
-                    Expectation::Leak
-                } else {
-                    Expectation::Blocked
-                }
-            }
-            Rule::SharedSecurityGroup => match settings {
-                TierSettings::Ecs(e) if groups_admit_other_tenants(e) => Expectation::Leak,
-                _ => Expectation::Blocked,
-            },
-            Rule::ImdsReachable => match settings {
-                TierSettings::Ecs(e) if e.imds_reachable() => Expectation::Leak,
-                _ => Expectation::Blocked,
-            },
-        }
-    }
-}
-
-/// Whether one tenant's task may connect to another's under the scenario's security groups:
-/// some group of tenant `b`'s task admits a group that tenant `a`'s task is in.
-fn groups_admit_other_tenants(e: &EcsSpec) -> bool {
-    let tenants = ["tenant-a".to_string(), "tenant-b".to_string()];
-    let r = e.resolve("run", &tenants);
-    let groups_of = |t: &str| r.tasks.iter().find(|(x, _)| x == t).map(|(_, g)| g.clone()).unwrap_or_default();
-    let (a, b) = (groups_of("tenant-a"), groups_of("tenant-b"));
-    b.iter().any(|gb| {
-        r.groups[*gb].ingress.iter().any(|rule| matches!(rule.source, ResolvedSource::Group(src) if a.contains(&src)))
-    })
+    // `expect`, which reads a tier's settings, is in `scenario::expect`: this catalogue stays a
+    // leaf that scenario validation can use.
 }
 
 /// A canary: fresh random (128 bits) and naming run, tenant, channel and trial, so a hit can
@@ -396,18 +362,5 @@ mod tests {
         l.sweep(t, Channel::Tmp, "a", &["c-a".into()], true, Duration::ZERO);
         assert_eq!(verdict(Expectation::Blocked, l.cell(t, Channel::Tmp)), Verdict::Blocked);
         assert_eq!(verdict(Expectation::Blocked, None), Verdict::Inconclusive);
-    }
-
-    #[test]
-    fn expectations_follow_configuration() {
-        let app = probe("LK-APP").unwrap();
-        let ec2 = TierSettings::Ec2 { instance_type: crate::instance_types::lookup("t3.micro").unwrap() };
-        let mut w = WorkloadSpec::default();
-        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expectation::Blocked);
-        w.hygiene = Hygiene::Naive;
-        assert_eq!(app.expect(TierId::SharedEc2, &ec2, &w), Expectation::Leak);
-        assert_eq!(app.expect(TierId::SiloEc2, &ec2, &w), Expectation::Blocked);
-        assert!(unexpected_leak(Expectation::Blocked, Verdict::Leak));
-        assert!(!unexpected_leak(Expectation::Leak, Verdict::Leak));
     }
 }

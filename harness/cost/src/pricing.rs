@@ -22,6 +22,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use isobench_core::diagnostics::{Problem, line_col};
 use isobench_results::PricingInfo;
 
 /// The pricing format this build reads.
@@ -56,17 +57,20 @@ pub struct Pricing {
     pub prices: BTreeMap<String, Price>,
 }
 
-/// Something wrong with a pricing table, located in its file.
+/// Something wrong with a pricing table, located in its file by line (a table stops at its
+/// first problem, so the error is one line: `invalid pricing table FILE:LINE: field ...`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct PricingError {
-    /// The file, or `built-in <region>`.
+    /// The file, `built-in <region>`, or the flag at fault (`--region`).
     pub file: String,
-    pub line: Option<usize>,
-    /// Dotted key, e.g. `ec2."t3.micro".usd`.
-    pub field: String,
-    pub message: String,
-    /// What would be accepted instead.
-    pub accepted: String,
+    /// Its field is the dotted key, e.g. `ec2."t3.micro".usd`; no column.
+    pub problem: Problem,
+}
+
+impl PricingError {
+    fn new(file: &str, line: Option<usize>, field: &str, message: String, accepted: &str) -> PricingError {
+        PricingError { file: file.to_string(), problem: Problem { line, ..Problem::new(field, message, accepted) } }
+    }
 }
 
 impl fmt::Display for PricingError {
@@ -76,15 +80,9 @@ impl fmt::Display for PricingError {
         } else {
             write!(f, "invalid pricing table {}", self.file)?;
         }
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-        }
-        if !self.field.is_empty() {
-            write!(f, ": field `{}`", self.field)?;
-        }
-        write!(f, ": {}", self.message)?;
-        if !self.accepted.is_empty() {
-            write!(f, "; accepted: {}", self.accepted)?;
+        self.problem.fmt_after_file(f)?;
+        if let Some(a) = &self.problem.accepted {
+            write!(f, "; accepted: {a}")?;
         }
         Ok(())
     }
@@ -121,24 +119,26 @@ impl Pricing {
             return Pricing::built_in(region.unwrap_or(DEFAULT_REGION));
         };
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PricingError {
-            file: name.clone(),
-            line: None,
-            field: String::new(),
-            message: format!("cannot read the file: {e}"),
-            accepted: "a readable TOML pricing table, e.g. harness/cost/pricing/us-east-1.toml".into(),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PricingError::new(
+                &name,
+                None,
+                "",
+                format!("cannot read the file: {e}"),
+                "a readable TOML pricing table, e.g. harness/cost/pricing/us-east-1.toml",
+            )
         })?;
         let over = Pricing::parse(&text, &name)?;
         if let Some(r) = region
             && r != over.info.region
         {
-            return Err(PricingError {
-                file: name,
-                line: None,
-                field: "region".into(),
-                message: format!("the file prices region `{}` but --region asks for `{r}`", over.info.region),
-                accepted: format!("--region {} or no --region", over.info.region),
-            });
+            return Err(PricingError::new(
+                &name,
+                None,
+                "region",
+                format!("the file prices region `{}` but --region asks for `{r}`", over.info.region),
+                &format!("--region {} or no --region", over.info.region),
+            ));
         }
         match BUILT_IN.iter().find(|(r, _)| *r == over.info.region) {
             Some(_) => {
@@ -154,16 +154,14 @@ impl Pricing {
     /// The built-in table of `region`.
     pub fn built_in(region: &str) -> Result<Pricing, PricingError> {
         let Some((_, text)) = BUILT_IN.iter().find(|(r, _)| *r == region) else {
-            return Err(PricingError {
-                file: "--region".into(),
-                line: None,
-                field: String::new(),
-                message: format!("no built-in prices for region `{region}`"),
-                accepted: format!(
-                    "{}, or a table for `{region}` given with --pricing FILE",
-                    BUILT_IN.iter().map(|(r, _)| format!("`{r}`")).collect::<Vec<_>>().join(", ")
-                ),
-            });
+            let built_in = BUILT_IN.iter().map(|(r, _)| format!("`{r}`")).collect::<Vec<_>>().join(", ");
+            return Err(PricingError::new(
+                "--region",
+                None,
+                "",
+                format!("no built-in prices for region `{region}`"),
+                &format!("{built_in}, or a table for `{region}` given with --pricing FILE"),
+            ));
         };
         let mut p = Pricing::parse(text, &format!("built-in {region}"))?;
         p.info.source = "built-in".into();
@@ -172,12 +170,8 @@ impl Pricing {
 
     /// Parses and validates a table; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Pricing, PricingError> {
-        let fail = |span: Option<std::ops::Range<usize>>, field: &str, message: String, accepted: &str| PricingError {
-            file: file.to_string(),
-            line: span.map(|s| line_of(text, s.start)),
-            field: field.to_string(),
-            message,
-            accepted: accepted.to_string(),
+        let fail = |span: Option<std::ops::Range<usize>>, field: &str, message: String, accepted: &str| {
+            PricingError::new(file, span.map(|s| line_col(text, s.start).0), field, message, accepted)
         };
         let raw: RawTable = toml::from_str(text).map_err(|e| fail(e.span(), "", e.message().to_string(), ""))?;
         if *raw.format_version.get_ref() != FORMAT_VERSION {
@@ -298,10 +292,6 @@ fn is_date(s: &str) -> bool {
         && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,28 +317,28 @@ mod tests {
     fn negative_price_is_located() {
         let text = format!("{HEADER}[ec2.\"t3.micro\"]\nusd = -1.0\nunit = \"instance-hour\"\nsource = \"x\"\n");
         let e = Pricing::parse(&text, "p.toml").unwrap_err();
-        assert_eq!(e.line, Some(6));
-        assert_eq!(e.field, "ec2.\"t3.micro\".usd");
+        assert_eq!(e.problem.line, Some(6));
+        assert_eq!(e.problem.field, "ec2.\"t3.micro\".usd");
         assert!(e.to_string().starts_with("invalid pricing table p.toml:6: field `ec2.\"t3.micro\".usd`"), "{e}");
     }
 
     #[test]
     fn nan_price_and_wrong_unit_are_refused() {
         let nan = format!("{HEADER}[lambda.requests]\nusd = nan\nunit = \"million-requests\"\nsource = \"x\"\n");
-        assert!(Pricing::parse(&nan, "p").unwrap_err().message.contains("NaN is not a price"));
+        assert!(Pricing::parse(&nan, "p").unwrap_err().problem.message.contains("NaN is not a price"));
         let unit = format!("{HEADER}[lambda.requests]\nusd = 0.2\nunit = \"request\"\nsource = \"x\"\n");
         let e = Pricing::parse(&unit, "p").unwrap_err();
-        assert_eq!(e.line, Some(7));
-        assert!(e.accepted.contains("million-requests"), "{e}");
+        assert_eq!(e.problem.line, Some(7));
+        assert!(e.problem.accepted.as_ref().unwrap().contains("million-requests"), "{e}");
     }
 
     #[test]
     fn missing_unit_and_unknown_keys_are_refused() {
         let no_unit = format!("{HEADER}[lambda.requests]\nusd = 0.2\nsource = \"x\"\n");
-        assert!(Pricing::parse(&no_unit, "p").unwrap_err().message.contains("missing field `unit`"));
+        assert!(Pricing::parse(&no_unit, "p").unwrap_err().problem.message.contains("missing field `unit`"));
         let unknown = format!("{HEADER}[fargate.cpu]\nusd = 0.2\nunit = \"vCPU-hour\"\nsource = \"x\"\n");
         let e = Pricing::parse(&unknown, "p").unwrap_err();
-        assert!(e.message.contains("unknown price `fargate.cpu`"), "{e}");
+        assert!(e.problem.message.contains("unknown price `fargate.cpu`"), "{e}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub const ARCH: &str = "x86_64";
 impl TierShape {
     pub fn from_settings(s: &TierSettings) -> TierShape {
         match s {
-            TierSettings::Ec2 { instance_type } => TierShape::Ec2 { instance_type: instance_type.name.to_string() },
+            TierSettings::Ec2(e) => TierShape::Ec2 { instance_type: e.instance_type.name.to_string() },
             TierSettings::Ecs(e) => {
                 let (cpu_units, memory_mib) = (e.task_definition.cpu, e.task_definition.memory);
                 match (e.launch_type, &e.container_instance) {

@@ -24,12 +24,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use isobench_core::backend::{
     Backend, BackendError, BackendInfo, Deployment, Endpoint, Fidelity, InstanceInfo, TeardownReport, TenantTarget,
 };
+use isobench_core::diagnostics::InvalidFile;
+pub use isobench_core::diagnostics::Problem;
 use isobench_core::plan::TierPlan;
 use isobench_core::probes::Channel;
 use isobench_core::tier::TierId;
@@ -54,35 +56,12 @@ struct RawFile {
     tiers: BTreeMap<String, toml::Spanned<BTreeMap<String, toml::Spanned<String>>>>,
 }
 
-/// One thing wrong with an endpoints file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    pub accepted: Option<String>,
-}
+/// Everything wrong with an endpoints file; its problems are always located by line and
+/// column, and name no field.
+pub type EndpointsError = InvalidFile;
 
-/// Everything wrong with an endpoints file.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct EndpointsError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for EndpointsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(f, "invalid endpoints file {} ({n} problem{})", self.file.display(), if n == 1 { "" } else { "s" })?;
-        for p in &self.problems {
-            write!(f, "\n  {}:{}:{}: {}", self.file.display(), p.line, p.column, p.message)?;
-            if let Some(a) = &p.accepted {
-                write!(f, "\n      accepted: {a}")?;
-            }
-        }
-        Ok(())
-    }
-}
+/// What an endpoints file is called in its errors (`invalid endpoints file FILE`).
+const WHAT: &str = "endpoints file";
 
 /// One tenant's endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,12 +94,12 @@ impl Endpoints {
     /// Reads `path` and checks it against what the run needs.
     pub fn load(path: &Path, needs: Needs<'_>) -> Result<Endpoints, EndpointsError> {
         let fail = |message: String| EndpointsError {
+            what: WHAT,
             file: path.to_path_buf(),
             problems: vec![Problem {
-                line: 1,
-                column: 1,
-                message,
-                accepted: Some("a readable TOML endpoints file (see the README, `--target endpoints`)".into()),
+                line: Some(1),
+                column: Some(1),
+                ..Problem::new("", message, "a readable TOML endpoints file (see the README, `--target endpoints`)")
             }],
         };
         let src = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
@@ -135,7 +114,7 @@ impl Endpoints {
             Err(e) => {
                 let at = e.span().map_or(0, |s| s.start);
                 c.fail(at, e.message().to_string(), None);
-                return Err(EndpointsError { file: file.to_path_buf(), problems: c.problems });
+                return Err(EndpointsError { what: WHAT, file: file.to_path_buf(), problems: c.problems });
             }
         };
         if raw.format_version != FORMAT_VERSION {
@@ -150,11 +129,12 @@ impl Endpoints {
         if c.problems.is_empty() {
             Ok(out)
         } else {
-            Err(EndpointsError { file: file.to_path_buf(), problems: c.problems })
+            Err(EndpointsError { what: WHAT, file: file.to_path_buf(), problems: c.problems })
         }
     }
 }
 
+/// Collects problems, each located by a byte offset in the file (the spans `toml` keeps).
 struct Checker<'a> {
     src: &'a str,
     problems: Vec<Problem>,
@@ -162,10 +142,8 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&mut self, offset: usize, message: String, accepted: Option<String>) {
-        let before = &self.src[..offset.min(self.src.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
-        self.problems.push(Problem { line, column, message, accepted });
+        let problem = Problem::new("", message, accepted.unwrap_or_default());
+        self.problems.push(problem.at_offset(self.src, offset));
     }
 }
 

@@ -64,7 +64,7 @@ fn problems_are_located_and_say_what_is_accepted() {
     for (src, line, needle) in cases {
         // Renaming a tier also leaves the run's tier without a table: a second problem.
         let p = problems(src);
-        assert!(p.iter().any(|p| p.line == *line && p.message.contains(needle)), "{needle}: {p:?}");
+        assert!(p.iter().any(|p| p.line == Some(*line) && p.message.contains(needle)), "{needle}: {p:?}");
         assert!(p.len() <= 2, "{needle}: {p:?}");
     }
     let e = parse(&GOOD.replace("[tiers.silo-ec2]", "[tiers.silo-ec3]")).unwrap_err().to_string();
@@ -84,14 +84,14 @@ fn deploy_names_the_url_that_does_not_answer() {
     let plan = TierPlan {
         run_id: "r".into(),
         tier: TierId::SharedEc2,
-        settings: isobench_core::scenario::TierSettings::Ec2 {
-            instance_type: isobench_core::instance_types::lookup("m5.large").unwrap(),
-        },
+        settings: isobench_core::scenario::TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+            TierId::SharedEc2,
+            isobench_core::instance_types::lookup("m5.large").unwrap(),
+        )),
         tenants: vec![],
         workload: Default::default(),
         subnet: isobench_core::scenario::LOCAL_RANGE,
         seed: 1,
-        ec2_network: None,
         faults: vec![],
     };
     let err = b.deploy(&plan).unwrap_err();

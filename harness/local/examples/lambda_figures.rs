@@ -51,7 +51,6 @@ fn plan(run_id: &str, tier: TierId, memory: u32, concurrency: u32) -> TierPlan {
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
-        ec2_network: None,
         faults: Vec::new(),
     }
 }

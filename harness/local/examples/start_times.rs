@@ -26,12 +26,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = TierPlan {
         run_id,
         tier: TierId::SiloEc2,
-        settings: TierSettings::Ec2 { instance_type: isobench_core::instance_types::lookup("t3.micro").unwrap() },
+        settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+            TierId::SiloEc2,
+            isobench_core::instance_types::lookup("t3.micro").unwrap(),
+        )),
         tenants: (0..n).map(|i| TenantSpec { id: format!("t{i:02}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
-        ec2_network: None,
         faults: Vec::new(),
     };
     let t0 = std::time::Instant::now();

@@ -273,7 +273,7 @@ impl LocalBackend {
     /// vCPU); anything else is refused rather than guessed.
     fn limits(&self, plan: &TierPlan) -> Result<(CgroupLimits, Limits, u32), BackendError> {
         let t = match &plan.settings {
-            TierSettings::Ec2 { instance_type } => *instance_type,
+            TierSettings::Ec2(e) => e.instance_type,
             TierSettings::Ecs(spec) => {
                 let td = &spec.task_definition;
                 let host_quota = u64::from(self.host_cpus) * CPU_PERIOD_US;
@@ -462,7 +462,7 @@ impl Backend for LocalBackend {
             specs.iter_mut().for_each(|s| s.extras.shared_tmp = Some(dir.clone()));
         }
         // EC2 instances get their security groups and instance profiles (IMDS) before any starts.
-        if matches!(plan.settings, TierSettings::Ec2 { .. }) {
+        if matches!(plan.settings, TierSettings::Ec2(_)) {
             let launcher = self.launcher.as_ref().ok_or_else(|| unavailable("the launcher thread has stopped"))?;
             self.ec2.prepare(launcher, plan, &mut specs).map_err(|e| {
                 if e.is_unavailable() {

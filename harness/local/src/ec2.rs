@@ -7,7 +7,7 @@
 //!   harness namespace, installed by one `nft -f -` per deploy before any instance starts, with
 //!   every instance's set elements in the same batch; the harness bridge `br0` passes the frames
 //!   it bridges between instances through them (bridge netfilter). The groups come from the
-//!   tier's `[tier.network]` and `[[tier.security_group]]` ([`isobench_core::scenario::Ec2Network`]);
+//!   tier's `[tier.network]` and `[[tier.security_group]]` ([`isobench_core::scenario::Ec2Spec`]);
 //!   by default each silo instance is in a group of its own and the shared instance in one
 //!   group, each admitting only the harness on the workload's port, so silo tenants cannot
 //!   reach each other. The bridge table also drops frames whose source address is not their
@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobench_core::plan::TierPlan;
+use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::ecs::ACCOUNT_ID;
-use isobench_core::scenario::{Ec2Network, TierSettings};
 use isobench_core::tier::TierId;
 
 use crate::ecs::filter::{self, FilterTask, Table};
@@ -256,13 +256,12 @@ impl Host {
         let t1 = Instant::now();
         let run = &plan.run_id;
         let tier = plan.tier;
-        let network = plan.ec2_network.clone().unwrap_or_else(|| Ec2Network::default_for(tier));
+        let (network, instance_type) = match &plan.settings {
+            TierSettings::Ec2(e) => (e.network.clone(), e.instance_type.name.to_string()),
+            _ => (isobench_core::scenario::ec2::default_network(tier), String::new()),
+        };
         let tenants: Vec<String> = plan.tenants.iter().map(|t| t.id.clone()).collect();
         let resolved = network.resolve(run, &tenants);
-        let instance_type = match &plan.settings {
-            TierSettings::Ec2 { instance_type } => instance_type.name.to_string(),
-            _ => String::new(),
-        };
         let imds = self.imds.as_ref().map(|s| s.imds.clone()).expect("started above");
         let mut filter_tasks = Vec::with_capacity(specs.len());
         for s in specs.iter_mut() {
@@ -418,7 +417,7 @@ mod tests {
     #[test]
     fn an_ec2_table_admits_imds_and_not_the_ecs_agent() {
         use isobench_core::scenario::ecs::ResolvedSource;
-        let net = Ec2Network::default_for(TierId::SiloEc2);
+        let net = isobench_core::scenario::ec2::default_network(TierId::SiloEc2);
         let r = net.resolve("r", &["a".into(), "b".into()]);
         let tasks = [
             FilterTask { addr: Ipv4Addr::new(10, 213, 0, 2), port: "v0".into(), groups: vec![0], imds: true },

@@ -47,7 +47,6 @@ fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> 
         workload: WorkloadSpec::default(),
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
-        ec2_network: None,
         faults: Vec::new(),
     }
 }

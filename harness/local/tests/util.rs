@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use isobench_core::instance_types::lookup;
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
+use isobench_core::scenario::{Ec2Spec, TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use isobench_local::{LocalBackend, LocalConfig};
 use isobench_testkit::http::get_in_netns;
@@ -57,12 +57,11 @@ pub fn plan(run_id: &str, tier: TierId, tenants: usize, instance_type: &str) -> 
     TierPlan {
         run_id: run_id.into(),
         tier,
-        settings: TierSettings::Ec2 { instance_type: lookup(instance_type).expect("known instance type") },
+        settings: TierSettings::Ec2(Ec2Spec::new(tier, lookup(instance_type).expect("known instance type"))),
         tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
-        ec2_network: None,
         faults: Vec::new(),
     }
 }

@@ -425,7 +425,10 @@ mod tests {
         let spec = ProbeSpec {
             run_id: "r".into(),
             tier: TierId::SiloEc2,
-            settings: TierSettings::Ec2 { instance_type: isobench_core::instance_types::lookup("t3.micro").unwrap() },
+            settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+                TierId::SiloEc2,
+                isobench_core::instance_types::lookup("t3.micro").unwrap(),
+            )),
             workload: WorkloadSpec::default(),
             probes: vec![],
             trials: 0,

@@ -61,7 +61,8 @@ fn describe_arrivals(s: &Scenario) -> String {
 /// One line on a tier's settings.
 fn describe(s: &TierSettings) -> String {
     match s {
-        TierSettings::Ec2 { instance_type: t } => {
+        TierSettings::Ec2(e) => {
+            let t = &e.instance_type;
             format!("instance type {} ({} vCPU, {} MiB)", t.name, t.vcpus, t.memory_mib)
         }
         TierSettings::Ecs(e) => format!(
@@ -69,7 +70,7 @@ fn describe(s: &TierSettings) -> String {
             e.launch_type.as_str(),
             e.task_definition.cpu,
             e.task_definition.memory,
-            e.security_groups.len(),
+            e.network.security_groups.len(),
             if e.imds_reachable() { "reachable" } else { "unreachable" }
         ),
         TierSettings::Lambda(l) => format!(

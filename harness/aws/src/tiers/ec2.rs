@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use isobench_core::backend::{Endpoint, InstanceInfo, TenantTarget};
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::Ec2Network;
+use isobench_core::scenario::Ec2Spec;
 use isobench_core::workload_api::DEFAULT_PORT;
 use isobench_core::{Deployment, TierId};
 
@@ -35,12 +35,12 @@ pub fn user_data(url: &str, tenant: Option<&str>) -> String {
     )
 }
 
-pub async fn deploy(d: &mut Deployer, tp: &TierPlan, instance_type: &str) -> Result<Deployment, DeployError> {
+pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &Ec2Spec) -> Result<Deployment, DeployError> {
     let tier = tp.tier;
     let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
-    let network = tp.ec2_network.clone().unwrap_or_else(|| Ec2Network::default_for(tier));
-    let net = d.network(&network.network.subnets).await?;
-    let subnet = net.subnets[&network.network.subnets[0]].clone();
+    let network = &spec.network;
+    let net = d.network(&network.interface.subnets).await?;
+    let subnet = net.subnets[&network.interface.subnets[0]].clone();
     let groups = network.resolve(&d.run_id, &tenants);
     let group_ids = d.security_groups(tier, &net.vpc, net.harness_group.as_deref(), &groups).await?;
     let url = d.workload_url().await?;
@@ -74,7 +74,7 @@ pub async fn deploy(d: &mut Deployer, tp: &TierPlan, instance_type: &str) -> Res
         tags.push(("Name".into(), name.clone()));
         let req = InstanceRequest {
             image_id: image.clone(),
-            instance_type: instance_type.to_string(),
+            instance_type: spec.instance_type.name.to_string(),
             subnet_id: subnet.clone(),
             security_group_ids: unit_groups.iter().map(|&i| group_ids[i].clone()).collect(),
             instance_profile: Some(name.clone()),

@@ -47,8 +47,8 @@ pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &EcsSpec) -> Result<D
         ));
     }
     let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
-    let net = d.network(&spec.network.subnets).await?;
-    let subnets: Vec<String> = spec.network.subnets.iter().map(|n| net.subnets[n].clone()).collect();
+    let net = d.network(&spec.network.interface.subnets).await?;
+    let subnets: Vec<String> = spec.network.interface.subnets.iter().map(|n| net.subnets[n].clone()).collect();
     let groups = spec.resolve(&d.run_id, &tenants);
     let group_ids = d.security_groups(tier, &net.vpc, net.harness_group.as_deref(), &groups).await?;
     let url = d.workload_url().await?;
@@ -83,7 +83,7 @@ pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &EcsSpec) -> Result<D
             launch_type: spec.launch_type.as_str().to_string(),
             subnets: subnets.clone(),
             security_groups: tenant_groups.iter().map(|&i| group_ids[i].clone()).collect(),
-            public_ip: spec.network.assign_public_ip == AssignPublicIp::Enabled,
+            public_ip: spec.network.interface.assign_public_ip == AssignPublicIp::Enabled,
             tags: d.tag_pairs(Some(tier)),
         };
         let task = retry::retry(d.backoff, || d.apis.ecs.run_task(&run)).await?;

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Checker;
 use crate::arrivals::{ArrivalsSpec, BurstSpec, PhaseSpec, TenantMix, Trace, TraceSpec};
+use crate::diagnostics::Checker;
 
 /// Most a rate multiplier (phase level, burst) may be.
 const MAX_LEVEL: f64 = 1000.0;

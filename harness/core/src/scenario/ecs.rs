@@ -14,47 +14,35 @@
 //! task_role = "isobench-{run}-task-{tenant}"  # one role per tenant (taskRoleArn)
 //!
 //! [tier.network]                              # awsvpcConfiguration
-//! subnets = ["private"]
 //! security_groups = ["tenant-{tenant}"]       # the groups each tenant's task joins
-//! assign_public_ip = "DISABLED"
-//!
-//! [[tier.security_group]]                     # ingress rules, default deny, egress open
-//! name = "tenant-{tenant}"                    # `{tenant}`: one group per tenant
-//! [[tier.security_group.ingress]]
-//! protocol = "tcp"                            # tcp | udp | icmp | all
-//! port = 8080                                 # or from_port / to_port
-//! source_group = "harness"                    # a group name, or `cidr = "10.213.0.0/16"`
+//! [[tier.security_group]]                     # the groups themselves (the default:)
+//! name = "tenant-{tenant}"                    # one per tenant, admitting only the harness
+//! ingress = [{ port = 8080, source_group = "harness" }]
 //!
 //! [tier.container_instance]                   # ec2 launch type only
 //! block_imds = false                          # ECS_AWSVPC_BLOCK_IMDS
 //! http_tokens = "optional"                    # IMDS MetadataOptions.HttpTokens
 //! ```
 //!
-//! Templates: `{tenant}` in a group name makes one group per tenant; a name without it is one
-//! group for every tenant that lists it. In a rule, a templated `source_group` means the same
-//! tenant's group when the rule's own group is per tenant, and every tenant's group when it is
-//! shared. `harness` is the reserved group of the load generator (the harness itself). `{run}`
-//! is replaced by the run id everywhere.
-
-use std::net::Ipv4Addr;
+//! The network and security groups are the EC2 tiers' too: see [`crate::security_groups`] for
+//! their syntax, templates and expansion per tenant.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Checker, TierSettings};
-use crate::tier::TierId;
+use crate::diagnostics::Checker;
+use crate::security_groups::{NetworkSpec, valid_template};
+// The security groups were defined here before they were shared with the EC2 tiers.
+pub use crate::security_groups::{
+    AssignPublicIp, AwsvpcConfiguration, HARNESS_GROUP, IngressRule, MAX_GROUPS_PER_TASK, MAX_RULES_PER_GROUP,
+    Protocol, ResolvedGroup, ResolvedGroups, ResolvedRule, ResolvedSource, SecurityGroupSpec, Source, fill,
+};
 use crate::workload_api::DEFAULT_PORT;
 
 pub(super) const FIELDS: &[&str] =
     &["id", "launch_type", "task_definition", "network", "security_group", "container_instance"];
 
-/// The reserved source group that stands for the harness (the load generator and its probes).
-pub const HARNESS_GROUP: &str = "harness";
 /// The account id in every ARN the emulator makes up.
 pub const ACCOUNT_ID: &str = "000000000000";
-/// Most security groups one task's network interface may have (the AWS default quota).
-pub const MAX_GROUPS_PER_TASK: usize = 5;
-/// Most inbound rules per security group (the AWS default quota).
-pub const MAX_RULES_PER_GROUP: usize = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,9 +65,10 @@ impl LaunchType {
 pub struct EcsSpec {
     pub launch_type: LaunchType,
     pub task_definition: TaskDefinition,
-    pub network: AwsvpcConfiguration,
-    /// Every security group the scenario defines (templates, not yet expanded per tenant).
-    pub security_groups: Vec<SecurityGroupSpec>,
+    /// Each task's network interface and the groups the tier defines (serialised flat, as
+    /// `network` and `security_groups`).
+    #[serde(flatten)]
+    pub network: NetworkSpec,
     /// The EC2 container instance; `None` on Fargate.
     pub container_instance: Option<ContainerInstance>,
 }
@@ -122,91 +111,6 @@ impl Default for TaskDefinition {
             memory: default_memory(),
             task_role: default_task_role(),
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum AssignPublicIp {
-    Enabled,
-    Disabled,
-}
-
-/// `awsvpcConfiguration`: where each task's network interface goes and which groups it joins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AwsvpcConfiguration {
-    /// Subnet names (the AWS backend maps them to subnet ids; the local backend puts every task
-    /// on the cluster bridge in the scenario's `local.subnet`).
-    #[serde(default = "default_subnets")]
-    pub subnets: Vec<String>,
-    /// Group names (templates) each tenant's task joins.
-    #[serde(default = "default_task_groups")]
-    pub security_groups: Vec<String>,
-    #[serde(default = "default_public_ip")]
-    pub assign_public_ip: AssignPublicIp,
-}
-
-fn default_subnets() -> Vec<String> {
-    vec!["private".into()]
-}
-fn default_task_groups() -> Vec<String> {
-    vec!["tenant-{tenant}".into()]
-}
-fn default_public_ip() -> AssignPublicIp {
-    AssignPublicIp::Disabled
-}
-
-impl Default for AwsvpcConfiguration {
-    fn default() -> Self {
-        AwsvpcConfiguration {
-            subnets: default_subnets(),
-            security_groups: default_task_groups(),
-            assign_public_ip: default_public_ip(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Icmp,
-    /// Every protocol (`IpProtocol = "-1"`).
-    All,
-}
-
-/// Where an ingress rule admits traffic from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// Members of a group (a template), or the harness for [`HARNESS_GROUP`].
-    Group(String),
-    /// An IPv4 range (`CidrIp`).
-    Cidr(Ipv4Addr, u8),
-}
-
-/// One inbound rule (`IpPermission`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IngressRule {
-    pub protocol: Protocol,
-    /// Inclusive port range; `None` for every port (and always for `icmp` and `all`).
-    pub ports: Option<(u16, u16)>,
-    pub source: Source,
-}
-
-/// One security group (a template when its name holds `{tenant}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SecurityGroupSpec {
-    pub name: String,
-    pub description: String,
-    pub ingress: Vec<IngressRule>,
-}
-
-impl SecurityGroupSpec {
-    pub fn per_tenant(&self) -> bool {
-        self.name.contains("{tenant}")
     }
 }
 
@@ -256,51 +160,6 @@ impl Default for ContainerInstance {
     }
 }
 
-// ---- expansion per tenant ------------------------------------------------------------------
-
-/// One concrete security group of a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedGroup {
-    pub name: String,
-    /// The tenant this group was made for, when its template is per tenant.
-    pub tenant: Option<String>,
-    /// Tenants whose task joins the group.
-    pub members: Vec<String>,
-    pub ingress: Vec<ResolvedRule>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolvedSource {
-    /// Members of the group with this index in [`ResolvedGroups::groups`].
-    Group(usize),
-    /// The harness.
-    Harness,
-    Cidr(Ipv4Addr, u8),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolvedRule {
-    pub protocol: Protocol,
-    pub ports: Option<(u16, u16)>,
-    pub source: ResolvedSource,
-}
-
-/// Every concrete group of a run, and the groups of each tenant's task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResolvedGroups {
-    pub groups: Vec<ResolvedGroup>,
-    /// (tenant, indices of its groups), in tenant order.
-    pub tasks: Vec<(String, Vec<usize>)>,
-}
-
-fn fill(template: &str, run: &str, tenant: Option<&str>) -> String {
-    let s = template.replace("{run}", run);
-    match tenant {
-        Some(t) => s.replace("{tenant}", t),
-        None => s,
-    }
-}
-
 impl EcsSpec {
     /// The name of `tenant`'s task role in run `run`.
     pub fn task_role(&self, run: &str, tenant: &str) -> String {
@@ -323,136 +182,29 @@ impl EcsSpec {
         self.container_instance.as_ref().is_some_and(|c| !c.block_imds)
     }
 
-    /// Expands the group templates for `tenants` of run `run`: one group per tenant for a
-    /// templated name, one group otherwise; memberships from `network.security_groups`; rule
-    /// sources resolved to groups (see the module docs). Validation guarantees every name
-    /// resolves.
+    /// Expands the group templates for `tenants` of run `run` ([`NetworkSpec::resolve`]).
     pub fn resolve(&self, run: &str, tenants: &[String]) -> ResolvedGroups {
-        let mut groups: Vec<ResolvedGroup> = Vec::new();
-        // (template index, tenant) -> group index
-        let mut index: Vec<(usize, Option<String>, usize)> = Vec::new();
-        for (ti, g) in self.security_groups.iter().enumerate() {
-            let instances: Vec<Option<&str>> =
-                if g.per_tenant() { tenants.iter().map(|t| Some(t.as_str())).collect() } else { vec![None] };
-            for t in instances {
-                index.push((ti, t.map(str::to_string), groups.len()));
-                groups.push(ResolvedGroup {
-                    name: fill(&g.name, run, t),
-                    tenant: t.map(str::to_string),
-                    members: Vec::new(),
-                    ingress: Vec::new(),
-                });
-            }
-        }
-        let template_of = |name: &str| self.security_groups.iter().position(|g| g.name == name);
-        let lookup = |ti: usize, tenant: Option<&str>| {
-            index.iter().find(|(i, t, _)| *i == ti && (t.as_deref() == tenant || t.is_none())).map(|(_, _, g)| *g)
-        };
-        let mut tasks = Vec::new();
-        for t in tenants {
-            let mut mine = Vec::new();
-            for name in &self.network.security_groups {
-                if let Some(g) = template_of(name).and_then(|ti| lookup(ti, Some(t)))
-                    && !mine.contains(&g)
-                {
-                    mine.push(g);
-                    groups[g].members.push(t.clone());
-                }
-            }
-            tasks.push((t.clone(), mine));
-        }
-        for (ti, tenant, gi) in &index {
-            for rule in &self.security_groups[*ti].ingress {
-                let sources: Vec<ResolvedSource> = match &rule.source {
-                    Source::Cidr(a, p) => vec![ResolvedSource::Cidr(*a, *p)],
-                    Source::Group(name) if name == HARNESS_GROUP => vec![ResolvedSource::Harness],
-                    Source::Group(name) => {
-                        let Some(si) = template_of(name) else { continue };
-                        match (self.security_groups[si].per_tenant(), tenant) {
-                            (true, Some(t)) => lookup(si, Some(t)).map(ResolvedSource::Group).into_iter().collect(),
-                            (true, None) => {
-                                tenants.iter().filter_map(|t| lookup(si, Some(t))).map(ResolvedSource::Group).collect()
-                            }
-                            (false, _) => lookup(si, None).map(ResolvedSource::Group).into_iter().collect(),
-                        }
-                    }
-                };
-                for source in sources {
-                    groups[*gi].ingress.push(ResolvedRule { protocol: rule.protocol, ports: rule.ports, source });
-                }
-            }
-        }
-        ResolvedGroups { groups, tasks }
+        self.network.resolve(run, tenants)
+    }
+}
+
+/// The tier's network when the scenario gives none: each tenant's task in its own group,
+/// admitting only the harness on the workload's port.
+pub fn default_network() -> NetworkSpec {
+    NetworkSpec {
+        interface: AwsvpcConfiguration::default(),
+        security_groups: vec![SecurityGroupSpec {
+            name: "tenant-{tenant}".into(),
+            description: "one tenant's task; admits only the harness".into(),
+            ingress: vec![IngressRule::harness_only(DEFAULT_PORT)],
+        }],
     }
 }
 
 // ---- raw form and validation ---------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGroup {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    ingress: Vec<toml::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    #[serde(default = "default_protocol")]
-    protocol: Protocol,
-    #[serde(default)]
-    port: Option<i64>,
-    #[serde(default)]
-    from_port: Option<i64>,
-    #[serde(default)]
-    to_port: Option<i64>,
-    #[serde(default)]
-    source_group: Option<String>,
-    #[serde(default)]
-    cidr: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    description: String,
-}
-
-fn default_protocol() -> Protocol {
-    Protocol::Tcp
-}
-
-const GROUP_NAME_ACCEPTED: &str =
-    "1 to 255 of A-Z, a-z, 0-9, `-`, `_`, `.`, with `{tenant}` for one group per tenant and `{run}` for the run id";
 const ROLE_ACCEPTED: &str =
     "1 to 64 of A-Z, a-z, 0-9 and `+=,.@_-` once `{run}` (up to 64 characters) and `{tenant}` are filled in";
-
-/// Checks a name template: placeholders removed, the rest is a plain name.
-fn valid_template(s: &str, max: usize, extra: &str) -> bool {
-    let bare = s.replace("{tenant}", "").replace("{run}", "");
-    !s.is_empty()
-        && s.len() <= max
-        && !bare.contains(['{', '}'])
-        && bare.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch) || extra.contains(ch))
-}
-
-/// Deserialises `table[key]` as `T`, recording a located problem if it does not fit.
-fn section<T: serde::de::DeserializeOwned>(
-    table: &toml::Table,
-    key: &str,
-    at: &dyn Fn(&str) -> String,
-    c: &mut Checker,
-    accepted: &str,
-) -> Option<Option<T>> {
-    let Some(v) = table.get(key) else { return Some(None) };
-    match v.clone().try_into() {
-        Ok(t) => Some(Some(t)),
-        Err(e) => {
-            c.fail(at(key), e.message().trim().to_string(), accepted);
-            None
-        }
-    }
-}
 
 /// Valid Fargate task sizes: for each CPU value, the memory range (MiB) and its step.
 const FARGATE_SIZES: &[(u32, u32, u32, u32)] = &[
@@ -475,12 +227,7 @@ fn fargate_size_ok(cpu: u32, memory: u32) -> bool {
         .any(|&(c, lo, hi, step)| c == cpu && (lo..=hi).contains(&memory) && (memory - lo).is_multiple_of(step))
 }
 
-pub(super) fn parse(
-    _id: TierId,
-    table: &toml::Table,
-    at: &dyn Fn(&str) -> String,
-    c: &mut Checker,
-) -> Option<TierSettings> {
+pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<EcsSpec> {
     let before = c.problems.len();
     let launch_type = match table.get("launch_type").map(|v| v.clone().try_into::<LaunchType>()) {
         Some(Ok(l)) => Some(l),
@@ -497,36 +244,65 @@ pub(super) fn parse(
             None
         }
     };
-    let task_definition: TaskDefinition = section(
-        table,
-        "task_definition",
-        at,
-        c,
-        "a table with `family`, `cpu` (ECS units), `memory` (MiB) and `task_role`",
-    )
-    .flatten()
-    .unwrap_or_default();
-    let network: AwsvpcConfiguration = section(
-        table,
-        "network",
-        at,
-        c,
-        "a table with `subnets`, `security_groups` and `assign_public_ip` (ENABLED or DISABLED)",
-    )
-    .flatten()
-    .unwrap_or_default();
-    let container_instance: Option<ContainerInstance> = section(
-        table,
-        "container_instance",
-        at,
-        c,
-        "a table with `block_imds`, `http_tokens` (optional or required), `instance_type` and `instance_role`",
-    )
-    .flatten();
-    let security_groups = parse_groups(table, at, c);
+    let task_definition: TaskDefinition = c
+        .section(
+            table,
+            "task_definition",
+            at,
+            "a table with `family`, `cpu` (ECS units), `memory` (MiB) and `task_role`",
+        )
+        .flatten()
+        .unwrap_or_default();
+    let container_instance: Option<ContainerInstance> = c
+        .section(
+            table,
+            "container_instance",
+            at,
+            "a table with `block_imds`, `http_tokens` (optional or required), `instance_type` and `instance_role`",
+        )
+        .flatten();
+    let network = NetworkSpec::parse(table, default_network(), at, c);
+    check_task_definition(&task_definition, launch_type, at, c);
+    match (launch_type, &container_instance) {
+        (Some(LaunchType::Fargate), Some(_)) => c.fail(
+            at("container_instance"),
+            "Fargate tasks have no container instance (and never reach IMDS)",
+            "omit [tier.container_instance], or launch_type = \"ec2\"",
+        ),
+        (_, Some(ci)) => {
+            c.check(
+                crate::instance_types::lookup(&ci.instance_type).is_some(),
+                &at("container_instance.instance_type"),
+                format!("unknown instance type `{}`", ci.instance_type),
+                &crate::instance_types::accepted(),
+            );
+            c.check(
+                valid_template(&ci.instance_role, 64 + 64, "+=,@") && !ci.instance_role.contains("{tenant}"),
+                &at("container_instance.instance_role"),
+                format!("`{}` is not a valid role name", ci.instance_role),
+                "1 to 64 of A-Z, a-z, 0-9 and `+=,.@_-`, with `{run}` for the run id (no `{tenant}`: one instance serves every tenant)",
+            );
+        }
+        _ => {}
+    }
+    let launch_type = launch_type?;
+    if c.problems.len() > before {
+        return None;
+    }
+    let container_instance = match launch_type {
+        LaunchType::Ec2 => Some(container_instance.unwrap_or_default()),
+        LaunchType::Fargate => None,
+    };
+    Some(EcsSpec { launch_type, task_definition, network, container_instance })
+}
 
-    // Task size.
-    let td = &task_definition;
+/// The task's size (and on Fargate, that Fargate offers it), family and role name.
+fn check_task_definition(
+    td: &TaskDefinition,
+    launch_type: Option<LaunchType>,
+    at: &dyn Fn(&str) -> String,
+    c: &mut Checker,
+) {
     c.check(
         (128..=16384).contains(&td.cpu),
         &at("task_definition.cpu"),
@@ -571,201 +347,15 @@ pub(super) fn parse(
         format!("`{}` is not a valid role name", td.task_role),
         ROLE_ACCEPTED,
     );
-
-    // The network configuration.
-    c.check(
-        !network.subnets.is_empty() && network.subnets.iter().all(|s| valid_template(s, 255, "")),
-        &at("network.subnets"),
-        "every task needs at least one subnet, each a plain name",
-        "e.g. `subnets = [\"private\"]`",
-    );
-    let known = |name: &str| security_groups.iter().any(|g| g.name == name);
-    if network.security_groups.is_empty() || network.security_groups.len() > MAX_GROUPS_PER_TASK {
-        c.fail(
-            at("network.security_groups"),
-            format!("{} security groups per task is out of range", network.security_groups.len()),
-            format!("1 to {MAX_GROUPS_PER_TASK} group names"),
-        );
-    }
-    for (i, name) in network.security_groups.iter().enumerate() {
-        if !known(name) {
-            c.fail(
-                at(&format!("network.security_groups[{i}]")),
-                format!("no [[tier.security_group]] is named `{name}`"),
-                names(&security_groups, false),
-            );
-        }
-    }
-
-    // Rules refer to groups that exist.
-    for (gi, g) in security_groups.iter().enumerate() {
-        for (ri, r) in g.ingress.iter().enumerate() {
-            if let Source::Group(name) = &r.source
-                && name != HARNESS_GROUP
-                && !known(name)
-            {
-                c.fail(
-                    at(&format!("security_group[{gi}].ingress[{ri}].source_group")),
-                    format!("no [[tier.security_group]] is named `{name}`"),
-                    names(&security_groups, true),
-                );
-            }
-        }
-    }
-
-    match (launch_type, &container_instance) {
-        (Some(LaunchType::Fargate), Some(_)) => c.fail(
-            at("container_instance"),
-            "Fargate tasks have no container instance (and never reach IMDS)",
-            "omit [tier.container_instance], or launch_type = \"ec2\"",
-        ),
-        (_, Some(ci)) => {
-            c.check(
-                crate::instance_types::lookup(&ci.instance_type).is_some(),
-                &at("container_instance.instance_type"),
-                format!("unknown instance type `{}`", ci.instance_type),
-                &crate::instance_types::accepted(),
-            );
-            c.check(
-                valid_template(&ci.instance_role, 64 + 64, "+=,@") && !ci.instance_role.contains("{tenant}"),
-                &at("container_instance.instance_role"),
-                format!("`{}` is not a valid role name", ci.instance_role),
-                "1 to 64 of A-Z, a-z, 0-9 and `+=,.@_-`, with `{run}` for the run id (no `{tenant}`: one instance serves every tenant)",
-            );
-        }
-        _ => {}
-    }
-    let launch_type = launch_type?;
-    if c.problems.len() > before {
-        return None;
-    }
-    let container_instance = match launch_type {
-        LaunchType::Ec2 => Some(container_instance.unwrap_or_default()),
-        LaunchType::Fargate => None,
-    };
-    Some(TierSettings::Ecs(EcsSpec { launch_type, task_definition, network, security_groups, container_instance }))
-}
-
-fn names(groups: &[SecurityGroupSpec], harness: bool) -> String {
-    let mut n: Vec<String> = groups.iter().map(|g| format!("`{}`", g.name)).collect();
-    if harness {
-        n.push(format!("`{HARNESS_GROUP}`"));
-    }
-    if n.is_empty() { "a group defined in [[tier.security_group]]".into() } else { n.join(", ") }
-}
-
-/// The `[[tier.security_group]]` list, or the default: each tenant its own group admitting only
-/// the harness on the workload's port.
-fn parse_groups(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Vec<SecurityGroupSpec> {
-    let Some(v) = table.get("security_group") else {
-        return vec![SecurityGroupSpec {
-            name: "tenant-{tenant}".into(),
-            description: "one tenant's task; admits only the harness".into(),
-            ingress: vec![IngressRule {
-                protocol: Protocol::Tcp,
-                ports: Some((DEFAULT_PORT, DEFAULT_PORT)),
-                source: Source::Group(HARNESS_GROUP.into()),
-            }],
-        }];
-    };
-    let Some(list) = v.as_array() else {
-        c.fail(at("security_group"), "expected a list of groups", "[[tier.security_group]] tables");
-        return Vec::new();
-    };
-    let mut out: Vec<SecurityGroupSpec> = Vec::new();
-    for (gi, raw) in list.iter().enumerate() {
-        let here = |f: &str| at(&format!("security_group[{gi}]{f}"));
-        let g: RawGroup = match raw.clone().try_into() {
-            Ok(g) => g,
-            Err(e) => {
-                c.fail(here(""), e.message().trim().to_string(), "`name`, `description` and [[...ingress]] rules");
-                continue;
-            }
-        };
-        if !valid_template(&g.name, 255, "") || g.name == HARNESS_GROUP {
-            c.fail(here(".name"), format!("`{}` is not a valid group name", g.name), GROUP_NAME_ACCEPTED);
-        } else if out.iter().any(|o| o.name == g.name) {
-            c.fail(here(".name"), format!("group `{}` is defined twice", g.name), "unique group names");
-        }
-        if g.ingress.len() > MAX_RULES_PER_GROUP {
-            c.fail(
-                here(".ingress"),
-                format!("{} inbound rules", g.ingress.len()),
-                format!("at most {MAX_RULES_PER_GROUP} per group"),
-            );
-        }
-        let mut ingress = Vec::new();
-        for (ri, raw) in g.ingress.iter().enumerate() {
-            let field = |f: &str| here(&format!(".ingress[{ri}]{f}"));
-            match raw.clone().try_into::<RawRule>() {
-                Ok(r) => {
-                    if let Some(rule) = validate_rule(r, &field, c) {
-                        ingress.push(rule);
-                    }
-                }
-                Err(e) => c.fail(
-                    field(""),
-                    e.message().trim().to_string(),
-                    "`protocol`, `port` or `from_port`/`to_port`, and `source_group` or `cidr`",
-                ),
-            }
-        }
-        out.push(SecurityGroupSpec { name: g.name, description: g.description, ingress });
-    }
-    out
-}
-
-fn validate_rule(r: RawRule, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<IngressRule> {
-    let port_ok = |p: i64| (0..=65535).contains(&p);
-    let ports = match (r.protocol, r.port, r.from_port, r.to_port) {
-        (Protocol::Icmp | Protocol::All, None, None, None) => None,
-        (Protocol::Icmp | Protocol::All, ..) => {
-            c.fail(at(".port"), "icmp and all rules take no ports", "omit `port`, `from_port` and `to_port`");
-            return None;
-        }
-        (_, Some(p), None, None) if port_ok(p) => Some((p as u16, p as u16)),
-        (_, None, Some(a), Some(b)) if port_ok(a) && port_ok(b) && a <= b => Some((a as u16, b as u16)),
-        (_, None, None, None) => {
-            c.fail(at(""), "a tcp or udp rule needs its ports", "`port = N`, or `from_port` and `to_port`");
-            return None;
-        }
-        _ => {
-            let f = if r.port.is_some() { ".port" } else { ".from_port" };
-            c.fail(at(f), "invalid port range", "`port` alone, or `from_port` <= `to_port`, each 0 to 65535");
-            return None;
-        }
-    };
-    let source = match (r.source_group, r.cidr) {
-        (Some(g), None) => Source::Group(g),
-        (None, Some(cidr)) => match parse_cidr(&cidr) {
-            Some((a, p)) => Source::Cidr(a, p),
-            None => {
-                c.fail(at(".cidr"), format!("`{cidr}` is not an IPv4 CIDR"), "e.g. `10.213.0.0/16`");
-                return None;
-            }
-        },
-        _ => {
-            c.fail(at(""), "a rule needs exactly one source", "`source_group = \"...\"` or `cidr = \"...\"`");
-            return None;
-        }
-    };
-    Some(IngressRule { protocol: r.protocol, ports, source })
-}
-
-fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, p) = s.split_once('/')?;
-    let a: Ipv4Addr = a.parse().ok()?;
-    let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
-    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-    (u32::from(a) & !mask == 0).then_some((a, p))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
     use std::path::Path;
 
     use super::*;
-    use crate::scenario::{Problem, Scenario};
+    use crate::scenario::{Problem, Scenario, TierSettings};
 
     const HEAD: &str = r#"format_version = 1
 name = "e"

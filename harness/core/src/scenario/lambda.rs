@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Checker, TierSettings};
-use crate::tier::TierId;
+use crate::diagnostics::Checker;
 use crate::units::Dur;
 
 pub(super) const FIELDS: &[&str] =
@@ -83,12 +82,7 @@ fn default_handler() -> String {
     "bootstrap".into()
 }
 
-pub(super) fn parse(
-    _id: TierId,
-    table: &toml::Table,
-    at: &dyn Fn(&str) -> String,
-    c: &mut Checker,
-) -> Option<TierSettings> {
+pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<LambdaSpec> {
     let mut fields = table.clone();
     fields.remove("id");
     let spec: LambdaSpec = match toml::Value::Table(fields).try_into() {
@@ -138,7 +132,7 @@ pub(super) fn parse(
             "an executable bootstrap, a directory or a zip holding one",
         );
     }
-    Some(TierSettings::Lambda(spec))
+    Some(spec)
 }
 
 #[cfg(test)]
