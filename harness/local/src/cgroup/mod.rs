@@ -26,6 +26,9 @@ use crate::error::FsError;
 /// Name of the directory that holds every run's cgroups, in every hierarchy.
 pub const ISOBENCH_DIR: &str = "isobench";
 
+/// The CFS period every instance's and execution environment's CPU quota is expressed in.
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
+
 /// Limits for one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CgroupLimits {
