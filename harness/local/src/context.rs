@@ -70,7 +70,7 @@ impl Context {
         let workload: OwnedFd = File::open(&config.workload_exe)
             .map_err(|e| unavailable(format!("cannot open the workload {}: {e}", config.workload_exe.display())))?
             .into();
-        let cgroups = cgroup::detect().map_err(unavailable)?;
+        let cgroups = cgroup::detect::driver().map_err(unavailable)?;
         let lock =
             RunLock::acquire(&config.run_id).map_err(|e| unavailable(format!("cannot take the run lock: {e}")))?;
         let launcher =
