@@ -1,7 +1,7 @@
 //! [`LocalBackend`]: the [`Backend`] of the local emulator. It holds the backend-wide state
 //! ([`Context`]: the run, the launcher thread with the harness namespace, uid and address
 //! allocation) and the deployed tiers, and hands each deploy to the tier's driver
-//! ([`tiers::driver`]); what a tier is lives in its module under `tiers/`.
+//! ([`tiers::tier_driver`]); what a tier is lives in its module under `tiers/`.
 
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -194,7 +194,7 @@ impl Backend for LocalBackend {
                 std::io::Error::new(std::io::ErrorKind::AlreadyExists, "it is already deployed; tear it down first"),
             ));
         }
-        let mut driver = tiers::driver(tier);
+        let mut driver = tiers::tier_driver(tier);
         let deployment = driver.deploy(&mut self.cx, plan)?;
         self.tiers.insert(tier, driver);
         Ok(deployment)

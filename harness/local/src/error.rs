@@ -91,7 +91,7 @@ impl InstanceError {
 }
 
 /// Why a tier's network could not be set up: its security groups, its metadata endpoints or its
-/// cluster bridge (the EC2 and ECS tiers share these steps, see [`crate::security_groups`]).
+/// cluster bridge (the EC2 and ECS tiers share these steps, in the `security_groups` module).
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error(

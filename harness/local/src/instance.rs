@@ -83,7 +83,7 @@ pub(crate) struct InstanceSpec {
     pub uid: u32,
     pub limits: CgroupLimits,
     pub info_limits: Limits,
-    /// The workload's arguments after argv[0].
+    /// The workload's arguments after `argv[0]`.
     pub args: Vec<String>,
     /// What a tier adds to a plain instance (another bridge, routes, environment).
     pub extras: Extras,

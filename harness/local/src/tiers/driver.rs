@@ -9,8 +9,8 @@ use crate::context::Context;
 use crate::instance::Instance;
 
 /// One tier on the local emulator, from its deploy to its teardown. A driver is made for one
-/// deploy ([`super::driver`]) and holds what that deploy created until its teardown; what every
-/// tier shares (the run, the launcher thread, uids and addresses, shared services) is the
+/// deploy ([`super::tier_driver`]) and holds what that deploy created until its teardown; what
+/// every tier shares (the run, the launcher thread, uids and addresses, shared services) is the
 /// [`Context`] each call gets.
 pub(crate) trait TierDriver: Send {
     /// Deploys `plan`'s tier: lays its tenants out on instances or functions, sizes them,

@@ -1,5 +1,5 @@
 //! One module per kind of tier, each behind [`TierDriver`] (as each cgroup layout is behind
-//! `CgroupDriver`), chosen once per deploy from the tier's id by [`driver`]:
+//! `CgroupDriver`), chosen once per deploy from the tier's id by [`tier_driver`]:
 //!
 //! | tier | module | driver |
 //! |---|---|---|
@@ -16,7 +16,7 @@
 //! the sandbox. What every tier of a backend shares (the run, uids, addresses, the harness
 //! namespace) comes in [`Context`](crate::context::Context). No tier module uses another.
 //!
-//! Adding a tier: a module here (or a variant of one), an arm in [`driver`], and the tier's
+//! Adding a tier: a module here (or a variant of one), an arm in [`tier_driver`], and the tier's
 //! views on `LocalBackend` if it has any.
 
 pub(crate) mod driver;
@@ -32,7 +32,7 @@ pub(crate) use ecs::EcsTier;
 pub(crate) use lambda::{LambdaTier, Mapping};
 
 /// The driver for a deploy of `tier`.
-pub(crate) fn driver(tier: TierId) -> Box<dyn TierDriver> {
+pub(crate) fn tier_driver(tier: TierId) -> Box<dyn TierDriver> {
     match tier {
         TierId::SiloEc2 => Box::new(Ec2Tier::silo()),
         TierId::SharedEc2 => Box::new(Ec2Tier::shared()),
