@@ -90,16 +90,15 @@ impl LocalBackend {
     }
 
     /// The deployed tier `id`, if its driver is a `T` (for the views only one kind of tier has).
-    fn tier<T: 'static>(&self, id: TierId) -> Option<&T> {
-        self.tiers.get(&id)?.as_any().downcast_ref()
+    fn tier<T: TierDriver>(&self, id: TierId) -> Option<&T> {
+        self.tiers_of(Some(id)).next()
     }
 
     /// Every deployed tier whose driver is a `T`, of `id` only if given.
-    fn tiers_of<T: 'static>(&self, id: Option<TierId>) -> impl Iterator<Item = &T> {
-        self.tiers
-            .iter()
-            .filter(move |(t, _)| id.is_none_or(|x| x == **t))
-            .filter_map(|(_, d)| d.as_any().downcast_ref())
+    fn tiers_of<T: TierDriver>(&self, id: Option<TierId>) -> impl Iterator<Item = &T> {
+        let of_id = move |t: &TierId| id.is_none_or(|x| x == *t);
+        // Through `&dyn TierDriver`: the `Box` is `Any` too, and would downcast as itself.
+        self.tiers.iter().filter(move |(t, _)| of_id(t)).filter_map(|(_, d)| d.as_ref().as_any().downcast_ref())
     }
 
     /// The deployed `ecs-awsvpc` cluster: its bridge, tasks (address, role, credentials path,
@@ -134,7 +133,8 @@ impl LocalBackend {
     /// elements (one `nft` run) and its credentials. The other tasks are untouched.
     pub fn stop_task(&mut self, id: &str) -> Result<TeardownReport, BackendError> {
         let t0 = Instant::now();
-        let ecs = self.tiers.get_mut(&TierId::EcsAwsvpc).and_then(|d| d.as_any_mut().downcast_mut::<EcsTier>());
+        let ecs =
+            self.tiers.get_mut(&TierId::EcsAwsvpc).and_then(|d| d.as_mut().as_any_mut().downcast_mut::<EcsTier>());
         let Some(ecs) = ecs else {
             return Err(BackendError::Teardown {
                 what: format!("task {id}"),

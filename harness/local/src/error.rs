@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use isobench_core::backend::BackendError;
+use isobench_core::plan::TierPlan;
 use isobench_core::tier::TierId;
 
 use crate::nft::NftError;
@@ -88,6 +89,13 @@ impl InstanceError {
     pub(crate) fn net(step: impl Into<String>, source: io::Error) -> InstanceError {
         InstanceError::Network { step: step.into(), source }
     }
+}
+
+/// A plan whose settings are not of its tier's kind (`wanted` says what it needs): refused
+/// rather than guessed.
+pub(crate) fn wrong_settings(plan: &TierPlan, wanted: &str) -> BackendError {
+    let why = format!("it needs {wanted}, not {:?}", plan.settings);
+    deploy_error(plan.tier, "the tier", io::Error::new(io::ErrorKind::InvalidInput, why))
 }
 
 /// Why a tier's network could not be set up: its security groups, its metadata endpoints or its

@@ -21,7 +21,6 @@
 //! - **Teardown**: the instances stop first, then the groups and identities go (the IMDS with the
 //!   last EC2 tier), measured.
 
-use std::any::Any;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -32,10 +31,10 @@ use isobench_core::scenario::ecs::ResolvedGroups;
 use isobench_core::scenario::{Ec2Network, TierSettings};
 use isobench_core::tier::TierId;
 
-use super::driver::{TierDriver, undo};
+use super::driver::{TierDriver, deployed, teardown_instances};
 use crate::cgroup::CPU_PERIOD_US;
 use crate::context::Context;
-use crate::error::{NetworkError, deploy_error};
+use crate::error::{NetworkError, wrong_settings};
 use crate::instance::{Instance, InstanceRequest, InstanceSpec, Sizing};
 use crate::launcher::{Attach, InstanceRoute, gateway_of, instance_mac};
 use crate::metadata::IMDS_ADDR;
@@ -88,6 +87,25 @@ struct Network {
     groups: SecurityGroups,
     /// Whether the tier holds the backend's instance IMDS.
     profiles: bool,
+}
+
+impl Network {
+    /// Removes the instances' identities and security groups (the instances must be stopped
+    /// first) and lets go of the IMDS. Idempotent. Returns what was removed and what was left.
+    fn remove(&mut self, cx: &mut Context) -> (Vec<String>, Vec<String>) {
+        if self.profiles {
+            for i in &self.info.instances {
+                cx.profiles().deregister(i.addr);
+            }
+        }
+        let (mut removed, mut left) = self.groups.remove(cx.launcher_if_running());
+        if std::mem::take(&mut self.profiles) {
+            let (r, l) = cx.release_profiles(self.info.tier.as_str());
+            removed.extend(r);
+            left.extend(l);
+        }
+        (removed, left)
+    }
 }
 
 impl Ec2Tier {
@@ -166,49 +184,16 @@ impl TierDriver for Ec2Tier {
         let instance_type = instance_type(plan)?;
         let sizing = sizing(instance_type, cx.host_cpus(), cx.config().pids_max);
         let specs = cx.instance_specs(plan, layout(plan), &sizing)?;
-        match self.start(cx, plan, instance_type, specs) {
-            Ok(()) => Ok(cx.deployment(plan, &self.instances)),
-            Err(e) => {
-                undo(self.teardown(cx));
-                Err(e)
-            }
-        }
+        let started = self.start(cx, plan, instance_type, specs);
+        deployed(self, cx, plan, started)
     }
 
     fn teardown(&mut self, cx: &mut Context) -> TeardownReport {
-        let mut report = TeardownReport::default();
-        cx.stop_instances(std::mem::take(&mut self.instances), &mut report);
-        let Some(mut net) = self.network.take() else { return report };
-        if net.profiles {
-            for i in &net.info.instances {
-                cx.profiles().deregister(i.addr);
-            }
-        }
-        let (removed, left) = net.groups.remove(cx.launcher_if_running());
-        report.removed.extend(removed);
-        report.left_behind.extend(left);
-        if std::mem::take(&mut net.profiles) {
-            let (removed, left) = cx.release_profiles(self.tier.as_str());
-            report.removed.extend(removed);
-            report.left_behind.extend(left);
-        }
-        if !report.left_behind.is_empty() {
-            // Kept, so a later teardown can try again.
-            self.network = Some(net);
-        }
-        report
+        teardown_instances(cx, &mut self.instances, &mut self.network, Network::remove)
     }
 
     fn instances(&self) -> &[Instance] {
         &self.instances
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
@@ -226,14 +211,7 @@ fn layout(plan: &TierPlan) -> Vec<InstanceRequest> {
 fn instance_type(plan: &TierPlan) -> Result<&InstanceType, BackendError> {
     match &plan.settings {
         TierSettings::Ec2 { instance_type, .. } => Ok(instance_type),
-        other => Err(deploy_error(
-            plan.tier,
-            "the tier",
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("it needs EC2 settings (an instance type), not {other:?}"),
-            ),
-        )),
+        _ => Err(wrong_settings(plan, "EC2 settings (an instance type)")),
     }
 }
 

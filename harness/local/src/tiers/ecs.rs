@@ -29,7 +29,6 @@
 //! so a crashed harness leaves nothing of it on the host; teardown removes it explicitly anyway
 //! (tasks, then endpoints, then the tables, then the bridge), measured.
 
-use std::any::Any;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,10 +38,10 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::ecs::{ACCOUNT_ID, EcsSpec, HttpTokens, LaunchType, TaskDefinition};
 
-use super::driver::{TierDriver, undo};
+use super::driver::{TierDriver, deployed, teardown_instances};
 use crate::cgroup::CPU_PERIOD_US;
 use crate::context::Context;
-use crate::error::{InstanceError, NetworkError, deploy_error};
+use crate::error::{InstanceError, NetworkError, wrong_settings};
 use crate::instance::{Instance, InstanceRequest, InstanceSpec, Sizing};
 use crate::launcher::{Attach, BridgeRef, InstanceRoute, Launcher, gateway_of};
 use crate::metadata::agent::{Agent, AgentTask, ClusterInfo};
@@ -168,40 +167,16 @@ impl TierDriver for EcsTier {
         let spec = ecs_spec(plan)?;
         let sizing = sizing(&spec.task_definition, cx.host_cpus(), cx.config().pids_max);
         let specs = cx.instance_specs(plan, layout(plan), &sizing)?;
-        match self.start(cx, plan, spec, specs) {
-            Ok(()) => Ok(cx.deployment(plan, &self.instances)),
-            Err(e) => {
-                undo(self.teardown(cx));
-                Err(e)
-            }
-        }
+        let started = self.start(cx, plan, spec, specs);
+        deployed(self, cx, plan, started)
     }
 
     fn teardown(&mut self, cx: &mut Context) -> TeardownReport {
-        let mut report = TeardownReport::default();
-        cx.stop_instances(std::mem::take(&mut self.instances), &mut report);
-        if let Some(mut c) = self.cluster.take() {
-            let (removed, left) = c.teardown(cx.launcher_if_running());
-            report.removed.extend(removed);
-            if !left.is_empty() {
-                report.left_behind.extend(left);
-                // Kept, so a later teardown can try again.
-                self.cluster = Some(c);
-            }
-        }
-        report
+        teardown_instances(cx, &mut self.instances, &mut self.cluster, |c, cx| c.remove(cx.launcher_if_running()))
     }
 
     fn instances(&self) -> &[Instance] {
         &self.instances
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
@@ -214,14 +189,7 @@ fn layout(plan: &TierPlan) -> Vec<InstanceRequest> {
 fn ecs_spec(plan: &TierPlan) -> Result<&EcsSpec, BackendError> {
     match &plan.settings {
         TierSettings::Ecs(spec) => Ok(spec),
-        other => Err(deploy_error(
-            plan.tier,
-            "the tier",
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("it needs ECS settings (a task definition), not {other:?}"),
-            ),
-        )),
+        _ => Err(wrong_settings(plan, "ECS settings (a task definition)")),
     }
 }
 
@@ -409,7 +377,7 @@ impl Cluster {
 
     /// Removes the endpoints, the tables and the bridge (the tasks must be stopped first).
     /// Idempotent. Returns what was removed and what was left behind.
-    fn teardown(&mut self, launcher: Option<&Launcher>) -> (Vec<String>, Vec<String>) {
+    fn remove(&mut self, launcher: Option<&Launcher>) -> (Vec<String>, Vec<String>) {
         let name = self.info.name.clone();
         let mut removed = Vec::new();
         for (what, server) in [("ECS agent endpoint", self.agent.take()), ("IMDS", self.imds.take())] {

@@ -15,8 +15,6 @@
 //! deploy and teardown. Environments themselves, started by invokes, are the machinery in
 //! [`crate::lambda`].
 
-use std::any::Any;
-
 use isobench_core::backend::{BackendError, Deployment, TeardownReport};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
@@ -100,14 +98,6 @@ impl TierDriver for LambdaTier {
 
     fn teardown(&mut self, _cx: &mut Context) -> TeardownReport {
         self.functions.take().map(|mut f| f.teardown()).unwrap_or_default()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
     }
 }
 
