@@ -34,7 +34,7 @@ use isobench_core::tier::TierId;
 use super::driver::{TierDriver, deployed, teardown_instances};
 use crate::cgroup::CPU_PERIOD_US;
 use crate::context::Context;
-use crate::error::{NetworkError, wrong_settings};
+use crate::error::{InstanceError, NetworkError, wrong_settings};
 use crate::instance::{Instance, InstanceRequest, InstanceSpec, Sizing};
 use crate::launcher::{Attach, InstanceRoute, gateway_of, instance_mac};
 use crate::metadata::IMDS_ADDR;
@@ -122,8 +122,8 @@ impl Ec2Tier {
         self.network.as_ref().map(|n| &n.info)
     }
 
-    /// Wires `specs` (addresses chosen) into the tier's security groups and instance profiles,
-    /// then starts them. What it made is in `self` for [`TierDriver::teardown`], also on error.
+    /// Prepares `specs` (addresses chosen) and starts them. What it made is in `self` for
+    /// [`TierDriver::teardown`], also on error.
     fn start(
         &mut self,
         cx: &mut Context,
@@ -131,10 +131,26 @@ impl Ec2Tier {
         instance_type: &InstanceType,
         mut specs: Vec<InstanceSpec>,
     ) -> Result<(), BackendError> {
+        self.prepare(cx, plan, instance_type, &mut specs)
+            .map_err(|e| e.into_backend(self.tier, "the instances' security groups and IMDS"))?;
+        self.instances = cx.start_instances(self.tier, specs)?;
+        Ok(())
+    }
+
+    /// Before any instance starts: the tier's security groups (bridge netfilter on, one `nft`
+    /// batch with every instance's elements), each instance's identity in the instance IMDS,
+    /// and each instance's route to it.
+    fn prepare(
+        &mut self,
+        cx: &mut Context,
+        plan: &TierPlan,
+        instance_type: &InstanceType,
+        specs: &mut [InstanceSpec],
+    ) -> Result<(), NetworkError> {
         let tier = self.tier;
-        let net = |e: NetworkError| e.into_backend(tier, "the instances' security groups and IMDS");
         let t0 = Instant::now();
-        let groups = SecurityGroups::enable(cx.launcher()?, tier, table(tier), tier.to_string()).map_err(net)?;
+        let launcher = cx.launcher_if_running().ok_or(InstanceError::LauncherGone)?;
+        let groups = SecurityGroups::enable(launcher, tier, table(tier), tier.to_string())?;
         let info = InstanceNetwork {
             tier,
             table: table(tier).name,
@@ -145,7 +161,7 @@ impl Ec2Tier {
             ruleset: String::new(),
         };
         let network = self.network.insert(Network { info, groups, profiles: false });
-        let profiles = cx.acquire_profiles().map_err(net)?;
+        let profiles = cx.acquire_profiles()?;
         network.profiles = true;
         network.info.imds_setup = t0.elapsed();
 
@@ -170,11 +186,9 @@ impl Ec2Tier {
             members.push((s.id.clone(), Member { addr: s.addr, port: format!("v{}", s.index), groups, imds: true }));
         }
         network.info.identities = t1.elapsed();
-        let (ruleset, took) = network.groups.install(&resolved, members, gateway_of(plan.subnet)).map_err(net)?;
+        let (ruleset, took) = network.groups.install(&resolved, members, gateway_of(plan.subnet))?;
         network.info.filter_install = took;
         network.info.ruleset = ruleset;
-
-        self.instances = cx.start_instances(tier, specs)?;
         Ok(())
     }
 }

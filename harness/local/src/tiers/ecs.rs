@@ -292,27 +292,8 @@ impl Cluster {
             let role_arn = spec.task_role_arn(run, tenant);
             let task_arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT_ID}:task/{}/{task_id}", self.info.name);
             let credentials_uri = format!("/v2/credentials/{credentials_id}");
-            let mut routes = vec![InstanceRoute::ViaGateway(ECS_AGENT_ADDR)];
-            match &spec.container_instance {
-                Some(ci) if ci.block_imds => routes.push(InstanceRoute::Blackhole(IMDS_ADDR)),
-                Some(_) => routes.push(InstanceRoute::ViaGateway(IMDS_ADDR)),
-                None => {}
-            }
-            s.extras.attach = Attach { bridge: Some(bridge), routes };
-            s.extras.env = vec![
-                ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".into(), credentials_uri.clone()),
-                ("ECS_CONTAINER_METADATA_URI_V4".into(), format!("http://{ECS_AGENT_ADDR}/v4/{metadata_id}")),
-                ("AWS_REGION".into(), REGION.into()),
-                ("AWS_DEFAULT_REGION".into(), REGION.into()),
-                (
-                    "AWS_EXECUTION_ENV".into(),
-                    match spec.launch_type {
-                        LaunchType::Fargate => "AWS_ECS_FARGATE",
-                        LaunchType::Ec2 => "AWS_ECS_EC2",
-                    }
-                    .into(),
-                ),
-            ];
+            s.extras.attach = Attach { bridge: Some(bridge), routes: task_routes(spec) };
+            s.extras.env = task_env(spec, &credentials_uri, &metadata_id);
             agent_tasks.push(AgentTask {
                 addr: s.addr,
                 credentials_id,
@@ -412,6 +393,33 @@ impl Cluster {
         }
         (removed, left)
     }
+}
+
+/// A task's routes beside its subnet: the ECS agent endpoint, and IMDS on the EC2 launch type
+/// (a blackhole instead with `block_imds`, as the ECS ENI plugin does).
+fn task_routes(spec: &EcsSpec) -> Vec<InstanceRoute> {
+    let mut routes = vec![InstanceRoute::ViaGateway(ECS_AGENT_ADDR)];
+    match &spec.container_instance {
+        Some(ci) if ci.block_imds => routes.push(InstanceRoute::Blackhole(IMDS_ADDR)),
+        Some(_) => routes.push(InstanceRoute::ViaGateway(IMDS_ADDR)),
+        None => {}
+    }
+    routes
+}
+
+/// What the ECS agent puts in a task's environment.
+fn task_env(spec: &EcsSpec, credentials_uri: &str, metadata_id: &str) -> Vec<(String, String)> {
+    let execution_env = match spec.launch_type {
+        LaunchType::Fargate => "AWS_ECS_FARGATE",
+        LaunchType::Ec2 => "AWS_ECS_EC2",
+    };
+    vec![
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI".into(), credentials_uri.into()),
+        ("ECS_CONTAINER_METADATA_URI_V4".into(), format!("http://{ECS_AGENT_ADDR}/v4/{metadata_id}")),
+        ("AWS_REGION".into(), REGION.into()),
+        ("AWS_DEFAULT_REGION".into(), REGION.into()),
+        ("AWS_EXECUTION_ENV".into(), execution_env.into()),
+    ]
 }
 
 #[cfg(test)]
