@@ -6,6 +6,29 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use isobench_core::backend::BackendError;
+use isobench_core::plan::TierPlan;
+use isobench_core::tier::TierId;
+
+use crate::nft::NftError;
+
+/// The backend's name in [`BackendError`]s and results.
+pub(crate) const BACKEND: &str = "local";
+
+/// This host or process cannot run the emulator (or one of its tiers): `reason` says why.
+pub(crate) fn unavailable(reason: impl Into<String>) -> BackendError {
+    BackendError::Unavailable { backend: BACKEND, reason: reason.into() }
+}
+
+/// Deploying `tier` failed at `what`.
+pub(crate) fn deploy_error(
+    tier: TierId,
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> BackendError {
+    BackendError::Deploy { tier, what: what.into(), source: Box::new(e) }
+}
+
 /// A filesystem operation on a cgroup, a lock file or a proc file.
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {}", path.display())]
@@ -65,6 +88,56 @@ pub enum InstanceError {
 impl InstanceError {
     pub(crate) fn net(step: impl Into<String>, source: io::Error) -> InstanceError {
         InstanceError::Network { step: step.into(), source }
+    }
+}
+
+/// A plan whose settings are not of its tier's kind (`wanted` says what it needs): refused
+/// rather than guessed.
+pub(crate) fn wrong_settings(plan: &TierPlan, wanted: &str) -> BackendError {
+    let why = format!("it needs {wanted}, not {:?}", plan.settings);
+    deploy_error(plan.tier, "the tier", io::Error::new(io::ErrorKind::InvalidInput, why))
+}
+
+/// Why a tier's network could not be set up: its security groups, its metadata endpoints or its
+/// cluster bridge (the EC2 and ECS tiers share these steps, in the `security_groups` module).
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error(
+        "find `nft`: {tier} enforces its security groups with nftables; install it with scripts/deps.sh (or `apt-get install nftables`)"
+    )]
+    NoNft { tier: TierId },
+    #[error(
+        "filter traffic between instances: the kernel's bridge netfilter is missing ({path}); load it with `modprobe br_netfilter` (which also sends the host's own bridged traffic through its firewall unless `net.bridge.bridge-nf-call-iptables=0` is set on the host)"
+    )]
+    NoBridgeNetfilter { path: &'static str },
+    #[error("{what}")]
+    Net {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("install the security groups")]
+    Filter(#[source] NftError),
+    #[error(transparent)]
+    Launcher(#[from] InstanceError),
+}
+
+impl NetworkError {
+    /// A failed network step, named by `what`.
+    pub(crate) fn net(what: impl Into<String>) -> impl FnOnce(io::Error) -> NetworkError {
+        let what = what.into();
+        move |source| NetworkError::Net { what, source }
+    }
+
+    /// As a [`BackendError`] of deploying `tier`: `Unavailable` when this host cannot run the
+    /// tier at all (no `nft`, no bridge netfilter), else a failed deploy of `what`.
+    pub(crate) fn into_backend(self, tier: TierId, what: &str) -> BackendError {
+        match self {
+            NetworkError::NoNft { .. } | NetworkError::NoBridgeNetfilter { .. } => {
+                unavailable(format!("failed to {self}"))
+            }
+            e => deploy_error(tier, what, e),
+        }
     }
 }
 

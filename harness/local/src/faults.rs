@@ -7,7 +7,7 @@
 //! size of an instance's private tmpfs) at `/run/isobench/<run_id>.shared-tmp` at the first
 //! deploy that asks for it, and every instance of that deploy (EC2 instances and ECS tasks)
 //! binds it at `/tmp` instead of a private tmpfs. It lives until the run's teardown, which
-//! unmounts and removes it; after a crash, [`crate::sweep`] finds it by its name.
+//! unmounts and removes it; after a crash, [`crate::sweep()`] finds it by its name.
 //!
 //! [`IsolationFault`]: isobench_core::scenario::IsolationFault
 

@@ -1,5 +1,7 @@
-//! The instance machinery every tier uses: start instances (cgroup, network namespace and
-//! veth, sandbox, readiness) on the launcher thread, and stop them again.
+//! The instance machinery every instance tier uses (the EC2 tiers' instances, the ECS tier's
+//! tasks): start instances (cgroup, network namespace and veth, sandbox, readiness) on the
+//! launcher thread, and stop them again. It knows nothing of tiers: a tier says which instances
+//! it wants ([`InstanceRequest`]), how big ([`Sizing`]) and what it adds to each ([`Extras`]).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -17,7 +19,7 @@ use isobench_core::backend::{InstanceInfo, Limits};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
 
-use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupLimits};
+use crate::cgroup::{self, CPU_PERIOD_US, Cgroup, CgroupDriver, CgroupLimits};
 use crate::config::LocalConfig;
 use crate::error::InstanceError;
 use crate::launcher::Harness;
@@ -33,6 +35,42 @@ pub(crate) struct Shared {
     pub workload: OwnedFd,
 }
 
+/// One instance a tier wants: the tenants it serves, and the tenant its workload is pinned
+/// to (`--tenant`), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InstanceRequest {
+    pub tenants: Vec<String>,
+    pub pinned_tenant: Option<String>,
+}
+
+impl InstanceRequest {
+    /// An instance of its own for `tenant`, its workload pinned to it.
+    pub(crate) fn pinned(tenant: &str) -> InstanceRequest {
+        InstanceRequest { tenants: vec![tenant.to_string()], pinned_tenant: Some(tenant.to_string()) }
+    }
+}
+
+/// How big each instance of a tier is: its cgroup limits, the same as reported, and how many
+/// worker threads its workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizing {
+    pub limits: CgroupLimits,
+    pub info_limits: Limits,
+    pub workers: u32,
+}
+
+impl Sizing {
+    /// `cpu_quota_us` of CPU time per [`CPU_PERIOD_US`], `memory_bytes`, at most `pids_max`
+    /// processes, and `workers` worker threads.
+    pub(crate) fn new(cpu_quota_us: u64, memory_bytes: u64, pids_max: u64, workers: u32) -> Sizing {
+        Sizing {
+            limits: CgroupLimits { cpu_quota_us, cpu_period_us: CPU_PERIOD_US, memory_bytes, pids_max },
+            info_limits: Limits { cpu_millis: cpu_quota_us * 1000 / CPU_PERIOD_US, memory_bytes },
+            workers,
+        }
+    }
+}
+
 /// One instance to start.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceSpec {
@@ -45,7 +83,7 @@ pub(crate) struct InstanceSpec {
     pub uid: u32,
     pub limits: CgroupLimits,
     pub info_limits: Limits,
-    /// The workload's arguments after argv[0].
+    /// The workload's arguments after `argv[0]`.
     pub args: Vec<String>,
     /// What a tier adds to a plain instance (another bridge, routes, environment).
     pub extras: Extras,

@@ -75,6 +75,11 @@ pub(crate) fn instance_mac(index: u32) -> [u8; 6] {
     [0x02, 0x69, 0x62, a, b, c]
 }
 
+/// The first host address of `subnet`: the harness's address on it, its instances' gateway.
+pub(crate) fn gateway_of(subnet: (Ipv4Addr, u8)) -> Ipv4Addr {
+    Ipv4Addr::from(network(subnet.0, subnet.1) + 1)
+}
+
 fn network(addr: Ipv4Addr, prefix: u8) -> u32 {
     let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
     u32::from(addr) & mask

@@ -2,6 +2,29 @@
 //! models on one Linux host with the kernel's own isolation, so that cross-tenant leakage is
 //! measured against real boundaries and not a simulation of them.
 //!
+//! # Where each tier lives
+//! One module per kind of tier under `tiers/`, each behind the trait `TierDriver` (deploy,
+//! teardown, the tier's instances), the way the cgroup layouts are behind `CgroupDriver`. The
+//! backend ([`LocalBackend`], `backend.rs`) picks the driver once per deploy from the tier's
+//! id (`tiers::tier_driver`), keeps it until the tier's teardown, and never looks at a tier's
+//! settings. A tier module alone says how its tenants map onto instances or functions
+//! (layout), how big each is (sizing), what they need first (security groups, metadata
+//! endpoints, a cluster bridge), and how they are deployed and torn down:
+//!
+//! | tier | module |
+//! |---|---|
+//! | `silo-ec2`, `shared-ec2` | `tiers/ec2.rs` |
+//! | `ecs-awsvpc` | `tiers/ecs.rs` |
+//! | `lambda-per-tenant`, `lambda-shared`, `lambda-tenant-isolation` | `tiers/lambda.rs` |
+//!
+//! The machinery they call knows no tier: `instance` (start and stop instances), `lambda`
+//! (functions and their execution environments), `security_groups` (nftables rules, for the
+//! EC2 and ECS tiers alike), `metadata` (IMDS and the ECS agent endpoint), `launcher` (the
+//! thread that owns the harness namespace), `cgroup`, `netlink` and [`sandbox`]. What every tier
+//! of one backend shares (the run's lock and cgroups, uids, addresses, the isolation faults,
+//! the EC2 instances' IMDS, the Lambda runtime) is `context::Context`, handed to each driver
+//! call.
+//!
 //! # What an instance is
 //! An emulated EC2 instance is a set of fresh net, mount, pid, uts and ipc namespaces; private
 //! tmpfs mounts on `/tmp`, `/var/tmp` and `/dev/shm`; a dedicated uid and gid (`200000 + n`
@@ -9,29 +32,29 @@
 //! instance type (vCPUs × 100 ms per 100 ms period, capped at the host's CPU count; the
 //! memory limit; a pids limit); and a veth pair whose host end sits on a bridge and whose
 //! other end is `eth0` inside the instance with the next address of the plan's subnet.
-//! `silo-ec2` runs one instance per tenant, `shared-ec2` one for every tenant (one module per
-//! tier under `tiers/`, over the shared instance machinery).
+//! `silo-ec2` runs one instance per tenant, `shared-ec2` one for every tenant.
 //!
 //! As on AWS, an EC2 instance also has security groups and an instance profile: nftables rules
 //! in the harness namespace (by default each silo instance in its own group, the shared one in
 //! one group, each admitting only the harness on the workload's port) and an IMDS at
 //! `169.254.169.254` that answers each instance with its own role
 //! (`isobench-<run>-instance-<tenant>`, or `-shared`), its only route besides the subnet. See
-//! the `ec2` module and [`LocalBackend::instance_network`].
+//! `tiers/ec2.rs` and [`LocalBackend::instance_network`].
 //!
 //! # What an ECS task adds
 //! An `ecs-awsvpc` task is such an instance sized from the task definition (1024 CPU units are
 //! one vCPU), whose veth is a port of the cluster's own bridge (`ecs0`), whose security groups
 //! are nftables rules in the harness namespace, and whose environment points at a task-role
 //! credentials endpoint at `169.254.170.2`; on the EC2 launch type the container instance's
-//! IMDS at `169.254.169.254` is reachable too unless blocked. See the `ecs` and `metadata` modules and [`EcsCluster`].
+//! IMDS at `169.254.169.254` is reachable too unless blocked. See `tiers/ecs.rs`, the
+//! `metadata` module and [`EcsCluster`].
 //!
 //! # What a Lambda execution environment is
 //! The `lambda-*` tiers deploy functions, not instances: each function's execution
 //! environments are started on demand by its invokes (a sandbox with only `lo`, the function's
 //! code read-only at `/var/task`, the rest of the filesystem read-only, a private `/tmp`), kept
-//! frozen between invokes and shut down after an idle keep-alive. See the `lambda` module,
-//! [`EnvironmentInfo`] and [`LocalBackend::environments`].
+//! frozen between invokes and shut down after an idle keep-alive. See `tiers/lambda.rs`, the
+//! `lambda` module, [`EnvironmentInfo`] and [`LocalBackend::environments`].
 //!
 //! # Main choices
 //! - **Nothing on the host network.** Each backend creates a *harness network namespace*
@@ -39,7 +62,7 @@
 //!   with the subnet's first address. Traffic only ever flows between namespaces the harness
 //!   made; the load driver joins the harness namespace through [`Deployment::netns`]. Since no
 //!   namespace is bind-mounted, a crashed harness leaves only processes and cgroups behind,
-//!   which [`sweep`] finds by enumerating the host.
+//!   which [`sweep()`] finds by enumerating the host.
 //! - **Netlink and syscalls, never `ip`/`unshare`/`nft` processes per instance**: each of
 //!   those costs 1.6–2 ms (`nft` ~12–15 ms); the whole instance start is budgeted in single
 //!   milliseconds. Veths are never deleted one by one (16 ms each): dropping an instance's
@@ -76,7 +99,7 @@
 //! the emulator injects into its own boundaries (carried by each tier's plan, so results say
 //! so). `shared-tmp`: silo instances share one /tmp, a tmpfs the backend mounts at
 //! `/run/isobench/<run_id>.shared-tmp` and every instance (and ECS task) binds at `/tmp`;
-//! teardown removes it, and [`sweep`] finds it after a crash. See the `faults` module.
+//! teardown removes it, and [`sweep()`] finds it after a crash. See the `faults` module.
 //!
 //! # Known gaps
 //! - `/sys` is the host's (read-only for the instance's uid), and the cgroup namespace is not
@@ -85,7 +108,7 @@
 //!   a close-on-exec descriptor, which a script's interpreter could not reopen.
 //! - After a harness *crash* the death signals end every sandbox and workload, but they are
 //!   then orphans: until the host's init reaps them (this project's VMs do so only now and
-//!   then) they stay as zombies, which hold no resources and which [`sweep`] ignores.
+//!   then) they stay as zombies, which hold no resources and which [`sweep()`] ignores.
 //! - A Lambda environment sees the host's root filesystem (read-only, with `/var`, `/run` and
 //!   `/dev/shm` hidden), not an Amazon Linux image: a function's code finds the host's
 //!   libraries and interpreters. (A `#!` bootstrap works: it is executed by path.)
@@ -103,8 +126,7 @@ mod backend;
 mod caps;
 mod cgroup;
 mod config;
-mod ec2;
-mod ecs;
+mod context;
 mod error;
 mod faults;
 mod instance;
@@ -116,6 +138,7 @@ mod netlink;
 mod netns;
 mod nft;
 pub mod sandbox;
+mod security_groups;
 mod sweep;
 mod tiers;
 mod workload;
@@ -123,9 +146,7 @@ mod workload;
 pub use backend::LocalBackend;
 pub use cgroup::ISOBENCH_DIR;
 pub use config::{LocalConfig, SANDBOX_EXE, WORKLOAD_EXE};
-pub use ec2::{Ec2Instance, Ec2NetError, InstanceNetwork};
-pub use ecs::{CLUSTER_BRIDGE, ClusterError, EcsCluster, EcsTask};
-pub use error::{FsError, InstanceError, SweepError};
+pub use error::{FsError, InstanceError, NetworkError, SweepError};
 pub use faults::SHARED_TMP_SUFFIX;
 pub use lambda::{
     EnvironmentInfo, EnvironmentState, FunctionInfo, FunctionRole, LambdaDeployError, STAGED_SUFFIX, StageError,
@@ -136,3 +157,5 @@ pub use lock::{LOCK_DIR, lock_path};
 pub use metadata::{ECS_AGENT_ADDR, IMDS_ADDR, METADATA_PORT};
 pub use nft::NftError;
 pub use sweep::{NETNS_DIR, NETNS_PREFIX, SweepOptions, SweepReport, sweep};
+pub use tiers::ec2::{Ec2Instance, InstanceNetwork};
+pub use tiers::ecs::{CLUSTER_BRIDGE, EcsCluster, EcsTask};

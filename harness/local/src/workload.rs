@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use isobench_core::scenario::WorkloadSpec;
 
-/// Arguments after argv[0].
+/// Arguments after `argv[0]`.
 pub(crate) fn args(w: &WorkloadSpec, port: u16, tenant: Option<&str>, workers: u32, fault_seed: u64) -> Vec<String> {
     let mut a: Vec<String> = vec!["serve".into(), "--listen".into(), format!("0.0.0.0:{port}")];
     if let Some(t) = tenant {

@@ -1,5 +1,5 @@
 //! cgroups: one small trait, [`CgroupDriver`], with one implementation per kernel layout,
-//! chosen once at start-up by [`detect`]:
+//! chosen once at start-up by [`detect::driver`]:
 //!
 //! - [`v2::V2`]: a pure unified host (`cpu.max`, `memory.max`, `pids.max`, `cgroup.freeze`,
 //!   `cgroup.kill`), controllers enabled in the parents' `cgroup.subtree_control`;
@@ -11,6 +11,7 @@
 //! driver uses. Creation, joining and removal are shared; limits, freezing, killing and CPU
 //! accounting differ per layout.
 
+pub(crate) mod detect;
 pub(crate) mod v1;
 pub(crate) mod v2;
 
@@ -18,13 +19,15 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::FsError;
 
 /// Name of the directory that holds every run's cgroups, in every hierarchy.
 pub const ISOBENCH_DIR: &str = "isobench";
+
+/// The CFS period every instance's and execution environment's CPU quota is expressed in.
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
 
 /// Limits for one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,30 +107,6 @@ impl FreezeFile {
     fn unified(dir: &Path) -> FreezeFile {
         FreezeFile { path: dir.join("cgroup.freeze"), freeze: "1", thaw: "0" }
     }
-}
-
-/// Chooses the driver for this host from `/proc/self/mountinfo`.
-pub(crate) fn detect() -> Result<Arc<dyn CgroupDriver>, String> {
-    let mounts = mounts().map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let v2 = mounts.iter().find(|m| m.v2).map(|m| m.path.clone());
-    let v1 = |ctrl: &str| mounts.iter().find(|m| m.controllers.iter().any(|c| c == ctrl)).map(|m| m.path.clone());
-    if let (Some(cpu), Some(memory), Some(pids)) = (v1("cpu"), v1("memory"), v1("pids")) {
-        return Ok(Arc::new(v1::V1::new(cpu, v1("cpuacct"), memory, pids, v1("freezer"), v2)));
-    }
-    if let Some(root) = v2 {
-        let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-        let missing: Vec<&str> =
-            ["cpu", "memory", "pids"].into_iter().filter(|c| !available.split_whitespace().any(|a| a == *c)).collect();
-        if missing.is_empty() {
-            return Ok(Arc::new(v2::V2::new(root)));
-        }
-        return Err(format!(
-            "the cgroup v2 hierarchy at {} lacks the {} controller(s)",
-            root.display(),
-            missing.join(", ")
-        ));
-    }
-    Err("no cgroup hierarchy with the cpu, memory and pids controllers is mounted".into())
 }
 
 /// A mounted cgroup hierarchy.

@@ -15,6 +15,31 @@ use tokio::io::unix::AsyncFd;
 
 use crate::cgroup::{self, Cgroup, CgroupDriver, FreezeFile};
 
+/// One execution environment, as the kernel and the emulator see it now.
+#[derive(Debug, Clone)]
+pub struct EnvironmentInfo {
+    pub id: String,
+    pub function: String,
+    /// The tenant it is dedicated to (tenant isolation mode).
+    pub tenant: Option<String>,
+    pub state: EnvironmentState,
+    /// Invocations handed to it so far.
+    pub invocations: u64,
+    /// How long it has been idle, when it is.
+    pub idle_for: Option<Duration>,
+    pub age: Duration,
+    /// The sandbox holding it (outside its cgroups).
+    pub sandbox_pid: u32,
+    /// The runtime process (the function's `bootstrap`), as the host sees it.
+    pub workload_pid: Option<u32>,
+    /// Its cgroup directories, one per hierarchy.
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// CPU time its processes used, from the cgroup's accounting.
+    pub cpu_usage: Option<Duration>,
+    /// Whether the cgroup freezer reports it frozen (`cgroup.events` / `freezer.state`).
+    pub frozen: Option<bool>,
+}
+
 /// Where an environment is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnvironmentState {

@@ -22,13 +22,20 @@ use isobench_core::backend::{EnvironmentStats, Invoke, InvokeOutcome, InvokeResu
 use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi};
 use tokio::sync::oneshot;
 
-use super::environment::{self, Environment, EnvironmentState};
+use super::environment::{self, Environment, EnvironmentInfo, EnvironmentState};
 use super::role::FunctionRole;
-use super::spawner::{EnvRequest, RUNTIME_API_ADDR};
-use super::{EnvironmentInfo, FunctionInfo, HostCtx};
-use crate::cgroup::CgroupLimits;
+use super::spawner::{EnvRequest, RUNTIME_API_ADDR, Spawner};
+use crate::cgroup::{CgroupDriver, CgroupLimits};
 use crate::sandbox::{FsView, SandboxSpec, env_pairs};
 
+/// The region every emulated function is in.
+pub(crate) const REGION: &str = "us-east-1";
+/// Where the function's code is, inside an environment.
+pub(crate) const TASK_ROOT: &str = "/var/task";
+/// What an environment runs.
+pub(crate) const BOOTSTRAP_PATH: &str = "/var/task/bootstrap";
+/// Directories of the host an environment sees as empty (read-only) tmpfs.
+pub(crate) const HIDDEN: [&str; 3] = ["/var", "/run", "/dev/shm"];
 /// Lambda's limit on the INIT phase (10 s for on-demand functions).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tier's teardown waits for its functions' in-flight invokes to end once their
@@ -50,6 +57,33 @@ pub mod errors {
     pub const EXIT: &str = "Runtime.ExitError";
     /// INIT did not finish within its limit.
     pub const INIT_TIMEOUT: &str = "Sandbox.Timedout";
+}
+
+/// One deployed function.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    /// The tenants whose invokes it serves.
+    pub tenants: Vec<String>,
+    pub tenant_isolation: bool,
+    pub memory_mb: u32,
+    /// CPU share while invoked, in thousandths of a CPU.
+    pub cpu_millis: u64,
+    /// Its execution role and the credentials its environments get.
+    pub role: FunctionRole,
+    /// The staged code its environments bind at `/var/task`.
+    pub code_dir: PathBuf,
+}
+
+/// What every function of a backend shares.
+#[derive(Debug)]
+pub(crate) struct HostCtx {
+    pub handle: tokio::runtime::Handle,
+    pub spawner: Spawner,
+    pub cgroups: Arc<dyn CgroupDriver>,
+    pub sandbox_exe: PathBuf,
+    /// Numbers environments across the run (they name the environments' cgroups).
+    pub next_env: AtomicU64,
 }
 
 /// Everything fixed about a function.
@@ -458,8 +492,7 @@ impl Function {
         let id = format!("{}-e{number}", self.spec.name);
         let tenant = self.spec.tenant_isolation.then(|| key.to_string());
         let mut config = FunctionConfig::new(self.spec.name.clone(), t0);
-        config.function_arn =
-            format!("arn:aws:lambda:{}:{}:function:{}", super::REGION, super::role::ACCOUNT, self.spec.name);
+        config.function_arn = format!("arn:aws:lambda:{}:{}:function:{}", REGION, super::role::ACCOUNT, self.spec.name);
         config.memory_mb = mem;
         config.tenant_isolation = self.spec.tenant_isolation;
         let mut env = config.runtime_env(RUNTIME_API_ADDR);
@@ -589,13 +622,13 @@ impl Function {
             tmpfs_size: TMP_SIZE,
             tmp_binds: Vec::new(),
             env: env_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-            argv: vec![super::BOOTSTRAP_PATH.into()],
+            argv: vec![BOOTSTRAP_PATH.into()],
             view: FsView {
-                hide: super::HIDDEN.iter().map(PathBuf::from).collect(),
-                ro_binds: vec![(super::TASK_ROOT.into(), self.spec.code_dir.clone())],
+                hide: HIDDEN.iter().map(PathBuf::from).collect(),
+                ro_binds: vec![(TASK_ROOT.into(), self.spec.code_dir.clone())],
                 read_only: true,
-                cwd: Some(super::TASK_ROOT.into()),
-                exe_path: Some(super::BOOTSTRAP_PATH.into()),
+                cwd: Some(TASK_ROOT.into()),
+                exe_path: Some(BOOTSTRAP_PATH.into()),
             },
         }
     }

@@ -1,5 +1,7 @@
-//! The Lambda tiers' execution environments: what an environment is, the lifecycle the
-//! emulator drives it through, and the functions that own them.
+//! The Lambda tiers' machinery: what an execution environment is, the lifecycle the emulator
+//! drives it through, and the functions that own them. How a tier maps tenants onto functions
+//! and sizes them is the tier's (`tiers::lambda`); this module creates the functions it asks for
+//! ([`Host::create`]) and tears them down ([`Functions::teardown`]).
 //!
 //! # What an execution environment is
 //! A process in its own pid, mount, UTS, IPC and network namespaces, started by the sandbox
@@ -54,7 +56,6 @@ mod function;
 mod role;
 mod spawner;
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,115 +64,56 @@ use std::time::{Duration, Instant};
 
 use isobench_core::backend::{Deployment, Endpoint, InstanceInfo, Limits, TeardownReport, TenantTarget};
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::tier::TierId;
 
 pub use code::{STAGED_SUFFIX, StageError};
-pub use environment::EnvironmentState;
+pub use environment::{EnvironmentInfo, EnvironmentState};
+pub use function::FunctionInfo;
 pub use function::errors as invoke_errors;
 pub use role::FunctionRole;
 
 use crate::cgroup::{CgroupDriver, CgroupLimits};
-use crate::tiers::FunctionRequest;
 use code::CodeSource;
-use function::{Function, FunctionSpec, TierCounters};
-use spawner::{Spawner, SpawnerThread};
+use function::{Function, FunctionSpec, HostCtx, TASK_ROOT, TierCounters};
+use spawner::SpawnerThread;
 
-/// The region every emulated function is in.
-pub(crate) const REGION: &str = "us-east-1";
-/// Where the function's code is, inside an environment.
-pub(crate) const TASK_ROOT: &str = "/var/task";
-/// What an environment runs.
-pub(crate) const BOOTSTRAP_PATH: &str = "/var/task/bootstrap";
-/// Directories of the host an environment sees as empty (read-only) tmpfs.
-pub(crate) const HIDDEN: [&str; 3] = ["/var", "/run", "/dev/shm"];
-/// The CFS period every environment's CPU quota is expressed in.
-const CPU_PERIOD_US: u64 = 100_000;
-/// Lambda's rule: one full vCPU at 1,769 MB.
-const MB_PER_VCPU: u64 = 1769;
-
-/// One execution environment, as the kernel and the emulator see it now.
-#[derive(Debug, Clone)]
-pub struct EnvironmentInfo {
-    pub id: String,
-    pub function: String,
-    /// The tenant it is dedicated to (tenant isolation mode).
-    pub tenant: Option<String>,
-    pub state: EnvironmentState,
-    /// Invocations handed to it so far.
-    pub invocations: u64,
-    /// How long it has been idle, when it is.
-    pub idle_for: Option<Duration>,
-    pub age: Duration,
-    /// The sandbox holding it (outside its cgroups).
-    pub sandbox_pid: u32,
-    /// The runtime process (the function's `bootstrap`), as the host sees it.
-    pub workload_pid: Option<u32>,
-    /// Its cgroup directories, one per hierarchy.
-    pub cgroup_dirs: Vec<PathBuf>,
-    /// CPU time its processes used, from the cgroup's accounting.
-    pub cpu_usage: Option<Duration>,
-    /// Whether the cgroup freezer reports it frozen (`cgroup.events` / `freezer.state`).
-    pub frozen: Option<bool>,
-}
-
-/// One deployed function.
-#[derive(Debug, Clone)]
-pub struct FunctionInfo {
+/// One Lambda function a tier wants: its name, the tenants whose invokes it serves, the tenant
+/// its (sample) code is pinned to, and whether it runs in tenant isolation mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FunctionRequest {
     pub name: String,
-    /// The tenants whose invokes it serves.
     pub tenants: Vec<String>,
+    pub pinned_tenant: Option<String>,
     pub tenant_isolation: bool,
-    pub memory_mb: u32,
-    /// CPU share while invoked, in thousandths of a CPU.
-    pub cpu_millis: u64,
-    /// Its execution role and the credentials its environments get.
-    pub role: FunctionRole,
-    /// The staged code its environments bind at `/var/task`.
-    pub code_dir: PathBuf,
 }
 
-/// What every function of a backend shares.
-#[derive(Debug)]
-pub(crate) struct HostCtx {
-    pub handle: tokio::runtime::Handle,
-    pub spawner: Spawner,
-    pub cgroups: Arc<dyn CgroupDriver>,
-    pub sandbox_exe: PathBuf,
-    /// Numbers environments across the run (they name the environments' cgroups).
-    pub next_env: AtomicU64,
-}
-
-struct DeployedTier {
-    functions: Vec<Arc<Function>>,
-    counters: Arc<TierCounters>,
-    staged: PathBuf,
-}
-
-/// What a Lambda deploy needs from the backend.
-pub(crate) struct DeployInput<'a> {
+/// What creating a tier's functions needs: the tier's layout and sizing, and the backend's
+/// run, uids and workload.
+pub(crate) struct FunctionsInput<'a> {
     pub plan: &'a TierPlan,
+    pub spec: &'a LambdaSpec,
     pub functions: Vec<FunctionRequest>,
+    /// Limits while invoked, and during INIT.
+    pub limits: CgroupLimits,
+    pub init_limits: CgroupLimits,
     /// The run's cgroup directories.
     pub run_dirs: Vec<PathBuf>,
     /// One uid per function (its environments run as it).
     pub uids: Vec<u32>,
-    pub host_cpus: u32,
-    pub pids_max: u64,
     /// The sample workload, staged when the tier names no `code`.
     pub workload_exe: &'a Path,
     /// The backend's extra environment for every workload.
     pub workload_env: &'a [(String, String)],
 }
 
-/// The Lambda side of a backend: its runtime, its spawner thread and its deployed functions.
+/// The Lambda side of a backend: its runtime and its spawner thread, shared by every Lambda
+/// tier (started at the first Lambda deploy, stopped at the run's teardown).
 pub(crate) struct Host {
     runtime: Option<tokio::runtime::Runtime>,
     spawner: SpawnerThread,
     ctx: Arc<HostCtx>,
     run_id: String,
-    tiers: BTreeMap<TierId, DeployedTier>,
 }
 
 /// Why a Lambda tier could not be deployed.
@@ -204,20 +146,13 @@ impl Host {
             sandbox_exe,
             next_env: AtomicU64::new(0),
         });
-        Ok(Host { runtime: Some(runtime), spawner, ctx, run_id: run_id.to_string(), tiers: BTreeMap::new() })
+        Ok(Host { runtime: Some(runtime), spawner, ctx, run_id: run_id.to_string() })
     }
 
-    pub(crate) fn has(&self, tier: TierId) -> bool {
-        self.tiers.contains_key(&tier)
-    }
-
-    /// Stages the code and creates the functions; starts no environment (Lambda starts none
-    /// before the first invoke).
-    pub(crate) fn deploy(&mut self, input: DeployInput<'_>) -> Result<Deployment, LambdaDeployError> {
-        let plan = input.plan;
-        let TierSettings::Lambda(spec) = &plan.settings else {
-            return Err(LambdaDeployError::Settings(format!("{:?}", plan.settings)));
-        };
+    /// Stages the tier's code and creates its functions; starts no environment (Lambda starts
+    /// none before the first invoke).
+    pub(crate) fn create(&self, input: FunctionsInput<'_>) -> Result<Functions, LambdaDeployError> {
+        let (plan, spec) = (input.plan, input.spec);
         let t0 = Instant::now();
         let source = match &spec.code {
             Some(p) => CodeSource::User(p),
@@ -226,11 +161,10 @@ impl Host {
         let staged = code::stage(&code::run_dir(&self.run_id), plan.tier.as_str(), source)
             .map_err(|source| LambdaDeployError::Stage { tier: plan.tier, source })?;
         let counters = Arc::new(TierCounters::default());
-        let (limits, init_limits) = sizing(spec.memory, input.host_cpus, input.pids_max);
         let mut functions = Vec::with_capacity(input.functions.len());
         for (i, (req, uid)) in input.functions.into_iter().zip(input.uids).enumerate() {
             let role = FunctionRole::new(&self.run_id, &req.name);
-            let env = function_env(spec, &req, &role, plan, i as u32, input.workload_env);
+            let env = function_env(spec, req.pinned_tenant.as_deref(), &role, plan, i as u32, input.workload_env);
             let fspec = FunctionSpec {
                 name: req.name,
                 tenants: req.tenants,
@@ -240,8 +174,8 @@ impl Host {
                 keep_alive: spec.keep_alive.0,
                 concurrency: spec.concurrency,
                 uid,
-                limits,
-                init_limits,
+                limits: input.limits,
+                init_limits: input.init_limits,
                 role,
                 env,
                 code_dir: staged.clone(),
@@ -249,69 +183,13 @@ impl Host {
             };
             functions.push(Function::new(fspec, self.ctx.clone(), counters.clone()));
         }
-        let staging = t0.elapsed();
-        let mut targets = Vec::new();
-        for t in &plan.tenants {
-            if let Some(f) = functions.iter().find(|f| f.spec.tenants.contains(&t.id)) {
-                let endpoint: Arc<dyn isobench_core::backend::Invoke> = f.clone();
-                targets.push(TenantTarget { tenant: t.id.clone(), endpoint: Endpoint::Function(endpoint) });
-            }
-        }
-        let instances = functions
-            .iter()
-            .map(|f| InstanceInfo {
-                id: f.spec.name.clone(),
-                tenants: f.spec.tenants.clone(),
-                address: None,
-                // Deploying a function only stages code; its environments' starts are the
-                // cold starts of its invokes.
-                start_time: staging,
-                pid: None,
-                limits: Some(Limits {
-                    cpu_millis: limits.cpu_quota_us * 1000 / limits.cpu_period_us,
-                    memory_bytes: limits.memory_bytes,
-                }),
-            })
-            .collect();
-        self.tiers.insert(plan.tier, DeployedTier { functions, counters, staged });
-        Ok(Deployment { tier: plan.tier, targets, instances, netns: None })
+        Ok(Functions { functions, counters, staged: Some(staged), staging: t0.elapsed() })
     }
 
-    /// Tears one tier down (blocking); `None` if it is not deployed here.
-    pub(crate) fn teardown(&mut self, tier: TierId) -> Option<TeardownReport> {
-        let t = self.tiers.remove(&tier)?;
-        let mut report = TeardownReport::default();
-        let mut frozen = 0;
-        for f in &t.functions {
-            let (idle, removed, left) = f.close_begin();
-            frozen += idle;
-            report.removed.push(format!("function {} ({} environments)", f.spec.name, removed.len()));
-            report.removed.extend(removed);
-            report.left_behind.extend(left);
-        }
-        // One deadline for the whole tier: its in-flight invokes end together.
-        let deadline = Instant::now() + function::CLOSE_WAIT;
-        for f in &t.functions {
-            report.left_behind.extend(f.close_finish(deadline));
-        }
-        match code::remove(&t.staged) {
-            Ok(()) => report.removed.push(format!("staged code {}", t.staged.display())),
-            Err(e) => report.left_behind.push(format!("staged code: failed to {e}")),
-        }
-        report.environments = Some(t.counters.snapshot(frozen));
-        Some(report)
-    }
-
-    /// Tears every tier down, removes the run's staging directory, and stops the spawner thread
-    /// and the runtime.
+    /// Removes the run's staging directory and stops the spawner thread and the runtime (the
+    /// tiers' functions must be torn down first).
     pub(crate) fn shutdown(mut self) -> TeardownReport {
         let mut report = TeardownReport::default();
-        let tiers: Vec<TierId> = self.tiers.keys().copied().collect();
-        for t in tiers {
-            if let Some(r) = self.teardown(t) {
-                report.merge(r);
-            }
-        }
         let dir = code::run_dir(&self.run_id);
         if dir.exists() {
             match code::remove(&dir) {
@@ -331,49 +209,98 @@ impl Host {
             rt.shutdown_background();
         }
     }
-
-    fn function_list(&self, tier: Option<TierId>) -> impl Iterator<Item = &Arc<Function>> {
-        self.tiers.iter().filter(move |(t, _)| tier.is_none_or(|x| x == **t)).flat_map(|(_, d)| d.functions.iter())
-    }
-
-    pub(crate) fn environments(&self, tier: Option<TierId>) -> Vec<EnvironmentInfo> {
-        self.function_list(tier).flat_map(|f| f.environments()).collect()
-    }
-
-    pub(crate) fn functions(&self, tier: Option<TierId>) -> Vec<FunctionInfo> {
-        self.function_list(tier).map(|f| f.info()).collect()
-    }
-
-    pub(crate) fn output(&self, env_id: &str, max: usize) -> Option<String> {
-        self.function_list(None).find_map(|f| f.output(env_id, max))
-    }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
-        let tiers: Vec<TierId> = self.tiers.keys().copied().collect();
-        for t in tiers {
-            self.teardown(t);
-        }
         let _ = code::remove(&code::run_dir(&self.run_id));
         self.stop();
     }
 }
 
-/// Cgroup limits of a function of `memory_mb`: the memory size; CPU in proportion (one vCPU
-/// at 1,769 MB, at least 1 ms per period, at most the host's CPUs); and, for INIT, at least one
-/// full vCPU.
-fn sizing(memory_mb: u32, host_cpus: u32, pids_max: u64) -> (CgroupLimits, CgroupLimits) {
-    let host = u64::from(host_cpus.max(1)) * CPU_PERIOD_US;
-    let quota = (u64::from(memory_mb) * CPU_PERIOD_US / MB_PER_VCPU).clamp(1000, host);
-    let limits = CgroupLimits {
-        cpu_quota_us: quota,
-        cpu_period_us: CPU_PERIOD_US,
-        memory_bytes: u64::from(memory_mb) << 20,
-        pids_max,
-    };
-    let init = CgroupLimits { cpu_quota_us: quota.max(CPU_PERIOD_US.min(host)), ..limits };
-    (limits, init)
+/// One tier's deployed functions, with their staged code.
+pub(crate) struct Functions {
+    functions: Vec<Arc<Function>>,
+    counters: Arc<TierCounters>,
+    /// `None` once torn down.
+    staged: Option<PathBuf>,
+    /// How long staging the code and creating the functions took.
+    staging: Duration,
+}
+
+impl Functions {
+    /// The deployment: each tenant's function as its endpoint; a function's start time is the
+    /// staging (its environments' starts are the cold starts of its invokes).
+    pub(crate) fn deployment(&self, plan: &TierPlan) -> Deployment {
+        let mut targets = Vec::new();
+        for t in &plan.tenants {
+            if let Some(f) = self.functions.iter().find(|f| f.spec.tenants.contains(&t.id)) {
+                let endpoint: Arc<dyn isobench_core::backend::Invoke> = f.clone();
+                targets.push(TenantTarget { tenant: t.id.clone(), endpoint: Endpoint::Function(endpoint) });
+            }
+        }
+        let instances = self
+            .functions
+            .iter()
+            .map(|f| InstanceInfo {
+                id: f.spec.name.clone(),
+                tenants: f.spec.tenants.clone(),
+                address: None,
+                start_time: self.staging,
+                pid: None,
+                limits: Some(Limits {
+                    cpu_millis: f.spec.limits.cpu_quota_us * 1000 / f.spec.limits.cpu_period_us,
+                    memory_bytes: f.spec.limits.memory_bytes,
+                }),
+            })
+            .collect();
+        Deployment { tier: plan.tier, targets, instances, netns: None }
+    }
+
+    /// Shuts every environment down (blocking) and removes the staged code. Idempotent.
+    pub(crate) fn teardown(&mut self) -> TeardownReport {
+        let mut report = TeardownReport::default();
+        let Some(staged) = self.staged.take() else { return report };
+        let mut frozen = 0;
+        for f in &self.functions {
+            let (idle, removed, left) = f.close_begin();
+            frozen += idle;
+            report.removed.push(format!("function {} ({} environments)", f.spec.name, removed.len()));
+            report.removed.extend(removed);
+            report.left_behind.extend(left);
+        }
+        // One deadline for the whole tier: its in-flight invokes end together.
+        let deadline = Instant::now() + function::CLOSE_WAIT;
+        for f in &self.functions {
+            report.left_behind.extend(f.close_finish(deadline));
+        }
+        match code::remove(&staged) {
+            Ok(()) => report.removed.push(format!("staged code {}", staged.display())),
+            Err(e) => report.left_behind.push(format!("staged code: failed to {e}")),
+        }
+        report.environments = Some(self.counters.snapshot(frozen));
+        report
+    }
+
+    /// Every function's execution environments.
+    pub(crate) fn environments(&self) -> Vec<EnvironmentInfo> {
+        self.functions.iter().flat_map(|f| f.environments()).collect()
+    }
+
+    pub(crate) fn infos(&self) -> Vec<FunctionInfo> {
+        self.functions.iter().map(|f| f.info()).collect()
+    }
+
+    /// What environment `env_id`'s runtime wrote (the last `max` bytes), if it is one of these.
+    pub(crate) fn output(&self, env_id: &str, max: usize) -> Option<String> {
+        self.functions.iter().find_map(|f| f.output(env_id, max))
+    }
+}
+
+impl Drop for Functions {
+    fn drop(&mut self) {
+        self.teardown();
+    }
 }
 
 /// A function's environment, beside the per-environment Runtime API variables: Lambda's
@@ -381,7 +308,7 @@ fn sizing(memory_mb: u32, host_cpus: u32, pids_max: u64) -> (CgroupLimits, Cgrou
 /// the code) and the scenario's `environment` (last, so it wins).
 fn function_env(
     spec: &LambdaSpec,
-    req: &FunctionRequest,
+    pinned_tenant: Option<&str>,
     role: &FunctionRole,
     plan: &TierPlan,
     index: u32,
@@ -411,7 +338,7 @@ fn function_env(
         if w.probes {
             env.push(kv("TENANT_APP_PROBES", "1"));
         }
-        if let Some(t) = &req.pinned_tenant {
+        if let Some(t) = pinned_tenant {
             env.push(kv("TENANT_APP_TENANT", t));
         }
         if let Some(f) = &w.faults {
@@ -436,23 +363,5 @@ fn raise_fd_limit() {
             r.rlim_cur = r.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &r);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_follows_memory_with_one_vcpu_at_1769_mb() {
-        let (l, init) = sizing(1769, 2, 1024);
-        assert_eq!(l.cpu_quota_us, 100_000);
-        assert_eq!(l.memory_bytes, 1769 << 20);
-        assert_eq!(init, l);
-        let (l, init) = sizing(512, 2, 1024);
-        assert_eq!(l.cpu_quota_us, 28_942, "512 MB is ~0.29 vCPU");
-        assert_eq!(init.cpu_quota_us, 100_000, "INIT gets a full vCPU");
-        assert_eq!(sizing(10240, 2, 1024).0.cpu_quota_us, 200_000, "capped at the host's CPUs");
-        assert_eq!(sizing(128, 1, 1024).0.cpu_quota_us, 7_235);
     }
 }

@@ -20,8 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use isobench_core::scenario::ecs::ACCOUNT_ID;
+
 use super::http::{Handler, Request, Response};
-use super::{Credentials, json_str, random_bytes};
+use super::{AVAILABILITY_ZONE, Credentials, REGION, json_str, random_bytes, random_hex};
 
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
@@ -44,6 +46,33 @@ pub(crate) struct InstanceIdentity {
     pub credentials: Credentials,
     /// Whether IMDSv1 (no token) is refused.
     pub tokens_required: bool,
+}
+
+impl InstanceIdentity {
+    /// A fresh instance of `instance_type` at `local_ipv4` whose instance profile carries
+    /// `role`, with credentials issued for run `run`; IMDSv1 allowed.
+    pub(crate) fn new(
+        run: &str,
+        role: String,
+        instance_type: String,
+        local_ipv4: Ipv4Addr,
+        mac: [u8; 6],
+    ) -> InstanceIdentity {
+        InstanceIdentity {
+            instance_id: format!("i-0{}", random_hex(8)),
+            instance_type,
+            ami_id: format!("ami-0{}", random_hex(8)),
+            local_ipv4,
+            mac,
+            region: REGION.into(),
+            availability_zone: AVAILABILITY_ZONE.into(),
+            account_id: ACCOUNT_ID.into(),
+            instance_profile_arn: format!("arn:aws:iam::{ACCOUNT_ID}:instance-profile/{role}"),
+            credentials: Credentials::issue(run, &format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}")),
+            role,
+            tokens_required: false,
+        }
+    }
 }
 
 pub(crate) struct Imds {

@@ -14,6 +14,7 @@
 pub(crate) mod agent;
 pub(crate) mod http;
 pub(crate) mod imds;
+pub(crate) mod instance_profiles;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -28,6 +29,8 @@ pub const IMDS_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169,
 pub const METADATA_PORT: u16 = 80;
 /// The region the emulated account lives in (the pricing tables are us-east-1's).
 pub const REGION: &str = "us-east-1";
+/// The availability zone every instance, task and container instance reports.
+pub(crate) const AVAILABILITY_ZONE: &str = "us-east-1a";
 /// How long issued credentials are valid (ECS and EC2 hand out 6-hour sessions).
 pub(crate) const CREDENTIALS_TTL: Duration = Duration::from_secs(6 * 3600);
 
@@ -58,6 +61,11 @@ pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
         }
     }
     b
+}
+
+/// `n` random bytes in lowercase hex (`2n` characters).
+pub(crate) fn random_hex(n: usize) -> String {
+    random_bytes(n).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A random version-4 UUID, lowercase.

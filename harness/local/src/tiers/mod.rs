@@ -1,52 +1,44 @@
-//! One module per tier. A tier module only decides how tenants map onto instances and which
-//! flags each instance's workload gets; creating, sizing and stopping instances is the shared
-//! machinery in [`crate::instance`]. No tier module uses another. The Lambda tiers decide how
-//! tenants map onto functions instead; environments are the machinery in `crate::lambda`.
+//! One module per kind of tier, each behind [`TierDriver`] (as each cgroup layout is behind
+//! `CgroupDriver`), chosen once per deploy from the tier's id by [`tier_driver`]:
+//!
+//! | tier | module | driver |
+//! |---|---|---|
+//! | `silo-ec2`, `shared-ec2` | [`ec2`] | [`Ec2Tier`] |
+//! | `ecs-awsvpc` | [`ecs`] | [`EcsTier`] |
+//! | `lambda-per-tenant`, `lambda-shared`, `lambda-tenant-isolation` | [`lambda`] | [`LambdaTier`] |
+//!
+//! A tier module is the one place that says, for its tiers, how tenants map onto instances or
+//! functions (layout), how big each is (sizing, from the instance type, the task definition or
+//! the function's memory), what they need before they start (security groups, metadata
+//! endpoints, a cluster bridge), and how all of it is deployed and torn down. The machinery
+//! they call knows no tier: [`crate::instance`], [`crate::lambda`],
+//! [`crate::security_groups`], [`crate::metadata`], the launcher thread, cgroups, netlink and
+//! the sandbox. What every tier of a backend shares (the run, uids, addresses, the harness
+//! namespace) comes in [`Context`](crate::context::Context). No tier module uses another.
+//!
+//! Adding a tier: a module here (or a variant of one), an arm in [`tier_driver`], and the tier's
+//! views on `LocalBackend` if it has any.
 
+pub(crate) mod driver;
+pub(crate) mod ec2;
 pub(crate) mod ecs;
-pub(crate) mod lambda_per_tenant;
-pub(crate) mod lambda_shared;
-pub(crate) mod lambda_tenant_isolation;
-pub(crate) mod shared;
-pub(crate) mod silo;
+pub(crate) mod lambda;
 
-use isobench_core::plan::TierPlan;
 use isobench_core::tier::TierId;
 
-/// One instance a tier wants: the tenants it serves, and the tenant its workload is pinned
-/// to (`--tenant`), if any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InstanceRequest {
-    pub tenants: Vec<String>,
-    pub pinned_tenant: Option<String>,
-}
+pub(crate) use driver::TierDriver;
+pub(crate) use ec2::Ec2Tier;
+pub(crate) use ecs::EcsTier;
+pub(crate) use lambda::{LambdaTier, Mapping};
 
-/// The instances `plan`'s tier needs, or `None` if this backend does not implement the tier.
-pub(crate) fn layout(plan: &TierPlan) -> Option<Vec<InstanceRequest>> {
-    match plan.tier {
-        TierId::SiloEc2 => Some(silo::layout(plan)),
-        TierId::SharedEc2 => Some(shared::layout(plan)),
-        TierId::EcsAwsvpc => Some(ecs::layout(plan)),
-        TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => None,
-    }
-}
-
-/// One Lambda function a tier wants: its name, the tenants whose invokes it serves, the tenant
-/// its (sample) code is pinned to, and whether it runs in tenant isolation mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FunctionRequest {
-    pub name: String,
-    pub tenants: Vec<String>,
-    pub pinned_tenant: Option<String>,
-    pub tenant_isolation: bool,
-}
-
-/// The functions `plan`'s tier needs, or `None` if it is not a Lambda tier.
-pub(crate) fn functions(plan: &TierPlan) -> Option<Vec<FunctionRequest>> {
-    match plan.tier {
-        TierId::LambdaPerTenant => Some(lambda_per_tenant::functions(plan)),
-        TierId::LambdaShared => Some(lambda_shared::functions(plan)),
-        TierId::LambdaTenantIsolation => Some(lambda_tenant_isolation::functions(plan)),
-        TierId::SiloEc2 | TierId::SharedEc2 | TierId::EcsAwsvpc => None,
+/// The driver for a deploy of `tier`.
+pub(crate) fn tier_driver(tier: TierId) -> Box<dyn TierDriver> {
+    match tier {
+        TierId::SiloEc2 => Box::new(Ec2Tier::silo()),
+        TierId::SharedEc2 => Box::new(Ec2Tier::shared()),
+        TierId::EcsAwsvpc => Box::new(EcsTier::default()),
+        TierId::LambdaPerTenant => Box::new(LambdaTier::new(Mapping::PerTenant)),
+        TierId::LambdaShared => Box::new(LambdaTier::new(Mapping::Shared)),
+        TierId::LambdaTenantIsolation => Box::new(LambdaTier::new(Mapping::TenantIsolation)),
     }
 }
