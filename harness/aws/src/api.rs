@@ -1,5 +1,5 @@
 //! Thin traits over the SDK calls the backend makes, one per service, so the deploy, teardown
-//! and sweep logic can be tested with fakes. The real implementations are in [`crate::sdk`].
+//! and sweep logic can be tested with fakes. The real implementations are in `sdk`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

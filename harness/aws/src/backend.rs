@@ -96,7 +96,7 @@ impl AwsBackend {
 
 impl Backend for AwsBackend {
     fn info(&self) -> BackendInfo {
-        let caps = &self.deployer.caps;
+        let caps = &self.deployer.ctx.caps;
         let endpoints = format!(
             "EC2 on {}, ECS on {}, Lambda on {}",
             caps.ec2.describe(),
@@ -109,7 +109,7 @@ impl Backend for AwsBackend {
     }
 
     fn skipped_phases(&self, tier: TierId) -> Vec<SkippedPhase> {
-        self.deployer.skipped.get(&tier).cloned().unwrap_or_default()
+        self.deployer.ctx.skipped.get(&tier).cloned().unwrap_or_default()
     }
 
     fn deploy(&mut self, plan: &TierPlan) -> Result<Deployment, BackendError> {
@@ -135,10 +135,10 @@ impl Backend for AwsBackend {
 
 impl Drop for AwsBackend {
     fn drop(&mut self) {
-        if !self.deployer.ledger.is_empty() {
+        if !self.deployer.ctx.ledger.is_empty() {
             tracing::warn!(
                 "{} AWS resource(s) not torn down; run `isobench sweep --target aws`",
-                self.deployer.ledger.len()
+                self.deployer.ctx.ledger.len()
             );
         }
     }

@@ -1,63 +1,27 @@
-//! The deploy logic over [`Apis`]: what each tier creates, in which order, recorded as it is
-//! created so that teardown (and, after a crash, `sweep`) finds all of it.
+//! The deployer: one run's [`DeployContext`] (the run-wide VPC, subnets, bucket, ledger, tags
+//! and retries), a deploy dispatched to the tier's module ([`crate::tiers::module`]) and timed,
+//! and teardown from the ledger, newest dependency first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use isobench_core::backend::{Phase, SkippedPhase};
+use isobench_core::plan::TierPlan;
 use isobench_core::scenario::aws::AwsSpec;
-use isobench_core::scenario::ecs::{Protocol, ResolvedGroups, ResolvedSource};
 use isobench_core::{Deployment, TierId};
 
-use crate::api::{Apis, SgRule, SgSource, Tags};
+use crate::api::Apis;
 use crate::capability::Capabilities;
-use crate::error::ApiError;
-use crate::resource::{self, Removal, Resource};
-use crate::retry::{self, Backoff};
-use crate::tags::{NAME_PREFIX, RunTags, name_id};
+use crate::context::DeployContext;
+use crate::resource::{self, Removal};
+use crate::tiers;
 
-/// The address range of a run-made VPC (the same private range the local emulator uses).
-pub const VPC_CIDR: &str = "10.213.0.0/16";
-/// The workload object's key in the run's bucket.
-pub const WORKLOAD_KEY: &str = "tenant-app";
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    #[error("{0}")]
-    Other(String),
-}
-
-/// The VPC a run deploys into.
-#[derive(Debug, Clone)]
-pub struct Network {
-    pub vpc: String,
-    /// Scenario subnet name -> subnet id.
-    pub subnets: BTreeMap<String, String>,
-    /// The group rules with source `harness` admit, when the scenario gives no `harness_cidr`.
-    pub harness_group: Option<String>,
-}
-
-/// How long a deploy waits for instances, tasks and functions to come up.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(600);
+// Their old paths, for callers of the deployer.
+pub use crate::context::{DeployError, Network, READY_TIMEOUT, VPC_CIDR, WORKLOAD_KEY};
 
 pub struct Deployer {
-    pub apis: Apis,
-    pub run_id: String,
-    pub tags: RunTags,
-    pub spec: AwsSpec,
-    pub caps: Capabilities,
-    pub backoff: Backoff,
-    /// Everything created, with the tier it belongs to (`None`: shared by the run's tiers).
-    pub ledger: Vec<(Option<TierId>, Resource)>,
-    pub network: Option<Network>,
-    /// The run's bucket, once the workload is uploaded, and a presigned URL of the workload.
-    pub workload_url: Option<String>,
-    /// The workload binary for the target architecture.
-    pub workload: Arc<Vec<u8>>,
-    pub skipped: BTreeMap<TierId, Vec<SkippedPhase>>,
+    /// What every tier deploys into and records in.
+    pub ctx: DeployContext,
     /// Deploy time per tier, from the first call to everything answering (or created, where
     /// nothing can answer).
     pub deploy_times: BTreeMap<TierId, Duration>,
@@ -65,254 +29,34 @@ pub struct Deployer {
 
 impl Deployer {
     pub fn new(apis: Apis, run_id: &str, spec: AwsSpec, caps: Capabilities, workload: Arc<Vec<u8>>) -> Deployer {
-        Deployer {
-            apis,
-            run_id: run_id.to_string(),
-            tags: RunTags::new(run_id, SystemTime::now(), spec.max_lifetime.0),
-            spec,
-            caps,
-            backoff: Backoff::DEFAULT,
-            ledger: Vec::new(),
-            network: None,
-            workload_url: None,
-            workload,
-            skipped: BTreeMap::new(),
-            deploy_times: BTreeMap::new(),
-        }
+        Deployer { ctx: DeployContext::new(apis, run_id, spec, caps, workload), deploy_times: BTreeMap::new() }
     }
 
-    /// A resource name carrying the run id: `isobench-<run>-<suffix>`.
-    pub fn name(&self, suffix: &str) -> String {
-        format!("{NAME_PREFIX}{}-{suffix}", name_id(&self.run_id))
-    }
-
-    pub fn tag_pairs(&self, tier: Option<TierId>) -> Tags {
-        self.tags.pairs(tier.map(TierId::as_str))
-    }
-
-    pub fn record(&mut self, tier: Option<TierId>, r: Resource) {
-        tracing::info!("created {r}");
-        self.ledger.push((tier, r));
-    }
-
-    pub fn skip(&mut self, tier: TierId, phase: Phase, reason: impl Into<String>) {
-        let list = self.skipped.entry(tier).or_default();
-        if !list.iter().any(|s| s.phase == phase) {
-            list.push(SkippedPhase { phase, reason: reason.into() });
-        }
-    }
-
-    /// Skips traffic and probes of a tier whose instances or tasks run nowhere.
-    pub fn skip_data_plane(&mut self, tier: TierId, reason: &str) {
-        self.skip(tier, Phase::Traffic, reason);
-        self.skip(tier, Phase::Probes, reason);
-    }
-
-    /// Deploys one tier.
-    pub async fn deploy(&mut self, tp: &isobench_core::plan::TierPlan) -> Result<Deployment, DeployError> {
+    /// Deploys one tier through its module.
+    pub async fn deploy(&mut self, tp: &TierPlan) -> Result<Deployment, DeployError> {
         let start = Instant::now();
-        let d = match &tp.settings {
-            isobench_core::scenario::TierSettings::Ec2(spec) => crate::tiers::ec2::deploy(self, tp, spec).await?,
-            isobench_core::scenario::TierSettings::Ecs(spec) => crate::tiers::ecs::deploy(self, tp, spec).await?,
-            isobench_core::scenario::TierSettings::Lambda(spec) => crate::tiers::lambda::deploy(self, tp, spec).await?,
-        };
+        let d = tiers::module(tp.tier).deploy(&mut self.ctx, tp).await?;
         self.deploy_times.insert(tp.tier, start.elapsed());
         Ok(d)
     }
 
     /// Removes what `tier` created (`None`: everything left), newest dependency first.
     pub async fn teardown(&mut self, tier: Option<TierId>) -> Removal {
+        let ctx = &mut self.ctx;
         let (mine, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.ledger).into_iter().partition(|(t, _)| tier.is_none() || *t == tier);
-        self.ledger = rest;
-        let removal =
-            resource::remove_all(&self.apis, mine.iter().map(|(_, r)| r.clone()).collect(), self.backoff).await;
+            std::mem::take(&mut ctx.ledger).into_iter().partition(|(t, _)| tier.is_none() || *t == tier);
+        ctx.ledger = rest;
+        let removal = resource::remove_all(&ctx.apis, mine.iter().map(|(_, r)| r.clone()).collect(), ctx.backoff).await;
         if tier.is_none() {
-            self.network = None;
-            self.workload_url = None;
+            ctx.network = None;
+            ctx.workload_url = None;
         }
         // What failed stays in the ledger so a later teardown_all tries again.
         for (t, r) in mine {
             if removal.failed.iter().any(|f| f.starts_with(&r.to_string())) {
-                self.ledger.push((t, r));
+                ctx.ledger.push((t, r));
             }
         }
         removal
     }
-
-    /// The run's VPC, subnets and internet gateway (or the scenario's existing VPC), made once.
-    pub async fn network(&mut self, subnet_names: &[String]) -> Result<Network, DeployError> {
-        if self.network.is_none() {
-            let net = match self.spec.vpc_id.clone() {
-                Some(vpc) => Network { vpc, subnets: BTreeMap::new(), harness_group: None },
-                None => {
-                    let tags = self.tag_pairs(None);
-                    let vpc = self.apis.ec2.create_vpc(VPC_CIDR, &tags).await?;
-                    self.record(None, Resource::Vpc(vpc.clone()));
-                    let igw = retry::retry(self.backoff, || self.apis.ec2.create_internet_gateway(&vpc, &tags)).await?;
-                    self.record(None, Resource::InternetGateway { id: igw, vpc: vpc.clone() });
-                    Network { vpc, subnets: BTreeMap::new(), harness_group: None }
-                }
-            };
-            self.network = Some(net);
-        }
-        for name in subnet_names {
-            self.subnet(name).await?;
-        }
-        if self.spec.harness_cidr.is_none() && self.network.as_ref().is_some_and(|n| n.harness_group.is_none()) {
-            let vpc = self.network.as_ref().map(|n| n.vpc.clone()).unwrap_or_default();
-            let name = self.name("harness");
-            let tags = self.tag_pairs(None);
-            let id = self.apis.ec2.create_security_group(&vpc, &name, "the isobench harness", &tags).await?;
-            self.record(None, Resource::SecurityGroup(id.clone()));
-            if let Some(n) = self.network.as_mut() {
-                n.harness_group = Some(id);
-            }
-        }
-        Ok(self.network.clone().expect("set above"))
-    }
-
-    async fn subnet(&mut self, name: &str) -> Result<(), DeployError> {
-        let net = self.network.as_ref().expect("network() sets it first");
-        if net.subnets.contains_key(name) {
-            return Ok(());
-        }
-        let index = net.subnets.len();
-        let id = if self.spec.vpc_id.is_some() {
-            self.spec.subnet_ids.get(index).cloned().ok_or_else(|| {
-                DeployError::Other(format!(
-                    "the scenario names {} subnets but [aws] subnet_ids lists only {}",
-                    index + 1,
-                    self.spec.subnet_ids.len()
-                ))
-            })?
-        } else {
-            let cidr = format!("10.213.{index}.0/24");
-            let mut tags = self.tag_pairs(None);
-            tags.push(("Name".into(), self.name(name)));
-            let vpc = net.vpc.clone();
-            let id = self.apis.ec2.create_subnet(&vpc, &cidr, &tags).await?;
-            self.record(None, Resource::Subnet(id.clone()));
-            id
-        };
-        self.network.as_mut().expect("checked").subnets.insert(name.to_string(), id);
-        Ok(())
-    }
-
-    /// Creates the resolved security groups of a tier and their rules; returns their ids in
-    /// the order of `groups.groups`.
-    pub async fn security_groups(
-        &mut self,
-        tier: TierId,
-        vpc: &str,
-        harness_group: Option<&str>,
-        groups: &ResolvedGroups,
-    ) -> Result<Vec<String>, DeployError> {
-        let tags = self.tag_pairs(Some(tier));
-        let mut ids = Vec::new();
-        for g in &groups.groups {
-            let name = self.name(&format!("{}-{}", tier.as_str(), g.name));
-            let desc = format!("isobench {} group {}", tier.as_str(), g.name);
-            let id = self.apis.ec2.create_security_group(vpc, &name, &desc, &tags).await?;
-            self.record(Some(tier), Resource::SecurityGroupRules(id.clone()));
-            self.record(Some(tier), Resource::SecurityGroup(id.clone()));
-            ids.push(id);
-        }
-        for (g, id) in groups.groups.iter().zip(&ids) {
-            let rules: Vec<SgRule> = g
-                .ingress
-                .iter()
-                .map(|r| {
-                    sg_rule(
-                        r.protocol,
-                        r.ports,
-                        source(r.source, &ids, self.spec.harness_cidr.as_deref(), harness_group),
-                    )
-                })
-                .collect();
-            if !rules.is_empty() {
-                retry::retry(self.backoff, || self.apis.ec2.authorize_ingress(id, &rules)).await?;
-            }
-        }
-        Ok(ids)
-    }
-
-    /// The workload's URL for instances and tasks: uploaded once to the run's bucket, fetched
-    /// through a presigned URL that lasts the run's lifetime (SigV4 allows at most 7 days).
-    pub async fn workload_url(&mut self) -> Result<String, DeployError> {
-        if let Some(u) = &self.workload_url {
-            return Ok(u.clone());
-        }
-        let bucket = self.name("workload");
-        let tags = self.tag_pairs(None);
-        self.apis.s3.create_bucket(&bucket, &tags).await?;
-        self.record(None, Resource::Bucket(bucket.clone()));
-        self.apis.s3.put_object(&bucket, WORKLOAD_KEY, self.workload.as_ref().clone()).await?;
-        let ttl = self.spec.max_lifetime.0.min(Duration::from_secs(7 * 24 * 3600));
-        let url = self.apis.s3.presign_get(&bucket, WORKLOAD_KEY, ttl).await?;
-        self.workload_url = Some(url.clone());
-        Ok(url)
-    }
-
-    /// Creates a role `service` may assume, recorded under `tier`.
-    pub async fn role(&mut self, tier: TierId, name: &str, service: &str) -> Result<String, DeployError> {
-        let tags = self.tag_pairs(Some(tier));
-        let arn = retry::retry(self.backoff, || self.apis.iam.create_role(name, service, &tags)).await?;
-        self.record(Some(tier), Resource::Role(name.to_string()));
-        Ok(arn)
-    }
-}
-
-fn source(s: ResolvedSource, ids: &[String], cidr: Option<&str>, harness_group: Option<&str>) -> SgSource {
-    match s {
-        ResolvedSource::Group(i) => SgSource::Group(ids[i].clone()),
-        ResolvedSource::Harness => match (cidr, harness_group) {
-            (Some(c), _) => SgSource::Cidr(c.to_string()),
-            (None, Some(g)) => SgSource::Group(g.to_string()),
-            // network() always makes the harness group when there is no CIDR.
-            (None, None) => SgSource::Cidr("127.0.0.1/32".into()),
-        },
-        ResolvedSource::Cidr(a, p) => SgSource::Cidr(format!("{a}/{p}")),
-    }
-}
-
-/// One scenario rule as EC2 takes it: every port of tcp/udp when none are named, -1 for icmp
-/// and all-protocol rules.
-pub fn sg_rule(protocol: Protocol, ports: Option<(u16, u16)>, source: SgSource) -> SgRule {
-    let (protocol, (from, to)) = match protocol {
-        Protocol::Tcp => ("tcp", ports.map_or((0, 65535), |(a, b)| (a as i32, b as i32))),
-        Protocol::Udp => ("udp", ports.map_or((0, 65535), |(a, b)| (a as i32, b as i32))),
-        Protocol::Icmp => ("icmp", (-1, -1)),
-        Protocol::All => ("-1", (-1, -1)),
-    };
-    SgRule { protocol: protocol.to_string(), from_port: from, to_port: to, source }
-}
-
-/// Polls `check` until it returns `Some`, the timeout passes, or it fails.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T, DeployError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, DeployError>>,
-{
-    let start = Instant::now();
-    let mut wait = Duration::from_millis(100);
-    loop {
-        if let Some(v) = check().await? {
-            return Ok(v);
-        }
-        if start.elapsed() > timeout {
-            return Err(DeployError::Other(format!("{what} not ready after {timeout:?}")));
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Waits until a TCP connection to `addr` succeeds: the workload is listening.
-pub async fn wait_listening(addr: std::net::SocketAddr, timeout: Duration) -> Result<(), DeployError> {
-    wait_for(&format!("the workload at {addr}"), timeout, || async move {
-        let c = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await;
-        Ok(matches!(c, Ok(Ok(_))).then_some(()))
-    })
-    .await
 }

@@ -3,116 +3,57 @@
 
 use std::time::Duration;
 
-use isobench_core::TierId;
 use isobench_core::plan::Plan;
-use isobench_core::scenario::TierSettings;
-use isobench_core::scenario::ecs::LaunchType;
 
-/// One resource a run would create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned {
-    /// `None`: shared by the run's tiers.
-    pub tier: Option<TierId>,
-    pub kind: &'static str,
-    pub name: String,
-}
+use crate::context::VPC_CIDR;
+use crate::tier::planned_name;
+use crate::tiers;
 
-/// What a run would start, against the caps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Counts {
-    pub instances: u32,
-    pub tasks: u32,
-    pub functions: u32,
-}
+// Their old paths: the types moved beside the tier trait, whose methods answer with them.
+pub use crate::tier::{Counts, Planned};
 
 /// Time a tier's deploy and teardown may take on AWS beyond its traffic, for the lifetime
 /// check: instances start in ~30 s, Fargate tasks in up to a minute, deletes wait for network
 /// interfaces to detach. A generous allowance, not a measurement.
 pub const TIER_OVERHEAD: Duration = Duration::from_secs(10 * 60);
 
-fn n(name: &str) -> String {
-    format!("isobench-{{run}}-{name}")
+/// Every resource the run would create, in creation order: the run's shared resources the
+/// tiers need, then each tier's own, as its module lists them.
+pub fn resources(plan: &Plan) -> Vec<Planned> {
+    let tenants: Vec<String> = plan.scenario.tenants.iter().map(|t| t.id.clone()).collect();
+    let mut out = shared(plan);
+    for t in &plan.tiers {
+        out.extend(tiers::module(t.tier).planned(t, &tenants));
+    }
+    out
 }
 
-/// Every resource the run would create, in creation order.
-pub fn resources(plan: &Plan) -> Vec<Planned> {
+/// The VPC, its subnets, the harness group and the workload bucket, as far as tiers need them.
+fn shared(plan: &Plan) -> Vec<Planned> {
     let aws = &plan.scenario.aws;
+    let needs: Vec<_> = plan.tiers.iter().map(|t| tiers::module(t.tier).needs(t)).collect();
     let mut out = Vec::new();
-    let shared = |kind, name: String| Planned { tier: None, kind, name };
-    let needs_network = plan.tiers.iter().any(|t| !matches!(t.settings, TierSettings::Lambda(_)));
-    if needs_network {
+    let mut add = |kind, name: String| out.push(Planned { tier: None, kind, name });
+    if needs.iter().any(|x| !x.subnets.is_empty()) {
         if aws.vpc_id.is_none() {
-            out.push(shared("ec2 vpc", format!("{} ({})", n("vpc"), crate::deployer::VPC_CIDR)));
-            out.push(shared("ec2 internet gateway", n("igw")));
+            add("ec2 vpc", format!("{} ({VPC_CIDR})", planned_name("vpc")));
+            add("ec2 internet gateway", planned_name("igw"));
         }
-        let mut subnets: Vec<String> = Vec::new();
-        for t in &plan.tiers {
-            let names = match &t.settings {
-                TierSettings::Ec2(e) => e.network.interface.subnets.clone(),
-                TierSettings::Ecs(e) => e.network.interface.subnets.clone(),
-                TierSettings::Lambda(_) => continue,
-            };
-            for s in names {
-                if !subnets.contains(&s) {
-                    let kind = if aws.vpc_id.is_some() { "ec2 subnet (existing)" } else { "ec2 subnet" };
-                    out.push(shared(kind, n(&s)));
-                    subnets.push(s);
-                }
+        let mut subnets: Vec<&String> = Vec::new();
+        for s in needs.iter().flat_map(|x| &x.subnets) {
+            if !subnets.contains(&s) {
+                let kind = if aws.vpc_id.is_some() { "ec2 subnet (existing)" } else { "ec2 subnet" };
+                add(kind, planned_name(s));
+                subnets.push(s);
             }
         }
         if aws.harness_cidr.is_none() {
-            out.push(shared("ec2 security group", n("harness")));
+            add("ec2 security group", planned_name("harness"));
         }
-        out.push(shared("s3 bucket", n("workload")));
-        out.push(shared("s3 object", format!("{}/tenant-app", n("workload"))));
     }
-    let tenants: Vec<String> = plan.scenario.tenants.iter().map(|t| t.id.clone()).collect();
-    for t in &plan.tiers {
-        let tier = Some(t.tier);
-        let mut add = |kind, name: String| out.push(Planned { tier, kind, name });
-        match &t.settings {
-            TierSettings::Ec2(e) => {
-                for g in e.network.resolve("{run}", &tenants).groups {
-                    add("ec2 security group", n(&format!("{}-{}", t.tier, g.name)));
-                }
-                let units: Vec<String> = if t.tier == TierId::SharedEc2 {
-                    vec!["shared-ec2".into()]
-                } else {
-                    tenants.iter().map(|x| format!("silo-{x}")).collect()
-                };
-                for u in units {
-                    add("iam role", n(&u));
-                    add("iam instance profile", n(&u));
-                    add("ec2 instance", format!("{} ({}, Amazon Linux 2023)", n(&u), e.instance_type.name));
-                }
-            }
-            TierSettings::Ecs(e) => {
-                for g in e.resolve("{run}", &tenants).groups {
-                    add("ec2 security group", n(&format!("{}-{}", t.tier, g.name)));
-                }
-                add("ecs cluster", n("ecs"));
-                for x in &tenants {
-                    add("iam role", e.task_role("{run}", x));
-                    add("ecs task definition", crate::tiers::ecs::family(e, "{run}", x));
-                    add("ecs task", format!("{} ({} awsvpc)", x, e.launch_type.as_str()));
-                }
-                if e.launch_type == LaunchType::Ec2 {
-                    add("(not supported yet)", "ECS container instances for the ec2 launch type".into());
-                }
-            }
-            TierSettings::Lambda(l) => {
-                let names: Vec<String> = match t.tier {
-                    TierId::LambdaPerTenant => tenants.iter().map(|x| n(&format!("fn-{x}"))).collect(),
-                    TierId::LambdaShared => vec![n("shared")],
-                    _ => vec![n("isolated")],
-                };
-                for f in names {
-                    add("iam role", f.clone());
-                    let mode = if t.tier == TierId::LambdaTenantIsolation { ", PER_TENANT" } else { "" };
-                    add("lambda function", format!("{f} (provided.al2023, {} MB{mode})", l.memory));
-                }
-            }
-        }
+    if needs.iter().any(|x| x.workload_bucket) {
+        add("s3 bucket", planned_name("workload"));
+        add("s3 object", format!("{}/tenant-app", planned_name("workload")));
     }
     out
 }
@@ -121,13 +62,7 @@ pub fn counts(plan: &Plan) -> Counts {
     let tenants = plan.scenario.tenants.len() as u32;
     let mut c = Counts::default();
     for t in &plan.tiers {
-        match t.tier {
-            TierId::SiloEc2 => c.instances += tenants,
-            TierId::SharedEc2 => c.instances += 1,
-            TierId::EcsAwsvpc => c.tasks += tenants,
-            TierId::LambdaPerTenant => c.functions += tenants,
-            TierId::LambdaShared | TierId::LambdaTenantIsolation => c.functions += 1,
-        }
+        c += tiers::module(t.tier).counts(tenants);
     }
     c
 }

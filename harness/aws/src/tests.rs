@@ -33,7 +33,7 @@ const ECS: &str = "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"fargate\"\n";
 fn deployer(fake: &Fake, p: &Plan) -> Deployer {
     let mut d =
         Deployer::new(fake.apis(), &p.run_id, p.scenario.aws.clone(), Capabilities::cloud(), Arc::new(b"elf".to_vec()));
-    d.backoff = FAST;
+    d.ctx.backoff = FAST;
     d
 }
 
@@ -48,14 +48,14 @@ fn ec2_tiers_deploy_tagged_and_tear_down_in_dependency_order() {
     let mut d = deployer(&fake, &p);
     rt().block_on(async {
         // Instances answer nowhere in the fake: treat EC2 as an emulator without a data plane.
-        d.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        d.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
         let silo = d.deploy(&p.tiers[0]).await.unwrap();
         assert_eq!(silo.instances.len(), 2);
         assert_eq!(fake.count("instance"), 2);
         assert_eq!(fake.count("vpc"), 1);
         assert_eq!(fake.count("role"), 2);
         assert_eq!(
-            d.skipped[&TierId::SiloEc2].iter().map(|s| s.phase).collect::<Vec<_>>(),
+            d.ctx.skipped[&TierId::SiloEc2].iter().map(|s| s.phase).collect::<Vec<_>>(),
             [Phase::Traffic, Phase::Probes]
         );
         let shared = d.deploy(&p.tiers[1]).await.unwrap();
@@ -130,7 +130,7 @@ fn lambda_tiers_make_per_tenant_functions_and_report_what_cannot_run() {
             .collect();
         assert_eq!(per_tenant_roles.len(), 2);
         assert_ne!(per_tenant_roles[0], per_tenant_roles[1], "each tenant's function has its own role");
-        let skipped = &d.skipped[&TierId::LambdaTenantIsolation];
+        let skipped = &d.ctx.skipped[&TierId::LambdaTenantIsolation];
         assert!(skipped.iter().any(|s| s.phase == Phase::Traffic && s.reason.contains("Failed")), "{skipped:?}");
         // The isolation tier's invokes carry the tenant id.
         let Endpoint::Function(f) = &iso.targets[1].endpoint else { panic!("a function") };
@@ -147,7 +147,7 @@ fn ecs_tasks_get_their_own_definition_role_and_groups() {
     let p = plan(ECS, "");
     let mut d = deployer(&fake, &p);
     rt().block_on(async {
-        d.caps.ecs = Emulator::Moto { url: "http://fake".into() };
+        d.ctx.caps.ecs = Emulator::Moto { url: "http://fake".into() };
         let dep = d.deploy(&p.tiers[0]).await.unwrap();
         assert_eq!(dep.instances.len(), 2);
         assert_eq!(fake.count("taskdef"), 2);
@@ -166,8 +166,8 @@ fn sweep_finds_by_tag_only_the_selected_run() {
     let other_plan = Plan::new("20270101T000000Z-999999".into(), p.scenario.clone(), "h".into(), &Overrides::default());
     let mut other = deployer(&fake, &other_plan);
     rt().block_on(async {
-        mine.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
-        other.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        mine.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        other.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
         mine.deploy(&p.tiers[0]).await.unwrap();
         other.deploy(&other_plan.tiers[1]).await.unwrap();
         let before = fake.kinds().len();

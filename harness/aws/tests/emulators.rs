@@ -107,7 +107,7 @@ async fn localstack_tiers(emu: &Emulators) {
         let dep = d.deploy(tp).await.unwrap_or_else(|e| panic!("deploy {}: {e}", tp.tier));
         let deploy = t0.elapsed();
         // Nothing runs on LocalStack: traffic and probes are skipped, with the reason.
-        let skipped = &d.skipped[&tp.tier];
+        let skipped = &d.ctx.skipped[&tp.tier];
         assert!(skipped.iter().any(|s| s.phase == Phase::Traffic), "{}: {skipped:?}", tp.tier);
         match tp.tier {
             TierId::SiloEc2 | TierId::SharedEc2 => check_ec2(&ec2, &id, tp.tier, dep.instances.len()).await,
@@ -206,8 +206,8 @@ async fn moto_ecs(emu: &Emulators) {
     let dep = d.deploy(&p.tiers[0]).await.unwrap_or_else(|e| panic!("deploy ecs-awsvpc: {e}"));
     let deploy = t0.elapsed();
     assert_eq!(dep.instances.len(), 2);
-    assert!(d.skipped[&TierId::EcsAwsvpc].iter().any(|s| s.phase == Phase::Traffic));
-    let cluster = d.name("ecs");
+    assert!(d.ctx.skipped[&TierId::EcsAwsvpc].iter().any(|s| s.phase == Phase::Traffic));
+    let cluster = d.ctx.name("ecs");
     let tasks = ecs.list_tasks().cluster(&cluster).send().await.unwrap();
     assert_eq!(tasks.task_arns().len(), 2);
     let described =

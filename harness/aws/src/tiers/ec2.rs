@@ -1,19 +1,95 @@
 //! `silo-ec2` (one instance per tenant, each with its own role and group) and `shared-ec2` (one
-//! instance, one role, for every tenant), on the current Amazon Linux 2023 image.
+//! instance, one role, for every tenant), on the current Amazon Linux 2023 image. One module
+//! for both: [`Layout`] is the one place that says how each maps tenants to instances.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use async_trait::async_trait;
 use isobench_core::backend::{Endpoint, InstanceInfo, TenantTarget};
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::Ec2Spec;
+use isobench_core::scenario::ecs::ResolvedGroups;
+use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::ec2::default_network;
+use isobench_core::security_groups::NetworkSpec;
 use isobench_core::workload_api::DEFAULT_PORT;
 use isobench_core::{Deployment, TierId};
 
 use crate::api::InstanceRequest;
-use crate::deployer::{DeployError, Deployer, READY_TIMEOUT, wait_for, wait_listening};
+use crate::context::{DeployContext, DeployError, READY_TIMEOUT, wait_for, wait_listening};
 use crate::resource::Resource;
 use crate::retry;
+use crate::security_groups;
+use crate::tier::{AwsTier, Counts, Needs, PLANNED_RUN, Planned, planned_name};
+
+/// How an EC2 tier maps tenants to instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `silo-ec2`: one instance per tenant, its workload fixed to that tenant.
+    Silo,
+    /// `shared-ec2`: one instance for every tenant, in the union of their groups.
+    Shared,
+}
+
+/// The EC2 tier with one layout.
+#[derive(Debug)]
+pub struct Ec2Tier {
+    pub layout: Layout,
+}
+
+/// One instance of the layout.
+struct Unit {
+    /// Its role, instance profile and `Name` tag: `isobench-<run>-<suffix>`.
+    suffix: String,
+    tenants: Vec<String>,
+}
+
+impl Layout {
+    fn units(self, tenants: &[String]) -> Vec<Unit> {
+        match self {
+            Layout::Silo => {
+                tenants.iter().map(|t| Unit { suffix: format!("silo-{t}"), tenants: vec![t.clone()] }).collect()
+            }
+            Layout::Shared => vec![Unit { suffix: "shared-ec2".into(), tenants: tenants.to_vec() }],
+        }
+    }
+
+    /// The tenant the instance's workload is started for (`TENANT_APP_TENANT`).
+    fn fixed_tenant(self, unit: &Unit) -> Option<&str> {
+        match self {
+            Layout::Silo => unit.tenants.first().map(String::as_str),
+            Layout::Shared => None,
+        }
+    }
+
+    /// Indices of the groups the instance joins: its tenants' groups.
+    fn groups(self, groups: &ResolvedGroups, unit: &Unit) -> Vec<usize> {
+        let mut mine: Vec<usize> =
+            groups.tasks.iter().filter(|(t, _)| unit.tenants.contains(t)).flat_map(|(_, g)| g.clone()).collect();
+        if self == Layout::Shared {
+            mine.sort();
+            mine.dedup();
+        }
+        mine
+    }
+}
+
+/// An EC2 tier's network interface and security groups. The one place that reads them from
+/// the plan.
+pub fn ec2_network(tp: &TierPlan) -> NetworkSpec {
+    match &tp.settings {
+        TierSettings::Ec2(e) => e.network.clone(),
+        _ => default_network(tp.tier),
+    }
+}
+
+/// The instance type the scenario gives the tier.
+fn instance_type(tp: &TierPlan) -> Result<&'static str, DeployError> {
+    match &tp.settings {
+        TierSettings::Ec2(e) => Ok(e.instance_type.name),
+        _ => Err(DeployError::Other(format!("the {} tier has no EC2 settings", tp.tier))),
+    }
+}
 
 /// The AL2023 image names, newest first by creation date (looked up, never hard-coded).
 pub fn image_pattern(arch: &str) -> String {
@@ -35,90 +111,158 @@ pub fn user_data(url: &str, tenant: Option<&str>) -> String {
     )
 }
 
-pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &Ec2Spec) -> Result<Deployment, DeployError> {
-    let tier = tp.tier;
-    let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
-    let network = &spec.network;
-    let net = d.network(&network.interface.subnets).await?;
+/// What a deploy readies before any instance: the network, the groups, the workload and the
+/// image.
+struct Prepared {
+    subnet: String,
+    groups: ResolvedGroups,
+    group_ids: Vec<String>,
+    url: String,
+    image: String,
+}
+
+#[async_trait]
+impl AwsTier for Ec2Tier {
+    fn id(&self) -> TierId {
+        match self.layout {
+            Layout::Silo => TierId::SiloEc2,
+            Layout::Shared => TierId::SharedEc2,
+        }
+    }
+
+    fn needs(&self, tp: &TierPlan) -> Needs {
+        Needs { subnets: ec2_network(tp).interface.subnets, workload_bucket: true }
+    }
+
+    fn counts(&self, tenants: u32) -> Counts {
+        let instances = match self.layout {
+            Layout::Silo => tenants,
+            Layout::Shared => 1,
+        };
+        Counts { instances, ..Counts::default() }
+    }
+
+    fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned> {
+        let tier = Some(self.id());
+        let mut out = Vec::new();
+        let mut add = |kind, name: String| out.push(Planned { tier, kind, name });
+        for g in ec2_network(tp).resolve(PLANNED_RUN, tenants).groups {
+            add("ec2 security group", planned_name(&security_groups::group_suffix(self.id(), &g.name)));
+        }
+        let itype = instance_type(tp).unwrap_or("?");
+        for u in self.layout.units(tenants) {
+            add("iam role", planned_name(&u.suffix));
+            add("iam instance profile", planned_name(&u.suffix));
+            add("ec2 instance", format!("{} ({itype}, Amazon Linux 2023)", planned_name(&u.suffix)));
+        }
+        out
+    }
+
+    async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError> {
+        let tier = self.id();
+        let itype = instance_type(tp)?;
+        let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
+        let prepared = prepare(ctx, tier, tp, &tenants).await?;
+        let mut launched = Vec::new();
+        for unit in self.layout.units(&tenants) {
+            let start = Instant::now();
+            let id = self.launch(ctx, &prepared, &unit, itype).await?;
+            launched.push((id, unit.tenants, start));
+        }
+        let serves = ctx.caps.ec2.runs_workloads();
+        if !serves {
+            let reason = format!("{} runs no instances (EC2 there is a mock)", ctx.caps.ec2.describe());
+            ctx.skip_data_plane(tier, &reason);
+        }
+        let mut targets = Vec::new();
+        let mut instances = Vec::new();
+        for (id, unit_tenants, start) in launched {
+            let ip = wait_running(ctx, &id).await?;
+            let addr = ip.map(|ip| SocketAddr::new(ip, DEFAULT_PORT));
+            if let (true, Some(addr)) = (serves, addr) {
+                wait_listening(addr, READY_TIMEOUT).await?;
+            }
+            for t in &unit_tenants {
+                if let Some(addr) = addr {
+                    targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Http(addr) });
+                }
+            }
+            instances.push(InstanceInfo {
+                id,
+                tenants: unit_tenants,
+                address: ip,
+                start_time: start.elapsed(),
+                pid: None,
+                limits: None,
+            });
+        }
+        Ok(Deployment { tier, targets, instances, netns: None })
+    }
+}
+
+async fn prepare(
+    ctx: &mut DeployContext,
+    tier: TierId,
+    tp: &TierPlan,
+    tenants: &[String],
+) -> Result<Prepared, DeployError> {
+    let network = ec2_network(tp);
+    let net = ctx.network(&network.interface.subnets).await?;
     let subnet = net.subnets[&network.interface.subnets[0]].clone();
-    let groups = network.resolve(&d.run_id, &tenants);
-    let group_ids = d.security_groups(tier, &net.vpc, net.harness_group.as_deref(), &groups).await?;
-    let url = d.workload_url().await?;
-    let arch = d.spec.architecture.as_str();
-    let image = d
+    let groups = network.resolve(&ctx.run_id, tenants);
+    let group_ids = security_groups::create(ctx, tier, &net, &groups).await?;
+    let url = ctx.workload_url().await?;
+    let arch = ctx.spec.architecture.as_str();
+    let image = ctx
         .apis
         .ec2
         .latest_image(&image_pattern(arch), arch)
         .await?
         .ok_or_else(|| DeployError::Other(format!("no Amazon Linux 2023 image `{}` found", image_pattern(arch))))?;
-    // silo: one instance per tenant; shared: one for all, in the union of the tenants' groups.
-    let units: Vec<(Vec<String>, Vec<usize>)> = if tier == TierId::SharedEc2 {
-        let mut all: Vec<usize> = groups.tasks.iter().flat_map(|(_, g)| g.clone()).collect();
-        all.sort();
-        all.dedup();
-        vec![(tenants.clone(), all)]
-    } else {
-        groups.tasks.iter().map(|(t, g)| (vec![t.clone()], g.clone())).collect()
-    };
-    let mut launched = Vec::new();
-    for (unit_tenants, unit_groups) in &units {
-        let start = Instant::now();
-        let suffix =
-            if tier == TierId::SharedEc2 { "shared-ec2".to_string() } else { format!("silo-{}", unit_tenants[0]) };
-        let name = d.name(&suffix);
-        d.role(tier, &name, "ec2.amazonaws.com").await?;
-        let tags = d.tag_pairs(Some(tier));
-        retry::retry(d.backoff, || d.apis.iam.create_instance_profile(&name, &name, &tags)).await?;
-        d.record(Some(tier), Resource::InstanceProfile(name.clone()));
-        let mut tags = d.tag_pairs(Some(tier));
+    Ok(Prepared { subnet, groups, group_ids, url, image })
+}
+
+impl Ec2Tier {
+    /// One instance with its own role and instance profile; returns its id.
+    async fn launch(
+        &self,
+        ctx: &mut DeployContext,
+        p: &Prepared,
+        unit: &Unit,
+        instance_type: &str,
+    ) -> Result<String, DeployError> {
+        let tier = self.id();
+        let name = ctx.name(&unit.suffix);
+        ctx.role(tier, &name, "ec2.amazonaws.com").await?;
+        let tags = ctx.tag_pairs(Some(tier));
+        retry::retry(ctx.backoff, || ctx.apis.iam.create_instance_profile(&name, &name, &tags)).await?;
+        ctx.record(Some(tier), Resource::InstanceProfile(name.clone()));
+        let mut tags = ctx.tag_pairs(Some(tier));
         tags.push(("Name".into(), name.clone()));
         let req = InstanceRequest {
-            image_id: image.clone(),
-            instance_type: spec.instance_type.name.to_string(),
-            subnet_id: subnet.clone(),
-            security_group_ids: unit_groups.iter().map(|&i| group_ids[i].clone()).collect(),
+            image_id: p.image.clone(),
+            instance_type: instance_type.to_string(),
+            subnet_id: p.subnet.clone(),
+            security_group_ids: security_groups::member_ids(&p.group_ids, &self.layout.groups(&p.groups, unit)),
             instance_profile: Some(name.clone()),
-            user_data: user_data(&url, (tier == TierId::SiloEc2).then(|| unit_tenants[0].as_str())),
+            user_data: user_data(&p.url, self.layout.fixed_tenant(unit)),
             tags,
         };
         // A fresh instance profile is not visible to EC2 for a few seconds: NotReady, retried.
-        let id = retry::retry(d.backoff, || d.apis.ec2.run_instance(&req)).await?;
-        d.record(Some(tier), Resource::Instance(id.clone()));
-        launched.push((id, unit_tenants.clone(), start));
+        let id = retry::retry(ctx.backoff, || ctx.apis.ec2.run_instance(&req)).await?;
+        ctx.record(Some(tier), Resource::Instance(id.clone()));
+        Ok(id)
     }
-    let serves = d.caps.ec2.runs_workloads();
-    if !serves {
-        let reason = format!("{} runs no instances (EC2 there is a mock)", d.caps.ec2.describe());
-        d.skip_data_plane(tier, &reason);
-    }
-    let mut targets = Vec::new();
-    let mut instances = Vec::new();
-    for (id, unit_tenants, start) in launched {
-        let ec2 = d.apis.ec2.clone();
-        let state = wait_for(&format!("instance {id}"), READY_TIMEOUT, || {
-            let ec2 = ec2.clone();
-            let id = id.clone();
-            async move { Ok(ec2.instance_state(&id).await?.filter(|s| s.state == "running")) }
-        })
-        .await?;
-        let ip = state.public_ip.or(state.private_ip).and_then(|a| a.parse::<IpAddr>().ok());
-        let addr = ip.map(|ip| SocketAddr::new(ip, DEFAULT_PORT));
-        if let (true, Some(addr)) = (serves, addr) {
-            wait_listening(addr, READY_TIMEOUT).await?;
-        }
-        for t in &unit_tenants {
-            if let Some(addr) = addr {
-                targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Http(addr) });
-            }
-        }
-        instances.push(InstanceInfo {
-            id,
-            tenants: unit_tenants,
-            address: ip,
-            start_time: start.elapsed(),
-            pid: None,
-            limits: None,
-        });
-    }
-    Ok(Deployment { tier, targets, instances, netns: None })
+}
+
+/// Waits until the instance runs; its public address, else its private one.
+async fn wait_running(ctx: &DeployContext, id: &str) -> Result<Option<IpAddr>, DeployError> {
+    let ec2 = ctx.apis.ec2.clone();
+    let state = wait_for(&format!("instance {id}"), READY_TIMEOUT, || {
+        let ec2 = ec2.clone();
+        let id = id.to_string();
+        async move { Ok(ec2.instance_state(&id).await?.filter(|s| s.state == "running")) }
+    })
+    .await?;
+    Ok(state.public_ip.or(state.private_ip).and_then(|a| a.parse::<IpAddr>().ok()))
 }

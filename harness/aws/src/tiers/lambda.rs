@@ -1,64 +1,184 @@
 //! The three Lambda tiers from one zip (`bootstrap` for `provided.al2023`): a function and role
 //! per tenant, one shared function, or one function in tenant isolation mode invoked with each
-//! tenant's id.
+//! tenant's id. One module for the three: [`Layout`] is the one place that says how each maps
+//! tenants to functions.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use isobench_core::backend::{Endpoint, InstanceInfo, Invoke, InvokeOutcome, InvokeResult, StartKind, TenantTarget};
 use isobench_core::plan::TierPlan;
+use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::{Deployment, TierId};
 
 use crate::api::{FunctionRequest, LambdaApi};
-use crate::deployer::{DeployError, Deployer, wait_for};
+use crate::context::{DeployContext, DeployError, wait_for};
 use crate::package;
 use crate::resource::Resource;
 use crate::retry;
+use crate::tier::{AwsTier, Counts, Needs, Planned, planned_name};
 
 /// How long a function may stay `Pending`.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &LambdaSpec) -> Result<Deployment, DeployError> {
-    let tier = tp.tier;
-    let zip = Arc::new(package::lambda_zip(&d.workload).map_err(|e| DeployError::Other(e.to_string()))?);
-    let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
-    // (function name, tenant the function is for (per-tenant tier), tenants it serves)
-    let functions: Vec<(String, Option<String>, Vec<String>)> = match tier {
-        TierId::LambdaPerTenant => {
-            tenants.iter().map(|t| (d.name(&format!("fn-{t}")), Some(t.clone()), vec![t.clone()])).collect()
+/// How a Lambda tier maps tenants to functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `lambda-per-tenant`: a function and role per tenant, the tenant fixed in its environment.
+    PerTenant,
+    /// `lambda-shared`: one function serves every tenant.
+    Shared,
+    /// `lambda-tenant-isolation`: one function in tenant isolation mode (`PER_TENANT`); every
+    /// invoke carries the tenant's id.
+    TenantIsolation,
+}
+
+/// The Lambda tier with one layout.
+#[derive(Debug)]
+pub struct LambdaTier {
+    pub layout: Layout,
+}
+
+/// One function of the layout.
+struct Function {
+    /// Its name and its role's: `isobench-<run>-<suffix>`.
+    suffix: String,
+    /// The tenant fixed in its environment (`TENANT_APP_TENANT`).
+    fixed_tenant: Option<String>,
+    serves: Vec<String>,
+}
+
+impl Layout {
+    fn functions(self, tenants: &[String]) -> Vec<Function> {
+        let one = |suffix: &str| Function { suffix: suffix.into(), fixed_tenant: None, serves: tenants.to_vec() };
+        match self {
+            Layout::PerTenant => tenants
+                .iter()
+                .map(|t| Function { suffix: format!("fn-{t}"), fixed_tenant: Some(t.clone()), serves: vec![t.clone()] })
+                .collect(),
+            Layout::Shared => vec![one("shared")],
+            Layout::TenantIsolation => vec![one("isolated")],
         }
-        TierId::LambdaShared => vec![(d.name("shared"), None, tenants.clone())],
-        _ => vec![(d.name("isolated"), None, tenants.clone())],
-    };
-    let mut targets = Vec::new();
-    let mut instances = Vec::new();
-    for (name, tenant, serves) in functions {
-        let start = Instant::now();
-        let role = d.role(tier, &name, "lambda.amazonaws.com").await?;
+    }
+
+    fn tenant_isolation_mode(self) -> bool {
+        self == Layout::TenantIsolation
+    }
+}
+
+fn spec(tp: &TierPlan) -> Result<&LambdaSpec, DeployError> {
+    match &tp.settings {
+        TierSettings::Lambda(spec) => Ok(spec),
+        _ => Err(DeployError::Other(format!("the {} tier has no Lambda settings", tp.tier))),
+    }
+}
+
+#[async_trait]
+impl AwsTier for LambdaTier {
+    fn id(&self) -> TierId {
+        match self.layout {
+            Layout::PerTenant => TierId::LambdaPerTenant,
+            Layout::Shared => TierId::LambdaShared,
+            Layout::TenantIsolation => TierId::LambdaTenantIsolation,
+        }
+    }
+
+    fn needs(&self, _tp: &TierPlan) -> Needs {
+        // The function's code goes in the create call: no VPC, no bucket.
+        Needs::default()
+    }
+
+    fn counts(&self, tenants: u32) -> Counts {
+        let functions = match self.layout {
+            Layout::PerTenant => tenants,
+            Layout::Shared | Layout::TenantIsolation => 1,
+        };
+        Counts { functions, ..Counts::default() }
+    }
+
+    fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned> {
+        let tier = Some(self.id());
+        let memory = spec(tp).map(|l| l.memory.to_string()).unwrap_or_else(|_| "?".into());
+        let mode = if self.layout.tenant_isolation_mode() { ", PER_TENANT" } else { "" };
+        let mut out = Vec::new();
+        for f in self.layout.functions(tenants) {
+            let name = planned_name(&f.suffix);
+            out.push(Planned { tier, kind: "iam role", name: name.clone() });
+            let desc = format!("{name} (provided.al2023, {memory} MB{mode})");
+            out.push(Planned { tier, kind: "lambda function", name: desc });
+        }
+        out
+    }
+
+    async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError> {
+        let spec = spec(tp)?;
+        let zip = Arc::new(package::lambda_zip(&ctx.workload).map_err(|e| DeployError::Other(e.to_string()))?);
+        let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
+        let mut targets = Vec::new();
+        let mut instances = Vec::new();
+        for f in self.layout.functions(&tenants) {
+            let start = Instant::now();
+            let name = ctx.name(&f.suffix);
+            self.create(ctx, spec, &name, f.fixed_tenant.as_deref(), zip.clone()).await?;
+            let invoker: Arc<dyn Invoke> = Arc::new(Invoker {
+                api: ctx.apis.lambda.clone(),
+                function: name.clone(),
+                tenant_ids: self.layout.tenant_isolation_mode(),
+            });
+            for t in &f.serves {
+                targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
+            }
+            instances.push(InstanceInfo {
+                id: name,
+                tenants: f.serves,
+                address: None,
+                start_time: start.elapsed(),
+                pid: None,
+                limits: None,
+            });
+        }
+        Ok(Deployment { tier: self.id(), targets, instances, netns: None })
+    }
+}
+
+impl LambdaTier {
+    /// One function with its own role, waited out of `Pending`; a function that does not
+    /// become `Active` skips the tier's data plane, with the service's reason.
+    async fn create(
+        &self,
+        ctx: &mut DeployContext,
+        spec: &LambdaSpec,
+        name: &str,
+        fixed_tenant: Option<&str>,
+        zip: Arc<Vec<u8>>,
+    ) -> Result<(), DeployError> {
+        let tier = self.id();
+        let role = ctx.role(tier, name, "lambda.amazonaws.com").await?;
         let mut environment: BTreeMap<String, String> = spec.environment.clone();
-        if let Some(t) = &tenant {
-            environment.insert("TENANT_APP_TENANT".into(), t.clone());
+        if let Some(t) = fixed_tenant {
+            environment.insert("TENANT_APP_TENANT".into(), t.to_string());
         }
         let req = FunctionRequest {
-            name: name.clone(),
+            name: name.to_string(),
             role_arn: role,
-            zip: zip.clone(),
-            architecture: d.spec.architecture.as_str().into(),
+            zip,
+            architecture: ctx.spec.architecture.as_str().into(),
             memory_mb: spec.memory as i32,
             timeout_s: spec.timeout.0.as_secs().max(1) as i32,
             environment,
-            per_tenant: tier == TierId::LambdaTenantIsolation,
-            tags: d.tag_pairs(Some(tier)),
+            per_tenant: self.layout.tenant_isolation_mode(),
+            tags: ctx.tag_pairs(Some(tier)),
         };
         // A role made a moment ago "cannot be assumed by Lambda" yet: NotReady, retried.
-        retry::retry(d.backoff, || d.apis.lambda.create_function(&req)).await?;
-        d.record(Some(tier), Resource::Function(name.clone()));
-        let lambda = d.apis.lambda.clone();
+        retry::retry(ctx.backoff, || ctx.apis.lambda.create_function(&req)).await?;
+        ctx.record(Some(tier), Resource::Function(name.to_string()));
+        let lambda = ctx.apis.lambda.clone();
         let state = wait_for(&format!("function {name}"), PENDING_TIMEOUT, || {
-            let (lambda, name) = (lambda.clone(), name.clone());
+            let (lambda, name) = (lambda.clone(), name.to_string());
             async move { Ok(Some(lambda.function_state(&name).await?).filter(|s| s.state != "Pending")) }
         })
         .await?;
@@ -66,29 +186,13 @@ pub async fn deploy(d: &mut Deployer, tp: &TierPlan, spec: &LambdaSpec) -> Resul
             let reason = format!(
                 "function {name} is {} on {}: {}",
                 state.state,
-                d.caps.lambda.describe(),
+                ctx.caps.lambda.describe(),
                 state.reason.as_deref().unwrap_or("no reason given")
             );
-            d.skip_data_plane(tier, &reason);
+            ctx.skip_data_plane(tier, &reason);
         }
-        let invoker: Arc<dyn Invoke> = Arc::new(Invoker {
-            api: d.apis.lambda.clone(),
-            function: name.clone(),
-            tenant_ids: tier == TierId::LambdaTenantIsolation,
-        });
-        for t in &serves {
-            targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
-        }
-        instances.push(InstanceInfo {
-            id: name,
-            tenants: serves,
-            address: None,
-            start_time: start.elapsed(),
-            pid: None,
-            limits: None,
-        });
+        Ok(())
     }
-    Ok(Deployment { tier, targets, instances, netns: None })
 }
 
 /// Invokes a function through the Lambda API.

@@ -1,0 +1,72 @@
+//! [`AwsTier`], the one trait every tier module implements (`tiers` says which module serves
+//! which tier), and what it answers with. A leaf below the tier modules: the deployer and the
+//! planner see tiers only through it.
+
+use async_trait::async_trait;
+use isobench_core::plan::TierPlan;
+use isobench_core::{Deployment, TierId};
+
+use crate::context::{DeployContext, DeployError};
+use crate::tags::NAME_PREFIX;
+
+/// What differs between tiers on AWS. A module keeps the whole tier: how tenants map to
+/// instances, tasks or functions (layout), how many it starts and how big (sizing), what it
+/// readies first (image, groups, roles, packages), the deploy, and its part of teardown, which
+/// is what it records: every resource goes into the context's ledger under the tier's id, and
+/// the deployer removes a tier's records in [`crate::resource::Resource::rank`] order, the
+/// order `sweep` also uses, so no tier needs a teardown of its own.
+#[async_trait]
+pub trait AwsTier: Send + Sync {
+    fn id(&self) -> TierId;
+    /// What of the run's shared resources the tier uses, for `isobench plan`.
+    fn needs(&self, tp: &TierPlan) -> Needs;
+    /// How many instances, tasks and functions it starts for `tenants` tenants.
+    fn counts(&self, tenants: u32) -> Counts;
+    /// Its own resources a deploy would create for `tenants`, in creation order, named with
+    /// [`planned_name`].
+    fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned>;
+    /// Creates the tier in `ctx`'s account, recording everything under [`AwsTier::id`].
+    async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError>;
+}
+
+/// The run's shared resources a tier uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Scenario subnet names in the run's VPC (none: the tier needs no VPC).
+    pub subnets: Vec<String>,
+    /// Whether its compute fetches the workload from the run's bucket.
+    pub workload_bucket: bool,
+}
+
+/// One resource a run would create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// `None`: shared by the run's tiers.
+    pub tier: Option<TierId>,
+    pub kind: &'static str,
+    pub name: String,
+}
+
+/// What a run would start, against the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub instances: u32,
+    pub tasks: u32,
+    pub functions: u32,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.instances += o.instances;
+        self.tasks += o.tasks;
+        self.functions += o.functions;
+    }
+}
+
+/// The name a plan shows for a resource: the run id is not known yet.
+pub fn planned_name(suffix: &str) -> String {
+    format!("{NAME_PREFIX}{PLANNED_RUN}-{suffix}")
+}
+
+/// The run id in a plan's names (the tier's own templates, e.g. task roles, fill it in).
+pub const PLANNED_RUN: &str = "{run}";
