@@ -10,27 +10,13 @@
 //! and `compare` can all call it.
 
 pub mod calibration;
+mod error;
 pub mod model;
 pub mod pricing;
 pub mod shape;
 
 pub use calibration::calibrate;
+pub use error::{CostError, PricingError};
 pub use model::{ProjectedCost, cost_of_tier, project, required_prices};
-pub use pricing::{Price, Pricing, PricingError};
+pub use pricing::{Price, Pricing};
 pub use shape::TierShape;
-
-/// Why a cost could not be computed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CostError {
-    #[error(transparent)]
-    Pricing(#[from] PricingError),
-    /// A price the tier's formula needs is not in the table.
-    #[error(
-        "tier {tier} needs the price `{key}`, which the pricing table {table} lacks; add it to a --pricing file \
-         (see harness/cost/pricing/us-east-1.toml for the format)"
-    )]
-    MissingPrice { tier: String, key: String, table: String },
-    /// The run's record lacks a figure the formula needs (e.g. a function tier without billing figures).
-    #[error("tier {tier}: cannot cost the run: {reason}")]
-    Input { tier: String, reason: String },
-}

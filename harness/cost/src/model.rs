@@ -33,8 +33,9 @@ use isobench_core::plan::Plan;
 use isobench_core::{TierId, instance_types};
 use isobench_results::{CostItem, TierCost, TierSummary};
 
+use crate::error::CostError;
+use crate::pricing::Pricing;
 use crate::shape::{ARCH, TierShape, max_enis};
-use crate::{CostError, Pricing};
 
 pub const MONTH_HOURS: f64 = 720.0;
 pub const MONTH_SECONDS: f64 = MONTH_HOURS * 3600.0;

@@ -16,14 +16,15 @@
 //! file wins; its header replaces the built-in one); a file for another region stands alone.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use isobench_core::diagnostics::{Problem, line_col};
+use isobench_core::diagnostics::line_col;
 use isobench_results::PricingInfo;
+
+use crate::error::PricingError;
 
 /// The pricing format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -55,37 +56,6 @@ pub struct Pricing {
     pub info: PricingInfo,
     /// Keyed `section.name`, e.g. `ec2.t3.micro`, `lambda.requests`.
     pub prices: BTreeMap<String, Price>,
-}
-
-/// Something wrong with a pricing table, located in its file by line (a table stops at its
-/// first problem, so the error is one line: `invalid pricing table FILE:LINE: field ...`).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub struct PricingError {
-    /// The file, `built-in <region>`, or the flag at fault (`--region`).
-    pub file: String,
-    /// Its field is the dotted key, e.g. `ec2."t3.micro".usd`; no column.
-    pub problem: Problem,
-}
-
-impl PricingError {
-    fn new(file: &str, line: Option<usize>, field: &str, message: String, accepted: &str) -> PricingError {
-        PricingError { file: file.to_string(), problem: Problem { line, ..Problem::new(field, message, accepted) } }
-    }
-}
-
-impl fmt::Display for PricingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.file.starts_with("--") {
-            write!(f, "{}", self.file)?; // a flag, not a file
-        } else {
-            write!(f, "invalid pricing table {}", self.file)?;
-        }
-        self.problem.fmt_after_file(f)?;
-        if let Some(a) = &self.problem.accepted {
-            write!(f, "; accepted: {a}")?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Deserialize)]
@@ -249,8 +219,8 @@ impl Pricing {
     }
 
     /// The price of `key`, or an error naming the tier that needs it.
-    pub fn get(&self, key: &str, tier: &str) -> Result<&Price, crate::CostError> {
-        self.prices.get(key).ok_or_else(|| crate::CostError::MissingPrice {
+    pub fn get(&self, key: &str, tier: &str) -> Result<&Price, crate::error::CostError> {
+        self.prices.get(key).ok_or_else(|| crate::error::CostError::MissingPrice {
             tier: tier.to_string(),
             key: key.to_string(),
             table: format!("{} ({})", self.info.source, self.info.region),

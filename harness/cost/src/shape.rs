@@ -6,7 +6,7 @@ use isobench_core::instance_types;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::ecs::LaunchType;
 
-use crate::CostError;
+use crate::error::CostError;
 
 /// The priced shape of one tier.
 #[derive(Debug, Clone, PartialEq)]

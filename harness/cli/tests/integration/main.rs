@@ -4,6 +4,8 @@
 mod cdp;
 mod util;
 
+/// ARCHITECTURE.md's code map names every crate of the workspace, and no other.
+mod architecture;
 /// The AWS target: `plan` and its guard rails, runs against LocalStack, and `sweep` after a
 /// harness killed mid-deploy (feature `aws`).
 mod aws;

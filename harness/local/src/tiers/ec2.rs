@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{BackendError, Deployment, TeardownReport};
 use isobench_core::instance_types::InstanceType;
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::ecs::ResolvedGroups;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::ec2::default_network;
+use isobench_core::scenario::ecs::ResolvedGroups;
 use isobench_core::tier::TierId;
 
 use super::driver::{TierDriver, deployed, teardown_instances};
