@@ -1,7 +1,8 @@
 //! isobench's machine-readable output, in a small crate of its own so that CI tools can read
 //! runs without building the harness: the versioned `summary.json` types, the closed
 //! vocabularies their values come from ([`Verdict`], [`Expectation`], [`Phase`], [`Fidelity`],
-//! [`ErrorKind`]; the rest of the harness matches on these, never on strings) and the exit codes.
+//! [`ErrorKind`]; the rest of the harness matches on these, never on strings), the exit codes,
+//! and the histogram log ([`hlog`]: writer, reader and the `tier/tenant/op/measure` tag grammar).
 //!
 //! Compatibility rule: adding a field is a minor change (readers must ignore unknown fields);
 //! renaming, removing or changing the meaning of one bumps [`SCHEMA_VERSION`], and so does a
