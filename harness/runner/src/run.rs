@@ -359,24 +359,7 @@ fn deploy_error(tp: &TierPlan, e: BackendError) -> RunError {
 
 /// The load driver's spec for one tier: the scenario's run settings and this tier's tenants.
 pub fn load_spec(plan: &Plan, tp: &TierPlan) -> LoadSpec {
-    let s = &plan.scenario;
-    LoadSpec {
-        label: tp.tier.as_str().to_string(),
-        duration: s.run.duration.0,
-        rate: s.run.rate.0,
-        arrival: s.run.arrival,
-        seed: s.run.seed,
-        tenants: tp.tenants.clone(),
-        mix: s.mix.clone(),
-        timeout: s.run.timeout.0,
-        max_connections: s.run.max_connections as usize,
-        compute_us: s.workload.compute.0.as_micros() as u64,
-        record_size: s.workload.record_size.0 as usize,
-        keys_per_tenant: s.workload.keys_per_tenant,
-        worker_threads: 0,
-        realtime_dispatcher: false,
-        shape: s.shape(),
-    }
+    LoadSpec { tenants: tp.tenants.clone(), ..LoadSpec::from_scenario(tp.tier.as_str(), &plan.scenario) }
 }
 
 /// `summary.json`, `histograms.hlog` and the reports drawn from them.
