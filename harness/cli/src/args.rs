@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "isobench",
-    version,
+    version = isobench_runner::VERSION,
     about = "Measures how well AWS compute isolation models keep tenants apart, and what each costs",
     after_help = EXIT_CODES_HELP
 )]

@@ -31,6 +31,15 @@ pub struct CompareArgs {
     /// Most a tier's modelled cost (monthly and per million requests) may grow, in percent [default: 10%].
     #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
     pub max_cost_increase: Option<f64>,
+    /// Most of NEW's sent requests per tier that may end in an error, in percent [default: 1%].
+    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_error_share: Option<f64>,
+    /// Most of NEW's sent requests per tier that may time out, in percent [default: 1%].
+    #[arg(long, value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_timeout_share: Option<f64>,
+    /// Compare runs of a changed scenario file (different sha256) instead of failing.
+    #[arg(long)]
+    pub allow_scenario_change: bool,
     /// Latency changes smaller than this never fail, with a unit (e.g. `50us`) [default: 50us].
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub min_latency_change: Option<Duration>,
@@ -55,8 +64,12 @@ pub fn thresholds(a: &CompareArgs) -> Result<ThresholdSet, CliError> {
         throughput_drop: a.max_throughput_drop,
         cost_increase: a.max_cost_increase,
         min_latency_change: a.min_latency_change,
+        error_share: a.max_error_share,
+        timeout_share: a.max_timeout_share,
     };
-    thresholds_from(a.thresholds.as_deref(), &flags).map_err(|e| CliError::BadInput(format!("--thresholds {e}")))
+    let th = thresholds_from(a.thresholds.as_deref(), &flags)
+        .map_err(|e| CliError::BadInput(format!("--thresholds {e}")))?;
+    Ok(ThresholdSet { allow_scenario_change: a.allow_scenario_change, ..th })
 }
 
 /// `isobench compare`.

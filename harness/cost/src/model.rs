@@ -191,6 +191,7 @@ fn item(p: &Pricing, tier: TierId, key: &str, quantity: f64) -> Result<CostItem,
         unit: price.unit.clone(),
         unit_price_usd: price.usd,
         usd: quantity * price.usd,
+        unverified: price.unverified,
     })
 }
 

@@ -48,6 +48,8 @@ pub struct Price {
     pub usd: f64,
     pub unit: String,
     pub source: String,
+    /// Not yet checked against AWS's own price page; reports mark what it prices.
+    pub unverified: bool,
 }
 
 /// A validated pricing table.
@@ -79,6 +81,8 @@ struct RawPrice {
     usd: Spanned<f64>,
     unit: Spanned<String>,
     source: String,
+    #[serde(default)]
+    unverified: bool,
 }
 
 impl Pricing {
@@ -204,7 +208,10 @@ impl Pricing {
                         "a URL or citation",
                     ));
                 }
-                prices.insert(format!("{section}.{name}"), Price { usd, unit: unit.to_string(), source: p.source });
+                prices.insert(
+                    format!("{section}.{name}"),
+                    Price { usd, unit: unit.to_string(), source: p.source, unverified: p.unverified },
+                );
             }
         }
         Ok(Pricing {

@@ -4,10 +4,11 @@
 //! Thresholds: built-in defaults, then a thresholds file's `[default]`, then the caller's
 //! overrides (the command's flags), then the file's `[tier.<id>]` overrides for that tier.
 //! Latency changes smaller than an absolute floor (`min_latency_change`, default 50 µs) never
-//! fail, since CI compares noisy runs. Always on: a tier missing from NEW, a probe cell that is
-//! now `leak` (was anything else or absent), a cell that is now `inconclusive`, and a NEW run
-//! that did not complete. Summaries of another schema version are refused: refresh the
-//! baseline (`results/baselines/README.md`).
+//! fail, since CI compares noisy runs. Always on: a tier missing from NEW, a probe cell of BASE
+//! missing from NEW, a cell that is now `leak` (was anything else or absent) or `inconclusive`,
+//! cost figures BASE had and NEW lost, a share of errors or timeouts in NEW above its threshold,
+//! a NEW run that did not complete, and a changed scenario unless allowed. Summaries of another
+//! schema version are refused: refresh the baseline (`results/baselines/README.md`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -30,6 +31,10 @@ pub struct Thresholds {
     pub throughput_drop: f64,
     pub cost_increase: f64,
     pub min_latency_change_us: f64,
+    /// Most errors (of any kind) may be of the requests NEW sent.
+    pub error_share: f64,
+    /// Most timeouts may be of the requests NEW sent.
+    pub timeout_share: f64,
 }
 
 impl Default for Thresholds {
@@ -40,6 +45,8 @@ impl Default for Thresholds {
             throughput_drop: 0.05,
             cost_increase: 0.10,
             min_latency_change_us: 50.0,
+            error_share: 0.01,
+            timeout_share: 0.01,
         }
     }
 }
@@ -62,6 +69,8 @@ struct RawThresholds {
     max_throughput_drop: Option<String>,
     max_cost_increase: Option<String>,
     min_latency_change: Option<String>,
+    max_error_share: Option<String>,
+    max_timeout_share: Option<String>,
 }
 
 /// Per-tier thresholds after every source is applied.
@@ -69,6 +78,8 @@ struct RawThresholds {
 pub struct ThresholdSet {
     pub default: Thresholds,
     pub tiers: BTreeMap<String, Thresholds>,
+    /// Compare runs of different scenarios (a changed file) without failing.
+    pub allow_scenario_change: bool,
 }
 
 impl ThresholdSet {
@@ -85,6 +96,8 @@ pub struct ThresholdOverrides {
     pub throughput_drop: Option<f64>,
     pub cost_increase: Option<f64>,
     pub min_latency_change: Option<Duration>,
+    pub error_share: Option<f64>,
+    pub timeout_share: Option<f64>,
 }
 
 /// A thresholds file that cannot be used: where (the file, with a line when known, or a
@@ -133,6 +146,12 @@ fn apply(t: &mut Thresholds, r: &RawThresholds, at: &str) -> Result<(), String> 
     if let Some(v) = pct(&r.max_cost_increase, "max_cost_increase")? {
         t.cost_increase = v;
     }
+    if let Some(v) = pct(&r.max_error_share, "max_error_share")? {
+        t.error_share = v;
+    }
+    if let Some(v) = pct(&r.max_timeout_share, "max_timeout_share")? {
+        t.timeout_share = v;
+    }
     if let Some(v) = &r.min_latency_change {
         t.min_latency_change_us =
             parse_duration(v).map_err(|e| format!("{at}.min_latency_change: {e}"))?.as_secs_f64() * 1e6;
@@ -164,7 +183,7 @@ pub fn thresholds(file: Option<&Path>, overrides: &ThresholdOverrides) -> Result
             tiers.insert(tier.clone(), t);
         }
     }
-    Ok(ThresholdSet { default, tiers })
+    Ok(ThresholdSet { default, tiers, allow_scenario_change: false })
 }
 
 fn read_thresholds_file(p: &Path) -> Result<RawThresholdsFile, ThresholdsError> {
@@ -202,6 +221,12 @@ fn apply_overrides(t: &mut Thresholds, o: &ThresholdOverrides) {
     }
     if let Some(v) = o.cost_increase {
         t.cost_increase = v;
+    }
+    if let Some(v) = o.error_share {
+        t.error_share = v;
+    }
+    if let Some(v) = o.timeout_share {
+        t.timeout_share = v;
     }
     if let Some(v) = o.min_latency_change {
         t.min_latency_change_us = v.as_secs_f64() * 1e6;
@@ -268,13 +293,18 @@ fn fmt_usd(x: f64) -> String {
 pub fn compare(base: &Summary, new: &Summary, th: &ThresholdSet) -> Comparison {
     let mut c = Comparison::default();
     if base.scenario.hash != new.scenario.hash {
-        c.notes.push(format!(
-            "the scenarios differ (base `{}` sha256 {}…, new `{}` sha256 {}…); figures may not be comparable",
+        let what = format!(
+            "the scenarios differ (base `{}` sha256 {}…, new `{}` sha256 {}…)",
             base.scenario.name,
             &base.scenario.hash[..12.min(base.scenario.hash.len())],
             new.scenario.name,
             &new.scenario.hash[..12.min(new.scenario.hash.len())]
-        ));
+        );
+        if th.allow_scenario_change {
+            c.notes.push(format!("{what}; allowed, but figures may not be comparable"));
+        } else {
+            c.failures.push(format!("{what}: refresh the baseline, or pass --allow-scenario-change to compare anyway"));
+        }
     }
     if new.status != RunStatus::Complete {
         c.failures.push(format!("the new run did not complete ({:?})", new.status));
@@ -344,15 +374,34 @@ fn compare_tier(b: &TierSummary, n: &TierSummary, t: &Thresholds) -> Vec<Row> {
                 });
             }
         }
-        (Some(_), None) | (None, Some(_)) => rows.push(Row {
+        (Some(_), None) => rows.push(Row {
             metric: "cost".into(),
-            base: if b.cost.is_some() { "costed" } else { "—" }.into(),
-            new: if n.cost.is_some() { "costed" } else { "—" }.into(),
+            base: "costed".into(),
+            new: "—".into(),
+            change: "lost".into(),
+            threshold: "cost figures kept".into(),
+            failed: true,
+        }),
+        (None, Some(_)) => rows.push(Row {
+            metric: "cost".into(),
+            base: "—".into(),
+            new: "costed".into(),
             change: "not compared".into(),
             threshold: "—".into(),
             failed: false,
         }),
         (None, None) => {}
+    }
+    rows.extend(shares(n, t));
+    for cell in b.probes.iter().filter(|c| !n.probes.iter().any(|p| p.probe == c.probe)) {
+        rows.push(Row {
+            metric: format!("probe {}", cell.probe),
+            base: cell.verdict.to_string(),
+            new: "not run".into(),
+            change: "missing".into(),
+            threshold: "every cell of the baseline".into(),
+            failed: true,
+        });
     }
     for cell in &n.probes {
         let before = b.probes.iter().find(|p| p.probe == cell.probe).map(|p| p.verdict);
@@ -370,6 +419,23 @@ fn compare_tier(b: &TierSummary, n: &TierSummary, t: &Thresholds) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// NEW's share of errors and of timeouts among the requests it sent, against their limits.
+fn shares(n: &TierSummary, t: &Thresholds) -> Vec<Row> {
+    let sent = n.traffic.sent;
+    let share = |k: u64| if sent == 0 { 0.0 } else { k as f64 / sent as f64 };
+    [("error share", n.traffic.errors, t.error_share), ("timeout share", n.traffic.timeouts, t.timeout_share)]
+        .into_iter()
+        .map(|(metric, k, max)| Row {
+            metric: metric.into(),
+            base: "—".into(),
+            new: format!("{k} of {sent} ({:.2}%)", share(k) * 100.0),
+            change: "—".into(),
+            threshold: format!("≤ {:.2}%", max * 100.0),
+            failed: share(k) > max,
+        })
+        .collect()
 }
 
 /// The Markdown diff.
@@ -489,5 +555,50 @@ mod tests {
         let f = compare(&s, &n, &ThresholdSet::default()).failures;
         assert!(f.iter().any(|f| f == "shared-ec2: tier missing from the new run"), "{f:?}");
         assert!(f.iter().any(|f| f.starts_with("silo-ec2: probe LK-TMP blocked → inconclusive")), "{f:?}");
+    }
+
+    #[test]
+    fn a_missing_cell_and_lost_cost_fail() {
+        let s = base();
+        let mut n = s.clone();
+        n.tiers[2].probes.retain(|c| c.probe != "LK-FD");
+        let f = compare(&s, &n, &ThresholdSet::default()).failures;
+        assert_eq!(f, ["ecs-awsvpc: probe LK-FD blocked → not run (missing; threshold every cell of the baseline)"]);
+        let quick: Summary =
+            serde_json::from_str(include_str!("../../../results/baselines/quick/summary.json")).unwrap();
+        assert!(quick.tiers[1].cost.is_some());
+        let mut n = quick.clone();
+        n.tiers[1].cost = None;
+        let f = compare(&quick, &n, &ThresholdSet::default()).failures;
+        assert!(f.len() == 1 && f[0].starts_with("shared-ec2: cost costed → — (lost"), "{f:?}");
+    }
+
+    #[test]
+    fn error_and_timeout_shares_above_their_limits_fail() {
+        let s = base();
+        let mut n = s.clone();
+        let sent = n.tiers[0].traffic.sent;
+        n.tiers[0].traffic.errors = sent / 50;
+        n.tiers[1].traffic.timeouts = sent / 200;
+        let f = compare(&s, &n, &ThresholdSet::default()).failures;
+        assert_eq!(f.len(), 1, "2% errors fail, 0.5% timeouts do not: {f:?}");
+        assert!(f[0].starts_with("silo-ec2: error share"), "{f:?}");
+        let mut th = ThresholdSet::default();
+        th.default.timeout_share = 0.001;
+        th.default.error_share = 0.05;
+        let f = compare(&s, &n, &th).failures;
+        assert!(f.len() == 1 && f[0].starts_with("shared-ec2: timeout share"), "{f:?}");
+    }
+
+    #[test]
+    fn a_changed_scenario_fails_unless_allowed() {
+        let s = base();
+        let mut n = s.clone();
+        n.scenario.hash = "0".repeat(64);
+        let f = compare(&s, &n, &ThresholdSet::default()).failures;
+        assert!(f.len() == 1 && f[0].contains("--allow-scenario-change"), "{f:?}");
+        let th = ThresholdSet { allow_scenario_change: true, ..ThresholdSet::default() };
+        let c = compare(&s, &n, &th);
+        assert!(c.failures.is_empty() && c.notes[0].contains("allowed"), "{:?}", c.notes);
     }
 }

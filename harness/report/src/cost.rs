@@ -27,6 +27,32 @@ fn usd(x: f64) -> String {
     }
 }
 
+/// The price keys a cost rests on that the pricing table marks unverified.
+pub fn unverified(c: &TierCost) -> Vec<&str> {
+    let mut keys: Vec<&str> = c.items.iter().filter(|i| i.unverified).map(|i| i.price.as_str()).collect();
+    keys.dedup();
+    keys
+}
+
+/// `†` after a figure that rests on an unverified price.
+fn mark(c: &TierCost) -> &'static str {
+    if unverified(c).is_empty() { "" } else { "†" }
+}
+
+/// The footnote for the `†` marks, naming the prices; empty when none is unverified.
+fn unverified_note<'a>(costs: impl Iterator<Item = &'a TierCost>) -> String {
+    let mut keys: Vec<&str> = costs.flat_map(unverified).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.is_empty() {
+        return String::new();
+    }
+    format!(
+        "† priced with a price the pricing table marks unverified ({}): check it against AWS before publishing",
+        keys.join(", ")
+    )
+}
+
 fn pricing_line(p: &PricingInfo) -> String {
     format!("prices: {} {}, as of {}, {}", p.region, p.currency, p.as_of, p.source)
 }
@@ -47,7 +73,7 @@ pub fn cost_table(s: &Summary) -> String {
         let _ = writeln!(
             o,
             "{:<24} {:>11} {:>11} {:>11} {:>13} {:>5.0}%",
-            t.tier,
+            format!("{}{}", t.tier, mark(c)),
             usd(c.run_usd),
             usd(c.per_million_requests_usd),
             usd(c.monthly_usd),
@@ -58,6 +84,10 @@ pub fn cost_table(s: &Summary) -> String {
     if let Some(p) = &s.pricing {
         let _ = writeln!(o, "{}; monthly = 30 days at the scenario's rate; formulas in report.md", pricing_line(p));
     }
+    let note = unverified_note(s.tiers.iter().filter_map(|t| t.cost.as_ref()));
+    if !note.is_empty() {
+        let _ = writeln!(o, "{note}");
+    }
     o
 }
 
@@ -67,12 +97,17 @@ pub fn projected_costs(projected: &[Projection<'_>], p: &PricingInfo) -> String 
     for c in projected {
         let _ = writeln!(
             o,
-            "  tier {:<24} run {}{}, monthly {}",
+            "  tier {:<24} run {}{}, monthly {}{}",
             c.tier,
             if c.upper_bound { "at most " } else { "about " },
             usd(c.cost.run_usd),
-            usd(c.cost.monthly_usd)
+            usd(c.cost.monthly_usd),
+            mark(c.cost)
         );
+    }
+    let note = unverified_note(projected.iter().map(|c| c.cost));
+    if !note.is_empty() {
+        let _ = writeln!(o, "  {note}");
     }
     o
 }
@@ -105,8 +140,9 @@ fn cost_section(o: &mut String, s: &Summary) {
         if let Some(c) = &t.cost {
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {} ({:.0}%) |",
+                "| {}{} | {} | {} | {} | {} | {} | {} ({:.0}%) |",
                 t.tier,
+                mark(c),
                 c.model,
                 usd(c.run_usd),
                 usd(c.per_million_requests_usd),
@@ -116,6 +152,10 @@ fn cost_section(o: &mut String, s: &Summary) {
                 c.idle_share * 100.0
             );
         }
+    }
+    let note = unverified_note(s.tiers.iter().filter_map(|t| t.cost.as_ref()));
+    if !note.is_empty() {
+        let _ = writeln!(o, "\n{note}.");
     }
     for t in &s.tiers {
         if let Some(c) = &t.cost {
@@ -128,7 +168,16 @@ fn cost_detail(o: &mut String, tier: &str, c: &TierCost) {
     let _ = writeln!(o, "\n### Cost of {tier} ({})\n\n{}\n", c.model, c.formula);
     let _ = writeln!(o, "| price | quantity | unit | unit price | amount |\n|---|---|---|---|---|");
     for i in &c.items {
-        let _ = writeln!(o, "| `{}` | {} | {} | ${} | {} |", i.price, i.quantity, i.unit, i.unit_price_usd, usd(i.usd));
+        let flag = if i.unverified { " (unverified)" } else { "" };
+        let _ = writeln!(
+            o,
+            "| `{}`{flag} | {} | {} | ${} | {} |",
+            i.price,
+            i.quantity,
+            i.unit,
+            i.unit_price_usd,
+            usd(i.usd)
+        );
     }
     if !c.notes.is_empty() {
         o.push('\n');
@@ -160,5 +209,27 @@ fn calibration_section(o: &mut String, s: &Summary) {
                 t.tier, c.event, m.count, m.min, m.median, m.max, c.published_low_ms, c.published_high_ms, c.source
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cost_on_an_unverified_price_is_marked_with_its_key() {
+        let mut s: Summary =
+            serde_json::from_str(include_str!("../../../results/baselines/quick/summary.json")).unwrap();
+        let plain = cost_table(&s);
+        assert!(!plain.contains('†'), "{plain}");
+        let c = s.tiers[0].cost.as_mut().unwrap();
+        c.items[0].unverified = true;
+        let key = c.items[0].price.clone();
+        let table = cost_table(&s);
+        assert!(table.contains(&format!("{}†", s.tiers[0].tier)), "{table}");
+        assert!(table.contains(&format!("unverified ({key})")), "{table}");
+        let mut md = String::new();
+        markdown_sections(&mut md, &s);
+        assert!(md.contains(&format!("`{key}` (unverified)")), "{md}");
     }
 }

@@ -65,3 +65,16 @@ mod tests {
         assert_eq!(axis_ms(0.0), "0");
     }
 }
+
+/// The commit a run's harness was built from, short, and whether its tree had uncommitted
+/// changes: `abd9ac850bf3`, `abd9ac850bf3, with uncommitted changes` or `unknown commit`.
+pub fn provenance(t: &isobench_results::ToolInfo) -> String {
+    let Some(c) = t.commit.as_deref() else { return "unknown commit".into() };
+    let short = &c[..12.min(c.len())];
+    match t.dirty {
+        Some(true) => format!("{short}, with uncommitted changes"),
+        Some(false) => short.to_string(),
+        None => format!("{short}, tree state unknown"),
+    }
+}
+

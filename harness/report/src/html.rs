@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use isobench_results::hlog::Histograms;
-use isobench_results::{Fidelity, Summary, TierSummary};
+use isobench_results::{NoisyNeighbour, Summary, TierSummary};
 
 use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
 use crate::error::ReportError;
@@ -64,7 +64,7 @@ const MODELLED: &str = "<span class=\"modelled\">modelled</span>";
 
 fn header(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "<h1>isobench run {}</h1>", esc(&s.run_id));
-    let commit = s.tool.commit.as_deref().map_or("unknown commit".to_string(), |c| c[..12.min(c.len())].to_string());
+    let commit = crate::fmt::provenance(&s.tool);
     let rows = [
         (
             "scenario",
@@ -106,14 +106,18 @@ fn header(o: &mut String, s: &Summary) {
         );
     }
     let _ = writeln!(o, "</table>");
-    if s.backend.fidelity != Fidelity::Cloud {
+    if let Some(l) = crate::limits::limits(s) {
         let _ = writeln!(
             o,
-            "<p class=\"banner\" data-fidelity=\"{}\">Local emulation: isolation is enforced by the Linux kernel ({}), \
-             but latencies and start times are this host's, not AWS's.</p>",
+            "<div class=\"banner\" data-fidelity=\"{}\"><p><b>What this run is: {}.</b> Real here: {}.</p><p>Not AWS:</p><ul>",
             esc(s.backend.fidelity.as_str()),
-            esc(&s.backend.description)
+            esc(l.title),
+            esc(&l.real.join("; "))
         );
+        for n in &l.not_aws {
+            let _ = writeln!(o, "<li>{}</li>", esc(n));
+        }
+        let _ = writeln!(o, "</ul></div>");
     }
     if let Some(e) = &s.error {
         let _ = writeln!(o, "<p class=\"banner warn\">Run did not complete: {}</p>", esc(e));
@@ -321,12 +325,25 @@ fn cost(o: &mut String, s: &Summary) -> Result<(), ReportError> {
                 usd(c.run_usd),
                 usd(c.per_tenant_usd),
                 usd(c.per_million_requests_usd),
-                usd(c.monthly_usd),
+                format!("{}{}", usd(c.monthly_usd), if crate::cost::unverified(c).is_empty() { "" } else { "†" }),
                 c.idle_share * 100.0,
                 esc(&c.formula)
             );
         }
         let _ = writeln!(o, "</table>");
+        let mut keys: Vec<&str> =
+            s.tiers.iter().filter_map(|t| t.cost.as_ref()).flat_map(crate::cost::unverified).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if !keys.is_empty() {
+            let _ = writeln!(
+                o,
+                "<p class=\"note\" data-unverified=\"{}\">† priced with a price the pricing table marks unverified ({}): \
+                 check it against AWS before publishing.</p>",
+                keys.len(),
+                esc(&keys.join(", "))
+            );
+        }
     }
     calibration(o, s);
     Ok(())
@@ -413,43 +430,57 @@ fn noisy(o: &mut String, s: &Summary) -> Result<(), ReportError> {
     let tiers: Vec<_> = s.tiers.iter().filter_map(|t| t.noisy_neighbour.as_ref().map(|n| (t, n))).collect();
     let Some((_, n0)) = tiers.first() else { return Ok(()) };
     let _ = writeln!(o, "<h2>Noisy neighbour (NN-CPU)</h2>");
-    let data: Vec<Slowdown> = tiers
-        .iter()
-        .map(|(t, n)| Slowdown {
-            tier: t.tier.clone(),
-            min: n.slowdown.min,
-            median: n.slowdown.median,
-            max: n.slowdown.max,
-            count: n.slowdown.count,
-        })
-        .collect();
-    figure(
-        o,
-        &charts::slowdowns(&data)?,
-        &format!(
-            "Aggressor <code>{}</code> sends {:.0} req/s of {} µs CPU each; each victim's corrected p99 in contended windows \
-             over its p99 in the solo window of the same round ({} rounds of {:.1} s). Dot: median; bar: min to max; \
-             line: 1× (no effect).",
-            esc(&n0.aggressor),
-            n0.aggressor_rate,
-            n0.aggressor_compute_us,
-            n0.rounds,
-            n0.window_s
-        ),
+    let slowdown = |(t, n): &(&TierSummary, &NoisyNeighbour)| Slowdown {
+        tier: t.tier.clone(),
+        min: n.slowdown.min,
+        median: n.slowdown.median,
+        max: n.slowdown.max,
+        count: n.slowdown.count,
+    };
+    let method = format!(
+        "Aggressor <code>{}</code> sends {:.0} req/s of {} µs CPU each; each victim's corrected p99 in contended windows \
+         over its p99 in the solo window of the same round ({} rounds of {:.1} s).",
+        esc(&n0.aggressor),
+        n0.aggressor_rate,
+        n0.aggressor_compute_us,
+        n0.rounds,
+        n0.window_s
     );
-    let _ = writeln!(
-        o,
-        "<table data-table=\"noisy-neighbour\">\n<tr><th>tier</th><th>median</th><th>min</th><th>max</th><th>victims × rounds</th></tr>"
-    );
-    for d in &data {
+    // Host-bound figures measure this host, so they stay out of the chart that compares tiers.
+    let own: Vec<Slowdown> = tiers.iter().filter(|(_, n)| n.host_bound.is_none()).map(slowdown).collect();
+    if own.is_empty() {
+        let _ = writeln!(o, "<p>{method}</p>");
+    } else {
+        let caption = format!("{method} Dot: median; bar: min to max; line: 1× (no effect).");
+        figure(o, &charts::slowdowns(&own)?, &caption);
+    }
+    if tiers.iter().any(|(_, n)| n.host_bound.is_some()) {
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{:.2}×</td><td>{:.2}×</td><td>{:.2}×</td><td>{}</td></tr>",
+            "<p class=\"banner warn\">Host-bound figures: the rows marked so measure this host's contention, not the tier. \
+             Every tenant and the load generator share this host's cores, so each tier's CPU quota sets its ranking; \
+             they are not a comparison of tiers and are left out of the chart. On AWS, tenants on separate instances, \
+             Fargate tasks or Lambda environments do not share vCPUs.</p>"
+        );
+    }
+    let _ = writeln!(
+        o,
+        "<table data-table=\"noisy-neighbour\">\n<tr><th>tier</th><th>median</th><th>min</th><th>max</th><th>victims × rounds</th><th>CPUs</th></tr>"
+    );
+    for (t, n) in &tiers {
+        let d = slowdown(&(t, n));
+        let cpus = n.host_bound.as_ref().map_or("own".to_string(), |h| {
+            format!("host-bound: {:.2} vCPUs of quota on {} cores", h.quota_vcpus, h.host_cpus)
+        });
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{:.2}×</td><td>{:.2}×</td><td>{:.2}×</td><td>{}</td><td>{}</td></tr>",
             esc(&d.tier),
             d.median,
             d.min,
             d.max,
-            d.count
+            d.count,
+            esc(&cpus)
         );
     }
     let _ = writeln!(o, "</table>");

@@ -17,6 +17,7 @@ mod files;
 mod fmt;
 mod html;
 mod junit;
+mod limits;
 mod markdown;
 mod terminal;
 mod text;
@@ -28,5 +29,6 @@ pub use html::html;
 /// The histogram log lives with the summary types; re-exported where the page reads it.
 pub use isobench_results::hlog::{self, Histograms};
 pub use junit::junit;
+pub use limits::{Limits, limits};
 pub use markdown::markdown;
 pub use terminal::terminal_table;

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use isobench_results::{Fidelity, Percentiles, Spread, Summary, TenantSummary, TierSummary, Verdict};
+use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary, Verdict};
 
 use crate::text::{errors_cell, mib, ms, start_p50_ms};
 
@@ -198,11 +198,20 @@ fn noisy_section(o: &mut String, s: &Summary) {
         "Aggressor `{}` sends {:.0} req/s of {} µs CPU each; victims' corrected p99 in contended windows divided by their p99 in the solo window of the same round ({} rounds of {:.1} s).\n",
         n0.aggressor, n0.aggressor_rate, n0.aggressor_compute_us, n0.rounds, n0.window_s
     );
-    let _ = writeln!(o, "| tier | slowdown median | min | max | victims × rounds |\n|---|---|---|---|---|");
-    for (t, n) in &tiers {
+    if tiers.iter().any(|(_, n)| n.host_bound.is_some()) {
         let _ = writeln!(
             o,
-            "| {} | {:.2}× | {:.2}× | {:.2}× | {} |",
+            "> **Host-bound figures.** Marked rows measure this host's contention, not the tier: every tenant and the load generator share this host's cores, so each tier's CPU quota sets its ranking. They are not a comparison of tiers; on AWS, tenants on separate instances, Fargate tasks or Lambda environments do not share vCPUs.\n"
+        );
+    }
+    let _ = writeln!(o, "| tier | slowdown median | min | max | victims × rounds | CPUs |\n|---|---|---|---|---|---|");
+    for (t, n) in &tiers {
+        let cpus = n.host_bound.as_ref().map_or("own".to_string(), |h| {
+            format!("host-bound: {:.2} vCPUs of quota on {} cores", h.quota_vcpus, h.host_cpus)
+        });
+        let _ = writeln!(
+            o,
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {} | {cpus} |",
             t.tier, n.slowdown.median, n.slowdown.min, n.slowdown.max, n.slowdown.count
         );
     }
@@ -280,12 +289,8 @@ pub fn markdown(s: &Summary) -> String {
         s.status,
         s.wall_time_s
     );
-    if s.backend.fidelity != Fidelity::Cloud {
-        let _ = writeln!(
-            o,
-            "> Local emulation: isolation is enforced by the Linux kernel ({}), but latencies and start times are this host's, not AWS's.\n",
-            s.backend.description
-        );
+    if let Some(l) = crate::limits::limits(s) {
+        let _ = writeln!(o, "{}", l.markdown());
     }
     if let Some(e) = &s.error {
         let _ = writeln!(o, "**Run did not complete:** {e}\n");
@@ -308,7 +313,7 @@ pub fn markdown(s: &Summary) -> String {
         s.host.cpus,
         s.host.memory_bytes >> 30,
         s.tool.version,
-        s.tool.commit.as_deref().map_or("unknown commit", |c| &c[..12.min(c.len())])
+        crate::fmt::provenance(&s.tool)
     );
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
     let _ = writeln!(

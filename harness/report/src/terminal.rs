@@ -38,6 +38,9 @@ pub fn terminal_table(s: &Summary) -> String {
         o,
         "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"
     );
+    if let Some(l) = crate::limits::limits(s) {
+        let _ = writeln!(o, "{}", l.line());
+    }
     if let Some(h) = &s.harness {
         let _ = writeln!(o, "harness: peak RSS {}, wall time {:.1} s", mib(h.peak_rss_bytes), s.wall_time_s);
     }

@@ -143,8 +143,11 @@ pub enum RunStatus {
 pub struct ToolInfo {
     pub name: String,
     pub version: String,
-    /// Git commit of the harness, when built from a checkout.
+    /// Git commit the harness was built from (captured at build time), when known.
     pub commit: Option<String>,
+    /// Whether that tree had uncommitted changes at build time; `null` when git could not tell.
+    #[serde(default)]
+    pub dirty: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,6 +414,9 @@ pub struct CostItem {
     pub unit: String,
     pub unit_price_usd: f64,
     pub usd: f64,
+    /// The price is marked unverified in the pricing table (not yet checked against AWS's page).
+    #[serde(default)]
+    pub unverified: bool,
 }
 
 /// An event the emulator timed, beside what the same event takes on AWS by published figures.
@@ -440,6 +446,21 @@ pub struct NoisyNeighbour {
     pub victims: Vec<VictimSlowdown>,
     /// Contended p99 / solo p99 over every victim and round.
     pub slowdown: Spread,
+    /// Set when the tenants did not have CPUs of their own (the local emulator): the figure is
+    /// this host's contention, not the tier's, and is kept out of the tier comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_bound: Option<HostBound>,
+}
+
+/// Why a noisy-neighbour figure measures the host rather than the tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct HostBound {
+    /// The CPU quota of the tier's instances, tasks or environments, summed, in vCPUs.
+    pub quota_vcpus: f64,
+    /// The host's cores, shared by every tenant and the load generator.
+    pub host_cpus: usize,
+    pub note: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,31 +24,45 @@ pub fn host() -> HostInfo {
     }
 }
 
+/// What `isobench --version` prints: the version, the commit and whether the tree the binary
+/// was built from had uncommitted changes (captured at build time by `build.rs`).
+pub const VERSION: &str = env!("ISOBENCH_BUILD_VERSION");
+
+/// The commit the binary was built from, if known.
+pub fn build_commit() -> Option<&'static str> {
+    Some(env!("ISOBENCH_BUILD_COMMIT")).filter(|c| !c.is_empty())
+}
+
+/// Whether the tree had uncommitted changes at build time; `None` when git could not tell.
+pub fn build_dirty() -> Option<bool> {
+    match env!("ISOBENCH_BUILD_TREE") {
+        "dirty" => Some(true),
+        "clean" => Some(false),
+        _ => None,
+    }
+}
+
 pub fn tool() -> ToolInfo {
     ToolInfo {
         name: "isobench".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        commit: option_env!("ISOBENCH_COMMIT").map(str::to_string).or_else(git_commit),
+        commit: build_commit().map(str::to_string),
+        dirty: build_dirty(),
     }
 }
 
-/// The commit of the checkout the binary runs from, if any (best effort, no git binary needed).
-fn git_commit() -> Option<String> {
-    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    let head = std::fs::read_to_string(root.join(".git/HEAD")).ok()?;
-    let head = head.trim();
-    match head.strip_prefix("ref: ") {
-        Some(r) => {
-            let loose = std::fs::read_to_string(root.join(".git").join(r)).ok();
-            let packed = || {
-                std::fs::read_to_string(root.join(".git/packed-refs"))
-                    .ok()?
-                    .lines()
-                    .find(|l| l.ends_with(r))
-                    .map(|l| l[..40.min(l.len())].to_string())
-            };
-            loose.map(|s| s.trim().to_string()).or_else(packed)
-        }
-        None => Some(head.to_string()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_commit_is_a_full_hash_and_the_version_names_it() {
+        let Some(c) = build_commit() else {
+            assert!(VERSION.contains("commit unknown"), "{VERSION}");
+            return;
+        };
+        assert!(c.len() == 40 && c.bytes().all(|b| b.is_ascii_hexdigit()), "{c}");
+        assert!(VERSION.contains(c), "{VERSION}");
+        assert_eq!(VERSION.contains("uncommitted"), build_dirty() == Some(true), "{VERSION}");
     }
 }

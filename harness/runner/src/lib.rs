@@ -22,6 +22,7 @@ mod usage;
 
 pub use describe::describe_plan;
 pub use error::{AccountingError, RunError};
+pub use hostinfo::VERSION;
 pub use noisy::NoisyError;
 pub use observer::{Observer, Silent};
 pub use outcome::{Ending, RunOutcome, check_identity};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use isobench_core::Deployment;
 use isobench_core::scenario::{MixSpec, NoisySpec};
 use isobench_load::{LoadReport, LoadSpec};
-use isobench_results::{NoisyNeighbour, Spread, VictimSlowdown};
+use isobench_results::{HostBound, NoisyNeighbour, Spread, VictimSlowdown};
 
 use crate::observer::Observer;
 
@@ -90,7 +90,24 @@ pub fn measure(
         window_s: n.window.0.as_secs_f64(),
         victims: victims_out,
         slowdown: Spread::of(&all),
+        host_bound: None,
     }))
+}
+
+/// On the local emulator every tenant and the generator share this host's cores (the emulator
+/// does not give tiers CPU sets of their own), so the slowdown is the host's contention under
+/// each tier's CPU quota, not what the tier gives on AWS.
+pub fn host_bound(d: &Deployment, host_cpus: usize) -> HostBound {
+    let quota_vcpus = d.instances.iter().filter_map(|i| i.limits.map(|l| l.cpu_millis)).sum::<u64>() as f64 / 1e3;
+    HostBound {
+        quota_vcpus,
+        host_cpus,
+        note: format!(
+            "host-bound: {quota_vcpus:.2} vCPUs of quota on {host_cpus} cores shared with the load generator and every \
+             other tenant; on AWS, tenants on separate instances, Fargate tasks or Lambda environments do not share vCPUs, \
+             tenants of one shared instance do"
+        ),
+    }
 }
 
 /// Each victim's corrected p99 in µs (0 when it had no ok request).

@@ -186,7 +186,13 @@ fn run_tiers(
         let rss_after_traffic = usage::rss_bytes();
         let noisy = match (&plan.scenario.noisy_neighbour, &report) {
             (Some(n), Some(_)) => noisy::measure(n, &spec, &deployment, stop.cancel, observer)
-                .map_err(|source| RunError::NoisyNeighbour { tier: tp.tier, source })?,
+                .map_err(|source| RunError::NoisyNeighbour { tier: tp.tier, source })?
+                .map(|mut m| {
+                    if matches!(backend.info().fidelity, Fidelity::Emulated | Fidelity::ProcessOnly) {
+                        m.host_bound = Some(noisy::host_bound(&deployment, hostinfo::host().cpus));
+                    }
+                    m
+                }),
             _ => None,
         };
         observer.line(&format!("[{}] tearing down", tp.tier));

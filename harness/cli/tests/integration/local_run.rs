@@ -70,6 +70,7 @@ fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
     assert_eq!(s["schema_version"], 1);
     assert_eq!(s["status"], "complete");
     assert_eq!(s["backend"]["fidelity"], "emulated");
+    crate::provenance::assert_tool_is_this_checkout(&s);
     assert_all_balanced(&s);
 
     let silo = tier(&s, "silo-ec2");
@@ -93,7 +94,9 @@ fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
         assert_eq!(histogram_counts(&out_dir, name, "corrected"), ok, "{name}");
         assert_eq!(histogram_counts(&out_dir, name, "lag"), t["traffic"]["sent"].as_u64().unwrap(), "{name}");
     }
-    assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("## shared-ec2"));
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## shared-ec2"));
+    assert!(report.contains("What this run is: local emulation") && report.contains("one kernel"), "{report}");
     let run_id = s["run_id"].as_str().unwrap();
     assert_eq!(leftovers::of_run(run_id), Vec::<String>::new());
 }
@@ -214,5 +217,11 @@ fn noisy_neighbour_alternates_solo_and_contended_windows() {
     assert_eq!(n["slowdown"]["count"], 6);
     // One process serves the aggressor too: its CPU bursts must show in the victims' p99.
     assert!(n["slowdown"]["median"].as_f64().unwrap() > 1.0, "{n}");
-    assert!(std::fs::read_to_string(out_dir.join("report.md")).unwrap().contains("Noisy neighbour (NN-CPU)"));
+    // Every tenant and the generator share this host's cores: the figure is labelled host-bound.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(n["host_bound"]["host_cpus"], cpus, "{n}");
+    assert!(n["host_bound"]["quota_vcpus"].as_f64().unwrap() > 0.0, "{n}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("Noisy neighbour (NN-CPU)"));
+    assert!(report.contains("Host-bound figures") && report.contains(&format!("on {cpus} cores")), "{report}");
 }

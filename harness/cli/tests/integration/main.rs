@@ -23,6 +23,8 @@ mod html_report;
 mod local_run;
 /// Leakage probes through the CLI: the matrix against expectations, and the CI gate's exit codes.
 mod probes;
+/// `--version` and every summary name the commit the harness was built from, and a dirty tree.
+mod provenance;
 /// `isobench report DIR`: re-rendering, and bad directories refused with exit 2.
 mod report_cmd;
 /// The scale run reduced for CI: 200 tenants on silo-ec2 and lambda-per-tenant.
