@@ -78,3 +78,10 @@ pub fn provenance(t: &isobench_results::ToolInfo) -> String {
     }
 }
 
+/// How busy the host was: `load average 0.52 → 1.90 (1 min, start → end)`, and whether it was
+/// loaded (the 1-minute load above the host's CPUs at either end), or `None` when not recorded.
+pub fn load(h: &isobench_results::HostInfo) -> Option<(String, bool)> {
+    let (a, b) = (h.load_at_start?, h.load_at_end?);
+    let loaded = a[0].max(b[0]) > h.cpus as f64;
+    Some((format!("load average {:.2} → {:.2} (1 min, start → end)", a[0], b[0]), loaded))
+}

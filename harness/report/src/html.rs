@@ -95,6 +95,10 @@ fn header(o: &mut String, s: &Summary) {
     for (k, v) in rows {
         let _ = writeln!(o, "<tr><th>{k}</th><td>{v}</td></tr>");
     }
+    if let Some((load, loaded)) = crate::fmt::load(&s.host) {
+        let warn = if loaded { " <b>loaded machine</b>: not a quiet machine's figures" } else { "" };
+        let _ = writeln!(o, "<tr><th>load</th><td>{}{warn}</td></tr>", esc(&load));
+    }
     if let Some(p) = &s.pricing {
         let _ = writeln!(
             o,

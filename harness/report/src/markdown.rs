@@ -315,6 +315,14 @@ pub fn markdown(s: &Summary) -> String {
         s.tool.version,
         crate::fmt::provenance(&s.tool)
     );
+    if let Some((load, loaded)) = crate::fmt::load(&s.host) {
+        let warn = if loaded {
+            " **Loaded machine**: the load exceeded its CPUs, so latencies, rates and start times are not a quiet machine's."
+        } else {
+            ""
+        };
+        let _ = writeln!(o, "Host {load}.{warn}\n");
+    }
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
     let _ = writeln!(
         o,

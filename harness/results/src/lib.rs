@@ -172,6 +172,12 @@ pub struct HostInfo {
     pub arch: String,
     pub cpus: usize,
     pub memory_bytes: u64,
+    /// The host's load average (1, 5 and 15 min) when the run started and when it ended: how
+    /// busy the machine was, read with the figures. Absent where the OS does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_at_start: Option<[f64; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_at_end: Option<[f64; 3]>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

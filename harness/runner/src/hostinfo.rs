@@ -21,7 +21,16 @@ pub fn host() -> HostInfo {
         arch: std::env::consts::ARCH.to_string(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         memory_bytes,
+        load_at_start: None,
+        load_at_end: load_average(),
     }
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut f = text.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some([f.next()??, f.next()??, f.next()??])
 }
 
 /// What `isobench --version` prints: the version, the commit and whether the tree the binary

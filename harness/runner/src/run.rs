@@ -50,6 +50,7 @@ pub fn run(
     std::fs::create_dir_all(&opts.out).map_err(|source| RunError::ResultsDir { path: opts.out.clone(), source })?;
     let started = SystemTime::now();
     let t0 = Instant::now();
+    let load_at_start = hostinfo::load_average();
     let mut hlog = HlogWriter::new(started);
     let mut measured = Measured::default();
     let mut stop = Stop { cancel: &opts.cancel, budget_hit: None };
@@ -84,7 +85,7 @@ pub fn run(
             effective: serde_json::to_value(&plan.scenario)
                 .map_err(|source| RunError::Serialise { what: "scenario", source })?,
         },
-        host: hostinfo::host(),
+        host: isobench_results::HostInfo { load_at_start, ..hostinfo::host() },
         backend: opts.backend.clone(),
         tiers: measured.tiers,
         left_behind: left_behind.clone(),

@@ -71,6 +71,9 @@ fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
     assert_eq!(s["status"], "complete");
     assert_eq!(s["backend"]["fidelity"], "emulated");
     crate::provenance::assert_tool_is_this_checkout(&s);
+    for at in ["load_at_start", "load_at_end"] {
+        assert_eq!(s["host"][at].as_array().map(Vec::len), Some(3), "{}", s["host"]);
+    }
     assert_all_balanced(&s);
 
     let silo = tier(&s, "silo-ec2");
@@ -97,6 +100,7 @@ fn both_ec2_tiers_run_end_to_end_and_leave_nothing() {
     let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(report.contains("## shared-ec2"));
     assert!(report.contains("What this run is: local emulation") && report.contains("one kernel"), "{report}");
+    assert!(report.contains("load average"), "{report}");
     let run_id = s["run_id"].as_str().unwrap();
     assert_eq!(leftovers::of_run(run_id), Vec::<String>::new());
 }
