@@ -499,9 +499,17 @@ mod tests {
 
     fn leakage() -> (Summary, Histograms) {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/");
-        let s = serde_json::from_str(&std::fs::read_to_string(format!("{dir}summary.json")).unwrap()).unwrap();
+        let s: Summary = serde_json::from_str(&std::fs::read_to_string(format!("{dir}summary.json")).unwrap()).unwrap();
         let h = isobench_results::hlog::read(&std::fs::read(format!("{dir}histograms.hlog")).unwrap()).unwrap();
-        (s, h)
+        (own_cpus(s), h)
+    }
+
+    /// The run as if each tier had CPUs of its own, so the noisy-neighbour chart draws them all.
+    fn own_cpus(mut s: Summary) -> Summary {
+        for n in s.tiers.iter_mut().filter_map(|t| t.noisy_neighbour.as_mut()) {
+            n.host_bound = None;
+        }
+        s
     }
 
     /// The opening tags of a chart's data groups.
@@ -526,6 +534,26 @@ mod tests {
         assert_eq!(groups(&page, "noisy-neighbour").len(), 6);
         assert!(page.contains("data-empty=\"cost\""), "no cost figures: a note instead of a chart");
         assert!(!page.contains("data-chart=\"cost\""));
+    }
+
+    #[test]
+    fn host_bound_noisy_figures_stay_out_of_the_tier_chart() {
+        let (mut s, h) = leakage();
+        let bound = |cpus| isobench_results::HostBound { quota_vcpus: 2.0, host_cpus: cpus, note: "host-bound".into() };
+        for t in &mut s.tiers {
+            t.noisy_neighbour.as_mut().unwrap().host_bound = Some(bound(2));
+        }
+        s.tiers[1].noisy_neighbour.as_mut().unwrap().host_bound = None;
+        let page = html(&s, Some(&h)).unwrap();
+        let drawn = groups(&page, "noisy-neighbour");
+        assert!(drawn.len() == 1 && drawn[0].contains("data-tier=\"shared-ec2\""), "{drawn:?}");
+        assert!(page.contains("Host-bound figures"));
+        assert_eq!(page.matches("host-bound: 2.00 vCPUs of quota on 2 cores").count(), 5);
+        for t in &mut s.tiers {
+            t.noisy_neighbour.as_mut().unwrap().host_bound = Some(bound(2));
+        }
+        let page = html(&s, Some(&h)).unwrap();
+        assert!(!page.contains("data-chart=\"noisy-neighbour\""), "no tier comparison drawn from host contention");
     }
 
     #[test]
