@@ -198,6 +198,11 @@ pub struct Percentiles {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Traffic {
+    /// Released by the generator's scheduler, counted there (not from the completions):
+    /// `dispatched == sent + not_sent` is checked at the end of every run. 0 in summaries
+    /// written before it existed.
+    #[serde(default)]
+    pub dispatched: u64,
     pub sent: u64,
     pub ok: u64,
     /// Total errors; `errors_by_kind` splits them.
@@ -216,7 +221,14 @@ impl Traffic {
         self.sent == self.ok + self.errors + self.timeouts && self.errors == self.errors_by_kind.values().sum::<u64>()
     }
 
+    /// `dispatched == sent + not_sent`: no request was lost between the scheduler and the
+    /// recorder.
+    pub fn dispatched_accounted(&self) -> bool {
+        self.dispatched == self.sent + self.not_sent
+    }
+
     pub fn add(&mut self, o: &Traffic) {
+        self.dispatched += o.dispatched;
         self.sent += o.sent;
         self.ok += o.ok;
         self.errors += o.errors;
@@ -343,7 +355,15 @@ pub struct TierSummary {
     pub injected_faults: Option<serde_json::Value>,
     pub duration_s: f64,
     pub target_rate: f64,
+    /// What went on the wire: requests whose send happened inside the traffic window, over
+    /// the window (req/s). Below `target_rate` when the generator could not send on time
+    /// (every connection busy: the target is saturated). Before this field meant the
+    /// schedule's rate (sent / window, backlog included).
     pub achieved_rate: f64,
+    /// Ok throughput: ok requests that completed inside the traffic window, over the window
+    /// (req/s). What the target actually served; the cost model's measured throughput.
+    #[serde(default)]
+    pub ok_rate: f64,
     pub traffic: Traffic,
     pub latency: Latency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
