@@ -42,6 +42,7 @@ pub fn histogram_percentiles(h: &Histogram<u64>) -> Percentiles {
 fn traffic(s: &OpStats) -> Traffic {
     let errors_by_kind = s.errors.clone();
     Traffic {
+        dispatched: s.dispatched,
         sent: s.sent,
         ok: s.ok,
         errors: errors_by_kind.values().sum(),
@@ -153,6 +154,7 @@ pub fn tier_summary(
         duration_s: report.wall.as_secs_f64(),
         target_rate: spec.rate,
         achieved_rate: report.achieved_rate,
+        ok_rate: report.ok_rate,
         traffic: tier.traffic.clone(),
         latency: tier.latency(),
         functions: tier.functions(),

@@ -24,7 +24,8 @@ fn cents(x: f64) -> i64 {
 fn by_hand(t: &Value) -> (f64, f64, f64) {
     let hours = f(t, "/duration_s").max(60.0) / 3600.0;
     let rate = f(t, "/target_rate");
-    let l = f(t, "/achieved_rate") * f(t, "/latency/uncorrected/mean_us") / 1e6;
+    // Little's law with the ok throughput.
+    let l = f(t, "/ok_rate") * f(t, "/latency/uncorrected/mean_us") / 1e6;
     let n = t["instances"].as_array().unwrap().len() as f64;
     let idle = |month: f64, vcpus: f64| month * (1.0 - (l / vcpus).min(1.0));
     match t["tier"].as_str().unwrap() {
