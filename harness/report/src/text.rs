@@ -31,3 +31,9 @@ pub fn start_p50_ms(t: &TierSummary) -> f64 {
         _ => t.instance_start_ms.median,
     }
 }
+
+/// `target / achieved / ok` rates in req/s: what was asked, what went on the wire within the
+/// traffic window, and the ok requests completed within it.
+pub fn rates(t: &TierSummary) -> String {
+    format!("{:.0} / {:.0} / {:.0}", t.target_rate, t.achieved_rate, t.ok_rate)
+}
