@@ -262,8 +262,16 @@ pub struct FunctionFigures {
     pub cold: u64,
     /// `cold / ok`.
     pub cold_share: f64,
-    /// INIT durations of every cold start.
+    /// INIT durations of every cold start. At the tier level, where the backend keeps a record
+    /// of the environments it started (the local emulator), every environment started during
+    /// the tier's traffic, whatever became of the invoke that started it (failed, timed out);
+    /// per tenant and operation, and where there is no such record, the cold starts the invoke
+    /// answers reported.
     pub init: Percentiles,
+    /// Of `init.count`: INITs the backend recorded that no returned invoke answer carried (the
+    /// invoke failed or the driver timed it out first); priced all the same. Tier level only.
+    #[serde(default)]
+    pub init_unanswered: u64,
     /// Corrected latency of cold and of warm ok invokes.
     pub corrected_cold: Percentiles,
     pub corrected_warm: Percentiles,

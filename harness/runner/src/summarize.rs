@@ -4,8 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
+use isobench_core::backend::{InitRecord, TeardownReport};
 use isobench_core::plan::TierPlan;
-use isobench_core::{Deployment, TierId, backend::TeardownReport};
+use isobench_core::{Deployment, TierId};
 use isobench_load::{Hist, LoadReport, LoadSpec, OpStats};
 use isobench_results::hlog::{HlogError, HlogTag, HlogWriter};
 use isobench_results::{
@@ -88,6 +89,7 @@ impl Merged {
             cold: s.cold,
             cold_share: if s.ok == 0 { 0.0 } else { s.cold as f64 / s.ok as f64 },
             init: percentiles(&s.init),
+            init_unanswered: 0,
             corrected_cold: percentiles(&s.corrected_cold),
             corrected_warm: percentiles(&s.corrected_warm),
             billed_invokes: s.billed_invokes,
@@ -99,12 +101,38 @@ impl Merged {
     }
 }
 
+/// Every INIT the backend recorded, as a histogram in nanoseconds.
+pub fn init_histogram(inits: &[InitRecord]) -> Hist {
+    let mut h = Hist::new();
+    for i in inits {
+        h.record(u64::try_from(i.duration.as_nanos()).unwrap_or(u64::MAX));
+    }
+    h
+}
+
+/// The tier's function figures with INIT taken from the backend's record of the environments
+/// it started (every one, whatever became of its invoke), where the backend keeps one.
+fn with_recorded_inits(f: Option<FunctionFigures>, inits: Option<&[InitRecord]>) -> Option<FunctionFigures> {
+    let Some(inits) = inits else { return f };
+    if inits.is_empty() && f.is_none() {
+        return None;
+    }
+    let mut f = f.unwrap_or_default();
+    let answered = f.init.count;
+    f.init = percentiles(&init_histogram(inits));
+    f.init_unanswered = f.init.count.saturating_sub(answered);
+    Some(f)
+}
+
+/// `inits`: the backend's record of every INIT of the tier's environments, asked right after
+/// traffic (`None` where it keeps none: INIT then comes from the invoke answers).
 pub fn tier_summary(
     tp: &TierPlan,
     spec: &LoadSpec,
     report: &LoadReport,
     deployment: &Deployment,
     teardown: &TeardownReport,
+    inits: Option<&[InitRecord]>,
 ) -> TierSummary {
     let mut tier = Merged::default();
     let mut per_tenant = Vec::new();
@@ -157,7 +185,7 @@ pub fn tier_summary(
         ok_rate: report.ok_rate,
         traffic: tier.traffic.clone(),
         latency: tier.latency(),
-        functions: tier.functions(),
+        functions: with_recorded_inits(tier.functions(), inits),
         environments: teardown.environments.map(|e| Environments {
             created: e.created,
             reused: e.reused,
