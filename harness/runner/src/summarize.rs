@@ -259,6 +259,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn recorded_inits_replace_the_answered_ones_and_count_the_unanswered() {
+        use isobench_core::backend::InitState;
+        let answered = FunctionFigures {
+            init: Percentiles { count: 2, mean_us: 100_000.0, ..Default::default() },
+            billed_invokes: 10,
+            ..Default::default()
+        };
+        let rec = |ms: u64, state| InitRecord { function: "f".into(), duration: Duration::from_millis(ms), state };
+        let inits = [
+            rec(100, InitState::Ok),
+            rec(100, InitState::Ok),
+            rec(300, InitState::Ok),
+            rec(500, InitState::Failed),
+            rec(50, InitState::Running),
+        ];
+        let f = with_recorded_inits(Some(answered.clone()), Some(&inits)).unwrap();
+        assert_eq!((f.init.count, f.init_unanswered, f.billed_invokes), (5, 3, 10));
+        assert!((f.init.mean_us - 210_000.0).abs() < 500.0, "every INIT priced: {}", f.init.mean_us);
+        // No record (the AWS backend): the answers stand.
+        assert_eq!(with_recorded_inits(Some(answered.clone()), None), Some(answered));
+        // Environments started whose invokes all failed: figures exist for them alone.
+        let only = with_recorded_inits(None, Some(&inits[3..4])).unwrap();
+        assert_eq!((only.init.count, only.init_unanswered), (1, 1));
+        assert_eq!(with_recorded_inits(None, Some(&[])), None);
+    }
+
+    #[test]
     fn percentiles_are_in_microseconds() {
         let mut h = Histogram::<u64>::new(3).unwrap();
         for v in 1..=1000u64 {

@@ -208,3 +208,61 @@ instance_type = "m5.large"
     );
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
+
+/// Lambda INITs are priced from the emulator's record of every environment it started, also
+/// those whose invoke the driver timed out first (no answer carried their INIT); each
+/// function's start time is its own.
+#[test]
+fn every_lambda_init_is_priced_even_when_its_invoke_timed_out() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    // A 5 ms driver timeout: every cold start's invoke times out during INIT.
+    let text = r#"format_version = 1
+name = "inits"
+
+[run]
+duration = "2s"
+rate = "20"
+arrival = "constant"
+timeout = "5ms"
+seed = 7
+
+[mix]
+get = 1
+
+[tenants]
+count = 3
+
+[[tier]]
+id = "lambda-per-tenant"
+memory = 1769
+"#;
+    let path = scenario::write(dir.path(), "s.toml", text);
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
+    // Timeouts may exhaust the default error budget (exit 9); the figures are written either way.
+    assert!(matches!(out.status.code(), Some(0 | 9)), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
+    let s = read_summary(&out_dir);
+    let t = &s["tiers"][0];
+    let fx = &t["functions"];
+    let (count, unanswered) = (f(fx, "/init/count"), f(fx, "/init_unanswered"));
+    let created = f(t, "/environments/created");
+    let answered: f64 = t["per_tenant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["functions"]["init"]["count"].as_f64().unwrap_or(0.0))
+        .sum();
+    eprintln!("inits: {count} recorded, {answered} answered, {unanswered} unanswered; {created} environments created");
+    assert!(unanswered >= 3.0, "each tenant's first cold start timed out in the driver: {fx}");
+    assert_eq!(count, answered + unanswered, "{fx}");
+    // Asked right after traffic: at most the last request per tenant may still be starting one.
+    assert!(count <= created && created - count <= 3.0, "{count} INITs of {created} environments");
+    let init_ms = (f(fx, "/init/mean_us") * count / 1000.0).ceil();
+    let formula = t["cost"]["formula"].as_str().unwrap();
+    assert!(formula.contains(&format!("INIT ms = {init_ms}")), "{formula}");
+    let starts: std::collections::BTreeSet<u64> =
+        t["instances"].as_array().unwrap().iter().map(|i| f(i, "/start_ms").to_bits()).collect();
+    assert_eq!(starts.len(), 3, "one start time measured per function, not one repeated: {}", t["instances"]);
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
