@@ -89,7 +89,20 @@
 //! in-flight requests finish or time out. After a cancellation nothing more is sent (the
 //! queue becomes `not_sent`; requests whose time had not come are not part of the run), and
 //! requests still in flight after [`CANCEL_GRACE`] (or the timeout, if shorter) end as
-//! [`ErrorKind::Aborted`].
+//! [`ErrorKind::Aborted`]. A task stuck where the abort cannot reach it (a backend's invoke
+//! blocking its thread) does not hold the run: [`FINAL_GRACE`] after the abort the recorder
+//! stops waiting, and counts each request such a task had sent as a timeout
+//! ([`OpStats::abandoned`]) and each it had not as not sent, from the driver's own per-(tenant,
+//! operation) send counters. A connection task whose exchange panics counts the request as
+//! [`ErrorKind::Panic`] and goes on.
+//!
+//! # Accounting and rates
+//! The dispatcher counts what it releases per (tenant, operation) itself, apart from the
+//! completions ([`OpStats::dispatched`]); `dispatched == sent + not_sent` is then a check that
+//! can fail (a lost completion), which the runner makes in every run. `achieved_rate` is what
+//! went on the wire inside the dispatch window (sends inside it, over it); the backlog sent
+//! after the window does not count, so a saturated target shows a rate below the plan.
+//! `ok_rate` is the ok requests completed inside the window, over it: the throughput served.
 //!
 //! # Network namespaces
 //! Targets may live on a network only reachable from inside a network namespace. Given its
