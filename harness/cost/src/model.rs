@@ -100,7 +100,7 @@ pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<T
 /// The measured ok throughput, req/s. Summaries written before `ok_rate` existed have only
 /// `achieved_rate`, which then meant what was sent.
 fn throughput(t: &TierSummary) -> f64 {
-    if t.ok_rate > 0.0 || t.traffic.ok == 0 { t.ok_rate } else { t.achieved_rate }
+    t.ok_rate.unwrap_or(t.achieved_rate)
 }
 
 /// Why a measured tier is taken to have saturated, with its figures; empty if it did not. A
@@ -520,7 +520,7 @@ mod tests {
             duration_s: 10.0,
             target_rate: target,
             achieved_rate: achieved,
-            ok_rate,
+            ok_rate: Some(ok_rate),
             traffic: Traffic { dispatched: sent, sent, ok: sent, ..Default::default() },
             latency,
             functions: None,

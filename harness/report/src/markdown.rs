@@ -58,13 +58,13 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     let _ = writeln!(o, "\n## {}\n", t.tier);
     let _ = writeln!(
         o,
-        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s on the wire, ok throughput {:.0} req/s, \
+        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s on the wire, ok throughput {}, \
          over {:.1} s.\n",
         t.tenants,
         t.instances.len(),
         t.target_rate,
         t.achieved_rate,
-        t.ok_rate,
+        t.ok_rate.map_or("–".to_string(), |r| format!("{r:.0} req/s")),
         t.duration_s
     );
     if let Some(f) = &t.injected_faults {

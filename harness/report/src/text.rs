@@ -35,5 +35,6 @@ pub fn start_p50_ms(t: &TierSummary) -> f64 {
 /// `target / achieved / ok` rates in req/s: what was asked, what went on the wire within the
 /// traffic window, and the ok requests completed within it.
 pub fn rates(t: &TierSummary) -> String {
-    format!("{:.0} / {:.0} / {:.0}", t.target_rate, t.achieved_rate, t.ok_rate)
+    let ok = t.ok_rate.map_or("–".to_string(), |r| format!("{r:.0}"));
+    format!("{:.0} / {:.0} / {ok}", t.target_rate, t.achieved_rate)
 }

@@ -369,9 +369,10 @@ pub struct TierSummary {
     /// schedule's rate (sent / window, backlog included).
     pub achieved_rate: f64,
     /// Ok throughput: ok requests that completed inside the traffic window, over the window
-    /// (req/s). What the target actually served; the cost model's measured throughput.
-    #[serde(default)]
-    pub ok_rate: f64,
+    /// (req/s). What the target actually served; the cost model's measured throughput. Absent
+    /// in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_rate: Option<f64>,
     pub traffic: Traffic,
     pub latency: Latency,
     #[serde(default, skip_serializing_if = "Option::is_none")]

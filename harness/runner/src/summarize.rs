@@ -182,7 +182,7 @@ pub fn tier_summary(
         duration_s: report.wall.as_secs_f64(),
         target_rate: spec.rate,
         achieved_rate: report.achieved_rate,
-        ok_rate: report.ok_rate,
+        ok_rate: Some(report.ok_rate),
         traffic: tier.traffic.clone(),
         latency: tier.latency(),
         functions: with_recorded_inits(tier.functions(), inits),
