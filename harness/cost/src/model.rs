@@ -147,12 +147,12 @@ fn tier_cost(
 ) -> Result<TierCost, CostError> {
     match shape {
         TierShape::Ec2 { instance_type } if tier == TierId::SharedEc2 => {
-            ec2_shared(tier, instance_type, units.max(1), throughput, saturated, &load, p)
+            ec2_shared(tier, instance_type, units.max(1), throughput, saturated, load, p)
         }
-        TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), &load, p),
-        TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, &load, p),
+        TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), load, p),
+        TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, load, p),
         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
-            ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, &load, p)
+            ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, load, p)
         }
         TierShape::Lambda { memory_mb, .. } => {
             let f = t.functions.as_ref().ok_or_else(|| CostError::Input {
@@ -162,7 +162,7 @@ fn tier_cost(
             let init_ms = (f.init.mean_us * f.init.count as f64 / 1000.0).ceil();
             let billed =
                 Billed { invokes: f.billed_invokes as f64, invoke_mb_ms: f.billed_mb_ms_total as f64, init_ms };
-            let mut c = lambda(tier, *memory_mb, &billed, &load, p, false)?;
+            let mut c = lambda(tier, *memory_mb, &billed, load, p, false)?;
             if f.billed_invokes < t.traffic.sent {
                 c.notes.push(format!(
                     "{} of {} sent requests carried no billed duration (errors, timeouts) and are not priced; \
