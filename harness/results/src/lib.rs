@@ -211,7 +211,8 @@ pub struct Traffic {
     #[cfg_attr(feature = "schema", schemars(schema_with = "errors_by_kind_schema"))]
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     pub timeouts: u64,
-    /// Scheduled but never sent (the run was cancelled); not part of `sent`.
+    /// Due but never sent (the run was cancelled, or the generator's backlog was still queued
+    /// when the drain after the traffic window closed); not part of `sent`.
     pub not_sent: u64,
 }
 
