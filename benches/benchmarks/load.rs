@@ -111,7 +111,7 @@ fn recording(c: &mut Criterion) {
 
     // Histograms are warmed (allocated and grown) once, as they are after a run's first
     // second; what remains per completion is the bucket arithmetic and the counters.
-    let mut recorder = Recorder::new(TENANTS);
+    let mut recorder = Recorder::new(TENANTS, u64::MAX);
     input.iter().for_each(|c| recorder.record(c));
     let mut at = 0;
     g.bench_function("direct", |b| {
@@ -124,7 +124,7 @@ fn recording(c: &mut Criterion) {
     });
 
     // A function target's completions: the same, plus the cold/warm and billing fields.
-    let mut function_recorder = Recorder::new(TENANTS);
+    let mut function_recorder = Recorder::new(TENANTS, u64::MAX);
     function_input.iter().for_each(|c| function_recorder.record(c));
     let mut at_fn = 0;
     g.bench_function("function", |b| {

@@ -152,6 +152,28 @@ pub struct EnvironmentStats {
     pub frozen_at_end: u64,
 }
 
+/// One execution environment's INIT, from the record of the backend that started it: every
+/// environment started appears, whatever became of the invoke that started it (failed, timed
+/// out by the driver, abandoned), which the invoke answers alone cannot show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InitRecord {
+    /// The function whose environment it is.
+    pub function: String,
+    /// How long INIT took; for one still running when asked, how long it has run so far.
+    pub duration: Duration,
+    pub state: InitState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum InitState {
+    /// INIT finished and the environment went on to its first invoke.
+    Ok,
+    /// INIT failed, timed out, or the environment was shut down during it.
+    Failed,
+    /// Still running when asked.
+    Running,
+}
+
 impl TeardownReport {
     pub fn merge(&mut self, other: TeardownReport) {
         self.environments = self.environments.or(other.environments);
@@ -210,6 +232,13 @@ pub trait Backend: Send {
     /// bytes, as the host accounts it (the local emulator: the run's memory cgroup); `None`
     /// where the backend cannot tell (a cloud backend: the memory is not on this host).
     fn memory_in_use(&self) -> Option<u64> {
+        None
+    }
+
+    /// Every INIT of `tier`'s execution environments started so far, from the backend's own
+    /// record of the environments it started (not from invoke answers); asked right after the
+    /// tier's traffic. `None` where the backend has no such record (the default).
+    fn inits(&self, _tier: TierId) -> Option<Vec<InitRecord>> {
         None
     }
 

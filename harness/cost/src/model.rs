@@ -4,7 +4,9 @@
 //!   60 s minimum, so a run pays `max(T, 60 s)`.
 //! - `λ`: the scenario's rate (`target_rate`, req/s), the offered load of the open-loop generator;
 //!   the month is 30 days = 720 h = 2,592,000 s at that rate.
-//! - `L = achieved_rate × W`: requests in flight on average (Little's law), with `W` the mean
+//! - `X`: the measured ok throughput (`ok_rate`: ok requests completed inside the traffic
+//!   window, per second). Not the offered rate: a saturated target serves less than it is offered.
+//! - `L = X × W`: requests in flight on average (Little's law), with `W` the mean
 //!   uncorrected latency. For capacity-priced tiers (EC2, ECS) the share of the paid vCPUs the load
 //!   kept busy is taken as `u = min(1, L / vCPUs)`; since `W` includes the network, `u` is an upper
 //!   bound and the idle share `1 − u` a lower bound. Pay-per-use tiers (Lambda) have idle share 0.
@@ -13,10 +15,13 @@
 //! Formulas:
 //! - `ec2-silo`: one instance per tenant. run = N × max(T,60)/3600 × P(ec2.TYPE);
 //!   month = N × 720 × P(ec2.TYPE).
-//! - `ec2-shared`: capacity per instance `c = achieved_rate / M` from the run's M instances. When the
-//!   run saturated them (achieved < 90 % of λ, or over 1 % of requests failed), the month needs
-//!   `ceil(λ / c)` instances; otherwise the M instances carried λ and `c` is only a lower bound
-//!   (said in the notes). run = M × max(T,60)/3600 × P; month = instances × 720 × P.
+//! - `ec2-shared`: capacity per instance `c = X / M` from the run's M instances. When the run
+//!   saturated them ([`saturation`]: X < 90 % of λ, over 1 % of requests failed, or the
+//!   generator's lag grew), the month needs `ceil(λ / c)` instances; otherwise the M instances
+//!   carried λ and `c` is only a lower bound (said in the notes).
+//!   run = M × max(T,60)/3600 × P; month = instances × 720 × P.
+//!
+//! Every measured tier that saturated says so in its notes, with the figures that show it.
 //! - `fargate`: one task per tenant of `cpu/1024` vCPU and `memory/1024` GB.
 //!   run = N × max(T,60)/3600 × (vCPU × P(fargate.vcpu-x86_64) + GB × P(fargate.gb-x86_64));
 //!   month = the same with 720 h.
@@ -45,6 +50,8 @@ pub const MIN_BILLED_S: f64 = 60.0;
 pub const SATURATED_BELOW: f64 = 0.9;
 /// Above this share of failed requests, likewise.
 pub const SATURATED_FAILED: f64 = 0.01;
+/// Generator lag p99 above this share of the traffic time: the backlog grew (see [`saturation`]).
+pub const SATURATED_LAG: f64 = 1.0 - SATURATED_BELOW;
 /// Longest INIT phase Lambda allows, for the projection's upper bound.
 pub const MAX_INIT_S: f64 = 10.0;
 
@@ -74,24 +81,78 @@ pub fn required_prices(shape: &TierShape) -> Vec<String> {
 pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<TierCost, CostError> {
     let tier: TierId =
         t.tier.parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
+    let throughput = throughput(t);
     let load = Load {
         tenants: t.tenants as u64,
         duration_s: t.duration_s,
         rate: t.target_rate,
-        in_flight: t.achieved_rate * t.latency.uncorrected.mean_us / 1e6,
+        in_flight: throughput * t.latency.uncorrected.mean_us / 1e6,
     };
     let units = t.instances.len() as u64;
+    let saturated = saturation(t);
+    let mut cost = tier_cost(t, tier, shape, units, throughput, !saturated.is_empty(), &load, p)?;
+    if !saturated.is_empty() {
+        cost.notes.insert(0, format!("the tier saturated: {}", saturated.join("; ")));
+    }
+    Ok(cost)
+}
+
+/// The measured ok throughput, req/s. Summaries written before `ok_rate` existed have only
+/// `achieved_rate`, which then meant what was sent.
+fn throughput(t: &TierSummary) -> f64 {
+    t.ok_rate.unwrap_or(t.achieved_rate)
+}
+
+/// Why a measured tier is taken to have saturated, with its figures; empty if it did not. A
+/// tier saturated when its ok throughput stayed below [`SATURATED_BELOW`] of the offered rate,
+/// when over [`SATURATED_FAILED`] of its requests failed, or when the generator's lag grew: an
+/// open-loop backlog grows at the rate the target falls short of the offered one, so a target
+/// carrying under 90 % of it ends over 10 % of the run behind ([`SATURATED_LAG`]).
+pub fn saturation(t: &TierSummary) -> Vec<String> {
+    let mut why = Vec::new();
+    let x = throughput(t);
+    if x < SATURATED_BELOW * t.target_rate {
+        why.push(format!(
+            "ok throughput {x:.1} req/s (achieved {:.1} on the wire) is below {:.0} % of the target {:.1} req/s",
+            t.achieved_rate,
+            SATURATED_BELOW * 100.0,
+            t.target_rate
+        ));
+    }
+    let failed = t.traffic.errors + t.traffic.timeouts;
+    if failed as f64 > SATURATED_FAILED * t.traffic.sent.max(1) as f64 {
+        why.push(format!("{failed} of {} sent requests failed or timed out", t.traffic.sent));
+    }
+    let lag_s = t.latency.generator_lag.p99_us / 1e6;
+    if t.duration_s > 0.0 && lag_s > SATURATED_LAG * t.duration_s {
+        why.push(format!(
+            "the generator's lag grew: p99 {lag_s:.3} s, over {:.0} % of the {:.1} s run",
+            SATURATED_LAG * 100.0,
+            t.duration_s
+        ));
+    }
+    why
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tier_cost(
+    t: &TierSummary,
+    tier: TierId,
+    shape: &TierShape,
+    units: u64,
+    throughput: f64,
+    saturated: bool,
+    load: &Load,
+    p: &Pricing,
+) -> Result<TierCost, CostError> {
     match shape {
         TierShape::Ec2 { instance_type } if tier == TierId::SharedEc2 => {
-            let failed = t.traffic.errors + t.traffic.timeouts;
-            let saturated = t.achieved_rate < SATURATED_BELOW * t.target_rate
-                || failed as f64 > SATURATED_FAILED * t.traffic.sent.max(1) as f64;
-            ec2_shared(tier, instance_type, units.max(1), t.achieved_rate, saturated, &load, p)
+            ec2_shared(tier, instance_type, units.max(1), throughput, saturated, load, p)
         }
-        TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), &load, p),
-        TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, &load, p),
+        TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), load, p),
+        TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, load, p),
         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
-            ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, &load, p)
+            ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, load, p)
         }
         TierShape::Lambda { memory_mb, .. } => {
             let f = t.functions.as_ref().ok_or_else(|| CostError::Input {
@@ -101,7 +162,7 @@ pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<T
             let init_ms = (f.init.mean_us * f.init.count as f64 / 1000.0).ceil();
             let billed =
                 Billed { invokes: f.billed_invokes as f64, invoke_mb_ms: f.billed_mb_ms_total as f64, init_ms };
-            let mut c = lambda(tier, *memory_mb, &billed, &load, p, false)?;
+            let mut c = lambda(tier, *memory_mb, &billed, load, p, false)?;
             if f.billed_invokes < t.traffic.sent {
                 c.notes.push(format!(
                     "{} of {} sent requests carried no billed duration (errors, timeouts) and are not priced; \
@@ -236,7 +297,7 @@ fn common_notes(load: &Load) -> Vec<String> {
         ));
     }
     if load.in_flight > 0.0 {
-        notes.push("idle share: u = min(1, L / vCPUs), L = achieved rate × mean latency (Little's law); latency includes the network, so the idle share is a lower bound".into());
+        notes.push("idle share: u = min(1, L / vCPUs), L = ok throughput × mean latency (Little's law); latency includes the network, so the idle share is a lower bound".into());
     }
     notes
 }
@@ -260,7 +321,7 @@ fn ec2_shared(
     tier: TierId,
     instance_type: &str,
     measured: u64,
-    achieved_rate: f64,
+    throughput: f64,
     saturated: bool,
     load: &Load,
     p: &Pricing,
@@ -269,7 +330,7 @@ fn ec2_shared(
     let vcpus = TierShape::vcpus(instance_type, tier)?;
     let items = vec![item(p, tier, &key, measured as f64 * load.billed_hours())?];
     let price = items[0].unit_price_usd;
-    let capacity = achieved_rate / measured as f64;
+    let capacity = throughput / measured as f64;
     let needed = if saturated && capacity > 0.0 { (load.rate / capacity).ceil().max(1.0) as u64 } else { measured };
     let mut notes = common_notes(load);
     if load.in_flight <= 0.0 {
@@ -288,7 +349,7 @@ fn ec2_shared(
     let monthly = needed as f64 * MONTH_HOURS * price;
     let u = utilisation(load, (needed * vcpus as u64) as f64);
     let formula = format!(
-        "instances for the peak: M = {}, c = achieved rate / instances measured = {capacity:.3} req/s; \
+        "instances for the peak: M = {}, c = ok throughput X / instances measured = {capacity:.3} req/s; \
          run = instances measured × max(T, 60 s)/3600 × P; month = M × 720 h × P; idle = month × (1 − u), \
          u = min(1, L / (M × vCPUs)); measured = {measured}, λ = {} req/s, T = {:.3} s, P = ${price}/instance-hour ({key}), \
          vCPUs = {vcpus}, L = {:.4}",
@@ -443,6 +504,75 @@ mod tests {
         let not = ec2_shared(TierId::SharedEc2, "m5.large", 1, 990.0, false, &l, &p).unwrap();
         assert!((not.monthly_usd - 720.0 * 0.096).abs() < 1e-9);
         assert!(not.notes.iter().any(|n| n.contains("lower bound")));
+    }
+
+    /// A shared-ec2 summary: one m5.large offered `target` req/s for 10 s, of which it served
+    /// `ok_rate`, with `lag_p99_s` of generator lag.
+    fn shared_summary(target: f64, achieved: f64, ok_rate: f64, lag_p99_s: f64) -> TierSummary {
+        use isobench_results::{InstanceSummary, Latency, Spread, Traffic};
+        let sent = (achieved * 10.0) as u64;
+        let mut latency = Latency::default();
+        latency.uncorrected.mean_us = 20_000.0;
+        latency.generator_lag.p99_us = lag_p99_s * 1e6;
+        TierSummary {
+            tier: "shared-ec2".into(),
+            tenants: 2,
+            injected_faults: None,
+            duration_s: 10.0,
+            target_rate: target,
+            achieved_rate: achieved,
+            ok_rate: Some(ok_rate),
+            traffic: Traffic { dispatched: sent, sent, ok: sent, ..Default::default() },
+            latency,
+            functions: None,
+            environments: None,
+            instances: vec![InstanceSummary {
+                id: "shared-ec2-1".into(),
+                tenants: vec!["a".into(), "b".into()],
+                address: None,
+                pid: None,
+                start_ms: 1.0,
+                cpu_millis: None,
+                memory_bytes: None,
+            }],
+            instance_start_ms: Spread::default(),
+            teardown_ms: 0.0,
+            per_tenant: Vec::new(),
+            noisy_neighbour: None,
+            probes: Vec::new(),
+            cost: None,
+            calibration: Vec::new(),
+            footprint: None,
+        }
+    }
+
+    #[test]
+    fn a_saturated_shared_tier_scales_instances_by_its_measured_throughput() {
+        let shape = TierShape::Ec2 { instance_type: "m5.large".into() };
+        // Offered 500 req/s; 90 went on the wire in the window and 80 were served ok; lag grew.
+        let t = shared_summary(500.0, 90.0, 80.0, 4.0);
+        let why = saturation(&t);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why[0].contains("ok throughput 80.0 req/s (achieved 90.0 on the wire)"), "{why:?}");
+        assert!(why[1].contains("lag grew: p99 4.000 s"), "{why:?}");
+        let c = cost_of_tier(&t, &shape, &pricing()).unwrap();
+        // c = 80 / 1 instance: ceil(500 / 80) = 7 instances for the month.
+        assert!((c.monthly_usd - 7.0 * 720.0 * 0.096).abs() < 1e-9, "{}", c.monthly_usd);
+        assert!(c.formula.contains("M = ceil(λ / c) = 7"), "{}", c.formula);
+        assert!(c.notes[0].starts_with("the tier saturated: ok throughput 80.0"), "{:?}", c.notes);
+        assert!(c.notes.iter().any(|n| n.contains("saturated 1 instance(s) at 80.0 req/s each; 7 are needed")));
+        // Little's law with what was served: L = 80 × 0.02 s.
+        assert!(c.formula.contains("L = 1.6000"), "{}", c.formula);
+
+        // The same tier keeping up: one instance, no saturation note.
+        let ok = shared_summary(500.0, 500.0, 499.0, 0.01);
+        assert!(saturation(&ok).is_empty());
+        let c = cost_of_tier(&ok, &shape, &pricing()).unwrap();
+        assert!((c.monthly_usd - 720.0 * 0.096).abs() < 1e-9);
+        assert!(!c.notes.iter().any(|n| n.contains("saturated:")), "{:?}", c.notes);
+
+        // A growing lag alone (everything sent late, then served) is saturation too.
+        assert_eq!(saturation(&shared_summary(500.0, 495.0, 495.0, 2.0)).len(), 1);
     }
 
     #[test]

@@ -30,7 +30,9 @@ fn every_tier_of_a_real_run_recomputes_to_the_cent() {
         let shape = TierShape::from_effective(&s.scenario.effective, &t.tier).unwrap();
         let c = cost_of_tier(t, &shape, &p).unwrap();
         let hours = t.duration_s.max(60.0) / 3600.0;
-        let l = t.achieved_rate * t.latency.uncorrected.mean_us / 1e6;
+        // Ok throughput; a summary written before `ok_rate` has only `achieved_rate`.
+        let x = t.ok_rate.unwrap_or(t.achieved_rate);
+        let l = x * t.latency.uncorrected.mean_us / 1e6;
         let (run, month, vcpus) = match t.tier.as_str() {
             // 4 tenants, 4 t3.micro (2 vCPU).
             "silo-ec2" => (4.0 * hours * price("ec2.t3.micro"), 4.0 * 720.0 * price("ec2.t3.micro"), 8.0),

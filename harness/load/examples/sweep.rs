@@ -143,6 +143,7 @@ fn main() {
             worker_threads: workers,
             realtime_dispatcher: realtime,
             shape: Default::default(),
+            hooks: Default::default(),
         };
         let (others0, mine0) = cpu_jiffies();
         let r = isobench_load::run(&spec, &targets, None, &AtomicBool::new(false), &mut |_| {}).unwrap();

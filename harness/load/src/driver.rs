@@ -33,9 +33,9 @@ use crate::clock;
 use crate::error::LoadError;
 use crate::netns;
 use crate::schedule::Schedule;
-use crate::spec::LoadSpec;
+use crate::spec::{LoadSpec, TestHooks};
 use crate::stats::{
-    Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, totals_of,
+    Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, slot_index, totals_of,
 };
 
 /// How often the progress callback is called.
@@ -53,6 +53,11 @@ const RECORD_TICK: Duration = Duration::from_millis(5);
 /// Slack after the last possible timeout before stragglers are aborted: tokio's timer fires
 /// up to a millisecond late, and a busy machine adds more.
 const TIMER_SLOP: Duration = Duration::from_millis(200);
+
+/// How long after the abort the recorder still waits for tasks that have not ended (a task
+/// stuck where the abort cannot reach it, e.g. a backend's invoke blocking its thread). Past
+/// it, their requests are counted (as timeouts if sent, not sent otherwise) and the run ends.
+pub const FINAL_GRACE: Duration = Duration::from_secs(2);
 
 /// A request released by the dispatcher.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +104,14 @@ struct Shared {
     netns_required: bool,
     /// Set if a runtime thread failed to join the namespace.
     netns_failure: Arc<OnceLock<nix::Error>>,
+    /// Requests taken off a queue and sent, per [`slot_index`]: what the recorder counts when
+    /// it stops waiting for stuck tasks.
+    sent_by_slot: Vec<AtomicU64>,
+    hooks: TestHooks,
+    /// Set once the first completion was dropped ([`TestHooks::drop_completion`]).
+    dropped: AtomicBool,
+    /// Set once the hook's panic happened ([`TestHooks::panic_on_request`]): it panics once.
+    panicked: AtomicBool,
 }
 
 impl Shared {
@@ -114,6 +127,9 @@ impl Shared {
             Outcome::NotSent => &self.counters.not_sent,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if self.hooks.drop_completion && !self.dropped.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let c = Completion {
             tenant: job.tenant,
             op: job.op,
@@ -308,9 +324,14 @@ pub fn run(
         live_tasks: AtomicUsize::new(0),
         netns_required: netns.is_some(),
         netns_failure,
+        sent_by_slot: (0..spec.tenants.len() * 3).map(|_| AtomicU64::new(0)).collect(),
+        hooks: spec.hooks,
+        dropped: AtomicBool::new(false),
+        panicked: AtomicBool::new(false),
     });
     let start = shared.start;
-    let mut recorder = Recorder::new(spec.tenants.len());
+    let window_ns = u64::try_from(spec.duration.as_nanos()).unwrap_or(u64::MAX);
+    let mut recorder = Recorder::new(spec.tenants.len(), window_ns);
     let dispatcher_done = AtomicBool::new(false);
     let dispatch_end_ns = AtomicU64::new(0);
     let cancelled = AtomicBool::new(false);
@@ -318,7 +339,7 @@ pub fn run(
     // does not wait for the dispatcher to reach the end of the duration.
     let abandoned = AtomicBool::new(false);
 
-    let release_lag = std::thread::scope(|scope| -> Result<Histogram<u64>, LoadError> {
+    let (release_lag, dispatched, stuck) = std::thread::scope(|scope| -> Result<_, LoadError> {
         let _abandon_on_unwind = SetOnDrop(&abandoned);
         let dispatcher = Dispatcher {
             shared: &shared,
@@ -359,7 +380,9 @@ pub fn run(
             if done && stop_sending_at.is_none() {
                 // The backlog may still be sent for one timeout; each request sent in that
                 // window gets its full timeout, then stragglers are aborted.
-                let end = start + Duration::from_nanos(dispatch_end_ns.load(Ordering::Relaxed));
+                let end_ns = dispatch_end_ns.load(Ordering::Relaxed);
+                recorder.set_window_end(end_ns);
+                let end = start + Duration::from_nanos(end_ns);
                 stop_sending_at = Some(end + spec.timeout);
                 let hard = end + spec.timeout * 2 + TIMER_SLOP;
                 abort_at = Some(abort_at.map_or(hard, |a| a.min(hard)));
@@ -381,16 +404,33 @@ pub fn run(
                     next_progress = now + PROGRESS_INTERVAL;
                 }
             }
-            if done && shared.live_tasks.load(Ordering::Acquire) == 0 {
+            let live = shared.live_tasks.load(Ordering::Acquire);
+            if done && live == 0 {
+                break;
+            }
+            if done && abort_at.is_some_and(|a| now >= a + FINAL_GRACE) {
+                tracing::error!(
+                    live,
+                    "{live} driver task(s) still running {FINAL_GRACE:?} after the abort; counting their requests without them"
+                );
                 break;
             }
             std::thread::sleep(RECORD_TICK);
         }
-        Ok(dispatcher.join().expect("the dispatcher thread panicked"))
+        let (release_lag, dispatched) = dispatcher.join().expect("the dispatcher thread panicked");
+        Ok((release_lag, dispatched, shared.live_tasks.load(Ordering::Acquire) > 0))
     })?;
 
-    // Every connection task has finished, so every completion is in the channel.
+    // Unless some task is stuck, every one has finished, so every completion is in the channel.
     recorder.drain(&completions_rx);
+    recorder.set_dispatched(&dispatched);
+    if stuck {
+        // Stop counting sends first: a stuck task that wakes up now finds sending stopped.
+        shared.stop_sending.store(true, Ordering::Release);
+        recorder.drain(&completions_rx);
+        let sent: Vec<u64> = shared.sent_by_slot.iter().map(|n| n.load(Ordering::Acquire)).collect();
+        recorder.count_abandoned(&sent);
+    }
     let end = Instant::now();
     progress(&snapshot(&shared, &pools, spec, planned_total, end - start, &mut recorder));
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -402,10 +442,10 @@ pub fn run(
     let names: Vec<String> = spec.tenants.iter().map(|t| t.id.clone()).collect();
     let per = recorder.finish(&names);
     let totals = totals_of(per.values());
-    debug_assert_eq!(totals.sent, shared.counters.sent.load(Ordering::Relaxed));
+    // `dispatched == sent + not_sent` is checked by the caller (the runner fails the run
+    // with the counts); checked here too, it would only turn a measured loss into a panic.
     let dispatch_window = Duration::from_nanos(dispatch_end_ns.load(Ordering::Relaxed));
-    let achieved_rate =
-        if dispatch_window.is_zero() { 0.0 } else { totals.sent as f64 / dispatch_window.as_secs_f64() };
+    let per_second = |n: u64| if dispatch_window.is_zero() { 0.0 } else { n as f64 / dispatch_window.as_secs_f64() };
     Ok(LoadReport {
         label: spec.label.clone(),
         wall: end - start,
@@ -414,8 +454,9 @@ pub fn run(
         cancelled: cancelled.load(Ordering::Relaxed),
         planned_rate: spec.rate,
         per,
+        achieved_rate: per_second(totals.sent_in_window),
+        ok_rate: per_second(totals.ok_in_window),
         totals,
-        achieved_rate,
         connections_opened: shared.connections_opened.load(Ordering::Relaxed),
         release_lag,
     })
@@ -472,8 +513,11 @@ struct Dispatcher<'a> {
 
 impl Dispatcher<'_> {
     /// Releases each planned request at its intended time, then closes the queues. Returns
-    /// the release lag of every request (release − intended start).
-    fn run(self, mut schedule: Schedule) -> Histogram<u64> {
+    /// the release lag of every request (release − intended start), and how many requests it
+    /// released per [`slot_index`]: counted here, apart from the completions, so that a lost
+    /// completion shows.
+    fn run(self, mut schedule: Schedule) -> (Histogram<u64>, Vec<u64>) {
+        let mut dispatched = vec![0u64; self.tenant_pool.len() * 3];
         if !clock::fine_timer_slack() {
             tracing::warn!("cannot set the dispatcher's timer slack; generator lag will be higher");
         }
@@ -499,6 +543,7 @@ impl Dispatcher<'_> {
                 let job = Job { intended_ns, tenant: p.tenant, op: p.op, key: p.key };
                 let pi = self.tenant_pool[p.tenant as usize];
                 self.shared.counters.dispatched.fetch_add(1, Ordering::Relaxed);
+                dispatched[slot_index(p.tenant, p.op)] += 1;
                 // Unbounded: never full, and open until this thread closes it.
                 let _ = self.queues[pi].try_send(job);
                 self.grow_pool(&self.pools[pi]);
@@ -526,7 +571,7 @@ impl Dispatcher<'_> {
             // Connection tasks drain what is queued, then exit.
             q.close();
         }
-        release_lag
+        (release_lag, dispatched)
     }
 
     /// Starts another task (a connection task, or an invoke task for a function) for `pool`
@@ -590,6 +635,7 @@ async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time
         }
         let sent_ns = shared.now_ns();
         shared.counters.sent.fetch_add(1, Ordering::Relaxed);
+        shared.sent_by_slot[slot_index(job.tenant, job.op)].fetch_add(1, Ordering::Release);
         let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
         return Some((job, sent_ns, deadline));
     }
@@ -598,13 +644,20 @@ async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time
 /// Takes requests off the pool's queue one at a time, each over this task's connection
 /// (opened on first use and reopened after a failure), until the queue closes.
 async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
+    let _live = LiveTask(&shared.live_tasks);
     let mut conn: Option<Conn> = None;
     let mut abort = shared.abort.subscribe();
     while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
-        let outcome = tokio::select! {
-            biased;
-            o = exchange(&shared, &pool, &mut conn, &job, deadline) => o,
-            _ = abort.wait_for(|a| *a) => Outcome::Error(ErrorKind::Aborted),
+        let outcome = {
+            let exchange = std::pin::pin!(exchange(&shared, &pool, &mut conn, &job, deadline));
+            tokio::select! {
+                biased;
+                o = CatchUnwind(exchange) => o.unwrap_or_else(|_| {
+                    tracing::error!(tenant = %shared.tenants[job.tenant as usize].id, "an HTTP connection task panicked; counting the request as a panic");
+                    Outcome::Error(ErrorKind::Panic)
+                }),
+                _ = abort.wait_for(|a| *a) => Outcome::Error(ErrorKind::Aborted),
+            }
         };
         let reusable = matches!(
             outcome,
@@ -615,7 +668,16 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
         }
         shared.complete(&job, sent_ns, shared.now_ns(), outcome, None);
     }
-    shared.live_tasks.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Counts a task out of `live_tasks` when it ends, also by a panic: the recorder waits for
+/// live tasks, and a task that is gone must not keep it waiting.
+struct LiveTask<'a>(&'a AtomicUsize);
+
+impl Drop for LiveTask<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Opens a connection, from inside the target network namespace when there is one.
@@ -652,6 +714,11 @@ async fn exchange(
     job: &Job,
     deadline: tokio::time::Instant,
 ) -> Outcome {
+    if shared.hooks.panic_on_request.is_some_and(|n| shared.counters.sent.load(Ordering::Relaxed) >= n)
+        && !shared.panicked.swap(true, Ordering::Relaxed)
+    {
+        panic!("test hook: a panic in an HTTP exchange");
+    }
     // A kept-alive connection the server closed while idle is replaced without charging the
     // request; a fresh connection that is not ready is the request's failure.
     let mut fresh = false;
@@ -773,6 +840,7 @@ fn classify(e: &hyper::Error) -> ErrorKind {
 /// caps the invokes in flight to one function across the tenants that share it; requests
 /// beyond the cap wait in the queue, and that wait is lag, as for a busy HTTP pool.
 async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<Pool>) {
+    let _live = LiveTask(&shared.live_tasks);
     let mut abort = shared.abort.subscribe();
     while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
         let tenant = &shared.tenants[job.tenant as usize].id;
@@ -791,14 +859,13 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
                 (classify_invoke(&r.outcome, job.op), Some(facts))
             }
             Ok(None) => {
-                tracing::error!(tenant = %tenant, "the function endpoint's invoke panicked; counting the request as aborted");
-                (Outcome::Error(ErrorKind::Aborted), None)
+                tracing::error!(tenant = %tenant, "the function endpoint's invoke panicked; counting the request as a panic");
+                (Outcome::Error(ErrorKind::Panic), None)
             }
             Err(o) => (o, None),
         };
         shared.complete(&job, sent_ns, done_ns, outcome, facts);
     }
-    shared.live_tasks.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Invokes `function`; `None` if its implementation panicked, creating or polling the
@@ -932,6 +999,10 @@ mod tests {
             live_tasks: AtomicUsize::new(0),
             netns_required: false,
             netns_failure: Arc::default(),
+            sent_by_slot: Vec::new(),
+            hooks: TestHooks::default(),
+            dropped: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
         };
         let job = |op, key| Job { intended_ns: 0, tenant: 0, op, key };
         let cases = [

@@ -89,7 +89,20 @@
 //! in-flight requests finish or time out. After a cancellation nothing more is sent (the
 //! queue becomes `not_sent`; requests whose time had not come are not part of the run), and
 //! requests still in flight after [`CANCEL_GRACE`] (or the timeout, if shorter) end as
-//! [`ErrorKind::Aborted`].
+//! [`ErrorKind::Aborted`]. A task stuck where the abort cannot reach it (a backend's invoke
+//! blocking its thread) does not hold the run: [`FINAL_GRACE`] after the abort the recorder
+//! stops waiting, and counts each request such a task had sent as a timeout
+//! ([`OpStats::abandoned`]) and each it had not as not sent, from the driver's own per-(tenant,
+//! operation) send counters. A connection task whose exchange panics counts the request as
+//! [`ErrorKind::Panic`] and goes on.
+//!
+//! # Accounting and rates
+//! The dispatcher counts what it releases per (tenant, operation) itself, apart from the
+//! completions ([`OpStats::dispatched`]); `dispatched == sent + not_sent` is then a check that
+//! can fail (a lost completion), which the runner makes in every run. `achieved_rate` is what
+//! went on the wire inside the dispatch window (sends inside it, over it); the backlog sent
+//! after the window does not count, so a saturated target shows a rate below the plan.
+//! `ok_rate` is the ok requests completed inside the window, over it: the throughput served.
 //!
 //! # Network namespaces
 //! Targets may live on a network only reachable from inside a network namespace. Given its
@@ -108,12 +121,12 @@ mod spec;
 pub mod stats;
 
 pub use budget::BudgetWatch;
-pub use driver::{CANCEL_GRACE, PROGRESS_INTERVAL, run};
+pub use driver::{CANCEL_GRACE, FINAL_GRACE, PROGRESS_INTERVAL, run};
 pub use error::LoadError;
 pub use hist::Hist;
 pub use isobench_core::arrivals::Shape;
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
 pub use schedule::{Planned, Schedule, ScheduleSpec};
-pub use spec::LoadSpec;
+pub use spec::{DROP_COMPLETION_ENV, LoadSpec, TestHooks};
 pub use stats::{Completion, ErrorKind, InvokeFacts, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};

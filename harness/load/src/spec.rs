@@ -46,6 +46,34 @@ pub struct LoadSpec {
     /// How the rate moves over the run (phases, bursts, a trace); [`Shape::Steady`] for `rate`
     /// throughout.
     pub shape: Shape,
+    /// Faults injected into the driver itself, for tests only.
+    #[doc(hidden)]
+    pub hooks: TestHooks,
+}
+
+/// Faults a test can inject into the driver, to show that its accounting and its deadlines
+/// catch them. All off by default; never set outside tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// Drop the first completion instead of recording it (a lost request).
+    pub drop_completion: bool,
+    /// Panic inside the HTTP exchange of the request with this 1-based send number.
+    pub panic_on_request: Option<u64>,
+}
+
+/// Setting this environment variable to `1` sets [`TestHooks::drop_completion`] in specs made
+/// by [`LoadSpec::from_scenario`]: lets an end-to-end test of the CLI lose one completion.
+pub const DROP_COMPLETION_ENV: &str = "ISOBENCH_TEST_DROP_COMPLETION";
+
+impl TestHooks {
+    /// The hooks the environment asks for (see [`DROP_COMPLETION_ENV`]).
+    pub fn from_env() -> TestHooks {
+        TestHooks {
+            drop_completion: std::env::var_os(DROP_COMPLETION_ENV).is_some_and(|v| v == "1"),
+            panic_on_request: None,
+        }
+    }
 }
 
 impl LoadSpec {
@@ -67,6 +95,7 @@ impl LoadSpec {
             worker_threads: 0,
             realtime_dispatcher: false,
             shape: s.shape(),
+            hooks: TestHooks::from_env(),
         }
     }
 

@@ -77,9 +77,11 @@ pub struct Completion {
 
 /// Counts and latency distributions of one (tenant, operation), or of a merge of several.
 ///
-/// Identity: `sent == ok + errors + timeouts`. Histograms are in nanoseconds; `corrected` and
-/// `uncorrected` hold ok requests only (an error or a timeout is never a latency sample),
-/// `lag` holds every sent request.
+/// Identities: `sent == ok + errors + timeouts`, and `dispatched == sent + not_sent` where
+/// `dispatched` is counted by the scheduler, apart from the completions. Histograms are in
+/// nanoseconds; `corrected` and `uncorrected` hold ok requests only (an error or a timeout is
+/// never a latency sample), `lag` holds every sent request except those the recorder gave up
+/// waiting for ([`OpStats::abandoned`]).
 ///
 /// The cold/warm fields and the billing fields concern function targets only; HTTP targets
 /// have no cold/warm split and leave them empty. For function targets, the `_cold` and `_warm`
@@ -89,6 +91,8 @@ pub struct Completion {
 /// a `start` is in neither half).
 #[derive(Debug, Clone, Default)]
 pub struct OpStats {
+    /// Released by the scheduler, counted by it (not from completions).
+    pub dispatched: u64,
     pub sent: u64,
     pub ok: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
@@ -97,6 +101,14 @@ pub struct OpStats {
     pub not_found: u64,
     /// Due but never sent (see [`Outcome::NotSent`]); not part of `sent`.
     pub not_sent: u64,
+    /// Of `sent`: sent inside the traffic window (the dispatch window), not from the backlog
+    /// after it.
+    pub sent_in_window: u64,
+    /// Of `ok`: completed inside the traffic window.
+    pub ok_in_window: u64,
+    /// Of `timeouts`: requests in flight in a task still live when the recorder's final
+    /// deadline passed, counted without waiting for them (no lag or timeout sample).
+    pub abandoned: u64,
     /// Completion − intended start: latency corrected for coordinated omission.
     pub corrected: Hist,
     /// Completion − actual send: what a closed-loop tool would report.
@@ -143,6 +155,11 @@ impl OpStats {
         self.sent == self.ok + self.errors_total() + self.timeouts
     }
 
+    /// `dispatched == sent + not_sent`.
+    pub fn dispatched_accounted(&self) -> bool {
+        self.dispatched == self.sent + self.not_sent
+    }
+
     /// Bytes the histograms hold on the heap: nothing for those never recorded into.
     pub fn histogram_bytes(&self) -> usize {
         self.histograms().iter().map(|(_, h)| h.heap_bytes()).sum()
@@ -162,13 +179,17 @@ impl OpStats {
         ]
     }
 
-    /// Adds one completion.
-    pub fn record(&mut self, c: &Completion) {
+    /// Adds one completion; `window_end_ns` ends the traffic window.
+    pub fn record(&mut self, c: &Completion, window_end_ns: u64) {
         if c.outcome == Outcome::NotSent {
             self.not_sent += 1;
             return;
         }
         self.sent += 1;
+        self.sent_in_window += u64::from(c.sent_ns <= window_end_ns);
+        if matches!(c.outcome, Outcome::Ok { .. }) {
+            self.ok_in_window += u64::from(c.done_ns <= window_end_ns);
+        }
         self.lag.record(c.sent_ns.saturating_sub(c.intended_ns));
         let start = c.invoke.and_then(|f| f.start);
         if let Some(f) = &c.invoke {
@@ -223,7 +244,11 @@ impl OpStats {
 
     /// Adds another's counts and histograms to this one (across tenants, operations or runs).
     pub fn merge(&mut self, other: &OpStats) {
+        self.dispatched += other.dispatched;
         self.sent += other.sent;
+        self.sent_in_window += other.sent_in_window;
+        self.ok_in_window += other.ok_in_window;
+        self.abandoned += other.abandoned;
         self.ok += other.ok;
         for (k, v) in &other.errors {
             *self.errors.entry(*k).or_default() += v;
@@ -258,12 +283,17 @@ impl OpStats {
 /// Run-wide counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
+    /// Counted by the scheduler.
+    pub dispatched: u64,
     pub sent: u64,
     pub ok: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
     pub timeouts: u64,
     pub not_found: u64,
     pub not_sent: u64,
+    pub sent_in_window: u64,
+    pub ok_in_window: u64,
+    pub abandoned: u64,
 }
 
 impl Totals {
@@ -276,8 +306,17 @@ impl Totals {
         self.sent == self.ok + self.errors_total() + self.timeouts
     }
 
+    /// `dispatched == sent + not_sent`.
+    pub fn dispatched_accounted(&self) -> bool {
+        self.dispatched == self.sent + self.not_sent
+    }
+
     fn add(&mut self, s: &OpStats) {
+        self.dispatched += s.dispatched;
         self.sent += s.sent;
+        self.sent_in_window += s.sent_in_window;
+        self.ok_in_window += s.ok_in_window;
+        self.abandoned += s.abandoned;
         self.ok += s.ok;
         for (k, v) in &s.errors {
             *self.errors.entry(*k).or_default() += v;
@@ -305,8 +344,12 @@ pub struct LoadReport {
     /// Keyed by tenant id and operation; only pairs the schedule produced appear.
     pub per: BTreeMap<(String, Op), OpStats>,
     pub totals: Totals,
-    /// `totals.sent / dispatch_window`, requests per second.
+    /// What went on the wire: `totals.sent_in_window / dispatch_window`, requests per
+    /// second. Below `planned_rate` when requests waited in the generator (every connection
+    /// busy) past the end of the window.
     pub achieved_rate: f64,
+    /// Ok throughput: `totals.ok_in_window / dispatch_window`, requests per second.
+    pub ok_rate: f64,
     /// TCP connections opened over the run, across endpoints (reconnects included).
     pub connections_opened: u64,
     /// The dispatcher's own share of the lag, in nanoseconds: release into the queue −
@@ -372,6 +415,13 @@ pub struct Recorder {
     /// Indexed by `tenant × 3 + op`.
     slots: Vec<Option<Box<OpStats>>>,
     recent_lag: Histogram<u64>,
+    /// End of the traffic window, nanoseconds from the start (see [`Recorder::set_window_end`]).
+    window_end_ns: u64,
+}
+
+/// The slot of a (tenant, operation): `tenant × 3 + op`.
+pub fn slot_index(tenant: u32, op: Op) -> usize {
+    tenant as usize * 3 + op_index(op)
 }
 
 fn op_index(op: Op) -> usize {
@@ -383,15 +433,50 @@ fn op_index(op: Op) -> usize {
 }
 
 impl Recorder {
-    pub fn new(tenants: usize) -> Recorder {
-        Recorder { slots: (0..tenants * 3).map(|_| None).collect(), recent_lag: new_histogram() }
+    /// A recorder whose traffic window ends `window_end_ns` after the start (the run's
+    /// duration; a cancelled run ends it sooner with [`Recorder::set_window_end`]).
+    pub fn new(tenants: usize, window_end_ns: u64) -> Recorder {
+        Recorder { slots: (0..tenants * 3).map(|_| None).collect(), recent_lag: new_histogram(), window_end_ns }
+    }
+
+    /// Ends the traffic window earlier (a cancelled dispatch). Completions recorded before
+    /// this call were judged against the previous end; the calling thread calls it within a
+    /// few milliseconds of the dispatcher stopping, so at most those few are misjudged.
+    pub fn set_window_end(&mut self, window_end_ns: u64) {
+        self.window_end_ns = self.window_end_ns.min(window_end_ns);
+    }
+
+    /// Sets each slot's `dispatched` from the scheduler's own counts (indexed as
+    /// [`slot_index`]), creating slots no completion reached.
+    pub fn set_dispatched(&mut self, dispatched: &[u64]) {
+        for (slot, &n) in self.slots.iter_mut().zip(dispatched) {
+            if n > 0 || slot.is_some() {
+                slot.get_or_insert_with(Box::default).dispatched = n;
+            }
+        }
+    }
+
+    /// Counts requests the recorder stopped waiting for: `sent[slot]` requests a task had
+    /// taken off its queue and sent, per slot (from the driver's own counter), minus those
+    /// recorded, become timeouts; what was dispatched but neither sent nor recorded as not
+    /// sent becomes not sent. Call after [`Recorder::set_dispatched`].
+    pub fn count_abandoned(&mut self, sent: &[u64]) {
+        for (slot, &sent) in self.slots.iter_mut().zip(sent) {
+            let Some(s) = slot else { continue };
+            let in_flight = sent.saturating_sub(s.sent);
+            let queued = s.dispatched.saturating_sub(sent.max(s.sent) + s.not_sent);
+            s.sent += in_flight;
+            s.timeouts += in_flight;
+            s.not_sent += queued;
+            s.abandoned += in_flight;
+        }
     }
 
     /// Records one completion. Panics if the tenant index is out of range.
     #[inline]
     pub fn record(&mut self, c: &Completion) {
-        let slot = &mut self.slots[c.tenant as usize * 3 + op_index(c.op)];
-        slot.get_or_insert_with(Box::default).record(c);
+        let slot = &mut self.slots[slot_index(c.tenant, c.op)];
+        slot.get_or_insert_with(Box::default).record(c, self.window_end_ns);
         if c.outcome != Outcome::NotSent {
             rec(&mut self.recent_lag, c.sent_ns.saturating_sub(c.intended_ns));
         }
@@ -461,7 +546,7 @@ mod tests {
 
     #[test]
     fn recording_keeps_the_identity_and_separates_latency_from_failures() {
-        let mut r = Recorder::new(2);
+        let mut r = Recorder::new(2, u64::MAX);
         r.record(&c(0, Op::Get, 100, 150, 1_150, Outcome::Ok { not_found: true }));
         r.record(&c(0, Op::Get, 200, 200, 700, Outcome::Ok { not_found: false }));
         r.record(&c(0, Op::Get, 300, 310, 9_999_999, Outcome::Timeout));
@@ -493,9 +578,9 @@ mod tests {
     fn merging_adds_counts_and_histograms() {
         let mut a = OpStats::default();
         let mut b = OpStats::default();
-        a.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }));
-        b.record(&c(0, Op::Put, 0, 10, 3_600_000_000_000, Outcome::Ok { not_found: false }));
-        b.record(&c(0, Op::Put, 0, 10, 20, Outcome::Error(ErrorKind::Io)));
+        a.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }), u64::MAX);
+        b.record(&c(0, Op::Put, 0, 10, 3_600_000_000_000, Outcome::Ok { not_found: false }), u64::MAX);
+        b.record(&c(0, Op::Put, 0, 10, 20, Outcome::Error(ErrorKind::Io)), u64::MAX);
         a.merge(&b);
         assert_eq!((a.sent, a.ok, a.errors[&ErrorKind::Io]), (3, 2, 1));
         assert_eq!(a.corrected.len(), 2);
@@ -506,7 +591,7 @@ mod tests {
     #[test]
     fn invokes_split_cold_from_warm_and_add_up_billing() {
         let ok = Outcome::Ok { not_found: false };
-        let mut r = Recorder::new(1);
+        let mut r = Recorder::new(1, u64::MAX);
         r.record(&invoked(c(0, Op::Get, 0, 10, 200_000_000, ok), COLD, Some(190), Some(512)));
         r.record(&invoked(c(0, Op::Get, 0, 10, 5_000_000, ok), WARM, Some(5), Some(512)));
         r.record(&invoked(c(0, Op::Get, 0, 10, 6_000_000, ok), WARM, Some(6), Some(512)));
@@ -533,7 +618,7 @@ mod tests {
 
         // Merging adds everything, and keeps the exact MB·ms across memory sizes.
         let mut other = OpStats::default();
-        other.record(&invoked(c(0, Op::Get, 0, 10, 9_000_000, ok), COLD, Some(9), Some(1_024)));
+        other.record(&invoked(c(0, Op::Get, 0, 10, 9_000_000, ok), COLD, Some(9), Some(1_024)), u64::MAX);
         let mut m = s.clone();
         m.merge(&other);
         assert!(m.identity_holds());
@@ -546,7 +631,7 @@ mod tests {
     #[test]
     fn http_completions_leave_the_function_fields_empty() {
         let mut s = OpStats::default();
-        s.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }));
+        s.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }), u64::MAX);
         assert_eq!((s.ok, s.cold, s.billed_invokes, s.billed_ms_total, s.memory_mb), (1, 0, 0, 0, None));
         for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
             assert!(h.is_empty());
@@ -559,7 +644,7 @@ mod tests {
         assert_eq!(untouched.histogram_bytes(), 0, "an untouched cell allocates nothing");
         let mut http = OpStats::default();
         for i in 0..40 {
-            http.record(&c(0, Op::Get, i, i + 5, i + 2_000_000, Outcome::Ok { not_found: false }));
+            http.record(&c(0, Op::Get, i, i + 5, i + 2_000_000, Outcome::Ok { not_found: false }), u64::MAX);
         }
         let touched: Vec<&str> =
             http.histograms().into_iter().filter(|(_, h)| h.heap_bytes() > 0).map(|(m, _)| m).collect();
@@ -570,5 +655,51 @@ mod tests {
         let mut reference = new_histogram();
         (0..40).for_each(|_| reference.record(2_000_000 - 5).unwrap());
         assert_eq!(*http.uncorrected.histogram(), reference);
+    }
+
+    #[test]
+    fn the_window_splits_sends_and_ok_completions() {
+        let ok = Outcome::Ok { not_found: false };
+        let mut r = Recorder::new(1, 1_000);
+        r.record(&c(0, Op::Get, 0, 10, 900, ok)); // sent and done inside
+        r.record(&c(0, Op::Get, 0, 990, 1_500, ok)); // sent inside, done after
+        r.record(&c(0, Op::Get, 0, 1_200, 1_300, ok)); // backlog sent after the window
+        r.record(&c(0, Op::Get, 0, 20, 800, Outcome::Error(ErrorKind::Io))); // no ok
+        r.set_window_end(2_000); // later ends never widen it
+        r.record(&c(0, Op::Get, 0, 1_100, 1_150, ok));
+        let s = &r.finish(&["a".into()])[&("a".to_string(), Op::Get)];
+        assert_eq!((s.sent, s.sent_in_window, s.ok, s.ok_in_window), (5, 3, 4, 1));
+    }
+
+    #[test]
+    fn dispatched_is_the_schedulers_count_and_abandoned_requests_are_counted() {
+        let ok = Outcome::Ok { not_found: false };
+        let mut r = Recorder::new(2, u64::MAX);
+        r.record(&c(0, Op::Get, 0, 10, 900, ok));
+        r.record(&c(0, Op::Get, 0, 10, 10, Outcome::NotSent));
+        // Tenant 0 get: 5 dispatched, 1 recorded sent, 1 not sent, 3 sent per the driver:
+        // 2 in flight at the deadline, 1 still queued. Tenant 1 put: dispatched, never seen.
+        let mut dispatched = vec![0; 6];
+        dispatched[slot_index(0, Op::Get)] = 5;
+        dispatched[slot_index(1, Op::Put)] = 1;
+        r.set_dispatched(&dispatched);
+        let lossy = r.finish(&["a".into(), "b".into()]);
+        assert!(!lossy[&("a".to_string(), Op::Get)].dispatched_accounted(), "a lost completion shows");
+        assert!(!lossy[&("b".to_string(), Op::Put)].dispatched_accounted());
+
+        let mut r = Recorder::new(2, u64::MAX);
+        r.record(&c(0, Op::Get, 0, 10, 900, ok));
+        r.record(&c(0, Op::Get, 0, 10, 10, Outcome::NotSent));
+        r.set_dispatched(&dispatched);
+        let mut sent = vec![0; 6];
+        sent[slot_index(0, Op::Get)] = 3;
+        r.count_abandoned(&sent);
+        let per = r.finish(&["a".into(), "b".into()]);
+        let g = &per[&("a".to_string(), Op::Get)];
+        assert_eq!((g.dispatched, g.sent, g.ok, g.timeouts, g.not_sent, g.abandoned), (5, 3, 1, 2, 2, 2));
+        assert!(g.identity_holds() && g.dispatched_accounted());
+        let p = &per[&("b".to_string(), Op::Put)];
+        assert_eq!((p.dispatched, p.sent, p.not_sent, p.abandoned), (1, 0, 1, 0));
+        assert!(p.identity_holds() && p.dispatched_accounted());
     }
 }

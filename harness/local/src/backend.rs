@@ -218,6 +218,13 @@ impl Backend for LocalBackend {
         Ok(report)
     }
 
+    /// The emulator's own record of every environment a Lambda tier started.
+    fn inits(&self, tier: TierId) -> Option<Vec<isobench_core::backend::InitRecord>> {
+        let mut lambda = self.tiers_of::<LambdaTier>(Some(tier)).peekable();
+        lambda.peek()?;
+        Some(lambda.flat_map(LambdaTier::inits).collect())
+    }
+
     /// The run's memory cgroup: every instance, task and execution environment of the run
     /// lives below it, and nothing else does.
     fn memory_in_use(&self) -> Option<u64> {

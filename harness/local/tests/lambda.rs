@@ -644,3 +644,39 @@ fn bad_code_fails_the_deploy_naming_the_problem() {
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every environment started is in the backend's record of INITs, also those whose invoke the
+/// caller gave up on before INIT ended (the driver's timeout), which no answer reports; and each
+/// function's start time is its own, not one staging time repeated.
+#[test]
+fn every_init_is_recorded_even_when_its_invoke_was_abandoned() {
+    needs_root!();
+    let mut b = backend("lambda-inits");
+    let run = b.run_id().to_string();
+    let d = b.deploy(&lambda_plan(&run, TierId::LambdaPerTenant, 3, spec(512, Duration::from_secs(60)))).unwrap();
+    assert_eq!(b.inits(TierId::LambdaPerTenant), Some(Vec::new()), "no environment before the first invoke");
+    assert_eq!(b.inits(TierId::LambdaShared), None, "not deployed: no record");
+    let starts: BTreeSet<Duration> = d.instances.iter().map(|i| i.start_time).collect();
+    assert_eq!(starts.len(), 3, "measured per function: {:?}", d.instances);
+    let rt = caller();
+    for t in ["t0", "t1", "t2"] {
+        let Endpoint::Function(f) = endpoint(&d, t) else { panic!() };
+        let event = serde_json::to_vec(&json!({"tenant": t, "op": "get", "key": "1"})).unwrap();
+        // Given up after 1 ms: the invoke's future is dropped mid-INIT, as the driver drops it.
+        let r = rt.block_on(async { tokio::time::timeout(Duration::from_millis(1), f.invoke(t, event)).await });
+        assert!(r.is_err(), "INIT takes longer than 1 ms");
+    }
+    let done = wait::until(Duration::from_secs(30), || {
+        b.inits(TierId::LambdaPerTenant)
+            .is_some_and(|i| i.len() == 3 && i.iter().all(|r| r.state == isobench_core::backend::InitState::Ok))
+    });
+    let inits = b.inits(TierId::LambdaPerTenant).unwrap();
+    assert!(done, "{inits:?}");
+    let functions: BTreeSet<&str> = inits.iter().map(|r| r.function.as_str()).collect();
+    assert_eq!(functions.len(), 3, "{inits:?}");
+    assert!(inits.iter().all(|r| r.duration > Duration::from_millis(1)), "{inits:?}");
+    let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
+    assert_eq!(s.created, inits.len() as u64, "one INIT per environment started");
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}

@@ -156,7 +156,7 @@ fn key_figures(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "<h2>Tiers side by side</h2>");
     let _ = writeln!(
         o,
-        "<table data-table=\"tiers\">\n<tr><th>tier</th><th>tenants</th><th>sent</th><th>ok</th><th>errors</th><th>timeouts</th>\
+        "<table data-table=\"tiers\">\n<tr><th>tier</th><th>tenants</th><th>req/s target / achieved / ok</th><th>sent</th><th>ok</th><th>errors</th><th>timeouts</th>\
          <th>p50</th><th>p99</th><th>p99.9</th><th>lag p99</th><th>start p50</th>\
          <th>per million requests {MODELLED}</th><th>monthly {MODELLED}</th></tr>"
     );
@@ -168,10 +168,11 @@ fn key_figures(o: &mut String, s: &Summary) {
             .map_or(("–".into(), "–".into()), |c| (usd(c.per_million_requests_usd), usd(c.monthly_usd)));
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{:.2} ms</td><td>{per_m}</td><td>{month}</td></tr>",
             esc(&t.tier),
             t.tenants,
+            crate::text::rates(t),
             t.traffic.sent,
             t.traffic.ok,
             t.traffic.errors,
@@ -186,7 +187,8 @@ fn key_figures(o: &mut String, s: &Summary) {
     let _ = writeln!(
         o,
         "</table>\n<p class=\"note\">Corrected latency (from each request's intended start). Start: instance or task start \
-         to the workload answering; for functions, the median cold-start INIT.</p>"
+         to the workload answering; for functions, the median cold-start INIT. Rates: the target; achieved, what went on the wire \
+         within the traffic window; ok, the ok requests completed within it.</p>"
     );
 }
 

@@ -58,11 +58,13 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     let _ = writeln!(o, "\n## {}\n", t.tier);
     let _ = writeln!(
         o,
-        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s over {:.1} s.\n",
+        "{} tenants on {} instance(s); target {:.0} req/s, achieved {:.0} req/s on the wire, ok throughput {}, \
+         over {:.1} s.\n",
         t.tenants,
         t.instances.len(),
         t.target_rate,
         t.achieved_rate,
+        t.ok_rate.map_or("–".to_string(), |r| format!("{r:.0} req/s")),
         t.duration_s
     );
     if let Some(f) = &t.injected_faults {
@@ -326,15 +328,16 @@ pub fn markdown(s: &Summary) -> String {
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
     let _ = writeln!(
         o,
-        "| tier | tenants | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| tier | tenants | req/s target / achieved / ok | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms |",
             t.tier,
             t.tenants,
+            crate::text::rates(t),
             t.traffic.sent,
             t.traffic.ok,
             errors_cell(&t.traffic),

@@ -11,16 +11,29 @@ pub fn terminal_table(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "\n{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
-        "tier", "tenants", "sent", "ok", "errors", "timeouts", "p50", "p99", "p99.9", "max", "lag p99", "start p50*"
+        "\n{:<24} {:>7} {:>17} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+        "tier",
+        "tenants",
+        "req/s tgt/ach/ok",
+        "sent",
+        "ok",
+        "errors",
+        "timeouts",
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "lag p99",
+        "start p50*"
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
         let _ = writeln!(
             o,
-            "{:<24} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
+            "{:<24} {:>7} {:>17} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10}",
             t.tier,
             t.tenants,
+            crate::text::rates(t),
             t.traffic.sent,
             t.traffic.ok,
             t.traffic.errors,
@@ -34,6 +47,7 @@ pub fn terminal_table(s: &Summary) -> String {
         );
     }
     let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
+    let _ = writeln!(o, "req/s: target / achieved (sent within the traffic window) / ok (completed ok within it)");
     let _ = writeln!(
         o,
         "* start: instance/task start to the workload answering; for functions, the cold-start INIT median"

@@ -31,3 +31,10 @@ pub fn start_p50_ms(t: &TierSummary) -> f64 {
         _ => t.instance_start_ms.median,
     }
 }
+
+/// `target / achieved / ok` rates in req/s: what was asked, what went on the wire within the
+/// traffic window, and the ok requests completed within it.
+pub fn rates(t: &TierSummary) -> String {
+    let ok = t.ok_rate.map_or("–".to_string(), |r| format!("{r:.0}"));
+    format!("{:.0} / {:.0} / {ok}", t.target_rate, t.achieved_rate)
+}

@@ -207,6 +207,11 @@ pub struct Percentiles {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Traffic {
+    /// Released by the generator's scheduler, counted there (not from the completions):
+    /// `dispatched == sent + not_sent` is checked at the end of every run. 0 in summaries
+    /// written before it existed.
+    #[serde(default)]
+    pub dispatched: u64,
     pub sent: u64,
     pub ok: u64,
     /// Total errors; `errors_by_kind` splits them.
@@ -215,7 +220,8 @@ pub struct Traffic {
     #[cfg_attr(feature = "schema", schemars(schema_with = "errors_by_kind_schema"))]
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     pub timeouts: u64,
-    /// Scheduled but never sent (the run was cancelled); not part of `sent`.
+    /// Due but never sent (the run was cancelled, or the generator's backlog was still queued
+    /// when the drain after the traffic window closed); not part of `sent`.
     pub not_sent: u64,
 }
 
@@ -225,7 +231,14 @@ impl Traffic {
         self.sent == self.ok + self.errors + self.timeouts && self.errors == self.errors_by_kind.values().sum::<u64>()
     }
 
+    /// `dispatched == sent + not_sent`: no request was lost between the scheduler and the
+    /// recorder.
+    pub fn dispatched_accounted(&self) -> bool {
+        self.dispatched == self.sent + self.not_sent
+    }
+
     pub fn add(&mut self, o: &Traffic) {
+        self.dispatched += o.dispatched;
         self.sent += o.sent;
         self.ok += o.ok;
         self.errors += o.errors;
@@ -259,8 +272,16 @@ pub struct FunctionFigures {
     pub cold: u64,
     /// `cold / ok`.
     pub cold_share: f64,
-    /// INIT durations of every cold start.
+    /// INIT durations of every cold start. At the tier level, where the backend keeps a record
+    /// of the environments it started (the local emulator), every environment started during
+    /// the tier's traffic, whatever became of the invoke that started it (failed, timed out);
+    /// per tenant and operation, and where there is no such record, the cold starts the invoke
+    /// answers reported.
     pub init: Percentiles,
+    /// Of `init.count`: INITs the backend recorded that no returned invoke answer carried (the
+    /// invoke failed or the driver timed it out first); priced all the same. Tier level only.
+    #[serde(default)]
+    pub init_unanswered: u64,
     /// Corrected latency of cold and of warm ok invokes.
     pub corrected_cold: Percentiles,
     pub corrected_warm: Percentiles,
@@ -352,7 +373,16 @@ pub struct TierSummary {
     pub injected_faults: Option<serde_json::Value>,
     pub duration_s: f64,
     pub target_rate: f64,
+    /// What went on the wire: requests whose send happened inside the traffic window, over
+    /// the window (req/s). Below `target_rate` when the generator could not send on time
+    /// (every connection busy: the target is saturated). Before this field meant the
+    /// schedule's rate (sent / window, backlog included).
     pub achieved_rate: f64,
+    /// Ok throughput: ok requests that completed inside the traffic window, over the window
+    /// (req/s). What the target actually served; the cost model's measured throughput. Absent
+    /// in summaries written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_rate: Option<f64>,
     pub traffic: Traffic,
     pub latency: Latency,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -112,10 +112,13 @@ vocabulary! {
         /// workload never sends (1xx, 3xx). For a function target: a payload that is not the
         /// workload's response document (`{"status": ..., ...}`), or carries such a status.
         Protocol = "protocol",
-        /// Still in flight when the run was cancelled and the cancellation grace ran out. Also
-        /// an invoke of a function endpoint that panicked (a bug in the backend, logged as such):
-        /// the request was abandoned without an answer.
+        /// Still in flight when the run was cancelled and the cancellation grace ran out: the
+        /// request was abandoned without an answer.
         Aborted = "aborted",
+        /// The driver's task carrying the request panicked (an HTTP connection task, or a
+        /// function endpoint's invoke): a bug of the harness or the backend, logged as such;
+        /// the request is counted here instead of being lost or hanging the run.
+        Panic = "panic",
         /// Function targets: the function reported an error or crashed during the invoke.
         FunctionError = "function_error",
         /// Function targets: the execution environment's INIT failed.
@@ -188,6 +191,7 @@ mod tests {
             "http_5xx",
             "protocol",
             "aborted",
+            "panic",
             "function_error",
             "init_error",
             "throttled",

@@ -1,6 +1,7 @@
 //! The cost model's part of a run: the summary's cost, calibration and pricing fields. (The
 //! caller checks before deploy that the pricing table prices every tier: `isobench_cost::project`.)
 
+use isobench_core::backend::InitRecord;
 use isobench_core::plan::{Plan, TierPlan};
 use isobench_cost::{Pricing, TierShape};
 use isobench_load::LoadReport;
@@ -19,17 +20,32 @@ pub fn fill(summary: &mut Summary, plan: &Plan, pricing: &Pricing) {
     }
 }
 
-/// The calibration entries of a tier measured on the emulator.
-pub fn calibration(tp: &TierPlan, instance_start: Spread, report: &LoadReport) -> Vec<CalibrationEntry> {
-    isobench_cost::calibrate(tp.tier, &TierShape::from_settings(&tp.settings), instance_start, init_spread(report))
+/// The calibration entries of a tier measured on the emulator; INIT from the backend's record
+/// of every environment started when it keeps one, else from the invoke answers.
+pub fn calibration(
+    tp: &TierPlan,
+    instance_start: Spread,
+    report: &LoadReport,
+    inits: Option<&[InitRecord]>,
+) -> Vec<CalibrationEntry> {
+    let init = match inits {
+        Some(i) => spread(&crate::summarize::init_histogram(i)),
+        None => init_spread(report),
+    };
+    isobench_cost::calibrate(tp.tier, &TierShape::from_settings(&tp.settings), instance_start, init)
 }
 
-/// The spread of every cold start's INIT duration, in milliseconds, over all tenants.
+/// The spread of every cold start's INIT duration the invoke answers reported, in
+/// milliseconds, over all tenants.
 fn init_spread(report: &LoadReport) -> Option<Spread> {
     let mut all = isobench_load::Hist::new();
     for s in report.per.values() {
         all.add(&s.init);
     }
+    spread(&all)
+}
+
+fn spread(all: &isobench_load::Hist) -> Option<Spread> {
     if all.is_empty() {
         return None;
     }

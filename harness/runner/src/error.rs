@@ -85,14 +85,16 @@ impl RunError {
     }
 }
 
-/// A summary that breaks `sent == ok + errors + timeouts`: a bug of the harness, since the
-/// identity is a promise of the tool.
+/// A summary whose counts do not add up: `sent != ok + errors + timeouts`, or
+/// `dispatched != sent + not sent` (a request lost between the scheduler, which counts
+/// `dispatched` itself, and the recorder). A bug of the harness, since the identities are a
+/// promise of the tool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("accounting identity broken for tier {tier}: sent {sent} != ok {ok} + errors {errors} + timeouts {timeouts}")]
+#[error("accounting identity broken for {scope}: {counts}")]
 pub struct AccountingError {
     pub tier: String,
-    pub sent: u64,
-    pub ok: u64,
-    pub errors: u64,
-    pub timeouts: u64,
+    /// `tier T`, `tier T, tenant A` or `tier T, tenant A, op O`.
+    pub scope: String,
+    /// The identity with its counts, e.g. `dispatched 400 != sent 399 + not sent 0`.
+    pub counts: String,
 }

@@ -1,6 +1,6 @@
 //! What a run hands back: its summary and how it ended, which the CLI maps to an exit code.
 
-use isobench_results::{Summary, Verdict};
+use isobench_results::{Summary, Traffic, Verdict};
 
 use crate::error::{AccountingError, RunError};
 
@@ -32,22 +32,38 @@ pub enum Ending {
     Complete,
 }
 
-/// Each tier's traffic adds up: `sent == ok + errors + timeouts`, per tier, tenant and operation.
+/// Each tier's traffic adds up, per tier, tenant and operation: `sent == ok + errors +
+/// timeouts`, and `dispatched == sent + not_sent` with `dispatched` counted by the scheduler
+/// apart from the completions, so a lost request fails the check.
 pub fn check_identity(s: &Summary) -> Result<(), AccountingError> {
     for t in &s.tiers {
-        let tenants_ok =
-            t.per_tenant.iter().all(|p| p.traffic.balanced() && p.ops.iter().all(|o| o.traffic.balanced()));
-        if !t.traffic.balanced() || !tenants_ok {
-            return Err(AccountingError {
-                tier: t.tier.clone(),
-                sent: t.traffic.sent,
-                ok: t.traffic.ok,
-                errors: t.traffic.errors,
-                timeouts: t.traffic.timeouts,
-            });
+        check_traffic(&t.tier, format!("tier {}", t.tier), &t.traffic)?;
+        for p in &t.per_tenant {
+            check_traffic(&t.tier, format!("tier {}, tenant {}", t.tier, p.tenant), &p.traffic)?;
+            for o in &p.ops {
+                check_traffic(&t.tier, format!("tier {}, tenant {}, op {}", t.tier, p.tenant, o.op), &o.traffic)?;
+            }
         }
     }
     Ok(())
+}
+
+fn check_traffic(tier: &str, scope: String, t: &Traffic) -> Result<(), AccountingError> {
+    let counts = if !t.balanced() {
+        format!(
+            "sent {} != ok {} + errors {} (by kind: {}) + timeouts {}",
+            t.sent,
+            t.ok,
+            t.errors,
+            t.errors_by_kind.values().sum::<u64>(),
+            t.timeouts
+        )
+    } else if !t.dispatched_accounted() {
+        format!("dispatched {} != sent {} + not sent {}", t.dispatched, t.sent, t.not_sent)
+    } else {
+        return Ok(());
+    };
+    Err(AccountingError { tier: tier.to_string(), scope, counts })
 }
 
 /// Probe cells as `probe on tier`, where `keep` holds.

@@ -184,6 +184,9 @@ fn run_tiers(
             (Some(r), p)
         };
         let memory_after_traffic = backend.memory_in_use();
+        // Every environment started by the traffic, before anything else (noisy neighbour)
+        // starts more.
+        let inits = report.as_ref().and_then(|_| backend.inits(tp.tier));
         let rss_after_traffic = usage::rss_bytes();
         let noisy = match (&plan.scenario.noisy_neighbour, &report) {
             (Some(n), Some(_)) => noisy::measure(n, &spec, &deployment, stop.cancel, observer)
@@ -201,11 +204,11 @@ fn run_tiers(
         observer.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
         if let Some(report) = report {
             add_to_log(hlog, tp.tier, &report)?;
-            let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown);
+            let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown, inits.as_deref());
             summary.noisy_neighbour = noisy;
             // Published AWS timings beside the emulator's own; the cloud is measured directly.
             if backend.info().fidelity != Fidelity::Cloud {
-                summary.calibration = cost::calibration(tp, summary.instance_start_ms, &report);
+                summary.calibration = cost::calibration(tp, summary.instance_start_ms, &report, inits.as_deref());
             }
             summary.footprint = Some(footprint(
                 &summary,

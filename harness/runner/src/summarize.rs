@@ -4,8 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
+use isobench_core::backend::{InitRecord, TeardownReport};
 use isobench_core::plan::TierPlan;
-use isobench_core::{Deployment, TierId, backend::TeardownReport};
+use isobench_core::{Deployment, TierId};
 use isobench_load::{Hist, LoadReport, LoadSpec, OpStats};
 use isobench_results::hlog::{HlogError, HlogTag, HlogWriter};
 use isobench_results::{
@@ -42,6 +43,7 @@ pub fn histogram_percentiles(h: &Histogram<u64>) -> Percentiles {
 fn traffic(s: &OpStats) -> Traffic {
     let errors_by_kind = s.errors.clone();
     Traffic {
+        dispatched: s.dispatched,
         sent: s.sent,
         ok: s.ok,
         errors: errors_by_kind.values().sum(),
@@ -87,6 +89,7 @@ impl Merged {
             cold: s.cold,
             cold_share: if s.ok == 0 { 0.0 } else { s.cold as f64 / s.ok as f64 },
             init: percentiles(&s.init),
+            init_unanswered: 0,
             corrected_cold: percentiles(&s.corrected_cold),
             corrected_warm: percentiles(&s.corrected_warm),
             billed_invokes: s.billed_invokes,
@@ -98,12 +101,38 @@ impl Merged {
     }
 }
 
+/// Every INIT the backend recorded, as a histogram in nanoseconds.
+pub fn init_histogram(inits: &[InitRecord]) -> Hist {
+    let mut h = Hist::new();
+    for i in inits {
+        h.record(u64::try_from(i.duration.as_nanos()).unwrap_or(u64::MAX));
+    }
+    h
+}
+
+/// The tier's function figures with INIT taken from the backend's record of the environments
+/// it started (every one, whatever became of its invoke), where the backend keeps one.
+fn with_recorded_inits(f: Option<FunctionFigures>, inits: Option<&[InitRecord]>) -> Option<FunctionFigures> {
+    let Some(inits) = inits else { return f };
+    if inits.is_empty() && f.is_none() {
+        return None;
+    }
+    let mut f = f.unwrap_or_default();
+    let answered = f.init.count;
+    f.init = percentiles(&init_histogram(inits));
+    f.init_unanswered = f.init.count.saturating_sub(answered);
+    Some(f)
+}
+
+/// `inits`: the backend's record of every INIT of the tier's environments, asked right after
+/// traffic (`None` where it keeps none: INIT then comes from the invoke answers).
 pub fn tier_summary(
     tp: &TierPlan,
     spec: &LoadSpec,
     report: &LoadReport,
     deployment: &Deployment,
     teardown: &TeardownReport,
+    inits: Option<&[InitRecord]>,
 ) -> TierSummary {
     let mut tier = Merged::default();
     let mut per_tenant = Vec::new();
@@ -153,9 +182,10 @@ pub fn tier_summary(
         duration_s: report.wall.as_secs_f64(),
         target_rate: spec.rate,
         achieved_rate: report.achieved_rate,
+        ok_rate: Some(report.ok_rate),
         traffic: tier.traffic.clone(),
         latency: tier.latency(),
-        functions: tier.functions(),
+        functions: with_recorded_inits(tier.functions(), inits),
         environments: teardown.environments.map(|e| Environments {
             created: e.created,
             reused: e.reused,
@@ -227,6 +257,33 @@ pub fn add_to_log(log: &mut HlogWriter, tier: TierId, r: &LoadReport) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_inits_replace_the_answered_ones_and_count_the_unanswered() {
+        use isobench_core::backend::InitState;
+        let answered = FunctionFigures {
+            init: Percentiles { count: 2, mean_us: 100_000.0, ..Default::default() },
+            billed_invokes: 10,
+            ..Default::default()
+        };
+        let rec = |ms: u64, state| InitRecord { function: "f".into(), duration: Duration::from_millis(ms), state };
+        let inits = [
+            rec(100, InitState::Ok),
+            rec(100, InitState::Ok),
+            rec(300, InitState::Ok),
+            rec(500, InitState::Failed),
+            rec(50, InitState::Running),
+        ];
+        let f = with_recorded_inits(Some(answered.clone()), Some(&inits)).unwrap();
+        assert_eq!((f.init.count, f.init_unanswered, f.billed_invokes), (5, 3, 10));
+        assert!((f.init.mean_us - 210_000.0).abs() < 500.0, "every INIT priced: {}", f.init.mean_us);
+        // No record (the AWS backend): the answers stand.
+        assert_eq!(with_recorded_inits(Some(answered.clone()), None), Some(answered));
+        // Environments started whose invokes all failed: figures exist for them alone.
+        let only = with_recorded_inits(None, Some(&inits[3..4])).unwrap();
+        assert_eq!((only.init.count, only.init_unanswered), (1, 1));
+        assert_eq!(with_recorded_inits(None, Some(&[])), None);
+    }
 
     #[test]
     fn percentiles_are_in_microseconds() {

@@ -526,6 +526,34 @@ fn an_unwritable_results_directory_exits_1_and_leaves_nothing() {
     assert!(stderr(&o).contains("results directory"), "{}", stderr(&o));
 }
 
+/// Exit 1: a request lost between the generator's scheduler and its recorder (a test hook drops
+/// one completion) breaks `dispatched == sent + not sent`; the run fails naming the counts, and
+/// its results are still written.
+#[test]
+fn a_lost_completion_fails_the_run_with_exit_1_naming_the_counts() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario::write(dir.path(), "s.toml", &one_tier("shared-ec2", "1s", "100", 2, "", ""));
+    let out = dir.path().join("out");
+    let o = isobench()
+        .arg("run")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .env(isobench_load::DROP_COMPLETION_ENV, "1")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let s = read_summary(&out);
+    let t = &tier(&s, "shared-ec2")["traffic"];
+    let (dispatched, sent, not_sent) = (n(&t["dispatched"]), n(&t["sent"]), n(&t["not_sent"]));
+    assert_eq!(dispatched, sent + not_sent + 1, "{t}");
+    let counts = format!("dispatched {dispatched} != sent {sent} + not sent {not_sent}");
+    assert!(err.contains("accounting identity broken for tier shared-ec2") && err.contains(&counts), "{err}");
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
 /// Exit 3: a bring-your-own Lambda function whose `bootstrap` cannot be executed fails the
 /// deploy; everything deployed before it is torn down.
 #[test]

@@ -55,10 +55,12 @@ pub fn read_summary(out: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("summary.json is JSON")
 }
 
-/// Checks `sent == ok + errors + timeouts` in one traffic object.
+/// Checks `sent == ok + errors + timeouts` and `dispatched == sent + not_sent` in one traffic
+/// object.
 pub fn assert_balanced(t: &serde_json::Value, what: &str) {
     let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{what}: missing {k} in {t}"));
     assert_eq!(n("sent"), n("ok") + n("errors") + n("timeouts"), "{what}: {t}");
     let by_kind: u64 = t["errors_by_kind"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by_kind, n("errors"), "{what}: {t}");
+    assert_eq!(n("dispatched"), n("sent") + n("not_sent"), "{what}: dispatched != sent + not sent: {t}");
 }

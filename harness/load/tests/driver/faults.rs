@@ -118,3 +118,37 @@ fn refused_connections_are_connect_errors() {
     assert_eq!(t.errors.get(&ErrorKind::Connect).copied(), Some(t.sent), "{t:?}");
     assert_eq!(r.connections_opened, 0);
 }
+
+#[test]
+fn a_panicking_connection_task_is_a_panic_error_not_a_hang() {
+    let server = TestServer::start(Behaviour::Healthy, 64);
+    let s = LoadSpec {
+        hooks: isobench_load::TestHooks { panic_on_request: Some(20), ..Default::default() },
+        ..spec(400.0, 500, 2)
+    };
+    let t0 = std::time::Instant::now();
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    assert!(t0.elapsed() < Duration::from_secs(3), "took {:?}", t0.elapsed());
+    check_invariants(&r);
+    let t = &r.totals;
+    assert_eq!(t.sent, planned(&s));
+    assert_eq!(t.errors.get(&ErrorKind::Panic).copied(), Some(1), "{t:?}");
+    assert_eq!(t.ok, t.sent - 1, "{t:?}");
+    assert_eq!(t.abandoned, 0, "the task went on serving: {t:?}");
+}
+
+#[test]
+fn a_dropped_completion_breaks_the_dispatched_identity() {
+    let server = TestServer::start(Behaviour::Healthy, 64);
+    let s = LoadSpec {
+        hooks: isobench_load::TestHooks { drop_completion: true, ..Default::default() },
+        ..spec(300.0, 300, 2)
+    };
+    let (r, _) = run(&s, &targets(&s, server.addr));
+    let t = &r.totals;
+    assert_eq!(t.dispatched, planned(&s), "counted by the scheduler: {t:?}");
+    assert_eq!(t.sent + t.not_sent + 1, t.dispatched, "one request is missing: {t:?}");
+    assert!(!t.dispatched_accounted());
+    assert_eq!(r.per.values().filter(|s| !s.dispatched_accounted()).count(), 1, "in exactly one (tenant, op)");
+    assert!(t.identity_holds(), "sent == ok + errors + timeouts cannot see the loss: {t:?}");
+}

@@ -264,7 +264,7 @@ fn a_panicking_invoke_is_counted_and_does_not_hang_the_run() {
     let t = &r.totals;
     assert_eq!(t.sent, planned(&s));
     assert!(f.tallied("panic") > 10);
-    assert_eq!(t.errors.get(&ErrorKind::Aborted).copied(), Some(f.tallied("panic")), "{t:?}");
+    assert_eq!(t.errors.get(&ErrorKind::Panic).copied(), Some(f.tallied("panic")), "{t:?}");
     assert_eq!(t.ok, t.sent - f.tallied("panic"));
 }
 
@@ -294,4 +294,53 @@ fn http_and_function_tenants_in_one_run() {
     assert!(r.connections_opened >= 1, "the HTTP tenant's pool connected");
     assert_eq!(f.violations(), 0);
     assert_eq!(server.stats.contract_violations.load(Ordering::Relaxed), 0);
+}
+
+/// An invoke that blocks its runtime thread (a backend calling blocking code inside a
+/// future) until the test lets it go: the abort cannot reach it.
+#[derive(Debug)]
+struct BlockingFunction {
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Invoke for BlockingFunction {
+    fn invoke<'a>(
+        &'a self,
+        _tenant: &'a str,
+        _payload: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = isobench_core::backend::InvokeResult> + Send + 'a>> {
+        Box::pin(async move {
+            let _ = self.release.lock().unwrap().recv_timeout(Duration::from_secs(60));
+            // Released after the run returned: the runtime is gone, nothing waits for this.
+            std::future::pending().await
+        })
+    }
+}
+
+#[test]
+fn tasks_stuck_past_the_abort_are_counted_by_the_final_deadline() {
+    let s = LoadSpec { timeout: Duration::from_millis(300), ..spec(50.0, 300, 2) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = Arc::new(BlockingFunction { release: std::sync::Mutex::new(rx) });
+    let targets: Vec<_> = s
+        .tenants
+        .iter()
+        .map(|t| isobench_core::backend::TenantTarget {
+            tenant: t.id.clone(),
+            endpoint: Endpoint::Function(Arc::clone(&f) as Arc<dyn Invoke>),
+        })
+        .collect();
+    let t0 = Instant::now();
+    let (r, _) = run(&s, &targets);
+    let took = t0.elapsed();
+    drop(tx); // lets the blocked thread go
+    // Abort at end + 2 × timeout + slop (~1.1 s), the final deadline 2 s after.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= isobench_load::FINAL_GRACE, "took {took:?}: ended before the final deadline");
+    check_invariants(&r);
+    let t = &r.totals;
+    assert!(t.abandoned >= 1, "{t:?}");
+    assert!(t.timeouts >= 1, "the invoke stuck in flight is a timeout: {t:?}");
+    assert_eq!(t.dispatched, planned(&s), "{t:?}");
+    assert_eq!(t.sent + t.not_sent, t.dispatched, "nothing is lost: {t:?}");
 }

@@ -37,7 +37,10 @@ fn all_ok_and_counts_match_the_server() {
     assert_eq!(r.dispatch_window, s.duration);
     assert!(r.wall >= s.duration);
     assert!(r.connections_opened >= 1 && r.connections_opened <= 16, "{}", r.connections_opened);
+    // Nothing waited: every request went on the wire within the window, and was answered.
+    assert_eq!(t.sent_in_window, planned, "{t:?}");
     assert!((r.achieved_rate - planned as f64).abs() < 1.0, "{}", r.achieved_rate);
+    assert!(r.ok_rate > 0.98 * planned as f64 && r.ok_rate <= r.achieved_rate, "{}", r.ok_rate);
     assert!(r.started_at_unix_ns > 1_700_000_000_000_000_000);
 
     // Progress: several snapshots, monotone, the last one final.

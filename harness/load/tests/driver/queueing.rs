@@ -33,4 +33,10 @@ fn a_saturated_pool_shows_up_as_lag_and_corrected_latency() {
     assert!(c99 > 300_000_000, "corrected p99 {:.1} ms", ms(c99));
     assert!(l99 > 300_000_000, "lag p99 {:.1} ms", ms(l99));
     assert!(snaps.iter().any(|s| s.queued > 10), "the backlog is visible in progress");
+    // What went on the wire within the window is what one connection carries, not the plan;
+    // the backlog sent after the window does not count.
+    assert!(r.achieved_rate < 0.7 * s.rate, "achieved {:.1} of {} req/s", r.achieved_rate, s.rate);
+    assert!(r.achieved_rate > 100.0, "achieved {:.1} req/s", r.achieved_rate);
+    assert!(r.ok_rate <= r.achieved_rate + 1.0, "ok {:.1}, achieved {:.1}", r.ok_rate, r.achieved_rate);
+    assert!(t.sent_in_window < t.sent, "{t:?}");
 }

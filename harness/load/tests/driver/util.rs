@@ -309,6 +309,7 @@ pub fn spec(rate: f64, ms: u64, n_tenants: usize) -> LoadSpec {
         worker_threads: 2,
         realtime_dispatcher: false,
         shape: Default::default(),
+        hooks: Default::default(),
     }
 }
 
@@ -351,7 +352,15 @@ pub fn check_invariants(r: &LoadReport) {
         );
         assert_eq!(s.corrected.len(), s.ok, "{t}/{op}: corrected samples are the ok requests");
         assert_eq!(s.uncorrected.len(), s.ok, "{t}/{op}: uncorrected samples are the ok requests");
-        assert_eq!(s.lag.len(), s.sent, "{t}/{op}: one lag per sent request");
+        assert_eq!(s.lag.len() + s.abandoned, s.sent, "{t}/{op}: one lag per sent request");
+        assert!(
+            s.dispatched_accounted(),
+            "{t}/{op}: dispatched {} != sent {} + not sent {}",
+            s.dispatched,
+            s.sent,
+            s.not_sent
+        );
+        assert!(s.sent_in_window <= s.sent && s.ok_in_window <= s.ok, "{t}/{op}: window counts");
         assert!(s.not_found <= s.ok);
         if s.ok > 0 {
             assert!(s.corrected.max() >= s.uncorrected.max(), "{t}/{op}: corrected max below uncorrected");
@@ -366,9 +375,10 @@ pub fn check_invariants(r: &LoadReport) {
     }
     let t = &r.totals;
     assert!(t.identity_holds(), "totals: {t:?}");
+    assert!(t.dispatched_accounted(), "totals: {t:?}");
     assert_eq!((t.sent, t.ok, t.errors_total(), t.timeouts, t.not_sent), sum, "totals differ from the pairs");
     let all = r.merged();
-    assert_eq!((all.sent, all.ok, all.lag.len()), (t.sent, t.ok, t.sent));
+    assert_eq!((all.sent, all.ok, all.lag.len() + t.abandoned), (t.sent, t.ok, t.sent));
 }
 
 /// The function-only fields of a cell that saw HTTP traffic: empty, as documented.

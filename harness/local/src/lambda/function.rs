@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use isobench_core::backend::{EnvironmentStats, Invoke, InvokeOutcome, InvokeResult, StartKind};
+use isobench_core::backend::{EnvironmentStats, InitRecord, InitState, Invoke, InvokeOutcome, InvokeResult, StartKind};
 use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi};
 use tokio::sync::oneshot;
 
@@ -119,6 +119,17 @@ pub(crate) struct TierCounters {
     throttles: AtomicU64,
     busy: AtomicU64,
     peak: AtomicU64,
+    /// Every environment started, in order: the emulator's own record of its INITs, kept
+    /// whatever became of the invoke that started it (the driver may have given up on it).
+    inits: Mutex<Vec<InitEntry>>,
+}
+
+/// One environment's INIT as it goes: started at `t0`, and how it ended once it did.
+#[derive(Debug)]
+struct InitEntry {
+    function: String,
+    t0: Instant,
+    end: Option<(Duration, InitState)>,
 }
 
 impl TierCounters {
@@ -132,6 +143,30 @@ impl TierCounters {
             peak_concurrency: get(&self.peak),
             throttles: get(&self.throttles),
             frozen_at_end,
+        }
+    }
+
+    /// Every INIT so far; one still running is reported with its time so far.
+    pub(crate) fn inits(&self) -> Vec<InitRecord> {
+        lock(&self.inits)
+            .iter()
+            .map(|e| {
+                let (duration, state) = e.end.unwrap_or((e.t0.elapsed(), InitState::Running));
+                InitRecord { function: e.function.clone(), duration, state }
+            })
+            .collect()
+    }
+
+    /// Records an INIT starting now; returns its index for [`TierCounters::init_ended`].
+    fn init_started(&self, function: &str, t0: Instant) -> usize {
+        let mut inits = lock(&self.inits);
+        inits.push(InitEntry { function: function.to_string(), t0, end: None });
+        inits.len() - 1
+    }
+
+    fn init_ended(&self, index: usize, duration: Duration, state: InitState) {
+        if let Some(e) = lock(&self.inits).get_mut(index) {
+            e.end = Some((duration, state));
         }
     }
 
@@ -573,10 +608,15 @@ impl Function {
             return Err(rejected(errors::NOT_FOUND, mem));
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
+        let record = self.counters.init_started(&self.spec.name, t0);
         let init = env.api.wait_init(INIT_TIMEOUT).await;
         let init = match init {
-            Ok(d) => d,
+            Ok(d) => {
+                self.counters.init_ended(record, d, InitState::Ok);
+                d
+            }
             Err(f) => {
+                self.counters.init_ended(record, t0.elapsed(), InitState::Failed);
                 let error_type = match &f {
                     InitFailure::Reported { error_type, .. } => error_type.clone(),
                     InitFailure::EnvironmentGone => Some(errors::EXIT.into()),

@@ -153,7 +153,6 @@ impl Host {
     /// none before the first invoke).
     pub(crate) fn create(&self, input: FunctionsInput<'_>) -> Result<Functions, LambdaDeployError> {
         let (plan, spec) = (input.plan, input.spec);
-        let t0 = Instant::now();
         let source = match &spec.code {
             Some(p) => CodeSource::User(p),
             None => CodeSource::Workload(input.workload_exe),
@@ -162,7 +161,9 @@ impl Host {
             .map_err(|source| LambdaDeployError::Stage { tier: plan.tier, source })?;
         let counters = Arc::new(TierCounters::default());
         let mut functions = Vec::with_capacity(input.functions.len());
+        let mut created = Vec::with_capacity(input.functions.len());
         for (i, (req, uid)) in input.functions.into_iter().zip(input.uids).enumerate() {
+            let f0 = Instant::now();
             let role = FunctionRole::new(&self.run_id, &req.name);
             let env = function_env(spec, req.pinned_tenant.as_deref(), &role, plan, i as u32, input.workload_env);
             let fspec = FunctionSpec {
@@ -182,8 +183,9 @@ impl Host {
                 run_dirs: input.run_dirs.clone(),
             };
             functions.push(Function::new(fspec, self.ctx.clone(), counters.clone()));
+            created.push(f0.elapsed());
         }
-        Ok(Functions { functions, counters, staged: Some(staged), staging: t0.elapsed() })
+        Ok(Functions { functions, counters, staged: Some(staged), created })
     }
 
     /// Removes the run's staging directory and stops the spawner thread and the runtime (the
@@ -224,13 +226,15 @@ pub(crate) struct Functions {
     counters: Arc<TierCounters>,
     /// `None` once torn down.
     staged: Option<PathBuf>,
-    /// How long staging the code and creating the functions took.
-    staging: Duration,
+    /// How long creating each function took, measured for each (its role, environment and
+    /// pool; the shared code staging is the tier's deploy, not any one function's start).
+    created: Vec<Duration>,
 }
 
 impl Functions {
-    /// The deployment: each tenant's function as its endpoint; a function's start time is the
-    /// staging (its environments' starts are the cold starts of its invokes).
+    /// The deployment: each tenant's function as its endpoint; a function's start time is its
+    /// own creation, measured per function (its environments' starts are the cold starts of
+    /// its invokes, recorded apart: [`Functions::inits`]).
     pub(crate) fn deployment(&self, plan: &TierPlan) -> Deployment {
         let mut targets = Vec::new();
         for t in &plan.tenants {
@@ -242,11 +246,12 @@ impl Functions {
         let instances = self
             .functions
             .iter()
-            .map(|f| InstanceInfo {
+            .zip(&self.created)
+            .map(|(f, created)| InstanceInfo {
                 id: f.spec.name.clone(),
                 tenants: f.spec.tenants.clone(),
                 address: None,
-                start_time: self.staging,
+                start_time: *created,
                 pid: None,
                 limits: Some(Limits {
                     cpu_millis: f.spec.limits.cpu_quota_us * 1000 / f.spec.limits.cpu_period_us,
@@ -280,6 +285,11 @@ impl Functions {
         }
         report.environments = Some(self.counters.snapshot(frozen));
         report
+    }
+
+    /// Every INIT of the tier's environments started so far, whatever became of its invoke.
+    pub(crate) fn inits(&self) -> Vec<isobench_core::backend::InitRecord> {
+        self.counters.inits()
     }
 
     /// Every function's execution environments.

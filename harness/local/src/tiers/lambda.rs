@@ -55,6 +55,11 @@ impl LambdaTier {
         self.functions.as_ref().map(Functions::environments).unwrap_or_default()
     }
 
+    /// Every INIT of the tier's environments started so far (none before deploy).
+    pub(crate) fn inits(&self) -> Vec<isobench_core::backend::InitRecord> {
+        self.functions.as_ref().map(Functions::inits).unwrap_or_default()
+    }
+
     pub(crate) fn functions(&self) -> Vec<FunctionInfo> {
         self.functions.as_ref().map(Functions::infos).unwrap_or_default()
     }
