@@ -20,6 +20,8 @@ pub mod cgroup;
 pub mod http;
 /// What a run left on the host: cgroups, processes, its lock, staged files, pinned namespaces.
 pub mod leftovers;
+/// Mutations of TOML files for the parsers' property tests.
+pub mod mutate;
 /// Running code inside a network namespace, and what the kernel shows of one.
 pub mod netns;
 /// Loopback listeners, free ports and addresses where nothing listens.
