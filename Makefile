@@ -10,7 +10,7 @@ run:
 	$(CARGO) build --release --bins
 	./target/release/isobench run $(SCENARIO)
 
-## Run the whole test suite (root tests skip with a message when not root): the fault suite in
+## Run the whole test suite (root tests skip with a message when not root, and fail if CI is set): the fault suite in
 ## full, and the AWS backend against LocalStack and moto (installed into .venv/emulators by deps.sh).
 test:
 	@scripts/deps.sh test

@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn a_missing_target_names_the_rustup_command() {
         if installed_targets().is_none() {
-            eprintln!("skipped: no rustup here");
+            isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no rustup here");
             return;
         }
         let e = check_target("riscv64gc-unknown-none-elf-not-a-target").unwrap_err().to_string();

@@ -165,23 +165,23 @@ fn field_at(src: &str, span: Option<Range<usize>>) -> String {
 }
 
 /// Locates every problem by its field path; a field that is absent (a default) is located at
-/// its nearest written parent.
+/// its nearest written parent, and one with no written parent (a missing top-level table) at
+/// the start of the file, as the TOML parser locates a missing field.
 pub fn locate_all(src: &str, problems: &mut [Problem]) {
-    let Ok(doc) = toml_edit::Document::parse(src.to_string()) else { return };
+    let doc = toml_edit::Document::parse(src.to_string()).ok();
     for p in problems.iter_mut() {
         let mut path = p.field.as_str();
-        loop {
-            if let Some(span) = locate(&doc, path) {
-                let (l, c) = line_col(src, span.start);
-                p.line = Some(l);
-                p.column = Some(c);
-                break;
-            }
+        let mut span = None;
+        while let Some(doc) = &doc {
+            span = locate(doc, path);
             match path.rfind(['.', '[']) {
-                Some(i) => path = &path[..i],
-                None => break,
+                Some(i) if span.is_none() => path = &path[..i],
+                _ => break,
             }
         }
+        let (l, c) = line_col(src, span.map_or(0, |s| s.start));
+        p.line = Some(l);
+        p.column = Some(c);
     }
 }
 
@@ -258,6 +258,9 @@ mod tests {
         let mut p = [Problem::new("tier[1].memory", "m", ""), Problem::new("run.rate", "m", "x")];
         locate_all(src, &mut p);
         assert_eq!((p[0].line, p[1].line), (Some(6), Some(2)));
+        let mut missing = [Problem::new("tier", "the scenario names no tier", "")];
+        locate_all(src.replace("[[tier]]", "[[tear]]").as_str(), &mut missing);
+        assert_eq!((missing[0].line, missing[0].column), (Some(1), Some(1)));
         let e = InvalidFile { what: "thing", file: "t.toml".into(), problems: p.to_vec() };
         assert_eq!(
             e.to_string(),

@@ -48,10 +48,12 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
         "" => return Err(err(input, "duration", "the unit is missing", DURATION_ACCEPTED)),
         _ => return Err(err(input, "duration", "unknown unit", DURATION_ACCEPTED)),
     };
-    if !n.is_finite() || n < 0.0 {
+    if n < 0.0 {
         return Err(err(input, "duration", "it must not be negative", DURATION_ACCEPTED));
     }
-    Ok(Duration::from_secs_f64(n * secs_per_unit))
+    // `from_secs_f64` panics past u64::MAX seconds (about 585 billion years).
+    Duration::try_from_secs_f64(n * secs_per_unit)
+        .map_err(|_| err(input, "duration", "it is too large", DURATION_ACCEPTED))
 }
 
 /// Parses a rate in requests per second: `2000`, `10k`, `1.5k/s`, `1M`.
@@ -66,8 +68,11 @@ pub fn parse_rate(input: &str) -> Result<f64, UnitError> {
         _ => return Err(err(input, "rate", "unknown multiplier", RATE_ACCEPTED)),
     };
     let r = n * mult;
-    if !r.is_finite() || r < 0.0 {
+    if r < 0.0 {
         return Err(err(input, "rate", "it must not be negative", RATE_ACCEPTED));
+    }
+    if !r.is_finite() {
+        return Err(err(input, "rate", "it is too large", RATE_ACCEPTED));
     }
     Ok(r)
 }
@@ -86,10 +91,15 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
         "GB" => 1e9,
         _ => return Err(err(input, "size", "unknown unit", SIZE_ACCEPTED)),
     };
-    if !n.is_finite() || n < 0.0 {
+    if n < 0.0 {
         return Err(err(input, "size", "it must not be negative", SIZE_ACCEPTED));
     }
-    Ok((n * mult).round() as u64)
+    // `as u64` would saturate silently; 2^64 itself is the first value out of range.
+    let bytes = (n * mult).round();
+    if bytes >= u64::MAX as f64 {
+        return Err(err(input, "size", "it is too large", SIZE_ACCEPTED));
+    }
+    Ok(bytes as u64)
 }
 
 /// Formats a duration compactly for people: `850ns`, `12.3µs`, `4.56ms`, `1.23s`.
@@ -193,6 +203,19 @@ mod tests {
         assert!(parse_duration("30").unwrap_err().reason.contains("missing"));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("3 fortnights").is_err());
+    }
+
+    #[test]
+    fn overflowing_values_are_errors_not_panics_or_saturation() {
+        let huge = "9".repeat(400);
+        for input in ["6000000000000000h", "18446744073709551616s", &format!("{huge}s")] {
+            assert_eq!(parse_duration(input).unwrap_err().reason, "it is too large", "{input}");
+        }
+        assert_eq!(parse_duration("18446744073709551615s").unwrap_err().reason, "it is too large");
+        assert_eq!(parse_rate(&format!("{huge}k")).unwrap_err().reason, "it is too large");
+        assert_eq!(parse_size("20000000000GB").unwrap_err().reason, "it is too large");
+        assert_eq!(parse_size(&huge).unwrap_err().reason, "it is too large");
+        assert_eq!(parse_duration("-0s").unwrap(), Duration::ZERO);
     }
 
     #[test]

@@ -382,7 +382,10 @@ fn tenant_isolation_mode_never_lets_two_tenants_share_an_environment() {
 fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     needs_root!();
     let Some(zip) = python_function_zip("byo") else {
-        eprintln!("skipping: no /usr/bin/python3 for the bring-your-own function");
+        isobench_testkit::root::skip(
+            &isobench_testkit::root::test_name(module_path!()),
+            "no /usr/bin/python3 for the bring-your-own function",
+        );
         return;
     };
     let mut b = backend("lambda-byo");

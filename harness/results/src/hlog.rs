@@ -70,7 +70,10 @@ pub enum HlogError {
     Decode { tag: String, reason: String },
 }
 
-/// Writes a run's histograms, one interval (a tier's traffic) at a time.
+/// Writes a run's histograms, one interval (a tier's traffic) at a time. Each entry's max
+/// column is in nanoseconds like its histogram: HdrHistogram's readers decode the histogram and
+/// take the column as written, so no `MaxValueDivisor` is declared (the log once declared 1e6
+/// in its header while every entry was written with 1).
 pub struct HlogWriter {
     buf: Vec<u8>,
     start: SystemTime,
@@ -87,7 +90,6 @@ impl HlogWriter {
                 "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended); functions also corrected_cold/_warm, uncorrected_cold/_warm, init",
             )
             .with_start_time(start)
-            .with_max_value_divisor(1e6)
             .begin_log_with(&mut buf, &mut ser)
             .map(|_| ());
         debug_assert!(header.is_ok(), "writing to a Vec cannot fail");
@@ -218,6 +220,42 @@ mod tests {
         assert_eq!(h.corrected.len(), 2);
         assert_eq!(h.corrected["silo-ec2"].len(), 3, "corrected of both tenants, not the lag");
         assert_eq!(h.corrected["lambda-shared"].len(), 1);
+    }
+
+    /// Read back with the hdrhistogram crate's own interval-log reader, not ours: the same
+    /// histograms, the max column equal to each histogram's max in ns, no divisor declared.
+    #[test]
+    fn the_hdrhistogram_log_reader_reads_back_what_was_written() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut w = HlogWriter::new(start);
+        let mut written = Vec::new();
+        for (i, name) in ["silo-ec2/t1/get/corrected", "shared-ec2/t2/put/lag"].iter().enumerate() {
+            let mut h = Histogram::<u64>::new(3).unwrap();
+            for v in [850, 12_345, 4_560_000, 1_230_000_000 + i as u64] {
+                h.record_n(v, 3).unwrap();
+            }
+            written.push((tag(name), h));
+        }
+        w.add_interval(start + Duration::from_secs(3), Duration::from_secs(7), written.clone()).unwrap();
+
+        let text = std::str::from_utf8(w.bytes()).unwrap();
+        assert!(!text.contains("MaxValueDivisor"), "{text}");
+        let mut read_back = Vec::new();
+        for entry in IntervalLogIterator::new(w.bytes()) {
+            let LogEntry::Interval(i) = entry.unwrap() else { continue };
+            let raw = base64::engine::general_purpose::STANDARD.decode(i.encoded_histogram()).unwrap();
+            let h: Histogram<u64> = Deserializer::new().deserialize(&mut &raw[..]).unwrap();
+            assert_eq!(i.max(), h.max() as f64, "the max column is the histogram's max in ns");
+            assert_eq!((i.start_timestamp(), i.duration()), (Duration::from_secs(3), Duration::from_secs(7)));
+            read_back.push((i.tag().unwrap().as_str().parse::<HlogTag>().unwrap(), h));
+        }
+        assert_eq!(read_back.len(), written.len());
+        for ((wt, wh), (rt, rh)) in written.iter().zip(&read_back) {
+            assert_eq!(wt, rt);
+            assert_eq!(wh, rh, "{wt}");
+            assert_eq!(rh.value_at_quantile(1.0), rh.highest_equivalent(1_230_000_000), "{wt}");
+            assert_eq!(rh.len(), 12);
+        }
     }
 
     #[test]

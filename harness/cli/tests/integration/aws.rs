@@ -74,9 +74,8 @@ id = "lambda-tenant-isolation"
     fn start() -> Option<Emulators> {
         match Emulators::start(&repo_root()) {
             Ok(e) => Some(e),
-            Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("emulators needed under CI: {why}"),
             Err(why) => {
-                eprintln!("skipping: {why}");
+                isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), &why);
                 None
             }
         }

@@ -2,7 +2,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use isobench_testkit::netns;
-use isobench_testkit::root::skip;
+use isobench_testkit::root::{skip, test_name};
 
 use crate::util::{Behaviour, TestServer, check_invariants, planned, spec, targets};
 
@@ -11,7 +11,10 @@ fn connections_are_opened_inside_the_given_namespace() {
     let ns = match netns::create() {
         Ok(ns) => ns,
         Err(e) => {
-            skip(module_path!(), &format!("cannot create a network namespace ({e}); run as root to test this"));
+            skip(
+                &test_name(module_path!()),
+                &format!("cannot create a network namespace ({e}); run as root to test this"),
+            );
             return;
         }
     };
