@@ -239,8 +239,9 @@ pub fn result_of(reply: crate::api::InvokeReply) -> InvokeResult {
         let rest = report.split(&format!("{name}: ")).nth(1)?;
         rest.split_whitespace().next()?.parse().ok()
     };
-    let start = match field("Init Duration") {
-        Some(ms) => Some(StartKind::Cold { init: Duration::from_secs_f64(ms / 1e3) }),
+    // The log tail is the function's own output: a forged `REPORT` line must not panic us.
+    let start = match field("Init Duration").and_then(|ms| Duration::try_from_secs_f64(ms / 1e3).ok()) {
+        Some(init) => Some(StartKind::Cold { init }),
         None if !report.is_empty() => Some(StartKind::Warm),
         None => None,
     };
@@ -274,6 +275,15 @@ mod tests {
         let warm = "REPORT RequestId: 2\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\t";
         let r = result_of(InvokeReply { payload: vec![], function_error: None, log_tail: Some(warm.into()) });
         assert_eq!(r.start, Some(StartKind::Warm));
+    }
+
+    #[test]
+    fn a_forged_report_line_is_not_a_panic() {
+        for init in ["-5.0", "NaN", "inf", "1e300"] {
+            let tail = format!("REPORT RequestId: x Duration: 1 ms Billed Duration: 2 ms Init Duration: {init} ms");
+            let r = result_of(InvokeReply { payload: vec![], function_error: None, log_tail: Some(tail) });
+            assert!(matches!(r.start, Some(StartKind::Warm)), "{init}: {:?}", r.start);
+        }
     }
 
     #[test]
