@@ -17,6 +17,7 @@ mod files;
 mod fmt;
 mod html;
 mod junit;
+mod leak;
 mod markdown;
 mod terminal;
 mod text;
