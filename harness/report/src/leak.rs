@@ -60,8 +60,9 @@ pub fn short(c: &ProbeCell) -> String {
     }
 }
 
-/// Each distinct note, with the probe and the tiers it applies to, in matrix order.
+/// Each distinct note, with the probe and the tiers it applies to, in the matrix's row order.
 pub fn notes<'a>(tiers: &[&'a TierSummary]) -> Vec<(&'a str, Vec<&'a str>, &'a str)> {
+    let row = |probe: &str| tiers[0].probes.iter().position(|c| c.probe == probe).unwrap_or(usize::MAX);
     let mut out: Vec<(&str, Vec<&str>, &str)> = Vec::new();
     for t in tiers {
         for c in &t.probes {
@@ -72,6 +73,7 @@ pub fn notes<'a>(tiers: &[&'a TierSummary]) -> Vec<(&'a str, Vec<&'a str>, &'a s
             }
         }
     }
+    out.sort_by_key(|(probe, _, _)| row(probe));
     out
 }
 
