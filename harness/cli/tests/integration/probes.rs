@@ -50,9 +50,15 @@ fn leakage_matrix_matches_expectations() {
         if verdict != "not-applicable" {
             let n = |k: &str| c[k].as_u64().unwrap();
             assert!(n("trials") > 0 && n("controls") == n("trials"), "{tier} {}: a control per trial: {c}", c["probe"]);
+            assert!(c["leak_bound_95"].as_f64().is_some(), "{tier} {}: a bound: {c}", c["probe"]);
+        }
+        // Where isolation is promised, blocked means every control passed and no trial was
+        // blind. (On lambda-shared an owner's control may land in another environment of the
+        // function and miss its canary; its cells leak anyway.)
+        if expected == "blocked" {
+            let n = |k: &str| c[k].as_u64().unwrap();
             assert_eq!(n("controls_passed"), n("controls"), "{tier} {}: every control passes: {c}", c["probe"]);
             assert_eq!(n("blind"), 0, "{tier} {}: no blind trial: {c}", c["probe"]);
-            assert!(c["leak_bound_95"].as_f64().is_some(), "{tier} {}: a bound: {c}", c["probe"]);
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
