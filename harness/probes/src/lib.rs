@@ -495,6 +495,9 @@ mod tests {
         unusable: Vec<u32>,
         /// Plants that are acknowledged but not kept: the control cannot pass.
         forget: bool,
+        /// Invokes (counting from 0) refused as over the concurrency limit.
+        throttle: Vec<u32>,
+        invokes: std::sync::atomic::AtomicU32,
         state: std::sync::Mutex<(u32, std::collections::BTreeMap<String, Vec<String>>)>,
     }
 
@@ -505,6 +508,12 @@ mod tests {
             payload: Vec<u8>,
         ) -> std::pin::Pin<Box<dyn std::future::Future<Output = isobench_core::backend::InvokeResult> + Send + 'a>>
         {
+            if self.throttle.contains(&self.invokes.fetch_add(1, Ordering::SeqCst)) {
+                let outcome = isobench_core::backend::InvokeOutcome::Throttled;
+                return Box::pin(async move {
+                    isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                });
+            }
             let event: Value = serde_json::from_slice(&payload).unwrap();
             let key = if self.shared { "all".to_string() } else { tenant.to_string() };
             let mut st = self.state.lock().unwrap();
@@ -564,6 +573,9 @@ mod tests {
         let c = tmp_cell(TierId::SiloEc2, Fake { fail: vec![5], unusable: vec![8], ..Fake::default() }, 20);
         assert_eq!(c.verdict, Verdict::Inconclusive, "{c:?}");
         assert_eq!((c.trials, c.blind, c.failed_calls, c.controls_passed), (18, 2, 1, 18));
+        // Throttled invokes never reached the code: retried, not blind (three in a row, once).
+        let c = tmp_cell(TierId::SiloEc2, Fake { throttle: vec![3, 4, 5, 9], ..Fake::default() }, 10);
+        assert_eq!((c.verdict, c.trials, c.blind), (Verdict::Blocked, 10, 0), "{c:?}");
         // Plants acknowledged but never seen again: every control fails.
         let c = tmp_cell(TierId::SiloEc2, Fake { forget: true, ..Fake::default() }, 5);
         assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Inconclusive, 5, 0, 0));
