@@ -166,6 +166,10 @@ struct Runner<'a> {
     on_host_kernel: bool,
 }
 
+/// Sweeps an owner's control may take to find its canary: a function's invokes are routed to
+/// any of its execution environments, and state such as `/tmp` lives in the one that planted.
+const CONTROL_ATTEMPTS: u32 = 5;
+
 impl<'a> Runner<'a> {
     fn new(spec: &'a ProbeSpec, tenants: Vec<Tenant>, cancel: &'a AtomicBool) -> Runner<'a> {
         Runner {
@@ -293,9 +297,15 @@ impl<'a> Runner<'a> {
         params: Value,
     ) -> Result<Trial, Blind> {
         let token = self.plant(ch, trial, owner).await?;
-        let own = tokens(&self.sweep(owner, ch, params.clone()).await?);
+        let mut control = false;
+        for _ in 0..CONTROL_ATTEMPTS {
+            control = tokens(&self.sweep(owner, ch, params.clone()).await?).contains(&token);
+            if control {
+                break;
+            }
+        }
         let found = tokens(&self.sweep(finder, ch, params).await?);
-        Ok(self.trial(finder, own.contains(&token), &found))
+        Ok(self.trial(finder, control, &found))
     }
 
     /// The owner's beacon holds the canary; the owner and then the finder fetch it over the
@@ -360,8 +370,14 @@ impl<'a> Runner<'a> {
         if !(200..300).contains(&status) {
             return Err(CallError::Status { status, body: "put".into() }.into());
         }
-        let (status, body) = self.tenants[owner].t.get(&oid, &key).await?;
-        let control = status == 200 && tokens_in(&body).contains(&token);
+        let mut control = false;
+        for _ in 0..CONTROL_ATTEMPTS {
+            let (status, body) = self.tenants[owner].t.get(&oid, &key).await?;
+            control = status == 200 && tokens_in(&body).contains(&token);
+            if control {
+                break;
+            }
+        }
         let (status, body) = self.tenants[finder].t.get(&fid, &key).await?;
         if status != 200 && status != 404 {
             return Err(CallError::Status { status, body }.into());
