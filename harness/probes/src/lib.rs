@@ -166,8 +166,9 @@ struct Runner<'a> {
     on_host_kernel: bool,
 }
 
-/// Sweeps an owner's control may take to find its canary: a function's invokes are routed to
-/// any of its execution environments, and state such as `/tmp` lives in the one that planted.
+/// Sweeps an owner's control may take to find its canary when the plant's answer carries no
+/// sweep of its own: a function's invokes are routed to any of its execution environments, and
+/// state such as `/tmp` lives in the one that planted.
 const CONTROL_ATTEMPTS: u32 = 5;
 
 impl<'a> Runner<'a> {
@@ -262,8 +263,14 @@ impl<'a> Runner<'a> {
         Trial { finder: self.id(finder), control_passed, owners }
     }
 
-    /// Plants a fresh canary through `owner`; blind if the workload could not plant it.
-    async fn plant(&mut self, channel: Channel, trial: u32, owner: usize) -> Result<String, Blind> {
+    /// Plants a fresh canary through `owner`; blind if the workload could not plant it. Returns
+    /// the token and the plant's own sweep (`found`, when the agent makes one).
+    async fn plant(
+        &mut self,
+        channel: Channel,
+        trial: u32,
+        owner: usize,
+    ) -> Result<(String, Option<Vec<String>>), Blind> {
         let random: u128 = self.rng.random();
         let tenant = self.id(owner);
         let token = probes::canary(&self.spec.run_id, &tenant, channel, u64::from(trial), random);
@@ -274,7 +281,8 @@ impl<'a> Runner<'a> {
         if answer["planted"] != true {
             return Err(Blind::Answer(format!("not planted: {}", answer["detail"])));
         }
-        Ok(token)
+        let found = answer["found"].is_array().then(|| tokens(&answer));
+        Ok((token, found))
     }
 
     /// A sweep's answer; blind when it lacks the list of found canaries.
@@ -296,9 +304,10 @@ impl<'a> Runner<'a> {
         finder: usize,
         params: Value,
     ) -> Result<Trial, Blind> {
-        let token = self.plant(ch, trial, owner).await?;
-        let mut control = false;
-        for _ in 0..CONTROL_ATTEMPTS {
+        let (token, own) = self.plant(ch, trial, owner).await?;
+        // The plant's own sweep, in the environment that planted; else separate sweeps.
+        let mut control = own.is_some_and(|own| own.contains(&token));
+        for _ in 0..if control { 0 } else { CONTROL_ATTEMPTS } {
             control = tokens(&self.sweep(owner, ch, params.clone()).await?).contains(&token);
             if control {
                 break;

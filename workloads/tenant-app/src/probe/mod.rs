@@ -214,6 +214,12 @@ pub struct PlantReply {
     /// channel could not be planted here, which `detail` explains.
     pub planted: bool,
     pub detail: String,
+    /// What a sweep of the channel found right after the plant, in the same environment: the
+    /// trial's positive control. A function's next invoke may run in another environment,
+    /// so a separate sweep cannot be sure to look where the canary is. Absent for channels
+    /// that plant nothing and for `net` (its sweep needs peers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<Vec<String>>,
 }
 
 /// A sweep's answer.
@@ -286,7 +292,13 @@ pub async fn plant(host: Host<'_>, tenant: &str, channel: Channel, canary: &str)
     if !planted {
         tracing::warn!(channel = channel.as_str(), %detail, "probe plant failed");
     }
-    PlantReply { channel: channel.as_str(), planted, detail }
+    let found = match channel {
+        Channel::Tmp | Channel::Mem | Channel::Env | Channel::Fd | Channel::Proc if planted => {
+            Some(sweep(host, channel, &SweepParams::default()).await.found)
+        }
+        _ => None,
+    };
+    PlantReply { channel: channel.as_str(), planted, detail, found }
 }
 
 /// Sweeps `channel`.

@@ -107,6 +107,7 @@ async fn replies_have_the_documented_shape() {
     assert_eq!(before["found"], serde_json::json!([]));
     let planted = json(&s, probe("acme", "tmp", Action::Plant, canary)).await;
     assert_eq!((planted["channel"].as_str(), planted["planted"].as_bool()), (Some("tmp"), Some(true)));
+    assert_eq!(planted["found"], serde_json::json!([canary]), "the plant's own control, in the same environment");
     assert!(planted["detail"].as_str().unwrap().contains("isobench-probe-"), "{planted}");
     // Another tenant of the same process sweeps it up: the leak the probe exists to show.
     let swept = json(&s, probe("globex", "tmp", Action::Sweep, "")).await;
