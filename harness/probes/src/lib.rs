@@ -169,7 +169,9 @@ struct Runner<'a> {
 /// Sweeps an owner's control may take to find its canary when the plant's answer carries no
 /// sweep of its own: a function's invokes are routed to any of its execution environments, and
 /// state such as `/tmp` lives in the one that planted.
-const CONTROL_ATTEMPTS: u32 = 5;
+/// Each attempt races the traffic for that environment, hence many (each a fast call; a
+/// control that finds its canary stops).
+const CONTROL_ATTEMPTS: u32 = 50;
 
 impl<'a> Runner<'a> {
     fn new(spec: &'a ProbeSpec, tenants: Vec<Tenant>, cancel: &'a AtomicBool) -> Runner<'a> {
