@@ -172,6 +172,7 @@ struct Runner<'a> {
 /// Each attempt races the traffic for that environment, hence many (each a fast call; a
 /// control that finds its canary stops).
 const CONTROL_ATTEMPTS: u32 = 50;
+const CONTROL_PAUSE: Duration = Duration::from_millis(20);
 
 impl<'a> Runner<'a> {
     fn new(spec: &'a ProbeSpec, tenants: Vec<Tenant>, cancel: &'a AtomicBool) -> Runner<'a> {
@@ -388,6 +389,8 @@ impl<'a> Runner<'a> {
             if control {
                 break;
             }
+            // Give the planting environment time to come free of traffic.
+            tokio::time::sleep(CONTROL_PAUSE).await;
         }
         let (status, body) = self.tenants[finder].t.get(&fid, &key).await?;
         if status != 200 && status != 404 {
