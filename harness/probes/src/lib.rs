@@ -453,9 +453,22 @@ fn emulator_kernel_note(expected: Expectation) -> String {
     )
 }
 
-/// The principals in a `cred` sweep answer.
+/// The roles behind the principals in a `cred` sweep answer: two sessions of one role (each
+/// Lambda environment assumes the execution role under its own session name) are one
+/// principal.
 fn principals(answer: &Value) -> BTreeSet<String> {
-    tokens(answer).iter().filter_map(|s| s.strip_prefix("isobench-principal:")).map(str::to_string).collect()
+    tokens(answer).iter().filter_map(|s| s.strip_prefix("isobench-principal:")).map(role).collect()
+}
+
+/// `…:assumed-role/NAME/SESSION` as `…:role/NAME`; any other principal as it is.
+fn role(principal: &str) -> String {
+    match principal.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let name = rest.split('/').next().unwrap_or(rest);
+            format!("{}:role/{name}", head.replacen(":sts:", ":iam:", 1))
+        }
+        None => principal.to_string(),
+    }
 }
 
 /// The canary tokens in a sweep answer.
@@ -490,6 +503,19 @@ mod tests {
         ids.iter()
             .map(|id| Tenant { id: id.to_string(), t: Transport::Http(([127, 0, 0, 1], 1).into()), addr: None })
             .collect()
+    }
+
+    #[test]
+    fn sessions_of_one_role_are_one_principal() {
+        let answer = json!({"found": [
+            "isobench-principal:arn:aws:sts::1:assumed-role/fn-role/env-a",
+            "isobench-principal:arn:aws:sts::1:assumed-role/fn-role/env-b",
+            "isobench-principal:arn:aws:iam::1:role/fn-role",
+            "isobench-principal:arn:aws:iam::1:role/other",
+            "isobench-canary:v1:not-a-principal",
+        ]});
+        let p: Vec<String> = principals(&answer).into_iter().collect();
+        assert_eq!(p, ["arn:aws:iam::1:role/fn-role", "arn:aws:iam::1:role/other"]);
     }
 
     #[test]
