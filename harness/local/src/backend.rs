@@ -230,6 +230,16 @@ impl Backend for LocalBackend {
     fn memory_in_use(&self) -> Option<u64> {
         self.cx.memory_in_use()
     }
+
+    /// No IAM is evaluated here: whether one tenant's credentials read another's data is for
+    /// real policies to decide, and the emulator does not imitate them.
+    fn unprobeable(&self) -> Vec<(isobench_core::probes::Channel, &'static str)> {
+        vec![(
+            isobench_core::probes::Channel::Data,
+            "no IAM is evaluated locally: whether one tenant's credentials can read another's data is decided by \
+             real IAM policies, which the emulator does not model (AWS expectation beside it)",
+        )]
+    }
 }
 
 impl Drop for LocalBackend {

@@ -1,23 +1,29 @@
 //! Cross-tenant leakage probes. For every channel of the catalogue
-//! ([`isobench_core::probes::CATALOGUE`]) the runner acts as a compromised tenant would:
-//! one tenant plants a fresh canary through the channel, the same tenant looks for it again
-//! (the positive control: proof the probe can see the channel at all), and another tenant
-//! sweeps the channel. A sweep that returns another tenant's canary is a leak.
+//! ([`isobench_core::probes::CATALOGUE`]) the runner acts as a compromised tenant would. Each
+//! trial has an owner and a finder: the owner plants a fresh canary through the channel (or
+//! draws random values, or reads its kernel's fingerprint), the owner then finds its own
+//! canary again (the trial's positive control: proof the probe sees the channel in this very
+//! trial), and the finder sweeps the channel. A sweep that returns another tenant's canary is a
+//! hit. A trial whose call failed, or whose answer was unusable, is *blind*: counted, never
+//! clean.
 //!
 //! The runner drives the workload's probe agent through the tier's own endpoints (HTTP for
 //! instances and tasks, invokes for functions), so the same code runs against every backend.
 //! It runs beside the traffic, so environments are reused the way production reuses them, and
 //! its trials force the pattern that matters: tenant A, then tenant B, on the same warm target.
 
+mod kernel;
+mod rng;
 mod transport;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use isobench_core::TenantTarget;
-use isobench_core::probes::{self, Channel, Expectation, Ledger, Planted, ProbeDef, Verdict};
+use isobench_core::probes::{self, Channel, Expectation, Ledger, Planted, ProbeDef, Trial, Verdict};
 use isobench_core::scenario::{TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use rand::{Rng, SeedableRng};
@@ -42,6 +48,10 @@ pub struct ProbeSpec {
     pub not_applicable: Vec<(Channel, String)>,
 }
 
+/// Why `LK-DATA` has no verdict on a backend that gives no reason of its own (AWS).
+pub const DATA_PROBE_NOT_BUILT: &str = "the data-access probe (a bucket with one prefix per tenant, roles as the \
+     scenario states them, each tenant reading another's object with its own credentials) is not built yet";
+
 /// One (probe, tier) cell of the leak matrix.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellResult {
@@ -52,17 +62,23 @@ pub struct CellResult {
     pub verdict: Verdict,
     /// A leak where the platform promises isolation.
     pub unexpected: bool,
+    /// Trials that saw the channel, and those that hit.
     pub trials: u64,
     pub hits: u64,
+    /// Trials that could not see the channel (failed calls, unusable answers).
+    pub blind: u64,
+    /// One control per trial that saw the channel, and those that passed.
     pub controls: u64,
     pub controls_passed: u64,
+    /// Exact upper 95% bound on the per-trial leak probability.
+    pub leak_bound_95: Option<f64>,
     /// Time from the start of probing to the first cross-tenant hit.
     pub first_hit_ms: Option<f64>,
     /// Tenant pairs seen leaking, `owner->finder` (at most 20 shown).
     pub pairs: Vec<String>,
-    /// Calls that failed (the workload did not answer the probe); they count as no trial.
+    /// Calls that failed (the workload did not answer the probe); each made a trial blind.
     pub failed_calls: u64,
-    /// Why the cell has no verdict, when the backend could not probe the channel.
+    /// Why the cell has no verdict, or what an `emulator-limit` verdict means here.
     pub note: Option<String>,
 }
 
@@ -71,7 +87,7 @@ pub struct ProbeReport {
     pub tier: TierId,
     pub cells: Vec<CellResult>,
     pub wall_s: f64,
-    /// The first few call failures, for diagnosis.
+    /// The first few blind trials, for diagnosis.
     pub errors: Vec<String>,
 }
 
@@ -127,6 +143,15 @@ struct Tenant {
     addr: Option<SocketAddr>,
 }
 
+/// Why a trial could not see its channel.
+#[derive(Debug, thiserror::Error)]
+enum Blind {
+    #[error("{0}")]
+    Call(#[from] CallError),
+    #[error("unusable answer: {0}")]
+    Answer(String),
+}
+
 struct Runner<'a> {
     spec: &'a ProbeSpec,
     tenants: Vec<Tenant>,
@@ -136,13 +161,18 @@ struct Runner<'a> {
     start: Instant,
     failed: std::collections::BTreeMap<Channel, u64>,
     errors: Vec<String>,
+    /// The harness's own kernel, and whether some tenant's fingerprint was it.
+    host_kernel: Option<kernel::Fingerprint>,
+    on_host_kernel: bool,
 }
 
-/// Positive controls on the first trials and then every tenth: enough to prove the channel is
-/// observable without doubling the cost of every trial.
-fn control_due(trial: u32) -> bool {
-    trial < 3 || trial.is_multiple_of(10)
-}
+/// Sweeps an owner's control may take to find its canary when the plant's answer carries no
+/// sweep of its own: a function's invokes are routed to any of its execution environments, and
+/// state such as `/tmp` lives in the one that planted.
+/// Each attempt races the traffic for that environment, hence many (each a fast call; a
+/// control that finds its canary stops).
+const CONTROL_ATTEMPTS: u32 = 50;
+const CONTROL_PAUSE: Duration = Duration::from_millis(20);
 
 impl<'a> Runner<'a> {
     fn new(spec: &'a ProbeSpec, tenants: Vec<Tenant>, cancel: &'a AtomicBool) -> Runner<'a> {
@@ -155,6 +185,8 @@ impl<'a> Runner<'a> {
             start: Instant::now(),
             failed: Default::default(),
             errors: Vec::new(),
+            host_kernel: kernel::host(),
+            on_host_kernel: false,
         }
     }
 
@@ -170,7 +202,7 @@ impl<'a> Runner<'a> {
         let probes = self.spec.probes.clone();
         for def in &probes {
             let expect = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
-            if expect == Expectation::NotApplicable || self.note(def.channel).is_some() {
+            if expect == Expectation::NotApplicable || self.note(def).is_some() {
                 continue;
             }
             for trial in 0..self.spec.trials {
@@ -180,15 +212,23 @@ impl<'a> Runner<'a> {
                 let (owner, finder) = self.pair(trial);
                 let r = match def.channel {
                     Channel::Net => self.net_trial(trial, owner, finder).await,
-                    Channel::Cred => self.cred_trial(finder, control_due(trial)).await,
+                    Channel::Cred => self.principal_trial(owner, finder).await,
                     Channel::Rng => self.rng_trial(owner, finder).await,
+                    Channel::Kernel => self.kernel_trial(owner, finder).await,
                     Channel::App => self.app_trial(trial, owner, finder).await,
-                    c => self.canary_trial(c, trial, owner, finder, Value::Null).await,
+                    c => self.canary_trial(c, trial, owner, finder, json!({})).await,
                 };
-                if let Err(e) = r {
-                    *self.failed.entry(def.channel).or_default() += 1;
-                    if self.errors.len() < 10 {
-                        self.errors.push(format!("{} trial {trial}: {e}", def.id));
+                let at = self.at();
+                match r {
+                    Ok(t) => self.ledger.record(self.spec.tier, def.channel, t, at),
+                    Err(e) => {
+                        self.ledger.record_blind(self.spec.tier, def.channel);
+                        if matches!(e, Blind::Call(_)) {
+                            *self.failed.entry(def.channel).or_default() += 1;
+                        }
+                        if self.errors.len() < 10 {
+                            self.errors.push(format!("{} trial {trial} blind: {e}", def.id));
+                        }
                     }
                 }
             }
@@ -196,31 +236,66 @@ impl<'a> Runner<'a> {
         self.report(&probes)
     }
 
-    fn note(&self, channel: Channel) -> Option<&str> {
-        self.spec.not_applicable.iter().find(|(c, _)| *c == channel).map(|(_, why)| why.as_str())
+    /// Why `def` is not probed here: the catalogue's reason for this tier, the backend's, or
+    /// (data access) the probe not being built.
+    fn note(&self, def: &ProbeDef) -> Option<String> {
+        let backend = self.spec.not_applicable.iter().find(|(c, _)| *c == def.channel).map(|(_, why)| why.clone());
+        let data = (def.channel == Channel::Data).then(|| DATA_PROBE_NOT_BUILT.to_string());
+        def.not_applicable_reason(self.spec.tier).map(str::to_string).or(backend).or(data)
     }
 
     fn at(&self) -> Duration {
         self.start.elapsed()
     }
 
-    fn plant(&mut self, channel: Channel, trial: u32, owner: usize) -> String {
+    fn id(&self, i: usize) -> String {
+        self.tenants[i].id.clone()
+    }
+
+    /// A trial that saw the channel: `found` are the finder's tokens.
+    fn trial(&self, finder: usize, control_passed: bool, found: &[String]) -> Trial {
+        let finder = self.id(finder);
+        let owners = self.ledger.owners_found(&finder, found);
+        Trial { finder, control_passed, owners }
+    }
+
+    /// A trial decided outside the token scheme: `shared` says whether the finder saw the
+    /// owner's state.
+    fn compared(&self, owner: usize, finder: usize, control_passed: bool, shared: bool) -> Trial {
+        let owners = if shared { BTreeSet::from([self.id(owner)]) } else { BTreeSet::new() };
+        Trial { finder: self.id(finder), control_passed, owners }
+    }
+
+    /// Plants a fresh canary through `owner`; blind if the workload could not plant it. Returns
+    /// the token and the plant's own sweep (`found`, when the agent makes one).
+    async fn plant(
+        &mut self,
+        channel: Channel,
+        trial: u32,
+        owner: usize,
+    ) -> Result<(String, Option<Vec<String>>), Blind> {
         let random: u128 = self.rng.random();
-        let tenant = self.tenants[owner].id.clone();
+        let tenant = self.id(owner);
         let token = probes::canary(&self.spec.run_id, &tenant, channel, u64::from(trial), random);
         let at = self.at();
         self.ledger.plant(Planted { token: token.clone(), tenant, channel, trial: u64::from(trial), at });
-        token
+        let o = &self.tenants[owner];
+        let answer = o.t.probe(&o.id, channel, Action::Plant(&token)).await?;
+        if answer["planted"] != true {
+            return Err(Blind::Answer(format!("not planted: {}", answer["detail"])));
+        }
+        let found = answer["found"].is_array().then(|| tokens(&answer));
+        Ok((token, found))
     }
 
-    async fn sweep(&mut self, channel: Channel, who: usize, params: Value, control: bool) -> Result<(), CallError> {
-        let params = if params.is_null() { json!({}) } else { params };
-        let answer = self.tenants[who].t.probe(&self.tenants[who].id, channel, Action::Sweep(params)).await?;
-        let found = tokens(&answer);
-        let at = self.at();
-        let finder = self.tenants[who].id.clone();
-        self.ledger.sweep(self.spec.tier, channel, &finder, &found, control, at);
-        Ok(())
+    /// A sweep's answer; blind when it lacks the list of found canaries.
+    async fn sweep(&self, who: usize, channel: Channel, params: Value) -> Result<Value, Blind> {
+        let t = &self.tenants[who];
+        let answer = t.t.probe(&t.id, channel, Action::Sweep(params)).await?;
+        if !answer["found"].is_array() {
+            return Err(Blind::Answer(format!("no list of found canaries in {answer}")));
+        }
+        Ok(answer)
     }
 
     /// Plant by the owner, control by the owner, sweep by the finder.
@@ -231,121 +306,168 @@ impl<'a> Runner<'a> {
         owner: usize,
         finder: usize,
         params: Value,
-    ) -> Result<(), CallError> {
-        let token = self.plant(ch, trial, owner);
-        let o = &self.tenants[owner];
-        o.t.probe(&o.id, ch, Action::Plant(&token)).await?;
-        if control_due(trial) {
-            self.sweep(ch, owner, params.clone(), true).await?;
-        }
-        self.sweep(ch, finder, params, false).await
-    }
-
-    /// The owner's beacon holds the canary; the finder tries to fetch it over the network.
-    async fn net_trial(&mut self, trial: u32, owner: usize, finder: usize) -> Result<(), CallError> {
-        let Some(addr) = self.tenants[owner].addr else { return Ok(()) };
-        let token = self.plant(Channel::Net, trial, owner);
-        let o = &self.tenants[owner];
-        o.t.probe(&o.id, Channel::Net, Action::Plant(&token)).await?;
-        let params = json!({"peers": [addr.to_string()], "timeout_ms": 300});
-        if control_due(trial) {
-            self.sweep(Channel::Net, owner, params.clone(), true).await?;
-        }
-        self.sweep(Channel::Net, finder, params, false).await
-    }
-
-    /// Which principals the finder's code can obtain; any not its own is a leak.
-    async fn cred_trial(&mut self, finder: usize, control: bool) -> Result<(), CallError> {
-        let f = &self.tenants[finder];
-        let answer = f.t.probe(&f.id, Channel::Cred, Action::Sweep(json!({}))).await?;
-        let principals: Vec<String> = answer["found"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .filter_map(|s| s.strip_prefix("isobench-principal:"))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let own = |p: &str| principal_owner(p, &self.tenants) == Some(finder);
-        let leaked = principals.iter().any(|p| !own(p));
-        let control = control.then_some(!principals.is_empty());
-        let at = self.at();
-        self.ledger.observe(self.spec.tier, Channel::Cred, leaked, control, at);
-        Ok(())
-    }
-
-    /// Two tenants' first random bytes compared; the control reads the owner's twice.
-    async fn rng_trial(&mut self, owner: usize, finder: usize) -> Result<(), CallError> {
-        let read = |i: usize| {
-            let t = &self.tenants[i];
-            async move {
-                let a = t.t.probe(&t.id, Channel::Rng, Action::Sweep(json!({}))).await?;
-                Ok::<String, CallError>(a["detail"]["first_random"].as_str().unwrap_or_default().to_string())
+    ) -> Result<Trial, Blind> {
+        let (token, own) = self.plant(ch, trial, owner).await?;
+        // The plant's own sweep, in the environment that planted; else separate sweeps.
+        let mut control = own.is_some_and(|own| own.contains(&token));
+        for _ in 0..if control { 0 } else { CONTROL_ATTEMPTS } {
+            control = tokens(&self.sweep(owner, ch, params.clone()).await?).contains(&token);
+            if control {
+                break;
             }
-        };
-        let a = read(owner).await?;
-        let a2 = read(owner).await?;
-        let b = read(finder).await?;
-        let at = self.at();
-        self.ledger.observe(self.spec.tier, Channel::Rng, !a.is_empty() && a == b, Some(!a.is_empty() && a == a2), at);
-        Ok(())
+        }
+        let found = tokens(&self.sweep(finder, ch, params).await?);
+        Ok(self.trial(finder, control, &found))
     }
 
-    /// The application's own cache: the owner stores a canary under a key, the finder reads
-    /// the same key through its own tenant path.
-    async fn app_trial(&mut self, trial: u32, owner: usize, finder: usize) -> Result<(), CallError> {
-        let token = self.plant(Channel::App, trial, owner);
-        let key = format!("probe-app-{}-{trial}", self.rng.random::<u32>());
-        let (o, f) = (&self.tenants[owner], &self.tenants[finder]);
-        let status = o.t.put(&o.id, &key, &token).await?;
-        if !(200..300).contains(&status) {
-            return Err(CallError::Status { status, body: "put".into() });
+    /// The owner's beacon holds the canary; the owner and then the finder fetch it over the
+    /// network.
+    async fn net_trial(&mut self, trial: u32, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        let Some(addr) = self.tenants[owner].addr else {
+            return Err(Blind::Answer(format!("no network address for {}", self.id(owner))));
+        };
+        let params = json!({"peers": [addr.to_string()], "timeout_ms": 300});
+        self.canary_trial(Channel::Net, trial, owner, finder, params).await
+    }
+
+    /// The principals the owner's and the finder's code can obtain: one in common is a shared
+    /// principal. The control: the owner obtains a principal at all.
+    async fn principal_trial(&mut self, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        let mine = principals(&self.sweep(owner, Channel::Cred, json!({})).await?);
+        let theirs = principals(&self.sweep(finder, Channel::Cred, json!({})).await?);
+        let shared = !mine.is_disjoint(&theirs);
+        Ok(self.compared(owner, finder, !mine.is_empty(), shared))
+    }
+
+    /// The owner's and then the finder's draws from the workload's generator: the finder's
+    /// repeating or continuing the owner's is reused state. The control: the detector
+    /// recognises the owner's own draws as one generator's.
+    async fn rng_trial(&mut self, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        let draws = |answer: &Value| {
+            rng::states(&answer["detail"]).ok_or_else(|| Blind::Answer(format!("no draws in {answer}")))
+        };
+        let mine = draws(&self.sweep(owner, Channel::Rng, json!({})).await?)?;
+        let theirs = draws(&self.sweep(finder, Channel::Rng, json!({})).await?)?;
+        Ok(self.compared(owner, finder, rng::consecutive(&mine), rng::related(&mine, &theirs)))
+    }
+
+    /// Both tenants' kernel fingerprints: equal ones are one kernel. The control: the owner
+    /// reads a complete fingerprint.
+    async fn kernel_trial(&mut self, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        let mine = kernel::from_detail(&self.sweep(owner, Channel::Kernel, json!({})).await?["detail"]);
+        let theirs = kernel::from_detail(&self.sweep(finder, Channel::Kernel, json!({})).await?["detail"]);
+        if mine.is_some() && mine == self.host_kernel {
+            self.on_host_kernel = true;
         }
-        let (oid, fid) = (o.id.clone(), f.id.clone());
-        if control_due(trial) {
-            let (_, body) = self.tenants[owner].t.get(&oid, &key).await?;
-            let at = self.at();
-            self.ledger.sweep(self.spec.tier, Channel::App, &oid, &tokens_in(&body), true, at);
-        }
-        let (_, body) = self.tenants[finder].t.get(&fid, &key).await?;
+        let shared = mine.is_some() && mine == theirs;
+        Ok(self.compared(owner, finder, mine.is_some(), shared))
+    }
+
+    /// The application's own cache: the owner stores a canary under a key and reads it back
+    /// (the control), the finder reads the same key through its own tenant path.
+    async fn app_trial(&mut self, trial: u32, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        let random: u128 = self.rng.random();
+        let (oid, fid) = (self.id(owner), self.id(finder));
+        let token = probes::canary(&self.spec.run_id, &oid, Channel::App, u64::from(trial), random);
         let at = self.at();
-        self.ledger.sweep(self.spec.tier, Channel::App, &fid, &tokens_in(&body), false, at);
-        Ok(())
+        self.ledger.plant(Planted {
+            token: token.clone(),
+            tenant: oid.clone(),
+            channel: Channel::App,
+            trial: u64::from(trial),
+            at,
+        });
+        let key = format!("probe-app-{}-{trial}", self.rng.random::<u32>());
+        let status = self.tenants[owner].t.put(&oid, &key, &token).await?;
+        if !(200..300).contains(&status) {
+            return Err(CallError::Status { status, body: "put".into() }.into());
+        }
+        let mut control = false;
+        for _ in 0..CONTROL_ATTEMPTS {
+            let (status, body) = self.tenants[owner].t.get(&oid, &key).await?;
+            control = status == 200 && tokens_in(&body).contains(&token);
+            if control {
+                break;
+            }
+            // Give the planting environment time to come free of traffic.
+            tokio::time::sleep(CONTROL_PAUSE).await;
+        }
+        let (status, body) = self.tenants[finder].t.get(&fid, &key).await?;
+        if status != 200 && status != 404 {
+            return Err(CallError::Status { status, body }.into());
+        }
+        Ok(self.trial(finder, control, &tokens_in(&body)))
     }
 
     fn report(self, probes: &[&'static ProbeDef]) -> ProbeReport {
-        let cells = probes
-            .iter()
-            .map(|def| {
-                let note = self.note(def.channel).map(str::to_string);
-                let expected = match note {
-                    Some(_) => Expectation::NotApplicable,
-                    None => def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload),
-                };
-                let counts = self.ledger.cell(self.spec.tier, def.channel);
-                let verdict = probes::verdict(expected, counts);
-                let c = counts.cloned().unwrap_or_default();
-                CellResult {
-                    probe: def.id.to_string(),
-                    channel: def.channel,
-                    tier: self.spec.tier,
-                    expected,
-                    verdict,
-                    unexpected: probes::unexpected_leak(expected, verdict),
-                    trials: c.trials,
-                    hits: c.hits,
-                    controls: c.controls,
-                    controls_passed: c.controls_passed,
-                    first_hit_ms: c.first_hit.map(|d| d.as_secs_f64() * 1e3),
-                    pairs: c.pairs.iter().take(20).cloned().collect(),
-                    failed_calls: self.failed.get(&def.channel).copied().unwrap_or(0),
-                    note,
-                }
-            })
-            .collect();
+        let cells = probes.iter().map(|def| self.cell(def)).collect();
         ProbeReport { tier: self.spec.tier, cells, wall_s: self.start.elapsed().as_secs_f64(), errors: self.errors }
+    }
+
+    fn cell(&self, def: &ProbeDef) -> CellResult {
+        let expected = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
+        let mut note = self.note(def);
+        let counts = self.ledger.cell(self.spec.tier, def.channel);
+        let mut verdict = match note {
+            Some(_) => Verdict::NotApplicable,
+            None => probes::verdict(expected, def.hit, counts),
+        };
+        if def.channel == Channel::Kernel && self.on_host_kernel && verdict != Verdict::NotApplicable {
+            verdict = Verdict::EmulatorLimit;
+            note = Some(emulator_kernel_note(expected));
+        }
+        let c = counts.cloned().unwrap_or_default();
+        CellResult {
+            probe: def.id.to_string(),
+            channel: def.channel,
+            tier: self.spec.tier,
+            expected,
+            verdict,
+            unexpected: probes::unexpected_leak(expected, verdict),
+            trials: c.trials,
+            hits: c.hits,
+            blind: c.blind,
+            controls: c.controls,
+            controls_passed: c.controls_passed,
+            leak_bound_95: probes::leak_bound_95(c.hits, c.trials),
+            first_hit_ms: c.first_hit.map(|d| d.as_secs_f64() * 1e3),
+            pairs: c.pairs.iter().take(20).cloned().collect(),
+            failed_calls: self.failed.get(&def.channel).copied().unwrap_or(0),
+            note,
+        }
+    }
+}
+
+/// What LK-KERNEL means where the tenants run on the harness's own kernel.
+fn emulator_kernel_note(expected: Expectation) -> String {
+    let aws = match expected {
+        Expectation::Blocked => {
+            "separate kernels (a VM per instance; a Firecracker microVM per Lambda environment or Fargate task)"
+        }
+        Expectation::Risk => "one kernel by design (the tenants share an instance or an execution environment)",
+        Expectation::Leak | Expectation::NotApplicable => "see the expectation",
+    };
+    format!(
+        "shared kernel: emulator limit. The tenants run on the harness host's own kernel, as every local tier \
+         does; this is not a finding about AWS, where this tier has {aws}"
+    )
+}
+
+/// The roles behind the principals in a `cred` sweep answer: two sessions of one role (each
+/// Lambda environment assumes the execution role under its own session name) are one
+/// principal.
+fn principals(answer: &Value) -> BTreeSet<String> {
+    tokens(answer).iter().filter_map(|s| s.strip_prefix("isobench-principal:")).map(role).collect()
+}
+
+/// `…:assumed-role/NAME/SESSION` as `…:role/NAME`; any other principal as it is.
+fn role(principal: &str) -> String {
+    match principal.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let name = rest.split('/').next().unwrap_or(rest);
+            format!("{}:role/{name}", head.replacen(":sts:", ":iam:", 1))
+        }
+        None => principal.to_string(),
     }
 }
 
@@ -373,25 +495,6 @@ fn tokens_in(text: &str) -> Vec<String> {
     out
 }
 
-/// The role a principal names: `…:role/NAME`, `…:assumed-role/NAME/SESSION` or `role/NAME`.
-fn role_name(principal: &str) -> &str {
-    let after = |marker: &str| principal.find(marker).map(|i| &principal[i + marker.len()..]);
-    let rest = after("assumed-role/").or_else(|| after("role/")).unwrap_or(principal);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// The tenant a principal belongs to: its role name ends with the tenant id. Roles naming no
-/// tenant (an instance role, a shared function role) belong to no one tenant.
-fn principal_owner(principal: &str, tenants: &[Tenant]) -> Option<usize> {
-    let role = role_name(principal);
-    tenants
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| role.ends_with(&format!("-{}", t.id)) || role == t.id)
-        .max_by_key(|(_, t)| t.id.len())
-        .map(|(i, _)| i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,38 +506,152 @@ mod tests {
     }
 
     #[test]
+    fn sessions_of_one_role_are_one_principal() {
+        let answer = json!({"found": [
+            "isobench-principal:arn:aws:sts::1:assumed-role/fn-role/env-a",
+            "isobench-principal:arn:aws:sts::1:assumed-role/fn-role/env-b",
+            "isobench-principal:arn:aws:iam::1:role/fn-role",
+            "isobench-principal:arn:aws:iam::1:role/other",
+            "isobench-canary:v1:not-a-principal",
+        ]});
+        let p: Vec<String> = principals(&answer).into_iter().collect();
+        assert_eq!(p, ["arn:aws:iam::1:role/fn-role", "arn:aws:iam::1:role/other"]);
+    }
+
+    #[test]
     fn tokens_are_extracted_exactly() {
         let body = "x isobench-canary:v1:r:a:tmp:1:00ff y\nisobench-canary:v1:r:b:app:2:abcd\"";
         assert_eq!(tokens_in(body), vec!["isobench-canary:v1:r:a:tmp:1:00ff", "isobench-canary:v1:r:b:app:2:abcd"]);
         assert!(tokens_in("nothing here").is_empty());
     }
 
+    fn spec(tier: TierId, probes: &[&str], trials: u32) -> ProbeSpec {
+        ProbeSpec {
+            run_id: "r".into(),
+            tier,
+            settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+                tier,
+                isobench_core::instance_types::lookup("t3.micro").unwrap(),
+            )),
+            workload: WorkloadSpec::default(),
+            probes: probes.iter().map(|id| probes::probe(id).unwrap()).collect(),
+            trials,
+            seed: 1,
+            not_applicable: vec![],
+        }
+    }
+
+    /// A fake function whose `tmp` channel keeps canaries per tenant (`shared`: one list for
+    /// all) and whose `sweep` calls can be made to fail or to answer without `found`.
+    #[derive(Debug, Default)]
+    struct Fake {
+        shared: bool,
+        /// Sweep numbers (counting from 0) that answer 500, and that answer without `found`.
+        fail: Vec<u32>,
+        unusable: Vec<u32>,
+        /// Plants that are acknowledged but not kept: the control cannot pass.
+        forget: bool,
+        /// Invokes (counting from 0) refused as over the concurrency limit.
+        throttle: Vec<u32>,
+        invokes: std::sync::atomic::AtomicU32,
+        state: std::sync::Mutex<(u32, std::collections::BTreeMap<String, Vec<String>>)>,
+    }
+
+    impl isobench_core::backend::Invoke for Fake {
+        fn invoke<'a>(
+            &'a self,
+            tenant: &'a str,
+            payload: Vec<u8>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = isobench_core::backend::InvokeResult> + Send + 'a>>
+        {
+            if self.throttle.contains(&self.invokes.fetch_add(1, Ordering::SeqCst)) {
+                let outcome = isobench_core::backend::InvokeOutcome::Throttled;
+                return Box::pin(async move {
+                    isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                });
+            }
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let key = if self.shared { "all".to_string() } else { tenant.to_string() };
+            let mut st = self.state.lock().unwrap();
+            let (status, body) = if event["action"] == "plant" {
+                if !self.forget {
+                    st.1.entry(key).or_default().push(event["canary"].as_str().unwrap().to_string());
+                }
+                (200, json!({"channel": "tmp", "planted": true, "detail": ""}))
+            } else {
+                let n = st.0;
+                st.0 += 1;
+                let found = st.1.get(&key).cloned().unwrap_or_default();
+                match n {
+                    n if self.fail.contains(&n) => (500, json!({"error": "boom"})),
+                    n if self.unusable.contains(&n) => (200, json!({"channel": "tmp", "detail": {}})),
+                    _ => (200, json!({"channel": "tmp", "found": found, "detail": {}})),
+                }
+            };
+            let envelope = json!({"status": status, "body": body.to_string()});
+            let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
+            Box::pin(async move {
+                isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+            })
+        }
+    }
+
+    fn tmp_cell(tier: TierId, fake: Fake, trials: u32) -> CellResult {
+        let f: std::sync::Arc<dyn isobench_core::backend::Invoke> = std::sync::Arc::new(fake);
+        let targets: Vec<TenantTarget> = ["a", "b"]
+            .iter()
+            .map(|t| TenantTarget {
+                tenant: t.to_string(),
+                endpoint: isobench_core::backend::Endpoint::Function(std::sync::Arc::clone(&f)),
+            })
+            .collect();
+        let cancel = AtomicBool::new(false);
+        let r = run(&spec(tier, &["LK-TMP"], trials), &targets, None, &cancel).unwrap();
+        r.cells.into_iter().next().unwrap()
+    }
+
     #[test]
-    fn principals_map_to_the_longest_matching_tenant() {
-        let t = tenants(&["tenant-1", "tenant-11"]);
-        assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-task-tenant-11", &t), Some(1));
-        assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-task-tenant-1", &t), Some(0));
-        assert_eq!(principal_owner("arn:aws:iam::0:role/isobench-r-container-instance", &t), None);
-        let assumed = "arn:aws:sts::0:assumed-role/isobench-lambda-per-tenant-tenant-1/session-7";
-        assert_eq!(principal_owner(assumed, &t), Some(0));
-        assert_eq!(principal_owner("role/isobench-r-instance-tenant-11", &t), Some(1));
+    fn every_trial_carries_its_control_and_states_its_bound() {
+        let c = tmp_cell(TierId::SiloEc2, Fake::default(), 40);
+        assert_eq!(c.verdict, Verdict::Blocked, "{c:?}");
+        assert_eq!((c.trials, c.hits, c.blind, c.controls, c.controls_passed), (40, 0, 0, 40, 40));
+        assert!((c.leak_bound_95.unwrap() - (1.0 - 0.05f64.powf(1.0 / 40.0))).abs() < 1e-12);
+
+        let c = tmp_cell(TierId::SharedEc2, Fake { shared: true, ..Fake::default() }, 10);
+        assert_eq!((c.verdict, c.hits, c.trials, c.unexpected), (Verdict::Leak, 10, 10, false));
+        assert_eq!(c.leak_bound_95, Some(1.0));
+        assert!(c.pairs.contains(&"a->b".to_string()), "{c:?}");
+    }
+
+    #[test]
+    fn a_blind_trial_or_a_failed_control_is_never_clean() {
+        // Sweep 5 fails (a 500), sweep 8 answers without `found`: two blind trials of 20.
+        let c = tmp_cell(TierId::SiloEc2, Fake { fail: vec![5], unusable: vec![8], ..Fake::default() }, 20);
+        assert_eq!(c.verdict, Verdict::Inconclusive, "{c:?}");
+        assert_eq!((c.trials, c.blind, c.failed_calls, c.controls_passed), (18, 2, 1, 18));
+        // Throttled invokes never reached the code: retried, not blind (three in a row, once).
+        let c = tmp_cell(TierId::SiloEc2, Fake { throttle: vec![3, 4, 5, 9], ..Fake::default() }, 10);
+        assert_eq!((c.verdict, c.trials, c.blind), (Verdict::Blocked, 10, 0), "{c:?}");
+        // Plants acknowledged but never seen again: every control fails.
+        let c = tmp_cell(TierId::SiloEc2, Fake { forget: true, ..Fake::default() }, 5);
+        assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Inconclusive, 5, 0, 0));
+    }
+
+    #[test]
+    fn channels_without_a_probe_here_say_why() {
+        let (spec, cancel) = (spec(TierId::SharedEc2, &[], 0), AtomicBool::new(false));
+        let r = Runner::new(&spec, tenants(&["a", "b"]), &cancel);
+        let net = r.cell(probes::probe("LK-NET").unwrap());
+        assert_eq!(net.verdict, Verdict::NotApplicable);
+        assert!(net.note.unwrap().contains("one process"));
+        let data = r.cell(probes::probe("LK-DATA").unwrap());
+        assert_eq!((data.verdict, data.note.as_deref()), (Verdict::NotApplicable, Some(DATA_PROBE_NOT_BUILT)));
+        assert_eq!(data.expected, Expectation::Leak, "the AWS expectation stays beside the n/a");
     }
 
     #[test]
     fn pairs_cover_every_ordered_pair() {
-        let spec = ProbeSpec {
-            run_id: "r".into(),
-            tier: TierId::SiloEc2,
-            settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
-                TierId::SiloEc2,
-                isobench_core::instance_types::lookup("t3.micro").unwrap(),
-            )),
-            workload: WorkloadSpec::default(),
-            probes: vec![],
-            trials: 0,
-            seed: 1,
-            not_applicable: vec![],
-        };
+        let spec = spec(TierId::SiloEc2, &[], 0);
         let cancel = AtomicBool::new(false);
         let r = Runner::new(&spec, tenants(&["a", "b", "c"]), &cancel);
         let mut seen = std::collections::BTreeSet::new();

@@ -134,10 +134,27 @@ async fn http(
     tokio::time::timeout(CALL_TIMEOUT, fut).await.map_err(|_| CallError::Timeout)?
 }
 
-/// Invokes a function and unwraps the workload's response envelope: (status, body).
+/// Attempts at an invoke the function's concurrency limit throttled, and the first pause
+/// between them (doubling): traffic beside the probes can hold every environment.
+const THROTTLE_ATTEMPTS: u32 = 6;
+const THROTTLE_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Invokes a function and unwraps the workload's response envelope: (status, body). A
+/// throttled invoke never reached the code, so it is retried (as AWS SDKs retry
+/// `TooManyRequestsException`) before it counts as a failed call.
 async fn invoke(f: &dyn Invoke, tenant: &str, event: Value) -> Result<(u16, Bytes), CallError> {
     let payload = event.to_string().into_bytes();
-    let r = tokio::time::timeout(CALL_TIMEOUT, f.invoke(tenant, payload)).await.map_err(|_| CallError::Timeout)?;
+    let mut attempt = 0;
+    let r = loop {
+        let r = tokio::time::timeout(CALL_TIMEOUT, f.invoke(tenant, payload.clone()))
+            .await
+            .map_err(|_| CallError::Timeout)?;
+        attempt += 1;
+        if r.outcome != InvokeOutcome::Throttled || attempt == THROTTLE_ATTEMPTS {
+            break r;
+        }
+        tokio::time::sleep(THROTTLE_BACKOFF * 2u32.pow(attempt - 1)).await;
+    };
     let InvokeOutcome::Ok(bytes) = r.outcome else {
         return Err(CallError::Invoke(format!("{:?}", r.outcome)));
     };

@@ -429,23 +429,28 @@ pub struct Cell {
     pub trials: u64,
     pub controls_passed: u64,
     pub controls: u64,
+    pub blind: u64,
+    /// The upper 95% bound on the per-trial leak probability, as text (`≤ 0.30%`).
+    pub bound: String,
 }
 
 fn cell_fill(verdict: Verdict, unexpected: bool) -> RGBColor {
     match verdict {
         Verdict::Blocked => RGBColor(0xc8, 0xe6, 0xc9),
-        Verdict::Leak if unexpected => RGBColor(0xef, 0x9a, 0x9a),
+        Verdict::Leak | Verdict::Risk if unexpected => RGBColor(0xef, 0x9a, 0x9a),
         Verdict::Leak => RGBColor(0xff, 0xe0, 0xb2),
+        Verdict::Risk => RGBColor(0xe1, 0xbe, 0xe7),
         Verdict::Inconclusive => RGBColor(0xff, 0xf5, 0x9d),
         Verdict::NotApplicable => RGBColor(0xee, 0xee, 0xee),
+        Verdict::EmulatorLimit => RGBColor(0xbb, 0xde, 0xfb),
     }
 }
 
 /// Chart 4: the leak matrix, probe × tier, coloured by verdict; unexpected leaks outlined.
 pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]) -> Result<String, ReportError> {
-    let (label_w, head_h, cw, ch) = (190i32, 40i32, 150i32, 38i32);
+    let (label_w, head_h, cw, ch) = (190i32, 40i32, 190i32, 38i32);
     // At least as wide as the colour key under the grid.
-    let width = (label_w + cw * tiers.len() as i32 + 10).max(5 * 170 + 10);
+    let width = (label_w + cw * tiers.len() as i32 + 10).max(7 * 170 + 10);
     let size = (width as u32, (head_h + ch * probes.len() as i32 + 70) as u32);
     let col = |tier: &str| tiers.iter().position(|t| t == tier).unwrap_or(0) as i32;
     let row = |probe: &str| probes.iter().position(|p| p.0 == probe).unwrap_or(0) as i32;
@@ -465,8 +470,10 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
             ("blocked", Verdict::Blocked, false),
             ("expected leak", Verdict::Leak, false),
             ("UNEXPECTED leak", Verdict::Leak, true),
+            ("risk (shared)", Verdict::Risk, false),
             ("inconclusive", Verdict::Inconclusive, false),
             ("not applicable", Verdict::NotApplicable, false),
+            ("emulator limit", Verdict::EmulatorLimit, false),
         ];
         let y = head_h + ch * probes.len() as i32 + 25;
         for (k, (name, verdict, unexpected)) in key.iter().enumerate() {
@@ -486,6 +493,8 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
             let fill = cell_fill(c.verdict, c.unexpected);
             let label = match c.verdict {
                 Verdict::NotApplicable => "n/a".to_string(),
+                Verdict::EmulatorLimit => "emulator limit".to_string(),
+                Verdict::Blocked => format!("blocked 0/{} {}", c.trials, c.bound),
                 v => format!("{v} {}/{}", c.hits, c.trials),
             };
             let unexpected = c.unexpected;
@@ -497,9 +506,11 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
                     ("unexpected", c.unexpected.to_string()),
                     ("hits", c.hits.to_string()),
                     ("trials", c.trials.to_string()),
+                    ("blind", c.blind.to_string()),
                 ],
                 title: format!(
-                    "{} ({}) on {}: {} (expected {}), {} hits in {} trials, positive controls {}/{}{}",
+                    "{} ({}) on {}: {} (expected {}), {} hits in {} trials, per-trial leak probability {} (95% upper \
+                     bound), positive controls {}/{}, {} blind{}",
                     c.probe,
                     c.channel,
                     c.tier,
@@ -507,8 +518,10 @@ pub fn leak_matrix(probes: &[(String, String)], tiers: &[String], cells: &[Cell]
                     c.expected,
                     c.hits,
                     c.trials,
+                    c.bound,
                     c.controls_passed,
                     c.controls,
+                    c.blind,
                     if c.unexpected { " — UNEXPECTED LEAK" } else { "" }
                 ),
                 draw: Box::new(move |area: &Area| -> Drawn {

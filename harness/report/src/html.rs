@@ -8,6 +8,7 @@ use isobench_results::{NoisyNeighbour, Summary, TierSummary};
 use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
 use crate::error::ReportError;
 use crate::fmt::{esc, ms};
+use crate::leak;
 
 /// Forbids every request from the page: no scripts, fonts, frames or fetches; inline styles and
 /// `data:` images only.
@@ -408,6 +409,8 @@ fn leak_matrix(o: &mut String, s: &Summary) -> Result<(), ReportError> {
                 trials: c.trials,
                 controls_passed: c.controls_passed,
                 controls: c.controls,
+                blind: c.blind,
+                bound: leak::bound(c),
             })
         })
         .collect();
@@ -418,15 +421,20 @@ fn leak_matrix(o: &mut String, s: &Summary) -> Result<(), ReportError> {
     figure(
         o,
         &charts::leak_matrix(&rows, &names, &cells)?,
-        "Each cell: verdict and cross-tenant hits / trials. A cell reads “blocked” only if its positive control (a tenant \
-         finding its own canary) passed in the same run; expected leaks are shown but do not fail the run.",
+        &format!("{} Expected leaks are shown but do not fail the run.", leak::LEGEND),
     );
     if !unexpected.is_empty() {
         let _ = writeln!(o, "<p class=\"unexpected\">Unexpected leaks: {}.</p>", esc(&unexpected.join(", ")));
     }
     let _ = writeln!(o, "<ul>");
     for (id, channel, description) in &probes {
-        let _ = writeln!(o, "<li><b>{}</b> ({}): {}</li>", esc(id), esc(channel), esc(description));
+        let sources = tiers.iter().flat_map(|t| &t.probes).find(|c| &c.probe == id).map_or(&[][..], |c| &c.sources[..]);
+        let links: Vec<String> = sources.iter().map(|u| format!("<code>{}</code>", esc(u))).collect();
+        let cite = if links.is_empty() { String::new() } else { format!(" (AWS: {})", links.join(", ")) };
+        let _ = writeln!(o, "<li><b>{}</b> ({}): {}{cite}</li>", esc(id), esc(channel), esc(description));
+    }
+    for (probe, on, note) in leak::notes(&tiers) {
+        let _ = writeln!(o, "<li><b>{}</b> on {}: {}</li>", esc(probe), esc(&on.join(", ")), esc(note));
     }
     let _ = writeln!(o, "</ul>");
     Ok(())

@@ -18,6 +18,7 @@ mod fmt;
 mod html;
 mod junit;
 mod limits;
+mod leak;
 mod markdown;
 mod terminal;
 mod text;

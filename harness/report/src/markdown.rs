@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary, Verdict};
 
+use crate::leak;
 use crate::text::{errors_cell, mib, ms, start_p50_ms};
 
 /// Above this many tenants (or instances) a tier's tables show a spread and the worst rows
@@ -225,10 +226,7 @@ fn matrix(o: &mut String, s: &Summary) {
         return;
     }
     let _ = writeln!(o, "\n## Leak matrix\n");
-    let _ = writeln!(
-        o,
-        "Each cell: verdict (expected) — hits/trials, positive controls passed, time to first leak. **!** marks an unexpected leak.\n"
-    );
+    let _ = writeln!(o, "{} **!** marks an unexpected leak or shared resource.\n", leak::LEGEND);
     let _ = write!(o, "| probe |");
     for t in &tiers {
         let _ = write!(o, " {} |", t.tier);
@@ -242,17 +240,10 @@ fn matrix(o: &mut String, s: &Summary) {
         let _ = write!(o, "| {} ({}) |", c0.probe, c0.channel);
         for t in &tiers {
             match t.probes.get(i) {
-                Some(c) if c.verdict == Verdict::NotApplicable => {
-                    let _ = write!(o, " n/a |");
-                }
                 Some(c) => {
                     let first = c.first_hit_ms.map_or(String::new(), |ms| format!(", first at {ms:.0} ms"));
-                    let mark = if c.unexpected { " **!**" } else { "" };
-                    let _ = write!(
-                        o,
-                        " {}{mark} ({}) — {}/{}, controls {}/{}{first} |",
-                        c.verdict, c.expected, c.hits, c.trials, c.controls_passed, c.controls
-                    );
+                    let first = if matches!(c.verdict, Verdict::Leak | Verdict::Risk) { first } else { String::new() };
+                    let _ = write!(o, " {}{first} |", leak::cell_text(c));
                 }
                 None => {
                     let _ = write!(o, " - |");
@@ -263,16 +254,11 @@ fn matrix(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o);
     for c in &tiers[0].probes {
-        let _ = writeln!(o, "- **{}**: {}", c.probe, c.description);
+        let sources = if c.sources.is_empty() { String::new() } else { format!(" (AWS: {})", c.sources.join(", ")) };
+        let _ = writeln!(o, "- **{}**: {}{sources}", c.probe, c.description);
     }
-    let mut notes: Vec<(&str, &str)> = tiers
-        .iter()
-        .flat_map(|t| t.probes.iter())
-        .filter_map(|c| Some((c.probe.as_str(), c.note.as_deref()?)))
-        .collect();
-    notes.dedup();
-    for (probe, note) in notes {
-        let _ = writeln!(o, "- **{probe}** is n/a on this target: {note}");
+    for (probe, on, note) in leak::notes(&tiers) {
+        let _ = writeln!(o, "- **{probe}** on {}: {note}", on.join(", "));
     }
 }
 
@@ -368,4 +354,28 @@ pub fn markdown(s: &Summary) -> String {
     }
     let _ = writeln!(o, "\nFull histograms: `{}` (HdrHistogram interval log, values in ns).", s.histograms);
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use isobench_results::Expectation;
+
+    use super::*;
+
+    #[test]
+    fn the_leak_matrix_states_bounds_risks_limits_and_reasons() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/summary.json");
+        let mut s: Summary = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let c = &mut s.tiers[0].probes[0];
+        (c.verdict, c.expected, c.hits, c.trials, c.controls, c.controls_passed) =
+            (Verdict::Blocked, Expectation::Blocked, 0, 1000, 1000, 1000);
+        c.leak_bound_95 = Some(0.002_991);
+        let c = &mut s.tiers[0].probes[1];
+        (c.verdict, c.expected, c.hits, c.trials) = (Verdict::EmulatorLimit, Expectation::Blocked, 5, 5);
+        c.note = Some("shared kernel: emulator limit".into());
+        let md = markdown(&s);
+        assert!(md.contains("blocked (blocked) — 0/1000, ≤ 0.30%, controls 1000/1000"), "{md}");
+        assert!(md.contains("emulator-limit (AWS: blocked) — shared kernel 5/5"), "{md}");
+        assert!(md.contains(&format!("on {}: shared kernel: emulator limit", s.tiers[0].tier)), "{md}");
+    }
 }

@@ -2,8 +2,9 @@
 
 use std::fmt::Write;
 
-use isobench_results::Summary;
+use isobench_results::{Summary, TierSummary};
 
+use crate::leak;
 use crate::text::{mib, ms, start_p50_ms};
 
 /// The table printed at the end of `isobench run`.
@@ -58,8 +59,34 @@ pub fn terminal_table(s: &Summary) -> String {
     if let Some(h) = &s.harness {
         let _ = writeln!(o, "harness: peak RSS {}, wall time {:.1} s", mib(h.peak_rss_bytes), s.wall_time_s);
     }
+    leak_matrix(&mut o, s);
     if !s.left_behind.is_empty() {
         let _ = writeln!(o, "LEFT BEHIND: {}", s.left_behind.join(", "));
     }
     o
+}
+
+/// The leak matrix, one short cell per (probe, tier): verdict, hits/trials and bound.
+fn leak_matrix(o: &mut String, s: &Summary) {
+    let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let _ = write!(o, "\n{:<13}", "probe");
+    for t in &tiers {
+        let _ = write!(o, " {:<24}", t.tier);
+    }
+    let _ = writeln!(o);
+    for (i, c0) in tiers[0].probes.iter().enumerate() {
+        let _ = write!(o, "{:<13}", c0.probe);
+        for t in &tiers {
+            let _ = write!(o, " {:<24}", t.probes.get(i).map_or("-".to_string(), leak::short));
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "leak cells: verdict hits/trials and the upper 95% bound on the per-trial leak probability; blocked needs every \
+         trial's control passed and no blind trial; emulator-limit: the local emulator's, not AWS's (see report.md)"
+    );
 }

@@ -522,19 +522,34 @@ pub struct ProbeCell {
     pub verdict: Verdict,
     /// A leak where isolation was expected.
     pub unexpected: bool,
-    /// Cross-tenant trials, and those that found another tenant's canary.
+    /// Cross-tenant trials that saw the channel (blind ones excluded), and those that found
+    /// another tenant's canary.
     pub trials: u64,
     pub hits: u64,
-    /// Positive controls (a tenant finding its own canary) tried and passed.
+    /// Trials that could not see the channel: a failed call, a non-200 answer, an answer
+    /// without the list of found canaries. Any blind trial makes a cell without hits
+    /// `inconclusive`.
+    #[serde(default)]
+    pub blind: u64,
+    /// Positive controls (the trial's own tenant finding its own canary through the same
+    /// channel in the same trial; one per trial) run and passed.
     pub controls: u64,
     pub controls_passed: u64,
+    /// Upper end of the exact one-sided 95% (Clopper-Pearson) interval for the per-trial
+    /// leak probability, from `hits` of `trials` (0 of 1,000 gives 0.003); absent without
+    /// trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leak_bound_95: Option<f64>,
     pub first_hit_ms: Option<f64>,
     pub pairs: Vec<String>,
     pub failed_calls: u64,
-    /// Why the cell has no verdict when the target could not probe the channel (e.g. `LK-NET`
-    /// on the `endpoints` target).
+    /// Why the cell has no verdict (e.g. `LK-NET` on the `endpoints` target), or what an
+    /// `emulator-limit` verdict means here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The AWS documentation the expectation comes from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
 
 /// `errors_by_kind` as an object whose keys are [`ErrorKind`] names: schemars, seeing the

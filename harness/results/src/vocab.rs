@@ -44,14 +44,22 @@ macro_rules! vocabulary {
 vocabulary! {
     /// The verdict of one (probe, tier) cell of the leak matrix.
     pub enum Verdict {
-        /// Some cross-tenant trial found another tenant's canary.
+        /// Some cross-tenant trial found another tenant's canary (or state).
         Leak = "leak",
-        /// No hit, and the positive control passed in the same run.
+        /// No hit in any trial, every trial's own positive control passed and no trial was blind.
         Blocked = "blocked",
-        /// No hit, and the positive control did not pass: the probe may simply not work here.
+        /// Tenants share a resource by configuration (one principal, one kernel): not a leak of
+        /// data by itself, but what a leak would travel through.
+        Risk = "risk",
+        /// No hit, but some trial was blind (a failed call, an unusable answer) or its positive
+        /// control failed: the probe may simply not see the channel here.
         Inconclusive = "inconclusive",
-        /// The channel does not exist on this tier, or the target could not probe it.
+        /// The channel does not exist on this tier, or the target could not probe it (the
+        /// cell's `note` says why).
         NotApplicable = "not-applicable",
+        /// What the probe found is a property of the local emulator, not of the tier on AWS
+        /// (every local tier shares this host's kernel); the expectation states AWS's behaviour.
+        EmulatorLimit = "emulator-limit",
     }
 }
 
@@ -62,6 +70,9 @@ vocabulary! {
         Leak = "leak",
         /// The platform promises isolation: a hit fails the run.
         Blocked = "blocked",
+        /// The platform documents a shared resource (one role for every tenant, one kernel):
+        /// reported as a risk, not a leak.
+        Risk = "risk",
         /// The channel does not exist on this tier (e.g. inbound network to a Lambda function).
         NotApplicable = "not-applicable",
     }
@@ -180,8 +191,8 @@ mod tests {
 
     #[test]
     fn vocabularies_keep_their_summary_names() {
-        names_agree(&Verdict::ALL, &["leak", "blocked", "inconclusive", "not-applicable"]);
-        names_agree(&Expectation::ALL, &["leak", "blocked", "not-applicable"]);
+        names_agree(&Verdict::ALL, &["leak", "blocked", "risk", "inconclusive", "not-applicable", "emulator-limit"]);
+        names_agree(&Expectation::ALL, &["leak", "blocked", "risk", "not-applicable"]);
         names_agree(&Phase::ALL, &["deploy", "traffic", "probes", "teardown"]);
         names_agree(&Fidelity::ALL, &["emulated", "process-only", "cloud", "external", "cloud-emulator"]);
         let kinds = [

@@ -215,6 +215,13 @@ pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::Pr
             probe: c.probe.clone(),
             channel: c.channel.as_str().to_string(),
             description: isobench_core::probes::probe(&c.probe).map_or("", |d| d.description).to_string(),
+            sources: isobench_core::probes::probe(&c.probe)
+                .map_or(&[][..], |d| d.sources)
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            blind: c.blind,
+            leak_bound_95: c.leak_bound_95,
             expected: c.expected,
             verdict: c.verdict,
             unexpected: c.unexpected,

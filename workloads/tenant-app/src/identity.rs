@@ -22,9 +22,9 @@ pub struct Identity {
     pub hygiene: &'static str,
     pub started_unix_ns: u64,
     pub version: &'static str,
-    /// The first 16 bytes drawn from the thread RNG, before the nonce: the probe agent's `rng`
-    /// channel reports them (not `/whoami`), so the harness can tell environments cloned from
-    /// one snapshot, whose RNG state repeats, from independently seeded ones.
+    /// The first 16 bytes drawn from the thread RNG, before the nonce: the seed of the
+    /// process-wide token generator that `naive` hygiene shares between tenants (the probe
+    /// agent's `rng` channel); not in `/whoami`.
     #[serde(skip)]
     pub first_random: [u8; 16],
 }

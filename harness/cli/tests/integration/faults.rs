@@ -669,6 +669,7 @@ code = "{}"
     assert!(n(&t["traffic"]["ok"]) > 0, "the function itself works: {}", t["traffic"]);
     let cell = t["probes"].as_array().unwrap().iter().find(|c| c["probe"] == "LK-TMP").unwrap();
     assert_eq!(cell["verdict"], "inconclusive", "{cell}");
+    assert_eq!((n(&cell["blind"]), n(&cell["trials"])), (5, 0), "every trial blind, none clean: {cell}");
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
 

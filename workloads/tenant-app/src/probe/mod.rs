@@ -5,7 +5,7 @@
 //! another tenant is a leak. The agent never interprets a canary: it stores it and greps for
 //! the shape (see [`scan`]).
 //!
-//! One module per channel (`tmp`, `mem`, `env`, `fd`, `proc`, `net`, `cred`, `rng`); this module
+//! One module per channel (`tmp`, `mem`, `env`, `fd`, `proc`, `net`, `cred`, `rng`, `kernel`); this module
 //! maps the front-end-neutral request to them, so the HTTP and Lambda front ends share it.
 //! Probes are off unless enabled (`--probes`); they bypass hygiene on purpose (they model code
 //! that ignores it) but are admitted like every tenant request (tenant id, claim, silo tenant),
@@ -18,6 +18,7 @@ pub mod cred;
 pub mod env;
 pub mod fd;
 mod join;
+pub mod kernel;
 pub mod mem;
 pub mod net;
 pub mod proc_;
@@ -78,12 +79,14 @@ pub enum Channel {
     Net,
     /// AWS principals reachable from here.
     Cred,
-    /// Random state repeated across environments.
+    /// Random-generator state reused across tenants.
     Rng,
+    /// The kernel under the code (co-residency).
+    Kernel,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 8] = [
+    pub const ALL: [Channel; 9] = [
         Channel::Tmp,
         Channel::Mem,
         Channel::Env,
@@ -92,6 +95,7 @@ impl Channel {
         Channel::Net,
         Channel::Cred,
         Channel::Rng,
+        Channel::Kernel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +108,7 @@ impl Channel {
             Channel::Net => "net",
             Channel::Cred => "cred",
             Channel::Rng => "rng",
+            Channel::Kernel => "kernel",
         }
     }
 
@@ -111,14 +116,15 @@ impl Channel {
         Channel::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// Whether plant stores a canary (and so needs one); `cred` and `rng` plant nothing.
+    /// Whether plant stores a canary (and so needs one); `cred`, `rng` and `kernel` plant
+    /// nothing.
     pub fn plants(self) -> bool {
-        !matches!(self, Channel::Cred | Channel::Rng)
+        !matches!(self, Channel::Cred | Channel::Rng | Channel::Kernel)
     }
 }
 
 /// What the probes reach of the process they run in: its record store (`tmp`, `mem`), its
-/// identity (`rng`) and the probe settings (`cred`). The handler lends it from its state.
+/// identity and hygiene (`rng`) and the probe settings (`cred`). The handler lends it from its state.
 #[derive(Debug, Clone, Copy)]
 pub struct Host<'a> {
     pub store: &'a Store,
@@ -208,6 +214,12 @@ pub struct PlantReply {
     /// channel could not be planted here, which `detail` explains.
     pub planted: bool,
     pub detail: String,
+    /// What a sweep of the channel found right after the plant, in the same environment: the
+    /// trial's positive control. A function's next invoke may run in another environment,
+    /// so a separate sweep cannot be sure to look where the canary is. Absent for channels
+    /// that plant nothing and for `net` (its sweep needs peers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<Vec<String>>,
 }
 
 /// A sweep's answer.
@@ -275,12 +287,18 @@ pub async fn plant(host: Host<'_>, tenant: &str, channel: Channel, canary: &str)
             }
         }
         Channel::Net => done(format!("on the beacon ({} canaries) at GET {}", net::plant(canary), net::BEACON_PATH)),
-        Channel::Cred | Channel::Rng => done("nothing to plant".to_owned()),
+        Channel::Cred | Channel::Rng | Channel::Kernel => done("nothing to plant".to_owned()),
     };
     if !planted {
         tracing::warn!(channel = channel.as_str(), %detail, "probe plant failed");
     }
-    PlantReply { channel: channel.as_str(), planted, detail }
+    let found = match channel {
+        Channel::Tmp | Channel::Mem | Channel::Env | Channel::Fd | Channel::Proc if planted => {
+            Some(sweep(host, channel, &SweepParams::default()).await.found)
+        }
+        _ => None,
+    };
+    PlantReply { channel: channel.as_str(), planted, detail, found }
 }
 
 /// Sweeps `channel`.
@@ -323,6 +341,7 @@ pub async fn sweep(host: Host<'_>, channel: Channel, params: &SweepParams) -> Sw
             (found, json!({ "sources": sources }))
         }
         Channel::Rng => (Found::new(), rng::sweep(host.identity)),
+        Channel::Kernel => (Found::new(), kernel::sweep()),
     };
     if let Value::Object(map) = &mut detail {
         map.insert("found_truncated".to_owned(), Value::Bool(found.truncated()));

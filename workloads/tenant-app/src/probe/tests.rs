@@ -107,6 +107,7 @@ async fn replies_have_the_documented_shape() {
     assert_eq!(before["found"], serde_json::json!([]));
     let planted = json(&s, probe("acme", "tmp", Action::Plant, canary)).await;
     assert_eq!((planted["channel"].as_str(), planted["planted"].as_bool()), (Some("tmp"), Some(true)));
+    assert_eq!(planted["found"], serde_json::json!([canary]), "the plant's own control, in the same environment");
     assert!(planted["detail"].as_str().unwrap().contains("isobench-probe-"), "{planted}");
     // Another tenant of the same process sweeps it up: the leak the probe exists to show.
     let swept = json(&s, probe("globex", "tmp", Action::Sweep, "")).await;
@@ -116,16 +117,22 @@ async fn replies_have_the_documented_shape() {
     assert_eq!((detail["files_read"].as_u64(), detail["found_truncated"].as_bool()), (Some(1), Some(false)));
     assert_eq!(detail["dir"], tmp.path().display().to_string());
 
-    // rng: stable within a process (state), different between two.
+    // rng (scoped hygiene): every request seeds afresh, so two draws share nothing.
     let first = json(&s, probe("acme", "rng", Action::Sweep, "")).await;
     let again = json(&s, probe("globex", "rng", Action::Sweep, "")).await;
-    assert_eq!(first, again);
-    assert_eq!(first["found"], serde_json::json!([]));
-    let hex = first["detail"]["first_random"].as_str().unwrap();
-    assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
-    let other = json(&state_with(tmp.path(), true, None), probe("acme", "rng", Action::Sweep, "")).await;
-    assert_ne!(other["detail"]["first_random"], first["detail"]["first_random"]);
-    assert_ne!(hex, s.identity().instance_nonce, "first_random is the nonce");
+    assert_eq!(
+        (first["found"].clone(), first["detail"]["generator"].as_str()),
+        (serde_json::json!([]), Some("splitmix64"))
+    );
+    let draws = first["detail"]["draws"].as_array().unwrap();
+    assert_eq!(draws.len(), rng::DRAWS);
+    assert!(draws.iter().all(|d| d.as_str().is_some_and(|h| h.len() == 16)), "{first}");
+    assert_ne!(first["detail"]["draws"], again["detail"]["draws"]);
+
+    // kernel: a fingerprint, nothing found.
+    let k = json(&s, probe("acme", "kernel", Action::Sweep, "")).await;
+    assert_eq!(k["found"], serde_json::json!([]));
+    assert!(k["detail"]["boot_id"].is_string(), "{k}");
 
     // net: the beacon serves what was planted; a sweep of an unreachable peer says so.
     let net_canary = "isobench-canary:v1:unit:handler:net";
@@ -158,6 +165,6 @@ fn sweep_params_parse() {
     assert_eq!((p.peers.len(), p.timeout()), (1, Duration::from_secs(1)));
     let too_many = serde_json::json!({ "peers": vec!["10.0.0.1:1"; net::MAX_PEERS + 1] }).to_string();
     assert_eq!(SweepParams::parse(too_many.as_bytes()), None);
-    assert_eq!(Channel::ALL.map(Channel::as_str), ["tmp", "mem", "env", "fd", "proc", "net", "cred", "rng"]);
+    assert_eq!(Channel::ALL.map(Channel::as_str), ["tmp", "mem", "env", "fd", "proc", "net", "cred", "rng", "kernel"]);
     assert!(Channel::ALL.into_iter().all(|c| Channel::parse(c.as_str()) == Some(c)));
 }
