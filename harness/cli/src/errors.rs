@@ -18,7 +18,7 @@ pub enum CliError {
     Interrupted,
     #[error("unexpected cross-tenant leak: {}", .0.join(", "))]
     UnexpectedLeak(Vec<String>),
-    #[error("inconclusive probes (positive control failed): {}", .0.join(", "))]
+    #[error("inconclusive probes (a positive control failed, or a trial was blind): {}", .0.join(", "))]
     Inconclusive(Vec<String>),
     #[error("regression against the baseline: {} check(s) failed; see the diff on stdout", .0.len())]
     Regression(Vec<String>),

@@ -281,7 +281,7 @@ pub const UNPROBEABLE: [(Channel, &str); 2] = [
     ),
     (
         Channel::Cred,
-        "needs principals the harness named (its emulated IMDS and task roles); a deployment it did not make has principals it cannot attribute to tenants",
+        "a deployment the harness did not make may give the workload no credential endpoint at all, so a missing principal could not be told from a blocked channel; not probed",
     ),
 ];
 

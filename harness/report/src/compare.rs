@@ -5,7 +5,7 @@
 //! overrides (the command's flags), then the file's `[tier.<id>]` overrides for that tier.
 //! Latency changes smaller than an absolute floor (`min_latency_change`, default 50 µs) never
 //! fail, since CI compares noisy runs. Always on: a tier missing from NEW, a probe cell of BASE
-//! missing from NEW, a cell that is now `leak` (was anything else or absent) or `inconclusive`,
+//! missing from NEW, a cell that is now `leak`, `risk` or `inconclusive` (was anything else or absent),
 //! cost figures BASE had and NEW lost, a share of errors or timeouts in NEW above its threshold,
 //! a NEW run that did not complete, and a changed scenario unless allowed. Summaries of another
 //! schema version are refused: refresh the baseline (`results/baselines/README.md`).
@@ -406,14 +406,14 @@ fn compare_tier(b: &TierSummary, n: &TierSummary, t: &Thresholds) -> Vec<Row> {
     for cell in &n.probes {
         let before = b.probes.iter().find(|p| p.probe == cell.probe).map(|p| p.verdict);
         let is_new = |v: Verdict| cell.verdict == v && before != Some(v);
-        let failed = is_new(Verdict::Leak) || is_new(Verdict::Inconclusive);
+        let failed = is_new(Verdict::Leak) || is_new(Verdict::Risk) || is_new(Verdict::Inconclusive);
         if failed || before.is_some_and(|v| v != cell.verdict) {
             rows.push(Row {
                 metric: format!("probe {}", cell.probe),
                 base: before.map_or("not run", Verdict::as_str).into(),
                 new: cell.verdict.to_string(),
                 change: if failed { format!("new {}", cell.verdict) } else { "changed".into() },
-                threshold: "no new leak or inconclusive".into(),
+                threshold: "no new leak, risk or inconclusive".into(),
                 failed,
             });
         }
@@ -555,6 +555,9 @@ mod tests {
         let f = compare(&s, &n, &ThresholdSet::default()).failures;
         assert!(f.iter().any(|f| f == "shared-ec2: tier missing from the new run"), "{f:?}");
         assert!(f.iter().any(|f| f.starts_with("silo-ec2: probe LK-TMP blocked → inconclusive")), "{f:?}");
+        n.tiers[0].probes[1].verdict = Verdict::Risk;
+        let f = compare(&s, &n, &ThresholdSet::default()).failures;
+        assert!(f.iter().any(|f| f.starts_with("silo-ec2: probe LK-MEM blocked → risk")), "{f:?}");
     }
 
     #[test]

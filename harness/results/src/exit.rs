@@ -9,7 +9,7 @@
 //! | 4 | resources were left behind after teardown (run `isobench sweep`) |
 //! | 5 | a threshold or regression check failed (`compare`) |
 //! | 6 | an unexpected cross-tenant leak was found |
-//! | 7 | a probe was inconclusive (its positive control failed) |
+//! | 7 | a probe was inconclusive (a positive control failed, or a trial was blind) |
 //! | 8 | the backend is unavailable here (e.g. the local emulator without root) |
 //! | 9 | the error budget was exhausted: traffic stopped early, partial results written, teardown ran |
 //! | 10 | a guard rail of `[aws]` would be exceeded (instances, tasks, functions, cost, lifetime); nothing was created |
@@ -37,7 +37,7 @@ pub const ALL: &[(i32, &str)] = &[
     (LEFT_BEHIND, "resources left behind after teardown; run `isobench sweep`"),
     (REGRESSION, "threshold or regression check failed"),
     (UNEXPECTED_LEAK, "unexpected cross-tenant leak"),
-    (INCONCLUSIVE, "inconclusive probe (positive control failed)"),
+    (INCONCLUSIVE, "inconclusive probe (a positive control failed, or a trial was blind)"),
     (UNAVAILABLE, "backend unavailable here (e.g. no root for the local emulator)"),
     (ERROR_BUDGET, "error budget exhausted; traffic stopped early, partial results written, teardown ran"),
     (GUARD_RAIL, "an [aws] guard rail would be exceeded; nothing was created"),
