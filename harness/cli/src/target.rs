@@ -25,7 +25,7 @@ pub fn backend_summary(target: Target, info: &isobench_core::backend::BackendInf
         Target::Local => BackendSummary {
             name: "local".into(),
             fidelity: isobench_results::Fidelity::Emulated,
-            description: format!("{}; one kernel and the host's cores shared by every tier", info.description),
+            description: info.description.clone(),
         },
         Target::Aws => {
             BackendSummary { name: "aws".into(), fidelity: info.fidelity, description: info.description.clone() }
