@@ -531,17 +531,23 @@ mod tests {
 
     #[test]
     fn every_chart_draws_its_data() {
-        let (s, h) = leakage();
+        let (mut s, h) = leakage();
         let page = html(&s, Some(&h)).unwrap();
         let latency = groups(&page, "latency");
         assert_eq!(latency.len(), 6, "one curve per tier");
         assert!(latency.iter().all(|g| g.contains("data-points=\"201\"")), "{latency:?}");
         assert_eq!(groups(&page, "cold-starts").len(), 3, "the three function tiers");
         let cells = groups(&page, "leak-matrix");
-        assert_eq!(cells.len(), 6 * 9, "one cell per probe and tier");
+        let probes = isobench_core::probes::CATALOGUE.len();
+        assert_eq!(cells.len(), 6 * probes, "one cell per probe and tier");
         assert!(cells.iter().any(|c| c.contains("data-verdict=\"leak\"")));
         assert!(cells.iter().any(|c| c.contains("data-verdict=\"blocked\"")));
         assert_eq!(groups(&page, "noisy-neighbour").len(), 6);
+        assert_eq!(groups(&page, "cost").len(), 6, "one point per costed tier");
+        for t in &mut s.tiers {
+            t.cost = None;
+        }
+        let page = html(&s, Some(&h)).unwrap();
         assert!(page.contains("data-empty=\"cost\""), "no cost figures: a note instead of a chart");
         assert!(!page.contains("data-chart=\"cost\""));
     }
@@ -579,6 +585,9 @@ mod tests {
     #[test]
     fn cost_chart_has_one_labelled_point_per_costed_tier() {
         let (mut s, h) = leakage();
+        for t in &mut s.tiers {
+            t.cost = None;
+        }
         for (i, t) in s.tiers.iter_mut().enumerate().take(4) {
             let per_million = 0.5 * (i + 1) as f64;
             t.cost = Some(TierCost {
@@ -635,7 +644,7 @@ mod tests {
         let page = html(&s, Some(&h)).unwrap();
         assert_eq!(groups(&page, "cold-starts").len(), 1);
         assert_eq!(groups(&page, "noisy-neighbour").len(), 1);
-        assert_eq!(groups(&page, "leak-matrix").len(), 9);
+        assert_eq!(groups(&page, "leak-matrix").len(), isobench_core::probes::CATALOGUE.len());
         s.tiers.clear();
         let page = html(&s, None).unwrap();
         assert!(page.contains("data-empty=\"latency\""));

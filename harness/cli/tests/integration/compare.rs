@@ -38,6 +38,11 @@ fn compare(base: &Value, new: &Value, extra: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
 }
 
+/// A latency as the diff prints it.
+fn us(v: f64) -> String {
+    if v < 1000.0 { format!("{v:.0} µs") } else { format!("{:.2} ms", v / 1e3) }
+}
+
 #[test]
 fn an_identical_run_passes() {
     let s = costed_summary();
@@ -52,14 +57,16 @@ fn a_slower_p99_fails_and_the_diff_names_the_cell() {
     let base = costed_summary();
     let mut new = base.clone();
     let p99 = &mut tier(&mut new, "shared-ec2")["latency"]["corrected"]["p99_us"];
-    *p99 = Value::from(p99.as_f64().unwrap() * 2.0);
+    let was = p99.as_f64().unwrap();
+    *p99 = Value::from(was * 2.0);
     let (code, out, err) = compare(&base, &new, &[]);
     assert_eq!(code, 5, "{out}\n{err}");
     assert!(out.contains("**Result: REGRESSION** (1 check(s) failed)"), "{out}");
-    assert!(out.contains("- shared-ec2: p99 (corrected) 364 µs → 728 µs (+100.0%"), "{out}");
+    let (b, n) = (us(was), us(was * 2.0));
+    assert!(out.contains(&format!("- shared-ec2: p99 (corrected) {b} → {n} (+100.0%")), "{out}");
     let section = out.split("## shared-ec2").nth(1).unwrap();
     assert!(
-        section.contains("| p99 (corrected) | 364 µs | 728 µs | +100.0% | ≤ +10% or < 50 µs | **REGRESSION** |"),
+        section.contains(&format!("| p99 (corrected) | {b} | {n} | +100.0% | ≤ +10% or < 50 µs | **REGRESSION** |")),
         "{out}"
     );
     assert!(err.contains("regression against the baseline: 1 check(s) failed"), "{err}");
@@ -83,7 +90,9 @@ fn a_new_leak_fails() {
     assert_eq!(code, 5, "{out}\n{err}");
     assert!(out.contains("- silo-ec2: probe LK-TMP blocked → leak (new leak"), "{out}");
     assert!(
-        out.contains("| probe LK-TMP | blocked | leak | new leak | no new leak or inconclusive | **REGRESSION** |"),
+        out.contains(
+            "| probe LK-TMP | blocked | leak | new leak | no new leak, risk or inconclusive | **REGRESSION** |"
+        ),
         "{out}"
     );
 }
@@ -135,4 +144,26 @@ fn the_committed_baseline_compares_with_itself() {
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("| monthly cost |"), "the baseline is costed: {}", stdout(&out));
     crate::schema::assert_valid_summary(&repo_root().join("results/baselines/quick/summary.json"));
+}
+
+#[test]
+fn a_changed_scenario_and_a_high_error_share_fail_unless_the_flags_allow_them() {
+    let base = costed_summary();
+    let mut new = base.clone();
+    new["scenario"]["hash"] = "0".repeat(64).into();
+    let (code, out, _) = compare(&base, &new, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("the scenarios differ") && out.contains("--allow-scenario-change"), "{out}");
+    let (code, out, _) = compare(&base, &new, &["--allow-scenario-change"]);
+    assert_eq!(code, 0, "{out}");
+
+    let mut new = base.clone();
+    let t = tier(&mut new, "shared-ec2");
+    let sent = t["traffic"]["sent"].as_u64().unwrap();
+    t["traffic"]["errors"] = (sent / 50).into();
+    let (code, out, _) = compare(&base, &new, &[]);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("- shared-ec2: error share"), "{out}");
+    let (code, out, _) = compare(&base, &new, &["--max-error-share", "5%"]);
+    assert_eq!(code, 0, "{out}");
 }
