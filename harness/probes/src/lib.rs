@@ -389,8 +389,14 @@ impl<'a> Runner<'a> {
             if control {
                 break;
             }
-            // Give the planting environment time to come free of traffic.
+            // Give the planting environment time to come free of traffic; if the owner's calls
+            // now reach another environment (the planting one was busy or reaped), plant the
+            // same record there too, so the control asks the channel, not the router.
             tokio::time::sleep(CONTROL_PAUSE).await;
+            let status = self.tenants[owner].t.put(&oid, &key, &token).await?;
+            if !(200..300).contains(&status) {
+                return Err(CallError::Status { status, body: "put".into() }.into());
+            }
         }
         let (status, body) = self.tenants[finder].t.get(&fid, &key).await?;
         if status != 200 && status != 404 {
@@ -635,6 +641,56 @@ mod tests {
         // Plants acknowledged but never seen again: every control fails.
         let c = tmp_cell(TierId::SiloEc2, Fake { forget: true, ..Fake::default() }, 5);
         assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Inconclusive, 5, 0, 0));
+    }
+
+    /// A function whose app records live per execution environment, and whose first
+    /// environment is gone after the first call: the owner's later calls reach another one.
+    #[derive(Debug, Default)]
+    struct Reaped {
+        calls: std::sync::atomic::AtomicU32,
+        records: std::sync::Mutex<std::collections::BTreeMap<(u32, String, String), String>>,
+    }
+
+    impl isobench_core::backend::Invoke for Reaped {
+        fn invoke<'a>(
+            &'a self,
+            tenant: &'a str,
+            payload: Vec<u8>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = isobench_core::backend::InvokeResult> + Send + 'a>>
+        {
+            let env = self.calls.fetch_add(1, Ordering::SeqCst).min(1);
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            let key = (env, tenant.to_string(), event["key"].as_str().unwrap().to_string());
+            let mut records = self.records.lock().unwrap();
+            let (status, body) = match event["op"].as_str() {
+                Some("put") => {
+                    records.insert(key, event["body"].as_str().unwrap().to_string());
+                    (200, String::new())
+                }
+                _ => records.get(&key).map_or((404, String::new()), |v| (200, v.clone())),
+            };
+            let envelope = json!({"status": status, "body": body});
+            let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
+            Box::pin(async move {
+                isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+            })
+        }
+    }
+
+    #[test]
+    fn an_app_record_planted_in_a_reaped_environment_is_planted_again_for_the_control() {
+        let f: std::sync::Arc<dyn isobench_core::backend::Invoke> = std::sync::Arc::new(Reaped::default());
+        let targets: Vec<TenantTarget> = ["a", "b"]
+            .iter()
+            .map(|t| TenantTarget {
+                tenant: t.to_string(),
+                endpoint: isobench_core::backend::Endpoint::Function(std::sync::Arc::clone(&f)),
+            })
+            .collect();
+        let cancel = AtomicBool::new(false);
+        let r = run(&spec(TierId::LambdaTenantIsolation, &["LK-APP"], 1), &targets, None, &cancel).unwrap();
+        let c = &r.cells[0];
+        assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Blocked, 1, 1, 0), "{c:?}");
     }
 
     #[test]
