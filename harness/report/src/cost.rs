@@ -27,23 +27,21 @@ fn usd(x: f64) -> String {
     }
 }
 
-/// The price keys a cost rests on that the pricing table marks unverified.
-pub fn unverified(c: &TierCost) -> Vec<&str> {
-    let mut keys: Vec<&str> = c.items.iter().filter(|i| i.unverified).map(|i| i.price.as_str()).collect();
+/// The price keys the costs rest on that the pricing table marks unverified, once each.
+pub fn unverified_keys<'a>(costs: impl Iterator<Item = &'a TierCost>) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = costs.flat_map(|c| &c.items).filter(|i| i.unverified).map(|i| i.price.as_str()).collect();
+    keys.sort_unstable();
     keys.dedup();
     keys
 }
 
 /// `†` after a figure that rests on an unverified price.
-fn mark(c: &TierCost) -> &'static str {
-    if unverified(c).is_empty() { "" } else { "†" }
+pub fn mark(c: &TierCost) -> &'static str {
+    if c.items.iter().any(|i| i.unverified) { "†" } else { "" }
 }
 
 /// The footnote for the `†` marks, naming the prices; empty when none is unverified.
-fn unverified_note<'a>(costs: impl Iterator<Item = &'a TierCost>) -> String {
-    let mut keys: Vec<&str> = costs.flat_map(unverified).collect();
-    keys.sort_unstable();
-    keys.dedup();
+pub fn unverified_note(keys: &[&str]) -> String {
     if keys.is_empty() {
         return String::new();
     }
@@ -84,7 +82,7 @@ pub fn cost_table(s: &Summary) -> String {
     if let Some(p) = &s.pricing {
         let _ = writeln!(o, "{}; monthly = 30 days at the scenario's rate; formulas in report.md", pricing_line(p));
     }
-    let note = unverified_note(s.tiers.iter().filter_map(|t| t.cost.as_ref()));
+    let note = unverified_note(&unverified_keys(s.tiers.iter().filter_map(|t| t.cost.as_ref())));
     if !note.is_empty() {
         let _ = writeln!(o, "{note}");
     }
@@ -105,7 +103,7 @@ pub fn projected_costs(projected: &[Projection<'_>], p: &PricingInfo) -> String 
             mark(c.cost)
         );
     }
-    let note = unverified_note(projected.iter().map(|c| c.cost));
+    let note = unverified_note(&unverified_keys(projected.iter().map(|c| c.cost)));
     if !note.is_empty() {
         let _ = writeln!(o, "  {note}");
     }
@@ -153,7 +151,7 @@ fn cost_section(o: &mut String, s: &Summary) {
             );
         }
     }
-    let note = unverified_note(s.tiers.iter().filter_map(|t| t.cost.as_ref()));
+    let note = unverified_note(&unverified_keys(s.tiers.iter().filter_map(|t| t.cost.as_ref())));
     if !note.is_empty() {
         let _ = writeln!(o, "\n{note}.");
     }

@@ -332,24 +332,16 @@ fn cost(o: &mut String, s: &Summary) -> Result<(), ReportError> {
                 usd(c.run_usd),
                 usd(c.per_tenant_usd),
                 usd(c.per_million_requests_usd),
-                format!("{}{}", usd(c.monthly_usd), if crate::cost::unverified(c).is_empty() { "" } else { "†" }),
+                format!("{}{}", usd(c.monthly_usd), crate::cost::mark(c)),
                 c.idle_share * 100.0,
                 esc(&c.formula)
             );
         }
         let _ = writeln!(o, "</table>");
-        let mut keys: Vec<&str> =
-            s.tiers.iter().filter_map(|t| t.cost.as_ref()).flat_map(crate::cost::unverified).collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = crate::cost::unverified_keys(s.tiers.iter().filter_map(|t| t.cost.as_ref()));
         if !keys.is_empty() {
-            let _ = writeln!(
-                o,
-                "<p class=\"note\" data-unverified=\"{}\">† priced with a price the pricing table marks unverified ({}): \
-                 check it against AWS before publishing.</p>",
-                keys.len(),
-                esc(&keys.join(", "))
-            );
+            let note = crate::cost::unverified_note(&keys);
+            let _ = writeln!(o, "<p class=\"note\" data-unverified=\"{}\">{}.</p>", keys.len(), esc(&note));
         }
     }
     calibration(o, s);
@@ -483,9 +475,7 @@ fn noisy(o: &mut String, s: &Summary) -> Result<(), ReportError> {
     );
     for (t, n) in &tiers {
         let d = slowdown(&(t, n));
-        let cpus = n.host_bound.as_ref().map_or("own".to_string(), |h| {
-            format!("host-bound: {:.2} vCPUs of quota on {} cores", h.quota_vcpus, h.host_cpus)
-        });
+        let cpus = crate::text::cpus_cell(n);
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{:.2}×</td><td>{:.2}×</td><td>{:.2}×</td><td>{}</td><td>{}</td></tr>",

@@ -209,9 +209,7 @@ fn noisy_section(o: &mut String, s: &Summary) {
     }
     let _ = writeln!(o, "| tier | slowdown median | min | max | victims × rounds | CPUs |\n|---|---|---|---|---|---|");
     for (t, n) in &tiers {
-        let cpus = n.host_bound.as_ref().map_or("own".to_string(), |h| {
-            format!("host-bound: {:.2} vCPUs of quota on {} cores", h.quota_vcpus, h.host_cpus)
-        });
+        let cpus = crate::text::cpus_cell(n);
         let _ = writeln!(
             o,
             "| {} | {:.2}× | {:.2}× | {:.2}× | {} | {cpus} |",

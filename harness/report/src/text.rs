@@ -1,4 +1,4 @@
-//! Number formats shared by the plain-text views (the terminal table and `report.md`).
+//! Number and cell formats shared by the views (the terminal table, `report.md`, the page).
 
 use isobench_results::{TierSummary, Traffic};
 
@@ -37,4 +37,11 @@ pub fn start_p50_ms(t: &TierSummary) -> f64 {
 pub fn rates(t: &TierSummary) -> String {
     let ok = t.ok_rate.map_or("–".to_string(), |r| format!("{r:.0}"));
     format!("{:.0} / {:.0} / {ok}", t.target_rate, t.achieved_rate)
+}
+
+/// A noisy-neighbour row's CPUs: `own`, or `host-bound: 2.00 vCPUs of quota on 2 cores`.
+pub fn cpus_cell(n: &isobench_results::NoisyNeighbour) -> String {
+    n.host_bound.as_ref().map_or("own".to_string(), |h| {
+        format!("host-bound: {:.2} vCPUs of quota on {} cores", h.quota_vcpus, h.host_cpus)
+    })
 }
