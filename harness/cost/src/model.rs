@@ -88,9 +88,8 @@ pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<T
         rate: t.target_rate,
         in_flight: throughput * t.latency.uncorrected.mean_us / 1e6,
     };
-    let units = t.instances.len() as u64;
     let saturated = saturation(t);
-    let mut cost = tier_cost(t, tier, shape, units, throughput, !saturated.is_empty(), &load, p)?;
+    let mut cost = tier_cost(t, tier, shape, !saturated.is_empty(), &load, p)?;
     if !saturated.is_empty() {
         cost.notes.insert(0, format!("the tier saturated: {}", saturated.join("; ")));
     }
@@ -134,20 +133,19 @@ pub fn saturation(t: &TierSummary) -> Vec<String> {
     why
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The tier's cost by its model; `saturated` from [`saturation`].
 fn tier_cost(
     t: &TierSummary,
     tier: TierId,
     shape: &TierShape,
-    units: u64,
-    throughput: f64,
     saturated: bool,
     load: &Load,
     p: &Pricing,
 ) -> Result<TierCost, CostError> {
+    let units = t.instances.len() as u64;
     match shape {
         TierShape::Ec2 { instance_type } if tier == TierId::SharedEc2 => {
-            ec2_shared(tier, instance_type, units.max(1), throughput, saturated, load, p)
+            ec2_shared(tier, instance_type, units.max(1), throughput(t), saturated, load, p)
         }
         TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), load, p),
         TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, load, p),
