@@ -19,11 +19,16 @@ pub fn host() -> HostInfo {
         kernel: read("/proc/sys/kernel/osrelease"),
         os,
         arch: std::env::consts::ARCH.to_string(),
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus: cpus(),
         memory_bytes,
         load_at_start: None,
         load_at_end: load_average(),
     }
+}
+
+/// The CPUs this process may run on.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `/proc/loadavg`'s 1, 5 and 15 minute figures.

@@ -193,7 +193,7 @@ fn run_tiers(
                 .map_err(|source| RunError::NoisyNeighbour { tier: tp.tier, source })?
                 .map(|mut m| {
                     if matches!(backend.info().fidelity, Fidelity::Emulated | Fidelity::ProcessOnly) {
-                        m.host_bound = Some(noisy::host_bound(&deployment, hostinfo::host().cpus));
+                        m.host_bound = Some(noisy::host_bound(&deployment, hostinfo::cpus()));
                     }
                     m
                 }),
