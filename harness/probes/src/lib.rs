@@ -602,8 +602,14 @@ mod tests {
         }
     }
 
-    fn tmp_cell(tier: TierId, fake: Fake, trials: u32) -> CellResult {
-        let f: std::sync::Arc<dyn isobench_core::backend::Invoke> = std::sync::Arc::new(fake);
+    /// Runs `probe` on `tier` against one function `f` serving tenants `a` and `b`.
+    fn function_cell(
+        f: impl isobench_core::backend::Invoke + 'static,
+        tier: TierId,
+        probe: &str,
+        trials: u32,
+    ) -> CellResult {
+        let f: std::sync::Arc<dyn isobench_core::backend::Invoke> = std::sync::Arc::new(f);
         let targets: Vec<TenantTarget> = ["a", "b"]
             .iter()
             .map(|t| TenantTarget {
@@ -612,8 +618,12 @@ mod tests {
             })
             .collect();
         let cancel = AtomicBool::new(false);
-        let r = run(&spec(tier, &["LK-TMP"], trials), &targets, None, &cancel).unwrap();
+        let r = run(&spec(tier, &[probe], trials), &targets, None, &cancel).unwrap();
         r.cells.into_iter().next().unwrap()
+    }
+
+    fn tmp_cell(tier: TierId, fake: Fake, trials: u32) -> CellResult {
+        function_cell(fake, tier, "LK-TMP", trials)
     }
 
     #[test]
@@ -679,17 +689,7 @@ mod tests {
 
     #[test]
     fn an_app_record_planted_in_a_reaped_environment_is_planted_again_for_the_control() {
-        let f: std::sync::Arc<dyn isobench_core::backend::Invoke> = std::sync::Arc::new(Reaped::default());
-        let targets: Vec<TenantTarget> = ["a", "b"]
-            .iter()
-            .map(|t| TenantTarget {
-                tenant: t.to_string(),
-                endpoint: isobench_core::backend::Endpoint::Function(std::sync::Arc::clone(&f)),
-            })
-            .collect();
-        let cancel = AtomicBool::new(false);
-        let r = run(&spec(TierId::LambdaTenantIsolation, &["LK-APP"], 1), &targets, None, &cancel).unwrap();
-        let c = &r.cells[0];
+        let c = function_cell(Reaped::default(), TierId::LambdaTenantIsolation, "LK-APP", 1);
         assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Blocked, 1, 1, 0), "{c:?}");
     }
 
