@@ -68,9 +68,15 @@ pub struct InvokeResult {
     pub outcome: InvokeOutcome,
     /// `None` when no environment ran the invoke (throttled, rejected).
     pub start: Option<StartKind>,
-    /// Billed duration in ms (the invoke's duration rounded up to 1 ms).
+    /// Billed duration in ms, rounded up to 1 ms: from hand-over to the runtime until the
+    /// environment is frozen (its runtime and extensions back in their `next` call), so work
+    /// after the response is billed, as on Lambda.
     pub billed_ms: Option<u64>,
     pub memory_mb: Option<u32>,
+    /// When the function's response was complete, if the backend knows it and the result
+    /// arrives later (the emulator answers once the environment is frozen, when billing is
+    /// known). The caller's latency ends here, not when the result arrives.
+    pub responded_at: Option<std::time::Instant>,
 }
 
 /// A function endpoint: the backend routes each invoke to an execution environment.

@@ -116,7 +116,11 @@ struct Shared {
 
 impl Shared {
     fn now_ns(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        self.ns_at(Instant::now())
+    }
+
+    fn ns_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn complete(&self, job: &Job, sent_ns: u64, done_ns: u64, outcome: Outcome, invoke: Option<InvokeFacts>) {
@@ -852,9 +856,12 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
             r = timeout_at(deadline, invoke_guarded(&*function, tenant, event)) => r.map_err(|_| Outcome::Timeout),
             _ = abort.wait_for(|a| *a) => Err(Outcome::Error(ErrorKind::Aborted)),
         };
-        let done_ns = shared.now_ns();
+        let mut done_ns = shared.now_ns();
         let (outcome, facts) = match result {
             Ok(Some(r)) => {
+                if let Some(at) = r.responded_at {
+                    done_ns = shared.ns_at(at).min(done_ns);
+                }
                 let facts = InvokeFacts { start: r.start, billed_ms: r.billed_ms, memory_mb: r.memory_mb };
                 (classify_invoke(&r.outcome, job.op), Some(facts))
             }

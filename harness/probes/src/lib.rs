@@ -573,7 +573,13 @@ mod tests {
             if self.throttle.contains(&self.invokes.fetch_add(1, Ordering::SeqCst)) {
                 let outcome = isobench_core::backend::InvokeOutcome::Throttled;
                 return Box::pin(async move {
-                    isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                    isobench_core::backend::InvokeResult {
+                        outcome,
+                        start: None,
+                        billed_ms: None,
+                        memory_mb: None,
+                        responded_at: None,
+                    }
                 });
             }
             let event: Value = serde_json::from_slice(&payload).unwrap();
@@ -597,7 +603,13 @@ mod tests {
             let envelope = json!({"status": status, "body": body.to_string()});
             let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
             Box::pin(async move {
-                isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                isobench_core::backend::InvokeResult {
+                    outcome,
+                    start: None,
+                    billed_ms: None,
+                    memory_mb: None,
+                    responded_at: None,
+                }
             })
         }
     }
@@ -682,7 +694,13 @@ mod tests {
             let envelope = json!({"status": status, "body": body});
             let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
             Box::pin(async move {
-                isobench_core::backend::InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                isobench_core::backend::InvokeResult {
+                    outcome,
+                    start: None,
+                    billed_ms: None,
+                    memory_mb: None,
+                    responded_at: None,
+                }
             })
         }
     }

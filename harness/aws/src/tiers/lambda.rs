@@ -224,7 +224,7 @@ impl Invoke for Invoker {
                         "TooManyRequestsException" => InvokeOutcome::Throttled,
                         _ => InvokeOutcome::Rejected { error_type: e.code.clone() },
                     };
-                    InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None }
+                    InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None, responded_at: None }
                 }
             }
         })
@@ -255,6 +255,7 @@ pub fn result_of(reply: crate::api::InvokeReply) -> InvokeResult {
         start,
         billed_ms: field("Billed Duration").map(|v| v as u64),
         memory_mb: field("Memory Size").map(|v| v as u32),
+        responded_at: None,
     }
 }
 

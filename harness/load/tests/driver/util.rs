@@ -425,7 +425,13 @@ impl Reply {
     pub fn outcome(outcome: InvokeOutcome, label: &'static str) -> Reply {
         Reply {
             delay: Duration::ZERO,
-            result: InvokeResult { outcome, start: Some(StartKind::Warm), billed_ms: Some(1), memory_mb: Some(128) },
+            result: InvokeResult {
+                outcome,
+                start: Some(StartKind::Warm),
+                billed_ms: Some(1),
+                memory_mb: Some(128),
+                responded_at: None,
+            },
             label,
             panic: false,
         }

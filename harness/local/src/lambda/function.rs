@@ -57,7 +57,13 @@ pub mod errors {
     pub const EXIT: &str = "Runtime.ExitError";
     /// INIT did not finish within its limit.
     pub const INIT_TIMEOUT: &str = "Sandbox.Timedout";
+    /// The invoke's payload is over the synchronous request limit (HTTP 413 on Lambda).
+    pub const REQUEST_TOO_LARGE: &str = "RequestTooLargeException";
 }
+
+/// Lambda's limit on a synchronous invoke's request payload: 6 MB (Lambda quotas, "Invocation
+/// payload (request and response)": 6 MB each for request and response, synchronous).
+pub(crate) const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
 /// One deployed function.
 #[derive(Debug, Clone)]
@@ -231,7 +237,7 @@ enum Deferred {
 }
 
 fn result(outcome: InvokeOutcome, start: Option<StartKind>, billed_ms: Option<u64>, memory_mb: u32) -> InvokeResult {
-    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb) }
+    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb), responded_at: None }
 }
 
 fn rejected(error_type: &str, memory_mb: u32) -> InvokeResult {
@@ -358,7 +364,7 @@ impl Function {
                     self.counters.reused.fetch_add(1, Ordering::Relaxed);
                     break (env, StartKind::Warm);
                 }
-                Checkout::Cold => match self.start_environment(&key).await {
+                Checkout::Cold => match self.cold_start(&key).await {
                     Ok((env, init)) => break (env, StartKind::Cold { init }),
                     Err(r) => {
                         self.pool().in_flight -= 1;
@@ -518,9 +524,28 @@ impl Function {
         }
     }
 
-    /// Creates an environment and waits for its INIT. On failure the environment is gone and
-    /// the invoke's result is returned.
-    async fn start_environment(&self, key: &str) -> Result<(Arc<Environment>, Duration), InvokeResult> {
+    /// A cold start: an environment whose INIT runs under Lambda's 10 s limit; one that runs
+    /// out of it is replaced and INIT is retried once, within this (first) invoke, under the
+    /// function's timeout ("Understanding the Lambda execution environment lifecycle", Init
+    /// phase). The INIT reported is the whole wait, both attempts.
+    async fn cold_start(&self, key: &str) -> Result<(Arc<Environment>, Duration), InvokeResult> {
+        let t0 = Instant::now();
+        match self.start_environment(key, INIT_TIMEOUT).await {
+            Err(r) if is_init_timeout(&r) => {
+                let (env, _) = self.start_environment(key, self.spec.timeout).await?;
+                Ok((env, t0.elapsed()))
+            }
+            started => started,
+        }
+    }
+
+    /// Creates an environment and waits up to `init_limit` for its INIT. On failure the
+    /// environment is gone and the invoke's result is returned.
+    async fn start_environment(
+        &self,
+        key: &str,
+        init_limit: Duration,
+    ) -> Result<(Arc<Environment>, Duration), InvokeResult> {
         let mem = self.spec.memory_mb;
         let t0 = Instant::now();
         let number = self.ctx.next_env.fetch_add(1, Ordering::Relaxed);
@@ -609,7 +634,7 @@ impl Function {
         }
         self.counters.created.fetch_add(1, Ordering::Relaxed);
         let record = self.counters.init_started(&self.spec.name, t0);
-        let init = env.api.wait_init(INIT_TIMEOUT).await;
+        let init = env.api.wait_init(init_limit).await;
         let init = match init {
             Ok(d) => {
                 self.counters.init_ended(record, d, InitState::Ok);
@@ -768,6 +793,10 @@ async fn reap_loop(f: Weak<Function>, tick: Duration) {
     }
 }
 
+fn is_init_timeout(r: &InvokeResult) -> bool {
+    matches!(&r.outcome, InvokeOutcome::InitError { error_type: Some(t) } if t == errors::INIT_TIMEOUT)
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -792,6 +821,9 @@ impl Invoke for Function {
         let mem = self.spec.memory_mb;
         Box::pin(async move {
             let Some(me) = self.me.upgrade() else { return rejected(errors::NOT_FOUND, mem) };
+            if payload.len() > MAX_REQUEST_BYTES {
+                return rejected(errors::REQUEST_TOO_LARGE, mem);
+            }
             let (tx, rx) = oneshot::channel();
             // The whole invoke runs on the backend's runtime (its timers and sockets belong
             // there); the caller's runtime only awaits the answer.
