@@ -48,12 +48,18 @@ fn local(s: &Summary) -> Limits {
         "no IAM: credentials are served with the roles' names only and no policy is evaluated".into(),
         "costs are modelled from the pricing table, not billed".into(),
     ];
+    if s.tiers.iter().any(|t| t.tier.starts_with("lambda-")) && s.backend.fidelity == Fidelity::Emulated {
+        not_aws.push(LAMBDA.into());
+    }
     if s.backend.fidelity == Fidelity::ProcessOnly {
         real = vec!["the protocols: the workload's HTTP and the Lambda Runtime API".into()];
         not_aws.insert(0, "no isolation at all: plain processes on loopback (reduced fidelity)".into());
     }
     Limits { title: "local emulation on one Linux host", real, not_aws }
 }
+
+/// What an emulated Lambda environment is not.
+const LAMBDA: &str = "Lambda environments are processes in namespaces and a cgroup each, not microVMs: a cold start is this host's process start (no code download, no placement), the CPU share follows memory through a CFS quota per 100 ms period (a 128 MB function gets 7% of a CPU and waits for its quota when busy), and an environment's only network is the loopback its Runtime API listens on (no VPC integration, no internet)";
 
 impl Limits {
     /// `report.md`'s block quote.
@@ -88,5 +94,15 @@ mod tests {
         assert!(md.contains("no IAM"), "{md}");
         s.backend.fidelity = Fidelity::Cloud;
         assert!(limits(&s).is_none());
+    }
+
+    #[test]
+    fn a_local_run_with_lambda_tiers_says_what_an_environment_is_not() {
+        let mut s: Summary = serde_json::from_str(include_str!("../../../results/bench/leakage/summary.json")).unwrap();
+        s.backend.fidelity = Fidelity::Emulated;
+        assert!(s.tiers.iter().any(|t| t.tier.starts_with("lambda-")));
+        assert!(limits(&s).unwrap().markdown().contains("not microVMs"));
+        s.tiers.retain(|t| !t.tier.starts_with("lambda-"));
+        assert!(!limits(&s).unwrap().markdown().contains("not microVMs"));
     }
 }
