@@ -42,6 +42,16 @@ pub(crate) fn valid_request_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
+/// Whether `id` is a UUID in the `8-4-4-4-12` hex form: RIE refuses any other
+/// `Lambda-Extension-Identifier` with `Extension.InvalidExtensionIdentifier`.
+pub(crate) fn valid_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if [8, 13, 18, 23].contains(&i) { b == b'-' } else { b.is_ascii_hexdigit() })
+}
+
 /// A log stream name in Lambda's `YYYY/MM/DD/[version]<32 hex>` form.
 pub(crate) fn new_log_stream_name(version: &str) -> String {
     let days = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0);
@@ -95,6 +105,15 @@ mod tests {
             assert!(!valid_request_id(bad), "{bad:?}");
         }
         assert!(valid_request_id("tenant-a.req_1~x"));
+    }
+
+    #[test]
+    fn uuid_validation() {
+        assert!(valid_uuid(&new_request_id()));
+        assert!(valid_uuid("A1B2C3D4-5678-90ab-cdef-000000000000"));
+        for bad in ["", "not-a-uuid", "a1b2c3d4567890abcdef000000000000", "g1b2c3d4-5678-90ab-cdef-000000000000"] {
+            assert!(!valid_uuid(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,15 @@
 //!   runs on the harness's tokio runtime and the runtime process never sees the harness.
 //! - **One invocation at a time**, as Lambda gives each environment: [`RuntimeApi::invoke`] while
 //!   one is outstanding is a caller bug ([`InvokeError::Busy`]), never a queue.
+//! - **The freeze point is the park, not the result.** Lambda freezes an environment once the
+//!   runtime and every extension wait in their `next` call; post-response work runs (and is billed)
+//!   until then. [`RuntimeApi::invoke`] returns at the result, as the caller sees it;
+//!   [`RuntimeApi::wait_parked`] gives the later freeze instant for billing
+//!   ([`InvokeTiming::billed_ms_until`]). An invoke submitted after the result but before the park
+//!   is accepted and waits in the queue: the runtime gets it only once everything is parked.
+//! - **The Extensions API (`2020-01-01`) on the same address**: register during INIT, `INVOKE` and
+//!   `SHUTDOWN` events, init and exit errors. INIT ends when the runtime *and* every registered
+//!   extension have called their `next` ([`RuntimeApi::wait_init`]).
 //! - **Behaviour where the guide is silent follows Lambda's own server** (the open-source Runtime
 //!   Interface Emulator): which check answers first, the `errorType` strings, 403 for calls the
 //!   state machine does not allow. Each constant in [`error_types`] and [`headers`] says its source.
@@ -42,13 +51,27 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use ids::new_request_id;
-pub use protocol::{API_VERSION, error_types, headers};
+pub use protocol::{API_VERSION, EXTENSIONS_API_VERSION, error_types, headers};
 
 use state::{Completion, InitStatus, Prepared, Shared, Submit};
 
 /// Lambda's default limit on a synchronous invocation's response: 6 MB (quotas page: "6 MB each
 /// for request and response (synchronous)"). RIE enforces 6 MiB + 100 bytes; this uses 6 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// Lambda's limit on a synchronous invocation's request payload: 6 MB (quotas page and the Invoke
+/// API: "For synchronous invocations, the maximum payload size is 6 MB"), taken as 6 MiB like the
+/// response limit. Larger payloads are refused before they reach the runtime.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+/// Lambda's default maximum for a streamed response: 200 MB ("Response streaming for Lambda
+/// functions": "response streaming functions can return payloads up to 200 MB"; raised from the
+/// former 20 MB soft limit in July 2025). Taken as MiB, like the buffered limit.
+pub const DEFAULT_MAX_STREAMED_RESPONSE_BYTES: usize = 200 * 1024 * 1024;
+
+/// Most extensions one function may register (RIE `core.MaxAgentsAllowed`; the Lambda quotas
+/// page: "Extensions: 10").
+pub const MAX_EXTENSIONS: usize = 10;
 
 /// Lambda's default function timeout (3 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -65,8 +88,16 @@ pub struct FunctionConfig {
     /// Tenant isolation mode (`PER_TENANT`): every invoke must carry a tenant id, which the
     /// runtime receives as `Lambda-Runtime-Aws-Tenant-Id`.
     pub tenant_isolation: bool,
-    /// Largest accepted `/response` body; larger ones get 413 and fail the invoke.
+    /// The configured handler (`_HANDLER`; the `handler` of the `/extension/register` answer).
+    /// Empty: not set, and `_HANDLER` is left out of [`Self::runtime_env`].
+    pub handler: String,
+    /// Largest accepted buffered `/response` body; larger ones get 413 and fail the invoke.
     pub max_response_bytes: usize,
+    /// Largest accepted streamed `/response` body (`Lambda-Runtime-Function-Response-Mode:
+    /// streaming`); past it the invoke fails with [`error_types::RESPONSE_SIZE_TOO_LARGE`].
+    pub max_streamed_response_bytes: usize,
+    /// Largest invoke payload [`RuntimeApi::invoke`] accepts ([`InvokeError::RequestTooLarge`]).
+    pub max_request_bytes: usize,
     /// When the environment's process was started; init duration is measured from here to the
     /// runtime's first `/next`.
     pub start_instant: Instant,
@@ -74,7 +105,7 @@ pub struct FunctionConfig {
 
 impl FunctionConfig {
     /// A `$LATEST`, 128 MB function in `us-east-1` of account `000000000000`, without tenant
-    /// isolation, with the default response limit.
+    /// isolation or handler, with the default request and response limits.
     pub fn new(function_name: impl Into<String>, start_instant: Instant) -> Self {
         let function_name = function_name.into();
         FunctionConfig {
@@ -83,7 +114,10 @@ impl FunctionConfig {
             version: "$LATEST".to_owned(),
             memory_mb: 128,
             tenant_isolation: false,
+            handler: String::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_streamed_response_bytes: DEFAULT_MAX_STREAMED_RESPONSE_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             start_instant,
         }
     }
@@ -104,7 +138,24 @@ impl FunctionConfig {
             env.push(("AWS_REGION".to_owned(), region.to_owned()));
             env.push(("AWS_DEFAULT_REGION".to_owned(), region.to_owned()));
         }
+        if !self.handler.is_empty() {
+            env.push(("_HANDLER".to_owned(), self.handler.clone()));
+        }
         env
+    }
+
+    /// [`Self::runtime_env`] as an extension process gets it: without the variables the ext guide
+    /// lists as specific to the runtime process (log group and stream, `_HANDLER`).
+    pub fn extension_env(&self, runtime_api: &str) -> Vec<(String, String)> {
+        const RUNTIME_ONLY: [&str; 3] = ["AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "_HANDLER"];
+        let mut env = self.runtime_env(runtime_api);
+        env.retain(|(k, _)| !RUNTIME_ONLY.contains(&k.as_str()));
+        env
+    }
+
+    /// The account id, from the function ARN.
+    fn account_id(&self) -> Option<&str> {
+        self.function_arn.split(':').nth(4).filter(|a| !a.is_empty())
     }
 }
 
@@ -161,8 +212,13 @@ pub struct InvokeTiming {
     pub submitted: Instant,
     /// The runtime's `/next` took the invocation (the response was about to be written).
     pub handed_over: Instant,
+    /// The first byte of the result's body arrived: for a streamed response the time to first
+    /// byte; for a buffered result the same as `completed`.
+    pub first_byte: Instant,
     /// The runtime's `/response` or `/error` body had been read in full.
     pub completed: Instant,
+    /// The response came as a stream (`Lambda-Runtime-Function-Response-Mode: streaming`).
+    pub streamed: bool,
 }
 
 impl InvokeTiming {
@@ -172,15 +228,32 @@ impl InvokeTiming {
     }
 
     /// [`Self::duration`] rounded up to a whole millisecond, at least 1 ms (Lambda bills per ms).
+    /// Ends at the result: see [`Self::billed_ms_until`] for billing as Lambda does.
     pub fn billed_ms(&self) -> u64 {
-        let nanos = self.duration().as_nanos();
-        (nanos.div_ceil(1_000_000) as u64).max(1)
+        ceil_ms(self.duration())
+    }
+
+    /// Billed duration as Lambda bills it: from hand-over to the freeze point `parked` (from
+    /// [`RuntimeApi::wait_parked`]), so post-response work of the runtime and of extensions counts
+    /// ("the Invoke phase continues until all extensions signal that they are completed"). Rounded
+    /// up to a whole millisecond, at least 1 ms.
+    pub fn billed_ms_until(&self, parked: Instant) -> u64 {
+        ceil_ms(parked.saturating_duration_since(self.handed_over))
+    }
+
+    /// Time to first byte, from hand-over (equal to [`Self::duration`] for a buffered result).
+    pub fn time_to_first_byte(&self) -> Duration {
+        self.first_byte.saturating_duration_since(self.handed_over)
     }
 
     /// How long the invocation waited for the runtime to ask for it.
     pub fn wait_for_runtime(&self) -> Duration {
         self.handed_over.saturating_duration_since(self.submitted)
     }
+}
+
+fn ceil_ms(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(1_000_000) as u64).max(1)
 }
 
 /// How an invocation ended.
@@ -198,9 +271,25 @@ pub enum InvokeOutcome {
     /// No result by the deadline (or the runtime never asked within it). The environment takes no
     /// more invocations: replace it, as Lambda does.
     Timeout { handed_over: Option<Instant> },
-    /// The environment's process died ([`RuntimeApi::environment_died`]) or the server shut down
-    /// before a result.
+    /// The environment's process died ([`RuntimeApi::environment_died`]), an extension reported an
+    /// exit error, the environment was shut down ([`RuntimeApi::shutdown_extensions`]) or the
+    /// server shut down before a result.
     EnvironmentGone { handed_over: Option<Instant> },
+}
+
+impl InvokeOutcome {
+    /// The timing of a result (`Ok` or `FunctionError`).
+    pub fn timing(&self) -> Option<&InvokeTiming> {
+        match self {
+            InvokeOutcome::Ok { timing, .. } | InvokeOutcome::FunctionError { timing, .. } => Some(timing),
+            _ => None,
+        }
+    }
+
+    /// Whether the runtime streamed its response.
+    pub fn streamed(&self) -> bool {
+        self.timing().is_some_and(|t| t.streamed)
+    }
 }
 
 /// A caller error: the invocation was not sent.
@@ -216,6 +305,9 @@ pub enum InvokeError {
     InvalidRequestId(String),
     #[error("{field} is not a valid HTTP header value")]
     InvalidHeader { field: &'static str },
+    /// Lambda answers this with `RequestTooLargeException` (413).
+    #[error("the payload of {size} bytes exceeds the request limit of {limit} bytes")]
+    RequestTooLarge { size: usize, limit: usize },
     #[error("the runtime API server is shut down")]
     ShutDown,
 }
@@ -231,6 +323,50 @@ pub enum InitFailure {
     EnvironmentGone,
     #[error("the runtime API server is shut down")]
     ShutDown,
+}
+
+/// Why [`RuntimeApi::wait_parked`] has no freeze point to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParkError {
+    #[error("init failed, so the environment never parks")]
+    InitFailed,
+    #[error("the invocation timed out and the environment is being reset")]
+    TimedOut,
+    #[error("the environment is gone (its process died, an extension exited or it was shut down)")]
+    EnvironmentGone,
+    #[error("the runtime API server is shut down")]
+    ShutDown,
+}
+
+/// Why an environment shuts down: the `shutdownReason` of the `SHUTDOWN` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownReason {
+    /// Normal end (idle keep-alive, recycling).
+    Spindown,
+    /// An invocation ran out of time.
+    Timeout,
+    /// Any other failure (a crash, out of memory).
+    Failure,
+}
+
+impl ShutdownReason {
+    /// The wire value (ext guide: SPINDOWN, TIMEOUT, FAILURE; sent lowercase).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShutdownReason::Spindown => "spindown",
+            ShutdownReason::Timeout => "timeout",
+            ShutdownReason::Failure => "failure",
+        }
+    }
+}
+
+/// What [`RuntimeApi::shutdown_extensions`] saw: extension names, in registration order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Got `SHUTDOWN` and called `/extension/event/next` again within the budget.
+    pub completed: Vec<String>,
+    /// Got `SHUTDOWN` but did not call next again within the budget (Lambda then `SIGKILL`s).
+    pub unfinished: Vec<String>,
 }
 
 /// Why the server could not start.
@@ -326,12 +462,17 @@ impl RuntimeApi {
             None => (&mut done_rx).await.ok(),
         };
         guard.armed = false;
-        let timing =
-            |completed: Instant| InvokeTiming { submitted, handed_over: handed_over.unwrap_or(completed), completed };
+        let timing = |r: state::Received| InvokeTiming {
+            submitted,
+            handed_over: handed_over.unwrap_or(r.first_byte),
+            first_byte: r.first_byte,
+            completed: r.at,
+            streamed: r.streamed,
+        };
         Ok(match completion {
-            Some(Completion::Response { payload, at }) => InvokeOutcome::Ok { payload, timing: timing(at) },
-            Some(Completion::FunctionError { error_type, error_type_header, body, at }) => {
-                InvokeOutcome::FunctionError { error_type, error_type_header, body, timing: timing(at) }
+            Some(Completion::Response { payload, received }) => InvokeOutcome::Ok { payload, timing: timing(received) },
+            Some(Completion::FunctionError { error_type, error_type_header, body, received }) => {
+                InvokeOutcome::FunctionError { error_type, error_type_header, body, timing: timing(received) }
             }
             Some(Completion::InitError { error_type, body }) => InvokeOutcome::InitError { error_type, body },
             Some(Completion::Gone) | None => InvokeOutcome::EnvironmentGone { handed_over },
@@ -343,6 +484,9 @@ impl RuntimeApi {
             HeaderValue::from_str(value).map_err(|_| InvokeError::InvalidHeader { field })
         }
         let config = &self.shared.config;
+        if inv.payload.len() > config.max_request_bytes {
+            return Err(InvokeError::RequestTooLarge { size: inv.payload.len(), limit: config.max_request_bytes });
+        }
         match (&inv.tenant_id, config.tenant_isolation) {
             (None, true) => return Err(InvokeError::TenantIdRequired),
             (Some(_), false) => return Err(InvokeError::TenantIdNotAllowed),
@@ -372,8 +516,10 @@ impl RuntimeApi {
         })
     }
 
-    /// Wait until the runtime's first `/next` (INIT done) and return the init duration, measured
-    /// from [`FunctionConfig::start_instant`].
+    /// Wait until INIT is done and return the init duration, measured from
+    /// [`FunctionConfig::start_instant`] to the moment the runtime (first `/next`) and every
+    /// registered extension (first `/extension/event/next`) all wait for an event. Extensions can
+    /// register only before the runtime's first `/next`.
     pub async fn wait_init(&self, timeout: Duration) -> Result<Duration, InitFailure> {
         let mut rx = self.shared.init_status();
         let waited = tokio::time::timeout(timeout, rx.wait_for(|s| !matches!(s, InitStatus::Pending))).await;
@@ -387,6 +533,59 @@ impl RuntimeApi {
             InitStatus::Failed { error_type, body } => Err(InitFailure::Reported { error_type, body }),
             InitStatus::Gone => Err(InitFailure::EnvironmentGone),
             InitStatus::ShutDown | InitStatus::Pending => Err(InitFailure::ShutDown),
+        }
+    }
+
+    /// Wait for the freeze point after the last invocation handed over (or after INIT, before
+    /// any): the instant the last of the runtime (`/next` after its result) and every registered
+    /// extension (`/extension/event/next` after its `INVOKE`) asked for the next event. Resolves at
+    /// once when everything is already parked.
+    ///
+    /// Call it after the invoke's outcome and before submitting the next invoke to this
+    /// environment: a later hand-over moves the freeze point. Not bounded in time; Lambda bounds
+    /// the whole invoke phase, extensions included, by the function timeout, so bound it with the
+    /// invocation's deadline (`handed_over + timeout`) and treat a miss as a timeout.
+    pub async fn wait_parked(&self) -> Result<Instant, ParkError> {
+        loop {
+            let mut notified = std::pin::pin!(self.shared.park_wakeup.notified());
+            notified.as_mut().enable();
+            if let Some(parked) = self.shared.parked()? {
+                return Ok(parked);
+            }
+            notified.await;
+        }
+    }
+
+    /// Whether the environment is parked now, and since when (see [`Self::wait_parked`]).
+    pub fn parked_since(&self) -> Result<Option<Instant>, ParkError> {
+        self.shared.parked()
+    }
+
+    /// The names of the registered extensions, in registration order.
+    pub fn extensions(&self) -> Vec<String> {
+        self.shared.extension_names()
+    }
+
+    /// Shut the environment down for `reason`: it takes no more invocations (a pending one ends
+    /// as [`InvokeOutcome::EnvironmentGone`]), every extension subscribed to `SHUTDOWN` gets the
+    /// event with `deadlineMs` = now + `budget`, and this resolves when each has called
+    /// `/extension/event/next` again or the budget ran out (Lambda then `SIGKILL`s the rest). The
+    /// ext guide's budget: 2,000 ms with external extensions, of which up to 300 ms are the
+    /// runtime's; stopping the runtime process is the caller's part. Resolves at once without
+    /// extensions subscribed to `SHUTDOWN`.
+    pub async fn shutdown_extensions(&self, reason: ShutdownReason, budget: Duration) -> ShutdownReport {
+        let until = tokio::time::Instant::now() + budget;
+        let targets = self.shared.begin_shutdown(reason, budget);
+        loop {
+            let mut notified = std::pin::pin!(self.shared.park_wakeup.notified());
+            notified.as_mut().enable();
+            let report = self.shared.shutdown_report(&targets);
+            if report.unfinished.is_empty() {
+                return report;
+            }
+            if tokio::time::timeout_at(until, notified).await.is_err() {
+                return self.shared.shutdown_report(&targets);
+            }
         }
     }
 

@@ -429,3 +429,24 @@ async fn shutdown_fails_the_pending_invoke_and_closes_the_socket() {
 fn start_needs_a_tokio_runtime() {
     assert!(matches!(RuntimeApi::start(loopback_listener(), config(false)), Err(isobench_rapi::StartError::NoRuntime)));
 }
+
+#[tokio::test]
+async fn a_payload_over_the_6_mb_request_limit_is_refused_before_reaching_the_runtime() {
+    let api = start(config(false));
+    let limit = isobench_rapi::DEFAULT_MAX_REQUEST_BYTES;
+    assert_eq!(limit, 6 * 1024 * 1024, "Lambda's synchronous request limit");
+    assert_eq!(api.config().max_request_bytes, limit);
+    let r = api.invoke(Invocation::new(vec![b'a'; limit + 1], LONG)).await;
+    assert!(
+        matches!(r, Err(InvokeError::RequestTooLarge { size, limit: l }) if size == limit + 1 && l == limit),
+        "{r:?}"
+    );
+    // Nothing was queued: the runtime gets the next, at-limit payload.
+    let inv = spawn_invoke(&api, Invocation::new(vec![b'b'; limit], LONG).with_request_id("at-limit"));
+    let mut rt = Client::connect(api.local_addr()).await;
+    let next = rt.get(NEXT).await;
+    assert_eq!(next.header(headers::REQUEST_ID), Some("at-limit"));
+    assert_eq!(next.body.len(), limit);
+    rt.post(&response_path("at-limit"), "ok").await.assert_accepted();
+    assert!(matches!(inv.await.unwrap().unwrap(), InvokeOutcome::Ok { .. }));
+}

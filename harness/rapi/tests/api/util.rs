@@ -8,12 +8,17 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use isobench_rapi::{FunctionConfig, RuntimeApi};
+use isobench_rapi::{FunctionConfig, RuntimeApi, headers};
 use isobench_testkit::ports::loopback_listener;
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
 pub const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 pub const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
+pub const EXT_REGISTER: &str = "/2020-01-01/extension/register";
+pub const EXT_NEXT: &str = "/2020-01-01/extension/event/next";
+pub const EXT_INIT_ERROR: &str = "/2020-01-01/extension/init/error";
+pub const EXT_EXIT_ERROR: &str = "/2020-01-01/extension/exit/error";
 
 pub fn response_path(id: &str) -> String {
     format!("/2018-06-01/runtime/invocation/{id}/response")
@@ -110,4 +115,49 @@ impl Client {
     pub async fn post(&mut self, path: &str, body: impl Into<Bytes>) -> Reply {
         self.send(Method::POST, path, &[], body.into()).await
     }
+
+    /// A `GET` that may park (`/next`, `/extension/event/next`), on a task: the client comes back
+    /// with the answer.
+    pub fn spawn_get(mut self, path: &str, headers: &[(&str, &str)]) -> JoinHandle<(Client, Reply)> {
+        let path = path.to_owned();
+        let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        tokio::spawn(async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let reply = self.send(Method::GET, &path, &h, Bytes::new()).await;
+            (self, reply)
+        })
+    }
+}
+
+/// An extension: its own connection and identifier.
+pub struct Ext {
+    pub client: Client,
+    pub id: String,
+}
+
+impl Ext {
+    /// Register `name` for `events`, asserting the documented 200.
+    pub async fn register(addr: SocketAddr, name: &str, events: &[&str]) -> Ext {
+        let mut client = Client::connect(addr).await;
+        let body = serde_json::json!({ "events": events }).to_string();
+        let r = client.send(Method::POST, EXT_REGISTER, &[(headers::EXTENSION_NAME, name)], Bytes::from(body)).await;
+        assert_eq!(r.status, 200, "register {name}: {:?}", String::from_utf8_lossy(&r.body));
+        let id = r.header(headers::EXTENSION_IDENTIFIER).expect("an extension identifier").to_owned();
+        Ext { client, id }
+    }
+
+    /// `GET /extension/event/next` on a task (it parks until an event comes).
+    pub fn next(self) -> JoinHandle<(Ext, Reply)> {
+        let Ext { client, id } = self;
+        let call = client.spawn_get(EXT_NEXT, &[(headers::EXTENSION_IDENTIFIER, &id)]);
+        tokio::spawn(async move {
+            let (client, reply) = call.await.expect("extension next task");
+            (Ext { client, id }, reply)
+        })
+    }
+}
+
+/// Whether `task` is still running after `wait`.
+pub async fn still_pending<T>(task: &mut JoinHandle<T>, wait: std::time::Duration) -> bool {
+    tokio::time::timeout(wait, &mut *task).await.is_err()
 }
