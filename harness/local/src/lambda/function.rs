@@ -386,13 +386,55 @@ impl Function {
             inv = inv.with_tenant(tenant);
         }
         let invoked = env.api.invoke(inv).await;
-        let (outcome, billed, after) = match invoked {
-            Ok(isobench_rapi::InvokeOutcome::Ok { payload, timing }) => {
-                (InvokeOutcome::Ok(payload.to_vec()), Some(timing.billed_ms()), After::Keep)
-            }
+        let responded_at = Instant::now();
+        let (outcome, billed, after) = self.settle(&env, invoked).await;
+        // Parked (or discarded): back in the pool before the caller hears the outcome, so its
+        // next invoke finds the environment; the freeze follows, off the caller's path. The
+        // caller's latency ends at the response, not here.
+        let deferred = self.put_back(&env, after);
+        let mut r = result(outcome, Some(start), billed, mem);
+        r.responded_at = Some(responded_at);
+        let _ = reply.send(r);
+        self.finish(&env, deferred);
+    }
+
+    /// An invoke's outcome, its billed duration and what becomes of its environment. After a
+    /// result (a response or a function error) the environment stays busy until its runtime and
+    /// every extension ask for the next event, the point where Lambda freezes it; billing runs
+    /// from hand-over to that point. Lambda bounds that whole phase by the function's timeout
+    /// ("Understanding the Lambda execution environment lifecycle", Invoke phase).
+    async fn settle(
+        &self,
+        env: &Environment,
+        invoked: Result<isobench_rapi::InvokeOutcome, InvokeError>,
+    ) -> (InvokeOutcome, Option<u64>, After) {
+        let (outcome, timing) = match invoked {
+            Ok(isobench_rapi::InvokeOutcome::Ok { payload, timing }) => (InvokeOutcome::Ok(payload.to_vec()), timing),
             Ok(isobench_rapi::InvokeOutcome::FunctionError { error_type, timing, .. }) => {
-                (InvokeOutcome::FunctionError { error_type }, Some(timing.billed_ms()), After::Keep)
+                (InvokeOutcome::FunctionError { error_type }, timing)
             }
+            other => return self.failed(env, other),
+        };
+        let deadline = timing.handed_over + self.spec.timeout;
+        match tokio::time::timeout_at(deadline.into(), env.api.wait_parked()).await {
+            Ok(Ok(parked)) => (outcome, Some(timing.billed_ms_until(parked)), After::Keep),
+            // Work after the result ran past the timeout: Lambda ends the invoke and resets the
+            // environment, billing the whole timeout.
+            Err(_) => (outcome, Some(ceil_ms(self.spec.timeout)), After::Discard { replaced: true }),
+            Ok(Err(_)) => {
+                let closed = self.pool().closed;
+                (outcome, Some(timing.billed_ms_until(Instant::now())), After::Discard { replaced: !closed })
+            }
+        }
+    }
+
+    /// The outcome of an invoke that ended without a result.
+    fn failed(
+        &self,
+        env: &Environment,
+        invoked: Result<isobench_rapi::InvokeOutcome, InvokeError>,
+    ) -> (InvokeOutcome, Option<u64>, After) {
+        match invoked {
             Ok(isobench_rapi::InvokeOutcome::InitError { error_type, .. }) => {
                 (InvokeOutcome::InitError { error_type }, None, After::Discard { replaced: true })
             }
@@ -414,6 +456,12 @@ impl Function {
                 None,
                 After::Discard { replaced: false },
             ),
+            Err(InvokeError::RequestTooLarge { .. }) => {
+                (InvokeOutcome::Rejected { error_type: errors::REQUEST_TOO_LARGE.into() }, None, After::Keep)
+            }
+            Ok(isobench_rapi::InvokeOutcome::Ok { .. } | isobench_rapi::InvokeOutcome::FunctionError { .. }) => {
+                unreachable!("results are settled by `settle`")
+            }
             Err(e) => {
                 tracing::warn!(function = %self.spec.name, env = %env.id, error = %e, "the Runtime API refused an invoke");
                 (
@@ -422,12 +470,7 @@ impl Function {
                     After::Discard { replaced: true },
                 )
             }
-        };
-        // Back in the pool before the caller hears the outcome, so its next invoke finds the
-        // environment; the freeze follows, off the caller's path.
-        let deferred = self.put_back(&env, after);
-        let _ = reply.send(result(outcome, Some(start), billed, mem));
-        self.finish(&env, deferred);
+        }
     }
 
     /// Returns a checked-out environment to the idle pool (to be frozen by [`Self::finish`]) or

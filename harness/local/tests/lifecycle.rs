@@ -1,0 +1,167 @@
+//! The Lambda lifecycle as AWS documents it ("Understanding the Lambda execution environment
+//! lifecycle"): an INIT past its 10 s limit retried within the first invoke, the request size
+//! limit, work after the response billed and the environment busy until its runtime asks for
+//! the next event, and the freeze only then.
+//!
+//! The function is a Python `bootstrap` speaking the Runtime API with the standard library, so
+//! the timings come from a runtime this project did not write.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use isobench_core::backend::{Backend, Deployment, Endpoint, InitState, InvokeOutcome, InvokeResult, StartKind};
+use isobench_core::plan::TierPlan;
+use isobench_core::scenario::lambda::LambdaSpec;
+use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
+use isobench_core::tier::TierId;
+use isobench_core::units::Dur;
+use isobench_local::invoke_errors;
+use isobench_testkit::{leftovers, needs_root};
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+/// The runtime: sleeps `INIT_SLEEP` seconds before its first `/next` (its INIT); op `after`
+/// answers at once, then works `s` seconds before asking for the next event.
+const RUNTIME: &str = r#"#!/usr/bin/python3
+import json, os, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+time.sleep(float(os.environ.get("INIT_SLEEP", "0")))
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(r.read() or b"{}")
+    out = {"pid": os.getpid(), "op": event.get("op")}
+    req = urllib.request.Request(api + rid + "/response", data=json.dumps(out).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+    if event.get("op") == "after":
+        end = time.monotonic() + event.get("s", 0.3)
+        while time.monotonic() < end:
+            pass
+"#;
+
+/// A zip holding [`RUNTIME`] as `bootstrap`, or `None` without a system Python.
+fn function_zip(name: &str) -> Option<PathBuf> {
+    if !Path::new("/usr/bin/python3").is_file() {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("isobench-lifecycle-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("function.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    z.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
+    z.write_all(RUNTIME.as_bytes()).unwrap();
+    z.finish().unwrap();
+    Some(path)
+}
+
+/// Deploys the Python function on `lambda-shared` with `timeout` and `environment`, or skips.
+fn deploy(
+    name: &str,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Option<(isobench_local::LocalBackend, Deployment, PathBuf)> {
+    let Some(zip) = function_zip(name) else {
+        isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no /usr/bin/python3");
+        return None;
+    };
+    let mut b = backend(&format!("lifecycle-{name}"));
+    let spec = LambdaSpec {
+        memory: 1769,
+        timeout: Dur(timeout),
+        keep_alive: Dur(Duration::from_secs(60)),
+        concurrency: 10,
+        code: Some(zip.clone()),
+        handler: "app.handler".into(),
+        environment: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    };
+    let plan = TierPlan {
+        run_id: b.run_id().into(),
+        tier: TierId::LambdaShared,
+        settings: TierSettings::Lambda(spec),
+        tenants: vec![TenantSpec { id: "t0".into(), weight: 1.0 }],
+        workload: WorkloadSpec::default(),
+        subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
+        seed: 1,
+        faults: Vec::new(),
+    };
+    let d = b.deploy(&plan).unwrap();
+    Some((b, d, zip))
+}
+
+fn invoke(ep: &Endpoint, payload: Vec<u8>) -> InvokeResult {
+    let Endpoint::Function(f) = ep else { panic!("a function endpoint") };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(f.invoke("t0", payload))
+}
+
+fn event(v: Value) -> Vec<u8> {
+    serde_json::to_vec(&v).unwrap()
+}
+
+fn finish(mut b: isobench_local::LocalBackend, zip: PathBuf) {
+    let run = b.run_id().to_string();
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(zip.parent().unwrap());
+}
+
+#[test]
+fn an_init_past_ten_seconds_is_retried_within_the_first_invoke() {
+    needs_root!();
+    let Some((b, d, zip)) = deploy("init-retry", Duration::from_secs(15), &[("INIT_SLEEP", "10.5")]) else { return };
+    let r = invoke(&d.targets[0].endpoint, event(json!({"op": "noop"})));
+    assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "the retried INIT serves the invoke: {r:?}");
+    let Some(StartKind::Cold { init }) = r.start else { panic!("cold: {r:?}") };
+    assert!(init >= Duration::from_secs(20), "both INITs are the invoke's wait: {init:?}");
+    let inits = b.inits(TierId::LambdaShared).unwrap();
+    let states: Vec<InitState> = inits.iter().map(|i| i.state).collect();
+    assert_eq!(states, [InitState::Failed, InitState::Ok], "{inits:?}");
+    assert!(inits[0].duration >= Duration::from_secs(10) && inits[0].duration < Duration::from_millis(10_500));
+    finish(b, zip);
+}
+
+#[test]
+fn a_request_over_six_mb_is_refused_before_any_environment_starts() {
+    needs_root!();
+    let Some((b, d, zip)) = deploy("request-limit", Duration::from_secs(3), &[]) else { return };
+    let ep = &d.targets[0].endpoint;
+    let r = invoke(ep, vec![b' '; 6 * 1024 * 1024 + 1]);
+    assert_eq!(r.outcome, InvokeOutcome::Rejected { error_type: invoke_errors::REQUEST_TOO_LARGE.into() });
+    assert!(b.environments(Some(TierId::LambdaShared)).is_empty(), "nothing started for a refused request");
+    // Exactly at the limit is accepted (a JSON string padded with spaces).
+    let mut at_limit = event(json!({"op": "noop"}));
+    at_limit.resize(6 * 1024 * 1024, b' ');
+    let r = invoke(ep, at_limit);
+    assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "{r:?}");
+    finish(b, zip);
+}
+
+#[test]
+fn work_after_the_response_is_billed_and_keeps_the_environment_busy() {
+    needs_root!();
+    let Some((b, d, zip)) = deploy("after", Duration::from_secs(3), &[]) else { return };
+    let ep = d.targets[0].endpoint.clone();
+    let Endpoint::Function(f) = &ep else { panic!("a function endpoint") };
+    assert!(matches!(invoke(&ep, event(json!({"op": "noop"}))).start, Some(StartKind::Cold { .. })));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let t0 = Instant::now();
+    let (after, during) = rt.block_on(async {
+        let a = f.invoke("t0", event(json!({"op": "after", "s": 0.5})));
+        let b = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            f.invoke("t0", event(json!({"op": "noop"}))).await
+        };
+        tokio::join!(a, b)
+    });
+    assert!(matches!(after.outcome, InvokeOutcome::Ok(_)), "{after:?}");
+    assert_eq!(after.start, Some(StartKind::Warm));
+    let responded = after.responded_at.expect("the emulator says when the response was complete");
+    assert!(responded.duration_since(t0) < Duration::from_millis(200), "the caller's latency ends at the response");
+    assert!(after.billed_ms.unwrap() >= 500, "the work after the response is billed: {after:?}");
+    // Still working after its response: a second invoke needs another environment.
+    assert!(matches!(during.start, Some(StartKind::Cold { .. })), "{during:?}");
+    finish(b, zip);
+}
