@@ -237,7 +237,7 @@ struct Percentiles(hdrhistogram::Histogram<u64>);
 
 impl Default for Percentiles {
     fn default() -> Self {
-        Percentiles(hdrhistogram::Histogram::new(3).expect("histogram"))
+        Percentiles(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram"))
     }
 }
 
