@@ -4,7 +4,8 @@
 //! the next event, and the freeze only then.
 //!
 //! The function is a Python `bootstrap` speaking the Runtime API with the standard library, so
-//! the timings come from a runtime this project did not write.
+//! the timings come from a runtime this project did not write; an extension of the same kind
+//! speaks the Extensions API.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -67,16 +68,31 @@ fn deploy(
         isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no /usr/bin/python3");
         return None;
     };
-    let mut b = backend(&format!("lifecycle-{name}"));
-    let spec = LambdaSpec {
+    let mut spec = lambda_spec(zip.clone(), timeout, Duration::from_secs(60));
+    spec.environment = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+    let (b, d) = deploy_spec(name, spec);
+    Some((b, d, zip))
+}
+
+/// Deploys `code` with a 3 s timeout and `keep_alive`.
+fn deploy_code(name: &str, code: PathBuf, keep_alive: Duration) -> (isobench_local::LocalBackend, Deployment) {
+    deploy_spec(name, lambda_spec(code, Duration::from_secs(3), keep_alive))
+}
+
+fn lambda_spec(code: PathBuf, timeout: Duration, keep_alive: Duration) -> LambdaSpec {
+    LambdaSpec {
         memory: 1769,
         timeout: Dur(timeout),
-        keep_alive: Dur(Duration::from_secs(60)),
+        keep_alive: Dur(keep_alive),
         concurrency: 10,
-        code: Some(zip.clone()),
+        code: Some(code),
         handler: "app.handler".into(),
-        environment: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
-    };
+        environment: BTreeMap::new(),
+    }
+}
+
+fn deploy_spec(name: &str, spec: LambdaSpec) -> (isobench_local::LocalBackend, Deployment) {
+    let mut b = backend(&format!("lifecycle-{name}"));
     let plan = TierPlan {
         run_id: b.run_id().into(),
         tier: TierId::LambdaShared,
@@ -88,7 +104,7 @@ fn deploy(
         faults: Vec::new(),
     };
     let d = b.deploy(&plan).unwrap();
-    Some((b, d, zip))
+    (b, d)
 }
 
 fn invoke(ep: &Endpoint, payload: Vec<u8>) -> InvokeResult {
@@ -163,5 +179,83 @@ fn work_after_the_response_is_billed_and_keeps_the_environment_busy() {
     assert!(after.billed_ms.unwrap() >= 500, "the work after the response is billed: {after:?}");
     // Still working after its response: a second invoke needs another environment.
     assert!(matches!(during.start, Some(StartKind::Cold { .. })), "{during:?}");
+    finish(b, zip);
+}
+
+/// An extension the bootstrap starts before its runtime (as Lambda starts extensions first):
+/// registers for INVOKE and SHUTDOWN, works `EXT_WORK` seconds after each INVOKE, and writes the
+/// SHUTDOWN's reason to `/tmp/shutdown`, then takes half a second before asking for more.
+const EXTENSION: &str = r#"import json, os, time, urllib.request
+base = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2020-01-01/extension/"
+req = urllib.request.Request(base + "register", data=json.dumps({"events": ["INVOKE", "SHUTDOWN"]}).encode(),
+                             method="POST", headers={"Lambda-Extension-Name": "ext.py"})
+with urllib.request.urlopen(req) as r:
+    eid = r.headers["Lambda-Extension-Identifier"]
+open("/tmp/registered", "w").close()
+while True:
+    req = urllib.request.Request(base + "event/next", headers={"Lambda-Extension-Identifier": eid})
+    with urllib.request.urlopen(req) as r:
+        ev = json.loads(r.read())
+    if ev["eventType"] == "INVOKE":
+        time.sleep(float(os.environ.get("EXT_WORK", "0.3")))
+    elif ev["eventType"] == "SHUTDOWN":
+        with open("/tmp/shutdown", "w") as f:
+            f.write(ev.get("shutdownReason", ""))
+        time.sleep(0.5)
+"#;
+
+const WITH_EXTENSION: &str = "#!/bin/sh
+/usr/bin/python3 /var/task/ext.py &
+while [ ! -e /tmp/registered ]; do sleep 0.01; done
+exec /usr/bin/python3 /var/task/runtime.py
+";
+
+/// A code directory: the bootstrap above, the extension and [`RUNTIME`].
+fn extension_function(name: &str) -> Option<PathBuf> {
+    let zip = function_zip(name)?;
+    let dir = zip.parent().unwrap().join("code");
+    std::fs::create_dir_all(&dir).unwrap();
+    let exec = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    };
+    exec(dir.join("bootstrap"), WITH_EXTENSION);
+    exec(dir.join("ext.py"), EXTENSION);
+    exec(dir.join("runtime.py"), RUNTIME);
+    Some(zip)
+}
+
+#[test]
+fn an_extension_is_billed_for_its_work_after_each_invoke_and_hears_the_shutdown() {
+    needs_root!();
+    let Some(zip) = extension_function("extension") else {
+        isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no /usr/bin/python3");
+        return;
+    };
+    let code = zip.parent().unwrap().join("code");
+    let (mut b, d) = deploy_code("extension", code, Duration::from_secs(1));
+    let ep = d.targets[0].endpoint.clone();
+    for (i, want_cold) in [true, false].into_iter().enumerate() {
+        let t0 = Instant::now();
+        let r = invoke(&ep, event(json!({"op": "noop"})));
+        assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "invoke {i}: {r:?}");
+        assert_eq!(matches!(r.start, Some(StartKind::Cold { .. })), want_cold, "invoke {i}: {r:?}");
+        assert!(r.billed_ms.unwrap() >= 300, "the extension's work after invoke {i} is billed: {r:?}");
+        let responded = r.responded_at.unwrap().duration_since(t0);
+        assert!(!want_cold || responded < t0.elapsed(), "{responded:?}");
+    }
+    let env = b.environments(Some(TierId::LambdaShared)).pop().expect("one environment");
+    let pid = env.workload_pid.expect("the runtime's pid");
+    // Idle past the 1 s keep-alive: the reaper sends SHUTDOWN before it stops the environment.
+    let marker = PathBuf::from(format!("/proc/{pid}/root/tmp/shutdown"));
+    let mut reason = None;
+    let t0 = Instant::now();
+    while reason.is_none() && t0.elapsed() < Duration::from_secs(10) {
+        reason = std::fs::read_to_string(&marker).ok().filter(|r| !r.is_empty());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(reason.as_deref(), Some("spindown"), "SHUTDOWN reached the extension");
+    let s = b.teardown(TierId::LambdaShared).unwrap().environments.unwrap();
+    assert_eq!(s.reaped, 1, "{s:?}");
     finish(b, zip);
 }

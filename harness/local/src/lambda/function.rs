@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use isobench_core::backend::{EnvironmentStats, InitRecord, InitState, Invoke, InvokeOutcome, InvokeResult, StartKind};
-use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi};
+use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi, ShutdownReason};
 use tokio::sync::oneshot;
 
 use super::environment::{self, Environment, EnvironmentInfo, EnvironmentState};
@@ -513,7 +513,7 @@ impl Function {
                         pool.all.len() < before
                     };
                     if taken {
-                        self.shut_down(vec![env.clone()]);
+                        self.shut_down(vec![env.clone()], ShutdownReason::Failure);
                     }
                 }
             }
@@ -521,13 +521,17 @@ impl Function {
                 if replaced {
                     self.counters.replaced.fetch_add(1, Ordering::Relaxed);
                 }
-                self.shut_down(vec![env.clone()]);
+                self.shut_down(
+                    vec![env.clone()],
+                    if replaced { ShutdownReason::Failure } else { ShutdownReason::Spindown },
+                );
             }
         }
     }
 
-    /// Shuts environments down off the runtime's threads (killing waits for the kernel).
-    fn shut_down(&self, envs: Vec<Arc<Environment>>) {
+    /// Shuts environments down off the runtime's threads (killing waits for the kernel). Their
+    /// extensions hear `SHUTDOWN` with `reason` first (see [`shutdown_extensions`]).
+    fn shut_down(&self, envs: Vec<Arc<Environment>>, reason: ShutdownReason) {
         if envs.is_empty() {
             return;
         }
@@ -535,6 +539,7 @@ impl Function {
         let pending = self.shutting_down.clone();
         pending.fetch_add(1, Ordering::SeqCst);
         self.ctx.handle.spawn_blocking(move || {
+            shutdown_extensions(&ctx.handle, &envs, reason);
             for e in &envs {
                 environment::kill(&*ctx.cgroups, e);
             }
@@ -697,7 +702,7 @@ impl Function {
                 );
                 self.pool().all.remove(&number);
                 self.counters.replaced.fetch_add(1, Ordering::Relaxed);
-                self.shut_down(vec![env]);
+                self.shut_down(vec![env], ShutdownReason::Failure);
                 let outcome = match (&f, error_type) {
                     (InitFailure::ShutDown, _) => InvokeOutcome::Rejected { error_type: errors::NOT_FOUND.into() },
                     (_, error_type) => InvokeOutcome::InitError { error_type },
@@ -831,8 +836,37 @@ async fn reap_loop(f: Weak<Function>, tick: Duration) {
         let (expired, reaped) = f.take_expired();
         if !expired.is_empty() {
             f.counters.reaped.fetch_add(reaped, Ordering::Relaxed);
-            f.shut_down(expired);
+            f.shut_down(expired, ShutdownReason::Spindown);
         }
+    }
+}
+
+/// Lambda's time for extensions to handle `SHUTDOWN`: 2,000 ms with external extensions
+/// (500 ms with internal ones only; the emulator cannot tell them apart and gives the longer).
+/// ("Extensions API", Shutdown phase.)
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
+
+/// Sends `SHUTDOWN` to the registered extensions of `envs`, thawed for it, all at once, and
+/// waits up to [`SHUTDOWN_BUDGET`] (blocking: call it off the runtime's workers).
+fn shutdown_extensions(handle: &tokio::runtime::Handle, envs: &[Arc<Environment>], reason: ShutdownReason) {
+    let tasks: Vec<_> = envs
+        .iter()
+        .filter(|e| !e.has_exited() && !e.api.extensions().is_empty())
+        .map(|e| {
+            let e = e.clone();
+            handle.spawn(async move {
+                if let Err(err) = e.thaw() {
+                    tracing::warn!(env = %e.id, error = %err, "cannot thaw an environment for its SHUTDOWN");
+                }
+                let report = e.api.shutdown_extensions(reason, SHUTDOWN_BUDGET).await;
+                if !report.unfinished.is_empty() {
+                    tracing::warn!(env = %e.id, unfinished = ?report.unfinished, "extensions did not finish SHUTDOWN in time");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = handle.block_on(t);
     }
 }
 
