@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use isobench_core::backend::{Endpoint, InstanceInfo, Invoke, InvokeOutcome, InvokeResult, StartKind, TenantTarget};
+use isobench_core::backend::{
+    Endpoint, InstanceInfo, Invoke, InvokeOutcome, InvokeResult, PayloadContract, StartKind, TenantTarget,
+};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::lambda::LambdaSpec;
@@ -128,6 +130,9 @@ impl AwsTier for LambdaTier {
                 api: ctx.apis.lambda.clone(),
                 function: name.clone(),
                 tenant_ids: self.layout.tenant_isolation_mode(),
+                // The zip is always the sample workload (this backend does not upload `code`
+                // yet), so its document is read unless the scenario says otherwise.
+                contract: spec.response.unwrap_or(PayloadContract::WorkloadStatus),
             });
             for t in &f.serves {
                 targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
@@ -201,11 +206,17 @@ pub struct Invoker {
     function: String,
     /// Tenant isolation mode: every invoke carries the tenant's id.
     tenant_ids: bool,
+    /// How the function's payloads are read.
+    contract: PayloadContract,
 }
 
 impl std::fmt::Debug for Invoker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invoker").field("function", &self.function).field("tenant_ids", &self.tenant_ids).finish()
+        f.debug_struct("Invoker")
+            .field("function", &self.function)
+            .field("tenant_ids", &self.tenant_ids)
+            .field("contract", &self.contract)
+            .finish()
     }
 }
 
@@ -228,6 +239,10 @@ impl Invoke for Invoker {
                 }
             }
         })
+    }
+
+    fn payload_contract(&self) -> PayloadContract {
+        self.contract
     }
 }
 
