@@ -130,9 +130,7 @@ impl AwsTier for LambdaTier {
                 api: ctx.apis.lambda.clone(),
                 function: name.clone(),
                 tenant_ids: self.layout.tenant_isolation_mode(),
-                // The zip is always the sample workload (this backend does not upload `code`
-                // yet), so its document is read unless the scenario says otherwise.
-                contract: spec.response.unwrap_or(PayloadContract::WorkloadStatus),
+                contract: deployed_contract(spec),
             });
             for t in &f.serves {
                 targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
@@ -198,6 +196,13 @@ impl LambdaTier {
         }
         Ok(())
     }
+}
+
+/// How the deployed function's payloads are read. The zip is always the sample workload (this
+/// backend does not upload `code` yet), so the `response` that `code` defaults to would be
+/// wrong: the workload's document is read then.
+fn deployed_contract(spec: &LambdaSpec) -> PayloadContract {
+    if spec.code.is_some() { PayloadContract::WorkloadStatus } else { spec.response() }
 }
 
 /// Invokes a function through the Lambda API.

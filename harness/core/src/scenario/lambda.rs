@@ -43,8 +43,9 @@ pub struct LambdaSpec {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     /// How a successful invoke's payload is read; `None` takes the default of the code
-    /// ([`LambdaSpec::response`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// ([`LambdaSpec::response`]). Parsing fills the default in, so the effective scenario in
+    /// `summary.json` says which contract the run used.
+    #[serde(default)]
     pub response: Option<PayloadContract>,
 }
 
@@ -152,6 +153,7 @@ pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Ch
     );
     c.check(spec.keep_alive.0 > Duration::ZERO, &at("keep_alive"), "keep-alive must be more than 0s", "e.g. `10m`");
     c.check((1..=10_000).contains(&spec.concurrency), &at("concurrency"), "out of range", "1 to 10000");
+    let spec = LambdaSpec { response: Some(spec.response()), ..spec };
     for key in spec.environment.keys() {
         let valid = key.len() >= 2
             && key.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -228,10 +230,14 @@ mod response_tests {
 
     #[test]
     fn the_response_contract_defaults_by_code_and_can_be_set() {
-        assert_eq!(response(""), (None, PayloadContract::WorkloadStatus), "the sample workload's document");
+        assert_eq!(response("").1, PayloadContract::WorkloadStatus, "the sample workload's document");
         // `code` must exist (it is staged at deploy): any file will do here.
         let code = format!("code = \"{}/Cargo.toml\"\n", env!("CARGO_MANIFEST_DIR"));
-        assert_eq!(response(&code), (None, PayloadContract::Opaque), "the user's code: any payload");
+        assert_eq!(
+            response(&code),
+            (Some(PayloadContract::Opaque), PayloadContract::Opaque),
+            "the user's code: any payload, filled in for the effective scenario"
+        );
         assert_eq!(
             response(&format!("{code}response = \"workload\"\n")).1,
             PayloadContract::WorkloadStatus,
