@@ -4,7 +4,7 @@
 //! successful payloads are read (`response`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -33,7 +33,7 @@ pub struct LambdaSpec {
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
     /// The function's code instead of the sample workload: an executable `bootstrap`, a
-    /// directory holding one, or a zip holding one.
+    /// directory holding one, or a zip holding one. Relative to the scenario file's directory.
     #[serde(default)]
     pub code: Option<PathBuf>,
     /// The handler name passed as `_HANDLER`.
@@ -116,7 +116,13 @@ fn default_handler() -> String {
 /// What `response` accepts, for the located problem.
 const RESPONSE_ACCEPTED: &str = "`workload` (the sample workload's status document) or `any` (any payload is ok)";
 
-pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<LambdaSpec> {
+/// `base` is the scenario file's directory, which a relative `code` is read from.
+pub(super) fn parse(
+    table: &toml::Table,
+    base: &Path,
+    at: &dyn Fn(&str) -> String,
+    c: &mut Checker,
+) -> Option<LambdaSpec> {
     let mut fields = table.clone();
     fields.remove("id");
     // Checked apart, so a bad value is located at its own line with what is accepted.
@@ -154,6 +160,8 @@ pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Ch
     c.check(spec.keep_alive.0 > Duration::ZERO, &at("keep_alive"), "keep-alive must be more than 0s", "e.g. `10m`");
     c.check((1..=10_000).contains(&spec.concurrency), &at("concurrency"), "out of range", "1 to 10000");
     let spec = LambdaSpec { response: Some(spec.response()), ..spec };
+    // Relative to the scenario, as a trace file is, so a scenario runs from any directory.
+    let spec = LambdaSpec { code: spec.code.as_ref().map(|p| base.join(p)), ..spec };
     for key in spec.environment.keys() {
         let valid = key.len() >= 2
             && key.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -244,6 +252,17 @@ mod response_tests {
             "the user's code may speak the workload's document"
         );
         assert_eq!(response("response = \"any\"\n").1, PayloadContract::Opaque);
+    }
+
+    #[test]
+    fn a_relative_code_path_is_read_from_the_scenario_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let src = format!("{SRC}code = \"src/lib.rs\"\n");
+        let s = Scenario::parse(&src, &dir.join("s.toml")).unwrap();
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        assert_eq!(l.code.as_deref(), Some(dir.join("src/lib.rs").as_path()));
+        let e = Scenario::parse(&src, &dir.join("src/s.toml")).unwrap_err();
+        assert!(e.problems[0].message.contains("src/src/lib.rs` does not exist"), "{e}");
     }
 
     #[test]
