@@ -10,12 +10,17 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venvs="$root/.venv/emulators"
 ls_venv="$venvs/localstack"
 moto_venv="$venvs/moto"
+# Not an emulator: AWS's Python runtime interface client, which the Lambda emulator's
+# bring-your-own tests copy into a function's code (harness/local/tests/byo.rs).
+ric_venv="$venvs/awslambdaric"
 run_dir="$venvs/run"
 python="${PYTHON:-python3}"
 
 localstack_pins=("localstack-core[runtime]==4.13.1" "cryptography==43.0.3" "pyopenssl==24.2.1" "cbor2<5.7"
   "service_identity<24.2")
 moto_pins=("moto[server]==4.2.14")
+# 3.1.1 has a manylinux wheel for cp311 (no compiler needed).
+ric_pins=("awslambdaric==3.1.1")
 
 # Installs $2.. into venv $1 unless its stamp file says these exact pins are already there.
 install_venv() {
@@ -44,6 +49,7 @@ case "${1:-}" in
   install)
     install_venv "$ls_venv" "${localstack_pins[@]}"
     install_venv "$moto_venv" "${moto_pins[@]}"
+    install_venv "$ric_venv" "${ric_pins[@]}"
     ;;
   start)
     mkdir -p "$run_dir"
@@ -72,6 +78,7 @@ case "${1:-}" in
   status)
     [ -f "$ls_venv/.isobench-pins" ] && echo "localstack: $(cat "$ls_venv/.isobench-pins")" || echo "localstack: not installed"
     [ -f "$moto_venv/.isobench-pins" ] && echo "moto: $(cat "$moto_venv/.isobench-pins")" || echo "moto: not installed"
+    [ -f "$ric_venv/.isobench-pins" ] && echo "awslambdaric: $(cat "$ric_venv/.isobench-pins")" || echo "awslambdaric: not installed"
     ;;
   *)
     echo "usage: scripts/emulators.sh install|start|stop|status" >&2

@@ -16,6 +16,9 @@ use crate::tier::TierId;
 /// Fidelity and phases are part of the summary's vocabulary, defined once in `isobench-results`.
 pub use isobench_results::{Fidelity, Phase, SkippedPhase};
 
+/// How a function endpoint's successful payloads are read: the scenario's `response`.
+pub use crate::scenario::lambda::PayloadContract;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendInfo {
     pub name: &'static str,
@@ -46,8 +49,9 @@ pub enum StartKind {
 /// What became of one invoke, as the function's caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeOutcome {
-    /// The function returned a payload. It may still carry an application-level error (an
-    /// HTTP-style status >= 400 in the body); the caller inspects it.
+    /// The function returned a payload. Under [`PayloadContract::WorkloadStatus`] it may still
+    /// carry an application-level error (an HTTP-style status >= 400 in the body), which the
+    /// caller inspects; under [`PayloadContract::Opaque`] it is a success whatever it holds.
     Ok(Vec<u8>),
     /// The function reported an error (`/invocation/{id}/error`) or crashed during the invoke.
     FunctionError { error_type: String },
@@ -87,6 +91,13 @@ pub trait Invoke: Send + Sync + std::fmt::Debug {
         tenant: &'a str,
         payload: Vec<u8>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = InvokeResult> + Send + 'a>>;
+
+    /// How the caller reads this function's successful payloads. The default is the sample
+    /// workload's status document, what every endpoint spoke before user code existed; an
+    /// endpoint that runs other code says [`PayloadContract::Opaque`].
+    fn payload_contract(&self) -> PayloadContract {
+        PayloadContract::WorkloadStatus
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, TenantTarget};
+use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, PayloadContract, TenantTarget};
 use isobench_core::workload_api::{self, Op, TENANT_HEADER};
 use tokio::net::TcpSocket;
 use tokio::runtime::Handle;
@@ -846,6 +846,7 @@ fn classify(e: &hyper::Error) -> ErrorKind {
 async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<Pool>) {
     let _live = LiveTask(&shared.live_tasks);
     let mut abort = shared.abort.subscribe();
+    let contract = function.payload_contract();
     while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
         let tenant = &shared.tenants[job.tenant as usize].id;
         let event = shared.event(&job);
@@ -863,7 +864,7 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
                     done_ns = shared.ns_at(at).min(done_ns);
                 }
                 let facts = InvokeFacts { start: r.start, billed_ms: r.billed_ms, memory_mb: r.memory_mb };
-                (classify_invoke(&r.outcome, job.op), Some(facts))
+                (classify_invoke(&r.outcome, job.op, contract), Some(facts))
             }
             Ok(None) => {
                 tracing::error!(tenant = %tenant, "the function endpoint's invoke panicked; counting the request as a panic");
@@ -899,12 +900,16 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
     }
 }
 
-/// Maps an invoke's outcome to a request outcome. A returned payload is the workload's
-/// response document, classified by its `status` as an HTTP answer is; every other outcome
-/// is an error of its own kind.
-fn classify_invoke(outcome: &InvokeOutcome, op: Op) -> Outcome {
+/// Maps an invoke's outcome to a request outcome. A returned payload is ok whatever it holds,
+/// unless the endpoint runs the sample workload: then it is the workload's response document,
+/// classified by its `status` as an HTTP answer is. Every other outcome is an error of its own
+/// kind.
+fn classify_invoke(outcome: &InvokeOutcome, op: Op, contract: PayloadContract) -> Outcome {
     match outcome {
-        InvokeOutcome::Ok(payload) => classify_payload(payload, op),
+        InvokeOutcome::Ok(payload) => match contract {
+            PayloadContract::WorkloadStatus => classify_payload(payload, op),
+            PayloadContract::Opaque => Outcome::Ok { not_found: false },
+        },
         InvokeOutcome::FunctionError { .. } => Outcome::Error(ErrorKind::FunctionError),
         InvokeOutcome::InitError { .. } => Outcome::Error(ErrorKind::InitError),
         InvokeOutcome::Throttled => Outcome::Error(ErrorKind::Throttled),
@@ -985,7 +990,33 @@ mod tests {
             (InvokeOutcome::Rejected { error_type: "InvalidParameterValueException".into() }, ErrorKind::Rejected),
         ];
         for (outcome, kind) in cases {
-            assert_eq!(classify_invoke(&outcome, Op::Get), Outcome::Error(kind), "{outcome:?}");
+            for contract in [PayloadContract::WorkloadStatus, PayloadContract::Opaque] {
+                assert_eq!(
+                    classify_invoke(&outcome, Op::Get, contract),
+                    Outcome::Error(kind),
+                    "{outcome:?} {contract:?}"
+                );
+            }
+        }
+    }
+
+    /// A function of the user's own answers what it likes: any payload is ok under `Opaque`,
+    /// and the same payloads are still read as the workload's document under `WorkloadStatus`.
+    #[test]
+    fn any_payload_is_ok_unless_the_endpoint_speaks_the_workload_document() {
+        let ok = Outcome::Ok { not_found: false };
+        let cases: [(&[u8], Outcome); 5] = [
+            (b"not json", Outcome::Error(ErrorKind::Protocol)),
+            (br#"{"anything":1}"#, Outcome::Error(ErrorKind::Protocol)),
+            (b"", Outcome::Error(ErrorKind::Protocol)),
+            (br#"{"status":500,"body":"{}"}"#, Outcome::Error(ErrorKind::Http5xx)),
+            (br#"{"status":200,"body":""}"#, ok),
+        ];
+        for (payload, workload) in cases {
+            let outcome = InvokeOutcome::Ok(payload.to_vec());
+            let shown = String::from_utf8_lossy(payload);
+            assert_eq!(classify_invoke(&outcome, Op::Get, PayloadContract::WorkloadStatus), workload, "{shown}");
+            assert_eq!(classify_invoke(&outcome, Op::Get, PayloadContract::Opaque), ok, "{shown}");
         }
     }
 

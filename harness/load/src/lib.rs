@@ -66,10 +66,13 @@
 //! [`BudgetWatch`] turns progress snapshots into the error-budget decision (`[run.error_budget]`).
 //!
 //! # Function targets
-//! An invoke that returns a payload has only reached the workload: the payload is its
-//! response document (`{"status": 200, "body": ...}`), and its `status` is classified as an
-//! HTTP answer's is (so a 500 inside a successful invoke is an `http_5xx` error, never a
-//! latency sample; a payload without a valid status is `protocol`). The other outcomes are
+//! How a returned payload is read is the endpoint's [`PayloadContract`]. Under `Opaque` (any
+//! function of the user's own) a successful invoke is ok, whatever its payload holds, JSON or
+//! not. Under `WorkloadStatus` (the sample workload) it has only reached the workload: the
+//! payload is its response document (`{"status": 200, "body": ...}`), and its `status` is
+//! classified as an HTTP answer's is (so a 500 inside a successful invoke is an `http_5xx`
+//! error, never a latency sample; a payload without a valid status is `protocol`). The other
+//! outcomes, under either contract, are
 //! errors of their own kinds: `function_error`, `init_error`, `throttled`, `function_timeout`
 //! (the function's own timeout) and `rejected`; the driver's timeout passing first is a
 //! timeout, as for HTTP. The actual send is the moment an invoke task takes the request off
@@ -109,6 +112,8 @@
 //! descriptor, every runtime thread joins it as it starts (`setns`), and each connection
 //! checks that its thread did before creating a socket; the calling and dispatcher threads,
 //! which open no sockets, stay where they are.
+//!
+//! [`PayloadContract`]: isobench_core::backend::PayloadContract
 
 pub mod budget;
 mod clock;

@@ -46,6 +46,7 @@ fn plan(run_id: &str, tier: TierId, memory: u32, concurrency: u32) -> TierPlan {
             code: None,
             handler: "bootstrap".into(),
             environment: BTreeMap::new(),
+            response: None,
         }),
         tenants: vec![TenantSpec { id: "t0".into(), weight: 1.0 }],
         workload: WorkloadSpec::default(),

@@ -35,6 +35,7 @@ fn spec(memory: u32, keep_alive: Duration) -> LambdaSpec {
         code: None,
         handler: "bootstrap".into(),
         environment: BTreeMap::new(),
+        response: None,
     }
 }
 

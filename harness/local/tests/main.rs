@@ -12,6 +12,9 @@
 /// `isobench_testkit`.
 mod util;
 
+/// Bring-your-own functions through runtime clients this project did not write (Rust
+/// `lambda_runtime`, Python `awslambdaric`): any payload is ok, errors by kind, tenant ids.
+mod byo;
 /// EC2 tiers: security groups and instance roles (IMDS) from inside the instances; the
 /// `shared-tmp` isolation fault; timing.
 mod ec2;

@@ -113,15 +113,17 @@ vocabulary! {
         Connect = "connect",
         /// The connection broke while the request was in flight (reset, closed mid-request).
         Io = "io",
-        /// A 4xx status (except 404 on a GET, which is ok); for a function target, the `status`
-        /// of its response payload.
+        /// A 4xx status (except 404 on a GET, which is ok); for a function target read as the
+        /// sample workload (`response = "workload"`), the `status` of its response payload.
         Http4xx = "http_4xx",
-        /// A 5xx status (of the response payload, for a function target: the invoke succeeded
-        /// but the workload answered an error).
+        /// A 5xx status (of the response payload, for a function target read as the sample
+        /// workload: the invoke succeeded but the workload answered an error).
         Http5xx = "http_5xx",
         /// The peer did not speak HTTP/1.1 as expected: an unparsable response, or a status the
-        /// workload never sends (1xx, 3xx). For a function target: a payload that is not the
-        /// workload's response document (`{"status": ..., ...}`), or carries such a status.
+        /// workload never sends (1xx, 3xx). For a function target whose payloads are read as the
+        /// sample workload's (`response = "workload"`): a payload that is not its response
+        /// document (`{"status": ..., ...}`), or carries such a status. Under `response = "any"`
+        /// no payload is a protocol error.
         Protocol = "protocol",
         /// Still in flight when the run was cancelled and the cancellation grace ran out: the
         /// request was abandoned without an answer.

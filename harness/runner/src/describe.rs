@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use isobench_core::plan::Plan;
+use isobench_core::scenario::lambda::PayloadContract;
 use isobench_core::scenario::{Scenario, TierSettings};
 
 /// The scenario file, its tenants, tiers, arrivals and each tier's settings, one line each.
@@ -74,12 +75,16 @@ fn describe(s: &TierSettings) -> String {
             if e.imds_reachable() { "reachable" } else { "unreachable" }
         ),
         TierSettings::Lambda(l) => format!(
-            "{} MB, timeout {}, keep-alive {}, concurrency {}, code {}",
+            "{} MB, timeout {}, keep-alive {}, concurrency {}, code {}, {}",
             l.memory,
             l.timeout,
             l.keep_alive,
             l.concurrency,
-            l.code.as_ref().map_or("the sample workload".into(), |c| c.display().to_string())
+            l.code.as_ref().map_or("the sample workload".into(), |c| c.display().to_string()),
+            match l.response() {
+                PayloadContract::WorkloadStatus => "response workload",
+                PayloadContract::Opaque => "response any",
+            }
         ),
     }
 }

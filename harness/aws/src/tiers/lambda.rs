@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use isobench_core::backend::{Endpoint, InstanceInfo, Invoke, InvokeOutcome, InvokeResult, StartKind, TenantTarget};
+use isobench_core::backend::{
+    Endpoint, InstanceInfo, Invoke, InvokeOutcome, InvokeResult, PayloadContract, StartKind, TenantTarget,
+};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::lambda::LambdaSpec;
@@ -128,6 +130,7 @@ impl AwsTier for LambdaTier {
                 api: ctx.apis.lambda.clone(),
                 function: name.clone(),
                 tenant_ids: self.layout.tenant_isolation_mode(),
+                contract: deployed_contract(spec),
             });
             for t in &f.serves {
                 targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
@@ -195,17 +198,30 @@ impl LambdaTier {
     }
 }
 
+/// How the deployed function's payloads are read. The zip is always the sample workload (this
+/// backend does not upload `code` yet), so the `response` that `code` defaults to would be
+/// wrong: the workload's document is read then.
+fn deployed_contract(spec: &LambdaSpec) -> PayloadContract {
+    if spec.code.is_some() { PayloadContract::WorkloadStatus } else { spec.response() }
+}
+
 /// Invokes a function through the Lambda API.
 pub struct Invoker {
     api: Arc<dyn LambdaApi>,
     function: String,
     /// Tenant isolation mode: every invoke carries the tenant's id.
     tenant_ids: bool,
+    /// How the function's payloads are read.
+    contract: PayloadContract,
 }
 
 impl std::fmt::Debug for Invoker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invoker").field("function", &self.function).field("tenant_ids", &self.tenant_ids).finish()
+        f.debug_struct("Invoker")
+            .field("function", &self.function)
+            .field("tenant_ids", &self.tenant_ids)
+            .field("contract", &self.contract)
+            .finish()
     }
 }
 
@@ -228,6 +244,10 @@ impl Invoke for Invoker {
                 }
             }
         })
+    }
+
+    fn payload_contract(&self) -> PayloadContract {
+        self.contract
     }
 }
 

@@ -72,7 +72,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         c.fail(field, message, accepted);
     }
     let tenants = validate_tenants(&raw.tenants, c);
-    let tiers = validate_tiers(&raw.tier, c);
+    let tiers = validate_tiers(&raw.tier, file, c);
     let trace = arrivals_check::validate(&raw.arrivals, raw.tenants.weights.is_some(), file, c);
     let mut workload = raw.workload;
     if let Some(n) = &raw.noisy_neighbour {
@@ -329,7 +329,8 @@ fn validate_tenants(t: &RawTenants, c: &mut Checker) -> Vec<TenantSpec> {
         .collect()
 }
 
-fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
+/// `file` is the scenario's path: paths in a tier (a function's `code`) are relative to it.
+fn validate_tiers(raw: &[toml::Table], file: &Path, c: &mut Checker) -> Vec<TierSpec> {
     if raw.is_empty() {
         c.fail(
             "tier",
@@ -367,7 +368,7 @@ fn validate_tiers(raw: &[toml::Table], c: &mut Checker) -> Vec<TierSpec> {
         if bad {
             continue;
         }
-        if let Some(settings) = tier_settings(id, table, &at, c) {
+        if let Some(settings) = tier_settings(id, table, file, &at, c) {
             out.push(TierSpec { id, settings });
         }
     }
@@ -385,6 +386,7 @@ fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
 fn tier_settings(
     id: TierId,
     table: &toml::Table,
+    file: &Path,
     at: &dyn Fn(&str) -> String,
     c: &mut Checker,
 ) -> Option<TierSettings> {
@@ -392,7 +394,8 @@ fn tier_settings(
         TierId::SiloEc2 | TierId::SharedEc2 => ec2::parse(id, table, at, c).map(TierSettings::Ec2),
         TierId::EcsAwsvpc => ecs::parse(table, at, c).map(TierSettings::Ecs),
         TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => {
-            lambda::parse(table, at, c).map(TierSettings::Lambda)
+            let base = file.parent().unwrap_or(Path::new(""));
+            lambda::parse(table, base, at, c).map(TierSettings::Lambda)
         }
     }
 }

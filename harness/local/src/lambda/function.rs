@@ -113,6 +113,8 @@ pub(crate) struct FunctionSpec {
     /// The staged code, bound at `/var/task`.
     pub code_dir: PathBuf,
     pub run_dirs: Vec<PathBuf>,
+    /// How callers read its payloads: the sample workload's document, or any payload.
+    pub payload_contract: isobench_core::backend::PayloadContract,
 }
 
 /// Lifecycle counts of one tier, shared by its functions.
@@ -907,5 +909,9 @@ impl Invoke for Function {
             drop(self.ctx.handle.spawn(me.run(tenant.to_string(), payload, tx)));
             rx.await.unwrap_or_else(|_| rejected(errors::NOT_FOUND, mem))
         })
+    }
+
+    fn payload_contract(&self) -> isobench_core::backend::PayloadContract {
+        self.spec.payload_contract
     }
 }

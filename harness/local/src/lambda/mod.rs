@@ -181,6 +181,7 @@ impl Host {
                 env,
                 code_dir: staged.clone(),
                 run_dirs: input.run_dirs.clone(),
+                payload_contract: spec.response(),
             };
             functions.push(Function::new(fspec, self.ctx.clone(), counters.clone()));
             created.push(f0.elapsed());
