@@ -88,6 +88,7 @@ fn lambda_spec(code: PathBuf, timeout: Duration, keep_alive: Duration) -> Lambda
         code: Some(code),
         handler: "app.handler".into(),
         environment: BTreeMap::new(),
+        response: None,
     }
 }
 
