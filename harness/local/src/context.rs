@@ -155,6 +155,28 @@ impl Context {
         Ok(a)
     }
 
+    /// An aligned block of `subnet` for a Lambda tier's environments: a quarter of the subnet,
+    /// at most a /21 (2,046 environments at once) and at least a /28, after every address
+    /// handed out so far (instance addresses continue after it).
+    pub(crate) fn reserve_block(&mut self, subnet: (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8), InstanceError> {
+        let (base, prefix) = subnet;
+        let block = (prefix + 2).clamp(21, 28);
+        let size = 1u64 << (32 - u32::from(prefix.min(30)));
+        let bsize = 1u32 << (32 - u32::from(block));
+        let net = u32::from(base) & !((size - 1) as u32);
+        let next = self.next_host.entry((Ipv4Addr::from(net), prefix)).or_insert(2);
+        let start = next.div_ceil(bsize) * bsize;
+        // The block's last address is its broadcast; the subnet's last is the broadcast too.
+        if u64::from(start) + u64::from(bsize) > size - 1 {
+            return Err(InstanceError::AddressesExhausted {
+                subnet: format!("{}/{prefix}", Ipv4Addr::from(net)),
+                capacity: size.saturating_sub(3),
+            });
+        }
+        *next = start + bsize;
+        Ok((Ipv4Addr::from(net + start), block))
+    }
+
     /// The run's cgroup directories, created (and the run's lock taken again, after a
     /// teardown) on first use.
     pub(crate) fn ensure_run(&mut self) -> Result<Vec<PathBuf>, FsError> {

@@ -213,6 +213,15 @@ pub(crate) fn add_neigh(index: i32, addr: Ipv4Addr, mac: [u8; 6]) -> Msg {
     m
 }
 
+/// [`add_neigh`], replacing an entry for `addr` if there is one.
+pub(crate) fn replace_neigh(index: i32, addr: Ipv4Addr, mac: [u8; 6]) -> Msg {
+    const NLM_F_REPLACE: u16 = 0x100;
+    let mut m = Msg::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+    m.raw(&[AF_INET, 0, 0, 0]).raw(&index.to_ne_bytes()).raw(&NUD_PERMANENT.to_ne_bytes()).raw(&[0, 0]);
+    m.attr(NDA_DST, &addr.octets()).attr(NDA_LLADDR, &mac);
+    m
+}
+
 // Routes and link deletion, for tiers that wire instances to a bridge of their own (ECS).
 const RTM_DELLINK: u16 = 17;
 const RTM_NEWROUTE: u16 = 24;

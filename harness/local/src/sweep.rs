@@ -9,9 +9,9 @@
 //!   before it is killed);
 //! - a run's shared `/tmp` (the `shared-tmp` isolation fault), a tmpfs mounted at
 //!   `/run/isobench/<run_id>.shared-tmp/` (unmounted, then removed);
-//! - network namespaces bind-mounted at `/run/netns/isobench-<run_id>@<name>` (the emulator
-//!   creates none today: its namespaces live only as long as their descriptors; listed so that a
-//!   later feature that pins one is swept too);
+//! - network namespaces bind-mounted at `/run/netns/isobench-<run_id>@<name>`: the Lambda
+//!   tiers' emulated internet (`@internet`, see `lambda::net`); every other namespace lives only
+//!   as long as its descriptors (the internet's veth goes with its namespace);
 //! - nftables tables named `isobench*` in the host namespace: none are created today (packet
 //!   filters, like the `ecs-awsvpc` security groups, live inside the harness namespace with the
 //!   cluster bridge and its endpoints, and vanish with it), so [`find_nft_tables`] is the place

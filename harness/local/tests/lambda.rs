@@ -187,10 +187,11 @@ fn an_environment_sees_the_lambda_filesystem_network_and_variables() {
     let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
     let tmp = mounts.lines().find(|l| l.split(' ').nth(4) == Some("/tmp")).expect("a /tmp mount");
     assert!(tmp.contains(" - tmpfs ") && tmp.split(' ').nth(5).unwrap().starts_with("rw"), "{tmp}");
-    // Only `lo` in its network namespace, and it is not the harness's.
+    // `lo` and its egress-only `eth0` in its network namespace, which is not the harness's.
     let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap();
-    let ifs: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
-    assert_eq!(ifs, ["lo"]);
+    let mut ifs: Vec<&str> = dev.lines().skip(2).filter_map(|l| l.split(':').next()).map(str::trim).collect();
+    ifs.sort_unstable();
+    assert_eq!(ifs, ["eth0", "lo"]);
     assert_ne!(ns_inode(pid, "net"), ns_inode(std::process::id(), "net"));
     // The standard variables, the role's credentials, the scenario's environment.
     let e = environ(pid);
@@ -602,6 +603,9 @@ fn a_sweep_after_a_crash_removes_environments_and_staged_code() {
     let dry = sweep(&opts).unwrap();
     assert!(dry.skipped_live.is_empty(), "{dry:?}");
     assert!(dry.found.iter().any(|f| f == &format!("staged code {}", staged.display())), "{:?}", dry.found);
+    // The run's emulated internet is pinned under its run id, so the sweep finds it.
+    let internet = format!("netns /run/netns/isobench-{run}@internet");
+    assert!(dry.found.contains(&internet), "{:?}", dry.found);
     assert!(
         dry.found.iter().any(|f| f.starts_with("cgroup ") && f.contains("lambda-per-tenant-t1-e")),
         "{:?}",

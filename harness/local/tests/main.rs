@@ -27,6 +27,8 @@ mod ecs_util;
 /// The Lambda tiers: environment reuse, concurrency, keep-alive, tenant isolation mode, the
 /// environment's view, freezing, crashes and timeouts, bring-your-own code, teardown, sweep.
 mod lambda;
+/// The Lambda environments' network: egress to the run's internet only, no inbound, teardown.
+mod lambda_net;
 /// The Lambda lifecycle: INIT retried past 10 s, the request limit, billing to the freeze.
 mod lifecycle;
 /// cgroup limits, freezing and CPU accounting, read back from the kernel.

@@ -115,6 +115,8 @@ pub(crate) struct FunctionSpec {
     pub run_dirs: Vec<PathBuf>,
     /// How callers read its payloads: the sample workload's document, or any payload.
     pub payload_contract: isobench_core::backend::PayloadContract,
+    /// The tier's network (egress only), which every environment joins.
+    pub net: Option<Arc<super::net::TierNet>>,
 }
 
 /// Lifecycle counts of one tier, shared by its functions.
@@ -613,6 +615,7 @@ impl Function {
             limits: self.spec.init_limits,
             sandbox_exe: self.ctx.sandbox_exe.clone(),
             sandbox: self.sandbox_spec(&id, &env),
+            net: self.spec.net.clone(),
         };
         let service_error = |step: String, e: &dyn std::fmt::Display| {
             tracing::warn!(function = %self.spec.name, env = %id, "failed to {step}: {e}");

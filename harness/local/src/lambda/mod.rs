@@ -10,10 +10,10 @@
 //! is what runs, with `/var/task` as working directory), `/var`, `/run` and `/dev/shm` hidden
 //! under empty tmpfs, everything else read-only, and a private writable `/tmp` (512 MB, as
 //! Lambda's default ephemeral storage) that lives as long as the environment. Its network
-//! namespace holds only `lo`: the harness binds the Runtime API's socket on `127.0.0.1:9001`
-//! inside it (a thread enters the namespace, binds and leaves) and serves it with
-//! [`isobench_rapi::RuntimeApi`] from outside, so the environment has no other network, as on
-//! Lambda, and nothing can connect into it. Its cgroup limits memory to the function's memory
+//! namespace holds `lo`, where the harness binds the Runtime API's socket on `127.0.0.1:9001`
+//! (a thread enters the namespace, binds and leaves) and serves it with
+//! [`isobench_rapi::RuntimeApi`] from outside, and `eth0`, egress only, on the tier's bridge
+//! (see `net`): nothing can connect into an environment, as on Lambda. Its cgroup limits memory to the function's memory
 //! size and CPU in proportion to it (one vCPU at 1,769 MB, capped at the host's CPUs), with one
 //! full vCPU during INIT, as Lambda boosts INIT. It runs as the function's own unprivileged uid
 //! with the standard Lambda variables (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_*`,
@@ -53,6 +53,7 @@
 mod code;
 mod environment;
 mod function;
+pub(crate) mod net;
 mod role;
 mod spawner;
 
@@ -105,6 +106,8 @@ pub(crate) struct FunctionsInput<'a> {
     pub workload_exe: &'a Path,
     /// The backend's extra environment for every workload.
     pub workload_env: &'a [(String, String)],
+    /// The tier's network, which its environments join.
+    pub net: Option<Arc<net::TierNet>>,
 }
 
 /// The Lambda side of a backend: its runtime and its spawner thread, shared by every Lambda
@@ -114,6 +117,8 @@ pub(crate) struct Host {
     spawner: SpawnerThread,
     ctx: Arc<HostCtx>,
     run_id: String,
+    /// The run's emulated internet, from the first Lambda deploy.
+    internet: std::sync::Mutex<Option<net::Internet>>,
 }
 
 /// Why a Lambda tier could not be deployed.
@@ -146,7 +151,28 @@ impl Host {
             sandbox_exe,
             next_env: AtomicU64::new(0),
         });
-        Ok(Host { runtime: Some(runtime), spawner, ctx, run_id: run_id.to_string() })
+        Ok(Host {
+            runtime: Some(runtime),
+            spawner,
+            ctx,
+            run_id: run_id.to_string(),
+            internet: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Creates the run's emulated internet unless it exists (`gateway`: the harness's address
+    /// as it sees it).
+    pub(crate) fn ensure_internet(
+        &self,
+        launcher: &crate::launcher::Launcher,
+        tier: TierId,
+        gateway: std::net::Ipv4Addr,
+    ) -> Result<(), crate::error::NetworkError> {
+        let mut slot = self.internet.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(net::Internet::create(launcher, tier, &self.run_id, gateway)?);
+        }
+        Ok(())
     }
 
     /// Stages the tier's code and creates its functions; starts no environment (Lambda starts
@@ -182,17 +208,21 @@ impl Host {
                 code_dir: staged.clone(),
                 run_dirs: input.run_dirs.clone(),
                 payload_contract: spec.response(),
+                net: input.net.clone(),
             };
             functions.push(Function::new(fspec, self.ctx.clone(), counters.clone()));
             created.push(f0.elapsed());
         }
-        Ok(Functions { functions, counters, staged: Some(staged), created })
+        Ok(Functions { functions, counters, staged: Some(staged), created, net: input.net })
     }
 
     /// Removes the run's staging directory and stops the spawner thread and the runtime (the
     /// tiers' functions must be torn down first).
     pub(crate) fn shutdown(mut self) -> TeardownReport {
         let mut report = TeardownReport::default();
+        if let Some(mut i) = self.internet.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            report.merge(i.remove());
+        }
         let dir = code::run_dir(&self.run_id);
         if dir.exists() {
             match code::remove(&dir) {
@@ -230,6 +260,8 @@ pub(crate) struct Functions {
     /// How long creating each function took, measured for each (its role, environment and
     /// pool; the shared code staging is the tier's deploy, not any one function's start).
     created: Vec<Duration>,
+    /// The tier's network, removed after its environments.
+    net: Option<Arc<net::TierNet>>,
 }
 
 impl Functions {
@@ -283,6 +315,9 @@ impl Functions {
         match code::remove(&staged) {
             Ok(()) => report.removed.push(format!("staged code {}", staged.display())),
             Err(e) => report.left_behind.push(format!("staged code: failed to {e}")),
+        }
+        if let Some(n) = self.net.take() {
+            report.merge(n.remove());
         }
         report.environments = Some(self.counters.snapshot(frozen));
         report

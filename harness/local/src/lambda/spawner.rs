@@ -20,7 +20,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use nix::fcntl::OFlag;
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use tokio::sync::oneshot;
 
+use super::net::TierNet;
 use crate::cgroup::{self, Cgroup, CgroupDriver, CgroupLimits};
 use crate::netlink::{self, Netlink};
 use crate::netns;
@@ -140,6 +141,8 @@ pub(crate) struct EnvRequest {
     pub sandbox_exe: PathBuf,
     /// The sandbox's arguments, but for the descriptors and cgroup fields this module fills in.
     pub sandbox: SandboxSpec,
+    /// The tier's network, which the environment joins (egress only).
+    pub net: Option<Arc<TierNet>>,
 }
 
 /// A created environment: cgroup, Runtime API socket (listening inside the environment's
@@ -184,7 +187,7 @@ impl Context {
     }
 
     fn create_in(&self, driver: &dyn CgroupDriver, cg: &Cgroup, req: EnvRequest) -> Result<Spawned, SpawnError> {
-        let (netns, listener) = self.environment_net().map_err(|e| fail(format!("listen on {RUNTIME_API_ADDR}"), e))?;
+        let (netns, listener) = self.environment_net(req.net.as_deref())?;
         let output: File = memfd_create(format!("isobench-{}", req.id).as_str(), MFdFlags::MFD_CLOEXEC)
             .map_err(|e| fail("create its output file", io::Error::from(e)))?
             .into();
@@ -219,21 +222,26 @@ impl Context {
         Ok(Spawned { cgroup: cg.clone(), listener, sandbox_pid: pid, pidfd, output, status: File::from(status_r) })
     }
 
-    /// A fresh network namespace with only `lo`, up, and a socket listening on
-    /// [`RUNTIME_API_ADDR`] inside it. The thread enters the namespace only for as long as it
-    /// takes to bind; the socket keeps the namespace alive after the descriptor is dropped.
-    fn environment_net(&self) -> io::Result<(OwnedFd, TcpListener)> {
-        let ns = netns::unshare_net()?;
-        let inside = (|| -> io::Result<TcpListener> {
+    /// A fresh network namespace with `lo` up and a socket listening on [`RUNTIME_API_ADDR`]
+    /// inside it, joined to the tier's network `net` if there is one (see `net`). The thread
+    /// enters the namespace only for as long as it takes to bind; the socket keeps the
+    /// namespace alive after the descriptor is dropped.
+    fn environment_net(&self, net: Option<&TierNet>) -> Result<(OwnedFd, TcpListener), SpawnError> {
+        let ns = netns::unshare_net().map_err(|e| fail("create its network namespace", e))?;
+        let inside = (|| -> io::Result<(Netlink, TcpListener)> {
             let mut nl = Netlink::open()?;
             nl.request(vec![netlink::link_up(1)])?;
-            TcpListener::bind(RUNTIME_API_ADDR)
+            Ok((nl, TcpListener::bind(RUNTIME_API_ADDR)?))
         })();
         if let Err(e) = netns::enter(&self.home_netns) {
             // Harmless for later jobs (each makes a namespace of its own), but worth a word.
             tracing::warn!(error = %e, "the Lambda spawner thread could not return to its network namespace");
         }
-        Ok((ns, inside?))
+        let (mut nl, listener) = inside.map_err(|e| fail(format!("listen on {RUNTIME_API_ADDR}"), e))?;
+        if let Some(n) = net {
+            n.attach(&ns, &mut nl).map_err(|e| fail(format!("join {}", n.bridge_name), e))?;
+        }
+        Ok((ns, listener))
     }
 }
 

@@ -19,11 +19,15 @@ use isobench_core::backend::{BackendError, Deployment, TeardownReport};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
 
+use std::sync::Arc;
+
 use super::driver::TierDriver;
 use crate::cgroup::{CPU_PERIOD_US, CgroupLimits};
 use crate::context::Context;
 use crate::error::deploy_error;
+use crate::lambda::net::{TierNet, internet_egress};
 use crate::lambda::{EnvironmentInfo, FunctionInfo, FunctionRequest, Functions, FunctionsInput, LambdaDeployError};
+use crate::launcher::gateway_of;
 
 /// Lambda's rule: one full vCPU at 1,769 MB.
 const MB_PER_VCPU: u64 = 1769;
@@ -84,6 +88,7 @@ impl TierDriver for LambdaTier {
         let run_dirs = cx.ensure_run().map_err(|e| deploy_error(tier, "the run's cgroups", e))?;
         let uids = requests.iter().map(|_| cx.next_uid()).collect();
         cx.start_lambda().map_err(|e| deploy_error(tier, "the Lambda runtime and spawner thread", e))?;
+        let net = network(cx, plan)?;
         let c = cx.config();
         let input = FunctionsInput {
             plan,
@@ -95,6 +100,7 @@ impl TierDriver for LambdaTier {
             uids,
             workload_exe: &c.workload_exe,
             workload_env: &c.workload_env,
+            net: Some(net),
         };
         let host = cx.lambda().expect("started above");
         let functions = host.create(input).map_err(|e| deploy_error(tier, "the Lambda functions", e))?;
@@ -104,6 +110,20 @@ impl TierDriver for LambdaTier {
     fn teardown(&mut self, _cx: &mut Context) -> TeardownReport {
         self.functions.take().map(|mut f| f.teardown()).unwrap_or_default()
     }
+}
+
+/// The tier's network: the run's internet (made at the first Lambda deploy), a block of the
+/// subnet, the tier's bridge and table (egress to the internet only).
+fn network(cx: &mut Context, plan: &TierPlan) -> Result<Arc<TierNet>, BackendError> {
+    let tier = plan.tier;
+    let gateway = gateway_of(plan.subnet);
+    let block = cx.reserve_block(plan.subnet).map_err(|e| deploy_error(tier, "the environments' addresses", e))?;
+    let launcher = cx.launcher()?;
+    let host = cx.lambda().expect("started before");
+    host.ensure_internet(launcher, tier, gateway).map_err(|e| e.into_backend(tier, "the run's internet"))?;
+    let net = TierNet::create(launcher, tier, gateway, block, &internet_egress())
+        .map_err(|e| e.into_backend(tier, "the environments' network"))?;
+    Ok(Arc::new(net))
 }
 
 /// The functions a tier wants: one per tenant, pinned to it; or one for every tenant, in tenant
