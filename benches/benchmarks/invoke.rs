@@ -257,6 +257,9 @@ impl Percentiles {
     }
 
     fn print(&self, id: &str) {
+        if self.0.is_empty() {
+            return; // filtered out
+        }
         let us = |q: f64| self.0.value_at_quantile(q) as f64 / 1e3;
         println!(
             "{id}: p50 {:.1} µs, p99 {:.1} µs over {} iterations (warm-up included)",
