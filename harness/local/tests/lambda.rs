@@ -18,7 +18,7 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
-use isobench_core::units::Dur;
+use isobench_core::units::{Dur, DurRange};
 use isobench_local::{EnvironmentInfo, EnvironmentState, LocalBackend, SweepOptions, invoke_errors, sweep};
 use isobench_testkit::process::{environ, ns_inode, pid_alive, process_running, status_field};
 use isobench_testkit::{cgroup, leftovers, needs_root, wait};
@@ -30,11 +30,9 @@ fn spec(memory: u32, keep_alive: Duration) -> LambdaSpec {
     LambdaSpec {
         memory,
         timeout: Dur(Duration::from_secs(3)),
-        keep_alive: Dur(keep_alive),
+        keep_alive: DurRange::fixed(keep_alive),
         concurrency: 100,
-        code: None,
-        handler: "bootstrap".into(),
-        environment: BTreeMap::new(),
+        ..LambdaSpec::default()
     }
 }
 
@@ -48,6 +46,7 @@ fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> 
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

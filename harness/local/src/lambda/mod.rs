@@ -51,6 +51,7 @@
 //! [`InvokeOutcome::Timeout`]: isobench_core::backend::InvokeOutcome::Timeout
 
 mod code;
+mod concurrency;
 mod environment;
 mod function;
 mod role;
@@ -68,6 +69,7 @@ use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::tier::TierId;
 
 pub use code::{STAGED_SUFFIX, StageError};
+pub use concurrency::ReserveError;
 pub use environment::{EnvironmentInfo, EnvironmentState};
 pub use function::FunctionInfo;
 pub use function::errors as invoke_errors;
@@ -76,7 +78,8 @@ pub use role::FunctionRole;
 use crate::cgroup::{CgroupDriver, CgroupLimits};
 use code::CodeSource;
 use function::{Function, FunctionSpec, HostCtx, TASK_ROOT, TierCounters};
-use spawner::SpawnerThread;
+use spawner::SpawnerThreads;
+pub(crate) use spawner::threads_for as spawner_threads;
 
 /// One Lambda function a tier wants: its name, the tenants whose invokes it serves, the tenant
 /// its (sample) code is pinned to, and whether it runs in tenant isolation mode.
@@ -111,7 +114,7 @@ pub(crate) struct FunctionsInput<'a> {
 /// tier (started at the first Lambda deploy, stopped at the run's teardown).
 pub(crate) struct Host {
     runtime: Option<tokio::runtime::Runtime>,
-    spawner: SpawnerThread,
+    spawner: SpawnerThreads,
     ctx: Arc<HostCtx>,
     run_id: String,
 }
@@ -121,6 +124,12 @@ pub(crate) struct Host {
 pub enum LambdaDeployError {
     #[error("read the tier's settings: it needs Lambda settings (memory, timeout, ...), not {0}")]
     Settings(String),
+    #[error("create function {function}")]
+    Reserve {
+        function: String,
+        #[source]
+        source: concurrency::ReserveError,
+    },
     #[error("stage the code of tier {tier}")]
     Stage {
         tier: TierId,
@@ -130,21 +139,29 @@ pub enum LambdaDeployError {
 }
 
 impl Host {
-    /// Starts the runtime and the spawner thread.
-    pub(crate) fn start(cgroups: Arc<dyn CgroupDriver>, sandbox_exe: PathBuf, run_id: &str) -> io::Result<Host> {
+    /// Starts the runtime and `spawners` spawner threads, for an account of
+    /// `account_concurrency`.
+    pub(crate) fn start(
+        cgroups: Arc<dyn CgroupDriver>,
+        sandbox_exe: PathBuf,
+        run_id: &str,
+        spawners: usize,
+        account_concurrency: u32,
+    ) -> io::Result<Host> {
         raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("isobench-lambda")
             .enable_all()
             .build()?;
-        let spawner = SpawnerThread::start()?;
+        let spawner = SpawnerThreads::start(spawners)?;
         let ctx = Arc::new(HostCtx {
             handle: runtime.handle().clone(),
             spawner: spawner.spawner(),
             cgroups,
             sandbox_exe,
             next_env: AtomicU64::new(0),
+            account: concurrency::Account::new(account_concurrency),
         });
         Ok(Host { runtime: Some(runtime), spawner, ctx, run_id: run_id.to_string() })
     }
@@ -159,11 +176,22 @@ impl Host {
         };
         let staged = code::stage(&code::run_dir(&self.run_id), plan.tier.as_str(), source)
             .map_err(|source| LambdaDeployError::Stage { tier: plan.tier, source })?;
+        // Every function's reservation first (each function gives its own back at teardown).
+        if let Some(r) = spec.reserved_concurrency {
+            for (k, req) in input.functions.iter().enumerate() {
+                if let Err(source) = self.ctx.account.reserve(r) {
+                    (0..k).for_each(|_| self.ctx.account.unreserve(r));
+                    let _ = code::remove(&staged);
+                    return Err(LambdaDeployError::Reserve { function: req.name.clone(), source });
+                }
+            }
+        }
         let counters = Arc::new(TierCounters::default());
-        let mut functions = Vec::with_capacity(input.functions.len());
+        let mut functions: Vec<Arc<Function>> = Vec::with_capacity(input.functions.len());
         let mut created = Vec::with_capacity(input.functions.len());
         for (i, (req, uid)) in input.functions.into_iter().zip(input.uids).enumerate() {
             let f0 = Instant::now();
+
             let role = FunctionRole::new(&self.run_id, &req.name);
             let env = function_env(spec, req.pinned_tenant.as_deref(), &role, plan, i as u32, input.workload_env);
             let fspec = FunctionSpec {
@@ -172,8 +200,11 @@ impl Host {
                 tenant_isolation: req.tenant_isolation,
                 memory_mb: spec.memory,
                 timeout: spec.timeout.0,
-                keep_alive: spec.keep_alive.0,
+                keep_alive: spec.keep_alive,
+                max_lifetime: spec.max_lifetime.map(|d| d.0),
                 concurrency: spec.concurrency,
+                reserved: spec.reserved_concurrency,
+                seed: plan.seed,
                 uid,
                 limits: input.limits,
                 init_limits: input.init_limits,

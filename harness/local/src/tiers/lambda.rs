@@ -83,7 +83,8 @@ impl TierDriver for LambdaTier {
         let (limits, init_limits) = sizing(spec.memory, cx.host_cpus(), cx.config().pids_max);
         let run_dirs = cx.ensure_run().map_err(|e| deploy_error(tier, "the run's cgroups", e))?;
         let uids = requests.iter().map(|_| cx.next_uid()).collect();
-        cx.start_lambda().map_err(|e| deploy_error(tier, "the Lambda runtime and spawner thread", e))?;
+        cx.start_lambda(plan.lambda_account_concurrency)
+            .map_err(|e| deploy_error(tier, "the Lambda runtime and spawner thread", e))?;
         let c = cx.config();
         let input = FunctionsInput {
             plan,
