@@ -327,6 +327,7 @@ impl Function {
                     idle_for: (life.state == EnvironmentState::Idle).then(|| life.last_used.elapsed()),
                     age: e.created.elapsed(),
                     keep_alive: e.keep_alive,
+                    spawned: e.spawned,
                     sandbox_pid: e.sandbox_pid as u32,
                     workload_pid,
                     cgroup_dirs: e.cgroup.dirs.clone(),
@@ -589,20 +590,21 @@ impl Function {
         };
         let ctx = self.ctx.clone();
         let me = self.me.clone();
-        // Starts queue on the one spawner thread (a thousand cold starts at once, at scale): one
-        // whose function closed while it waited is dropped there instead of started and killed.
+        // Starts queue for a spawner thread (a thousand cold starts at once, at scale): one whose
+        // function closed while it waited is dropped there instead of started and killed.
         let spawned = self
             .ctx
             .spawner
             .run(move |s| {
                 let closed = me.upgrade().is_none_or(|f| f.pool().closed);
-                (!closed).then(|| s.create(&*ctx.cgroups, req))
+                let t = Instant::now();
+                (!closed).then(|| (s.create(&*ctx.cgroups, req), (t, Instant::now())))
             })
             .await;
-        let spawned = match spawned {
+        let (spawned, span) = match spawned {
             Ok(None) => return Err(rejected(errors::NOT_FOUND, mem)),
-            Ok(Some(Ok(s))) => s,
-            Ok(Some(Err(e))) => {
+            Ok(Some((Ok(s), span))) => (s, span),
+            Ok(Some((Err(e), _))) => {
                 let chain = error_chain(&e);
                 return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
             }
@@ -633,6 +635,7 @@ impl Function {
         let env = match env {
             Ok(mut e) => {
                 e.keep_alive = self.spec.keep_alive.pick(keep_alive_draw(self.spec.seed, number));
+                e.spawned = span;
                 Arc::new(e)
             }
             Err(e) => {
