@@ -608,7 +608,7 @@ impl Function {
                 let chain = error_chain(&e);
                 return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
             }
-            Err(_) => return Err(service_error("reach the Lambda spawner thread".into(), &"it has stopped")),
+            Err(_) => return Err(service_error("reach the Lambda spawner threads".into(), &"they have stopped")),
         };
         let api = match RuntimeApi::start(spawned.listener, config) {
             Ok(a) => a,

@@ -24,10 +24,13 @@
 //! INIT (cold start: from creating the environment to its runtime's first `/next`, reported as
 //! [`StartKind::Cold`]) → INVOKE → frozen (the cgroup freezer: v2 `cgroup.freeze`, or the v1
 //! freezer) → thawed for the next invoke of its key → SHUTDOWN once idle longer than the
-//! keep-alive (a reaper task per function) or at teardown. One invocation at a time per
-//! environment; concurrency grows by starting environments, up to the function's concurrency
-//! limit, beyond which invokes are throttled (`TooManyRequestsException` on Lambda,
-//! [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
+//! keep-alive (a reaper task per function; each environment draws its own when the keep-alive
+//! is a range, from the run's seed and its number) or once idle past the maximum lifetime
+//! (recycled), or at teardown. One invocation at a time per environment; concurrency grows by
+//! starting environments as far as the limits admit (see `concurrency`: the account's pool
+//! shared by every function of the backend, a function's reserved concurrency, its scaling
+//! rate, the emulator's per-function cap), beyond which invokes are throttled
+//! (`TooManyRequestsException` on Lambda, [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
 //! error (`Runtime.ExitError`) and a timeout is [`InvokeOutcome::Timeout`]; both discard the
 //! environment, so the next invoke starts a new one.
 //!
@@ -35,9 +38,10 @@
 //! - **The invoke path runs on a tokio runtime the backend owns** (two workers, created at the
 //!   first Lambda deploy): the Runtime API servers, their timers and the reapers live there, and
 //!   a caller on any runtime only awaits a oneshot.
-//! - **Environments are created on a dedicated spawner thread** (see `spawner`), never on a
+//! - **Environments are created on dedicated spawner threads** (see `spawner`), never on a
 //!   runtime thread: a sandbox's death signal is tied to the thread that started it, and entering
-//!   a network namespace moves the calling thread.
+//!   a network namespace moves the calling thread. A pool of them (two per CPU), so a storm of
+//!   cold starts is created in parallel rather than queued behind one thread.
 //! - **The outcome is delivered before the freeze.** An environment goes back to the idle pool
 //!   first (so the caller's next invoke finds it warm), the caller gets its outcome, and the
 //!   freeze follows off its path. A per-environment lock orders freeze and thaw, so a freeze that
@@ -110,8 +114,9 @@ pub(crate) struct FunctionsInput<'a> {
     pub workload_env: &'a [(String, String)],
 }
 
-/// The Lambda side of a backend: its runtime and its spawner thread, shared by every Lambda
-/// tier (started at the first Lambda deploy, stopped at the run's teardown).
+/// The Lambda side of a backend: its runtime, its spawner threads and the account's
+/// concurrency, shared by every Lambda tier (started at the first Lambda deploy, stopped at the
+/// run's teardown).
 pub(crate) struct Host {
     runtime: Option<tokio::runtime::Runtime>,
     spawner: SpawnerThreads,
@@ -219,7 +224,7 @@ impl Host {
         Ok(Functions { functions, counters, staged: Some(staged), created })
     }
 
-    /// Removes the run's staging directory and stops the spawner thread and the runtime (the
+    /// Removes the run's staging directory and stops the spawner threads and the runtime (the
     /// tiers' functions must be torn down first).
     pub(crate) fn shutdown(mut self) -> TeardownReport {
         let mut report = TeardownReport::default();
