@@ -42,7 +42,7 @@ pub(crate) struct Context {
     shared_tmp: Option<PathBuf>,
     /// The EC2 instances' IMDS on the harness bridge, while an EC2 tier is deployed.
     profiles: InstanceProfiles,
-    /// The Lambda tiers' runtime and spawner thread (from the first Lambda deploy).
+    /// The Lambda tiers' runtime and spawner threads (from the first Lambda deploy).
     lambda: Option<lambda::Host>,
 }
 
