@@ -30,7 +30,7 @@ pub struct LocalConfig {
     pub tmpfs_size: u64,
     /// Extra environment for every workload, beside `PATH` and `HOME`.
     pub workload_env: Vec<(String, String)>,
-    /// Threads that start Lambda execution environments; `None`: two per host CPU, 2 to 16.
+    /// Threads that start Lambda execution environments; `None`: four per host CPU, 4 to 32.
     pub lambda_spawners: Option<usize>,
 }
 

@@ -40,7 +40,7 @@
 //!   a caller on any runtime only awaits a oneshot.
 //! - **Environments are created on dedicated spawner threads** (see `spawner`), never on a
 //!   runtime thread: a sandbox's death signal is tied to the thread that started it, and entering
-//!   a network namespace moves the calling thread. A pool of them (two per CPU), so a storm of
+//!   a network namespace moves the calling thread. A pool of them (four per CPU), so a storm of
 //!   cold starts is created in parallel rather than queued behind one thread.
 //! - **The outcome is delivered before the freeze.** An environment goes back to the idle pool
 //!   first (so the caller's next invoke finds it warm), the caller gets its outcome, and the

@@ -10,10 +10,11 @@
 //! blocking a runtime thread.
 //!
 //! Why a pool: a storm of cold starts (a thousand functions' first invokes at once) queued on
-//! one thread waits for every start before it (about 1 ms of kernel work each: cgroup, network
-//! namespace, spawn), so the last INIT ends seconds after the first. Each job goes to the thread
-//! with the fewest jobs queued; the threads are independent (each returns to the backend's
-//! network namespace after its own job), so starts overlap as far as the kernel lets them.
+//! one thread waits for every start before it (cgroup, network namespace, spawn: about 1 ms
+//! alone, tens of milliseconds under a storm), so the last INIT ends seconds after the first.
+//! Each job goes to the thread with the fewest jobs queued; the threads are independent (each
+//! returns to the backend's network namespace after its own job), so starts overlap as far as
+//! the kernel lets them.
 //!
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -67,12 +68,15 @@ impl std::fmt::Debug for Spawner {
     }
 }
 
-/// How many spawner threads a host gets: two per CPU (a start blocks in the kernel, on cgroup
-/// and namespace locks, about half its time, so two per CPU keep the CPUs busy), at least 2 and
-/// at most 16 (beyond, the starts only contend for the same kernel locks). Measured on a 2-core
-/// host: 1,000 starts at once take 1.7 s on 1 thread, 0.69 s on 4, 0.71 s on 8.
+/// How many spawner threads a host gets: four per CPU, 4 to 32. A start is mostly waiting, not
+/// CPU: `posix_spawn` returns once the child has run up to its `exec`, so under a storm each
+/// start waits for a CPU the starting runtimes are using (12 ms median of 20 ms per start with
+/// 4 threads). Measured on a 2-core host (other jobs running, load 7 to 30), 1,000 first invokes
+/// at once, last INIT done after: 1 thread 6.5 s, 4 threads 4.4 s, 8 threads 3.3 s, 16 3.3 s,
+/// 32 3.3 s, 64 3.7 s (cgroup and network namespace creation then contend in the kernel: p90
+/// 0.2 s and 0.4 s per start).
 pub(crate) fn threads_for(cpus: usize) -> usize {
-    (cpus * 2).clamp(2, 16)
+    (cpus * 4).clamp(4, 32)
 }
 
 /// The threads themselves; stopping them (after every environment is gone) joins them.
