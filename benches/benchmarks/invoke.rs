@@ -8,6 +8,13 @@
 //!   is deployed and torn down around each one, untimed). Lambda: an invoke that starts a new
 //!   execution environment (each iteration invokes a tenant whose function has never run; the
 //!   bench checks the result says `cold`).
+//! - **cold_storm**: the cold-start throughput. One iteration deploys `lambda-per-tenant` with N
+//!   tenants (N functions, untimed) and sends every function's first invoke at once; the time
+//!   is from the storm's start to the last answer, and the throughput criterion prints
+//!   (elements/s) is environments started per second. Each storm also prints the time from its
+//!   start to the end of its last INIT and the INIT median. N is 1,000 (the account's default
+//!   concurrency, so nothing is throttled), or `ISOBENCH_BENCH_STORM`; every invoke must be a
+//!   cold start answered ok, so a throttle or a failed INIT stops the bench.
 //!
 //! Lambda functions have 1,769 MB here, one vCPU, as the instance and task sizes give their
 //! workloads at least one: the warm figure is then the emulator's invoke path (thaw, hand-over
@@ -28,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkGroup, Criterion, criterion_group, measurement::WallTime};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, measurement::WallTime};
 use http_body_util::{BodyExt, Empty};
 use isobench_core::backend::{Endpoint, Invoke, StartKind};
 use isobench_core::plan::{Overrides, Plan, TierPlan};
@@ -257,6 +264,9 @@ impl Percentiles {
     }
 
     fn print(&self, id: &str) {
+        if self.0.is_empty() {
+            return; // filtered out
+        }
         let us = |q: f64| self.0.value_at_quantile(q) as f64 / 1e3;
         println!(
             "{id}: p50 {:.1} µs, p99 {:.1} µs over {} iterations (warm-up included)",
@@ -298,6 +308,70 @@ fn cold_function(g: &mut BenchmarkGroup<WallTime>, bench: &mut Bench, tier: Tier
             }
             drop(d);
             bench.teardown(tier);
+            total
+        })
+    });
+}
+
+/// One storm: the first invoke of each of `n` new functions, all at once. Returns the time to
+/// the last answer, the time from the storm's start to the end of its last INIT, and the INITs.
+fn storm_once(bench: &mut Bench, n: usize) -> (Duration, Duration, Vec<Duration>) {
+    let tier = TierId::LambdaPerTenant;
+    let d = bench.deploy(tier, n);
+    let functions: Vec<(String, Arc<dyn Invoke>)> = (0..n).map(|i| function_of(&d, i)).collect();
+    let t0 = Instant::now();
+    let answers = bench.runtime.block_on(async move {
+        let tasks: Vec<_> = functions
+            .into_iter()
+            .map(|(tenant, f)| {
+                tokio::spawn(async move {
+                    let sent = Instant::now();
+                    let r = f.invoke(&tenant, get_event(&tenant)).await;
+                    (tenant, sent, r)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.expect("invoke task"));
+        }
+        out
+    });
+    let took = t0.elapsed();
+    let mut inits = Vec::with_capacity(n);
+    let mut last_init = Duration::ZERO;
+    for (tenant, sent, r) in &answers {
+        assert!(matches!(r.outcome, isobench_core::backend::InvokeOutcome::Ok(_)), "{tenant}: {:?}", r.outcome);
+        let Some(StartKind::Cold { init }) = r.start else { panic!("{tenant}: start {:?}", r.start) };
+        inits.push(init);
+        // INIT starts when the backend takes the invoke, microseconds after it was sent.
+        last_init = last_init.max(sent.duration_since(t0) + init);
+    }
+    drop(d);
+    bench.teardown(tier);
+    inits.sort();
+    (took, last_init, inits)
+}
+
+/// Cold-start throughput: storms of N first invokes on N functions; criterion's throughput is
+/// environments started per second.
+fn cold_storm(g: &mut BenchmarkGroup<WallTime>, bench: &mut Bench, n: usize) {
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("cold_storm", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (took, last_init, inits) = storm_once(bench, n);
+                eprintln!(
+                    "cold_storm: {n} environments in {:.3} s ({:.0}/s); last INIT done {:.3} s after the storm's start; INIT median {:.1} ms, max {:.1} ms",
+                    took.as_secs_f64(),
+                    n as f64 / took.as_secs_f64(),
+                    last_init.as_secs_f64(),
+                    inits[inits.len() / 2].as_secs_f64() * 1e3,
+                    inits[inits.len() - 1].as_secs_f64() * 1e3,
+                );
+                total += took;
+            }
             total
         })
     });
@@ -350,6 +424,13 @@ fn tiers(c: &mut Criterion) {
     for tier in [TierId::LambdaPerTenant, TierId::LambdaTenantIsolation] {
         cold_function(&mut g, &mut bench, tier);
     }
+    // A storm takes seconds, with a deploy and a teardown of N functions around it: the fewest
+    // samples criterion takes, one storm each.
+    g.sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_millis(1));
+    let n = std::env::var("ISOBENCH_BENCH_STORM").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    cold_storm(&mut g, &mut bench, n);
     g.finish();
     // Dropping the backend tears down whatever is left and removes the run's cgroups and lock.
     let report = bench.backend.teardown_all().expect("teardown");

@@ -159,14 +159,33 @@ pub struct EnvironmentStats {
     pub reused: u64,
     /// Environments shut down after their idle keep-alive.
     pub reaped: u64,
+    /// Idle environments shut down because they reached their maximum lifetime.
+    pub recycled: u64,
     /// Environments replaced after their process died or timed out during an invoke.
     pub replaced: u64,
     /// Most environments busy at once.
     pub peak_concurrency: u64,
-    /// Invokes refused over the concurrency limit.
+    /// Invokes refused over a concurrency limit (every reason).
     pub throttles: u64,
+    /// The throttles by the limit that refused them.
+    pub throttle_reasons: ThrottleReasons,
     /// Environments frozen between invokes at the end of the run (before teardown).
     pub frozen_at_end: u64,
+}
+
+/// Throttled invokes by the limit that refused them (each counted under the first limit it
+/// hit, in the order the fields are listed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ThrottleReasons {
+    /// The function's own cap (the scenario's `concurrency`; in tenant isolation mode also the
+    /// limit on its environments).
+    pub function: u64,
+    /// The function's reserved concurrency was all in use.
+    pub reserved: u64,
+    /// The account's unreserved concurrency was all in use.
+    pub account: u64,
+    /// The function's scaling rate (new environments per 10 s) was spent.
+    pub scaling: u64,
 }
 
 /// One execution environment's INIT, from the record of the backend that started it: every

@@ -41,6 +41,9 @@ pub struct TierPlan {
     /// Isolation the local emulator breaks on purpose in this run (`[local] break_isolation`):
     /// a test of the probes and the CI gate, never a measurement of the tier.
     pub faults: Vec<IsolationFault>,
+    /// The emulated account's Lambda concurrency, shared by every function of the run
+    /// (`[local] lambda_account_concurrency`).
+    pub lambda_account_concurrency: u32,
 }
 
 impl Plan {
@@ -67,6 +70,7 @@ impl Plan {
                 subnet: scenario.local.subnet,
                 seed: scenario.run.seed,
                 faults: scenario.local.break_isolation.clone(),
+                lambda_account_concurrency: scenario.local.lambda_account_concurrency,
             })
             .collect();
         Plan { run_id, scenario, scenario_hash, tiers }

@@ -139,6 +139,79 @@ impl Serialize for Dur {
     }
 }
 
+/// A duration or a range of durations, written with units in scenarios: `"10m"` (fixed) or
+/// `"5m..15m"` (both ends included, the lower end first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurRange {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+const RANGE_ACCEPTED: &str = "a duration (`10m`) or a range of two, lower end first (`5m..15m`)";
+
+/// Parses `10m` (a fixed value) or `5m..15m` (a range, lower end first).
+pub fn parse_duration_range(input: &str) -> Result<DurRange, UnitError> {
+    let one = |s: &str| {
+        parse_duration(s).map_err(|e| UnitError {
+            input: input.to_string(),
+            what: "duration range",
+            accepted: RANGE_ACCEPTED,
+            ..e
+        })
+    };
+    let Some((lo, hi)) = input.split_once("..") else {
+        return one(input).map(DurRange::fixed);
+    };
+    let (min, max) = (one(lo)?, one(hi)?);
+    if min > max {
+        return Err(err(input, "duration range", "its lower end is above its upper end", RANGE_ACCEPTED));
+    }
+    Ok(DurRange { min, max })
+}
+
+impl DurRange {
+    pub fn fixed(d: Duration) -> DurRange {
+        DurRange { min: d, max: d }
+    }
+
+    /// The value a uniformly random 64-bit `draw` picks from the range (both ends included).
+    pub fn pick(&self, draw: u64) -> Duration {
+        let span = (self.max - self.min).as_nanos();
+        if span == 0 {
+            return self.min;
+        }
+        let off = (u128::from(draw) * (span + 1)) >> 64;
+        self.min + Duration::from_nanos(off as u64)
+    }
+}
+
+impl fmt::Display for DurRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.min == self.max {
+            f.write_str(&fmt_duration(self.min))
+        } else {
+            write!(f, "{}..{}", fmt_duration(self.min), fmt_duration(self.max))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DurRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration_range(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for DurRange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.min == self.max {
+            s.serialize_str(&format!("{}ns", self.min.as_nanos()))
+        } else {
+            s.serialize_str(&format!("{}ns..{}ns", self.min.as_nanos(), self.max.as_nanos()))
+        }
+    }
+}
+
 /// A rate in requests per second, written as a string (`"10k"`) or a number.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Rate(pub f64);
@@ -193,6 +266,27 @@ impl Serialize for Size {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_ranges_parse_pick_and_round_trip() {
+        let r = parse_duration_range("5m..15m").unwrap();
+        assert_eq!((r.min, r.max), (Duration::from_secs(300), Duration::from_secs(900)));
+        assert_eq!(parse_duration_range("10m").unwrap(), DurRange::fixed(Duration::from_secs(600)));
+        assert_eq!(r.pick(0), r.min);
+        assert_eq!(r.pick(u64::MAX), r.max);
+        let mid = r.pick(u64::MAX / 2);
+        assert!(mid > r.min && mid < r.max, "{mid:?}");
+        let e = parse_duration_range("15m..5m").unwrap_err();
+        assert!(e.reason.contains("lower end is above"), "{e}");
+        assert!(e.to_string().contains("5m..15m"), "says what is accepted: {e}");
+        assert!(parse_duration_range("5m..").is_err());
+        assert!(parse_duration_range("5..15m").is_err(), "a bare number is refused");
+        for r in [r, DurRange::fixed(Duration::from_millis(300))] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<DurRange>(&json).unwrap(), r, "{json}");
+        }
+        assert_eq!(r.to_string(), "300.00s..900.00s");
+    }
 
     #[test]
     fn durations() {

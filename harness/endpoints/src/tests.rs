@@ -93,6 +93,7 @@ fn deploy_names_the_url_that_does_not_answer() {
         subnet: isobench_core::scenario::LOCAL_RANGE,
         seed: 1,
         faults: vec![],
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     };
     let err = b.deploy(&plan).unwrap_err();
     let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());

@@ -22,7 +22,6 @@
 //!   the host's `MemAvailable` are read before and after.
 //! - **Teardown** of all of them.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
-use isobench_core::units::Dur;
+use isobench_core::units::{Dur, DurRange};
 use isobench_local::{LocalBackend, LocalConfig};
 
 fn plan(run_id: &str, tier: TierId, memory: u32, concurrency: u32) -> TierPlan {
@@ -41,18 +40,16 @@ fn plan(run_id: &str, tier: TierId, memory: u32, concurrency: u32) -> TierPlan {
         settings: TierSettings::Lambda(LambdaSpec {
             memory,
             timeout: Dur(Duration::from_secs(10)),
-            keep_alive: Dur(Duration::from_secs(3600)),
+            keep_alive: DurRange::fixed(Duration::from_secs(3600)),
             concurrency,
-            code: None,
-            handler: "bootstrap".into(),
-            environment: BTreeMap::new(),
-            response: None,
+            ..LambdaSpec::default()
         }),
         tenants: vec![TenantSpec { id: "t0".into(), weight: 1.0 }],
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

@@ -35,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     };
     let t0 = std::time::Instant::now();
     let d = backend.deploy(&plan)?;

@@ -30,6 +30,8 @@ pub struct LocalConfig {
     pub tmpfs_size: u64,
     /// Extra environment for every workload, beside `PATH` and `HOME`.
     pub workload_env: Vec<(String, String)>,
+    /// Threads that start Lambda execution environments; `None`: four per host CPU, 4 to 32.
+    pub lambda_spawners: Option<usize>,
 }
 
 impl LocalConfig {
@@ -44,6 +46,7 @@ impl LocalConfig {
             pids_max: 1024,
             tmpfs_size: 64 << 20,
             workload_env: Vec::new(),
+            lambda_spawners: None,
         }
     }
 

@@ -42,7 +42,7 @@ pub(crate) struct Context {
     shared_tmp: Option<PathBuf>,
     /// The EC2 instances' IMDS on the harness bridge, while an EC2 tier is deployed.
     profiles: InstanceProfiles,
-    /// The Lambda tiers' runtime and spawner thread (from the first Lambda deploy).
+    /// The Lambda tiers' runtime and spawner threads (from the first Lambda deploy).
     lambda: Option<lambda::Host>,
 }
 
@@ -303,16 +303,24 @@ impl Context {
         self.profiles.release(self.launcher.as_ref(), owner)
     }
 
-    /// Starts the Lambda runtime and spawner thread, unless they run already.
-    pub(crate) fn start_lambda(&mut self) -> io::Result<()> {
+    /// Starts the Lambda runtime and spawner threads, for an account of `account_concurrency`
+    /// (the run's, so the first Lambda tier's), unless they run already.
+    pub(crate) fn start_lambda(&mut self, account_concurrency: u32) -> io::Result<()> {
         if self.lambda.is_none() {
             let c = &self.shared.config;
-            self.lambda = Some(lambda::Host::start(self.shared.cgroups.clone(), c.sandbox_exe.clone(), &c.run_id)?);
+            let spawners = c.lambda_spawners.unwrap_or_else(|| lambda::spawner_threads(self.host_cpus as usize));
+            self.lambda = Some(lambda::Host::start(
+                self.shared.cgroups.clone(),
+                c.sandbox_exe.clone(),
+                &c.run_id,
+                spawners,
+                account_concurrency,
+            )?);
         }
         Ok(())
     }
 
-    /// The Lambda runtime and spawner thread, once [`Context::start_lambda`] started them.
+    /// The Lambda runtime and spawner threads, once [`Context::start_lambda`] started them.
     pub(crate) fn lambda(&self) -> Option<&lambda::Host> {
         self.lambda.as_ref()
     }

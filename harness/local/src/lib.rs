@@ -149,8 +149,8 @@ pub use config::{LocalConfig, SANDBOX_EXE, WORKLOAD_EXE};
 pub use error::{FsError, InstanceError, NetworkError, SweepError};
 pub use faults::SHARED_TMP_SUFFIX;
 pub use lambda::{
-    EnvironmentInfo, EnvironmentState, FunctionInfo, FunctionRole, LambdaDeployError, STAGED_SUFFIX, StageError,
-    invoke_errors,
+    EnvironmentInfo, EnvironmentState, FunctionInfo, FunctionRole, LambdaDeployError, ReserveError, STAGED_SUFFIX,
+    StageError, invoke_errors,
 };
 pub use launcher::{BRIDGE, INSTANCE_IF};
 pub use lock::{LOCK_DIR, lock_path};

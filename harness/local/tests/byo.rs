@@ -36,12 +36,13 @@ fn byo_spec(code: &Path, handler: &str) -> LambdaSpec {
     LambdaSpec {
         memory: 512,
         timeout: Dur(Duration::from_secs(3)),
-        keep_alive: Dur(Duration::from_secs(60)),
+        keep_alive: isobench_core::units::DurRange::fixed(Duration::from_secs(60)),
         concurrency: 10,
         code: Some(code.to_path_buf()),
         handler: handler.into(),
         environment: BTreeMap::new(),
         response: None,
+        ..LambdaSpec::default()
     }
 }
 
@@ -55,6 +56,7 @@ fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> 
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

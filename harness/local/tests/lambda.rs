@@ -1,5 +1,6 @@
-//! The Lambda tiers against the real emulator: environment reuse, concurrency and throttling,
-//! keep-alive, tenant isolation mode, the environment's view of the system, freezing, crashes,
+//! The Lambda tiers against the real emulator: environment reuse, concurrency and throttling
+//! (the function's cap, the account pool, reserved concurrency), cold starts in parallel,
+//! keep-alive (fixed, drawn from a range) and maximum lifetime, tenant isolation mode, the environment's view of the system, freezing, crashes,
 //! timeouts, a bring-your-own function, teardown of frozen environments and sweep.
 //!
 //! Invokes are made from a runtime of the test's own (as the load driver makes them from its
@@ -18,7 +19,7 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
-use isobench_core::units::Dur;
+use isobench_core::units::{Dur, DurRange};
 use isobench_local::{EnvironmentInfo, EnvironmentState, LocalBackend, SweepOptions, invoke_errors, sweep};
 use isobench_testkit::process::{environ, ns_inode, pid_alive, process_running, status_field};
 use isobench_testkit::{cgroup, leftovers, needs_root, wait};
@@ -30,12 +31,9 @@ fn spec(memory: u32, keep_alive: Duration) -> LambdaSpec {
     LambdaSpec {
         memory,
         timeout: Dur(Duration::from_secs(3)),
-        keep_alive: Dur(keep_alive),
+        keep_alive: DurRange::fixed(keep_alive),
         concurrency: 100,
-        code: None,
-        handler: "bootstrap".into(),
-        environment: BTreeMap::new(),
-        response: None,
+        ..LambdaSpec::default()
     }
 }
 
@@ -49,6 +47,7 @@ fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> 
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 
@@ -270,6 +269,7 @@ fn concurrent_invokes_create_environments_up_to_the_limit_then_throttle() {
     assert_eq!((s.created, s.peak_concurrency, s.throttles), (n as u64, n as u64, 0), "{s:?}");
     let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
     assert_eq!((s.created, s.peak_concurrency, s.throttles), (2, 2, (n - 2) as u64), "{s:?}");
+    assert_eq!(s.throttle_reasons.function, (n - 2) as u64, "the function's own cap: {s:?}");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
@@ -687,4 +687,204 @@ fn every_init_is_recorded_even_when_its_invoke_was_abandoned() {
     assert_eq!(s.created, inits.len() as u64, "one INIT per environment started");
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+/// A plan whose invokes (`put`, `get`, `compute`) each stall `stall` in the workload: they stay
+/// in flight that long without using the CPU.
+fn stalling(mut p: TierPlan, stall: Duration) -> TierPlan {
+    p.workload.faults = Some(isobench_core::scenario::FaultSpec {
+        error_rate: 0.0,
+        error_body_rate: 0.0,
+        stall_rate: 1.0,
+        stall: Dur(stall),
+    });
+    p
+}
+
+/// `n` invokes of `tenant` at once, from the caller's runtime; their answers in order.
+fn storm(rt: &tokio::runtime::Runtime, calls: Vec<(Endpoint, String)>) -> Vec<InvokeResult> {
+    rt.block_on(async move {
+        let handles: Vec<_> = calls
+            .into_iter()
+            .map(|(ep, tenant)| {
+                let Endpoint::Function(f) = ep else { panic!("a function endpoint") };
+                let event = serde_json::to_vec(&json!({"tenant": tenant, "op": "get", "key": "1"})).unwrap();
+                tokio::spawn(async move { f.invoke(&tenant, event).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    })
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Two functions share an account of 3: the fourth invoke in flight is throttled, with reason
+/// `account`, though neither function is near its own cap.
+#[test]
+fn an_account_pool_shared_by_two_functions_throttles_the_next_invoke_with_reason_account() {
+    needs_root!();
+    let mut b = backend("lambda-account");
+    let run = b.run_id().to_string();
+    let mut p = lambda_plan(&run, TierId::LambdaPerTenant, 2, spec(128, Duration::from_secs(60)));
+    p.lambda_account_concurrency = 3;
+    let d = b.deploy(&stalling(p, Duration::from_millis(1500))).unwrap();
+    let rt = multi_thread();
+    let calls = ["t0", "t0", "t1", "t1"].iter().map(|t| (endpoint(&d, t).clone(), t.to_string())).collect();
+    let results = storm(&rt, calls);
+    let throttled = results.iter().filter(|r| r.outcome == InvokeOutcome::Throttled).count();
+    assert_eq!(throttled, 1, "{results:?}");
+    assert_eq!(results.iter().filter(|r| matches!(r.outcome, InvokeOutcome::Ok(_))).count(), 3, "{results:?}");
+    // Every unit is free again: both functions are served.
+    for t in ["t0", "t1"] {
+        let r = invoke(&rt, endpoint(&d, t), t, json!({"op": "health"}));
+        assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "{r:?}");
+    }
+    let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
+    assert_eq!(s.throttles, 1, "{s:?}");
+    assert_eq!(s.throttle_reasons.account, 1, "{s:?}");
+    assert_eq!((s.throttle_reasons.function, s.throttle_reasons.reserved, s.throttle_reasons.scaling), (0, 0, 0));
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+/// An account of 104 where one function reserves 4: another function's burst takes the 100
+/// unreserved units and is throttled (`account`) beyond them, while the reserved function still
+/// gets its 4 (and is throttled, `reserved`, only beyond its reservation).
+#[test]
+fn reserved_concurrency_isolates_a_function_from_anothers_burst() {
+    needs_root!();
+    let mut b = backend("lambda-reserved");
+    let run = b.run_id().to_string();
+    let stall = Duration::from_millis(1500);
+    let mut bursting = spec(128, Duration::from_secs(60));
+    bursting.concurrency = 200;
+    let mut p = lambda_plan(&run, TierId::LambdaPerTenant, 1, bursting);
+    p.lambda_account_concurrency = 104;
+    let burst = b.deploy(&stalling(p, stall)).unwrap();
+    let mut reserved = spec(128, Duration::from_secs(60));
+    reserved.reserved_concurrency = Some(4);
+    let mut p = lambda_plan(&run, TierId::LambdaShared, 1, reserved);
+    p.lambda_account_concurrency = 104;
+    let protected = b.deploy(&stalling(p, stall)).unwrap();
+    let rt = multi_thread();
+    let mut calls: Vec<(Endpoint, String)> = (0..101).map(|_| (endpoint(&burst, "t0").clone(), "t0".into())).collect();
+    calls.extend((0..5).map(|_| (endpoint(&protected, "t0").clone(), "t0".to_string())));
+    let results = storm(&rt, calls);
+    let (of_burst, of_protected) = results.split_at(101);
+    let throttled = |rs: &[InvokeResult]| rs.iter().filter(|r| r.outcome == InvokeOutcome::Throttled).count();
+    assert_eq!(throttled(of_burst), 1, "the burst gets the 100 unreserved units: {of_burst:?}");
+    assert_eq!(throttled(of_protected), 1, "the reserved function gets its 4: {of_protected:?}");
+    assert_eq!(of_protected.iter().filter(|r| matches!(r.outcome, InvokeOutcome::Ok(_))).count(), 4);
+    let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
+    assert_eq!((s.throttles, s.throttle_reasons.account, s.throttle_reasons.reserved), (1, 1, 0), "{s:?}");
+    let s = b.teardown(TierId::LambdaShared).unwrap().environments.unwrap();
+    assert_eq!((s.throttles, s.throttle_reasons.reserved, s.throttle_reasons.account), (1, 1, 0), "{s:?}");
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+/// The most of `spans` that overlap at one instant.
+fn peak_overlap(spans: &[(Instant, Instant)]) -> usize {
+    let mut edges: Vec<(Instant, i32)> = spans.iter().flat_map(|&(a, b)| [(a, 1), (b, -1)]).collect();
+    // At one instant, an end before a start: touching spans do not overlap.
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    peak as usize
+}
+
+/// A storm of 50 first invokes on 50 functions: the environments are created in parallel
+/// (their spawner jobs overlap in time), every INIT ends, and the storm takes less than its
+/// INITs added up.
+#[test]
+fn a_storm_of_cold_starts_creates_environments_in_parallel() {
+    needs_root!();
+    let n = 50;
+    let mut b = backend("lambda-storm");
+    let run = b.run_id().to_string();
+    let d = b.deploy(&lambda_plan(&run, TierId::LambdaPerTenant, n, spec(128, Duration::from_secs(60)))).unwrap();
+    let rt = multi_thread();
+    let calls = (0..n).map(|i| (endpoint(&d, &format!("t{i}")).clone(), format!("t{i}"))).collect();
+    let t0 = Instant::now();
+    let results = storm(&rt, calls);
+    let took = t0.elapsed();
+    assert!(results.iter().all(|r| matches!(r.start, Some(StartKind::Cold { .. }))), "{results:?}");
+    let inits: Vec<Duration> = results
+        .iter()
+        .filter_map(|r| if let Some(StartKind::Cold { init }) = r.start { Some(init) } else { None })
+        .collect();
+    let sum: Duration = inits.iter().sum();
+    let envs = b.environments(Some(TierId::LambdaPerTenant));
+    assert_eq!(envs.len(), n);
+    let spans: Vec<(Instant, Instant)> = envs.iter().map(|e| e.spawned).collect();
+    let peak = peak_overlap(&spans);
+    println!("storm of {n}: {took:?}, INITs add up to {sum:?}, at most {peak} environments created at once");
+    assert!(peak >= 2, "environments were created one at a time: {spans:?}");
+    assert!(took * 2 < sum, "the storm ({took:?}) took more than half its INITs added up ({sum:?})");
+    let s = b.teardown(TierId::LambdaPerTenant).unwrap().environments.unwrap();
+    assert_eq!((s.created, s.throttles), (n as u64, 0), "{s:?}");
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+/// Each environment's keep-alive, in the order the environments were created.
+fn keep_alives(seed: u64) -> Vec<Duration> {
+    let mut b = backend("lambda-keepalive-range");
+    let run = b.run_id().to_string();
+    let mut s = spec(128, Duration::from_secs(600));
+    s.keep_alive = DurRange { min: Duration::from_secs(300), max: Duration::from_secs(900) };
+    let mut p = lambda_plan(&run, TierId::LambdaPerTenant, 4, s);
+    p.seed = seed;
+    let d = b.deploy(&p).unwrap();
+    let rt = caller();
+    for t in ["t0", "t1", "t2", "t3"] {
+        let (r, _) = whoami(&rt, endpoint(&d, t), t);
+        assert!(matches!(r.start, Some(StartKind::Cold { .. })), "{r:?}");
+    }
+    let mut envs = b.environments(Some(TierId::LambdaPerTenant));
+    envs.sort_by_key(|e| e.id.rsplit_once("-e").and_then(|(_, n)| n.parse::<u64>().ok()));
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    envs.iter().map(|e| e.keep_alive).collect()
+}
+
+#[test]
+fn a_keep_alive_range_is_drawn_per_environment_from_the_seed() {
+    needs_root!();
+    let first = keep_alives(7);
+    assert!(first.iter().all(|k| (300..=900).contains(&k.as_secs())), "{first:?}");
+    assert!(first.iter().collect::<BTreeSet<_>>().len() > 1, "one seed, different keep-alives: {first:?}");
+    assert_eq!(keep_alives(7), first, "a repeated seed draws the same keep-alives");
+    assert_ne!(keep_alives(8), first, "another seed draws others");
+}
+
+#[test]
+fn an_idle_environment_past_its_maximum_lifetime_is_recycled() {
+    needs_root!();
+    let mut b = backend("lambda-lifetime");
+    let run = b.run_id().to_string();
+    let tier = TierId::LambdaShared;
+    let mut s = spec(128, Duration::from_secs(60));
+    s.max_lifetime = Some(Dur(Duration::from_millis(400)));
+    let d = b.deploy(&lambda_plan(&run, tier, 1, s)).unwrap();
+    let rt = caller();
+    let (r1, who1) = whoami(&rt, endpoint(&d, "t0"), "t0");
+    assert!(matches!(r1.start, Some(StartKind::Cold { .. })));
+    let old = only_env(&b, tier).workload_pid.unwrap();
+    wait::expect("the reaper to recycle the environment", Duration::from_secs(5), || !process_running(old));
+    let (r2, who2) = whoami(&rt, endpoint(&d, "t0"), "t0");
+    assert!(matches!(r2.start, Some(StartKind::Cold { .. })), "a new environment: {r2:?}");
+    assert_ne!(who1["instance_nonce"], who2["instance_nonce"]);
+    let s = b.teardown(tier).unwrap().environments.unwrap();
+    assert_eq!((s.created, s.reaped, s.recycled), (2, 0, 1), "{s:?}");
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
 }

@@ -5,7 +5,6 @@
 //! Each check connects from a thread entered into a namespace (an environment's, the
 //! harness's, the internet's), as code running there would.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -16,7 +15,7 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
-use isobench_core::units::Dur;
+use isobench_core::units::{Dur, DurRange};
 use isobench_local::LocalBackend;
 use isobench_testkit::http::connect;
 use isobench_testkit::netns::{in_netns, local_addrs, of_pid};
@@ -34,12 +33,9 @@ fn spec() -> LambdaSpec {
     LambdaSpec {
         memory: 256,
         timeout: Dur(Duration::from_secs(3)),
-        keep_alive: Dur(Duration::from_secs(60)),
-        concurrency: 10,
-        code: None,
-        handler: "bootstrap".into(),
-        environment: BTreeMap::new(),
-        response: None,
+        keep_alive: DurRange::fixed(Duration::from_secs(60)),
+        concurrency: 300,
+        ..LambdaSpec::default()
     }
 }
 
@@ -53,6 +49,7 @@ fn lambda_plan(run_id: &str, tier: TierId, tenants: usize) -> TierPlan {
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

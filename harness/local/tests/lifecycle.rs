@@ -83,12 +83,13 @@ fn lambda_spec(code: PathBuf, timeout: Duration, keep_alive: Duration) -> Lambda
     LambdaSpec {
         memory: 1769,
         timeout: Dur(timeout),
-        keep_alive: Dur(keep_alive),
+        keep_alive: isobench_core::units::DurRange::fixed(keep_alive),
         concurrency: 10,
         code: Some(code),
         handler: "app.handler".into(),
         environment: BTreeMap::new(),
         response: None,
+        ..LambdaSpec::default()
     }
 }
 
@@ -103,6 +104,7 @@ fn deploy_spec(name: &str, spec: LambdaSpec) -> (isobench_local::LocalBackend, D
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     };
     let d = b.deploy(&plan).unwrap();
     (b, d)

@@ -63,6 +63,7 @@ pub fn plan(run_id: &str, tier: TierId, tenants: usize, instance_type: &str) -> 
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

@@ -49,9 +49,32 @@ fn functions_section(o: &mut String, t: &TierSummary) {
     if let Some(e) = &t.environments {
         let _ = writeln!(
             o,
-            "\nEnvironments: {} created, {} reused, {} reaped after keep-alive, {} replaced, peak concurrency {}, {} throttles, {} frozen at the end.",
-            e.created, e.reused, e.reaped, e.replaced, e.peak_concurrency, e.throttles, e.frozen_at_end
+            "\nEnvironments: {} created, {} reused, {} reaped after keep-alive, {} recycled at their maximum lifetime, {} replaced, peak concurrency {}, {}, {} frozen at the end.",
+            e.created,
+            e.reused,
+            e.reaped,
+            e.recycled,
+            e.replaced,
+            e.peak_concurrency,
+            throttles(e),
+            e.frozen_at_end
         );
+    }
+}
+
+/// `12 throttles (account 10, scaling 2)`: the total and each reason that refused any.
+fn throttles(e: &isobench_results::Environments) -> String {
+    let r = &e.throttle_reasons;
+    let reasons: Vec<String> =
+        [("account", r.account), ("reserved", r.reserved), ("scaling", r.scaling), ("function cap", r.function)]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(why, n)| format!("{why} {n}"))
+            .collect();
+    if reasons.is_empty() {
+        format!("{} throttles", e.throttles)
+    } else {
+        format!("{} throttles ({})", e.throttles, reasons.join(", "))
     }
 }
 
@@ -375,5 +398,24 @@ mod tests {
         assert!(md.contains("blocked (blocked) — 0/1000, ≤ 0.30%, controls 1000/1000"), "{md}");
         assert!(md.contains("emulator-limit (AWS: blocked) — shared kernel 5/5"), "{md}");
         assert!(md.contains(&format!("on {}: shared kernel: emulator limit", s.tiers[0].tier)), "{md}");
+    }
+
+    #[test]
+    fn environment_stats_show_recycled_and_throttles_by_reason() {
+        // An older summary: no `recycled`, no `throttle_reasons`.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/summary.json");
+        let mut s: Summary = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let t = s.tiers.iter_mut().find(|t| t.functions.is_some() && t.environments.is_some()).expect("a Lambda tier");
+        let e = t.environments.as_mut().unwrap();
+        assert_eq!((e.recycled, e.throttle_reasons), (0, Default::default()));
+        let md = markdown(&s);
+        assert!(md.contains("0 recycled at their maximum lifetime"), "{md}");
+        let t = s.tiers.iter_mut().find(|t| t.functions.is_some() && t.environments.is_some()).unwrap();
+        let e = t.environments.as_mut().unwrap();
+        (e.recycled, e.throttles) = (3, 12);
+        (e.throttle_reasons.account, e.throttle_reasons.scaling) = (10, 2);
+        let md = markdown(&s);
+        assert!(md.contains("3 recycled at their maximum lifetime"), "{md}");
+        assert!(md.contains("12 throttles (account 10, scaling 2)"), "{md}");
     }
 }

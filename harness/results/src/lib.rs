@@ -321,11 +321,34 @@ pub struct TenantSummary {
 pub struct Environments {
     pub created: u64,
     pub reused: u64,
+    /// Shut down after their idle keep-alive.
     pub reaped: u64,
+    /// Shut down idle after reaching their maximum lifetime (absent in older summaries).
+    #[serde(default)]
+    pub recycled: u64,
     pub replaced: u64,
     pub peak_concurrency: u64,
+    /// Every throttled invoke; `throttle_reasons` splits them by the limit that refused them.
     pub throttles: u64,
+    /// Absent in older summaries.
+    #[serde(default)]
+    pub throttle_reasons: ThrottleReasons,
     pub frozen_at_end: u64,
+}
+
+/// Throttled invokes by the limit that refused them; they add up to `throttles`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ThrottleReasons {
+    /// The emulator's per-function cap (`concurrency`), or tenant isolation mode's limit on
+    /// environments.
+    pub function: u64,
+    /// The function's reserved concurrency was all in use.
+    pub reserved: u64,
+    /// The account's unreserved concurrency was all in use.
+    pub account: u64,
+    /// The function's scaling rate (1,000 new environments per 10 s) was spent.
+    pub scaling: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

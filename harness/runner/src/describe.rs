@@ -75,11 +75,13 @@ fn describe(s: &TierSettings) -> String {
             if e.imds_reachable() { "reachable" } else { "unreachable" }
         ),
         TierSettings::Lambda(l) => format!(
-            "{} MB, timeout {}, keep-alive {}, concurrency {}, code {}, {}",
+            "{} MB, timeout {}, keep-alive {}{}, concurrency {}{}, code {}, {}",
             l.memory,
             l.timeout,
             l.keep_alive,
+            l.max_lifetime.map_or(String::new(), |m| format!(", max lifetime {m}")),
             l.concurrency,
+            l.reserved_concurrency.map_or(String::new(), |r| format!(", reserved {r}")),
             l.code.as_ref().map_or("the sample workload".into(), |c| c.display().to_string()),
             match l.response() {
                 PayloadContract::WorkloadStatus => "response workload",

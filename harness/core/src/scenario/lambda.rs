@@ -1,6 +1,8 @@
 //! Settings of the three Lambda tiers, as a function configuration: memory size, timeout,
-//! the idle keep-alive of execution environments, the concurrency limit, and optionally the
-//! user's own code (a `bootstrap` file, a directory or a zip holding one) and how its
+//! the idle keep-alive of execution environments (fixed or a range drawn per environment) and
+//! their maximum lifetime, the emulator's per-function concurrency cap and the function's
+//! reserved concurrency, and optionally the user's own code (a `bootstrap` file, a directory or
+//! a zip holding one) and how its
 //! successful payloads are read (`response`).
 
 use std::collections::BTreeMap;
@@ -10,10 +12,29 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Checker;
-use crate::units::Dur;
+use crate::units::{Dur, DurRange, parse_duration, parse_duration_range};
 
-pub(super) const FIELDS: &[&str] =
-    &["id", "memory", "timeout", "keep_alive", "concurrency", "code", "handler", "environment", "response"];
+pub(super) const FIELDS: &[&str] = &[
+    "id",
+    "memory",
+    "timeout",
+    "keep_alive",
+    "max_lifetime",
+    "concurrency",
+    "reserved_concurrency",
+    "code",
+    "handler",
+    "environment",
+    "response",
+];
+
+/// Lambda keeps at least this much of the account's concurrency unreserved: "You can reserve
+/// up to the Unreserved account concurrency value minus 100" (Lambda developer guide,
+/// "Configuring reserved concurrency for a function").
+pub const MIN_UNRESERVED: u32 = 100;
+/// The account's concurrency when the scenario does not say (`[local]
+/// lambda_account_concurrency`): Lambda's default quota per Region.
+pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1000;
 
 /// One Lambda function configuration (per tenant, shared, or in tenant isolation mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,12 +47,24 @@ pub struct LambdaSpec {
     /// Function timeout.
     #[serde(default = "default_timeout")]
     pub timeout: Dur,
-    /// Idle time after which an environment is shut down.
+    /// Idle time after which an environment is shut down: fixed (`"10m"`) or a range
+    /// (`"5m..15m"`) from which each environment draws its own, from the run's seed.
     #[serde(default = "default_keep_alive")]
-    pub keep_alive: Dur,
-    /// Most environments of one function at once; invokes beyond are throttled.
+    pub keep_alive: DurRange,
+    /// Age after which an idle environment is shut down (recycled) whatever its keep-alive, as
+    /// Lambda recycles environments after some hours; none when unset.
+    #[serde(default)]
+    pub max_lifetime: Option<Dur>,
+    /// The emulator's cap on one function's concurrent invocations (not an AWS setting: on
+    /// Lambda only the account pool and reserved concurrency bound a function); invokes beyond
+    /// it are throttled with reason `function`.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// The function's reserved concurrency: taken from the account pool for this function
+    /// alone, and its maximum (invokes beyond are throttled with reason `reserved`). In
+    /// `lambda-per-tenant` every tenant's function reserves this much.
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
     /// The function's code instead of the sample workload: an executable `bootstrap`, a
     /// directory holding one, or a zip holding one. Relative to the scenario file's directory.
     #[serde(default)]
@@ -103,8 +136,8 @@ fn default_memory() -> u32 {
 fn default_timeout() -> Dur {
     Dur(Duration::from_secs(3))
 }
-fn default_keep_alive() -> Dur {
-    Dur(Duration::from_secs(600))
+fn default_keep_alive() -> DurRange {
+    DurRange::fixed(Duration::from_secs(600))
 }
 fn default_concurrency() -> u32 {
     100
@@ -115,6 +148,23 @@ fn default_handler() -> String {
 
 /// What `response` accepts, for the located problem.
 const RESPONSE_ACCEPTED: &str = "`workload` (the sample workload's status document) or `any` (any payload is ok)";
+
+impl Default for LambdaSpec {
+    fn default() -> Self {
+        LambdaSpec {
+            memory: default_memory(),
+            timeout: default_timeout(),
+            keep_alive: default_keep_alive(),
+            max_lifetime: None,
+            concurrency: default_concurrency(),
+            reserved_concurrency: None,
+            code: None,
+            handler: default_handler(),
+            environment: BTreeMap::new(),
+            response: None,
+        }
+    }
+}
 
 /// `base` is the scenario file's directory, which a relative `code` is read from.
 pub(super) fn parse(
@@ -138,6 +188,21 @@ pub(super) fn parse(
             }
         },
     };
+    // Durations checked here, so that a bad one is reported at its own field (and line).
+    for (key, range) in [("keep_alive", true), ("max_lifetime", false)] {
+        let Some(v) = fields.get(key) else { continue };
+        let text = v.as_str().unwrap_or_default();
+        let parsed = if range { parse_duration_range(text).map(|_| ()) } else { parse_duration(text).map(|_| ()) };
+        if let Err(e) = parsed {
+            let message = if v.is_str() {
+                format!("`{text}` is not valid: {}", e.reason)
+            } else {
+                format!("{v} is not a string")
+            };
+            c.fail(at(key), message, e.accepted);
+            fields.remove(key);
+        }
+    }
     let spec: LambdaSpec = match toml::Value::Table(fields).try_into() {
         Ok(s) => LambdaSpec { response, ..s },
         Err(e) => {
@@ -157,8 +222,24 @@ pub(super) fn parse(
         format!("timeout {} is out of range", spec.timeout),
         "more than 0s and at most 15m",
     );
-    c.check(spec.keep_alive.0 > Duration::ZERO, &at("keep_alive"), "keep-alive must be more than 0s", "e.g. `10m`");
+    c.check(
+        spec.keep_alive.min > Duration::ZERO,
+        &at("keep_alive"),
+        "keep-alive must be more than 0s",
+        "a duration (`10m`) or a range (`5m..15m`), more than 0s",
+    );
+    if let Some(m) = spec.max_lifetime {
+        c.check(m.0 > Duration::ZERO, &at("max_lifetime"), "a maximum lifetime must be more than 0s", "e.g. `2h`");
+    }
     c.check((1..=10_000).contains(&spec.concurrency), &at("concurrency"), "out of range", "1 to 10000");
+    if let Some(r) = spec.reserved_concurrency {
+        c.check(
+            r <= spec.concurrency,
+            &at("reserved_concurrency"),
+            format!("reserved concurrency {r} is above the function's cap `concurrency` = {}", spec.concurrency),
+            "at most `concurrency` (raise `concurrency` too)",
+        );
+    }
     let spec = LambdaSpec { response: Some(spec.response()), ..spec };
     // Relative to the scenario, as a trace file is, so a scenario runs from any directory.
     let spec = LambdaSpec { code: spec.code.as_ref().map(|p| base.join(p)), ..spec };
@@ -217,6 +298,65 @@ keep_alive = "300ms"
         let e = Scenario::parse(&src.replace("1769", "64"), std::path::Path::new("l.toml")).unwrap_err();
         assert_eq!(e.problems[0].field, "tier[0].memory");
         assert_eq!(e.problems[0].line, Some(11));
+    }
+
+    fn problems(src: &str) -> Vec<crate::diagnostics::Problem> {
+        Scenario::parse(src, std::path::Path::new("l.toml")).unwrap_err().problems
+    }
+
+    const TIER: &str = "format_version = 1\nname = \"l\"\n[run]\nduration = \"1s\"\nrate = 10\n[tenants]\ncount = 4\n\
+                        [[tier]]\nid = \"lambda-per-tenant\"\n";
+
+    #[test]
+    fn keep_alive_takes_a_duration_or_a_range_and_max_lifetime_a_duration() {
+        let s = Scenario::parse(
+            &format!("{TIER}keep_alive = \"5m..15m\"\nmax_lifetime = \"2h\"\n"),
+            std::path::Path::new("l.toml"),
+        )
+        .unwrap();
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        assert_eq!((l.keep_alive.min.as_secs(), l.keep_alive.max.as_secs()), (300, 900));
+        assert_eq!(l.max_lifetime.map(|d| d.0.as_secs()), Some(7200));
+        let p = problems(&format!("{TIER}keep_alive = \"15m..5m\"\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].keep_alive", Some(10)));
+        assert!(p[0].message.contains("lower end is above"), "{p:?}");
+        assert!(p[0].accepted.as_deref().unwrap_or("").contains("`5m..15m`"), "{p:?}");
+        let p = problems(&format!("{TIER}keep_alive = \"5m..15\"\nmax_lifetime = \"0s\"\n"));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].keep_alive", Some(10)));
+        assert!(p[0].message.contains("unit is missing"), "{p:?}");
+        assert_eq!((p[1].field.as_str(), p[1].line), ("tier[0].max_lifetime", Some(11)));
+        let p = problems(&format!("{TIER}max_lifetime = 7200\n"));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].max_lifetime", Some(10)));
+        assert!(p[0].accepted.as_deref().unwrap_or("").contains("unit"), "{p:?}");
+    }
+
+    #[test]
+    fn reserved_concurrency_leaves_100_of_the_account_unreserved() {
+        // Four per-tenant functions reserving 225 each take 900 of 1,000: allowed (100 left).
+        let ok = format!("{TIER}reserved_concurrency = 225\nconcurrency = 300\n");
+        let s = Scenario::parse(&ok, std::path::Path::new("l.toml")).unwrap();
+        assert_eq!(s.local.lambda_account_concurrency, 1000);
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        assert_eq!(l.reserved_concurrency, Some(225));
+        let p = problems(&ok.replace("225", "226"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].reserved_concurrency", Some(10)));
+        assert!(p[0].message.contains("904 of the account's 1000"), "{p:?}");
+        assert!(p[0].accepted.as_deref().unwrap_or("").contains("at most 900"), "{p:?}");
+        // A larger account makes room.
+        let bigger = format!("{}\n[local]\nlambda_account_concurrency = 2000\n", ok.replace("225", "226"));
+        assert_eq!(
+            Scenario::parse(&bigger, std::path::Path::new("l.toml")).unwrap().local.lambda_account_concurrency,
+            2000
+        );
+        // Above the function's own cap.
+        let p = problems(&format!("{TIER}reserved_concurrency = 150\n"));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].reserved_concurrency", Some(10)));
+        assert!(p[0].accepted.as_deref().unwrap_or("").contains("`concurrency`"), "{p:?}");
+        let p = problems(&format!("{TIER}\n[local]\nlambda_account_concurrency = 0\n"));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("local.lambda_account_concurrency", Some(12)));
     }
 }
 

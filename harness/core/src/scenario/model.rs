@@ -317,6 +317,10 @@ pub struct LocalSpec {
     /// Isolation the emulator breaks on purpose (`break_isolation`), to test that the probes
     /// and the CI gate catch it. Empty for every real measurement.
     pub break_isolation: Vec<IsolationFault>,
+    /// The emulated account's Lambda concurrency (`lambda_account_concurrency`, default 1,000
+    /// as on AWS): one pool shared by every function of the run; reserved concurrency is
+    /// carved out of it.
+    pub lambda_account_concurrency: u32,
 }
 
 /// A fault the local emulator injects into its own isolation, for testing and demonstrating

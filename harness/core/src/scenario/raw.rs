@@ -52,4 +52,6 @@ pub(super) struct RawLocal {
     pub(super) subnet: Option<String>,
     #[serde(default)]
     pub(super) break_isolation: Vec<IsolationFault>,
+    #[serde(default)]
+    pub(super) lambda_account_concurrency: Option<u32>,
 }

@@ -96,6 +96,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
             format!("at most {} tenants, or a larger `local.subnet`", local.capacity()),
         );
     }
+    check_reservations(&raw.tier, &tiers, tenants.len(), local.lambda_account_concurrency, c);
     let mut scenario = Scenario {
         format_version: raw.format_version,
         name: raw.name,
@@ -262,7 +263,18 @@ fn validate_local(l: &RawLocal, c: &mut Checker) -> LocalSpec {
     let mut break_isolation = l.break_isolation.clone();
     break_isolation.sort();
     break_isolation.dedup();
-    let default = LocalSpec { subnet: LOCAL_RANGE, break_isolation: break_isolation.clone() };
+    let account = l.lambda_account_concurrency.unwrap_or(lambda::DEFAULT_ACCOUNT_CONCURRENCY);
+    c.check(
+        (1..=1_000_000).contains(&account),
+        "local.lambda_account_concurrency",
+        format!("{account} is out of range"),
+        "1 to 1000000 (AWS's default is 1000)",
+    );
+    let default = LocalSpec {
+        subnet: LOCAL_RANGE,
+        break_isolation: break_isolation.clone(),
+        lambda_account_concurrency: account,
+    };
     let Some(s) = &l.subnet else { return default };
     const ACCEPTED: &str = "a CIDR inside 10.213.0.0/16 with a prefix from /16 to /29, e.g. `10.213.0.0/24`";
     let parsed = s.split_once('/').and_then(|(a, p)| Some((a.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok()?)));
@@ -274,7 +286,7 @@ fn validate_local(l: &RawLocal, c: &mut Checker) -> LocalSpec {
                 c.fail("local.subnet", format!("`{s}` is outside the harness's range or not aligned"), ACCEPTED);
                 return default;
             }
-            LocalSpec { subnet: (addr, prefix), break_isolation }
+            LocalSpec { subnet: (addr, prefix), break_isolation, lambda_account_concurrency: account }
         }
         _ => {
             c.fail("local.subnet", format!("`{s}` is not a valid subnet"), ACCEPTED);
@@ -327,6 +339,33 @@ fn validate_tenants(t: &RawTenants, c: &mut Checker) -> Vec<TenantSpec> {
         .zip(weights.into_iter().chain(std::iter::repeat(1.0)))
         .map(|(id, weight)| TenantSpec { id, weight })
         .collect()
+}
+
+/// A Lambda tier's reserved concurrency, over all its functions (one per tenant in
+/// `lambda-per-tenant`), must leave the account at least [`lambda::MIN_UNRESERVED`]
+/// unreserved, as Lambda refuses a reservation that would not. Tiers run one after another, so
+/// each tier is checked alone.
+fn check_reservations(raw: &[toml::Table], tiers: &[TierSpec], tenants: usize, account: u32, c: &mut Checker) {
+    for t in tiers {
+        let TierSettings::Lambda(l) = &t.settings else { continue };
+        let Some(each) = l.reserved_concurrency else { continue };
+        let functions = if t.id == TierId::LambdaPerTenant { tenants as u64 } else { 1 };
+        let total = u64::from(each) * functions;
+        let most = u64::from(account.saturating_sub(lambda::MIN_UNRESERVED));
+        let i = raw.iter().position(|r| r.get("id").and_then(|v| v.as_str()) == Some(t.id.as_str())).unwrap_or(0);
+        c.check(
+            total <= most,
+            &format!("tier[{i}].reserved_concurrency"),
+            format!(
+                "{functions} function(s) reserving {each} each take {total} of the account's {account}, leaving fewer than {} unreserved",
+                lambda::MIN_UNRESERVED
+            ),
+            &format!(
+                "at most {most} reserved in all (the account's concurrency minus {}); raise `local.lambda_account_concurrency` or reserve less",
+                lambda::MIN_UNRESERVED
+            ),
+        );
+    }
 }
 
 /// `file` is the scenario's path: paths in a tier (a function's `code`) are relative to it.

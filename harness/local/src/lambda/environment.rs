@@ -28,6 +28,11 @@ pub struct EnvironmentInfo {
     /// How long it has been idle, when it is.
     pub idle_for: Option<Duration>,
     pub age: Duration,
+    /// The idle time after which it is shut down (its own draw when the keep-alive is a range).
+    pub keep_alive: Duration,
+    /// When a spawner thread created it (cgroup, network namespace, sandbox): from the job's
+    /// start to its end. Overlapping spans are environments started in parallel.
+    pub spawned: (Instant, Instant),
     /// The sandbox holding it (outside its cgroups).
     pub sandbox_pid: u32,
     /// The runtime process (the function's `bootstrap`), as the host sees it.
@@ -77,6 +82,10 @@ pub(crate) struct Environment {
     workload_pid: Mutex<Result<u32, Option<File>>>,
     pub output: File,
     pub created: Instant,
+    /// Idle time after which the reaper shuts it down (set by its function after creation).
+    pub keep_alive: Duration,
+    /// When its spawner thread's job started and ended (set by its function after creation).
+    pub spawned: (Instant, Instant),
     pub life: Mutex<Lifecycle>,
     /// The cgroup's freezer control, kept open: a write is the whole freeze or thaw.
     freezer: Mutex<Freezer>,
@@ -129,6 +138,8 @@ impl Environment {
             workload_pid: Mutex::new(Err(Some(status))),
             output,
             created,
+            keep_alive: Duration::MAX,
+            spawned: (created, created),
             life: Mutex::new(Lifecycle { state: EnvironmentState::Initializing, last_used: created, invocations: 0 }),
             freezer: Mutex::new(freezer),
             exited: AtomicBool::new(false),

@@ -1,11 +1,13 @@
 //! One Lambda function: its pool of execution environments, the invoke path through it, and the
-//! reaper that shuts idle environments down after the keep-alive.
+//! reaper that shuts idle environments down after their keep-alive (drawn per environment when
+//! it is a range) or once they reach the maximum lifetime.
 //!
 //! Invoke path (runs on the backend's tokio runtime, so the caller's runtime only awaits a
 //! oneshot): take the most recently used idle environment of the invoke's key (the tenant in
-//! tenant isolation mode, else one key for all) and thaw it (warm), or, when none is idle and
-//! fewer invocations than the concurrency limit are in flight, create one (cold: cgroup,
-//! network namespace, sandbox, then the runtime's first `/next`); else throttle. The invocation
+//! tenant isolation mode, else one key for all) and thaw it (warm), or, when none is idle,
+//! create one (cold: cgroup, network namespace, sandbox, then the runtime's first `/next`);
+//! either only if the concurrency limits admit it (`concurrency`: the function's cap, its
+//! reservation or the account's pool, and for a cold start the scaling rate), else throttle. The invocation
 //! goes through the environment's Runtime API server; its outcome is handed to the caller
 //! first, and only then is the environment frozen and put back (or, after a crash or a
 //! timeout, discarded and replaced by the next cold start).
@@ -18,10 +20,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use isobench_core::backend::{EnvironmentStats, InitRecord, InitState, Invoke, InvokeOutcome, InvokeResult, StartKind};
+use isobench_core::backend::{
+    EnvironmentStats, InitRecord, InitState, Invoke, InvokeOutcome, InvokeResult, StartKind, ThrottleReasons,
+};
+use isobench_core::units::DurRange;
 use isobench_rapi::{FunctionConfig, InitFailure, Invocation, InvokeError, RuntimeApi, ShutdownReason};
 use tokio::sync::oneshot;
 
+use super::concurrency::{Account, Quota, Throttle};
 use super::environment::{self, Environment, EnvironmentInfo, EnvironmentState};
 use super::role::FunctionRole;
 use super::spawner::{EnvRequest, RUNTIME_API_ADDR, Spawner};
@@ -90,6 +96,8 @@ pub(crate) struct HostCtx {
     pub sandbox_exe: PathBuf,
     /// Numbers environments across the run (they name the environments' cgroups).
     pub next_env: AtomicU64,
+    /// The account's concurrency, shared by every function of the backend.
+    pub account: Account,
 }
 
 /// Everything fixed about a function.
@@ -100,8 +108,17 @@ pub(crate) struct FunctionSpec {
     pub tenant_isolation: bool,
     pub memory_mb: u32,
     pub timeout: Duration,
-    pub keep_alive: Duration,
+    /// Each environment draws its own keep-alive from this range (by the run's seed and its
+    /// number).
+    pub keep_alive: DurRange,
+    /// Age after which an idle environment is recycled.
+    pub max_lifetime: Option<Duration>,
+    /// The emulator's cap on invocations in flight.
     pub concurrency: u32,
+    /// Reserved concurrency, already reserved in the account.
+    pub reserved: Option<u32>,
+    /// The run's seed (keep-alive draws).
+    pub seed: u64,
     pub uid: u32,
     /// Limits while invoked: memory size, CPU in proportion.
     pub limits: CgroupLimits,
@@ -125,8 +142,11 @@ pub(crate) struct TierCounters {
     created: AtomicU64,
     reused: AtomicU64,
     reaped: AtomicU64,
+    recycled: AtomicU64,
     replaced: AtomicU64,
     throttles: AtomicU64,
+    /// Throttles by reason, in [`Throttle`]'s order.
+    throttled: [AtomicU64; 4],
     busy: AtomicU64,
     peak: AtomicU64,
     /// Every environment started, in order: the emulator's own record of its INITs, kept
@@ -149,9 +169,16 @@ impl TierCounters {
             created: get(&self.created),
             reused: get(&self.reused),
             reaped: get(&self.reaped),
+            recycled: get(&self.recycled),
             replaced: get(&self.replaced),
             peak_concurrency: get(&self.peak),
             throttles: get(&self.throttles),
+            throttle_reasons: ThrottleReasons {
+                function: get(&self.throttled[0]),
+                reserved: get(&self.throttled[1]),
+                account: get(&self.throttled[2]),
+                scaling: get(&self.throttled[3]),
+            },
             frozen_at_end,
         }
     }
@@ -180,6 +207,11 @@ impl TierCounters {
         }
     }
 
+    fn throttled(&self, why: Throttle) {
+        self.throttles.fetch_add(1, Ordering::Relaxed);
+        self.throttled[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     fn busy_inc(&self) {
         let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
         self.peak.fetch_max(now, Ordering::AcqRel);
@@ -190,14 +222,15 @@ impl TierCounters {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pool {
     /// Idle (frozen) environments per key, most recently used last.
     idle: HashMap<String, Vec<Arc<Environment>>>,
     /// Every environment alive, starting, busy or idle, by number.
     all: BTreeMap<u64, Arc<Environment>>,
-    /// Invocations between checkout and release (starting environments included).
-    in_flight: u32,
+    /// Invocations between checkout and release (starting environments included), and the
+    /// limits on them.
+    quota: Quota,
     closed: bool,
 }
 
@@ -254,17 +287,19 @@ fn ceil_ms(d: Duration) -> u64 {
 
 impl Function {
     pub(crate) fn new(spec: FunctionSpec, ctx: Arc<HostCtx>, counters: Arc<TierCounters>) -> Arc<Function> {
+        let quota = Quota::new(spec.concurrency, spec.reserved, Instant::now());
         let f = Arc::new_cyclic(|me| Function {
             spec,
             ctx,
             counters,
-            pool: Mutex::new(Pool::default()),
+            pool: Mutex::new(Pool { idle: HashMap::new(), all: BTreeMap::new(), quota, closed: false }),
             me: me.clone(),
             reaper: Mutex::new(None),
             shutting_down: Arc::new(AtomicUsize::new(0)),
         });
         let weak = Arc::downgrade(&f);
-        let tick = (f.spec.keep_alive / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let shortest = f.spec.max_lifetime.map_or(f.spec.keep_alive.min, |m| m.min(f.spec.keep_alive.min));
+        let tick = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
         *lock(&f.reaper) = Some(f.ctx.handle.spawn(reap_loop(weak, tick)));
         f
     }
@@ -301,6 +336,8 @@ impl Function {
                     invocations: life.invocations,
                     idle_for: (life.state == EnvironmentState::Idle).then(|| life.last_used.elapsed()),
                     age: e.created.elapsed(),
+                    keep_alive: e.keep_alive,
+                    spawned: e.spawned,
                     sandbox_pid: e.sandbox_pid as u32,
                     workload_pid,
                     cgroup_dirs: e.cgroup.dirs.clone(),
@@ -333,27 +370,35 @@ impl Function {
                     let _ = reply.send(rejected(errors::NOT_FOUND, mem));
                     return;
                 }
-                if let Some(env) = pool.idle.get_mut(&key).and_then(Vec::pop) {
-                    pool.in_flight += 1;
-                    // Busy from here on, so a freeze still pending for it is skipped.
-                    env.life().state = EnvironmentState::Busy;
-                    Some(Checkout::Warm(env))
-                } else if pool.in_flight >= self.spec.concurrency
-                    // Tenant isolation mode: at most 2,500 tenant-aware environments (busy or
-                    // idle) per 1,000 of concurrency (AWS, "Troubleshooting tenant isolation").
-                    || (self.spec.tenant_isolation
-                        && pool.all.len() as u64 >= (u64::from(self.spec.concurrency) * 5).div_ceil(2))
-                {
-                    None
+                let warm = pool.idle.get(&key).is_some_and(|v| !v.is_empty());
+                // Tenant isolation mode: at most 2,500 tenant-aware environments (busy or
+                // idle) per 1,000 of concurrency (AWS, "Troubleshooting tenant isolation").
+                let environments_full = self.spec.tenant_isolation
+                    && pool.all.len() as u64 >= (u64::from(self.spec.concurrency) * 5).div_ceil(2);
+                let admitted = if !warm && environments_full {
+                    Err(Throttle::Function)
                 } else {
-                    pool.in_flight += 1;
-                    Some(Checkout::Cold)
+                    pool.quota.admit(&self.ctx.account, !warm, Instant::now())
+                };
+                match admitted {
+                    Err(why) => Err(why),
+                    Ok(()) => match pool.idle.get_mut(&key).and_then(Vec::pop) {
+                        Some(env) => {
+                            // Busy from here on, so a freeze still pending for it is skipped.
+                            env.life().state = EnvironmentState::Busy;
+                            Ok(Checkout::Warm(env))
+                        }
+                        None => Ok(Checkout::Cold),
+                    },
                 }
             };
-            let Some(checkout) = checkout else {
-                self.counters.throttles.fetch_add(1, Ordering::Relaxed);
-                let _ = reply.send(result(InvokeOutcome::Throttled, None, None, mem));
-                return;
+            let checkout = match checkout {
+                Ok(c) => c,
+                Err(why) => {
+                    self.counters.throttled(why);
+                    let _ = reply.send(result(InvokeOutcome::Throttled, None, None, mem));
+                    return;
+                }
             };
             self.counters.busy_inc();
             match checkout {
@@ -371,7 +416,7 @@ impl Function {
                 Checkout::Cold => match self.cold_start(&key).await {
                     Ok((env, init)) => break (env, StartKind::Cold { init }),
                     Err(r) => {
-                        self.pool().in_flight -= 1;
+                        self.pool().quota.release(&self.ctx.account);
                         self.counters.busy_dec();
                         let _ = reply.send(r);
                         return;
@@ -483,7 +528,7 @@ impl Function {
         let keep = matches!(after, After::Keep) && !env.has_exited();
         let deferred = {
             let mut pool = self.pool();
-            pool.in_flight -= 1;
+            pool.quota.release(&self.ctx.account);
             if keep && !pool.closed {
                 let mut life = env.life();
                 life.state = EnvironmentState::Idle;
@@ -623,24 +668,25 @@ impl Function {
         };
         let ctx = self.ctx.clone();
         let me = self.me.clone();
-        // Starts queue on the one spawner thread (a thousand cold starts at once, at scale): one
-        // whose function closed while it waited is dropped there instead of started and killed.
+        // Starts queue for a spawner thread (a thousand cold starts at once, at scale): one whose
+        // function closed while it waited is dropped there instead of started and killed.
         let spawned = self
             .ctx
             .spawner
             .run(move |s| {
                 let closed = me.upgrade().is_none_or(|f| f.pool().closed);
-                (!closed).then(|| s.create(&*ctx.cgroups, req))
+                let t = Instant::now();
+                (!closed).then(|| (s.create(&*ctx.cgroups, req), (t, Instant::now())))
             })
             .await;
-        let spawned = match spawned {
+        let (spawned, span) = match spawned {
             Ok(None) => return Err(rejected(errors::NOT_FOUND, mem)),
-            Ok(Some(Ok(s))) => s,
-            Ok(Some(Err(e))) => {
+            Ok(Some((Ok(s), span))) => (s, span),
+            Ok(Some((Err(e), _))) => {
                 let chain = error_chain(&e);
                 return Err(service_error(format!("create environment {id} of function {}", self.spec.name), &chain));
             }
-            Err(_) => return Err(service_error("reach the Lambda spawner thread".into(), &"it has stopped")),
+            Err(_) => return Err(service_error("reach the Lambda spawner threads".into(), &"they have stopped")),
         };
         let api = match RuntimeApi::start(spawned.listener, config) {
             Ok(a) => a,
@@ -665,7 +711,11 @@ impl Function {
             spawned.status,
         );
         let env = match env {
-            Ok(e) => Arc::new(e),
+            Ok(mut e) => {
+                e.keep_alive = self.spec.keep_alive.pick(keep_alive_draw(self.spec.seed, number));
+                e.spawned = span;
+                Arc::new(e)
+            }
             Err(e) => {
                 let _ = crate::cgroup::remove(&*self.ctx.cgroups, &spawned.cgroup, Duration::from_secs(5));
                 // SAFETY: waitpid(2) on our own child, whose cgroup was just emptied.
@@ -751,18 +801,24 @@ impl Function {
         }
     }
 
-    /// Idle environments past their keep-alive (and dead ones), taken out of the pool.
-    fn take_expired(&self) -> (Vec<Arc<Environment>>, u64) {
+    /// Idle environments past their keep-alive or their maximum lifetime (and dead ones),
+    /// taken out of the pool, with how many were reaped and how many recycled.
+    fn take_expired(&self) -> (Vec<Arc<Environment>>, u64, u64) {
         let mut pool = self.pool();
         let mut out = Vec::new();
-        let mut reaped = 0;
-        let keep_alive = self.spec.keep_alive;
+        let (mut reaped, mut recycled) = (0, 0);
+        let max_lifetime = self.spec.max_lifetime.unwrap_or(Duration::MAX);
         for envs in pool.idle.values_mut() {
             envs.retain(|e| {
                 let dead = e.has_exited();
-                let expired = e.life().last_used.elapsed() >= keep_alive;
-                if dead || expired {
-                    reaped += u64::from(!dead);
+                let old = e.created.elapsed() >= max_lifetime;
+                let expired = e.life().last_used.elapsed() >= e.keep_alive;
+                if dead || old || expired {
+                    if !dead && old {
+                        recycled += 1;
+                    } else if !dead {
+                        reaped += 1;
+                    }
                     out.push(e.clone());
                     false
                 } else {
@@ -772,7 +828,7 @@ impl Function {
         }
         pool.idle.retain(|_, v| !v.is_empty());
         pool.all.retain(|_, e| !out.iter().any(|o| Arc::ptr_eq(o, e)));
-        (out, reaped)
+        (out, reaped, recycled)
     }
 
     /// Stops the function, first half (blocking): refuses new invokes, kills and removes every
@@ -814,7 +870,7 @@ impl Function {
     /// the function, and removes what they started meanwhile. Returns what was left behind.
     pub(crate) fn close_finish(&self, deadline: Instant) -> Vec<String> {
         let mut left = Vec::new();
-        let busy = || self.pool().in_flight > 0 || self.shutting_down.load(Ordering::SeqCst) > 0;
+        let busy = || self.pool().quota.in_flight() > 0 || self.shutting_down.load(Ordering::SeqCst) > 0;
         while busy() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -824,8 +880,11 @@ impl Function {
                 left.push(format!("environment {}: cgroup {} ({why})", e.id, path.display()));
             }
         }
-        if self.pool().in_flight > 0 {
+        if self.pool().quota.in_flight() > 0 {
             left.push(format!("function {}: invokes still in flight at teardown's deadline", self.spec.name));
+        }
+        if let Some(r) = self.spec.reserved {
+            self.ctx.account.unreserve(r);
         }
         if self.shutting_down.load(Ordering::SeqCst) > 0 {
             left.push(format!("function {}: environment shutdowns unfinished at teardown's deadline", self.spec.name));
@@ -838,9 +897,10 @@ async fn reap_loop(f: Weak<Function>, tick: Duration) {
     loop {
         tokio::time::sleep(tick).await;
         let Some(f) = f.upgrade() else { return };
-        let (expired, reaped) = f.take_expired();
+        let (expired, reaped, recycled) = f.take_expired();
         if !expired.is_empty() {
             f.counters.reaped.fetch_add(reaped, Ordering::Relaxed);
+            f.counters.recycled.fetch_add(recycled, Ordering::Relaxed);
             f.shut_down(expired, ShutdownReason::Spindown);
         }
     }
@@ -877,6 +937,15 @@ fn shutdown_extensions(handle: &tokio::runtime::Handle, envs: &[Arc<Environment>
 
 fn is_init_timeout(r: &InvokeResult) -> bool {
     matches!(&r.outcome, InvokeOutcome::InitError { error_type: Some(t) } if t == errors::INIT_TIMEOUT)
+}
+
+/// The random number environment `number` draws its keep-alive with: splitmix64 of the run's
+/// seed and the number, so a repeated seed gives every environment the same keep-alive.
+pub(crate) fn keep_alive_draw(seed: u64, number: u64) -> u64 {
+    let mut z = seed ^ number.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -24,10 +24,13 @@
 //! INIT (cold start: from creating the environment to its runtime's first `/next`, reported as
 //! [`StartKind::Cold`]) → INVOKE → frozen (the cgroup freezer: v2 `cgroup.freeze`, or the v1
 //! freezer) → thawed for the next invoke of its key → SHUTDOWN once idle longer than the
-//! keep-alive (a reaper task per function) or at teardown. One invocation at a time per
-//! environment; concurrency grows by starting environments, up to the function's concurrency
-//! limit, beyond which invokes are throttled (`TooManyRequestsException` on Lambda,
-//! [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
+//! keep-alive (a reaper task per function; each environment draws its own when the keep-alive
+//! is a range, from the run's seed and its number) or once idle past the maximum lifetime
+//! (recycled), or at teardown. One invocation at a time per environment; concurrency grows by
+//! starting environments as far as the limits admit (see `concurrency`: the account's pool
+//! shared by every function of the backend, a function's reserved concurrency, its scaling
+//! rate, the emulator's per-function cap), beyond which invokes are throttled
+//! (`TooManyRequestsException` on Lambda, [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
 //! error (`Runtime.ExitError`) and a timeout is [`InvokeOutcome::Timeout`]; both discard the
 //! environment, so the next invoke starts a new one.
 //!
@@ -35,9 +38,10 @@
 //! - **The invoke path runs on a tokio runtime the backend owns** (two workers, created at the
 //!   first Lambda deploy): the Runtime API servers, their timers and the reapers live there, and
 //!   a caller on any runtime only awaits a oneshot.
-//! - **Environments are created on a dedicated spawner thread** (see `spawner`), never on a
+//! - **Environments are created on dedicated spawner threads** (see `spawner`), never on a
 //!   runtime thread: a sandbox's death signal is tied to the thread that started it, and entering
-//!   a network namespace moves the calling thread.
+//!   a network namespace moves the calling thread. A pool of them (four per CPU), so a storm of
+//!   cold starts is created in parallel rather than queued behind one thread.
 //! - **The outcome is delivered before the freeze.** An environment goes back to the idle pool
 //!   first (so the caller's next invoke finds it warm), the caller gets its outcome, and the
 //!   freeze follows off its path. A per-environment lock orders freeze and thaw, so a freeze that
@@ -51,6 +55,7 @@
 //! [`InvokeOutcome::Timeout`]: isobench_core::backend::InvokeOutcome::Timeout
 
 mod code;
+mod concurrency;
 mod environment;
 mod function;
 pub(crate) mod net;
@@ -69,6 +74,7 @@ use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::tier::TierId;
 
 pub use code::{STAGED_SUFFIX, StageError};
+pub use concurrency::ReserveError;
 pub use environment::{EnvironmentInfo, EnvironmentState};
 pub use function::FunctionInfo;
 pub use function::errors as invoke_errors;
@@ -77,7 +83,8 @@ pub use role::FunctionRole;
 use crate::cgroup::{CgroupDriver, CgroupLimits};
 use code::CodeSource;
 use function::{Function, FunctionSpec, HostCtx, TASK_ROOT, TierCounters};
-use spawner::SpawnerThread;
+use spawner::SpawnerThreads;
+pub(crate) use spawner::threads_for as spawner_threads;
 
 /// One Lambda function a tier wants: its name, the tenants whose invokes it serves, the tenant
 /// its (sample) code is pinned to, and whether it runs in tenant isolation mode.
@@ -110,11 +117,12 @@ pub(crate) struct FunctionsInput<'a> {
     pub net: Option<Arc<net::TierNet>>,
 }
 
-/// The Lambda side of a backend: its runtime and its spawner thread, shared by every Lambda
-/// tier (started at the first Lambda deploy, stopped at the run's teardown).
+/// The Lambda side of a backend: its runtime, its spawner threads and the account's
+/// concurrency, shared by every Lambda tier (started at the first Lambda deploy, stopped at the
+/// run's teardown).
 pub(crate) struct Host {
     runtime: Option<tokio::runtime::Runtime>,
-    spawner: SpawnerThread,
+    spawner: SpawnerThreads,
     ctx: Arc<HostCtx>,
     run_id: String,
     /// The run's emulated internet, from the first Lambda deploy.
@@ -126,6 +134,12 @@ pub(crate) struct Host {
 pub enum LambdaDeployError {
     #[error("read the tier's settings: it needs Lambda settings (memory, timeout, ...), not {0}")]
     Settings(String),
+    #[error("create function {function}")]
+    Reserve {
+        function: String,
+        #[source]
+        source: concurrency::ReserveError,
+    },
     #[error("stage the code of tier {tier}")]
     Stage {
         tier: TierId,
@@ -135,21 +149,29 @@ pub enum LambdaDeployError {
 }
 
 impl Host {
-    /// Starts the runtime and the spawner thread.
-    pub(crate) fn start(cgroups: Arc<dyn CgroupDriver>, sandbox_exe: PathBuf, run_id: &str) -> io::Result<Host> {
+    /// Starts the runtime and `spawners` spawner threads, for an account of
+    /// `account_concurrency`.
+    pub(crate) fn start(
+        cgroups: Arc<dyn CgroupDriver>,
+        sandbox_exe: PathBuf,
+        run_id: &str,
+        spawners: usize,
+        account_concurrency: u32,
+    ) -> io::Result<Host> {
         raise_fd_limit();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("isobench-lambda")
             .enable_all()
             .build()?;
-        let spawner = SpawnerThread::start()?;
+        let spawner = SpawnerThreads::start(spawners)?;
         let ctx = Arc::new(HostCtx {
             handle: runtime.handle().clone(),
             spawner: spawner.spawner(),
             cgroups,
             sandbox_exe,
             next_env: AtomicU64::new(0),
+            account: concurrency::Account::new(account_concurrency),
         });
         Ok(Host {
             runtime: Some(runtime),
@@ -185,11 +207,22 @@ impl Host {
         };
         let staged = code::stage(&code::run_dir(&self.run_id), plan.tier.as_str(), source)
             .map_err(|source| LambdaDeployError::Stage { tier: plan.tier, source })?;
+        // Every function's reservation first (each function gives its own back at teardown).
+        if let Some(r) = spec.reserved_concurrency {
+            for (k, req) in input.functions.iter().enumerate() {
+                if let Err(source) = self.ctx.account.reserve(r) {
+                    (0..k).for_each(|_| self.ctx.account.unreserve(r));
+                    let _ = code::remove(&staged);
+                    return Err(LambdaDeployError::Reserve { function: req.name.clone(), source });
+                }
+            }
+        }
         let counters = Arc::new(TierCounters::default());
-        let mut functions = Vec::with_capacity(input.functions.len());
+        let mut functions: Vec<Arc<Function>> = Vec::with_capacity(input.functions.len());
         let mut created = Vec::with_capacity(input.functions.len());
         for (i, (req, uid)) in input.functions.into_iter().zip(input.uids).enumerate() {
             let f0 = Instant::now();
+
             let role = FunctionRole::new(&self.run_id, &req.name);
             let env = function_env(spec, req.pinned_tenant.as_deref(), &role, plan, i as u32, input.workload_env);
             let fspec = FunctionSpec {
@@ -198,8 +231,11 @@ impl Host {
                 tenant_isolation: req.tenant_isolation,
                 memory_mb: spec.memory,
                 timeout: spec.timeout.0,
-                keep_alive: spec.keep_alive.0,
+                keep_alive: spec.keep_alive,
+                max_lifetime: spec.max_lifetime.map(|d| d.0),
                 concurrency: spec.concurrency,
+                reserved: spec.reserved_concurrency,
+                seed: plan.seed,
                 uid,
                 limits: input.limits,
                 init_limits: input.init_limits,
@@ -216,7 +252,7 @@ impl Host {
         Ok(Functions { functions, counters, staged: Some(staged), created, net: input.net })
     }
 
-    /// Removes the run's staging directory and stops the spawner thread and the runtime (the
+    /// Removes the run's staging directory and stops the spawner threads and the runtime (the
     /// tiers' functions must be torn down first).
     pub(crate) fn shutdown(mut self) -> TeardownReport {
         let mut report = TeardownReport::default();

@@ -1,18 +1,21 @@
-//! The spawner: one long-lived thread that creates every execution environment of a backend
-//! (its cgroup, its network namespace with the Runtime API socket, its sandbox process).
+//! The spawners: a pool of long-lived threads that create the execution environments of a
+//! backend (each one's cgroup, its network namespace with the Runtime API socket, its sandbox
+//! process).
 //!
-//! Why a thread of its own: `PR_SET_PDEATHSIG` fires when the *thread* that forked a process
-//! exits, so sandboxes must be started from a thread that lives as long as they do, never from a
+//! Why threads of their own: `PR_SET_PDEATHSIG` fires when the *thread* that forked a process
+//! exits, so sandboxes must be started from threads that live as long as they do, never from a
 //! runtime's pool thread; and entering a fresh network namespace to bind `127.0.0.1:9001` moves
 //! the calling thread, which must not be a thread the Runtime API servers run on. Jobs arrive
 //! on a channel and answer on a `tokio` oneshot, so an invoke awaits its environment without
 //! blocking a runtime thread.
 //!
-//! The sandbox is started with `posix_spawn` (glibc uses `clone(CLONE_VM | CLONE_VFORK)`): no
-//! page tables are copied, so a start costs the same whatever the harness's size, where
-//! `fork` from a large parent costs milliseconds (16.5 ms from 512 MiB on this project's
-//! machines).
-
+//! Why a pool: a storm of cold starts (a thousand functions' first invokes at once) queued on
+//! one thread waits for every start before it (cgroup, network namespace, spawn: about 1 ms
+//! alone, tens of milliseconds under a storm), so the last INIT ends seconds after the first.
+//! Each job goes to the thread with the fewest jobs queued; the threads are independent (each
+//! returns to the backend's network namespace after its own job), so starts overlap as far as
+//! the kernel lets them.
+//!
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io;
@@ -20,6 +23,7 @@ use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -42,94 +46,151 @@ enum Msg {
     Stop,
 }
 
-/// What the spawner thread keeps: the network namespace it returns to after each job.
+/// What a spawner thread keeps: the network namespace it returns to after each job.
 pub(crate) struct Context {
     home_netns: OwnedFd,
 }
 
-/// Handle to the spawner thread. Cloneable: each function keeps one to start environments.
+/// One thread's queue: where its jobs go and how many are queued or running there.
+struct Lane {
+    tx: mpsc::Sender<Msg>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Handle to the spawner threads. Cloneable: each function keeps one to start environments.
 #[derive(Clone)]
 pub(crate) struct Spawner {
-    tx: mpsc::Sender<Msg>,
+    lanes: Arc<Vec<Lane>>,
 }
 
 impl std::fmt::Debug for Spawner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spawner")
+        write!(f, "Spawner({} threads)", self.lanes.len())
     }
 }
 
-/// The thread itself; stopping it (after every environment is gone) joins it.
-pub(crate) struct SpawnerThread {
-    spawner: Spawner,
-    thread: Option<JoinHandle<()>>,
+/// How many spawner threads a host gets: four per CPU, 4 to 32. A start is mostly waiting, not
+/// CPU: `posix_spawn` returns once the child has run up to its `exec`, so under a storm each
+/// start waits for a CPU the starting runtimes are using (12 ms median of 20 ms per start with
+/// 4 threads). Measured on a 2-core host (other jobs running, load 7 to 30), 1,000 first invokes
+/// at once, last INIT done after: 1 thread 6.5 s, 4 threads 4.4 s, 8 threads 3.3 s, 16 3.3 s,
+/// 32 3.3 s, 64 3.7 s (cgroup and network namespace creation then contend in the kernel: p90
+/// 0.2 s and 0.4 s per start).
+pub(crate) fn threads_for(cpus: usize) -> usize {
+    (cpus * 4).clamp(4, 32)
 }
 
-impl SpawnerThread {
-    pub(crate) fn start() -> io::Result<SpawnerThread> {
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<()>>(1);
-        let thread = std::thread::Builder::new().name("isobench-lambda-spawner".into()).spawn(move || {
-            let home_netns = match File::open("/proc/thread-self/ns/net") {
-                Ok(f) => OwnedFd::from(f),
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
+/// The threads themselves; stopping them (after every environment is gone) joins them.
+pub(crate) struct SpawnerThreads {
+    spawner: Spawner,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl SpawnerThreads {
+    /// Starts `n` threads (at least one).
+    pub(crate) fn start(n: usize) -> io::Result<SpawnerThreads> {
+        let mut lanes = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            match start_thread(i) {
+                Ok((lane, thread)) => {
+                    lanes.push(lane);
+                    threads.push(thread);
                 }
-            };
-            let _ = ready_tx.send(Ok(()));
-            let ctx = Context { home_netns };
-            while let Ok(Msg::Job(job)) = rx.recv() {
-                // A panicking job drops its reply channel (the caller sees the spawner gone);
-                // the thread, and the sandboxes whose death signal is tied to it, live on.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&ctx)));
-            }
-        })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(SpawnerThread { spawner: Spawner { tx }, thread: Some(thread) }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(io::Error::other("the Lambda spawner thread exited while starting"))
+                Err(e) => {
+                    stop_all(&lanes, &mut threads);
+                    return Err(e);
+                }
             }
         }
+        Ok(SpawnerThreads { spawner: Spawner { lanes: Arc::new(lanes) }, threads })
     }
 
     pub(crate) fn spawner(&self) -> Spawner {
         self.spawner.clone()
     }
 
-    /// Stops the thread and waits for it. Every sandbox it started gets its death signal, so
-    /// call this only after every environment is gone.
+    /// Stops the threads and waits for them. Every sandbox they started gets its death signal,
+    /// so call this only after every environment is gone.
     pub(crate) fn stop(&mut self) {
-        let _ = self.spawner.tx.send(Msg::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        stop_all(&self.spawner.lanes, &mut self.threads);
     }
 }
 
-impl Drop for SpawnerThread {
+impl Drop for SpawnerThreads {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
+fn stop_all(lanes: &[Lane], threads: &mut Vec<JoinHandle<()>>) {
+    for l in lanes {
+        let _ = l.tx.send(Msg::Stop);
+    }
+    for t in threads.drain(..) {
+        let _ = t.join();
+    }
+}
+
+fn start_thread(i: usize) -> io::Result<(Lane, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<io::Result<()>>(1);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let thread = std::thread::Builder::new().name(format!("isobench-spawn-{i}")).spawn(move || {
+        let home_netns = match File::open("/proc/thread-self/ns/net") {
+            Ok(f) => OwnedFd::from(f),
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        let ctx = Context { home_netns };
+        while let Ok(Msg::Job(job)) = rx.recv() {
+            // A panicking job drops its reply channel (the caller sees the spawner gone);
+            // the thread, and the sandboxes whose death signal is tied to it, live on.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&ctx)));
+        }
+    })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok((Lane { tx, queued }, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(io::Error::other("a Lambda spawner thread exited while starting"))
+        }
+    }
+}
+
 impl Spawner {
-    /// Runs `f` on the spawner thread; the answer arrives on the returned receiver (which
-    /// errs if the thread has stopped).
+    /// Runs `f` on the spawner thread with the fewest jobs queued; the answer arrives on the
+    /// returned receiver (which errs if the threads have stopped).
     pub(crate) fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Context) -> R + Send + 'static,
     ) -> oneshot::Receiver<R> {
         let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Msg::Job(Box::new(move |ctx| {
-            let _ = tx.send(f(ctx));
+        let lane = self.lanes.iter().min_by_key(|l| l.queued.load(Ordering::Relaxed)).expect("at least one thread");
+        lane.queued.fetch_add(1, Ordering::Relaxed);
+        // Counted down when the job is done or dropped (run, panicked, or never run).
+        let done = Done(lane.queued.clone());
+        let _ = lane.tx.send(Msg::Job(Box::new(move |ctx: &Context| {
+            let r = f(ctx);
+            drop(done);
+            let _ = tx.send(r);
         })));
         rx
+    }
+}
+
+struct Done(Arc<AtomicUsize>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -11,7 +11,7 @@
 //! Everything the emulator does for these tiers is decided here: the layout ([`functions`]),
 //! the sizing ([`sizing`]: the function's memory size, CPU in proportion to it, one vCPU at
 //! 1,769 MB as on Lambda, at least one full vCPU during INIT), the preparation (the backend's
-//! Lambda runtime and spawner thread, started at the first Lambda deploy; the code staged),
+//! Lambda runtime and spawner threads, started at the first Lambda deploy; the code staged),
 //! deploy and teardown. Environments themselves, started by invokes, are the machinery in
 //! [`crate::lambda`].
 
@@ -87,7 +87,8 @@ impl TierDriver for LambdaTier {
         let (limits, init_limits) = sizing(spec.memory, cx.host_cpus(), cx.config().pids_max);
         let run_dirs = cx.ensure_run().map_err(|e| deploy_error(tier, "the run's cgroups", e))?;
         let uids = requests.iter().map(|_| cx.next_uid()).collect();
-        cx.start_lambda().map_err(|e| deploy_error(tier, "the Lambda runtime and spawner thread", e))?;
+        cx.start_lambda(plan.lambda_account_concurrency)
+            .map_err(|e| deploy_error(tier, "the Lambda runtime and spawner threads", e))?;
         let net = network(cx, plan)?;
         let c = cx.config();
         let input = FunctionsInput {
