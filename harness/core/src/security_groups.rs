@@ -22,6 +22,9 @@
 //! shared. `harness` is the reserved group of the load generator (the harness itself). `{run}`
 //! is replaced by the run id everywhere.
 //!
+//! Lambda tiers name groups the same way in `[tier.vpc]`, and their groups may add outbound
+//! rules ([`EgressRule`], by destination range).
+//!
 //! One module for both tiers so that they accept, check and report the same; the local
 //! backend turns [`ResolvedGroups`] into packet filters, the AWS backend into SDK calls.
 
@@ -473,4 +476,64 @@ fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
     let p: u8 = p.parse().ok().filter(|p| *p <= 32)?;
     let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
     (u32::from(a) & !mask == 0).then_some((a, p))
+}
+
+// ---- egress rules (Lambda tiers) -----------------------------------------------------------
+
+/// One outbound rule (`IpPermissionsEgress`) by destination range. Only the Lambda tiers take
+/// them (`[[tier.security_group.egress]]`): the EC2 and ECS tiers keep a group's default
+/// outbound rule (everything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressRule {
+    pub protocol: Protocol,
+    /// Inclusive port range; `None` for every port.
+    pub ports: Option<(u16, u16)>,
+    /// An IPv4 range (`CidrIp`).
+    pub destination: (Ipv4Addr, u8),
+}
+
+impl EgressRule {
+    /// A group's default outbound rule: everything, anywhere.
+    pub fn all() -> EgressRule {
+        EgressRule { protocol: Protocol::All, ports: None, destination: (Ipv4Addr::UNSPECIFIED, 0) }
+    }
+}
+
+/// Reads a group's `egress` list (rules shaped as inbound ones, with `cidr` as the
+/// destination); problems go to `c`, located by `at` (`security_group[N].egress[M]...`).
+pub fn parse_egress(v: &toml::Value, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Vec<EgressRule> {
+    let Some(list) = v.as_array() else {
+        c.fail(at(""), "expected a list of rules", "[[tier.security_group.egress]] tables");
+        return Vec::new();
+    };
+    if list.len() > MAX_RULES_PER_GROUP {
+        c.fail(at(""), format!("{} outbound rules", list.len()), format!("at most {MAX_RULES_PER_GROUP} per group"));
+    }
+    let mut out = Vec::new();
+    for (ri, raw) in list.iter().enumerate() {
+        let field = |f: &str| at(&format!("[{ri}]{f}"));
+        let r: RawRule = match raw.clone().try_into() {
+            Ok(r) => r,
+            Err(e) => {
+                c.fail(
+                    field(""),
+                    e.message().trim().to_string(),
+                    "`protocol`, `port` or `from_port`/`to_port`, and `cidr`",
+                );
+                continue;
+            }
+        };
+        if r.source_group.is_some() {
+            c.fail(
+                field(".source_group"),
+                "an outbound rule names its destination by range",
+                "`cidr = \"...\"` (a group as destination is not emulated)",
+            );
+            continue;
+        }
+        if let Some(IngressRule { protocol, ports, source: Source::Cidr(a, p) }) = validate_rule(r, &field, c) {
+            out.push(EgressRule { protocol, ports, destination: (a, p) });
+        }
+    }
+    out
 }

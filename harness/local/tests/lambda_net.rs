@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use isobench_core::backend::{Backend, Deployment, Endpoint, InvokeOutcome};
 use isobench_core::plan::TierPlan;
-use isobench_core::scenario::lambda::LambdaSpec;
+use isobench_core::scenario::lambda::{LambdaSpec, LambdaVpc};
 use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
+use isobench_core::security_groups::{AwsvpcConfiguration, EgressRule, NetworkSpec, Protocol, SecurityGroupSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::{Dur, DurRange};
 use isobench_local::LocalBackend;
@@ -40,10 +41,14 @@ fn spec() -> LambdaSpec {
 }
 
 fn lambda_plan(run_id: &str, tier: TierId, tenants: usize) -> TierPlan {
+    plan_with(run_id, tier, tenants, spec())
+}
+
+fn plan_with(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> TierPlan {
     TierPlan {
         run_id: run_id.into(),
         tier,
-        settings: TierSettings::Lambda(spec()),
+        settings: TierSettings::Lambda(spec),
         tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
@@ -61,7 +66,9 @@ fn warm_env(b: &LocalBackend, d: &Deployment, tier: TierId, tenant: &str) -> (Ow
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let r = rt.block_on(f.invoke(tenant, serde_json::to_vec(&json!({"op": "whoami"})).unwrap()));
     assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "{r:?}");
-    let env = b.environments(Some(tier)).into_iter().find(|e| e.function.ends_with(tenant)).expect("its environment");
+    let envs = b.environments(Some(tier));
+    // A per-tenant function's name ends with its tenant; a shared function has one environment here.
+    let env = envs.iter().find(|e| e.function.ends_with(tenant)).or(envs.first()).expect("its environment");
     let pid = env.workload_pid.expect("a workload pid");
     let addrs = local_addrs(pid);
     assert_eq!(addrs.len(), 1, "one address on eth0: {addrs:?}");
@@ -164,6 +171,64 @@ fn nothing_connects_into_an_environment() {
     }
     let report = b.teardown_all().unwrap();
     assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+/// A VPC whose one group (per tenant) allows TCP to the responder's port 80 only.
+fn vpc_to_port_80() -> LambdaVpc {
+    let group = "fn-{tenant}".to_string();
+    let rule = EgressRule { protocol: Protocol::Tcp, ports: Some((80, 80)), destination: (*INTERNET.ip(), 32) };
+    LambdaVpc {
+        network: NetworkSpec {
+            interface: AwsvpcConfiguration { security_groups: vec![group.clone()], ..Default::default() },
+            security_groups: vec![SecurityGroupSpec {
+                name: group.clone(),
+                description: String::new(),
+                ingress: vec![],
+            }],
+        },
+        egress: [(group, vec![rule])].into_iter().collect(),
+    }
+}
+
+#[test]
+fn with_a_vpc_what_the_groups_allow_is_reachable_and_nothing_else() {
+    needs_root!();
+    let mut b = backend("lambda-net-vpc");
+    let run = b.run_id().to_string();
+    let mut s = spec();
+    s.vpc = Some(vpc_to_port_80());
+    let d_vpc = b.deploy(&plan_with(&run, TierId::LambdaPerTenant, 1, s)).unwrap();
+    let d_open = b.deploy(&lambda_plan(&run, TierId::LambdaShared, 1)).unwrap();
+    let (vpc_env, vpc_addr) = warm_env(&b, &d_vpc, TierId::LambdaPerTenant, "t0");
+    let (open_env, _) = warm_env(&b, &d_open, TierId::LambdaShared, "t0");
+    // A second service in the internet namespace, on a port the group does not allow.
+    let internet = internet_ns(&run);
+    let other = SocketAddrV4::new(*INTERNET.ip(), 81);
+    let _other_listener = in_netns(&internet, move || TcpListener::bind(other).expect("listen in the internet"));
+
+    // Allowed by the group: the responder's port 80.
+    let page = get(&vpc_env, INTERNET).expect("the group allows port 80");
+    assert!(page.contains(&format!("from {vpc_addr}")), "{page}");
+    // Not allowed: port 81 on the same address, which the tier without a VPC reaches (the
+    // control: only the group's rules stand between them).
+    connect_from(&open_env, other).expect("control: a tier without a VPC reaches port 81");
+    assert!(connect_from(&vpc_env, other).is_err(), "the group does not allow port 81");
+    // Still nothing inbound.
+    let _listener = listen_in(&vpc_env, 7777);
+    let target = SocketAddrV4::new(vpc_addr, 7777);
+    connect_from(&vpc_env, target).expect("control: its own listener answers inside");
+    let harness = b.netns().expect("the harness namespace");
+    for (from, ns) in
+        [("the harness", &*harness), ("another tier's environment", &open_env), ("the internet", &internet)]
+    {
+        assert!(connect_from(ns, target).is_err(), "{from} connected into a VPC environment");
+    }
+    let report = b.teardown_all().unwrap();
+    assert!(report.left_behind.is_empty(), "{:?}", report.left_behind);
+    for what in ["lambda-pt", "lambda-s", "isobench_internet"] {
+        assert!(report.removed.iter().any(|r| r.contains(what)), "teardown names {what}: {:#?}", report.removed);
+    }
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
 }
 

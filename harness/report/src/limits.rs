@@ -59,7 +59,7 @@ fn local(s: &Summary) -> Limits {
 }
 
 /// What an emulated Lambda environment is not.
-const LAMBDA: &str = "Lambda environments are processes in namespaces and a cgroup each, not microVMs: a cold start is this host's process start (no code download, no placement), the CPU share follows memory through a CFS quota per 100 ms period (a 128 MB function gets 7% of a CPU and waits for its quota when busy), and an environment's network is a veth on a bridge of this host with egress only to an emulated internet responder of the run (no real internet, no NAT or Hyperplane ENI; nothing connects in, as on Lambda)";
+const LAMBDA: &str = "Lambda environments are processes in namespaces and a cgroup each, not microVMs: a cold start is this host's process start (no code download, no placement), the CPU share follows memory through a CFS quota per 100 ms period (a 128 MB function gets 7% of a CPU and waits for its quota when busy), and an environment's network is a veth on a bridge of this host, egress only: to an emulated internet responder of the run, or with `vpc` where its security groups' outbound rules allow within the emulator's range (no real internet, no NAT, no Hyperplane ENI, no other tier's members); nothing connects in, as on Lambda";
 
 impl Limits {
     /// `report.md`'s block quote.

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::Checker;
+use crate::security_groups::{EgressRule, NetworkSpec, SecurityGroupSpec, parse_egress};
 use crate::units::{Dur, DurRange, parse_duration, parse_duration_range};
 
 pub(super) const FIELDS: &[&str] = &[
@@ -26,6 +27,8 @@ pub(super) const FIELDS: &[&str] = &[
     "handler",
     "environment",
     "response",
+    "vpc",
+    "security_group",
 ];
 
 /// Lambda keeps at least this much of the account's concurrency unreserved: "You can reserve
@@ -80,6 +83,92 @@ pub struct LambdaSpec {
     /// `summary.json` says which contract the run used.
     #[serde(default)]
     pub response: Option<PayloadContract>,
+    /// The function's VPC configuration (`[tier.vpc]` and `[[tier.security_group]]`): its
+    /// environments' egress follows the groups' outbound rules instead of reaching the run's
+    /// emulated internet. Read apart by [`parse`].
+    #[serde(default, skip_deserializing)]
+    pub vpc: Option<LambdaVpc>,
+}
+
+/// A function's VPC configuration (Lambda's `VpcConfig`): subnets and the security groups its
+/// environments' interfaces join, in the form an ECS task's `awsvpcConfiguration` takes, and
+/// the groups' outbound rules. Lambda accepts no inbound connection whatever the groups' inbound
+/// rules say (they are kept, and have no effect on the function).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LambdaVpc {
+    #[serde(flatten)]
+    pub network: NetworkSpec,
+    /// Outbound rules by group name (template); a group without `egress` has AWS's default
+    /// outbound rule (everything).
+    pub egress: BTreeMap<String, Vec<EgressRule>>,
+}
+
+impl LambdaVpc {
+    /// The outbound rules every environment of the tier has: those of each group its interface
+    /// joins (a rule's destination is a range, so they are the same for every tenant).
+    pub fn egress_rules(&self) -> Vec<EgressRule> {
+        let mut out: Vec<EgressRule> = Vec::new();
+        for g in &self.network.interface.security_groups {
+            let rules = self.egress.get(g).cloned().unwrap_or_else(|| vec![EgressRule::all()]);
+            for r in rules {
+                if !out.contains(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The VPC network when `[tier.vpc]` names no groups: each tenant's function in a group of its
+/// own, with no inbound rule and the default outbound rule.
+fn default_vpc_network() -> NetworkSpec {
+    NetworkSpec {
+        interface: Default::default(),
+        security_groups: vec![SecurityGroupSpec {
+            name: "tenant-{tenant}".into(),
+            description: "a tenant's function".into(),
+            ingress: Vec::new(),
+        }],
+    }
+}
+
+/// `[tier.vpc]` and `[[tier.security_group]]` (with their `egress` lists), or `None` without
+/// a `vpc` table (then groups are refused: they mean nothing outside a VPC).
+fn parse_vpc(
+    vpc: Option<toml::Value>,
+    groups: Option<toml::Value>,
+    at: &dyn Fn(&str) -> String,
+    c: &mut Checker,
+) -> Option<LambdaVpc> {
+    let Some(vpc) = vpc else {
+        if groups.is_some() {
+            c.fail(at("security_group"), "security groups need a VPC", "a [tier.vpc] table naming them");
+        }
+        return None;
+    };
+    let mut table = toml::Table::new();
+    table.insert("network".into(), vpc);
+    let mut egress = BTreeMap::new();
+    if let Some(mut groups) = groups {
+        if let Some(list) = groups.as_array_mut() {
+            for (gi, g) in list.iter_mut().enumerate() {
+                let Some(t) = g.as_table_mut() else { continue };
+                let name = t.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+                if let Some(rules) = t.remove("egress") {
+                    let here = |f: &str| at(&format!("security_group[{gi}].egress{f}"));
+                    egress.insert(name, parse_egress(&rules, &here, c));
+                }
+            }
+        }
+        table.insert("security_group".into(), groups);
+    }
+    let at_vpc = |f: &str| match f.strip_prefix("network") {
+        Some(rest) => at(&format!("vpc{rest}")),
+        None => at(f),
+    };
+    let network = NetworkSpec::parse(&table, default_vpc_network(), &at_vpc, c);
+    Some(LambdaVpc { network, egress })
 }
 
 /// What a function's successful payload means to the caller (the scenario's `response`).
@@ -162,6 +251,7 @@ impl Default for LambdaSpec {
             handler: default_handler(),
             environment: BTreeMap::new(),
             response: None,
+            vpc: None,
         }
     }
 }
@@ -188,6 +278,7 @@ pub(super) fn parse(
             }
         },
     };
+    let vpc = parse_vpc(fields.remove("vpc"), fields.remove("security_group"), at, c);
     // Durations checked here, so that a bad one is reported at its own field (and line).
     for (key, range) in [("keep_alive", true), ("max_lifetime", false)] {
         let Some(v) = fields.get(key) else { continue };
@@ -204,7 +295,7 @@ pub(super) fn parse(
         }
     }
     let spec: LambdaSpec = match toml::Value::Table(fields).try_into() {
-        Ok(s) => LambdaSpec { response, ..s },
+        Ok(s) => LambdaSpec { response, vpc, ..s },
         Err(e) => {
             c.fail(at(""), e.message().to_string(), "see the Lambda fields in scenarios/lambda.toml");
             return None;
@@ -330,6 +421,67 @@ keep_alive = "300ms"
         let p = problems(&format!("{TIER}max_lifetime = 7200\n"));
         assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].max_lifetime", Some(10)));
         assert!(p[0].accepted.as_deref().unwrap_or("").contains("unit"), "{p:?}");
+    }
+
+    #[test]
+    fn vpc_settings_name_groups_as_ecs_tasks_do_with_outbound_rules() {
+        use crate::security_groups::{EgressRule, Protocol};
+        let vpc = format!(
+            "{TIER}[tier.vpc]\nsubnets = [\"private\"]\nsecurity_groups = [\"fn-{{tenant}}\", \"shared\"]\n\
+             [[tier.security_group]]\nname = \"fn-{{tenant}}\"\n\
+             [[tier.security_group.egress]]\nport = 8080\ncidr = \"10.213.0.0/16\"\n\
+             [[tier.security_group]]\nname = \"shared\"\n\
+             [[tier.security_group.egress]]\nprotocol = \"udp\"\nfrom_port = 53\nto_port = 53\ncidr = \"10.213.0.2/32\"\n"
+        );
+        let s = Scenario::parse(&vpc, std::path::Path::new("l.toml")).unwrap();
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        let v = l.vpc.as_ref().expect("a VPC");
+        assert_eq!(v.network.interface.security_groups, ["fn-{tenant}", "shared"]);
+        let rules = v.egress_rules();
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        assert_eq!(rules[0].ports, Some((8080, 8080)));
+        assert_eq!((rules[1].protocol, rules[1].destination.1), (Protocol::Udp, 32));
+        // A group without outbound rules has the default one (everything).
+        let open = vpc.replace("[[tier.security_group.egress]]\nport = 8080\ncidr = \"10.213.0.0/16\"\n", "");
+        let s = Scenario::parse(&open, std::path::Path::new("l.toml")).unwrap();
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        assert!(l.vpc.as_ref().unwrap().egress_rules().contains(&EgressRule::all()));
+        // No VPC: no groups, and the default (the run's internet) applies.
+        let TierSettings::Lambda(l) = &Scenario::parse(TIER, std::path::Path::new("l.toml")).unwrap().tiers[0].settings
+        else {
+            panic!("lambda settings")
+        };
+        assert!(l.vpc.is_none());
+
+        // Problems, each at its own field and line.
+        let p = problems(&vpc.replace("security_groups = [\"fn-{tenant}\", ", "security_groups = [\"nope\", "));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].vpc.security_groups[0]", Some(12)), "{p:?}");
+        let p = problems(&vpc.replace("cidr = \"10.213.0.0/16\"", "source_group = \"shared\""));
+        assert_eq!(
+            (p[0].field.as_str(), p[0].line),
+            ("tier[0].security_group[0].egress[0].source_group", Some(17)),
+            "{p:?}"
+        );
+        let p = problems(&vpc.replace("port = 8080", "port = 70000"));
+        assert_eq!(p[0].field, "tier[0].security_group[0].egress[0].port", "{p:?}");
+        let p = problems(&format!("{TIER}[[tier.security_group]]\nname = \"g\"\n"));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].security_group", Some(10)), "{p:?}");
+        assert!(p[0].accepted.as_deref().unwrap_or("").contains("[tier.vpc]"), "{p:?}");
+    }
+
+    #[test]
+    fn the_commented_vpc_of_the_shipped_lambda_scenario_parses_when_uncommented() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/lambda.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (head, rest) = text.split_once("# --- vpc ---\n").expect("the vpc block");
+        let (block, tail) = rest.split_once("# --- end vpc ---\n").expect("its end");
+        let block: String = block.lines().map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l))).collect();
+        let s = Scenario::parse(&format!("{head}{block}{tail}"), &path).unwrap();
+        let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+        let rules = l.vpc.as_ref().expect("a VPC on the first tier").egress_rules();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].ports, Some((80, 80)));
+        assert!(matches!(&s.tiers[1].settings, TierSettings::Lambda(l) if l.vpc.is_none()));
     }
 
     #[test]

@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use isobench_core::backend::TeardownReport;
+use isobench_core::security_groups::{EgressRule, Protocol};
 use isobench_core::tier::TierId;
 
 use crate::error::NetworkError;
@@ -114,6 +115,30 @@ pub(crate) fn tier_ruleset(table: &str, bridge: &str, block: (Ipv4Addr, u8), egr
 /// Egress to the run's internet only (a tier without VPC settings).
 pub(crate) fn internet_egress() -> String {
     format!("    ip daddr {INTERNET_ADDR} accept comment \"the run's internet\"\n")
+}
+
+/// Egress by a VPC's security groups: one `accept` per outbound rule. The run's internet
+/// responder is then an address like any other (it lies in the VPC's range), reachable only
+/// where a rule allows it; there is no NAT gateway to anything beyond.
+pub(crate) fn vpc_egress(rules: &[EgressRule]) -> String {
+    let mut s = String::new();
+    for r in rules {
+        let (a, p) = r.destination;
+        let proto = match (r.protocol, r.ports) {
+            (Protocol::All, _) => String::new(),
+            (Protocol::Icmp, _) => " ip protocol icmp".into(),
+            (p, ports) => {
+                let name = if p == Protocol::Tcp { "tcp" } else { "udp" };
+                match ports {
+                    Some((a, b)) if a == b => format!(" {name} dport {a}"),
+                    Some((a, b)) => format!(" {name} dport {a}-{b}"),
+                    None => format!(" ip protocol {name}"),
+                }
+            }
+        };
+        let _ = writeln!(s, "    ip daddr {a}/{p}{proto} accept comment \"security group egress\"");
+    }
+    s
 }
 
 /// The run's table for the internet link: only Lambda bridges reach it, and it opens no
@@ -479,5 +504,18 @@ mod tests {
             assert!(s.contains(want), "missing `{want}` in\n{s}");
         }
         assert!(internet_ruleset().contains("oifname \"inet0\" iifname != \"lambda-*\" counter drop"));
+        let rules = [
+            EgressRule { protocol: Protocol::Tcp, ports: Some((80, 80)), destination: (INTERNET_ADDR, 32) },
+            EgressRule { protocol: Protocol::Udp, ports: Some((53, 54)), destination: (Ipv4Addr::new(10, 0, 0, 0), 8) },
+            EgressRule::all(),
+        ];
+        let s = vpc_egress(&rules);
+        for want in [
+            "ip daddr 10.213.255.254/32 tcp dport 80 accept",
+            "ip daddr 10.0.0.0/8 udp dport 53-54 accept",
+            "ip daddr 0.0.0.0/0 accept",
+        ] {
+            assert!(s.contains(want), "missing `{want}` in\n{s}");
+        }
     }
 }

@@ -25,9 +25,10 @@ use super::driver::TierDriver;
 use crate::cgroup::{CPU_PERIOD_US, CgroupLimits};
 use crate::context::Context;
 use crate::error::deploy_error;
-use crate::lambda::net::{TierNet, internet_egress};
+use crate::lambda::net::{TierNet, internet_egress, vpc_egress};
 use crate::lambda::{EnvironmentInfo, FunctionInfo, FunctionRequest, Functions, FunctionsInput, LambdaDeployError};
 use crate::launcher::gateway_of;
+use isobench_core::scenario::lambda::LambdaSpec;
 
 /// Lambda's rule: one full vCPU at 1,769 MB.
 const MB_PER_VCPU: u64 = 1769;
@@ -89,7 +90,7 @@ impl TierDriver for LambdaTier {
         let uids = requests.iter().map(|_| cx.next_uid()).collect();
         cx.start_lambda(plan.lambda_account_concurrency)
             .map_err(|e| deploy_error(tier, "the Lambda runtime and spawner threads", e))?;
-        let net = network(cx, plan)?;
+        let net = network(cx, plan, spec)?;
         let c = cx.config();
         let input = FunctionsInput {
             plan,
@@ -114,15 +115,20 @@ impl TierDriver for LambdaTier {
 }
 
 /// The tier's network: the run's internet (made at the first Lambda deploy), a block of the
-/// subnet, the tier's bridge and table (egress to the internet only).
-fn network(cx: &mut Context, plan: &TierPlan) -> Result<Arc<TierNet>, BackendError> {
+/// subnet, the tier's bridge and table: egress to the internet only, or as the `vpc`'s
+/// security groups allow.
+fn network(cx: &mut Context, plan: &TierPlan, spec: &LambdaSpec) -> Result<Arc<TierNet>, BackendError> {
     let tier = plan.tier;
     let gateway = gateway_of(plan.subnet);
     let block = cx.reserve_block(plan.subnet).map_err(|e| deploy_error(tier, "the environments' addresses", e))?;
     let launcher = cx.launcher()?;
     let host = cx.lambda().expect("started before");
     host.ensure_internet(launcher, tier, gateway).map_err(|e| e.into_backend(tier, "the run's internet"))?;
-    let net = TierNet::create(launcher, tier, gateway, block, &internet_egress())
+    let egress = match &spec.vpc {
+        Some(vpc) => vpc_egress(&vpc.egress_rules()),
+        None => internet_egress(),
+    };
+    let net = TierNet::create(launcher, tier, gateway, block, &egress)
         .map_err(|e| e.into_backend(tier, "the environments' network"))?;
     Ok(Arc::new(net))
 }
