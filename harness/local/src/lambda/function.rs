@@ -7,10 +7,11 @@
 //! tenant isolation mode, else one key for all) and thaw it (warm), or, when none is idle,
 //! create one (cold: cgroup, network namespace, sandbox, then the runtime's first `/next`);
 //! either only if the concurrency limits admit it (`concurrency`: the function's cap, its
-//! reservation or the account's pool, and for a cold start the scaling rate), else throttle. The invocation
-//! goes through the environment's Runtime API server; its outcome is handed to the caller
-//! first, and only then is the environment frozen and put back (or, after a crash or a
-//! timeout, discarded and replaced by the next cold start).
+//! reservation or the account's pool, and for a cold start the scaling rate), else throttle.
+//! The invocation goes through the environment's Runtime API server; once the runtime and its
+//! extensions ask for the next event the environment is put back and the caller gets the
+//! outcome (with the instant of the response), then the environment is frozen (or, after a
+//! crash or a timeout, discarded and replaced by the next cold start).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
