@@ -431,6 +431,7 @@ impl Reply {
                 billed_ms: Some(1),
                 memory_mb: Some(128),
                 responded_at: None,
+                first_byte_at: None,
             },
             label,
             panic: false,
