@@ -193,7 +193,7 @@ fn streamed_invokes_have_a_time_to_first_byte_before_their_latency() {
     // Every other invoke streams: first byte after 2 ms, the last after 25 ms.
     let f = FakeFunction::new(&s, |c: &Call| {
         let r = healthy_reply(c).after(25 * MS);
-        if c.n % 2 == 0 { Reply { label: "streamed", ..r.streamed(2 * MS) } } else { r }
+        if c.n.is_multiple_of(2) { Reply { label: "streamed", ..r.streamed(2 * MS) } } else { r }
     });
     let (r, _) = run(&s, &function_targets(&s, &f));
     check_invariants(&r);
