@@ -273,7 +273,7 @@ enum Deferred {
 }
 
 fn result(outcome: InvokeOutcome, start: Option<StartKind>, billed_ms: Option<u64>, memory_mb: u32) -> InvokeResult {
-    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb), responded_at: None }
+    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb), responded_at: None, first_byte_at: None }
 }
 
 fn rejected(error_type: &str, memory_mb: u32) -> InvokeResult {
@@ -435,6 +435,7 @@ impl Function {
         }
         let invoked = env.api.invoke(inv).await;
         let responded_at = Instant::now();
+        let first_byte_at = invoked.as_ref().ok().and_then(|o| o.timing()).filter(|t| t.streamed).map(|t| t.first_byte);
         let (outcome, billed, after) = self.settle(&env, invoked).await;
         // Parked (or discarded): back in the pool before the caller hears the outcome, so its
         // next invoke finds the environment; the freeze follows, off the caller's path. The
@@ -442,6 +443,7 @@ impl Function {
         let deferred = self.put_back(&env, after);
         let mut r = result(outcome, Some(start), billed, mem);
         r.responded_at = Some(responded_at);
+        r.first_byte_at = first_byte_at;
         let _ = reply.send(r);
         self.finish(&env, deferred);
     }
