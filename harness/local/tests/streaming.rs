@@ -83,12 +83,13 @@ fn deploy(name: &str, pause: Duration) -> Option<(isobench_local::LocalBackend, 
     let spec = LambdaSpec {
         memory: 1769,
         timeout: Dur(Duration::from_secs(3)),
-        keep_alive: Dur(Duration::from_secs(60)),
+        keep_alive: isobench_core::units::DurRange::fixed(Duration::from_secs(60)),
         concurrency: 10,
         code: Some(zip.clone()),
         handler: "app.handler".into(),
         environment: BTreeMap::from([("PAUSE".to_string(), pause.as_secs_f64().to_string())]),
         response: None,
+        ..LambdaSpec::default()
     };
     let mut b = backend(&format!("streaming-{name}"));
     let plan = TierPlan {
@@ -100,6 +101,7 @@ fn deploy(name: &str, pause: Duration) -> Option<(isobench_local::LocalBackend, 
         subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
         seed: 1,
         faults: Vec::new(),
+        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     };
     let d = b.deploy(&plan).unwrap();
     Some((b, plan, d, zip))
