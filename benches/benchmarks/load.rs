@@ -84,6 +84,7 @@ fn completions(n: usize, function: bool) -> Vec<Completion> {
                 }),
                 billed_ms: Some((done - sent).div_ceil(1_000_000)),
                 memory_mb: Some(512),
+                first_byte_ns: None,
             });
             Completion {
                 tenant: rng.below(TENANTS as u64) as u32,

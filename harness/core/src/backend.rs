@@ -81,6 +81,10 @@ pub struct InvokeResult {
     /// arrives later (the emulator answers once the environment is frozen, when billing is
     /// known). The caller's latency ends here, not when the result arrives.
     pub responded_at: Option<std::time::Instant>,
+    /// When the response's first byte arrived, for a streamed response
+    /// (`Lambda-Runtime-Function-Response-Mode: streaming`); `None` for a buffered one, whose
+    /// first byte is its last.
+    pub first_byte_at: Option<std::time::Instant>,
 }
 
 /// A function endpoint: the backend routes each invoke to an execution environment.

@@ -863,7 +863,9 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
                 if let Some(at) = r.responded_at {
                     done_ns = shared.ns_at(at).min(done_ns);
                 }
-                let facts = InvokeFacts { start: r.start, billed_ms: r.billed_ms, memory_mb: r.memory_mb };
+                let first_byte_ns = r.first_byte_at.map(|at| shared.ns_at(at).min(done_ns));
+                let facts =
+                    InvokeFacts { start: r.start, billed_ms: r.billed_ms, memory_mb: r.memory_mb, first_byte_ns };
                 (classify_invoke(&r.outcome, job.op, contract), Some(facts))
             }
             Ok(None) => {

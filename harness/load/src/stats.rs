@@ -8,7 +8,8 @@
 //! Function (Lambda) targets add, per (tenant, operation), the cold/warm split of the latency,
 //! the cold starts' INIT durations and the billing facts the cost model needs; a completion
 //! carries them in [`Completion::invoke`]. HTTP targets have no cold/warm split: for them these
-//! fields stay empty (zero counts, empty histograms, no memory size).
+//! fields stay empty (zero counts, empty histograms, no memory size). A function that streams
+//! its response also has its time to first byte, apart from the latency (to the last byte).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use serde::Serialize;
 
 use crate::hist::rec;
 pub use crate::hist::{Hist, SIGFIG, new_histogram};
+use isobench_results::hlog::TTFB;
 
 /// Why a sent request failed: part of the summary's vocabulary (the keys of `errors_by_kind`),
 /// defined once in `isobench-results`. Ordered by name.
@@ -54,6 +56,9 @@ pub struct InvokeFacts {
     pub billed_ms: Option<u64>,
     /// The function's memory size.
     pub memory_mb: Option<u32>,
+    /// When the first byte of a streamed response arrived, nanoseconds from the start of the
+    /// run; `None` for a buffered response.
+    pub first_byte_ns: Option<u64>,
 }
 
 /// One finished request, as connection tasks report it to the recorder. Times are
@@ -128,6 +133,11 @@ pub struct OpStats {
     pub uncorrected_cold: Hist,
     /// `uncorrected` of the ok invokes that reused a warm environment.
     pub uncorrected_warm: Hist,
+    /// Of `ok`: invokes whose response was streamed.
+    pub streamed: u64,
+    /// First byte of the response − intended start, of the `streamed` ok invokes: time to first
+    /// byte corrected as `corrected` is (`ttfb.len() == streamed`).
+    pub ttfb: Hist,
     /// INIT duration of every cold start, whatever became of its invoke (a cold start whose
     /// invoke then failed still cost its INIT). Invokes the driver timed out or aborted
     /// returned no result, so their cold starts are not seen here.
@@ -166,7 +176,7 @@ impl OpStats {
     }
 
     /// Every histogram with its measure name, in the order of the histogram log.
-    pub fn histograms(&self) -> [(&'static str, &Hist); 8] {
+    pub fn histograms(&self) -> [(&'static str, &Hist); 9] {
         [
             ("corrected", &self.corrected),
             ("uncorrected", &self.uncorrected),
@@ -176,6 +186,7 @@ impl OpStats {
             ("uncorrected_cold", &self.uncorrected_cold),
             ("uncorrected_warm", &self.uncorrected_warm),
             ("init", &self.init),
+            (TTFB, &self.ttfb),
         ]
     }
 
@@ -214,6 +225,10 @@ impl OpStats {
                         self.uncorrected_warm.record(uncorrected);
                     }
                     None => {}
+                }
+                if let Some(first_byte) = c.invoke.and_then(|f| f.first_byte_ns) {
+                    self.streamed += 1;
+                    self.ttfb.record(first_byte.saturating_sub(c.intended_ns));
                 }
             }
             Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
@@ -266,10 +281,12 @@ impl OpStats {
             (&mut self.uncorrected_cold, &other.uncorrected_cold),
             (&mut self.uncorrected_warm, &other.uncorrected_warm),
             (&mut self.init, &other.init),
+            (&mut self.ttfb, &other.ttfb),
         ] {
             dst.add(src);
         }
         self.cold += other.cold;
+        self.streamed += other.streamed;
         self.billed_ms_total = self.billed_ms_total.saturating_add(other.billed_ms_total);
         self.billed_invokes += other.billed_invokes;
         self.billed_mb_ms_total = self.billed_mb_ms_total.saturating_add(other.billed_mb_ms_total);
@@ -537,7 +554,7 @@ mod tests {
         billed_ms: Option<u64>,
         memory_mb: Option<u32>,
     ) -> Completion {
-        c.invoke = Some(InvokeFacts { start, billed_ms, memory_mb });
+        c.invoke = Some(InvokeFacts { start, billed_ms, memory_mb, first_byte_ns: None });
         c
     }
 
@@ -629,11 +646,39 @@ mod tests {
     }
 
     #[test]
+    fn streamed_invokes_record_time_to_first_byte_from_the_intended_start() {
+        let ok = Outcome::Ok { not_found: false };
+        let streamed = |c: Completion, first_byte_ns| {
+            let mut c = invoked(c, WARM, Some(300), Some(128));
+            c.invoke.as_mut().unwrap().first_byte_ns = Some(first_byte_ns);
+            c
+        };
+        let mut r = Recorder::new(1, u64::MAX);
+        // Intended at 1 ms, sent at 3 ms (2 ms lag), first byte at 11 ms, last at 300 ms.
+        r.record(&streamed(c(0, Op::Get, 1_000_000, 3_000_000, 300_000_000, ok), 11_000_000));
+        // Buffered: no first byte of its own, no TTFB sample.
+        r.record(&invoked(c(0, Op::Get, 0, 10, 5_000_000, ok), WARM, Some(5), Some(128)));
+        // A streamed invoke that failed is no latency sample, so no TTFB sample either.
+        let e = Outcome::Error(ErrorKind::FunctionError);
+        r.record(&streamed(c(0, Op::Get, 0, 10, 4_000_000, e), 2_000_000));
+        let s = &r.finish(&["a".into()])[&("a".to_string(), Op::Get)];
+        assert_eq!((s.ok, s.streamed, s.ttfb.len()), (2, 1, 1));
+        assert_eq!(s.ttfb.max(), s.ttfb.highest_equivalent(10_000_000), "from the intended start, lag included");
+        assert!(s.ttfb.max() < s.corrected.max(), "the first byte comes before the last");
+        assert!(s.histograms().iter().any(|(m, h)| *m == "ttfb" && h.len() == 1), "it goes to the histogram log");
+
+        let mut m = s.clone();
+        m.merge(s);
+        assert_eq!((m.streamed, m.ttfb.len()), (2, 2));
+    }
+
+    #[test]
     fn http_completions_leave_the_function_fields_empty() {
         let mut s = OpStats::default();
         s.record(&c(0, Op::Put, 0, 10, 1_000, Outcome::Ok { not_found: false }), u64::MAX);
         assert_eq!((s.ok, s.cold, s.billed_invokes, s.billed_ms_total, s.memory_mb), (1, 0, 0, 0, None));
-        for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
+        assert_eq!(s.streamed, 0);
+        for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init, &s.ttfb] {
             assert!(h.is_empty());
         }
     }

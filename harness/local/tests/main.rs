@@ -37,6 +37,9 @@ mod limits;
 mod shared;
 /// `silo-ec2`: one instance per tenant, each in its own namespaces, address, uid and `/tmp`.
 mod silo;
+/// Response streaming: the first byte's instant in the invoke result, time to first byte in the
+/// load driver.
+mod streaming;
 /// Sweep after a simulated crash, dry runs, live runs, and a second sweep finding nothing.
 mod sweep;
 /// Teardown (explicit and on drop) leaves nothing on the host, whose network is never touched.

@@ -579,6 +579,7 @@ mod tests {
                         billed_ms: None,
                         memory_mb: None,
                         responded_at: None,
+                        first_byte_at: None,
                     }
                 });
             }
@@ -609,6 +610,7 @@ mod tests {
                     billed_ms: None,
                     memory_mb: None,
                     responded_at: None,
+                    first_byte_at: None,
                 }
             })
         }
@@ -700,6 +702,7 @@ mod tests {
                     billed_ms: None,
                     memory_mb: None,
                     responded_at: None,
+                    first_byte_at: None,
                 }
             })
         }

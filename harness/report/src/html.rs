@@ -9,6 +9,7 @@ use crate::charts::{self, ColdStart, CostPoint, Curve, Slowdown, usd};
 use crate::error::ReportError;
 use crate::fmt::{esc, ms};
 use crate::leak;
+use crate::text::ttfb_cell;
 
 /// Forbids every request from the page: no scripts, fonts, frames or fetches; inline styles and
 /// `data:` images only.
@@ -155,11 +156,14 @@ fn start_p50_ms(t: &TierSummary) -> f64 {
 
 fn key_figures(o: &mut String, s: &Summary) {
     let _ = writeln!(o, "<h2>Tiers side by side</h2>");
+    // A column for time to first byte only in runs with streamed responses.
+    let streams = s.tiers.iter().any(|t| crate::text::ttfb(t).is_some());
     let _ = writeln!(
         o,
         "<table data-table=\"tiers\">\n<tr><th>tier</th><th>tenants</th><th>req/s target / achieved / ok</th><th>sent</th><th>ok</th><th>errors</th><th>timeouts</th>\
-         <th>p50</th><th>p99</th><th>p99.9</th><th>lag p99</th><th>start p50</th>\
-         <th>per million requests {MODELLED}</th><th>monthly {MODELLED}</th></tr>"
+         <th>p50</th><th>p99</th><th>p99.9</th>{}<th>lag p99</th><th>start p50</th>\
+         <th>per million requests {MODELLED}</th><th>monthly {MODELLED}</th></tr>",
+        if streams { "<th>TTFB p50 / p99 (streamed)</th>" } else { "" }
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
@@ -167,10 +171,11 @@ fn key_figures(o: &mut String, s: &Summary) {
             .cost
             .as_ref()
             .map_or(("–".into(), "–".into()), |c| (usd(c.per_million_requests_usd), usd(c.monthly_usd)));
+        let ttfb = if streams { format!("<td>{}</td>", esc(&ttfb_cell(t))) } else { String::new() };
         let _ = writeln!(
             o,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{:.2} ms</td><td>{per_m}</td><td>{month}</td></tr>",
+             {ttfb}<td>{}</td><td>{:.2} ms</td><td>{per_m}</td><td>{month}</td></tr>",
             esc(&t.tier),
             t.tenants,
             crate::text::rates(t),
@@ -189,7 +194,12 @@ fn key_figures(o: &mut String, s: &Summary) {
         o,
         "</table>\n<p class=\"note\">Corrected latency (from each request's intended start). Start: instance or task start \
          to the workload answering; for functions, the median cold-start INIT. Rates: the target; achieved, what went on the wire \
-         within the traffic window; ok, the ok requests completed within it.</p>"
+         within the traffic window; ok, the ok requests completed within it.{}</p>",
+        if streams {
+            " TTFB: time to the first byte of streamed function responses, from the intended start."
+        } else {
+            ""
+        }
     );
 }
 
@@ -560,6 +570,21 @@ mod tests {
         }
         let page = html(&s, Some(&h)).unwrap();
         assert!(!page.contains("data-chart=\"noisy-neighbour\""), "no tier comparison drawn from host contention");
+    }
+
+    #[test]
+    fn tiers_with_streamed_responses_show_time_to_first_byte_beside_latency() {
+        let (mut s, h) = leakage();
+        let page = html(&s, Some(&h)).unwrap();
+        assert!(!page.contains("TTFB"), "no column without streamed responses");
+        let f = s.tiers.iter_mut().find_map(|t| t.functions.as_mut()).expect("a function tier");
+        f.streamed = 7;
+        f.ttfb = isobench_results::Percentiles { count: 7, p50_us: 1_500.0, p99_us: 4_250.0, ..Default::default() };
+        let page = html(&s, Some(&h)).unwrap();
+        assert!(page.contains("<th>p99.9</th><th>TTFB p50 / p99 (streamed)</th>"), "beside the latency");
+        assert!(page.contains("<td>1.50ms / 4.25ms (7 streamed)</td>"));
+        let rows = page.matches("<td>1.50ms / 4.25ms (7 streamed)</td>").count();
+        assert_eq!(rows, 1, "only the tier that streamed");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use isobench_results::{Percentiles, Spread, Summary, TenantSummary, TierSummary, Verdict};
 
 use crate::leak;
-use crate::text::{errors_cell, mib, ms, start_p50_ms};
+use crate::text::{errors_cell, mib, ms, start_p50_ms, ttfb, ttfb_cell};
 
 /// Above this many tenants (or instances) a tier's tables show a spread and the worst rows
 /// instead of one row each; `summary.json` keeps every row.
@@ -46,6 +46,16 @@ fn functions_section(o: &mut String, t: &TierSummary) {
         f.gb_seconds,
         f.memory_mb.map_or("?".into(), |m| m.to_string()),
     );
+    if f.streamed > 0 {
+        let _ = writeln!(
+            o,
+            "\nStreamed responses: {} of {} ok invokes; time to first byte p50 {} p99 {} (from the intended start; the latency runs to the last byte).",
+            f.streamed,
+            t.traffic.ok,
+            ms(f.ttfb.p50_us),
+            ms(f.ttfb.p99_us),
+        );
+    }
     if let Some(e) = &t.environments {
         let _ = writeln!(
             o,
@@ -102,6 +112,9 @@ fn tier_section(o: &mut String, t: &TierSummary) {
     o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
     o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
     o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
+    if let Some(p) = ttfb(t) {
+        o.push_str(&pct_row("time to first byte (streamed, from intended start)", p));
+    }
     per_tenant_section(o, t);
     functions_section(o, t);
     let s = &t.instance_start_ms;
@@ -333,15 +346,20 @@ pub fn markdown(s: &Summary) -> String {
         let _ = writeln!(o, "Host {load}.{warn}\n");
     }
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
+    // A column for time to first byte only in runs with streamed responses.
+    let streams = s.tiers.iter().any(|t| ttfb(t).is_some());
     let _ = writeln!(
         o,
-        "| tier | tenants | req/s target / achieved / ok | sent | ok | errors | timeouts | p50 | p99 | p99.9 | lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| tier | tenants | req/s target / achieved / ok | sent | ok | errors | timeouts | p50 | p99 | p99.9 | {}lag p99 | start p50 (instance/task, or function INIT) |\n|---|---|---|---|---|---|---|---|---|---|---|---|{}",
+        if streams { "TTFB p50 / p99 (streamed) | " } else { "" },
+        if streams { "---|" } else { "" },
     );
     for t in &s.tiers {
         let c = &t.latency.corrected;
+        let ttfb_col = if streams { format!("{} | ", ttfb_cell(t)) } else { String::new() };
         let _ = writeln!(
             o,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} ms |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ttfb_col}{} | {:.2} ms |",
             t.tier,
             t.tenants,
             crate::text::rates(t),
@@ -382,6 +400,33 @@ mod tests {
     use isobench_results::Expectation;
 
     use super::*;
+
+    #[test]
+    fn tiers_with_streamed_responses_show_time_to_first_byte_beside_latency() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../results/bench/leakage/summary.json");
+        let mut s: Summary = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(!markdown(&s).contains("TTFB"), "no column without streamed responses");
+        let i = s.tiers.iter().position(|t| t.functions.is_some()).expect("a function tier");
+        let f = s.tiers[i].functions.as_mut().unwrap();
+        f.streamed = 7;
+        f.ttfb = Percentiles { count: 7, p50_us: 1_500.0, p99_us: 4_250.0, ..Default::default() };
+        let md = markdown(&s);
+        assert!(md.contains("| p99.9 | TTFB p50 / p99 (streamed) | lag p99 |"), "{md}");
+        let row = md.lines().find(|l| l.starts_with(&format!("| {} |", s.tiers[i].tier))).unwrap();
+        assert!(row.contains("| 1.50ms / 4.25ms (7 streamed) |"), "{row}");
+        let header = md.lines().find(|l| l.starts_with("| tier | tenants |")).unwrap();
+        assert_eq!(row.matches('|').count(), header.matches('|').count(), "as many cells as columns");
+        assert!(md.contains("| time to first byte (streamed, from intended start) | 7 | 1.50ms |"), "{md}");
+        assert!(md.contains("Streamed responses: 7 of"), "{md}");
+        // Also in the terminal table, under the tier's p50 and p99.
+        let table = crate::terminal_table(&s);
+        let line = table.lines().find(|l| l.starts_with("  ttfb (7 streamed)")).expect("a ttfb line");
+        let tier_line = table.lines().find(|l| l.starts_with(&s.tiers[i].tier)).unwrap();
+        // Columns in characters (`µ` is two bytes).
+        let end_of = |l: &str, cell: &str| l[..l.find(cell).unwrap() + cell.len()].chars().count();
+        let p99 = ms(s.tiers[i].latency.corrected.p99_us);
+        assert_eq!(end_of(line, "4.25ms"), end_of(tier_line, &p99), "aligned under p99:\n{table}");
+    }
 
     #[test]
     fn the_leak_matrix_states_bounds_risks_limits_and_reasons() {

@@ -46,8 +46,16 @@ pub fn terminal_table(s: &Summary) -> String {
             ms(t.latency.generator_lag.p99_us),
             format!("{:.2}ms", start_p50_ms(t)),
         );
+        if let Some(p) = crate::text::ttfb(t) {
+            // Under the tier's p50 and p99: the first byte of its streamed responses.
+            let label = format!("  ttfb ({} streamed)", p.count);
+            let _ = writeln!(o, "{label:<84} {:>9} {:>9}", ms(p.p50_us), ms(p.p99_us));
+        }
     }
     let _ = writeln!(o, "latency corrected for coordinated omission (from each request's intended start)");
+    if s.tiers.iter().any(|t| crate::text::ttfb(t).is_some()) {
+        let _ = writeln!(o, "ttfb: time to the first byte of streamed function responses, from the intended start");
+    }
     let _ = writeln!(o, "req/s: target / achieved (sent within the traffic window) / ok (completed ok within it)");
     let _ = writeln!(
         o,

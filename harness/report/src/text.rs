@@ -1,6 +1,6 @@
 //! Number and cell formats shared by the views (the terminal table, `report.md`, the page).
 
-use isobench_results::{TierSummary, Traffic};
+use isobench_results::{Percentiles, TierSummary, Traffic};
 
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
@@ -29,6 +29,20 @@ pub fn start_p50_ms(t: &TierSummary) -> f64 {
     match &t.functions {
         Some(f) if f.init.count > 0 => f.init.p50_us / 1e3,
         _ => t.instance_start_ms.median,
+    }
+}
+
+/// A tier's time to first byte (from each request's intended start), where it had streamed
+/// invokes.
+pub fn ttfb(t: &TierSummary) -> Option<&Percentiles> {
+    t.functions.as_ref().filter(|f| f.streamed > 0).map(|f| &f.ttfb)
+}
+
+/// `p50 / p99 (n streamed)` of a tier's time to first byte, or `–` without streamed invokes.
+pub fn ttfb_cell(t: &TierSummary) -> String {
+    match ttfb(t) {
+        Some(p) => format!("{} / {} ({} streamed)", ms(p.p50_us), ms(p.p99_us), p.count),
+        None => "–".into(),
     }
 }
 

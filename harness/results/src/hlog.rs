@@ -22,12 +22,15 @@ pub const CORRECTED: &str = "corrected";
 pub const UNCORRECTED: &str = "uncorrected";
 /// The generator's scheduling lag: actual send minus intended start.
 pub const LAG: &str = "lag";
+/// Time to first byte of a streamed function response, from the intended start.
+pub const TTFB: &str = "ttfb";
 
 /// The tag of one histogram: which tier, tenant, operation and measure it counts.
 ///
 /// Written `tier/tenant/op/measure`. Every (tier, tenant, op) has [`CORRECTED`],
 /// [`UNCORRECTED`] and [`LAG`]; function tiers also `corrected_cold`, `corrected_warm`,
-/// `uncorrected_cold`, `uncorrected_warm` and `init` where they have samples.
+/// `uncorrected_cold`, `uncorrected_warm`, `init` and [`TTFB`] (streamed responses) where they
+/// have samples.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HlogTag {
     pub tier: String,
@@ -87,7 +90,7 @@ impl HlogWriter {
         let header = IntervalLogWriterBuilder::new()
             .add_comment("isobench latency histograms; values in nanoseconds; tag = tier/tenant/op/measure")
             .add_comment(
-                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended); functions also corrected_cold/_warm, uncorrected_cold/_warm, init",
+                "measure: corrected (from intended start), uncorrected (from actual send), lag (send - intended); functions also corrected_cold/_warm, uncorrected_cold/_warm, init, ttfb (streamed, from intended start)",
             )
             .with_start_time(start)
             .begin_log_with(&mut buf, &mut ser)

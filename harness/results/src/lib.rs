@@ -292,6 +292,14 @@ pub struct FunctionFigures {
     pub billed_mb_ms_total: u64,
     pub gb_seconds: f64,
     pub memory_mb: Option<u32>,
+    /// Of the ok invokes: those whose response was streamed
+    /// (`Lambda-Runtime-Function-Response-Mode: streaming`).
+    #[serde(default)]
+    pub streamed: u64,
+    /// Time to first byte of the streamed ok invokes, from the intended start (corrected, as
+    /// `latency.corrected` is, which runs to the last byte). Empty without streamed invokes.
+    #[serde(default)]
+    pub ttfb: Percentiles,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -623,5 +631,24 @@ mod tests {
         assert!(t.balanced());
         t.sent = 11;
         assert!(!t.balanced());
+    }
+
+    #[test]
+    fn function_figures_carry_time_to_first_byte_and_read_without_it() {
+        let f = FunctionFigures {
+            streamed: 3,
+            ttfb: Percentiles { count: 3, p50_us: 900.0, p99_us: 1_200.0, ..Default::default() },
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!((json["streamed"].as_u64(), json["ttfb"]["p99_us"].as_f64()), (Some(3), Some(1_200.0)));
+        assert_eq!(serde_json::from_value::<FunctionFigures>(json.clone()).unwrap(), f);
+        // A summary written before streaming was measured: no streamed invokes, no TTFB.
+        let mut old = json;
+        let o = old.as_object_mut().unwrap();
+        o.remove("streamed");
+        o.remove("ttfb");
+        let read: FunctionFigures = serde_json::from_value(old).unwrap();
+        assert_eq!((read.streamed, read.ttfb.count), (0, 0));
     }
 }

@@ -97,6 +97,8 @@ impl Merged {
             billed_mb_ms_total: s.billed_mb_ms_total,
             gb_seconds: s.billed_mb_ms_total as f64 / 1024.0 / 1000.0,
             memory_mb: s.memory_mb,
+            streamed: s.streamed,
+            ttfb: percentiles(&s.ttfb),
         })
     }
 }

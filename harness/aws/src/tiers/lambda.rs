@@ -240,7 +240,14 @@ impl Invoke for Invoker {
                         "TooManyRequestsException" => InvokeOutcome::Throttled,
                         _ => InvokeOutcome::Rejected { error_type: e.code.clone() },
                     };
-                    InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None, responded_at: None }
+                    InvokeResult {
+                        outcome,
+                        start: None,
+                        billed_ms: None,
+                        memory_mb: None,
+                        responded_at: None,
+                        first_byte_at: None,
+                    }
                 }
             }
         })
@@ -276,6 +283,8 @@ pub fn result_of(reply: crate::api::InvokeReply) -> InvokeResult {
         billed_ms: field("Billed Duration").map(|v| v as u64),
         memory_mb: field("Memory Size").map(|v| v as u32),
         responded_at: None,
+        // `Invoke`, not `InvokeWithResponseStream`: the payload arrives whole.
+        first_byte_at: None,
     }
 }
 

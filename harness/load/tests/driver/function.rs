@@ -32,6 +32,7 @@ fn a_healthy_function_gets_contract_events_and_every_request_is_ok() {
         assert_eq!((st.billed_invokes, st.billed_ms_total, st.memory_mb), (st.sent, st.sent, Some(128)));
         assert_eq!(st.billed_mb_ms_total, 128 * st.sent);
         assert!(st.init.is_empty());
+        assert_eq!((st.streamed, st.ttfb.len()), (0, 0), "buffered responses have no time to first byte");
     }
     assert_eq!(r.per.len(), 12, "four tenants, three operations");
     assert_eq!(t.not_found, f.tallied("not_found"));
@@ -184,6 +185,27 @@ fn cold_and_warm_starts_are_split() {
     assert!(all.uncorrected_cold.min() >= init.as_nanos() as u64);
     assert!(all.uncorrected_warm.value_at_quantile(0.5) < init.as_nanos() as u64);
     assert_eq!(all.corrected.len(), all.corrected_cold.len() + all.corrected_warm.len());
+}
+
+#[test]
+fn streamed_invokes_have_a_time_to_first_byte_before_their_latency() {
+    let s = spec(200.0, 800, 2);
+    // Every other invoke streams: first byte after 2 ms, the last after 25 ms.
+    let f = FakeFunction::new(&s, |c: &Call| {
+        let r = healthy_reply(c).after(25 * MS);
+        if c.n.is_multiple_of(2) { Reply { label: "streamed", ..r.streamed(2 * MS) } } else { r }
+    });
+    let (r, _) = run(&s, &function_targets(&s, &f));
+    check_invariants(&r);
+    let t = &r.totals;
+    assert_eq!((t.sent, t.ok), (planned(&s), planned(&s)), "{t:?}");
+    let all = r.merged();
+    assert_eq!(all.streamed, f.tallied("streamed"), "every streamed ok invoke is counted");
+    assert!(all.streamed > 20, "{}", all.streamed);
+    assert_eq!(all.ttfb.len(), all.streamed);
+    assert!(all.ttfb.min() >= all.ttfb.lowest_equivalent(2_000_000), "the first byte came 2 ms in");
+    assert!(all.ttfb.value_at_quantile(0.5) < 20_000_000, "{}", all.ttfb.value_at_quantile(0.5));
+    assert!(all.corrected.min() >= 25_000_000, "the latency runs to the last byte");
 }
 
 #[test]

@@ -383,8 +383,11 @@ pub fn check_invariants(r: &LoadReport) {
 
 /// The function-only fields of a cell that saw HTTP traffic: empty, as documented.
 pub fn assert_no_function_facts(s: &OpStats) {
-    assert_eq!((s.cold, s.billed_ms_total, s.billed_invokes, s.billed_mb_ms_total, s.memory_mb), (0, 0, 0, 0, None));
-    for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init] {
+    assert_eq!(
+        (s.cold, s.streamed, s.billed_ms_total, s.billed_invokes, s.billed_mb_ms_total, s.memory_mb),
+        (0, 0, 0, 0, 0, None)
+    );
+    for h in [&s.corrected_cold, &s.corrected_warm, &s.uncorrected_cold, &s.uncorrected_warm, &s.init, &s.ttfb] {
         assert!(h.is_empty(), "an HTTP target has no cold/warm split");
     }
 }
@@ -411,6 +414,8 @@ pub struct Reply {
     pub label: &'static str,
     /// Panic when polled instead of returning.
     pub panic: bool,
+    /// A streamed response: its first byte comes this long into `delay`.
+    pub first_byte_after: Option<Duration>,
 }
 
 impl Reply {
@@ -431,9 +436,11 @@ impl Reply {
                 billed_ms: Some(1),
                 memory_mb: Some(128),
                 responded_at: None,
+                first_byte_at: None,
             },
             label,
             panic: false,
+            first_byte_after: None,
         }
     }
 
@@ -446,6 +453,12 @@ impl Reply {
     pub fn cold(mut self, init: Duration) -> Reply {
         self.result.start = Some(StartKind::Cold { init });
         self.delay += init;
+        self
+    }
+
+    /// A streamed response whose first byte comes `first_byte` into the invoke's delay.
+    pub fn streamed(mut self, first_byte: Duration) -> Reply {
+        self.first_byte_after = Some(first_byte.min(self.delay));
         self
     }
 
@@ -667,8 +680,15 @@ impl Invoke for FakeFunction {
         *self.tally.lock().unwrap().entry(reply.label).or_default() += 1;
         Box::pin(async move {
             let mut guard = guard;
-            if !reply.delay.is_zero() {
-                tokio::time::sleep(reply.delay).await;
+            let mut reply = reply;
+            let mut delay = reply.delay;
+            if let Some(first) = reply.first_byte_after {
+                tokio::time::sleep(first).await;
+                reply.result.first_byte_at = Some(std::time::Instant::now());
+                delay -= first;
+            }
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
             if reply.panic {
                 panic!("scripted panic in invoke {n}");

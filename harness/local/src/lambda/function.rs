@@ -7,10 +7,11 @@
 //! tenant isolation mode, else one key for all) and thaw it (warm), or, when none is idle,
 //! create one (cold: cgroup, network namespace, sandbox, then the runtime's first `/next`);
 //! either only if the concurrency limits admit it (`concurrency`: the function's cap, its
-//! reservation or the account's pool, and for a cold start the scaling rate), else throttle. The invocation
-//! goes through the environment's Runtime API server; its outcome is handed to the caller
-//! first, and only then is the environment frozen and put back (or, after a crash or a
-//! timeout, discarded and replaced by the next cold start).
+//! reservation or the account's pool, and for a cold start the scaling rate), else throttle.
+//! The invocation goes through the environment's Runtime API server; once the runtime and its
+//! extensions ask for the next event the environment is put back and the caller gets the
+//! outcome (with the instant of the response), then the environment is frozen (or, after a
+//! crash or a timeout, discarded and replaced by the next cold start).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -274,7 +275,7 @@ enum Deferred {
 }
 
 fn result(outcome: InvokeOutcome, start: Option<StartKind>, billed_ms: Option<u64>, memory_mb: u32) -> InvokeResult {
-    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb), responded_at: None }
+    InvokeResult { outcome, start, billed_ms, memory_mb: Some(memory_mb), responded_at: None, first_byte_at: None }
 }
 
 fn rejected(error_type: &str, memory_mb: u32) -> InvokeResult {
@@ -436,6 +437,7 @@ impl Function {
         }
         let invoked = env.api.invoke(inv).await;
         let responded_at = Instant::now();
+        let first_byte_at = invoked.as_ref().ok().and_then(|o| o.timing()).filter(|t| t.streamed).map(|t| t.first_byte);
         let (outcome, billed, after) = self.settle(&env, invoked).await;
         // Parked (or discarded): back in the pool before the caller hears the outcome, so its
         // next invoke finds the environment; the freeze follows, off the caller's path. The
@@ -443,6 +445,7 @@ impl Function {
         let deferred = self.put_back(&env, after);
         let mut r = result(outcome, Some(start), billed, mem);
         r.responded_at = Some(responded_at);
+        r.first_byte_at = first_byte_at;
         let _ = reply.send(r);
         self.finish(&env, deferred);
     }

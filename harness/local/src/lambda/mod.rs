@@ -21,16 +21,21 @@
 //! scenario's `environment`.
 //!
 //! # Lifecycle
-//! INIT (cold start: from creating the environment to its runtime's first `/next`, reported as
-//! [`StartKind::Cold`]) → INVOKE → frozen (the cgroup freezer: v2 `cgroup.freeze`, or the v1
-//! freezer) → thawed for the next invoke of its key → SHUTDOWN once idle longer than the
+//! INIT (cold start: from creating the environment until its runtime and every registered
+//! extension ask for the first event, reported as [`StartKind::Cold`]; within 10 s, else retried
+//! once inside the first invoke under the function's timeout) → INVOKE (handed to the waiting
+//! `/next`; the caller's latency ends at the response, billing at the next point) → frozen when
+//! the runtime and every extension ask for the next event (the cgroup freezer: v2
+//! `cgroup.freeze`, or the v1 freezer) → thawed for the next invoke of its key → SHUTDOWN
+//! (extensions get the event and 2 s) once idle longer than the
 //! keep-alive (a reaper task per function; each environment draws its own when the keep-alive
 //! is a range, from the run's seed and its number) or once idle past the maximum lifetime
 //! (recycled), or at teardown. One invocation at a time per environment; concurrency grows by
 //! starting environments as far as the limits admit (see `concurrency`: the account's pool
 //! shared by every function of the backend, a function's reserved concurrency, its scaling
 //! rate, the emulator's per-function cap), beyond which invokes are throttled
-//! (`TooManyRequestsException` on Lambda, [`InvokeOutcome::Throttled`] here). A crash of the runtime during an invoke is a function
+//! (`TooManyRequestsException` on Lambda, [`InvokeOutcome::Throttled`] here). A crash of the
+//! runtime during an invoke is a function
 //! error (`Runtime.ExitError`) and a timeout is [`InvokeOutcome::Timeout`]; both discard the
 //! environment, so the next invoke starts a new one.
 //!
@@ -42,10 +47,13 @@
 //!   runtime thread: a sandbox's death signal is tied to the thread that started it, and entering
 //!   a network namespace moves the calling thread. A pool of them (four per CPU), so a storm of
 //!   cold starts is created in parallel rather than queued behind one thread.
-//! - **The outcome is delivered before the freeze.** An environment goes back to the idle pool
-//!   first (so the caller's next invoke finds it warm), the caller gets its outcome, and the
-//!   freeze follows off its path. A per-environment lock orders freeze and thaw, so a freeze that
-//!   loses the race to the next invoke is skipped.
+//! - **The freeze point is Lambda's, the latency the caller's.** The environment is busy until
+//!   its runtime and extensions park in their `next` calls (work after the response is billed
+//!   and delays only this environment's next invoke); the result then reaches the caller with
+//!   `responded_at`, the instant the response was complete, where its latency ends. Back in the
+//!   idle pool first (so the caller's next invoke finds it warm), frozen after. A
+//!   per-environment lock orders freeze and thaw, so a freeze that loses the race to the next
+//!   invoke is skipped.
 //! - **Teardown kills frozen environments too**: v2 `cgroup.kill` acts on frozen tasks; under
 //!   the v1 freezer a frozen process ignores SIGKILL until thawed, so teardown thaws first, in
 //!   nested cgroups as well.
