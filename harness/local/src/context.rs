@@ -156,24 +156,20 @@ impl Context {
     }
 
     /// An aligned block of `subnet` for a Lambda tier's environments: a quarter of the subnet,
-    /// at most a /21 (2,046 environments at once) and at least a /28, after every address
-    /// handed out so far (instance addresses continue after it).
+    /// at most a /21 (2,046 environments at once) and at least a /30 (two), after every
+    /// address handed out so far (instance addresses continue after it).
     pub(crate) fn reserve_block(&mut self, subnet: (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8), InstanceError> {
         let (base, prefix) = subnet;
-        let block = (prefix + 2).clamp(21, 28);
         let size = 1u64 << (32 - u32::from(prefix.min(30)));
-        let bsize = 1u32 << (32 - u32::from(block));
         let net = u32::from(base) & !((size - 1) as u32);
         let next = self.next_host.entry((Ipv4Addr::from(net), prefix)).or_insert(2);
-        let start = next.div_ceil(bsize) * bsize;
-        // The block's last address is its broadcast; the subnet's last is the broadcast too.
-        if u64::from(start) + u64::from(bsize) > size - 1 {
+        let Some((start, block)) = block_after(*next, prefix) else {
             return Err(InstanceError::AddressesExhausted {
                 subnet: format!("{}/{prefix}", Ipv4Addr::from(net)),
                 capacity: size.saturating_sub(3),
             });
-        }
-        *next = start + bsize;
+        };
+        *next = start + (1u32 << (32 - u32::from(block)));
         Ok((Ipv4Addr::from(net + start), block))
     }
 
@@ -369,6 +365,17 @@ impl Context {
     }
 }
 
+/// The block [`Context::reserve_block`] takes from a subnet of `prefix` whose next free host
+/// offset is `next`: its offset and prefix, or `None` if it does not fit before the subnet's
+/// broadcast address.
+fn block_after(next: u32, prefix: u8) -> Option<(u32, u8)> {
+    let size = 1u64 << (32 - u32::from(prefix.min(30)));
+    let block = (prefix + 2).clamp(21, 30);
+    let bsize = 1u32 << (32 - u32::from(block));
+    let start = next.div_ceil(bsize) * bsize;
+    (u64::from(start) + u64::from(bsize) <= size - 1).then_some((start, block))
+}
+
 /// Ids in `/etc/passwd` and `/etc/group`.
 fn system_ids() -> BTreeSet<u32> {
     let mut ids = BTreeSet::new();
@@ -388,5 +395,20 @@ fn describe(tenants: &[String]) -> String {
     match tenants {
         [one] => format!("tenant {one}"),
         many => format!("{} tenants", many.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_after;
+
+    #[test]
+    fn a_lambda_block_is_aligned_after_the_addresses_handed_out() {
+        assert_eq!(block_after(2, 16), Some((2048, 21)), "a /21 of a /16");
+        assert_eq!(block_after(2049, 16), Some((4096, 21)));
+        assert_eq!(block_after(2, 24), Some((64, 26)), "a quarter of a /24");
+        assert_eq!(block_after(200, 24), None, "no room left before the broadcast");
+        assert_eq!(block_after(2, 28), Some((4, 30)), "two addresses at least");
+        assert_eq!(block_after(2, 29), None, "a /29 has no room for a block after the harness");
     }
 }
