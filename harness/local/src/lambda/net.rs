@@ -8,9 +8,12 @@
 //!   Wiring an environment is two netlink batches on the spawner thread (no `ip`, no `nft`).
 //! - **Inbound is blocked** ([`tier_ruleset`], one `nft` run per tier deploy): a table of the
 //!   tier's own drops every new connection towards the block, from the harness or anything it
-//!   routes, and lets replies to the environments' own connections pass. Lambda documents that
-//!   a function's environment accepts no inbound connection ("Lambda doesn't support inbound
-//!   connections", Giving Lambda functions access to resources in an Amazon VPC).
+//!   routes, and lets replies to the environments' own connections pass. On Lambda a function
+//!   runs in a VPC the service owns, under its network rules, and a VPC configuration gives it
+//!   outbound access only (Lambda developer guide, "Private networking with VPC",
+//!   <https://docs.aws.amazon.com/lambda/latest/dg/foundation-networking.html>, and "Connecting
+//!   outbound networking to resources in a VPC",
+//!   <https://docs.aws.amazon.com/lambda/latest/dg/vpc.html>).
 //! - **Egress** without VPC settings reaches only the run's emulated internet ([`Internet`]):
 //!   a network namespace of the run's own (pinned at `/run/netns/isobench-<run>@internet`, so
 //!   `sweep` finds it) holding an HTTP responder at [`INTERNET_ADDR`]:[`INTERNET_PORT`],
@@ -119,7 +122,9 @@ pub(crate) fn internet_egress() -> String {
 
 /// Egress by a VPC's security groups: one `accept` per outbound rule. The run's internet
 /// responder is then an address like any other (it lies in the VPC's range), reachable only
-/// where a rule allows it; there is no NAT gateway to anything beyond.
+/// where a rule allows it; there is no NAT gateway to anything beyond ("Connecting a function
+/// to a public subnet doesn't give it internet access": Lambda developer guide,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html>).
 pub(crate) fn vpc_egress(rules: &[EgressRule]) -> String {
     let mut s = String::new();
     for r in rules {
