@@ -229,3 +229,53 @@ fn noisy_neighbour_alternates_solo_and_contended_windows() {
     assert!(report.contains("Noisy neighbour (NN-CPU)"));
     assert!(report.contains("Host-bound figures") && report.contains(&format!("on {cpus} cores")), "{report}");
 }
+
+/// A function of the user's own that streams its response: `isobench run` records each
+/// streamed invoke's time to first byte in `summary.json` and `histograms.hlog`, before its
+/// latency (the stream's last byte).
+#[test]
+fn a_streaming_function_has_its_time_to_first_byte_in_the_summary() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("bootstrap");
+    std::fs::write(&code, STREAMING_RUNTIME).unwrap();
+    std::fs::set_permissions(&code, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let scenario = dir.path().join("streaming.toml");
+    let text = small_scenario("2s", "20", 2, "").split("[[tier]]").next().unwrap().to_string()
+        + "[[tier]]\nid = \"lambda-shared\"\nmemory = 1769\ncode = \"bootstrap\"\n";
+    std::fs::write(&scenario, text).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&scenario).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let s = read_summary(&out_dir);
+    let t = tier(&s, "lambda-shared");
+    let f = &t["functions"];
+    let ok = t["traffic"]["ok"].as_u64().unwrap();
+    assert!(ok > 0 && f["streamed"].as_u64() == Some(ok), "every ok invoke streamed: {f}");
+    let (ttfb, latency) =
+        (f["ttfb"]["p50_us"].as_f64().unwrap(), t["latency"]["corrected"]["p50_us"].as_f64().unwrap());
+    // The runtime pauses 50 ms between its two chunks.
+    assert!(ttfb + 40_000.0 < latency, "ttfb p50 {ttfb} µs, latency p50 {latency} µs");
+    assert_eq!(histogram_counts(&out_dir, "lambda-shared", "ttfb"), ok);
+}
+
+/// A custom runtime (Python, standard library) that streams `first`, waits 50 ms, then `second`.
+const STREAMING_RUNTIME: &str = r#"#!/usr/bin/python3
+import http.client, json, os, time
+host = os.environ["AWS_LAMBDA_RUNTIME_API"]
+base = "/2018-06-01/runtime/invocation/"
+while True:
+    c = http.client.HTTPConnection(host)
+    c.request("GET", base + "next")
+    r = c.getresponse()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    r.read()
+    c.putrequest("POST", base + rid + "/response")
+    c.putheader("Lambda-Runtime-Function-Response-Mode", "streaming")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders(b"5\r\nfirst\r\n")
+    time.sleep(0.05)
+    c.send(b"6\r\nsecond\r\n0\r\n\r\n")
+    c.getresponse().read()
+    c.close()
+"#;
