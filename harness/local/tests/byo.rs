@@ -16,9 +16,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use isobench_core::backend::{Backend, Deployment, Endpoint, InvokeOutcome, InvokeResult, PayloadContract};
-use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
-use isobench_core::scenario::{Arrival, MixSpec, TenantSpec, TierSettings, WorkloadSpec};
+use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_load::{ErrorKind, LoadSpec, Totals};
@@ -43,20 +42,6 @@ fn byo_spec(code: &Path, handler: &str) -> LambdaSpec {
         environment: BTreeMap::new(),
         response: None,
         ..LambdaSpec::default()
-    }
-}
-
-fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> TierPlan {
-    TierPlan {
-        run_id: run_id.into(),
-        tier,
-        settings: TierSettings::Lambda(spec),
-        tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
-        workload: WorkloadSpec::default(),
-        subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
-        seed: 1,
-        faults: Vec::new(),
-        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 

@@ -7,7 +7,7 @@
 //! runtime), never the backend's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{Backend, Deployment, Endpoint, InvokeOutcome, InvokeResult, StartKind};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
-use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::{Dur, DurRange};
 use isobench_local::{EnvironmentInfo, EnvironmentState, LocalBackend, SweepOptions, invoke_errors, sweep};
@@ -34,20 +33,6 @@ fn spec(memory: u32, keep_alive: Duration) -> LambdaSpec {
         keep_alive: DurRange::fixed(keep_alive),
         concurrency: 100,
         ..LambdaSpec::default()
-    }
-}
-
-fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> TierPlan {
-    TierPlan {
-        run_id: run_id.into(),
-        tier,
-        settings: TierSettings::Lambda(spec),
-        tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
-        workload: WorkloadSpec::default(),
-        subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
-        seed: 1,
-        faults: Vec::new(),
-        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
     }
 }
 
@@ -383,7 +368,7 @@ fn tenant_isolation_mode_never_lets_two_tenants_share_an_environment() {
 #[test]
 fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     needs_root!();
-    let Some(zip) = python_function_zip("byo") else {
+    let Some(zip) = python_zip("byo", PYTHON_RUNTIME) else {
         isobench_testkit::root::skip(
             &isobench_testkit::root::test_name(module_path!()),
             "no /usr/bin/python3 for the bring-your-own function",
@@ -455,22 +440,6 @@ fn a_bring_your_own_function_freezes_crashes_and_times_out_like_lambda() {
     assert!(b.teardown_all().unwrap().left_behind.is_empty());
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
     let _ = std::fs::remove_dir_all(zip.parent().unwrap());
-}
-
-/// A zip holding a Python `bootstrap`, or `None` without a system Python.
-fn python_function_zip(name: &str) -> Option<PathBuf> {
-    if !Path::new("/usr/bin/python3").is_file() {
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("isobench-byo-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("function.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let exec = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-    z.start_file("bootstrap", exec).unwrap();
-    z.write_all(PYTHON_RUNTIME.as_bytes()).unwrap();
-    z.finish().unwrap();
-    Some(path)
 }
 
 const PYTHON_RUNTIME: &str = r#"#!/usr/bin/python3

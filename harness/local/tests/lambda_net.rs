@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{Backend, Deployment, Endpoint, InvokeOutcome};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::{LambdaSpec, LambdaVpc};
-use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::security_groups::{AwsvpcConfiguration, EgressRule, NetworkSpec, Protocol, SecurityGroupSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::{Dur, DurRange};
@@ -40,22 +39,8 @@ fn spec() -> LambdaSpec {
     }
 }
 
-fn lambda_plan(run_id: &str, tier: TierId, tenants: usize) -> TierPlan {
-    plan_with(run_id, tier, tenants, spec())
-}
-
-fn plan_with(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> TierPlan {
-    TierPlan {
-        run_id: run_id.into(),
-        tier,
-        settings: TierSettings::Lambda(spec),
-        tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
-        workload: WorkloadSpec::default(),
-        subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
-        seed: 1,
-        faults: Vec::new(),
-        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
-    }
+fn default_plan(run_id: &str, tier: TierId, tenants: usize) -> TierPlan {
+    lambda_plan(run_id, tier, tenants, spec())
 }
 
 /// Invokes `tenant`'s function once (a cold start) and returns its environment's namespace
@@ -108,7 +93,7 @@ fn an_environment_reaches_the_runs_internet_and_nothing_else() {
     let run = b.run_id().to_string();
     let tier = TierId::LambdaPerTenant;
     let silo = b.deploy(&plan(&run, TierId::SiloEc2, 1, "t3.micro")).unwrap();
-    let d = b.deploy(&lambda_plan(&run, tier, 2)).unwrap();
+    let d = b.deploy(&default_plan(&run, tier, 2)).unwrap();
     let (ns, addr) = warm_env(&b, &d, tier, "t0");
     let (_, other) = warm_env(&b, &d, tier, "t1");
 
@@ -153,7 +138,7 @@ fn nothing_connects_into_an_environment() {
     let mut b = backend("lambda-net-inbound");
     let run = b.run_id().to_string();
     let tier = TierId::LambdaPerTenant;
-    let d = b.deploy(&lambda_plan(&run, tier, 2)).unwrap();
+    let d = b.deploy(&default_plan(&run, tier, 2)).unwrap();
     let (a, a_addr) = warm_env(&b, &d, tier, "t0");
     let (other, _) = warm_env(&b, &d, tier, "t1");
     let _listener = listen_in(&a, 7777);
@@ -198,8 +183,8 @@ fn with_a_vpc_what_the_groups_allow_is_reachable_and_nothing_else() {
     let run = b.run_id().to_string();
     let mut s = spec();
     s.vpc = Some(vpc_to_port_80());
-    let d_vpc = b.deploy(&plan_with(&run, TierId::LambdaPerTenant, 1, s)).unwrap();
-    let d_open = b.deploy(&lambda_plan(&run, TierId::LambdaShared, 1)).unwrap();
+    let d_vpc = b.deploy(&lambda_plan(&run, TierId::LambdaPerTenant, 1, s)).unwrap();
+    let d_open = b.deploy(&default_plan(&run, TierId::LambdaShared, 1)).unwrap();
     let (vpc_env, vpc_addr) = warm_env(&b, &d_vpc, TierId::LambdaPerTenant, "t0");
     let (open_env, _) = warm_env(&b, &d_open, TierId::LambdaShared, "t0");
     // A second service in the internet namespace, on a port the group does not allow.
@@ -257,7 +242,7 @@ fn cold_starts_on_the_network_timed() {
             .collect()
     };
 
-    let d = b.deploy(&lambda_plan(&run, TierId::LambdaPerTenant, 20)).unwrap();
+    let d = b.deploy(&default_plan(&run, TierId::LambdaPerTenant, 20)).unwrap();
     let mut lone = Vec::new();
     for (tenant, f) in functions(&d) {
         let t0 = Instant::now();
@@ -269,7 +254,7 @@ fn cold_starts_on_the_network_timed() {
     println!("lone cold start, median of {}: INIT {:.2} ms, invoke {:.2} ms", lone.len(), ms(init), ms(wall));
 
     b.teardown(TierId::LambdaPerTenant).unwrap();
-    let d = b.deploy(&lambda_plan(&run, TierId::LambdaPerTenant, storm)).unwrap();
+    let d = b.deploy(&default_plan(&run, TierId::LambdaPerTenant, storm)).unwrap();
     let t0 = Instant::now();
     let results = rt.block_on(async {
         let calls = functions(&d).into_iter().map(|(tenant, f)| {

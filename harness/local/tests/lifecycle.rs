@@ -8,14 +8,11 @@
 //! speaks the Extensions API.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use isobench_core::backend::{Backend, Deployment, Endpoint, InitState, InvokeOutcome, InvokeResult, StartKind};
-use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
-use isobench_core::scenario::{TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_local::invoke_errors;
@@ -43,28 +40,13 @@ while True:
             pass
 "#;
 
-/// A zip holding [`RUNTIME`] as `bootstrap`, or `None` without a system Python.
-fn function_zip(name: &str) -> Option<PathBuf> {
-    if !Path::new("/usr/bin/python3").is_file() {
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("isobench-lifecycle-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("function.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    z.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
-    z.write_all(RUNTIME.as_bytes()).unwrap();
-    z.finish().unwrap();
-    Some(path)
-}
-
 /// Deploys the Python function on `lambda-shared` with `timeout` and `environment`, or skips.
 fn deploy(
     name: &str,
     timeout: Duration,
     env: &[(&str, &str)],
 ) -> Option<(isobench_local::LocalBackend, Deployment, PathBuf)> {
-    let Some(zip) = function_zip(name) else {
+    let Some(zip) = python_zip(name, RUNTIME) else {
         isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no /usr/bin/python3");
         return None;
     };
@@ -95,17 +77,7 @@ fn lambda_spec(code: PathBuf, timeout: Duration, keep_alive: Duration) -> Lambda
 
 fn deploy_spec(name: &str, spec: LambdaSpec) -> (isobench_local::LocalBackend, Deployment) {
     let mut b = backend(&format!("lifecycle-{name}"));
-    let plan = TierPlan {
-        run_id: b.run_id().into(),
-        tier: TierId::LambdaShared,
-        settings: TierSettings::Lambda(spec),
-        tenants: vec![TenantSpec { id: "t0".into(), weight: 1.0 }],
-        workload: WorkloadSpec::default(),
-        subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
-        seed: 1,
-        faults: Vec::new(),
-        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
-    };
+    let plan = lambda_plan(b.run_id(), TierId::LambdaShared, 1, spec);
     let d = b.deploy(&plan).unwrap();
     (b, d)
 }
@@ -215,7 +187,7 @@ exec /usr/bin/python3 /var/task/runtime.py
 
 /// A code directory: the bootstrap above, the extension and [`RUNTIME`].
 fn extension_function(name: &str) -> Option<PathBuf> {
-    let zip = function_zip(name)?;
+    let zip = python_zip(name, RUNTIME)?;
     let dir = zip.parent().unwrap().join("code");
     std::fs::create_dir_all(&dir).unwrap();
     let exec = |path: PathBuf, text: &str| {

@@ -7,15 +7,14 @@
 //! in `lifecycle`), writing the chunked body by hand so the pause between chunks is its own.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use isobench_core::backend::{Backend, Deployment, Endpoint, InvokeOutcome, InvokeResult};
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::lambda::LambdaSpec;
-use isobench_core::scenario::{Arrival, MixSpec, TenantSpec, TierSettings, WorkloadSpec};
+use isobench_core::scenario::{Arrival, MixSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_load::{LoadSpec, OpStats};
@@ -58,25 +57,10 @@ while True:
     c.close()
 "#;
 
-/// A zip holding [`RUNTIME`] as `bootstrap`, or `None` without a system Python.
-fn function_zip(name: &str) -> Option<PathBuf> {
-    if !Path::new("/usr/bin/python3").is_file() {
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("isobench-streaming-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("function.zip");
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    z.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
-    z.write_all(RUNTIME.as_bytes()).unwrap();
-    z.finish().unwrap();
-    Some(path)
-}
-
 /// Deploys the streaming function on `lambda-shared` with a `pause` between its chunks, or
 /// skips.
 fn deploy(name: &str, pause: Duration) -> Option<(isobench_local::LocalBackend, TierPlan, Deployment, PathBuf)> {
-    let Some(zip) = function_zip(name) else {
+    let Some(zip) = python_zip(name, RUNTIME) else {
         isobench_testkit::root::skip(&isobench_testkit::root::test_name(module_path!()), "no /usr/bin/python3");
         return None;
     };
@@ -92,17 +76,7 @@ fn deploy(name: &str, pause: Duration) -> Option<(isobench_local::LocalBackend, 
         ..LambdaSpec::default()
     };
     let mut b = backend(&format!("streaming-{name}"));
-    let plan = TierPlan {
-        run_id: b.run_id().into(),
-        tier: TierId::LambdaShared,
-        settings: TierSettings::Lambda(spec),
-        tenants: vec![TenantSpec { id: "t0".into(), weight: 1.0 }],
-        workload: WorkloadSpec::default(),
-        subnet: (std::net::Ipv4Addr::new(10, 213, 0, 0), 16),
-        seed: 1,
-        faults: Vec::new(),
-        lambda_account_concurrency: isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY,
-    };
+    let plan = lambda_plan(b.run_id(), TierId::LambdaShared, 1, spec);
     let d = b.deploy(&plan).unwrap();
     Some((b, plan, d, zip))
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use isobench_core::instance_types::lookup;
 use isobench_core::plan::TierPlan;
+use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::scenario::{Ec2Spec, TenantSpec, TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use isobench_local::{LocalBackend, LocalConfig};
@@ -54,10 +55,20 @@ pub fn backend(name: &str) -> LocalBackend {
 }
 
 pub fn plan(run_id: &str, tier: TierId, tenants: usize, instance_type: &str) -> TierPlan {
+    let ec2 = Ec2Spec::new(tier, lookup(instance_type).expect("known instance type"));
+    plan_with(run_id, tier, tenants, TierSettings::Ec2(ec2))
+}
+
+/// A Lambda tier's plan: tenants `t0`, `t1`, ... on `spec`.
+pub fn lambda_plan(run_id: &str, tier: TierId, tenants: usize, spec: LambdaSpec) -> TierPlan {
+    plan_with(run_id, tier, tenants, TierSettings::Lambda(spec))
+}
+
+fn plan_with(run_id: &str, tier: TierId, tenants: usize, settings: TierSettings) -> TierPlan {
     TierPlan {
         run_id: run_id.into(),
         tier,
-        settings: TierSettings::Ec2(Ec2Spec::new(tier, lookup(instance_type).expect("known instance type"))),
+        settings,
         tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),
         subnet: (Ipv4Addr::new(10, 213, 0, 0), 16),
@@ -77,4 +88,20 @@ pub fn whoami(netns: &OwnedFd, addr: SocketAddr, tenant: &str) -> serde_json::Va
 /// Milliseconds, for printed timings.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// A function's code as a Lambda zip: `script` as its executable `bootstrap`, in a temporary
+/// directory of its own (the caller removes it); `None` without a system Python to run it.
+pub fn python_zip(name: &str, script: &str) -> Option<PathBuf> {
+    if !std::path::Path::new("/usr/bin/python3").is_file() {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("isobench-fn-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("function.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    z.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
+    std::io::Write::write_all(&mut z, script.as_bytes()).unwrap();
+    z.finish().unwrap();
+    Some(path)
 }
