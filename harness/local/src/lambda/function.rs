@@ -439,15 +439,16 @@ impl Function {
         let responded_at = Instant::now();
         let first_byte_at = invoked.as_ref().ok().and_then(|o| o.timing()).filter(|t| t.streamed).map(|t| t.first_byte);
         let (outcome, billed, after) = self.settle(&env, invoked).await;
-        // Parked (or discarded): back in the pool before the caller hears the outcome, so its
-        // next invoke finds the environment; the freeze follows, off the caller's path. The
-        // caller's latency ends at the response, not here.
+        // Parked (or discarded): back in the pool and frozen before the caller hears the
+        // outcome, so its next invoke finds the environment idle and frozen, as Lambda leaves
+        // it, instead of waiting on a freeze still in progress. The caller's latency ends at
+        // the response, not here.
         let deferred = self.put_back(&env, after);
+        self.finish(&env, deferred);
         let mut r = result(outcome, Some(start), billed, mem);
         r.responded_at = Some(responded_at);
         r.first_byte_at = first_byte_at;
         let _ = reply.send(r);
-        self.finish(&env, deferred);
     }
 
     /// An invoke's outcome, its billed duration and what becomes of its environment. After a

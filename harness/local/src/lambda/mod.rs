@@ -50,10 +50,10 @@
 //! - **The freeze point is Lambda's, the latency the caller's.** The environment is busy until
 //!   its runtime and extensions park in their `next` calls (work after the response is billed
 //!   and delays only this environment's next invoke); the result then reaches the caller with
-//!   `responded_at`, the instant the response was complete, where its latency ends. Back in the
-//!   idle pool first (so the caller's next invoke finds it warm), frozen after. A
-//!   per-environment lock orders freeze and thaw, so a freeze that loses the race to the next
-//!   invoke is skipped.
+//!   `responded_at`, the instant the response was complete, where its latency ends. It is back
+//!   in the idle pool and frozen before the caller hears, so the caller's next invoke finds it
+//!   warm and frozen, as Lambda leaves it. A per-environment lock orders freeze and thaw, so a
+//!   freeze that loses the race to another caller's invoke is skipped.
 //! - **Teardown kills frozen environments too**: v2 `cgroup.kill` acts on frozen tasks; under
 //!   the v1 freezer a frozen process ignores SIGKILL until thawed, so teardown thaws first, in
 //!   nested cgroups as well.
