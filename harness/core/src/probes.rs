@@ -105,7 +105,6 @@ pub struct ProbeDef {
 use Expectation::{Blocked as B, Leak as L, Risk as R};
 use Rule::Always as A;
 
-const NO_INBOUND: Rule = Rule::NotApplicable("a Lambda function has no inbound network endpoint");
 const ONE_PROCESS: Rule = Rule::NotApplicable(
     "every tenant is served by one process: fetching a beacon from it is the memory channel again, not a network channel",
 );
@@ -119,6 +118,10 @@ const LAMBDA_ISOLATION: &str =
     "https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-executions.html";
 const FARGATE_ISOLATION: &str =
     "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-security-considerations.html";
+/// Lambda runs a function in a VPC the service owns and gives a VPC configuration outbound
+/// access only: nothing opens a connection into an execution environment.
+const LAMBDA_NETWORKING: &str = "https://docs.aws.amazon.com/lambda/latest/dg/foundation-networking.html";
+const LAMBDA_VPC: &str = "https://docs.aws.amazon.com/lambda/latest/dg/vpc.html";
 const WANG_ATC18: &str = "https://www.usenix.org/conference/atc18/presentation/wang-liang";
 
 /// Tier order: silo-ec2, shared-ec2, ecs-awsvpc, lambda-per-tenant, lambda-shared,
@@ -167,10 +170,13 @@ pub const CATALOGUE: &[ProbeDef] = &[
     ProbeDef {
         id: "LK-NET",
         channel: Channel::Net,
-        description: "one tenant's code can open a connection to another tenant's endpoint",
-        expected: [A(B), ONE_PROCESS, Rule::SharedSecurityGroup, NO_INBOUND, NO_INBOUND, NO_INBOUND],
+        description: "one tenant's code can open a connection to another tenant's endpoint (on Lambda: to the \
+                      execution environment serving another tenant's invoke, while it runs)",
+        // lambda-shared too: an environment serving the owner's invoke runs nothing else, so the
+        // finder's invoke is in another environment; sharing one is LK-MEM's and LK-TMP's finding.
+        expected: [A(B), ONE_PROCESS, Rule::SharedSecurityGroup, A(B), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[],
+        sources: &[LAMBDA_NETWORKING, LAMBDA_VPC],
     },
     ProbeDef {
         id: "LK-PRINCIPAL",
@@ -438,6 +444,10 @@ mod tests {
         let net = probe("LK-NET").unwrap();
         assert!(net.not_applicable_reason(TierId::SharedEc2).unwrap().contains("one process"));
         assert_eq!(net.not_applicable_reason(TierId::SiloEc2), None);
+        for tier in [TierId::LambdaPerTenant, TierId::LambdaShared, TierId::LambdaTenantIsolation] {
+            assert_eq!(net.rule(tier), A(B), "{tier:?}: Lambda admits no inbound connection");
+        }
+        assert!(net.sources.contains(&LAMBDA_NETWORKING));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 mod kernel;
 mod rng;
+mod served;
 mod transport;
 
 use std::collections::BTreeSet;
@@ -164,6 +165,8 @@ struct Runner<'a> {
     /// The harness's own kernel, and whether some tenant's fingerprint was it.
     host_kernel: Option<kernel::Fingerprint>,
     on_host_kernel: bool,
+    /// Addresses functions' environments reported (`net` on functions).
+    net_addrs: BTreeSet<std::net::IpAddr>,
 }
 
 /// Sweeps an owner's control may take to find its canary when the plant's answer carries no
@@ -187,6 +190,7 @@ impl<'a> Runner<'a> {
             errors: Vec::new(),
             host_kernel: kernel::host(),
             on_host_kernel: false,
+            net_addrs: BTreeSet::new(),
         }
     }
 
@@ -321,8 +325,11 @@ impl<'a> Runner<'a> {
     }
 
     /// The owner's beacon holds the canary; the owner and then the finder fetch it over the
-    /// network.
+    /// network. A function's owner serves it during one invoke instead ([`served`]).
     async fn net_trial(&mut self, trial: u32, owner: usize, finder: usize) -> Result<Trial, Blind> {
+        if matches!(self.tenants[owner].t, Transport::Function(_)) {
+            return self.served_net_trial(trial, owner, finder).await;
+        }
         let Some(addr) = self.tenants[owner].addr else {
             return Err(Blind::Answer(format!("no network address for {}", self.id(owner))));
         };
@@ -712,6 +719,98 @@ mod tests {
     fn an_app_record_planted_in_a_reaped_environment_is_planted_again_for_the_control() {
         let c = function_cell(Reaped::default(), TierId::LambdaTenantIsolation, "LK-APP", 1);
         assert_eq!((c.verdict, c.controls, c.controls_passed, c.blind), (Verdict::Blocked, 1, 1, 0), "{c:?}");
+    }
+
+    /// A function for LK-NET: each tenant's environment at its own address (`moved`: the
+    /// owner serves from an address no sweep learnt of first), serving a canary for the window
+    /// it is asked; a sweep finds it only through a `broken` filter, while it is served.
+    #[derive(Debug, Default)]
+    struct Served {
+        broken: bool,
+        moved: bool,
+        /// A sweep that answers without `found`, and one that takes this long first.
+        unusable: bool,
+        slow: Option<Duration>,
+        serving: std::sync::Mutex<Option<(String, String)>>,
+    }
+
+    fn address(tenant: &str, moved: bool) -> &'static str {
+        match (tenant, moved) {
+            ("a", false) => "10.0.0.7",
+            ("a", true) => "10.0.9.7",
+            _ => "10.0.0.9",
+        }
+    }
+
+    impl isobench_core::backend::Invoke for Served {
+        fn invoke<'a>(
+            &'a self,
+            tenant: &'a str,
+            payload: Vec<u8>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = isobench_core::backend::InvokeResult> + Send + 'a>>
+        {
+            Box::pin(async move {
+                let event: Value = serde_json::from_slice(&payload).unwrap();
+                let p = &event["params"];
+                let body = if event["action"] == "serve" {
+                    let (token, at) = (p["canary"].as_str().unwrap().to_string(), address(tenant, self.moved));
+                    let at = format!("{at}:{}", p["port"]);
+                    *self.serving.lock().unwrap() = Some((token.clone(), at.clone()));
+                    tokio::time::sleep(Duration::from_millis(p["serve_ms"].as_u64().unwrap())).await;
+                    *self.serving.lock().unwrap() = None;
+                    json!({"channel": "net", "planted": true, "address": at, "found": [token]})
+                } else {
+                    if let Some(d) = self.slow {
+                        tokio::time::sleep(d).await;
+                    }
+                    let peers: Vec<String> = serde_json::from_value(p["peers"].clone()).unwrap_or_default();
+                    let seen = self.serving.lock().unwrap().clone().filter(|(_, at)| self.broken && peers.contains(at));
+                    let found: Vec<String> = seen.into_iter().map(|(t, _)| t).collect();
+                    let detail = json!({"address": address(tenant, false)});
+                    if self.unusable {
+                        json!({"channel": "net", "detail": detail})
+                    } else {
+                        json!({"channel": "net", "found": found, "detail": detail})
+                    }
+                };
+                let envelope = json!({"status": 200, "body": body.to_string()});
+                isobench_core::backend::InvokeResult {
+                    outcome: isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes()),
+                    start: None,
+                    billed_ms: None,
+                    memory_mb: None,
+                    responded_at: None,
+                    first_byte_at: None,
+                }
+            })
+        }
+    }
+
+    #[test]
+    fn a_function_beacon_is_swept_while_it_is_served() {
+        let net = |f: Served, trials| function_cell(f, TierId::LambdaPerTenant, "LK-NET", trials);
+        let c = net(Served::default(), 2);
+        assert_eq!((c.verdict, c.trials, c.controls_passed, c.blind), (Verdict::Blocked, 2, 2, 0), "{c:?}");
+        assert!((c.leak_bound_95.unwrap() - (1.0 - 0.05f64.powf(0.5))).abs() < 1e-12);
+        // A broken filter: the finder fetches the owner's beacon, an unexpected leak.
+        let c = net(Served { broken: true, ..Served::default() }, 2);
+        assert_eq!((c.verdict, c.hits, c.unexpected), (Verdict::Leak, 2, true), "{c:?}");
+        assert_eq!(c.pairs, ["a->b", "b->a"]);
+        // The owner serves from an address no one reported: that attempt proves nothing, the
+        // next sweeps it.
+        let c = net(Served { moved: true, broken: true, ..Served::default() }, 1);
+        assert_eq!((c.verdict, c.hits, c.blind), (Verdict::Leak, 1, 0), "{c:?}");
+    }
+
+    #[test]
+    fn a_function_sweep_that_cannot_have_met_the_beacon_is_blind() {
+        let net = |f: Served| function_cell(f, TierId::LambdaPerTenant, "LK-NET", 1);
+        let c = net(Served { unusable: true, ..Served::default() });
+        assert_eq!((c.verdict, c.trials, c.blind), (Verdict::Inconclusive, 0, 1), "{c:?}");
+        // A sweep that starts after the window closed would read "blocked" through a broken
+        // filter: it is blind instead.
+        let c = net(Served { broken: true, slow: Some(served::SERVE), ..Served::default() });
+        assert_eq!((c.verdict, c.trials, c.hits, c.blind), (Verdict::Inconclusive, 0, 0, 1), "{c:?}");
     }
 
     #[test]

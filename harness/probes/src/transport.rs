@@ -48,10 +48,12 @@ pub enum CallError {
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A probe action: plant a canary, or sweep with channel-specific parameters.
+/// A probe action: plant a canary, sweep with channel-specific parameters, or (`net` on a
+/// function) serve a canary for a window.
 pub enum Action<'a> {
     Plant(&'a str),
     Sweep(Value),
+    Serve(Value),
 }
 
 impl Transport {
@@ -60,6 +62,7 @@ impl Transport {
         let (name, body) = match &action {
             Action::Plant(c) => ("plant", Bytes::from(c.to_string())),
             Action::Sweep(p) => ("sweep", Bytes::from(p.to_string())),
+            Action::Serve(p) => ("serve", Bytes::from(p.to_string())),
         };
         let (status, body) = match self {
             Transport::Http(addr) => {
@@ -70,7 +73,7 @@ impl Transport {
                 let mut event = json!({"tenant": tenant, "op": "probe", "channel": channel.as_str(), "action": name});
                 match action {
                     Action::Plant(c) => event["canary"] = json!(c),
-                    Action::Sweep(p) => event["params"] = p,
+                    Action::Sweep(p) | Action::Serve(p) => event["params"] = p,
                 }
                 invoke(f.as_ref(), tenant, event).await?
             }

@@ -72,11 +72,11 @@ pub struct Event {
     pub us: Option<u64>,
     /// Probe channel, for `probe` (`tmp`, `mem`, `env`, `fd`, `proc`, `net`, `cred`, `rng`).
     pub channel: Option<String>,
-    /// `plant` or `sweep`, for `probe` (required there).
+    /// `plant`, `sweep` or `serve` (`net` only), for `probe` (required there).
     pub action: Option<probe::Action>,
     /// The canary, for a `probe` plant.
     pub canary: Option<String>,
-    /// The sweep's parameters, for a `probe` sweep (the JSON object an HTTP sweep's body holds).
+    /// The parameters of a `probe` sweep or serve (the JSON object an HTTP request's body holds).
     pub params: Option<Value>,
 }
 
@@ -125,7 +125,7 @@ impl Event {
     fn probe_body(&mut self, action: probe::Action) -> Bytes {
         match action {
             probe::Action::Plant => self.canary.take().map(Bytes::from).unwrap_or_default(),
-            probe::Action::Sweep => match self.params.take() {
+            probe::Action::Sweep | probe::Action::Serve => match self.params.take() {
                 None | Some(Value::Null) => Bytes::new(),
                 Some(params) => Bytes::from(params.to_string()),
             },

@@ -98,3 +98,34 @@ fn broken_isolation_gives_the_unexpected_leak_exit_code() {
     assert!(junit.contains("type=\"unexpected-leak\""), "{junit}");
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
+
+/// LK-NET on the Lambda tiers: each owner's invoke serves its canary on its environment's
+/// address while another tenant's invoke sweeps the neighbourhood. Nothing reaches an
+/// environment inbound, also from a VPC tier whose groups allow every outbound connection
+/// (so only the inbound block stands between the tenants), and every control passes.
+#[test]
+fn lambda_environments_accept_no_inbound_connection() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let text = small_scenario("2s", "50", 3, "[probes]\nonly = [\"LK-NET\"]\ntrials = 6\n")
+        .replace("[[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n", "")
+        .replace(
+            "[[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n",
+            "[[tier]]\nid = \"lambda-per-tenant\"\nmemory = 256\n\n[tier.vpc]\n\n\
+             [[tier]]\nid = \"lambda-shared\"\nmemory = 256\n\n\
+             [[tier]]\nid = \"lambda-tenant-isolation\"\nmemory = 256\n",
+        );
+    let path = scenario::write(dir.path(), "net.toml", &text);
+    let out_dir = dir.path().join("out");
+    let out = isobench().arg("run").arg(&path).arg("--out").arg(&out_dir).output().unwrap();
+    let s = read_summary(&out_dir);
+    let net = cells(&s);
+    assert_eq!(net.len(), 3, "{net:?}");
+    for (tier, c) in &net {
+        let n = |k: &str| c[k].as_u64().unwrap();
+        assert_eq!((c["expected"].as_str(), c["verdict"].as_str()), (Some("blocked"), Some("blocked")), "{tier}: {c}");
+        assert_eq!((n("trials"), n("controls_passed"), n("blind"), n("hits")), (6, 6, 0, 0), "{tier}: {c}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}

@@ -47,6 +47,10 @@ pub enum Action {
     Plant,
     /// Look for canaries in the channel.
     Sweep,
+    /// `net` only: hold a canary on a beacon served on this environment's own address for a
+    /// bounded window ([`net::serve`]), for functions, whose environments are frozen between
+    /// invokes.
+    Serve,
 }
 
 impl Action {
@@ -54,11 +58,12 @@ impl Action {
         match self {
             Action::Plant => "plant",
             Action::Sweep => "sweep",
+            Action::Serve => "serve",
         }
     }
 
     pub fn parse(s: &str) -> Option<Action> {
-        [Action::Plant, Action::Sweep].into_iter().find(|a| a.as_str() == s)
+        [Action::Plant, Action::Sweep, Action::Serve].into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -252,6 +257,15 @@ pub async fn handle(host: Host<'_>, tenant: &str, channel: &str, action: Action,
             };
             serde_json::to_vec(&sweep(host, channel, &params).await)
         }
+        Action::Serve => {
+            if channel != Channel::Net {
+                return Response::error(ErrorKind::BadChannel);
+            }
+            let Some(params) = net::ServeParams::parse(body) else {
+                return Response::error(ErrorKind::BadParams);
+            };
+            serde_json::to_vec(&net::serve(&params).await)
+        }
     };
     Response::new(200, CONTENT_JSON, Bytes::from(json.expect("probe replies serialise")))
 }
@@ -323,7 +337,9 @@ pub async fn sweep(host: Host<'_>, channel: Channel, params: &SweepParams) -> Sw
         Channel::Net => {
             let mut found = Found::new();
             let peers = net::sweep(&params.peers, params.timeout(), &mut found).await;
-            (found, json!({ "peers": peers }))
+            // The sweeper's own address, so a harness learns where a function's environments are.
+            let address = net::own_address().ok().map(|ip| ip.to_string());
+            (found, json!({ "peers": peers, "address": address }))
         }
         Channel::Cred => {
             let mut found = Found::new();
