@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use isobench_core::diagnostics::Problem;
 use isobench_core::plan::Plan;
+use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY;
 
 use crate::context::VPC_CIDR;
 use crate::tier::planned_name;
@@ -54,6 +57,40 @@ fn shared(plan: &Plan) -> Vec<Planned> {
     if needs.iter().any(|x| x.workload_bucket) {
         add("s3 bucket", planned_name("workload"));
         add("s3 object", format!("{}/tenant-app", planned_name("workload")));
+    }
+    out
+}
+
+/// Every setting of the plan's tiers this backend does not implement, as a problem at the
+/// tier's field (`tier[1].code`), to be located in the scenario file. Checked before anything
+/// is created: a run that ignored them would measure something else than the scenario says.
+pub fn refused(plan: &Plan) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for tp in &plan.tiers {
+        // The scenario keeps every tier in file order (`--tiers` only narrows the plan).
+        let i = plan.scenario.tiers.iter().position(|t| t.id == tp.tier).unwrap_or_default();
+        for r in tiers::module(tp.tier).refused(tp) {
+            out.push(Problem::new(format!("tier[{i}].{}", r.field), r.message, r.accepted));
+        }
+    }
+    out
+}
+
+/// The plan's settings that only shape the local emulator, one line per tier or section
+/// (`lambda-shared: keep_alive = "5m..15m"`): a run on AWS ignores them.
+pub fn ignored(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for tp in &plan.tiers {
+        let settings = tiers::module(tp.tier).ignored(tp);
+        if !settings.is_empty() {
+            out.push(format!("{}: {}", tp.tier, settings.join(", ")));
+        }
+    }
+    let account = plan.scenario.local.lambda_account_concurrency;
+    if account != DEFAULT_ACCOUNT_CONCURRENCY
+        && plan.tiers.iter().any(|t| matches!(t.settings, TierSettings::Lambda(_)))
+    {
+        out.push(format!("[local]: lambda_account_concurrency = {account} (the account's own quota applies)"));
     }
     out
 }

@@ -218,3 +218,64 @@ fn the_plan_lists_every_resource() {
     assert_eq!(count("ec2 vpc"), 1);
     assert_eq!(crate::plan::counts(&p), crate::plan::Counts { instances: 3, tasks: 2, functions: 3 });
 }
+
+/// Lambda tiers with the settings this backend does not implement: `code` and reserved
+/// concurrency on the first, a VPC on the second.
+fn lambda_unsupported() -> String {
+    let code = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+    format!(
+        "[[tier]]\nid = \"lambda-per-tenant\"\ncode = \"{code}\"\nreserved_concurrency = 5\n\
+         [[tier]]\nid = \"lambda-tenant-isolation\"\n[tier.vpc]\nsubnets = [\"private\"]\n"
+    )
+}
+
+#[test]
+fn lambda_settings_the_backend_lacks_are_refused_at_their_fields() {
+    let mut p = plan(&lambda_unsupported(), "");
+    let refused = crate::plan::refused(&p);
+    let fields: Vec<&str> = refused.iter().map(|r| r.field.as_str()).collect();
+    assert_eq!(fields, ["tier[0].code", "tier[0].reserved_concurrency", "tier[1].vpc"]);
+    for r in &refused {
+        assert!(r.message.contains("the AWS backend does not"), "{r:?}");
+        assert!(r.accepted.as_deref().unwrap_or("").contains("--target aws: remove"), "{r:?}");
+    }
+    // `--tiers` narrows the plan; the field is still the tier's place in the file.
+    p.tiers.retain(|t| t.tier == TierId::LambdaTenantIsolation);
+    let fields: Vec<String> = crate::plan::refused(&p).into_iter().map(|r| r.field).collect();
+    assert_eq!(fields, ["tier[1].vpc"]);
+    assert!(crate::plan::refused(&plan(LAMBDA, "")).is_empty());
+}
+
+#[test]
+fn a_refused_lambda_tier_calls_nothing_in_the_account() {
+    let fake = Fake::new();
+    let p = plan(&lambda_unsupported(), "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        for (tp, field) in p.tiers.iter().zip(["`code`", "`vpc`"]) {
+            let e = d.deploy(tp).await.expect_err("refused").to_string();
+            assert!(e.contains(field) && e.contains("does not"), "{e}");
+        }
+    });
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    assert!(fake.kinds().is_empty() && d.ctx.ledger.is_empty());
+}
+
+#[test]
+fn emulator_only_lambda_settings_are_listed_as_ignored() {
+    assert!(crate::plan::ignored(&plan(LAMBDA, "")).is_empty());
+    let tiers = LAMBDA.replace(
+        "id = \"lambda-per-tenant\"\n",
+        "id = \"lambda-per-tenant\"\nkeep_alive = \"5m..15m\"\nmax_lifetime = \"6h\"\nconcurrency = 50\n",
+    );
+    let p = plan(&tiers, "[local]\nlambda_account_concurrency = 500\n");
+    assert_eq!(
+        crate::plan::ignored(&p),
+        [
+            "lambda-per-tenant: keep_alive = \"5m..15m\", max_lifetime = \"6h\", concurrency = 50",
+            "[local]: lambda_account_concurrency = 500 (the account's own quota applies)",
+        ]
+    );
+    // Ignored, not refused: the plan goes ahead.
+    assert!(crate::plan::refused(&p).is_empty());
+}

@@ -25,6 +25,16 @@ pub trait AwsTier: Send + Sync {
     /// Its own resources a deploy would create for `tenants`, in creation order, named with
     /// [`planned_name`].
     fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned>;
+    /// The tier's settings this backend cannot honour yet: the run is refused before anything
+    /// is created, rather than deploying something other than what the scenario says.
+    fn refused(&self, _tp: &TierPlan) -> Vec<Refusal> {
+        Vec::new()
+    }
+    /// The tier's settings that only shape the local emulator, as `field = value`: AWS has no
+    /// such setting, so a run there ignores them (`isobench plan` says so).
+    fn ignored(&self, _tp: &TierPlan) -> Vec<String> {
+        Vec::new()
+    }
     /// Creates the tier in `ctx`'s account, recording everything under [`AwsTier::id`].
     async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError>;
 }
@@ -36,6 +46,15 @@ pub struct Needs {
     pub subnets: Vec<String>,
     /// Whether its compute fetches the workload from the run's bucket.
     pub workload_bucket: bool,
+}
+
+/// A tier setting the AWS backend does not implement: the field (under the tier's table), why
+/// it is refused, and what would be accepted instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub field: &'static str,
+    pub message: &'static str,
+    pub accepted: &'static str,
 }
 
 /// One resource a run would create.

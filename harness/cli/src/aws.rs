@@ -1,7 +1,9 @@
 //! The CLI's side of the AWS backend: options, guard rails, `plan` and `sweep` (feature `aws`).
 
+use std::path::Path;
 use std::time::SystemTime;
 
+use isobench_core::diagnostics::Checker;
 use isobench_core::plan::Plan;
 
 use crate::args::{AwsArgs, PlanArgs, SweepArgs};
@@ -28,8 +30,16 @@ pub fn check_guard_rails(plan: &Plan, pricing: &isobench_cost::Pricing) -> Resul
     Err(CliError::GuardRail(rails.iter().map(ToString::to_string).collect()))
 }
 
+/// Refuses, as bad input located in the scenario file, the settings of the plan's tiers that
+/// the AWS backend does not implement: before any call to AWS.
+pub fn check_supported(plan: &Plan, src: &str, path: &Path) -> Result<(), CliError> {
+    let c = Checker { problems: isobench_aws::plan::refused(plan) };
+    c.finish(src, "scenario for --target aws", path.to_path_buf()).map_err(|e| CliError::BadInput(e.to_string()))
+}
+
 pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
-    let plan = crate::plan::load_plan(&a.scenario, &a.tiers)?;
+    let (plan, src) = crate::plan::load_plan(&a.scenario, &a.tiers)?;
+    check_supported(&plan, &src, &a.scenario)?;
     let aws = &plan.scenario.aws;
     let region =
         a.pricing.region.clone().or_else(|| aws.region.clone()).unwrap_or_else(|| "(from the SDK chain)".into());
@@ -46,6 +56,9 @@ pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
             last = Some(r.tier);
         }
         outln!("  {:<22} {}", r.kind, r.name);
+    }
+    for line in isobench_aws::plan::ignored(&plan) {
+        outln!("ignored on AWS (they shape the local emulator only): {line}");
     }
     let c = isobench_aws::plan::counts(&plan);
     outln!(

@@ -38,13 +38,14 @@ pub fn select_tiers(plan: &mut Plan, tiers: &[String], path: &Path) -> Result<()
     Ok(())
 }
 
-/// Loads a scenario into a plan for `plan` (no run id yet: names show `{run}`).
+/// Loads a scenario into a plan for `plan` (no run id yet: names show `{run}`), with the
+/// scenario's text (to locate later problems in).
 #[cfg_attr(not(feature = "aws"), allow(dead_code))]
-pub fn load_plan(path: &Path, tiers: &[String]) -> Result<Plan, CliError> {
+pub fn load_plan(path: &Path, tiers: &[String]) -> Result<(Plan, String), CliError> {
     let (scenario, src) = load_scenario(path)?;
     let mut plan = Plan::new("{run}".into(), scenario, scenario::hash(&src), &Overrides::default());
     select_tiers(&mut plan, tiers, path)?;
-    Ok(plan)
+    Ok((plan, src))
 }
 
 /// The pricing table the flags ask for.

@@ -44,6 +44,10 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
     let run_id = isobench_runner::new_run_id();
     let mut plan = Plan::new(run_id.clone(), scenario, scenario::hash(&src), &overrides);
     select_tiers(&mut plan, &a.tiers, &a.scenario)?;
+    #[cfg(feature = "aws")]
+    if a.target == crate::args::Target::Aws {
+        crate::aws::check_supported(&plan, &src, &a.scenario)?;
+    }
     let pricing = load_pricing(&a.pricing)?;
     check_prices(&plan, &pricing)?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));

@@ -22,7 +22,7 @@ use crate::context::{DeployContext, DeployError, wait_for};
 use crate::package;
 use crate::resource::Resource;
 use crate::retry;
-use crate::tier::{AwsTier, Counts, Needs, Planned, planned_name};
+use crate::tier::{AwsTier, Counts, Needs, Planned, Refusal, planned_name};
 
 /// How long a function may stay `Pending`.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(300);
@@ -116,8 +116,21 @@ impl AwsTier for LambdaTier {
         out
     }
 
+    fn refused(&self, tp: &TierPlan) -> Vec<Refusal> {
+        spec(tp).map(refused).unwrap_or_default()
+    }
+
+    fn ignored(&self, tp: &TierPlan) -> Vec<String> {
+        spec(tp).map(emulator_only).unwrap_or_default()
+    }
+
     async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError> {
         let spec = spec(tp)?;
+        // The CLI refuses these before the run; a caller of the library gets the same answer
+        // before anything is created.
+        if let Some(r) = refused(spec).first() {
+            return Err(DeployError::Other(format!("`{}`: {}; {}", r.field, r.message, r.accepted)));
+        }
         let zip = Arc::new(package::lambda_zip(&ctx.workload).map_err(|e| DeployError::Other(e.to_string()))?);
         let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
         let mut targets = Vec::new();
@@ -130,7 +143,8 @@ impl AwsTier for LambdaTier {
                 api: ctx.apis.lambda.clone(),
                 function: name.clone(),
                 tenant_ids: self.layout.tenant_isolation_mode(),
-                contract: deployed_contract(spec),
+                // The zip is the sample workload (`code` is refused), read as `response` says.
+                contract: spec.response(),
             });
             for t in &f.serves {
                 targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
@@ -198,11 +212,57 @@ impl LambdaTier {
     }
 }
 
-/// How the deployed function's payloads are read. The zip is always the sample workload (this
-/// backend does not upload `code` yet), so the `response` that `code` defaults to would be
-/// wrong: the workload's document is read then.
-fn deployed_contract(spec: &LambdaSpec) -> PayloadContract {
-    if spec.code.is_some() { PayloadContract::WorkloadStatus } else { spec.response() }
+/// The settings this backend does not implement yet. Deploying without them would measure
+/// something else than the scenario describes (the sample workload instead of the user's code,
+/// a function outside the VPC, an unreserved function), so they are refused instead.
+pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
+    let mut out = Vec::new();
+    if spec.code.is_some() {
+        out.push(Refusal {
+            field: "code",
+            message: "the AWS backend does not upload a function's own code yet (planned: issue 16); \
+                      it would deploy the sample workload instead",
+            accepted: "no `code` with --target aws: remove it (the local emulator runs it)",
+        });
+    }
+    if spec.vpc.is_some() {
+        out.push(Refusal {
+            field: "vpc",
+            message: "the AWS backend does not attach functions to a VPC yet (planned for a later round); \
+                      they would run with Lambda's default networking, outside the tier's subnets and groups",
+            accepted: "no [tier.vpc] or [[tier.security_group]] with --target aws: remove them (the local emulator applies them)",
+        });
+    }
+    if spec.reserved_concurrency.is_some() {
+        out.push(Refusal {
+            field: "reserved_concurrency",
+            message: "the AWS backend does not reserve concurrency yet (planned: issue 16); \
+                      the function would draw on the account's unreserved pool",
+            accepted: "no `reserved_concurrency` with --target aws: remove it (the local emulator applies it)",
+        });
+    }
+    out
+}
+
+/// Settings that only shape the emulator's environments: on AWS the service decides keep-alive
+/// and recycling, and only the account pool and reserved concurrency bound a function. Listed
+/// when they differ from their defaults.
+pub fn emulator_only(spec: &LambdaSpec) -> Vec<String> {
+    let d = LambdaSpec::default();
+    let text = |d: Duration| humantime::format_duration(d).to_string();
+    let mut out = Vec::new();
+    let k = spec.keep_alive;
+    if k != d.keep_alive {
+        let range = if k.min == k.max { text(k.min) } else { format!("{}..{}", text(k.min), text(k.max)) };
+        out.push(format!("keep_alive = \"{range}\""));
+    }
+    if let Some(life) = spec.max_lifetime {
+        out.push(format!("max_lifetime = \"{}\"", text(life.0)));
+    }
+    if spec.concurrency != d.concurrency {
+        out.push(format!("concurrency = {}", spec.concurrency));
+    }
+    out
 }
 
 /// Invokes a function through the Lambda API.

@@ -71,6 +71,90 @@ id = "lambda-tenant-isolation"
         assert!(stderr(&o).contains("max_instancez"), "{}", stderr(&o));
     }
 
+    /// Lambda settings the AWS backend does not implement, at known lines: `code` (line 10) and
+    /// `reserved_concurrency` (11) on the first tier, `[tier.vpc]` (14) on the second.
+    const LAMBDA_UNSUPPORTED: &str = r#"format_version = 1
+name = "aws-lambda"
+[run]
+duration = "1s"
+rate = 10
+[tenants]
+count = 2
+[[tier]]
+id = "lambda-per-tenant"
+code = "bootstrap"
+reserved_concurrency = 5
+[[tier]]
+id = "lambda-shared"
+[tier.vpc]
+subnets = ["private"]
+"#;
+
+    #[test]
+    fn lambda_settings_the_backend_lacks_are_refused_at_their_lines_with_exit_2() {
+        let dir = tempfile::tempdir().unwrap();
+        scenario::write(dir.path(), "bootstrap", "#!/bin/sh\n");
+        let path = scenario::write(dir.path(), "s.toml", LAMBDA_UNSUPPORTED);
+        let out = dir.path().join("out");
+        let file = path.display().to_string();
+        for cmd in ["plan", "run"] {
+            // No credentials and no emulator: a refusal after any AWS call would exit 8.
+            let mut c = isobench();
+            c.arg(cmd).arg(&path).args(["--target", "aws"]);
+            if cmd == "run" {
+                c.args(["--no-progress-bar", "--out"]).arg(&out);
+            }
+            // Nothing answers there: a refusal after the first AWS call would exit 8, not 2.
+            for k in ["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+                c.env_remove(k);
+            }
+            let o = c
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_REGION", "us-east-1")
+                .output()
+                .unwrap();
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+            assert!(err.contains("invalid scenario for --target aws") && err.contains("(3 problems)"), "{err}");
+            for (line, field, what) in [
+                (10, "tier[0].code", "does not upload a function's own code yet"),
+                (11, "tier[0].reserved_concurrency", "does not reserve concurrency yet"),
+                (14, "tier[1].vpc", "does not attach functions to a VPC yet"),
+            ] {
+                assert!(err.contains(&format!("{file}:{line}:")), "{cmd}: line {line}: {err}");
+                assert!(err.contains(&format!("field `{field}`: the AWS backend {what}")), "{cmd}: {err}");
+            }
+            assert!(err.contains("accepted: no `code` with --target aws: remove it"), "{err}");
+            assert!(stdout(&o).is_empty(), "{cmd}: refused before any plan is printed: {}", stdout(&o));
+        }
+        assert!(!out.exists(), "nothing was written for the refused run");
+        // The same file is fine on the local emulator's side: `validate` accepts it.
+        let o = isobench().arg("validate").arg(&path).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn plan_says_which_emulator_only_lambda_settings_aws_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{}keep_alive = \"5m..15m\"\nmax_lifetime = \"6h\"\n[local]\nlambda_account_concurrency = 500\n",
+            EC2_AND_LAMBDA
+        );
+        let path = scenario::write(dir.path(), "s.toml", &text);
+        let o = isobench().arg("plan").arg(&path).args(["--target", "aws"]).output().unwrap();
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+        assert!(
+            out.contains(
+                "ignored on AWS (they shape the local emulator only): \
+                 lambda-tenant-isolation: keep_alive = \"5m..15m\", max_lifetime = \"6h\""
+            ),
+            "{out}"
+        );
+        assert!(out.contains("[local]: lambda_account_concurrency = 500"), "{out}");
+    }
+
     fn start() -> Option<Emulators> {
         match Emulators::start(&repo_root()) {
             Ok(e) => Some(e),
