@@ -220,7 +220,7 @@ pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
     if spec.code.is_some() {
         out.push(Refusal {
             field: "code",
-            message: "the AWS backend does not upload a function's own code yet (planned: issue 16); \
+            message: "the AWS backend does not upload a function's own code; \
                       it would deploy the sample workload instead",
             accepted: "no `code` with --target aws: remove it (the local emulator runs it)",
         });

@@ -118,7 +118,7 @@ subnets = ["private"]
             assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
             assert!(err.contains("invalid scenario for --target aws") && err.contains("(3 problems)"), "{err}");
             for (line, field, what) in [
-                (10, "tier[0].code", "does not upload a function's own code yet"),
+                (10, "tier[0].code", "does not upload a function's own code"),
                 (11, "tier[0].reserved_concurrency", "does not reserve concurrency yet"),
                 (14, "tier[1].vpc", "does not attach functions to a VPC yet"),
             ] {
