@@ -35,6 +35,9 @@ pub(crate) struct Context {
     run_dirs: Option<Vec<PathBuf>>,
     next_index: u32,
     next_host: HashMap<(Ipv4Addr, u8), u32>,
+    /// Each Lambda tier's block of addresses, kept for its next deploy: a tier is deployed
+    /// once at a time, and a bench or a test redeploys one many times in one backend.
+    lambda_blocks: HashMap<(TierId, Ipv4Addr, u8), (Ipv4Addr, u8)>,
     /// Uids and gids of real users and groups, never given to an instance.
     taken_ids: BTreeSet<u32>,
     host_cpus: u32,
@@ -85,6 +88,7 @@ impl Context {
             run_dirs: None,
             next_index: 0,
             next_host: HashMap::new(),
+            lambda_blocks: HashMap::new(),
             taken_ids: system_ids(),
             host_cpus,
             shared_tmp: None,
@@ -158,7 +162,21 @@ impl Context {
     /// An aligned block of `subnet` for a Lambda tier's environments: a quarter of the subnet,
     /// at most a /21 (2,046 environments at once) and at least a /30 (two), after every
     /// address handed out so far (instance addresses continue after it).
-    pub(crate) fn reserve_block(&mut self, subnet: (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8), InstanceError> {
+    /// A tier deployed again gets the block it had.
+    pub(crate) fn reserve_block(
+        &mut self,
+        tier: TierId,
+        subnet: (Ipv4Addr, u8),
+    ) -> Result<(Ipv4Addr, u8), InstanceError> {
+        if let Some(block) = self.lambda_blocks.get(&(tier, subnet.0, subnet.1)) {
+            return Ok(*block);
+        }
+        let block = self.new_block(subnet)?;
+        self.lambda_blocks.insert((tier, subnet.0, subnet.1), block);
+        Ok(block)
+    }
+
+    fn new_block(&mut self, subnet: (Ipv4Addr, u8)) -> Result<(Ipv4Addr, u8), InstanceError> {
         let (base, prefix) = subnet;
         let size = 1u64 << (32 - u32::from(prefix.min(30)));
         let net = u32::from(base) & !((size - 1) as u32);

@@ -285,3 +285,26 @@ async fn futures_join<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>
     }
     out
 }
+
+/// A tier deployed again in one backend gets its block of addresses back, as a bench or a
+/// long test redeploys one many times: forty deploys take more than the /16's 32 blocks.
+#[test]
+fn a_tier_redeployed_many_times_keeps_its_block_of_addresses() {
+    needs_root!();
+    let mut b = backend("lambda-net-redeploy");
+    let run = b.run_id().to_string();
+    let tier = TierId::LambdaPerTenant;
+    let mut addrs = Vec::new();
+    for i in 0..40 {
+        let d = b.deploy(&default_plan(&run, tier, 1)).unwrap_or_else(|e| panic!("deploy {i}: {e}"));
+        if i % 13 == 0 {
+            addrs.push(warm_env(&b, &d, tier, "t0").1);
+        }
+        drop(d);
+        assert!(b.teardown(tier).unwrap().left_behind.is_empty());
+    }
+    let block = |a: &Ipv4Addr| u32::from(*a) >> 11;
+    assert!(addrs.windows(2).all(|w| block(&w[0]) == block(&w[1])), "one /21 throughout: {addrs:?}");
+    assert!(b.teardown_all().unwrap().left_behind.is_empty());
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}

@@ -120,7 +120,8 @@ impl TierDriver for LambdaTier {
 fn network(cx: &mut Context, plan: &TierPlan, spec: &LambdaSpec) -> Result<Arc<TierNet>, BackendError> {
     let tier = plan.tier;
     let gateway = gateway_of(plan.subnet);
-    let block = cx.reserve_block(plan.subnet).map_err(|e| deploy_error(tier, "the environments' addresses", e))?;
+    let block =
+        cx.reserve_block(tier, plan.subnet).map_err(|e| deploy_error(tier, "the environments' addresses", e))?;
     let launcher = cx.launcher()?;
     let host = cx.lambda().expect("started before");
     host.ensure_internet(launcher, tier, gateway).map_err(|e| e.into_backend(tier, "the run's internet"))?;
