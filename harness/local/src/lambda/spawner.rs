@@ -290,6 +290,14 @@ impl Context {
     fn environment_net(&self, net: Option<&TierNet>) -> Result<(OwnedFd, TcpListener), SpawnError> {
         let ns = netns::unshare_net().map_err(|e| fail("create its network namespace", e))?;
         let inside = (|| -> io::Result<(Netlink, TcpListener)> {
+            // No IPv6 in the environment, as on the harness network: an interface with IPv6
+            // sends DAD and MLD multicast on link-up, which the tier's bridge floods to every
+            // other environment's port (a storm of 1,000 cold starts spent its CPU on it).
+            if net.is_some() {
+                for k in ["all", "default"] {
+                    netns::sysctl(&format!("/proc/sys/net/ipv6/conf/{k}/disable_ipv6"), "1")?;
+                }
+            }
             let mut nl = Netlink::open()?;
             nl.request(vec![netlink::link_up(1)])?;
             Ok((nl, TcpListener::bind(RUNTIME_API_ADDR)?))
