@@ -175,6 +175,12 @@ fn drop_table(table: &str) -> String {
 
 /// A Lambda tier's network: its bridge, address block and table. Environments attach with
 /// [`TierNet::attach`] on the spawner thread.
+/// Why an environment could not join its tier's bridge: a Linux bridge takes at most 1,023
+/// ports (`BR_MAX_PORTS`), so a tier holds at most that many environments (busy or frozen) at
+/// once on the emulator, where Lambda has no such limit.
+pub(crate) const BRIDGE_FULL: &str =
+    "the tier's bridge has 1,023 environments, a Linux bridge's most ports: the emulator holds at most 1,023 environments of one tier at once";
+
 pub(crate) struct TierNet {
     pub bridge_name: String,
     bridge: BridgeRef,
@@ -261,6 +267,7 @@ impl TierNet {
     /// Wires the environment namespace `ns` (whose netlink socket is `inside`, with `lo` up)
     /// into the bridge: a veth, its address and a default route via the gateway. Returns the
     /// address. Two netlink batches; no packet filter changes.
+    /// Fails once the tier's bridge has [`BRIDGE_FULL`]'s 1,023 ports.
     pub(crate) fn attach(&self, ns: &OwnedFd, inside: &mut Netlink) -> io::Result<Ipv4Addr> {
         let size = 1usize << (32 - u32::from(self.block.1));
         let mut tries = 0;
@@ -276,6 +283,9 @@ impl TierNet {
                 Ok(()) => break addr,
                 // Still held by a live (or not yet reaped) environment: the next one.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) && tries < size => tries += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EXFULL) => {
+                    return Err(io::Error::new(e.kind(), format!("create veth {host_if}: {BRIDGE_FULL}")));
+                }
                 Err(e) => return Err(io::Error::new(e.kind(), format!("create veth {host_if}: {e}"))),
             }
         };
