@@ -178,8 +178,7 @@ fn drop_table(table: &str) -> String {
 /// Why an environment could not join its tier's bridge: a Linux bridge takes at most 1,023
 /// ports (`BR_MAX_PORTS`), so a tier holds at most that many environments (busy or frozen) at
 /// once on the emulator, where Lambda has no such limit.
-pub(crate) const BRIDGE_FULL: &str =
-    "the tier's bridge has 1,023 environments, a Linux bridge's most ports: the emulator holds at most 1,023 environments of one tier at once";
+pub(crate) const BRIDGE_FULL: &str = "the tier's bridge has 1,023 environments, a Linux bridge's most ports: the emulator holds at most 1,023 environments of one tier at once";
 
 pub(crate) struct TierNet {
     pub bridge_name: String,
