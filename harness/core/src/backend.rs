@@ -87,6 +87,13 @@ pub struct InvokeResult {
     pub first_byte_at: Option<std::time::Instant>,
 }
 
+impl InvokeResult {
+    /// An outcome with no facts about an environment: a refusal, a throttle, a fake's answer.
+    pub fn bare(outcome: InvokeOutcome) -> InvokeResult {
+        InvokeResult { outcome, start: None, billed_ms: None, memory_mb: None, responded_at: None, first_byte_at: None }
+    }
+}
+
 /// A function endpoint: the backend routes each invoke to an execution environment.
 pub trait Invoke: Send + Sync + std::fmt::Debug {
     /// Invokes the function on behalf of `tenant` with an event `payload`.

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use isobench_core::backend::{Backend, Deployment, Endpoint, InitState, InvokeOutcome, InvokeResult, StartKind};
+use isobench_core::backend::{Backend, Deployment, Endpoint, InitState, InvokeOutcome, StartKind};
 use isobench_core::scenario::lambda::LambdaSpec;
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_local::invoke_errors;
-use isobench_testkit::{leftovers, needs_root};
+use isobench_testkit::needs_root;
 use serde_json::{Value, json};
 
 use crate::util::*;
@@ -82,28 +82,15 @@ fn deploy_spec(name: &str, spec: LambdaSpec) -> (isobench_local::LocalBackend, D
     (b, d)
 }
 
-fn invoke(ep: &Endpoint, payload: Vec<u8>) -> InvokeResult {
-    let Endpoint::Function(f) = ep else { panic!("a function endpoint") };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(f.invoke("t0", payload))
-}
-
 fn event(v: Value) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
-}
-
-fn finish(mut b: isobench_local::LocalBackend, zip: PathBuf) {
-    let run = b.run_id().to_string();
-    assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
-    let _ = std::fs::remove_dir_all(zip.parent().unwrap());
 }
 
 #[test]
 fn an_init_past_ten_seconds_is_retried_within_the_first_invoke() {
     needs_root!();
     let Some((b, d, zip)) = deploy("init-retry", Duration::from_secs(15), &[("INIT_SLEEP", "10.5")]) else { return };
-    let r = invoke(&d.targets[0].endpoint, event(json!({"op": "noop"})));
+    let r = invoke_on(&d.targets[0].endpoint, "t0", event(json!({"op": "noop"})));
     assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "the retried INIT serves the invoke: {r:?}");
     let Some(StartKind::Cold { init }) = r.start else { panic!("cold: {r:?}") };
     assert!(init >= Duration::from_secs(20), "both INITs are the invoke's wait: {init:?}");
@@ -111,7 +98,7 @@ fn an_init_past_ten_seconds_is_retried_within_the_first_invoke() {
     let states: Vec<InitState> = inits.iter().map(|i| i.state).collect();
     assert_eq!(states, [InitState::Failed, InitState::Ok], "{inits:?}");
     assert!(inits[0].duration >= Duration::from_secs(10) && inits[0].duration < Duration::from_millis(10_500));
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }
 
 #[test]
@@ -119,15 +106,15 @@ fn a_request_over_six_mb_is_refused_before_any_environment_starts() {
     needs_root!();
     let Some((b, d, zip)) = deploy("request-limit", Duration::from_secs(3), &[]) else { return };
     let ep = &d.targets[0].endpoint;
-    let r = invoke(ep, vec![b' '; 6 * 1024 * 1024 + 1]);
+    let r = invoke_on(ep, "t0", vec![b' '; 6 * 1024 * 1024 + 1]);
     assert_eq!(r.outcome, InvokeOutcome::Rejected { error_type: invoke_errors::REQUEST_TOO_LARGE.into() });
     assert!(b.environments(Some(TierId::LambdaShared)).is_empty(), "nothing started for a refused request");
     // Exactly at the limit is accepted (a JSON string padded with spaces).
     let mut at_limit = event(json!({"op": "noop"}));
     at_limit.resize(6 * 1024 * 1024, b' ');
-    let r = invoke(ep, at_limit);
+    let r = invoke_on(ep, "t0", at_limit);
     assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "{r:?}");
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }
 
 #[test]
@@ -136,7 +123,7 @@ fn work_after_the_response_is_billed_and_keeps_the_environment_busy() {
     let Some((b, d, zip)) = deploy("after", Duration::from_secs(3), &[]) else { return };
     let ep = d.targets[0].endpoint.clone();
     let Endpoint::Function(f) = &ep else { panic!("a function endpoint") };
-    assert!(matches!(invoke(&ep, event(json!({"op": "noop"}))).start, Some(StartKind::Cold { .. })));
+    assert!(matches!(invoke_on(&ep, "t0", event(json!({"op": "noop"}))).start, Some(StartKind::Cold { .. })));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let t0 = Instant::now();
     let (after, during) = rt.block_on(async {
@@ -154,7 +141,7 @@ fn work_after_the_response_is_billed_and_keeps_the_environment_busy() {
     assert!(after.billed_ms.unwrap() >= 500, "the work after the response is billed: {after:?}");
     // Still working after its response: a second invoke needs another environment.
     assert!(matches!(during.start, Some(StartKind::Cold { .. })), "{during:?}");
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }
 
 /// An extension the bootstrap starts before its runtime (as Lambda starts extensions first):
@@ -212,7 +199,7 @@ fn an_extension_is_billed_for_its_work_after_each_invoke_and_hears_the_shutdown(
     let ep = d.targets[0].endpoint.clone();
     for (i, want_cold) in [true, false].into_iter().enumerate() {
         let t0 = Instant::now();
-        let r = invoke(&ep, event(json!({"op": "noop"})));
+        let r = invoke_on(&ep, "t0", event(json!({"op": "noop"})));
         assert!(matches!(r.outcome, InvokeOutcome::Ok(_)), "invoke {i}: {r:?}");
         assert_eq!(matches!(r.start, Some(StartKind::Cold { .. })), want_cold, "invoke {i}: {r:?}");
         assert!(r.billed_ms.unwrap() >= 300, "the extension's work after invoke {i} is billed: {r:?}");
@@ -232,5 +219,5 @@ fn an_extension_is_billed_for_its_work_after_each_invoke_and_hears_the_shutdown(
     assert_eq!(reason.as_deref(), Some("spindown"), "SHUTDOWN reached the extension");
     let s = b.teardown(TierId::LambdaShared).unwrap().environments.unwrap();
     assert_eq!(s.reaped, 1, "{s:?}");
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }

@@ -18,7 +18,7 @@ use isobench_core::scenario::{Arrival, MixSpec};
 use isobench_core::tier::TierId;
 use isobench_core::units::Dur;
 use isobench_load::{LoadSpec, OpStats};
-use isobench_testkit::{leftovers, needs_root};
+use isobench_testkit::needs_root;
 use serde_json::json;
 
 use crate::util::*;
@@ -82,16 +82,7 @@ fn deploy(name: &str, pause: Duration) -> Option<(isobench_local::LocalBackend, 
 }
 
 fn invoke(ep: &Endpoint, event: serde_json::Value) -> InvokeResult {
-    let Endpoint::Function(f) = ep else { panic!("a function endpoint") };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(f.invoke("t0", serde_json::to_vec(&event).unwrap()))
-}
-
-fn finish(mut b: isobench_local::LocalBackend, zip: PathBuf) {
-    let run = b.run_id().to_string();
-    assert!(b.teardown_all().unwrap().left_behind.is_empty());
-    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
-    let _ = std::fs::remove_dir_all(zip.parent().unwrap());
+    invoke_on(ep, "t0", serde_json::to_vec(&event).unwrap())
 }
 
 #[test]
@@ -113,7 +104,7 @@ fn a_streamed_response_says_when_its_first_byte_came_and_a_buffered_one_does_not
     assert_eq!(r.outcome, InvokeOutcome::Ok(b"whole".to_vec()), "{r:?}");
     assert_eq!(r.first_byte_at, None, "a buffered response's first byte is its last");
     assert!(r.responded_at.is_some());
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }
 
 #[test]
@@ -150,5 +141,5 @@ fn the_load_driver_records_time_to_first_byte_below_the_latency() {
     // The second chunk comes `pause` after the first: the latency's median is that much later.
     assert!(latency - ttfb >= (pause.as_nanos() as u64) * 2 / 3, "ttfb p50 {ttfb} ns, latency p50 {latency} ns");
     assert!(all.ttfb.max() <= all.corrected.max());
-    finish(b, zip);
+    finish_run(b, zip.parent().unwrap());
 }

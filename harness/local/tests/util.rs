@@ -105,3 +105,23 @@ pub fn python_zip(name: &str, script: &str) -> Option<PathBuf> {
     z.finish().unwrap();
     Some(path)
 }
+
+/// One invoke of `tenant`'s function, from a runtime of the caller's own (as the load driver's).
+pub fn invoke_on(
+    ep: &isobench_core::backend::Endpoint,
+    tenant: &str,
+    payload: Vec<u8>,
+) -> isobench_core::backend::InvokeResult {
+    let isobench_core::backend::Endpoint::Function(f) = ep else { panic!("a function endpoint") };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(f.invoke(tenant, payload))
+}
+
+/// Tears the whole backend down, checks that nothing of its run is left on the host, and
+/// removes the test's function code directory.
+pub fn finish_run(mut b: LocalBackend, code_dir: &std::path::Path) {
+    let run = b.run_id().to_string();
+    assert!(isobench_core::Backend::teardown_all(&mut b).unwrap().left_behind.is_empty());
+    assert_eq!(isobench_testkit::leftovers::of_run(&run), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(code_dir);
+}

@@ -579,16 +579,7 @@ mod tests {
         {
             if self.throttle.contains(&self.invokes.fetch_add(1, Ordering::SeqCst)) {
                 let outcome = isobench_core::backend::InvokeOutcome::Throttled;
-                return Box::pin(async move {
-                    isobench_core::backend::InvokeResult {
-                        outcome,
-                        start: None,
-                        billed_ms: None,
-                        memory_mb: None,
-                        responded_at: None,
-                        first_byte_at: None,
-                    }
-                });
+                return Box::pin(async move { isobench_core::backend::InvokeResult::bare(outcome) });
             }
             let event: Value = serde_json::from_slice(&payload).unwrap();
             let key = if self.shared { "all".to_string() } else { tenant.to_string() };
@@ -610,16 +601,7 @@ mod tests {
             };
             let envelope = json!({"status": status, "body": body.to_string()});
             let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
-            Box::pin(async move {
-                isobench_core::backend::InvokeResult {
-                    outcome,
-                    start: None,
-                    billed_ms: None,
-                    memory_mb: None,
-                    responded_at: None,
-                    first_byte_at: None,
-                }
-            })
+            Box::pin(async move { isobench_core::backend::InvokeResult::bare(outcome) })
         }
     }
 
@@ -702,16 +684,7 @@ mod tests {
             };
             let envelope = json!({"status": status, "body": body});
             let outcome = isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes());
-            Box::pin(async move {
-                isobench_core::backend::InvokeResult {
-                    outcome,
-                    start: None,
-                    billed_ms: None,
-                    memory_mb: None,
-                    responded_at: None,
-                    first_byte_at: None,
-                }
-            })
+            Box::pin(async move { isobench_core::backend::InvokeResult::bare(outcome) })
         }
     }
 
@@ -774,14 +747,9 @@ mod tests {
                     }
                 };
                 let envelope = json!({"status": 200, "body": body.to_string()});
-                isobench_core::backend::InvokeResult {
-                    outcome: isobench_core::backend::InvokeOutcome::Ok(envelope.to_string().into_bytes()),
-                    start: None,
-                    billed_ms: None,
-                    memory_mb: None,
-                    responded_at: None,
-                    first_byte_at: None,
-                }
+                isobench_core::backend::InvokeResult::bare(isobench_core::backend::InvokeOutcome::Ok(
+                    envelope.to_string().into_bytes(),
+                ))
             })
         }
     }

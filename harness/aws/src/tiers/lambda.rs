@@ -300,14 +300,7 @@ impl Invoke for Invoker {
                         "TooManyRequestsException" => InvokeOutcome::Throttled,
                         _ => InvokeOutcome::Rejected { error_type: e.code.clone() },
                     };
-                    InvokeResult {
-                        outcome,
-                        start: None,
-                        billed_ms: None,
-                        memory_mb: None,
-                        responded_at: None,
-                        first_byte_at: None,
-                    }
+                    InvokeResult::bare(outcome)
                 }
             }
         })
