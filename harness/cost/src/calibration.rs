@@ -6,65 +6,30 @@ use isobench_core::TierId;
 use isobench_results::{CalibrationEntry, Spread};
 
 use crate::TierShape;
-
-/// A published AWS timing range, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Published {
-    pub event: &'static str,
-    pub low_ms: f64,
-    pub high_ms: f64,
-    pub source: &'static str,
-}
-
-pub const EC2_LAUNCH: Published = Published {
-    event: "instance start (EC2 launch)",
-    low_ms: 16_500.0,
-    high_ms: 26_000.0,
-    source: "public measurements: pending→running ~16.5 s, RunInstances to SSH ~26 s",
-};
-
-pub const FARGATE_TASK: Published = Published {
-    event: "task start (Fargate, to healthy)",
-    low_ms: 30_000.0,
-    high_ms: 60_000.0,
-    source: "AWS docs and public measurements: ~30–60 s to healthy",
-};
-
-pub const ECS_EC2_TASK: Published = Published {
-    event: "task start (EC2 launch type)",
-    low_ms: 30_000.0,
-    high_ms: 60_000.0,
-    source: "published figure is for Fargate tasks (~30–60 s to healthy); on a running container instance a task \
-             may start faster, and a new container instance adds an EC2 launch (~16.5–26 s)",
-};
-
-pub const LAMBDA_INIT: Published = Published {
-    event: "lambda cold start (INIT)",
-    low_ms: 11.0,
-    high_ms: 16.0,
-    source: "Rust INIT 11–16 ms, public daily init benchmark (Dec 2025); platform cold start as low as ~50 ms \
-             (Brooker et al., ATC'23); Firecracker microVM start ≤125 ms (NSDI'20)",
-};
+use crate::overheads::{self, Overheads};
 
 /// The calibration entries of one tier of a local run. `instance_start` is the tier's measured
 /// instance or task start spread; `init` the measured INIT durations of its cold starts (function
-/// tiers), in milliseconds. Entries without measurements are left out.
+/// tiers), in milliseconds. The published side comes from the overheads file. Entries without
+/// measurements are left out.
 pub fn calibrate(
-    tier: TierId,
+    _tier: TierId,
     shape: &TierShape,
     instance_start: Spread,
     init: Option<Spread>,
+    published: &Overheads,
 ) -> Vec<CalibrationEntry> {
-    let published = match (tier, shape) {
-        (_, TierShape::Lambda { .. }) => init.filter(|s| s.count > 0).map(|s| (LAMBDA_INIT, s)),
-        (_, TierShape::Fargate { .. }) => Some((FARGATE_TASK, instance_start)),
-        (_, TierShape::EcsEc2 { .. }) => Some((ECS_EC2_TASK, instance_start)),
-        (_, TierShape::Ec2 { .. }) => Some((EC2_LAUNCH, instance_start)),
+    let (id, measured) = match shape {
+        TierShape::Lambda { .. } => (overheads::LAMBDA_INIT, init),
+        TierShape::Fargate { .. } => (overheads::FARGATE_TASK_START, Some(instance_start)),
+        TierShape::EcsEc2 { .. } => (overheads::ECS_EC2_TASK_START, Some(instance_start)),
+        TierShape::Ec2 { .. } => (overheads::EC2_INSTANCE_START, Some(instance_start)),
     };
-    published
-        .filter(|(_, s)| s.count > 0)
-        .map(|(p, measured_ms)| CalibrationEntry {
-            event: p.event.to_string(),
+    let p = published.get(id);
+    measured
+        .filter(|s| s.count > 0)
+        .map(|measured_ms| CalibrationEntry {
+            event: p.what.clone(),
             measured_ms,
             published_low_ms: p.low_ms,
             published_high_ms: p.high_ms,
@@ -80,6 +45,8 @@ mod tests {
 
     #[test]
     fn each_tier_gets_its_published_figure() {
+        let o = Overheads::built_in().unwrap();
+        let calibrate = |t, shape: &TierShape, s, i| calibrate(t, shape, s, i, &o);
         let s = Spread::of(&[5.0, 7.0]);
         let ec2 = calibrate(TierId::SiloEc2, &TierShape::Ec2 { instance_type: "t3.micro".into() }, s, None);
         assert_eq!(ec2[0].published_low_ms, 16_500.0);
@@ -92,5 +59,23 @@ mod tests {
         let e = calibrate(TierId::LambdaShared, &l, s, Some(init));
         assert_eq!(e[0].measured_ms, init);
         assert_eq!((e[0].published_low_ms, e[0].published_high_ms), (11.0, 16.0));
+        assert_eq!(e[0].event, "lambda cold start (INIT)");
+        assert_eq!(
+            e[0].source,
+            "modelled, from published figures: Rust INIT 11–16 ms, public daily init benchmark (Dec 2025); platform \
+             cold start as low as ~50 ms (Brooker et al., ATC'23); Firecracker microVM start ≤125 ms (NSDI'20)",
+            "the calibration text is unchanged by the move to the overheads file"
+        );
+        assert_eq!(ec2[0].event, "instance start (EC2 launch)");
+        assert_eq!(ec2[0].published_high_ms, 26_000.0);
+    }
+
+    #[test]
+    fn an_overridden_figure_reaches_the_calibration() {
+        let mut o = Overheads::built_in().unwrap();
+        o.entries.get_mut(overheads::EC2_INSTANCE_START).unwrap().low_ms = 9_000.0;
+        let shape = TierShape::Ec2 { instance_type: "t3.micro".into() };
+        let e = calibrate(TierId::SiloEc2, &shape, Spread::of(&[5.0]), None, &o);
+        assert_eq!(e[0].published_low_ms, 9_000.0);
     }
 }

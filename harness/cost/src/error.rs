@@ -36,6 +36,32 @@ impl fmt::Display for PricingError {
     }
 }
 
+/// Something wrong with a published-overheads file, located like a [`PricingError`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct OverheadsError {
+    /// The file, or `built-in overheads`.
+    pub file: String,
+    /// Its field is the dotted key, e.g. `overhead.vpc-hop-ec2.low_ms`; no column.
+    pub problem: Problem,
+}
+
+impl OverheadsError {
+    pub(crate) fn new(file: &str, line: Option<usize>, field: &str, message: String, accepted: &str) -> OverheadsError {
+        OverheadsError { file: file.to_string(), problem: Problem { line, ..Problem::new(field, message, accepted) } }
+    }
+}
+
+impl fmt::Display for OverheadsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid overheads file {}", self.file)?;
+        self.problem.fmt_after_file(f)?;
+        if let Some(a) = &self.problem.accepted {
+            write!(f, "; accepted: {a}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a cost could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CostError {

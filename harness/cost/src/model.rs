@@ -541,6 +541,7 @@ mod tests {
             cost: None,
             calibration: Vec::new(),
             footprint: None,
+            projected: None,
         }
     }
 

@@ -63,6 +63,10 @@ pub struct Summary {
     /// data plane): what ran, what was skipped and why. Such a tier reports no latency.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partial_tiers: Vec<PartialTier>,
+    /// The published-overheads file the tiers' `projected` figures came from, when they were
+    /// projected (local runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overheads: Option<OverheadsInfo>,
 }
 
 /// The harness process's own memory, from `/proc/self/status`, read after teardown.
@@ -440,6 +444,10 @@ pub struct TierSummary {
     /// Phase times and per-unit memory of the tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footprint: Option<Footprint>,
+    /// What the measured latency would be on AWS, from published overheads (local runs).
+    /// Modelled: never recorded into `histograms.hlog`, never merged into the measured fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedLatency>,
 }
 
 /// The modelled cost of one tier: one documented formula, the line items it summed, and the
@@ -498,6 +506,79 @@ pub struct CalibrationEntry {
     pub published_low_ms: f64,
     pub published_high_ms: f64,
     pub source: String,
+}
+
+/// Where the published overheads came from: figures are only as good as their date and source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OverheadsInfo {
+    /// The file's date, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// `built-in` or the path of the `--overheads` file (merged over the built-in one).
+    pub source: String,
+    /// SHA-256 of the `--overheads` file's text; absent for the built-in file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// A modelled range in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct MsRange {
+    pub low_ms: f64,
+    pub high_ms: f64,
+}
+
+/// A tier's measured latency carried to AWS by published overheads. Modelled throughout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ProjectedLatency {
+    /// Always `modelled`.
+    pub basis: String,
+    /// The measured inputs: corrected p50 and p99 of the tier, in milliseconds.
+    pub measured_p50_ms: f64,
+    pub measured_p99_ms: f64,
+    /// Function tiers: the measured cold share, and whether it reaches each percentile (the
+    /// cold invokes are taken to be the slowest, so percentile q is cold when the share
+    /// exceeds 1 − q).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_share: Option<f64>,
+    #[serde(default)]
+    pub cold_in_p50: bool,
+    #[serde(default)]
+    pub cold_in_p99: bool,
+    /// Projected p50 and p99 on AWS.
+    pub p50: MsRange,
+    pub p99: MsRange,
+    /// Projected start of what the tier starts: an instance or task (published figure), or a
+    /// function's cold start (measured INIT plus published placement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<MsRange>,
+    /// The formula in words and symbols, as printed in the report.
+    pub formula: String,
+    /// The published overheads summed in, each with its source.
+    pub components: Vec<ProjectedComponent>,
+    /// What a reader must know: what the figure keeps, leaves out or cannot know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// One published overhead in a [`ProjectedLatency`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ProjectedComponent {
+    /// The overheads file's id, e.g. `lambda-invoke-path`.
+    pub id: String,
+    pub what: String,
+    pub low_ms: f64,
+    pub high_ms: f64,
+    /// What it is added to: `p50`, `p99`, `start`.
+    pub adds_to: Vec<String>,
+    pub source: String,
+    /// `primary`, `secondary` or `judgement`, as the overheads file says.
+    pub quality: String,
+    /// The day the source was read.
+    pub read_on: String,
 }
 
 /// `NN-CPU`: each victim's corrected p99 while an aggressor bursts CPU-heavy requests, against

@@ -213,6 +213,7 @@ pub fn tier_summary(
         cost: None,
         calibration: Vec::new(),
         footprint: None,
+        projected: None,
     }
 }
 
