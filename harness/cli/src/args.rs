@@ -95,6 +95,10 @@ pub struct RunArgs {
     pub no_progress_bar: bool,
     #[command(flatten)]
     pub pricing: PricingArgs,
+    /// Published AWS overheads (TOML, format in harness/cost/overheads/aws.toml) for the
+    /// calibration profile and the projected-AWS latency; merged entry by entry over the built-in file.
+    #[arg(long, value_name = "FILE")]
+    pub overheads: Option<PathBuf>,
     #[command(flatten)]
     pub aws: AwsArgs,
     /// A prebuilt workload binary for the scenario's architecture, instead of building

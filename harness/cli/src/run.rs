@@ -35,6 +35,7 @@ struct Prepared {
     scenario_src: String,
     out: PathBuf,
     pricing: isobench_cost::Pricing,
+    overheads: isobench_cost::Overheads,
 }
 
 fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
@@ -50,6 +51,8 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
     }
     let pricing = load_pricing(&a.pricing)?;
     check_prices(&plan, &pricing)?;
+    let overheads =
+        isobench_cost::Overheads::load(a.overheads.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(&run_id));
     if out.exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(CliError::BadInput(format!(
@@ -57,7 +60,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
             out.display()
         )));
     }
-    Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out, pricing })
+    Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out, pricing, overheads })
 }
 
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
@@ -70,6 +73,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         scenario_path: p.scenario_path,
         scenario_source: p.scenario_src,
         pricing: p.pricing,
+        overheads: p.overheads,
         backend: backend_summary(a.target, &backend.info()),
         cancel,
     };
@@ -79,6 +83,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let outcome = outcome.map_err(CliError::from_run)?;
     out(format_args!("{}", isobench_report::terminal_table(&outcome.summary)));
     out(format_args!("{}", isobench_report::cost_table(&outcome.summary)));
+    out(format_args!("{}", isobench_report::projected_line(&outcome.summary)));
     outln!("results: {}", opts.out.display());
     CliError::from_ending(outcome.ending)
 }

@@ -50,7 +50,7 @@ pub fn project_latency(t: &TierSummary, shape: &TierShape, o: &Overheads) -> Opt
     let mut formula = format!("p50 = measured p50 + {id}; p99 = measured p99 + {id}", id = path.id);
     let mut p50 = shift(measured_p50_ms, path);
     let mut p99 = shift(measured_p99_ms, path);
-    let (mut cold_share, mut cold_in_p50, mut cold_in_p99, start);
+    let (cold_share, cold_in_p50, cold_in_p99, start);
     match shape {
         TierShape::Lambda { .. } => {
             let share = t.functions.as_ref().map_or(0.0, |f| f.cold_share);

@@ -20,6 +20,7 @@ mod junit;
 mod leak;
 mod limits;
 mod markdown;
+mod projected;
 mod terminal;
 mod text;
 
@@ -32,4 +33,5 @@ pub use isobench_results::hlog::{self, Histograms};
 pub use junit::junit;
 pub use limits::{Limits, limits};
 pub use markdown::markdown;
+pub use projected::terminal_line as projected_line;
 pub use terminal::terminal_table;

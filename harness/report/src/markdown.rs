@@ -377,6 +377,7 @@ pub fn markdown(s: &Summary) -> String {
     matrix(&mut o, s);
     noisy_section(&mut o, s);
     crate::cost::markdown_sections(&mut o, s);
+    crate::projected::markdown_section(&mut o, s);
     for t in &s.tiers {
         tier_section(&mut o, t);
     }

@@ -1,11 +1,12 @@
-//! The cost model's part of a run: the summary's cost, calibration and pricing fields. (The
-//! caller checks before deploy that the pricing table prices every tier: `isobench_cost::project`.)
+//! The cost model's part of a run: the summary's cost, calibration, pricing, projected-latency
+//! and overheads fields. (The caller checks before deploy that the pricing table prices every
+//! tier: `isobench_cost::project`.)
 
 use isobench_core::backend::InitRecord;
 use isobench_core::plan::{Plan, TierPlan};
-use isobench_cost::{Pricing, TierShape};
+use isobench_cost::{Overheads, Pricing, TierShape};
 use isobench_load::LoadReport;
-use isobench_results::{CalibrationEntry, Spread, Summary};
+use isobench_results::{CalibrationEntry, Fidelity, Spread, Summary};
 
 /// Fills each tier's cost and the pricing header. A tier that cannot be costed (e.g. it sent
 /// nothing) keeps no cost and gets a warning; the run's own outcome does not change.
@@ -20,6 +21,20 @@ pub fn fill(summary: &mut Summary, plan: &Plan, pricing: &Pricing) {
     }
 }
 
+/// Fills each tier's projected-AWS latency and the overheads header, for runs on the local
+/// emulator only: projecting AWS from AWS (or from an external deployment, or an AWS emulator
+/// without a data plane) has nothing to add, so those summaries carry neither.
+pub fn fill_projected(summary: &mut Summary, plan: &Plan, overheads: &Overheads) {
+    if !matches!(summary.backend.fidelity, Fidelity::Emulated | Fidelity::ProcessOnly) {
+        return;
+    }
+    summary.overheads = Some(overheads.info.clone());
+    for t in &mut summary.tiers {
+        let Some(tp) = plan.tiers.iter().find(|tp| tp.tier.as_str() == t.tier) else { continue };
+        t.projected = isobench_cost::project_latency(t, &TierShape::from_settings(&tp.settings), overheads);
+    }
+}
+
 /// The calibration entries of a tier measured on the emulator; INIT from the backend's record
 /// of every environment started when it keeps one, else from the invoke answers.
 pub fn calibration(
@@ -27,12 +42,13 @@ pub fn calibration(
     instance_start: Spread,
     report: &LoadReport,
     inits: Option<&[InitRecord]>,
+    overheads: &Overheads,
 ) -> Vec<CalibrationEntry> {
     let init = match inits {
         Some(i) => spread(&crate::summarize::init_histogram(i)),
         None => init_spread(report),
     };
-    isobench_cost::calibrate(tp.tier, &TierShape::from_settings(&tp.settings), instance_start, init)
+    isobench_cost::calibrate(tp.tier, &TierShape::from_settings(&tp.settings), instance_start, init, overheads)
 }
 
 /// The spread of every cold start's INIT duration the invoke answers reported, in

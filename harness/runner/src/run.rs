@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub scenario_source: String,
     /// Prices for the cost model; checked against the plan before the run (`isobench_cost::project`).
     pub pricing: isobench_cost::Pricing,
+    /// Published AWS timings for the calibration profile and the projected-AWS latency (local
+    /// runs); `isobench_cost::Overheads::built_in()` unless `--overheads FILE` says otherwise.
+    pub overheads: isobench_cost::Overheads,
     /// How the summary names and describes the backend (the caller chose the target).
     pub backend: BackendSummary,
     /// Set by a signal to stop traffic early; the run still tears down and writes results.
@@ -54,7 +57,7 @@ pub fn run(
     let mut hlog = HlogWriter::new(started);
     let mut measured = Measured::default();
     let mut stop = Stop { cancel: &opts.cancel, budget_hit: None };
-    let result = run_tiers(plan, backend, &mut stop, observer, &mut hlog, &mut measured);
+    let result = run_tiers(plan, backend, &opts.overheads, &mut stop, observer, &mut hlog, &mut measured);
 
     let mut left_behind = Vec::new();
     match backend.teardown_all() {
@@ -93,8 +96,10 @@ pub fn run(
         pricing: None,
         harness: Some(usage::harness_usage()),
         partial_tiers: measured.partial,
+        overheads: None,
     };
     cost::fill(&mut summary, plan, &opts.pricing);
+    cost::fill_projected(&mut summary, plan, &opts.overheads);
     let written = write_results(&opts.out, &summary, &hlog);
     observer.finish();
     written?;
@@ -144,6 +149,7 @@ struct Measured {
 fn run_tiers(
     plan: &Plan,
     backend: &mut dyn Backend,
+    overheads: &isobench_cost::Overheads,
     stop: &mut Stop<'_>,
     observer: &mut dyn Observer,
     hlog: &mut HlogWriter,
@@ -208,7 +214,8 @@ fn run_tiers(
             summary.noisy_neighbour = noisy;
             // Published AWS timings beside the emulator's own; the cloud is measured directly.
             if backend.info().fidelity != Fidelity::Cloud {
-                summary.calibration = cost::calibration(tp, summary.instance_start_ms, &report, inits.as_deref());
+                summary.calibration =
+                    cost::calibration(tp, summary.instance_start_ms, &report, inits.as_deref(), overheads);
             }
             summary.footprint = Some(footprint(
                 &summary,

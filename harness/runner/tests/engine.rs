@@ -48,6 +48,7 @@ fn plan_and_options(out: &Path) -> (Plan, RunOptions) {
         scenario_path: path.to_path_buf(),
         scenario_source: source,
         pricing: isobench_cost::Pricing::built_in("us-east-1").unwrap(),
+        overheads: isobench_cost::Overheads::built_in().unwrap(),
         backend: isobench_results::BackendSummary {
             name: "fake".into(),
             fidelity: isobench_results::Fidelity::Emulated,

@@ -266,3 +266,92 @@ memory = 1769
     assert_eq!(starts.len(), 3, "one start time measured per function, not one repeated: {}", t["instances"]);
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
 }
+
+/// A local run projects every tier onto AWS from the published overheads (here one entry
+/// overridden by a file, recorded with its hash), labelled modelled; the histogram log keeps
+/// only measured figures.
+#[test]
+fn a_local_run_projects_every_tier_and_keeps_the_projection_out_of_the_histograms() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let overheads = scenario::write(
+        dir.path(),
+        "o.toml",
+        "format_version = 1\nas_of = \"2026-12-01\"\n\n[overhead.vpc-hop-ec2]\nwhat = \"hop\"\nlow_ms = 0.3\n\
+         high_ms = 0.7\nsource = \"test\"\nread_on = \"2026-12-01\"\nquality = \"judgement\"\n",
+    );
+    let path =
+        scenario::write(dir.path(), "s.toml", &small_scenario("1s", "100", 2, "[[tier]]\nid = \"lambda-shared\"\n"));
+    let out_dir = dir.path().join("out");
+    let out = isobench()
+        .arg("run")
+        .arg(&path)
+        .arg("--overheads")
+        .arg(&overheads)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
+    crate::schema::assert_valid_summary(&out_dir.join("summary.json"));
+    let s = read_summary(&out_dir);
+    assert!(s["overheads"]["source"].as_str().unwrap().ends_with("o.toml over built-in"), "{}", s["overheads"]);
+    assert_eq!(s["overheads"]["sha256"].as_str().map(str::len), Some(64));
+    let log = std::fs::read(out_dir.join("histograms.hlog")).unwrap();
+    let hist = isobench_results::hlog::read(&log).unwrap();
+    for t in s["tiers"].as_array().unwrap() {
+        let name = t["tier"].as_str().unwrap();
+        let p = &t["projected"];
+        assert_eq!(p["basis"], "modelled", "{name}: {p}");
+        let measured = f(t, "/latency/corrected/p50_us") / 1e3;
+        assert_eq!(f(p, "/measured_p50_ms"), measured, "{name}");
+        let hop = if name == "lambda-shared" { 5.0 } else { 0.3 };
+        assert!(f(p, "/p50/low_ms") >= measured + hop - 1e-9, "{name}: {p}");
+        assert!(!p["components"][0]["source"].as_str().unwrap().is_empty(), "{name}: {p}");
+        if name != "lambda-shared" {
+            assert_eq!(f(p, "/components/0/high_ms"), 0.7, "{name}: the file's figure: {p}");
+        }
+        // The log's corrected p50 is the measured one, not the projection.
+        let logged = hist.corrected[name].value_at_quantile(0.5) as f64 / 1e6;
+        assert!(logged < f(p, "/p50/low_ms"), "{name}: the log holds {logged} ms, projected {p}");
+    }
+    let measures = ["corrected", "uncorrected", "lag", "corrected_cold", "corrected_warm", "uncorrected_cold"];
+    let measures = [&measures[..], &["uncorrected_warm", "init", "ttfb"]].concat();
+    for e in isobench_results::hlog::entries(&log) {
+        let tag = e.unwrap().tag;
+        assert!(measures.contains(&tag.measure.as_str()), "a measure that is not measured: {tag}");
+    }
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Projected on AWS (modelled)"), "{report}");
+    assert!(stdout(&out).contains("projected AWS latency (modelled"), "{}", stdout(&out));
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn an_invalid_overheads_file_is_bad_input_located_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let overheads = scenario::write(
+        dir.path(),
+        "o.toml",
+        "format_version = 1\nas_of = \"2026-12-01\"\n\n[overhead.lambda-invoke-path]\nwhat = \"w\"\nlow_ms = 9.0\n\
+         high_ms = 1.0\nsource = \"s\"\nread_on = \"2026-12-01\"\nquality = \"secondary\"\n",
+    );
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("1s", "100", 2, ""));
+    let out_dir = dir.path().join("out");
+    let out = isobench()
+        .arg("run")
+        .arg(&path)
+        .arg("--overheads")
+        .arg(&overheads)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("o.toml:7: field `overhead.lambda-invoke-path.high_ms`: 1 is below low_ms 9"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!out_dir.exists(), "nothing may be written for bad input");
+}
