@@ -69,3 +69,42 @@ fn spread(all: &isobench_load::Hist) -> Option<Spread> {
     let ms = |ns: u64| ns as f64 / 1e6;
     Some(Spread { count: h.len(), min: ms(h.min()), median: ms(h.value_at_quantile(0.5)), max: ms(h.max()) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isobench_core::plan::Overrides;
+
+    fn baseline() -> (Summary, Plan) {
+        let s: Summary =
+            serde_json::from_str(include_str!("../../../results/baselines/quick/summary.json")).expect("baseline");
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quick.toml"));
+        let (scenario, src) = isobench_core::scenario::Scenario::load(path).unwrap();
+        let plan = Plan::new("t".into(), scenario, isobench_core::scenario::hash(&src), &Overrides::default());
+        (s, plan)
+    }
+
+    #[test]
+    fn local_runs_are_projected_and_cloud_or_external_runs_are_not() {
+        let o = Overheads::built_in().unwrap();
+        let (mut s, plan) = baseline();
+        assert!(s.tiers.iter().all(|t| t.projected.is_none()), "the committed baseline predates projections");
+        fill_projected(&mut s, &plan, &o);
+        assert_eq!(s.overheads.as_ref().map(|i| i.source.as_str()), Some("built-in"));
+        for t in &s.tiers {
+            let p = t.projected.as_ref().unwrap_or_else(|| panic!("{} not projected", t.tier));
+            assert_eq!(
+                p.measured_p99_ms,
+                t.latency.corrected.p99_us / 1e3,
+                "{}: the measured field is untouched",
+                t.tier
+            );
+        }
+        for fidelity in [Fidelity::Cloud, Fidelity::External, Fidelity::CloudEmulator] {
+            let (mut s, plan) = baseline();
+            s.backend.fidelity = fidelity;
+            fill_projected(&mut s, &plan, &o);
+            assert!(s.overheads.is_none() && s.tiers.iter().all(|t| t.projected.is_none()), "{fidelity:?}");
+        }
+    }
+}
