@@ -66,15 +66,16 @@ fn overheads_line(s: &Summary) -> String {
     }
 }
 
-/// Each component once, with the tiers that use it.
+/// Each component once per use (what it adds to), with the tiers that use it so: a cold-start
+/// figure may add to p99 in one tier and only to the start in another.
 fn components<'a>(rows: &[(&'a TierSummary, &'a ProjectedLatency)]) -> Vec<(&'a ProjectedComponent, Vec<&'a str>)> {
-    let mut by_id: BTreeMap<&str, (&ProjectedComponent, Vec<&str>)> = BTreeMap::new();
+    let mut by_use: BTreeMap<(&str, &[String]), (&ProjectedComponent, Vec<&str>)> = BTreeMap::new();
     for (t, p) in rows {
         for c in &p.components {
-            by_id.entry(c.id.as_str()).or_insert((c, Vec::new())).1.push(t.tier.as_str());
+            by_use.entry((c.id.as_str(), &c.adds_to[..])).or_insert((c, Vec::new())).1.push(t.tier.as_str());
         }
     }
-    by_id.into_values().collect()
+    by_use.into_values().collect()
 }
 
 /// The section of `report.md`; nothing when no tier was projected.
@@ -235,6 +236,17 @@ mod tests {
             });
         }
         s
+    }
+
+    #[test]
+    fn a_figure_used_differently_by_two_tiers_gets_a_row_each() {
+        let mut s = with_projection(quick());
+        s.tiers[1].projected.as_mut().unwrap().components[0].adds_to = vec!["start".into()];
+        let mut md = String::new();
+        markdown_section(&mut md, &s);
+        let (a, b) = (&s.tiers[0].tier, &s.tiers[1].tier);
+        assert!(md.contains(&format!("| p50, p99 | {a} | secondary")), "{md}");
+        assert!(md.contains(&format!("| start | {b} | secondary")), "{md}");
     }
 
     #[test]
