@@ -19,6 +19,9 @@ use isobench_results::{Expectation, Verdict};
 use crate::error::ReportError;
 use crate::fmt::{axis_ms, esc, ms};
 
+mod projected;
+pub use projected::{ProjectedBar, projected};
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn Error>>;
 type Built<'a, 'b, X, Y> =

@@ -51,7 +51,7 @@ pub fn html(s: &Summary, histograms: Option<&Histograms>) -> Result<String, Repo
     latency(&mut o, s, histograms)?;
     cold_starts(&mut o, s)?;
     cost(&mut o, s)?;
-    crate::projected::html_section(&mut o, s);
+    crate::projected::html_section(&mut o, s)?;
     leak_matrix(&mut o, s)?;
     noisy(&mut o, s)?;
     let _ = write!(

@@ -8,6 +8,8 @@ use std::fmt::Write;
 
 use isobench_results::{MsRange, ProjectedComponent, ProjectedLatency, Summary, TierSummary};
 
+use crate::charts::{self, ProjectedBar};
+use crate::error::ReportError;
 use crate::fmt::esc;
 use crate::text::ms;
 
@@ -128,10 +130,10 @@ pub fn markdown_section(o: &mut String, s: &Summary) {
 }
 
 /// The section of `report.html`; nothing when no tier was projected.
-pub fn html_section(o: &mut String, s: &Summary) {
+pub fn html_section(o: &mut String, s: &Summary) -> Result<(), ReportError> {
     let rows = projected(s);
     if rows.is_empty() {
-        return;
+        return Ok(());
     }
     let modelled = "<span class=\"modelled\">modelled</span>";
     let _ = writeln!(
@@ -139,6 +141,22 @@ pub fn html_section(o: &mut String, s: &Summary) {
         "<h2>Projected on AWS {modelled}</h2>\n<p class=\"note\">{} {}</p>",
         esc(INTRO),
         esc(&overheads_line(s))
+    );
+    let bars: Vec<ProjectedBar> = rows
+        .iter()
+        .map(|(t, p)| ProjectedBar {
+            tier: t.tier.clone(),
+            measured_p50_ms: p.measured_p50_ms,
+            measured_p99_ms: p.measured_p99_ms,
+            p50_ms: (p.p50.low_ms, p.p50.high_ms),
+            p99_ms: (p.p99.low_ms, p.p99.high_ms),
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "<figure>\n{}<figcaption>Per tier, p50 (left) and p99 (right): the dot is measured here, the bar is the range \
+         projected on AWS from published overheads (modelled, not a measurement).</figcaption>\n</figure>",
+        charts::projected(&bars)?
     );
     let _ = writeln!(
         o,
@@ -188,6 +206,7 @@ pub fn html_section(o: &mut String, s: &Summary) {
         );
     }
     let _ = writeln!(o, "</ul>");
+    Ok(())
 }
 
 /// The line the terminal prints after a run with projections, pointing at the report; empty
@@ -254,7 +273,7 @@ mod tests {
         let s = quick();
         let (mut md, mut html) = (String::new(), String::new());
         markdown_section(&mut md, &s);
-        html_section(&mut html, &s);
+        html_section(&mut html, &s).unwrap();
         assert!(md.is_empty() && html.is_empty() && terminal_line(&s).is_empty());
     }
 
@@ -273,7 +292,8 @@ mod tests {
             "{md}"
         );
         let mut html = String::new();
-        html_section(&mut html, &s);
+        html_section(&mut html, &s).unwrap();
+        assert_eq!(html.matches("<g class=\"data\" data-tier=").count(), s.tiers.len(), "one chart group per tier");
         assert!(html.contains("<h2>Projected on AWS <span class=\"modelled\">modelled</span></h2>"), "{html}");
         assert!(html.contains("data-table=\"projected-components\""));
         assert!(html.contains("network round trip &lt;same AZ&gt;"), "text is escaped");

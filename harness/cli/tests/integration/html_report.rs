@@ -60,6 +60,8 @@ fn assert_charts_drawn(dom: &str, summary: &serde_json::Value) {
     if costed == 0 {
         assert!(dom.contains("data-empty=\"cost\""), "a note instead of the cost chart");
     }
+    let projected = tiers.iter().filter(|t| t.get("projected").is_some()).count();
+    assert_eq!(data_groups(dom, "projected").len(), projected, "one projected-AWS group per projected tier");
     assert!(!dom.contains("<script"), "the page has no scripts");
 }
 
