@@ -142,6 +142,7 @@ fn component(o: &Overhead, adds_to: &[&str]) -> ProjectedComponent {
         source: o.source.clone(),
         quality: o.quality.clone(),
         read_on: o.read_on.clone(),
+        note: o.note.clone(),
     }
 }
 

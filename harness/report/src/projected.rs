@@ -42,6 +42,14 @@ fn trim(v: f64, digits: usize) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The source, and the file's note on the figure (its age, what is a judgement) when it has one.
+fn source_and_note(c: &ProjectedComponent) -> String {
+    match &c.note {
+        Some(n) => format!("{} (note: {n})", c.source),
+        None => c.source.clone(),
+    }
+}
+
 fn component_range(c: &ProjectedComponent) -> String {
     range(MsRange { low_ms: c.low_ms, high_ms: c.high_ms })
 }
@@ -119,7 +127,7 @@ pub fn markdown_section(o: &mut String, s: &Summary) {
             c.adds_to.join(", "),
             tiers.join(", "),
             c.quality,
-            c.source,
+            source_and_note(c),
             c.read_on
         );
     }
@@ -191,7 +199,7 @@ pub fn html_section(o: &mut String, s: &Summary) -> Result<(), ReportError> {
             esc(&c.adds_to.join(", ")),
             esc(&tiers.join(", ")),
             esc(&c.quality),
-            esc(&c.source),
+            esc(&source_and_note(c)),
             esc(&c.read_on)
         );
     }
@@ -250,6 +258,7 @@ mod tests {
                     source: "ping RTT, 2009".into(),
                     quality: "secondary".into(),
                     read_on: "2026-12-06".into(),
+                    note: Some("old figures".into()),
                 }],
                 notes: vec!["modelled: not a measurement".into()],
             });
@@ -288,7 +297,10 @@ mod tests {
         assert!(md.contains("Overheads: built-in, as of 2026-12-06."), "{md}");
         let tiers: Vec<&str> = s.tiers.iter().map(|t| t.tier.as_str()).collect();
         assert!(
-            md.contains(&format!("| p50, p99 | {} | secondary | ping RTT, 2009 | 2026-12-06 |", tiers.join(", "))),
+            md.contains(&format!(
+                "| p50, p99 | {} | secondary | ping RTT, 2009 (note: old figures) | 2026-12-06 |",
+                tiers.join(", ")
+            )),
             "{md}"
         );
         let mut html = String::new();

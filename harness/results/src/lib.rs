@@ -579,6 +579,9 @@ pub struct ProjectedComponent {
     pub quality: String,
     /// The day the source was read.
     pub read_on: String,
+    /// What the figure leaves out or how old it is, as the overheads file says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `NN-CPU`: each victim's corrected p99 while an aggressor bursts CPU-heavy requests, against
