@@ -47,6 +47,8 @@ pub fn html(s: &Summary, histograms: Option<&Histograms>) -> Result<String, Repo
         esc(&s.run_id)
     );
     header(&mut o, s);
+    crate::verdict::html(&mut o, s);
+    crate::picks::html(&mut o, s);
     key_figures(&mut o, s);
     latency(&mut o, s, histograms)?;
     cold_starts(&mut o, s)?;

@@ -20,8 +20,10 @@ mod junit;
 mod leak;
 mod limits;
 mod markdown;
+pub mod picks;
 mod terminal;
 mod text;
+pub mod verdict;
 
 pub use cost::{Projection, cost_table, projected_costs};
 pub use error::{InputError, ReportError};
@@ -32,4 +34,4 @@ pub use isobench_results::hlog::{self, Histograms};
 pub use junit::junit;
 pub use limits::{Limits, limits};
 pub use markdown::markdown;
-pub use terminal::terminal_table;
+pub use terminal::{terminal_table, terminal_verdict};

@@ -93,6 +93,10 @@ pub fn run(
         pricing: None,
         harness: Some(usage::harness_usage()),
         partial_tiers: measured.partial,
+        picks: plan.scenario.picks.map(|p| isobench_results::PickBounds {
+            p99_us: p.p99.map(|d| d.0.as_nanos() as f64 / 1e3),
+            budget_per_tenant_month_usd: p.budget.map(|b| b.0),
+        }),
     };
     cost::fill(&mut summary, plan, &opts.pricing);
     let written = write_results(&opts.out, &summary, &hlog);
