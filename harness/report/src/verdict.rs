@@ -14,15 +14,15 @@ use crate::text::ms;
 /// Column headers; the cells carry their units (µs/ms/s, $).
 pub const HEADERS: [&str; 10] = [
     "tier",
-    "leaks observed (hits/trials)",
-    "risks, shared by design (hits/trials)",
-    "blocked (upper 95% bound)",
+    "leaks (hits/trials)",
+    "risks by design (hits/trials)",
+    "blocked (95% bound)",
     "inconclusive",
     "emulator-limit",
-    "p50 / p99 (corrected)",
-    "cold starts (of ok invokes)",
-    "$ per tenant-month (modelled)",
-    "$ per million requests (modelled)",
+    "p50 / p99 corrected",
+    "cold starts / ok invokes",
+    "$/tenant-month modelled",
+    "$/M requests modelled",
 ];
 
 /// What each column counts.

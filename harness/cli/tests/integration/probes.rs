@@ -82,7 +82,7 @@ fn assert_ends_with_the_verdict(out: &str, s: &serde_json::Value) {
     let tiers: Vec<&str> = s["tiers"].as_array().unwrap().iter().map(|t| t["tier"].as_str().unwrap()).collect();
     assert_eq!(tiers.len(), 6, "{tiers:?}");
     assert_eq!(lines[at], "verdict (6 tiers)");
-    assert!(lines[at + 1].starts_with("tier ") && lines[at + 1].contains("leaks observed"), "{out}");
+    assert!(lines[at + 1].starts_with("tier ") && lines[at + 1].contains("leaks (hits/trials)"), "{out}");
     for (i, tier) in tiers.iter().enumerate() {
         assert!(lines[at + 2 + i].starts_with(&format!("{tier} ")), "row {i} is {tier}:\n{out}");
     }
