@@ -26,8 +26,8 @@ pub const HEADERS: [&str; 10] = [
 ];
 
 /// What each column counts.
-pub const LEGEND: &str = "Leaks and risks: probe ids with cross-tenant hits/trials (`!`: where AWS promises \
-    isolation). Blocked: cells with no hit in any trial, every positive control passed and no blind trial, with \
+pub const LEGEND: &str = "Leaks and risks: probe ids with cross-tenant hits/trials (marked ! where AWS \
+    promises isolation). Blocked: cells with no hit in any trial, every positive control passed and no blind trial, with \
     the exact one-sided upper 95% bound on the per-trial leak probability. Inconclusive (a blind trial or a failed \
     control) and emulator-limit cells (what this host's shared kernel shows, not AWS's) are counted apart, never as \
     blocked; not-applicable cells are left out. Cold starts: ok invokes of the traffic that started a new \
@@ -173,7 +173,7 @@ pub fn markdown(o: &mut String, s: &Summary) {
 
 /// The page's section.
 pub fn html(o: &mut String, s: &Summary) {
-    let _ = writeln!(o, "<h2>Verdict</h2>\n<table data-table=\"verdict\">\n<tr>");
+    let _ = writeln!(o, "<h2>Verdict</h2>\n<table class=\"verdict\" data-table=\"verdict\">\n<tr>");
     for h in HEADERS {
         let _ = write!(o, "<th>{}</th>", esc(h));
     }
