@@ -112,6 +112,10 @@ pub fn picks(s: &Summary) -> Vec<Pick> {
 
 /// Chooses among `cands` by `s`.
 pub fn pick(cands: &[Candidate], s: &Strategy) -> Pick {
+    if cands.is_empty() {
+        let because = "no tier to compare: none has both a cost and ok requests".to_string();
+        return Pick { strategy: *s, chosen: None, because, ruled_out: vec![] };
+    }
     match *s {
         Strategy::Cheapest { p99_bound_us } => cheapest(cands, p99_bound_us, *s),
         Strategy::Fastest { budget_per_tenant_month_usd } => fastest(cands, budget_per_tenant_month_usd, *s),
@@ -410,5 +414,11 @@ mod tests {
         assert_eq!((p.chosen.as_deref(), p.because.as_str()), (None, "no probe ran within the budget"));
         assert!(p.ruled_out.contains(&("silo-ec2".into(), "not probed: its isolation is unknown".into())));
         assert!(p.ruled_out.contains(&("shared-ec2".into(), "not costed".into())));
+        s.tiers[0].cost = None;
+        for p in picks(&s) {
+            assert_eq!(p.chosen, None);
+            assert_eq!(p.because, "no tier to compare: none has both a cost and ok requests");
+            assert_eq!(p.ruled_out.len(), 2, "{:?}", p.ruled_out);
+        }
     }
 }
