@@ -10,7 +10,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 best=""
 for r in $rates; do
-  $bin run scenarios/quick.toml --tiers "$tier" --rate "$r" --duration 10s --out "$out/$r" --no-progress-bar >/dev/null 2>&1 || true
+  $bin run scenarios/ec2-pair.toml --tiers "$tier" --rate "$r" --duration 10s --out "$out/$r" --no-progress-bar >/dev/null 2>&1 || true
   lag=$(python3 -c "import json,sys; t=json.load(open('$out/$r/summary.json'))['tiers'][0]; print(t['latency']['generator_lag']['p99_us'], t['achieved_rate'], t['traffic']['errors'], t['traffic']['timeouts'])")
   echo "rate $r: lag p99 µs, achieved req/s, errors, timeouts = $lag"
   ok=$(python3 -c "print(1 if float('$lag'.split()[0]) < 1000 and int('$lag'.split()[2])+int('$lag'.split()[3])==0 else 0)")

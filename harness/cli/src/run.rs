@@ -85,5 +85,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
     out(format_args!("{}", isobench_report::cost_table(&outcome.summary)));
     out(format_args!("{}", isobench_report::projected_line(&outcome.summary)));
     outln!("results: {}", opts.out.display());
+    // Last, so the run ends with the answer: the picks and the verdict table.
+    out(format_args!("{}", isobench_report::terminal_verdict(&outcome.summary)));
     CliError::from_ending(outcome.ending)
 }

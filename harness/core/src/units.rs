@@ -1,6 +1,6 @@
 //! Values with units, as people write them in scenarios and on the command line:
 //! durations (`30s`, `200us`, `1.5ms`, `2m`), rates (`10k`, `2500`, `1.5k/s`) and sizes
-//! (`256`, `4KiB`, `1MiB`, `512MB`).
+//! (`256`, `4KiB`, `1MiB`, `512MB`) and amounts of US dollars (`$20`, `20`, `0.5`).
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +20,7 @@ pub struct UnitError {
 const DURATION_ACCEPTED: &str = "a number with a unit: ns, us, ms, s, m or h (e.g. `30s`, `200us`)";
 const RATE_ACCEPTED: &str = "requests per second, optionally with k or M and `/s` (e.g. `2000`, `10k`, `1.5k/s`)";
 const SIZE_ACCEPTED: &str = "bytes, optionally with B, KiB, MiB, GiB, KB, MB or GB (e.g. `256`, `4KiB`)";
+const USD_ACCEPTED: &str = "US dollars, optionally with a leading `$` (e.g. `$20`, `20`, `0.50`)";
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
     let end =
@@ -100,6 +101,23 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
         return Err(err(input, "size", "it is too large", SIZE_ACCEPTED));
     }
     Ok(bytes as u64)
+}
+
+/// Parses an amount of US dollars: `$20`, `20`, `0.50`.
+pub fn parse_usd(input: &str) -> Result<f64, UnitError> {
+    let s = input.trim();
+    let s = s.strip_prefix('$').unwrap_or(s).trim();
+    let (n, unit) = split_number(s).ok_or_else(|| err(input, "amount", "no number", USD_ACCEPTED))?;
+    if !unit.is_empty() {
+        return Err(err(input, "amount", "unknown unit", USD_ACCEPTED));
+    }
+    if n < 0.0 {
+        return Err(err(input, "amount", "it must not be negative", USD_ACCEPTED));
+    }
+    if !n.is_finite() {
+        return Err(err(input, "amount", "it is too large", USD_ACCEPTED));
+    }
+    Ok(n)
 }
 
 /// Formats a duration compactly for people: `850ns`, `12.3µs`, `4.56ms`, `1.23s`.
@@ -263,6 +281,31 @@ impl Serialize for Size {
     }
 }
 
+/// An amount of US dollars, written as a string (`"$20"`) or a number.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
+pub struct Usd(pub f64);
+
+impl<'de> Deserialize<'de> for Usd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => parse_usd(&n.to_string()).map(Usd).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_usd(&s).map(Usd).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Usd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +362,16 @@ mod tests {
         assert_eq!(parse_rate("2000").unwrap(), 2_000.0);
         assert!(parse_rate("-5").is_err());
         assert!(parse_rate("5x").is_err());
+    }
+
+    #[test]
+    fn dollars() {
+        assert_eq!(parse_usd("$20").unwrap(), 20.0);
+        assert_eq!(parse_usd("20").unwrap(), 20.0);
+        assert_eq!(parse_usd(" $ 0.50 ").unwrap(), 0.5);
+        assert_eq!(parse_usd("$-1").unwrap_err().reason, "it must not be negative");
+        assert_eq!(parse_usd("20 EUR").unwrap_err().reason, "unknown unit");
+        assert!(parse_usd("twenty").is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f3f3f3; }
 table.meta td, table.meta th { text-align: left; }
+table.verdict td, table.verdict th { text-align: left; }
 svg { max-width: 100%; height: auto; display: block; }
 figure { margin: 0.8em 0; }
 figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
@@ -47,6 +48,8 @@ pub fn html(s: &Summary, histograms: Option<&Histograms>) -> Result<String, Repo
         esc(&s.run_id)
     );
     header(&mut o, s);
+    crate::verdict::html(&mut o, s);
+    crate::picks::html(&mut o, s);
     key_figures(&mut o, s);
     latency(&mut o, s, histograms)?;
     cold_starts(&mut o, s)?;

@@ -21,8 +21,10 @@ mod leak;
 mod limits;
 mod markdown;
 mod projected;
+pub mod picks;
 mod terminal;
 mod text;
+pub mod verdict;
 
 pub use cost::{Projection, cost_table, projected_costs};
 pub use error::{InputError, ReportError};
@@ -34,4 +36,4 @@ pub use junit::junit;
 pub use limits::{Limits, limits};
 pub use markdown::markdown;
 pub use projected::terminal_line as projected_line;
-pub use terminal::terminal_table;
+pub use terminal::{terminal_table, terminal_verdict};

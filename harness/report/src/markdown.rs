@@ -345,6 +345,8 @@ pub fn markdown(s: &Summary) -> String {
         };
         let _ = writeln!(o, "Host {load}.{warn}\n");
     }
+    crate::verdict::markdown(&mut o, s);
+    crate::picks::markdown(&mut o, s);
     let _ = writeln!(o, "## Tiers side by side (corrected latency)\n");
     // A column for time to first byte only in runs with streamed responses.
     let streams = s.tiers.iter().any(|t| ttfb(t).is_some());
@@ -413,7 +415,9 @@ mod tests {
         f.ttfb = Percentiles { count: 7, p50_us: 1_500.0, p99_us: 4_250.0, ..Default::default() };
         let md = markdown(&s);
         assert!(md.contains("| p99.9 | TTFB p50 / p99 (streamed) | lag p99 |"), "{md}");
-        let row = md.lines().find(|l| l.starts_with(&format!("| {} |", s.tiers[i].tier))).unwrap();
+        // The side-by-side table's row (the verdict table above has one per tier too).
+        let side = &md[md.find("## Tiers side by side").unwrap()..];
+        let row = side.lines().find(|l| l.starts_with(&format!("| {} |", s.tiers[i].tier))).unwrap();
         assert!(row.contains("| 1.50ms / 4.25ms (7 streamed) |"), "{row}");
         let header = md.lines().find(|l| l.starts_with("| tier | tenants |")).unwrap();
         assert_eq!(row.matches('|').count(), header.matches('|').count(), "as many cells as columns");

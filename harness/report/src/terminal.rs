@@ -74,6 +74,11 @@ pub fn terminal_table(s: &Summary) -> String {
     o
 }
 
+/// What `isobench run` prints last: the three picks, then the verdict table.
+pub fn terminal_verdict(s: &Summary) -> String {
+    crate::picks::terminal(s) + &crate::verdict::terminal(s)
+}
+
 /// The leak matrix, one short cell per (probe, tier): verdict, hits/trials and bound.
 fn leak_matrix(o: &mut String, s: &Summary) {
     let tiers: Vec<&TierSummary> = s.tiers.iter().filter(|t| !t.probes.is_empty()).collect();

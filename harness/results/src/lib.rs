@@ -67,6 +67,23 @@ pub struct Summary {
     /// projected (local runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overheads: Option<OverheadsInfo>,
+    /// The scenario's `[picks]` bounds, which the report's picks apply; absent when the
+    /// scenario set none (the picks then range over every tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picks: Option<PickBounds>,
+}
+
+/// The bounds of the report's picks, from the scenario's `[picks]`: the cheapest tier meeting
+/// `p99_us`, the fastest and the strongest isolation within `budget_per_tenant_month_usd`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PickBounds {
+    /// Corrected p99 bound, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+    /// Modelled cost bound per tenant-month (compared with `cost.per_tenant_usd`), in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_per_tenant_month_usd: Option<f64>,
 }
 
 /// The harness process's own memory, from `/proc/self/status`, read after teardown.

@@ -97,6 +97,10 @@ pub fn run(
         harness: Some(usage::harness_usage()),
         partial_tiers: measured.partial,
         overheads: None,
+        picks: plan.scenario.picks.map(|p| isobench_results::PickBounds {
+            p99_us: p.p99.map(|d| d.0.as_nanos() as f64 / 1e3),
+            budget_per_tenant_month_usd: p.budget.map(|b| b.0),
+        }),
     };
     cost::fill(&mut summary, plan, &opts.pricing);
     cost::fill_projected(&mut summary, plan, &opts.overheads);

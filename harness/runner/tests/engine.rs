@@ -35,7 +35,7 @@ impl Backend for Failing {
 }
 
 fn plan_and_options(out: &Path) -> (Plan, RunOptions) {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/quick.toml"));
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/ec2-pair.toml"));
     let (scenario, source) = isobench_core::scenario::Scenario::load(path).unwrap();
     let plan = Plan::new(
         isobench_runner::new_run_id(),

@@ -47,7 +47,7 @@ id = "lambda-tenant-isolation"
 
     #[test]
     fn plan_lists_resources_and_guard_rails_abort_with_exit_10() {
-        let o = isobench().args(["plan", "scenarios/quick.toml", "--target", "aws"]).output().unwrap();
+        let o = isobench().args(["plan", "scenarios/ec2-pair.toml", "--target", "aws"]).output().unwrap();
         let out = stdout(&o);
         assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
         assert_eq!(out.matches("ec2 instance").count(), 7, "6 silo + 1 shared:\n{out}");

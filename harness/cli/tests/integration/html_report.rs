@@ -63,6 +63,14 @@ fn assert_charts_drawn(dom: &str, summary: &serde_json::Value) {
     let projected = tiers.iter().filter(|t| t.get("projected").is_some()).count();
     assert_eq!(data_groups(dom, "projected").len(), projected, "one projected-AWS group per projected tier");
     assert!(!dom.contains("<script"), "the page has no scripts");
+    // The verdict table, one row per tier in run order, and the three picks.
+    let verdict = &dom[dom.find("data-table=\"verdict\"").expect("a verdict table")..];
+    let verdict = &verdict[..verdict.find("</table>").unwrap()];
+    let rows: Vec<&str> = verdict.split("<tr><td>").skip(1).map(|r| &r[..r.find("</td>").unwrap()]).collect();
+    let names: Vec<&str> = tiers.iter().map(|t| t["tier"].as_str().unwrap()).collect();
+    assert_eq!(rows, names, "one verdict row per tier");
+    let picks = &dom[dom.find("<ul data-list=\"picks\"").expect("the picks")..];
+    assert_eq!(picks[..picks.find("</ul>\n").unwrap_or(picks.len())].matches("<li><b>").count(), 3, "three picks");
 }
 
 /// Requests a page made other than for its own file.

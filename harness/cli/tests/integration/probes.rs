@@ -67,9 +67,34 @@ fn leakage_matrix_matches_expectations() {
         assert_eq!(n["slowdown"]["count"], 3 * 3, "{}: NN-CPU over 3 victims x 3 rounds: {n}", t["tier"]);
     }
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ends_with_the_verdict(&stdout(&out), &s);
     let junit = std::fs::read_to_string(out_dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<testsuite name=\"lambda-shared\"") && junit.contains("failures=\"0\""), "{junit}");
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
+/// The run's output ends with the picks and the verdict table: a header, one row per tier in
+/// run order, the legend.
+fn assert_ends_with_the_verdict(out: &str, s: &serde_json::Value) {
+    let lines: Vec<&str> = out.lines().collect();
+    let at =
+        lines.iter().rposition(|l| l.starts_with("verdict (")).unwrap_or_else(|| panic!("no verdict table:\n{out}"));
+    let tiers: Vec<&str> = s["tiers"].as_array().unwrap().iter().map(|t| t["tier"].as_str().unwrap()).collect();
+    assert_eq!(tiers.len(), 6, "{tiers:?}");
+    assert_eq!(lines[at], "verdict (6 tiers)");
+    assert!(lines[at + 1].starts_with("tier ") && lines[at + 1].contains("leaks (hits/trials)"), "{out}");
+    for (i, tier) in tiers.iter().enumerate() {
+        assert!(lines[at + 2 + i].starts_with(&format!("{tier} ")), "row {i} is {tier}:\n{out}");
+    }
+    assert_eq!(lines.len(), at + 2 + 6 + 1, "only the legend after the rows:\n{out}");
+    assert!(lines[at + 8].starts_with("Leaks and risks:"), "{out}");
+    let shared = lines[at + 2 + tiers.iter().position(|t| *t == "shared-ec2").unwrap()];
+    assert!(
+        shared.contains("LK-TMP") && shared.contains("LK-PRINCIPAL"),
+        "shared-ec2 leaks /tmp, shares a role: {shared}"
+    );
+    assert_eq!(lines[at - 1], "", "{out}");
+    assert!(lines[at - 4..at - 1].iter().all(|l| l.starts_with("pick, ")), "three picks just before:\n{out}");
 }
 
 /// Silo instances that share one /tmp (a deliberate misconfiguration) leak through LK-TMP,

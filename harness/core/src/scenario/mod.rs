@@ -24,7 +24,7 @@ pub use crate::security_groups::NetworkSpec;
 pub use ec2::{Ec2Spec, SHARED_INSTANCE_GROUP, TENANT_INSTANCE_GROUP};
 pub use model::{
     Arrival, ErrorBudget, FORMAT_VERSION, FaultSpec, Hygiene, IsolationFault, LOCAL_RANGE, LocalSpec, MixSpec,
-    NoisySpec, ProbesSpec, RunSpec, Scenario, TenantSpec, TierSettings, TierSpec, WorkloadSpec,
+    NoisySpec, PicksSpec, ProbesSpec, RunSpec, Scenario, TenantSpec, TierSettings, TierSpec, WorkloadSpec,
 };
 pub use validate::ScenarioError;
 

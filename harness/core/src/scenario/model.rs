@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{aws, ec2, ecs, lambda};
 use crate::arrivals::{ArrivalsSpec, Shape, TenantMix, Trace};
 use crate::tier::TierId;
-use crate::units::{Dur, Rate, Size};
+use crate::units::{Dur, Rate, Size, Usd};
 
 /// The scenario format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -34,6 +34,8 @@ pub struct Scenario {
     pub probes: Option<ProbesSpec>,
     /// The noisy-neighbour measurement (`NN-CPU`), if asked for.
     pub noisy_neighbour: Option<NoisySpec>,
+    /// The bounds the report's picks apply (`[picks]`), if any.
+    pub picks: Option<PicksSpec>,
     /// Tenant mix, phases, bursts and trace replay (`[arrivals]`).
     pub arrivals: ArrivalsSpec,
     /// The trace `[arrivals.trace]` names, read and checked at load time.
@@ -75,6 +77,19 @@ fn default_rounds() -> u32 {
 }
 fn default_window() -> Dur {
     Dur(std::time::Duration::from_secs(2))
+}
+
+/// `[picks]`: the bounds under which the report picks a tier (cheapest meeting `p99`, fastest
+/// and strongest isolation within `budget`). Only the report reads them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PicksSpec {
+    /// The corrected p99 a tier must meet to be the cheapest pick.
+    #[serde(default)]
+    pub p99: Option<Dur>,
+    /// What a tenant may cost per month (modelled), for the fastest and strongest picks.
+    #[serde(default)]
+    pub budget: Option<Usd>,
 }
 
 /// The `[probes]` section: which catalogue probes run, and how many cross-tenant trials each.

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::aws::AwsSpec;
-use super::model::{IsolationFault, MixSpec, NoisySpec, ProbesSpec, RunSpec, WorkloadSpec};
+use super::model::{IsolationFault, MixSpec, NoisySpec, PicksSpec, ProbesSpec, RunSpec, WorkloadSpec};
 use crate::arrivals::ArrivalsSpec;
 
 #[derive(Deserialize)]
@@ -31,6 +31,8 @@ pub(super) struct RawScenario {
     pub(super) probes: Option<ProbesSpec>,
     #[serde(default)]
     pub(super) noisy_neighbour: Option<NoisySpec>,
+    #[serde(default)]
+    pub(super) picks: Option<PicksSpec>,
     #[serde(default)]
     pub(super) arrivals: ArrivalsSpec,
 }

@@ -234,3 +234,24 @@ fn break_isolation_is_a_local_knob() {
 fn hash_is_stable() {
     assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
+
+#[test]
+fn picks_take_a_duration_and_dollars_and_bad_values_are_located() {
+    assert!(parse(GOOD).unwrap().picks.is_none());
+    let s = parse(&format!("{GOOD}\n[picks]\np99 = \"5ms\"\nbudget = \"$20\"\n")).unwrap();
+    let p = s.picks.unwrap();
+    assert_eq!((p.p99.unwrap().0, p.budget.unwrap().0), (std::time::Duration::from_millis(5), 20.0));
+    assert_eq!(parse(&format!("{GOOD}\n[picks]\nbudget = 7.5\n")).unwrap().picks.unwrap().budget.unwrap().0, 7.5);
+    let p = only_problem(&format!("{GOOD}\n[picks]\nbudget = \"20 EUR\"\n"));
+    assert_eq!(p.line, Some(21));
+    assert!(p.message.contains("`20 EUR` is not a valid amount: unknown unit"), "{}", p.message);
+    let p = only_problem(&format!("{GOOD}\n[picks]\np99 = \"5\"\n"));
+    assert_eq!(p.line, Some(21));
+    assert!(p.message.contains("the unit is missing"), "{}", p.message);
+    let p = only_problem(&format!("{GOOD}\n[picks]\np99 = \"0s\"\n"));
+    assert_eq!((p.field.as_str(), p.line), ("picks.p99", Some(21)));
+    let p = only_problem(&format!("{GOOD}\n[picks]\nbudget = 0\n"));
+    assert_eq!((p.field.as_str(), p.line), ("picks.budget", Some(21)));
+    let p = only_problem(&format!("{GOOD}\n[picks]\nlatency = \"5ms\"\n"));
+    assert!(p.message.contains("unknown field `latency`"), "{}", p.message);
+}

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::model::{
-    FORMAT_VERSION, LOCAL_RANGE, LocalSpec, MixSpec, NoisySpec, ProbesSpec, RunSpec, Scenario, TenantSpec,
+    FORMAT_VERSION, LOCAL_RANGE, LocalSpec, MixSpec, NoisySpec, PicksSpec, ProbesSpec, RunSpec, Scenario, TenantSpec,
     TierSettings, TierSpec, WorkloadSpec,
 };
 use super::raw::{RawLocal, RawScenario, RawTenants};
@@ -78,6 +78,9 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
     if let Some(n) = &raw.noisy_neighbour {
         validate_noisy(n, &tenants, c);
     }
+    if let Some(p) = &raw.picks {
+        validate_picks(p, c);
+    }
     if let Some(p) = &raw.probes {
         validate_probes(p, tenants.len(), c);
         workload.probes = true;
@@ -110,6 +113,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         aws: raw.aws,
         probes: raw.probes,
         noisy_neighbour: raw.noisy_neighbour,
+        picks: raw.picks,
         arrivals: raw.arrivals,
         trace,
     };
@@ -217,6 +221,20 @@ fn validate_probes(p: &ProbesSpec, tenants: usize, c: &mut Checker) {
         "1 to 100000",
     );
     c.check(tenants >= 2, "probes", "cross-tenant probes need at least two tenants", "tenants.count of 2 or more");
+}
+
+fn validate_picks(p: &PicksSpec, c: &mut Checker) {
+    if let Some(d) = p.p99 {
+        c.check(
+            !d.0.is_zero(),
+            "picks.p99",
+            "a p99 bound of zero excludes every tier",
+            "a duration above 0, e.g. `5ms`",
+        );
+    }
+    if let Some(b) = p.budget {
+        c.check(b.0 > 0.0, "picks.budget", "a budget of $0 excludes every tier", "US dollars above 0, e.g. `$20`");
+    }
 }
 
 fn validate_noisy(n: &NoisySpec, tenants: &[TenantSpec], c: &mut Checker) {
