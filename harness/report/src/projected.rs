@@ -269,6 +269,7 @@ mod tests {
     #[test]
     fn a_figure_used_differently_by_two_tiers_gets_a_row_each() {
         let mut s = with_projection(quick());
+        s.tiers.truncate(2);
         s.tiers[1].projected.as_mut().unwrap().components[0].adds_to = vec!["start".into()];
         let mut md = String::new();
         markdown_section(&mut md, &s);
