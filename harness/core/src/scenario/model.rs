@@ -36,6 +36,9 @@ pub struct Scenario {
     pub noisy_neighbour: Option<NoisySpec>,
     /// Tenant mix, phases, bursts and trace replay (`[arrivals]`).
     pub arrivals: ArrivalsSpec,
+    /// The matrix `isobench explore` runs (`[explore]`); `isobench run` ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explore: Option<super::explore::ExploreSpec>,
     /// The trace `[arrivals.trace]` names, read and checked at load time.
     #[serde(skip)]
     pub trace: Option<std::sync::Arc<Trace>>,

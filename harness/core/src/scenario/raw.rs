@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::aws::AwsSpec;
+use super::explore::ExploreSpec;
 use super::model::{IsolationFault, MixSpec, NoisySpec, ProbesSpec, RunSpec, WorkloadSpec};
 use crate::arrivals::ArrivalsSpec;
 
@@ -33,6 +34,9 @@ pub(super) struct RawScenario {
     pub(super) noisy_neighbour: Option<NoisySpec>,
     #[serde(default)]
     pub(super) arrivals: ArrivalsSpec,
+    /// The matrix `isobench explore` runs (`[explore]`); ignored by `isobench run`.
+    #[serde(default)]
+    pub(super) explore: Option<ExploreSpec>,
 }
 
 #[derive(Deserialize)]

@@ -97,6 +97,9 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         );
     }
     check_reservations(&raw.tier, &tiers, tenants.len(), local.lambda_account_concurrency, c);
+    if let Some(e) = &raw.explore {
+        super::explore::validate(e, raw.tenants.weights.is_some(), raw.tenants.ids.is_some(), c);
+    }
     let mut scenario = Scenario {
         format_version: raw.format_version,
         name: raw.name,
@@ -111,6 +114,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         probes: raw.probes,
         noisy_neighbour: raw.noisy_neighbour,
         arrivals: raw.arrivals,
+        explore: raw.explore,
         trace,
     };
     scenario.reseed_weights(scenario.run.seed);
