@@ -11,12 +11,14 @@
 
 pub mod calibration;
 mod error;
+pub mod extrapolate;
 pub mod model;
 pub mod pricing;
 pub mod shape;
 
 pub use calibration::calibrate;
 pub use error::{CostError, PricingError};
+pub use extrapolate::cost_at;
 pub use model::{ProjectedCost, cost_of_tier, project, required_prices};
 pub use pricing::{Price, Pricing};
 pub use shape::TierShape;
