@@ -19,6 +19,9 @@ use isobench_results::{Expectation, Verdict};
 use crate::error::ReportError;
 use crate::fmt::{axis_ms, esc, ms};
 
+/// The sweep's charts (`isobench explore`), on this module's layout and helpers.
+pub(crate) mod sweep;
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn Error>>;
 type Built<'a, 'b, X, Y> =

@@ -1,0 +1,315 @@
+//! From the finished points to the sweep's curves and crossovers: per tier, the monthly cost
+//! against tenants (at each rate) and against rate (at each tenant count), measured at the
+//! runs and extrapolated by the cost model between and beyond them; the measured latency; and
+//! the crossings of every two tiers' cost curves, in words.
+//!
+//! A curve's figure at x comes from the run nearest x along the axis (in log distance, the
+//! lower one on a tie): at a run's own x it is the run's measured cost, elsewhere
+//! `isobench_cost::cost_at` of that run. A crossing found between two samples is refined with
+//! the same model (to the tenant, or to three significant digits of a rate).
+
+use isobench_cost::{Pricing, TierShape};
+use isobench_results::Summary;
+use isobench_results::sweep::{Axis, CostCurve, Crossover, CurvePoint, LatencyPoint};
+
+use crate::crossover::crossings;
+use crate::matrix::{Matrix, Point, rate_label};
+
+/// A point whose run finished, with its summary.
+pub struct Run<'a> {
+    pub point: Point,
+    pub key: String,
+    pub summary: &'a Summary,
+}
+
+/// What the sweep's report draws and says.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    pub curves: Vec<CostCurve>,
+    pub latency: Vec<LatencyPoint>,
+    pub crossovers: Vec<Crossover>,
+    /// Figures the model could not produce (a tier without a cost, an unknown shape).
+    pub notes: Vec<String>,
+}
+
+/// Samples per curve between a quarter of the lowest measured value and four times the highest.
+const SAMPLES: usize = 25;
+const BEYOND: f64 = 4.0;
+
+pub fn analyse(matrix: &Matrix, runs: &[Run], tiers: &[String], pricing: &Pricing) -> Analysis {
+    let mut a = Analysis { latency: latency(runs, tiers), ..Default::default() };
+    for axis in [Axis::Tenants, Axis::Rate] {
+        let fixed_values: Vec<f64> = match axis {
+            Axis::Tenants => matrix.rates.clone(),
+            Axis::Rate => matrix.tenants.iter().map(|t| *t as f64).collect(),
+        };
+        for fixed in fixed_values {
+            let line: Vec<&Run> = runs.iter().filter(|r| other(r.point, axis) == fixed).collect();
+            if line.is_empty() {
+                continue;
+            }
+            let model = Model { axis, fixed, runs: line, pricing };
+            let xs = model.grid();
+            let mut curves = Vec::new();
+            for tier in tiers {
+                match xs.iter().map(|x| model.at(tier, *x)).collect::<Result<Vec<_>, _>>() {
+                    Ok(points) => curves.push(CostCurve { tier: tier.clone(), axis, fixed, points }),
+                    Err(e) => {
+                        a.notes.push(format!("{tier} along {} at {}: {e}", axis.as_str(), fixed_label(axis, fixed)))
+                    }
+                }
+            }
+            for (i, ca) in curves.iter().enumerate() {
+                for cb in &curves[i + 1..] {
+                    a.crossovers.extend(model.crossovers(ca, cb));
+                }
+            }
+            a.curves.extend(curves);
+        }
+    }
+    a
+}
+
+fn along(p: Point, axis: Axis) -> f64 {
+    match axis {
+        Axis::Tenants => p.tenants as f64,
+        Axis::Rate => p.rate,
+    }
+}
+
+fn other(p: Point, axis: Axis) -> f64 {
+    along(p, axis.other())
+}
+
+fn latency(runs: &[Run], tiers: &[String]) -> Vec<LatencyPoint> {
+    let mut out = Vec::new();
+    for tier in tiers {
+        for r in runs {
+            if let Some(t) = r.summary.tiers.iter().find(|t| &t.tier == tier) {
+                out.push(LatencyPoint {
+                    tier: tier.clone(),
+                    point: r.key.clone(),
+                    tenants: r.point.tenants,
+                    rate: r.point.rate,
+                    p50_ms: t.latency.corrected.p50_us / 1e3,
+                    p99_ms: t.latency.corrected.p99_us / 1e3,
+                    ok_rate: t.ok_rate.unwrap_or(t.achieved_rate),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The cost model along one axis, the other dimension at `fixed`, from the runs on that line.
+struct Model<'a> {
+    axis: Axis,
+    fixed: f64,
+    runs: Vec<&'a Run<'a>>,
+    pricing: &'a Pricing,
+}
+
+impl Model<'_> {
+    fn measured_xs(&self) -> Vec<f64> {
+        let mut xs: Vec<f64> = self.runs.iter().map(|r| along(r.point, self.axis)).collect();
+        xs.sort_by(f64::total_cmp);
+        xs
+    }
+
+    /// The measured values, and log-spaced samples from a quarter of the lowest to four times
+    /// the highest (whole tenant counts).
+    fn grid(&self) -> Vec<f64> {
+        let m = self.measured_xs();
+        let (lo, hi) = (m[0] / BEYOND, m[m.len() - 1] * BEYOND);
+        let (lo, hi) = if self.axis == Axis::Tenants { (lo.max(1.0), hi) } else { (lo, hi) };
+        let step = (hi / lo).ln() / (SAMPLES - 1) as f64;
+        let mut xs: Vec<f64> = (0..SAMPLES).map(|i| lo * (step * i as f64).exp()).chain(m).collect();
+        if self.axis == Axis::Tenants {
+            xs.iter_mut().for_each(|x| *x = x.round().max(1.0));
+        }
+        xs.sort_by(f64::total_cmp);
+        xs.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs());
+        xs
+    }
+
+    /// The run nearest `x` along the axis (log distance, the lower on a tie).
+    fn nearest(&self, x: f64) -> &Run<'_> {
+        let dist = |r: &&&Run| (along(r.point, self.axis).ln() - x.ln()).abs();
+        let mut best = &self.runs[0];
+        for r in &self.runs {
+            let (d, b) = (dist(&r), dist(&best));
+            if d < b - 1e-12 || (d <= b + 1e-12 && along(r.point, self.axis) < along(best.point, self.axis)) {
+                best = r;
+            }
+        }
+        best
+    }
+
+    fn at(&self, tier: &str, x: f64) -> Result<CurvePoint, String> {
+        let run = self.nearest(x);
+        let t = run.summary.tiers.iter().find(|t| t.tier == tier).ok_or("the run has no such tier")?;
+        let file = format!("points/{}/summary.json", run.key);
+        if (along(run.point, self.axis) - x).abs() < 1e-9 {
+            let c = t.cost.as_ref().ok_or("the run has no cost (no pricing)")?;
+            return Ok(CurvePoint {
+                x,
+                monthly_usd: c.monthly_usd,
+                measured: true,
+                from: run.key.clone(),
+                source: format!("{file}: tiers[{tier}].cost.monthly_usd"),
+            });
+        }
+        let shape = TierShape::from_effective(&run.summary.scenario.effective, tier).map_err(|e| e.to_string())?;
+        let (tenants, rate) = match self.axis {
+            Axis::Tenants => (x.round() as u64, self.fixed),
+            Axis::Rate => (self.fixed as u64, x),
+        };
+        let c = isobench_cost::cost_at(t, &shape, self.pricing, tenants, rate).map_err(|e| e.to_string())?;
+        Ok(CurvePoint {
+            x,
+            monthly_usd: c.monthly_usd,
+            measured: false,
+            from: run.key.clone(),
+            source: format!("cost model ({}) at {tenants} tenants, {} req/s, from {file}", c.model, rate_label(rate)),
+        })
+    }
+
+    fn diff(&self, a: &str, b: &str, x: f64) -> f64 {
+        match (self.at(a, x), self.at(b, x)) {
+            (Ok(pa), Ok(pb)) => pa.monthly_usd - pb.monthly_usd,
+            _ => f64::NAN,
+        }
+    }
+
+    /// Narrows a crossing between samples `l` < `r` with the model: the lowest whole tenant
+    /// count, or the rate to three significant digits, where the order is that of `r`.
+    fn refine(&self, a: &str, b: &str, l: f64, r: f64) -> f64 {
+        let side = self.diff(a, b, r).signum();
+        let (mut lo, mut hi) = (l, r);
+        for _ in 0..60 {
+            let mid = if self.axis == Axis::Tenants { ((lo + hi) / 2.0).floor() } else { (lo + hi) / 2.0 };
+            if self.axis == Axis::Tenants && hi - lo <= 1.0 {
+                break;
+            }
+            if self.diff(a, b, mid).signum() == side { hi = mid } else { lo = mid }
+        }
+        if self.axis == Axis::Tenants { hi } else { sig3(hi) }
+    }
+
+    fn crossovers(&self, ca: &CostCurve, cb: &CostCurve) -> Vec<Crossover> {
+        let xs: Vec<f64> = ca.points.iter().map(|p| p.x).collect();
+        let ya: Vec<f64> = ca.points.iter().map(|p| p.monthly_usd).collect();
+        let yb: Vec<f64> = cb.points.iter().map(|p| p.monthly_usd).collect();
+        crossings(&xs, &ya, &yb)
+            .into_iter()
+            .map(|c| {
+                let (below, above) = if c.a_lower_before { (&ca.tier, &cb.tier) } else { (&cb.tier, &ca.tier) };
+                let (pl, pr) = ((&ca.points[c.left], &cb.points[c.left]), (&ca.points[c.right], &cb.points[c.right]));
+                let mut runs: Vec<String> = [pl.0, pl.1, pr.0, pr.1].iter().map(|p| p.from.clone()).collect();
+                runs.sort();
+                runs.dedup();
+                let switch = pl.0.from != pr.0.from || pl.1.from != pr.1.from;
+                let at = if c.exact || switch { c.x } else { self.refine(&ca.tier, &cb.tier, xs[c.left], xs[c.right]) };
+                let exact_measured = c.exact && pl.0.measured && pl.1.measured;
+                let sentence = self.sentence(below, above, at, c.exact, exact_measured, switch, pl.0, pr.0);
+                Crossover {
+                    axis: self.axis,
+                    fixed: self.fixed,
+                    at,
+                    cheaper_below: below.clone(),
+                    cheaper_above: above.clone(),
+                    at_measured_point: exact_measured,
+                    left_x: xs[c.left],
+                    right_x: xs[c.right],
+                    runs,
+                    sentence,
+                }
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sentence(
+        &self,
+        below: &str,
+        above: &str,
+        at: f64,
+        exact: bool,
+        exact_measured: bool,
+        switch: bool,
+        left: &CurvePoint,
+        right: &CurvePoint,
+    ) -> String {
+        let fixed = fixed_label(self.axis, self.fixed);
+        let m = self.measured_xs();
+        let unit = |v: f64| value_label(self.axis, v);
+        if switch {
+            return format!(
+                "{below} is cheaper than {above} at {} and dearer at {} ({fixed}; measured runs {} and {}): the crossing lies \
+                 between them, where the cost model does not place it (each side is priced from its nearest run)",
+                unit(left.x),
+                unit(right.x),
+                left.from,
+                right.from
+            );
+        }
+        let how = if exact_measured {
+            format!("measured: both cost the same at the run {}, ${:.2} a month", left.from, left.monthly_usd)
+        } else {
+            let lo = m.iter().rev().find(|v| **v <= at);
+            let hi = m.iter().find(|v| **v >= at);
+            match (lo, hi) {
+                (Some(l), Some(h)) if l != h => {
+                    format!("extrapolated by the cost model between the measured runs at {} and {}", unit(*l), unit(*h))
+                }
+                _ => format!("extrapolated by the cost model beyond the measured runs, from the run {}", left.from),
+            }
+        };
+        if exact {
+            format!(
+                "{below} is cheaper than {above} below {} {fixed}, and dearer above it; they cost the same at it ({how})",
+                unit(at)
+            )
+        } else {
+            format!("{below} is cheaper than {above} below {} {fixed}, and dearer above it ({how})", unit(at))
+        }
+    }
+}
+
+/// `1k req/s` or `8 tenants`.
+pub fn value_label(axis: Axis, v: f64) -> String {
+    match axis {
+        Axis::Tenants => format!("{} tenants", v.round() as u64),
+        Axis::Rate => format!("{} req/s", rate_label(v)),
+    }
+}
+
+/// The held dimension in words: `at 1k req/s`, `with 8 tenants`.
+pub fn fixed_label(axis: Axis, fixed: f64) -> String {
+    match axis {
+        Axis::Tenants => format!("at {} req/s", rate_label(fixed)),
+        Axis::Rate => format!("with {} tenants", fixed.round() as u64),
+    }
+}
+
+/// `v` to three significant digits.
+fn sig3(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(2 - v.log10().floor() as i32);
+    (v * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig3(2437.2), 2440.0);
+        assert_eq!(sig3(0.012345), 0.0123);
+        assert_eq!(value_label(Axis::Rate, sig3(2437.2)), "2.44k req/s");
+        assert_eq!(fixed_label(Axis::Tenants, 1000.0), "at 1k req/s");
+    }
+}
