@@ -1,0 +1,99 @@
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use isobench_testkit::{leftovers, needs_root, scenario};
+
+use crate::util::*;
+
+/// One tier, two tenants, 1 s of traffic; the sweep varies the rate over two points.
+fn tiny(extra: &str) -> String {
+    format!(
+        "format_version = 1\nname = \"tiny-sweep\"\n[run]\nduration = \"1s\"\nrate = \"50\"\ntimeout = \"1s\"\nseed = 3\n\
+         [tenants]\ncount = 2\n{extra}\n[[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n"
+    )
+}
+
+fn sweep_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).expect("sweep.json written")).unwrap()
+}
+
+#[test]
+fn bad_matrices_are_refused_before_anything_deploys() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = scenario::write(dir.path(), "s.toml", &tiny(""));
+    let weighted = scenario::write(dir.path(), "w.toml", &tiny("weights = [1, 3]"));
+    let cases: [(&Path, &[&str], &str); 5] = [
+        (&plain, &["--vary", "memory=1,2"], "unknown dimension `memory`"),
+        (&plain, &["--vary", "tenants=2,2"], "listed twice"),
+        (&plain, &["--vary", "rate="], "empty"),
+        (&plain, &[], "nothing to vary"),
+        (&weighted, &["--vary", "tenants=2,4"], "tenants.weights"),
+    ];
+    for (path, args, want) in cases {
+        let out = isobench().arg("explore").arg(path).args(args).arg("--out").arg(dir.path().join("o")).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want) && stderr(&out).contains("accepted"), "{args:?}: {}", stderr(&out));
+        assert!(!dir.path().join("o").exists(), "{args:?} created the sweep directory");
+    }
+    // A bad [explore] section is located in the file.
+    let section = scenario::write(dir.path(), "e.toml", &tiny("[explore]\nvary = { rate = [] }"));
+    let out = isobench().arg("explore").arg(&section).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("e.toml:10:") && stderr(&out).contains("explore.vary.rate"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_killed_sweep_resumes_without_redoing_finished_points() {
+    needs_root!();
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario::write(dir.path(), "s.toml", &tiny("[explore]\nvary = { rate = [\"40\", \"80\"] }"));
+    let out_dir = dir.path().join("sweep");
+    let explore = || {
+        let mut c = isobench();
+        c.arg("explore").arg(&path).arg("--out").arg(&out_dir).arg("--no-progress-bar");
+        c
+    };
+    let first = out_dir.join("points/tenants=2,rate=40/summary.json");
+    let mut child = explore().stderr(std::process::Stdio::null()).spawn().unwrap();
+    while !first.exists() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(first.exists(), "the first point never finished");
+    // SAFETY: kill with a valid pid of our own child and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a stopped sweep exits as interrupted");
+    let s = sweep_json(&out_dir);
+    assert_eq!(s["status"], "interrupted", "{s}");
+    assert_eq!(s["points"][0]["status"], "complete", "{}", s["points"]);
+    assert_ne!(s["points"][1]["status"], "complete", "{}", s["points"]);
+    let kept = std::fs::read(&first).unwrap();
+    let run1 = s["points"][0]["run_id"].as_str().unwrap().to_string();
+
+    let out = explore().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("point 1/2 tenants=2,rate=40: kept from an earlier run"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&first).unwrap(), kept, "the finished point was redone");
+    let s = sweep_json(&out_dir);
+    assert_eq!(s["status"], "complete", "{s}");
+    assert_eq!((s["points"][0]["run_id"].as_str(), s["points"][0]["resumed"].as_bool()), (Some(run1.as_str()), Some(true)));
+    assert_eq!((s["points"][1]["status"].as_str(), s["points"][1]["resumed"].as_bool()), (Some("complete"), Some(false)));
+    let second = read_summary(&out_dir.join("points/tenants=2,rate=80"));
+    assert_eq!(second["status"], "complete");
+    assert_eq!(second["tiers"][0]["target_rate"], 80.0);
+    for p in s["points"].as_array().unwrap() {
+        assert_eq!(leftovers::of_run(p["run_id"].as_str().unwrap()), Vec::<String>::new());
+    }
+    // Both reports, the sweep's linking to each point's.
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("href=\"points/tenants=2,rate=80/report.html\""), "no link to the point's report");
+    assert!(html.contains("What this run is"), "the sweep's report opens with its limits");
+    assert!(out_dir.join("report.md").is_file());
+
+    // The same directory with another matrix is another sweep: refused, saying what differs.
+    let other = isobench().arg("explore").arg(&path).args(["--vary", "rate=40,120"]).arg("--out").arg(&out_dir).output().unwrap();
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(stderr(&other).contains("rates [40.0, 80.0] there, [40.0, 120.0] now"), "{}", stderr(&other));
+    assert!(t0.elapsed() < Duration::from_secs(30), "the sweep test took {:?}", t0.elapsed());
+}
