@@ -260,7 +260,10 @@ impl Model<'_> {
             let hi = m.iter().find(|v| **v >= at);
             match (lo, hi) {
                 (Some(l), Some(h)) if l != h => {
-                    format!("extrapolated by the cost model between the measured runs at {} and {}", unit(*l), unit(*h))
+                    format!(
+                        "extrapolated by the cost model between the measured runs at {}",
+                        pair_label(self.axis, *l, *h)
+                    )
                 }
                 _ => format!("extrapolated by the cost model beyond the measured runs, from the run {}", left.from),
             }
@@ -284,6 +287,14 @@ pub fn value_label(axis: Axis, v: f64) -> String {
     }
 }
 
+/// Two values of one dimension: `32 and 128 tenants`, `100 and 400 req/s`.
+pub fn pair_label(axis: Axis, lo: f64, hi: f64) -> String {
+    match axis {
+        Axis::Tenants => format!("{} and {} tenants", lo.round() as u64, hi.round() as u64),
+        Axis::Rate => format!("{} and {} req/s", rate_label(lo), rate_label(hi)),
+    }
+}
+
 /// The held dimension in words: `at 1k req/s`, `with 8 tenants`.
 pub fn fixed_label(axis: Axis, fixed: f64) -> String {
     match axis {
@@ -304,6 +315,58 @@ fn sig3(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed leakage run (6 tiers, 4 tenants, 300 req/s) and the same figures as if
+    /// measured at 32 tenants, each tier recosted there.
+    fn two_runs(p: &Pricing) -> (Summary, Summary) {
+        let a: Summary = serde_json::from_str(include_str!("../../../results/bench/leakage/summary.json")).unwrap();
+        let mut b = a.clone();
+        for t in &mut b.tiers {
+            t.tenants = 32;
+            let shape = TierShape::from_effective(&a.scenario.effective, &t.tier).unwrap();
+            t.cost = Some(isobench_cost::cost_of_tier(t, &shape, p).unwrap());
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn curves_are_measured_at_the_runs_and_a_crossover_is_said_with_its_runs() {
+        let p = Pricing::built_in("us-east-1").unwrap();
+        let (a, b) = two_runs(&p);
+        let runs = [
+            Run { point: Point { tenants: 4, rate: 300.0 }, key: "tenants=4,rate=300".into(), summary: &a },
+            Run { point: Point { tenants: 32, rate: 300.0 }, key: "tenants=32,rate=300".into(), summary: &b },
+        ];
+        let matrix = Matrix { tenants: vec![4, 32], rates: vec![300.0], varied: vec![Axis::Tenants], from: "--vary" };
+        let tiers: Vec<String> = a.tiers.iter().map(|t| t.tier.clone()).collect();
+        let an = analyse(&matrix, &runs, &tiers, &p);
+        assert!(an.notes.is_empty(), "{:?}", an.notes);
+        // Along tenants at 300 req/s, and along rate at 4 and at 32 tenants, for each tier.
+        assert_eq!(an.curves.len(), 3 * tiers.len());
+        let silo = an.curves.iter().find(|c| c.tier == "silo-ec2" && c.axis == Axis::Tenants).unwrap();
+        let measured: Vec<(f64, &str)> =
+            silo.points.iter().filter(|p| p.measured).map(|p| (p.x, p.from.as_str())).collect();
+        assert_eq!(measured, [(4.0, "tenants=4,rate=300"), (32.0, "tenants=32,rate=300")]);
+        let at_4 = silo.points.iter().find(|p| p.x == 4.0).unwrap();
+        assert_eq!(at_4.source, "points/tenants=4,rate=300/summary.json: tiers[silo-ec2].cost.monthly_usd");
+        assert!(silo.points.iter().any(|p| !p.measured && p.x > 32.0), "extrapolated beyond the runs");
+
+        // silo-ec2 at $7.488 a tenant-month against one m5.large at $69.12: 9 tenants are
+        // cheaper on silo, 10 are not.
+        let c = an
+            .crossovers
+            .iter()
+            .find(|c| c.axis == Axis::Tenants && c.cheaper_below == "silo-ec2" && c.cheaper_above == "shared-ec2")
+            .unwrap_or_else(|| panic!("{:#?}", an.crossovers));
+        assert_eq!(c.at, 10.0);
+        assert_eq!(
+            c.sentence,
+            "silo-ec2 is cheaper than shared-ec2 below 10 tenants at 300 req/s, and dearer above it (extrapolated by \
+             the cost model between the measured runs at 4 and 32 tenants)"
+        );
+        assert!(c.runs.iter().all(|r| r.starts_with("tenants=")), "{:?}", c.runs);
+        assert_eq!(an.latency.len(), 2 * tiers.len());
+    }
 
     #[test]
     fn three_significant_digits() {

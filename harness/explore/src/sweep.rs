@@ -194,6 +194,8 @@ pub fn run(sweep: &Sweep, hooks: &mut dyn Hooks) -> Result<SweepOutcome, Explore
             summaries[i] = Some(s);
         }
     }
+    // Written before the first point, so that a sweep killed during it can be resumed.
+    write_json(sweep, &records, started, t0, &summaries, None, None)?;
     let to_run = records.iter().filter(|r| r.status != PointStatus::Complete).count();
     let mut ran = 0usize;
     let mut run_time = Duration::ZERO;

@@ -39,7 +39,7 @@ fn bad_matrices_are_refused_before_anything_deploys() {
     let section = scenario::write(dir.path(), "e.toml", &tiny("[explore]\nvary = { rate = [] }"));
     let out = isobench().arg("explore").arg(&section).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("e.toml:10:") && stderr(&out).contains("explore.vary.rate"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("e.toml:11:") && stderr(&out).contains("explore.vary.rate"), "{}", stderr(&out));
 }
 
 #[test]
