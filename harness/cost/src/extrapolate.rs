@@ -5,10 +5,10 @@
 //! the new (tenants, rate) in place of the run's own:
 //! - `ec2-silo`, `fargate`, `ecs-ec2`: one instance or task per tenant, so the cost follows the
 //!   tenant count; the rate does not enter (the measured run's utilisation is not extrapolated).
-//! - `ec2-shared`: the measured capacity per instance `c = X / M` (ok throughput over the run's
-//!   instances); `ceil(λ / c)` instances for a rate above the one the run was offered, the run's own
-//!   count at or below it. When the run did not saturate, `c` is a lower bound, so the count
-//!   (and the cost) above the measured rate is an upper bound. Tenants do not enter.
+//! - `ec2-shared`: when the run saturated its `M` instances, their measured capacity
+//!   `c = X / M` (ok throughput per instance) gives `ceil(λ / c)` instances at any rate. When it
+//!   did not, the capacity is unknown (only `c ≥ X / M`), so the count is held at `M`: a lower
+//!   bound above the measured rate, said in the notes. Tenants do not enter.
 //! - `lambda`: the measured cost per billed request (duration and INIT share included) times
 //!   the month's requests at λ; tenants do not enter.
 //!
@@ -46,20 +46,17 @@ pub fn cost_at(
             let measured = (t.instances.len() as u64).max(1);
             let saturated = !model::saturation(t).is_empty();
             let capacity = x / measured as f64;
-            let mut c =
-                model::ec2_shared(tier, instance_type, measured, x, saturated || rate > t.target_rate, &load, p)?;
+            let mut c = model::ec2_shared(tier, instance_type, measured, x, saturated, &load, p)?;
             c.notes.retain(|n| !n.starts_with("the run saturated") && !n.starts_with("the run did not saturate"));
-            let bound = if saturated {
-                ""
+            let how = if saturated {
+                format!("instances = ceil(λ / c) with the measured capacity c = {capacity:.1} req/s per instance")
             } else {
-                " (the run did not saturate: a lower bound, so above the measured rate the count is an upper bound)"
-            };
-            (
-                c,
                 format!(
-                    "instances = ceil(λ / c) with the measured capacity c = {capacity:.1} req/s per instance{bound}"
-                ),
-            )
+                    "the run did not saturate its {measured} instance(s), so their capacity is unknown (at least \
+                     {capacity:.1} req/s each): the count is held at {measured}, a lower bound above the measured rate"
+                )
+            };
+            (c, how)
         }
         TierShape::Ec2 { instance_type } => {
             (model::ec2_silo(tier, instance_type, tenants, &load, p)?, "one instance per tenant".to_string())
@@ -160,15 +157,22 @@ mod tests {
     }
 
     #[test]
-    fn shared_adds_instances_by_the_measured_capacity() {
+    fn shared_adds_instances_by_the_measured_capacity_only_when_it_was_reached() {
         let (s, v) = committed();
-        let t = tier(&s, "shared-ec2");
         let shape = TierShape::from_effective(&v["scenario"]["effective"], "shared-ec2").unwrap();
         let p = pricing();
-        let x = model::throughput(t);
         let price = p.get("ec2.m5.large", "shared-ec2").unwrap().usd;
-        let at = |rate: f64| cost_at(t, &shape, &p, 4, rate).unwrap();
-        // Three and a half times what one instance served needs four instances.
+        // The committed run kept up: one instance at any rate, said to be a lower bound.
+        let kept_up = tier(&s, "shared-ec2");
+        assert!(model::saturation(kept_up).is_empty());
+        let c = cost_at(kept_up, &shape, &p, 4, 10.0 * kept_up.target_rate).unwrap();
+        assert!((c.monthly_usd - MONTH_HOURS * price).abs() < 1e-9, "{c:?}");
+        assert!(c.notes[0].contains("the count is held at 1, a lower bound"), "{:?}", c.notes);
+        // Saturated at half the offered rate: 3.5 times what it served needs four instances.
+        let mut t = kept_up.clone();
+        let x = t.target_rate / 2.0;
+        t.ok_rate = Some(x);
+        let at = |rate: f64| cost_at(&t, &shape, &p, 4, rate).unwrap();
         assert!((at(3.5 * x).monthly_usd - 4.0 * MONTH_HOURS * price).abs() < 1e-9);
         assert!((at(x / 2.0).monthly_usd - MONTH_HOURS * price).abs() < 1e-9);
         assert!(at(3.5 * x).notes[0].contains("measured capacity"), "{:?}", at(3.5 * x).notes);

@@ -12,7 +12,7 @@ use isobench_cost::{Pricing, TierShape};
 use isobench_results::Summary;
 use isobench_results::sweep::{Axis, CostCurve, Crossover, CurvePoint, LatencyPoint};
 
-use crate::crossover::crossings;
+use crate::crossover::{Crossing, crossings};
 use crate::matrix::{Matrix, Point, rate_label};
 
 /// A point whose run finished, with its summary.
@@ -35,6 +35,9 @@ pub struct Analysis {
 /// Samples per curve between a quarter of the lowest measured value and four times the highest.
 const SAMPLES: usize = 25;
 const BEYOND: f64 = 4.0;
+/// Two tiers within this share of each other on one side of a crossing are not said to cross:
+/// runs of a few seconds differ by that much from noise (cold starts, Poisson draws).
+pub const SIGNIFICANT: f64 = 0.05;
 
 pub fn analyse(matrix: &Matrix, runs: &[Run], tiers: &[String], pricing: &Pricing) -> Analysis {
     let mut a = Analysis { latency: latency(runs, tiers), ..Default::default() };
@@ -123,12 +126,18 @@ impl Model<'_> {
         let (lo, hi) = (m[0] / BEYOND, m[m.len() - 1] * BEYOND);
         let (lo, hi) = if self.axis == Axis::Tenants { (lo.max(1.0), hi) } else { (lo, hi) };
         let step = (hi / lo).ln() / (SAMPLES - 1) as f64;
-        let mut xs: Vec<f64> = (0..SAMPLES).map(|i| lo * (step * i as f64).exp()).chain(m).collect();
+        let mut xs: Vec<f64> = (0..SAMPLES).map(|i| lo * (step * i as f64).exp()).chain(m.iter().copied()).collect();
         if self.axis == Axis::Tenants {
             xs.iter_mut().for_each(|x| *x = x.round().max(1.0));
         }
         xs.sort_by(f64::total_cmp);
         xs.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs());
+        // A sample equal to a run's value is that value exactly (the run's own figure).
+        for x in &mut xs {
+            if let Some(v) = m.iter().find(|v| (**v - *x).abs() <= 1e-9 * v.abs()) {
+                *x = *v;
+            }
+        }
         xs
     }
 
@@ -146,7 +155,11 @@ impl Model<'_> {
     }
 
     fn at(&self, tier: &str, x: f64) -> Result<CurvePoint, String> {
-        let run = self.nearest(x);
+        self.at_run(tier, x, self.nearest(x))
+    }
+
+    /// The figure of `tier` at `x` from `run`: its own when `x` is the run's value.
+    fn at_run(&self, tier: &str, x: f64, run: &Run) -> Result<CurvePoint, String> {
         let t = run.summary.tiers.iter().find(|t| t.tier == tier).ok_or("the run has no such tier")?;
         let file = format!("points/{}/summary.json", run.key);
         if (along(run.point, self.axis) - x).abs() < 1e-9 {
@@ -174,26 +187,46 @@ impl Model<'_> {
         })
     }
 
-    fn diff(&self, a: &str, b: &str, x: f64) -> f64 {
-        match (self.at(a, x), self.at(b, x)) {
+    /// `a − b` at `x`, priced from `run` (or the nearest run when `None`).
+    fn diff(&self, a: &str, b: &str, x: f64, run: Option<&Run>) -> f64 {
+        let at = |tier: &str| match run {
+            Some(r) => self.at_run(tier, x, r),
+            None => self.at(tier, x),
+        };
+        match (at(a), at(b)) {
             (Ok(pa), Ok(pb)) => pa.monthly_usd - pb.monthly_usd,
             _ => f64::NAN,
         }
     }
 
-    /// Narrows a crossing between samples `l` < `r` with the model: the lowest whole tenant
-    /// count, or the rate to three significant digits, where the order is that of `r`.
-    fn refine(&self, a: &str, b: &str, l: f64, r: f64) -> f64 {
-        let side = self.diff(a, b, r).signum();
+    /// Narrows a crossing between `l` < `r` with the model (priced from `run`, or the nearest
+    /// run): the lowest whole tenant count, or the rate to three significant digits, where the
+    /// order is that of `r`. `None` when the order is the same at both ends.
+    fn refine(&self, a: &str, b: &str, l: f64, r: f64, run: Option<&Run>) -> Option<f64> {
+        let side = self.diff(a, b, r, run).signum();
+        if side == 0.0 || side.is_nan() || self.diff(a, b, l, run).signum() != -side {
+            return None;
+        }
         let (mut lo, mut hi) = (l, r);
         for _ in 0..60 {
-            let mid = if self.axis == Axis::Tenants { ((lo + hi) / 2.0).floor() } else { (lo + hi) / 2.0 };
             if self.axis == Axis::Tenants && hi - lo <= 1.0 {
                 break;
             }
-            if self.diff(a, b, mid).signum() == side { hi = mid } else { lo = mid }
+            let mid = if self.axis == Axis::Tenants { ((lo + hi) / 2.0).floor() } else { (lo + hi) / 2.0 };
+            if self.diff(a, b, mid, run).signum() == side { hi = mid } else { lo = mid }
         }
-        if self.axis == Axis::Tenants { hi } else { sig3(hi) }
+        Some(if self.axis == Axis::Tenants { hi } else { sig3(hi) })
+    }
+
+    fn run_by_key(&self, key: &str) -> Option<&Run<'_>> {
+        self.runs.iter().copied().find(|r| r.key == key)
+    }
+
+    /// Whether two curves differ by more than [`SIGNIFICANT`] somewhere on each side of a
+    /// crossing between samples `l` and `r`: a crossing inside the model's noise is not named.
+    fn significant(ya: &[f64], yb: &[f64], l: usize, r: usize) -> bool {
+        let rel = |i: usize| (ya[i] - yb[i]).abs() / ya[i].abs().max(yb[i].abs()).max(f64::MIN_POSITIVE);
+        (0..=l).any(|i| rel(i) > SIGNIFICANT) && (r..ya.len()).any(|i| rel(i) > SIGNIFICANT)
     }
 
     fn crossovers(&self, ca: &CostCurve, cb: &CostCurve) -> Vec<Crossover> {
@@ -202,80 +235,135 @@ impl Model<'_> {
         let yb: Vec<f64> = cb.points.iter().map(|p| p.monthly_usd).collect();
         crossings(&xs, &ya, &yb)
             .into_iter()
-            .map(|c| {
-                let (below, above) = if c.a_lower_before { (&ca.tier, &cb.tier) } else { (&cb.tier, &ca.tier) };
-                let (pl, pr) = ((&ca.points[c.left], &cb.points[c.left]), (&ca.points[c.right], &cb.points[c.right]));
-                let mut runs: Vec<String> = [pl.0, pl.1, pr.0, pr.1].iter().map(|p| p.from.clone()).collect();
-                runs.sort();
-                runs.dedup();
-                let switch = pl.0.from != pr.0.from || pl.1.from != pr.1.from;
-                let at = if c.exact || switch { c.x } else { self.refine(&ca.tier, &cb.tier, xs[c.left], xs[c.right]) };
-                let exact_measured = c.exact && pl.0.measured && pl.1.measured;
-                let sentence = self.sentence(below, above, at, c.exact, exact_measured, switch, pl.0, pr.0);
-                Crossover {
-                    axis: self.axis,
-                    fixed: self.fixed,
-                    at,
-                    cheaper_below: below.clone(),
-                    cheaper_above: above.clone(),
-                    at_measured_point: exact_measured,
-                    left_x: xs[c.left],
-                    right_x: xs[c.right],
-                    runs,
-                    sentence,
-                }
-            })
+            .filter(|c| Self::significant(&ya, &yb, c.left, c.right))
+            .map(|c| self.crossover(ca, cb, &xs, c))
             .collect()
     }
 
+    /// One crossing in figures and words. The samples on either side are priced from one run
+    /// each (the nearest); when those differ, each run's model places the crossing on its own.
+    fn crossover(&self, ca: &CostCurve, cb: &CostCurve, xs: &[f64], c: Crossing) -> Crossover {
+        let (below, above) = if c.a_lower_before { (&ca.tier, &cb.tier) } else { (&cb.tier, &ca.tier) };
+        let (l, r) = (&ca.points[c.left], &ca.points[c.right]);
+        let m = self.measured_xs();
+        let lo_run = m.iter().rev().find(|v| **v <= xs[c.left]).copied();
+        let hi_run = m.iter().find(|v| **v >= xs[c.right]).copied();
+        let pair = |lo: f64, hi: f64| pair_label(self.axis, lo, hi);
+        let exact_measured = c.exact && l.measured && cb.points[c.left].measured;
+        let (at, at_high, how) = if exact_measured {
+            (c.x, None, format!("measured: both cost ${:.2} a month at the run {}", l.monthly_usd, l.from))
+        } else if l.from != r.from {
+            let (rl, rr) = (self.run_by_key(&l.from), self.run_by_key(&r.from));
+            let (Some(rl), Some(rr)) = (rl, rr) else { return self.unplaced(below, above, c, xs) };
+            let (x0, x1) = (along(rl.point, self.axis), along(rr.point, self.axis));
+            let from_l = self.refine(&ca.tier, &cb.tier, x0, x1, Some(rl));
+            let from_r = self.refine(&ca.tier, &cb.tier, x0, x1, Some(rr));
+            let unit = |v: f64| value_label(self.axis, v);
+            match (from_l, from_r) {
+                (Some(p), Some(q)) => (
+                    p.min(q),
+                    (p != q).then_some(p.max(q)),
+                    format!(
+                        "extrapolated by the cost model between the measured runs at {}: from the run {} at {}, from the run {} at {}",
+                        pair(x0, x1),
+                        rl.key,
+                        unit(p),
+                        rr.key,
+                        unit(q)
+                    ),
+                ),
+                (Some(p), None) | (None, Some(p)) => {
+                    let k = if from_l.is_some() { &rl.key } else { &rr.key };
+                    (
+                        p,
+                        None,
+                        format!(
+                            "extrapolated by the cost model from the run {k}, between the measured runs at {}; the other \
+                             run's figures do not cross there",
+                            pair(x0, x1)
+                        ),
+                    )
+                }
+                (None, None) => return self.unplaced(below, above, c, xs),
+            }
+        } else {
+            let at = if c.exact { Some(c.x) } else { self.refine(&ca.tier, &cb.tier, xs[c.left], xs[c.right], None) };
+            let how = match (lo_run, hi_run) {
+                (Some(lo), Some(hi)) if lo < hi => format!(
+                    "extrapolated by the cost model between the measured runs at {}, from the run {}",
+                    pair(lo, hi),
+                    l.from
+                ),
+                _ => format!("extrapolated by the cost model beyond the measured runs, from the run {}", l.from),
+            };
+            (at.unwrap_or(c.x), None, how)
+        };
+        let place = match at_high {
+            Some(h) => range_label(self.axis, at, h),
+            None => value_label(self.axis, at),
+        };
+        let fixed = fixed_label(self.axis, self.fixed);
+        self.record(
+            below,
+            above,
+            at,
+            at_high,
+            exact_measured,
+            c,
+            xs,
+            format!("{below} is cheaper than {above} below {place} {fixed}, and dearer above it ({how})"),
+        )
+    }
+
+    /// A change of order between two runs that neither run's figures reproduce.
+    fn unplaced(&self, below: &str, above: &str, c: Crossing, xs: &[f64]) -> Crossover {
+        let (x0, x1) = (xs[c.left], xs[c.right]);
+        let sentence = format!(
+            "{below} is cheaper than {above} up to {} and dearer from {} {}: the runs on either side disagree, and the cost \
+             model does not place the crossing between them",
+            value_label(self.axis, x0),
+            value_label(self.axis, x1),
+            fixed_label(self.axis, self.fixed)
+        );
+        self.record(below, above, c.x, None, false, c, xs, sentence)
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn sentence(
+    fn record(
         &self,
         below: &str,
         above: &str,
         at: f64,
-        exact: bool,
-        exact_measured: bool,
-        switch: bool,
-        left: &CurvePoint,
-        right: &CurvePoint,
-    ) -> String {
-        let fixed = fixed_label(self.axis, self.fixed);
-        let m = self.measured_xs();
-        let unit = |v: f64| value_label(self.axis, v);
-        if switch {
-            return format!(
-                "{below} is cheaper than {above} at {} and dearer at {} ({fixed}; measured runs {} and {}): the crossing lies \
-                 between them, where the cost model does not place it (each side is priced from its nearest run)",
-                unit(left.x),
-                unit(right.x),
-                left.from,
-                right.from
-            );
+        at_high: Option<f64>,
+        at_measured_point: bool,
+        c: Crossing,
+        xs: &[f64],
+        sentence: String,
+    ) -> Crossover {
+        let mut runs: Vec<String> = self.runs.iter().map(|r| r.key.clone()).collect();
+        let near = |x: f64| self.nearest(x).key.clone();
+        runs.retain(|k| *k == near(xs[c.left]) || *k == near(xs[c.right]));
+        Crossover {
+            axis: self.axis,
+            fixed: self.fixed,
+            at,
+            at_high,
+            cheaper_below: below.to_string(),
+            cheaper_above: above.to_string(),
+            at_measured_point,
+            left_x: xs[c.left],
+            right_x: xs[c.right],
+            runs,
+            sentence,
         }
-        let how = if exact_measured {
-            format!("measured: both cost the same at the run {}, ${:.2} a month", left.from, left.monthly_usd)
-        } else {
-            let lo = m.iter().rev().find(|v| **v <= at);
-            let hi = m.iter().find(|v| **v >= at);
-            match (lo, hi) {
-                (Some(l), Some(h)) if l != h => {
-                    format!(
-                        "extrapolated by the cost model between the measured runs at {}",
-                        pair_label(self.axis, *l, *h)
-                    )
-                }
-                _ => format!("extrapolated by the cost model beyond the measured runs, from the run {}", left.from),
-            }
-        };
-        if exact {
-            format!(
-                "{below} is cheaper than {above} below {} {fixed}, and dearer above it; they cost the same at it ({how})",
-                unit(at)
-            )
-        } else {
-            format!("{below} is cheaper than {above} below {} {fixed}, and dearer above it ({how})", unit(at))
-        }
+    }
+}
+
+/// A range of one dimension: `14–17 tenants`, `130–150 req/s`.
+pub fn range_label(axis: Axis, lo: f64, hi: f64) -> String {
+    match axis {
+        Axis::Tenants => format!("{}–{} tenants", lo.round() as u64, hi.round() as u64),
+        Axis::Rate => format!("{}–{} req/s", rate_label(lo), rate_label(hi)),
     }
 }
 
@@ -362,7 +450,7 @@ mod tests {
         assert_eq!(
             c.sentence,
             "silo-ec2 is cheaper than shared-ec2 below 10 tenants at 300 req/s, and dearer above it (extrapolated by \
-             the cost model between the measured runs at 4 and 32 tenants)"
+             the cost model between the measured runs at 4 and 32 tenants, from the run tenants=4,rate=300)"
         );
         assert!(c.runs.iter().all(|r| r.starts_with("tenants=")), "{:?}", c.runs);
         assert_eq!(an.latency.len(), 2 * tiers.len());

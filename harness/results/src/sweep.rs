@@ -194,6 +194,10 @@ pub struct Crossover {
     pub fixed: f64,
     /// The crossing, in the axis's unit (tenants, req/s), rounded as the sentence says it.
     pub at: f64,
+    /// When the runs on either side place it differently (each priced from its own run): the
+    /// higher estimate; `at` is then the lower.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_high: Option<f64>,
     /// Cheaper below `at`, and cheaper above it.
     pub cheaper_below: String,
     pub cheaper_above: String,
