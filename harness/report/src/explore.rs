@@ -32,8 +32,12 @@ pub fn markdown(s: &SweepSummary, first: Option<&Summary>) -> String {
         o += NO_CROSSING;
         o += "\n";
     }
-    for c in &s.crossovers {
-        let _ = writeln!(o, "- {}", c.sentence);
+    for (title, sentences) in crossover_groups(s) {
+        let _ = writeln!(o, "**{title}**\n");
+        for line in sentences {
+            let _ = writeln!(o, "- {line}");
+        }
+        o += "\n";
     }
     o += "\n## Points\n\n| point | status | run id | kept from an earlier run | wall time | report |\n|---|---|---|---|---|---|\n";
     for p in &s.points {
@@ -263,11 +267,13 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
     if s.crossovers.is_empty() {
         let _ = writeln!(o, "<p>{}</p>", esc(NO_CROSSING));
     } else {
-        let _ = writeln!(o, "<ul class=\"crossovers\">");
-        for c in &s.crossovers {
-            let _ = writeln!(o, "<li data-axis=\"{}\">{}</li>", c.axis.as_str(), esc(&c.sentence));
+        for (title, sentences) in crossover_groups(s) {
+            let _ = writeln!(o, "<h3>{}</h3>\n<ul class=\"crossovers\">", esc(&title));
+            for line in sentences {
+                let _ = writeln!(o, "<li>{}</li>", esc(line));
+            }
+            let _ = writeln!(o, "</ul>");
         }
-        let _ = writeln!(o, "</ul>");
     }
     points_html(&mut o, s);
     for (axis, fixed, curves) in groups(s) {
@@ -290,7 +296,7 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
             x_desc,
             "USD a month, modelled (log)",
             &|v| x_label(axis, *v),
-            &|v| usd(*v).trim_end_matches('0').trim_end_matches('.').to_string(),
+            &|v| axis_usd(*v),
             true,
         )?;
         let _ = writeln!(
@@ -325,6 +331,28 @@ figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
 .note { color: #555; font-style: italic; }
 td.extrapolated { color: #555; font-style: italic; }
 ";
+
+/// A dollar axis label without trailing zeros after the point (`$0.5`, `$20`, `$100`).
+fn axis_usd(v: f64) -> String {
+    let t = usd(v);
+    if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.').to_string() } else { t }
+}
+
+/// The crossovers grouped as the curves are: (axis, fixed) and their sentences.
+fn crossover_groups(s: &SweepSummary) -> Vec<(String, Vec<&str>)> {
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    for c in &s.crossovers {
+        let title = match c.axis {
+            Axis::Tenants => format!("Against tenants, at {} req/s", rate(c.fixed)),
+            Axis::Rate => format!("Against rate, with {} tenants", c.fixed),
+        };
+        match out.iter_mut().find(|(t, _)| *t == title) {
+            Some(g) => g.1.push(&c.sentence),
+            None => out.push((title, vec![&c.sentence])),
+        }
+    }
+    out
+}
 
 fn points_html(o: &mut String, s: &SweepSummary) {
     let _ = writeln!(
