@@ -81,6 +81,13 @@ pub fn explore(a: ExploreArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// `isobench report DIR` on a sweep directory.
+pub fn report(dir: &std::path::Path) -> Result<i32, CliError> {
+    isobench_explore::rerender(dir).map_err(from_explore)?;
+    outln!("wrote {}, {}", dir.join("report.md").display(), dir.join("report.html").display());
+    Ok(0)
+}
+
 fn target_name(t: Target) -> &'static str {
     match t {
         Target::Local => "local",

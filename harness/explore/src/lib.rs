@@ -25,4 +25,5 @@ pub mod sweep;
 
 pub use error::ExploreError;
 pub use matrix::{Matrix, Point};
+pub use report::rerender;
 pub use sweep::{Hooks, Sweep, SweepOutcome, prepare, run};

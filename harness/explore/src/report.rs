@@ -17,3 +17,19 @@ pub fn write(out: &Path, s: &SweepSummary, first: Option<&Summary>) -> Result<()
     write(isobench_results::REPORT_HTML_FILE, isobench_report::explore::html(s, first)?)?;
     Ok(())
 }
+
+/// Re-renders a sweep directory's reports from its `sweep.json` and the first finished point's
+/// summary (`isobench report DIR` on a sweep); runs nothing.
+pub fn rerender(dir: &Path) -> Result<(), ExploreError> {
+    let path = dir.join(isobench_results::sweep::SWEEP_FILE);
+    let bad = |why: String| ExploreError::BadInput(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+    let s: SweepSummary =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a sweep.json this build reads: {e}")))?;
+    let first = s
+        .points
+        .iter()
+        .filter(|p| p.status == isobench_results::sweep::PointStatus::Complete)
+        .find_map(|p| isobench_report::load_summary(&dir.join(&p.dir).join(isobench_results::SUMMARY_FILE)).ok());
+    write(dir, &s, first.as_ref())
+}

@@ -267,13 +267,7 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
     if s.crossovers.is_empty() {
         let _ = writeln!(o, "<p>{}</p>", esc(NO_CROSSING));
     } else {
-        for (title, sentences) in crossover_groups(s) {
-            let _ = writeln!(o, "<h3>{}</h3>\n<ul class=\"crossovers\">", esc(&title));
-            for line in sentences {
-                let _ = writeln!(o, "<li>{}</li>", esc(line));
-            }
-            let _ = writeln!(o, "</ul>");
-        }
+        crossover_table(&mut o, s);
     }
     points_html(&mut o, s);
     for (axis, fixed, curves) in groups(s) {
@@ -304,6 +298,15 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
             "<figure>{svg}<figcaption>Filled circles: the measured runs' modelled cost. Dashed: the cost model \
              extrapolating from the nearest run (each sample's run in <code>sweep.json</code>).</figcaption></figure>"
         );
+        let sentences: Vec<&str> =
+            s.crossovers.iter().filter(|c| c.axis == axis && c.fixed == fixed).map(|c| c.sentence.as_str()).collect();
+        if !sentences.is_empty() {
+            let _ = writeln!(o, "<ul class=\"crossovers\">");
+            for line in sentences {
+                let _ = writeln!(o, "<li>{}</li>", esc(line));
+            }
+            let _ = writeln!(o, "</ul>");
+        }
         cost_table_html(&mut o, axis, &curves);
     }
     latency_html(&mut o, s)?;
@@ -352,6 +355,41 @@ fn crossover_groups(s: &SweepSummary) -> Vec<(String, Vec<&str>)> {
         }
     }
     out
+}
+
+/// Every crossover in one table; each one's sentence is under its chart.
+fn crossover_table(o: &mut String, s: &SweepSummary) {
+    let _ = writeln!(
+        o,
+        "<table class=\"crossovers\"><tr><th>along</th><th>held at</th><th>cheaper below</th><th>crossing</th>\
+         <th>cheaper above</th><th>figures from</th></tr>"
+    );
+    for c in &s.crossovers {
+        let unit = |v: f64| match c.axis {
+            Axis::Tenants => format!("{} tenants", v.round()),
+            Axis::Rate => format!("{} req/s", rate(v)),
+        };
+        let (along, held) = match c.axis {
+            Axis::Tenants => ("tenants", format!("{} req/s", rate(c.fixed))),
+            Axis::Rate => ("rate", format!("{} tenants", c.fixed)),
+        };
+        let at = match c.at_high {
+            Some(h) => format!("{}–{}", unit(c.at), unit(h)),
+            None => unit(c.at),
+        };
+        let basis =
+            if c.at_measured_point { "measured".to_string() } else { format!("model, {}", c.runs.join(" and ")) };
+        let _ = writeln!(
+            o,
+            "<tr><td>{along}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&held),
+            esc(&c.cheaper_below),
+            esc(&at),
+            esc(&c.cheaper_above),
+            esc(&basis)
+        );
+    }
+    let _ = writeln!(o, "</table>\n<p class=\"note\">Each crossing is said in words under its chart below.</p>");
 }
 
 fn points_html(o: &mut String, s: &SweepSummary) {

@@ -30,7 +30,8 @@ fn bad_matrices_are_refused_before_anything_deploys() {
         (&weighted, &["--vary", "tenants=2,4"], "tenants.weights"),
     ];
     for (path, args, want) in cases {
-        let out = isobench().arg("explore").arg(path).args(args).arg("--out").arg(dir.path().join("o")).output().unwrap();
+        let out =
+            isobench().arg("explore").arg(path).args(args).arg("--out").arg(dir.path().join("o")).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want) && stderr(&out).contains("accepted"), "{args:?}: {}", stderr(&out));
         assert!(!dir.path().join("o").exists(), "{args:?} created the sweep directory");
@@ -55,7 +56,7 @@ fn a_killed_sweep_resumes_without_redoing_finished_points() {
         c
     };
     let first = out_dir.join("points/tenants=2,rate=40/summary.json");
-    let mut child = explore().stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = explore().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     while !first.exists() && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -77,8 +78,14 @@ fn a_killed_sweep_resumes_without_redoing_finished_points() {
     assert_eq!(std::fs::read(&first).unwrap(), kept, "the finished point was redone");
     let s = sweep_json(&out_dir);
     assert_eq!(s["status"], "complete", "{s}");
-    assert_eq!((s["points"][0]["run_id"].as_str(), s["points"][0]["resumed"].as_bool()), (Some(run1.as_str()), Some(true)));
-    assert_eq!((s["points"][1]["status"].as_str(), s["points"][1]["resumed"].as_bool()), (Some("complete"), Some(false)));
+    assert_eq!(
+        (s["points"][0]["run_id"].as_str(), s["points"][0]["resumed"].as_bool()),
+        (Some(run1.as_str()), Some(true))
+    );
+    assert_eq!(
+        (s["points"][1]["status"].as_str(), s["points"][1]["resumed"].as_bool()),
+        (Some("complete"), Some(false))
+    );
     let second = read_summary(&out_dir.join("points/tenants=2,rate=80"));
     assert_eq!(second["status"], "complete");
     assert_eq!(second["tiers"][0]["target_rate"], 80.0);
@@ -92,8 +99,56 @@ fn a_killed_sweep_resumes_without_redoing_finished_points() {
     assert!(out_dir.join("report.md").is_file());
 
     // The same directory with another matrix is another sweep: refused, saying what differs.
-    let other = isobench().arg("explore").arg(&path).args(["--vary", "rate=40,120"]).arg("--out").arg(&out_dir).output().unwrap();
+    let other = isobench()
+        .arg("explore")
+        .arg(&path)
+        .args(["--vary", "rate=40,120"])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
     assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
     assert!(stderr(&other).contains("rates [40.0, 80.0] there, [40.0, 120.0] now"), "{}", stderr(&other));
     assert!(t0.elapsed() < Duration::from_secs(30), "the sweep test took {:?}", t0.elapsed());
+}
+
+#[test]
+fn the_committed_sweep_report_rerenders_byte_for_byte() {
+    let committed = isobench_testkit::scenario::repo_root().join("results/examples/explore");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("explore");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(committed.join("sweep.json"), copy.join("sweep.json")).unwrap();
+    // The limits statement comes from the first finished point's summary.
+    let first = "points/tenants=2,rate=100";
+    std::fs::create_dir_all(copy.join(first)).unwrap();
+    std::fs::copy(committed.join(first).join("summary.json"), copy.join(first).join("summary.json")).unwrap();
+    let out = isobench().arg("report").arg(&copy).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for f in ["report.md", "report.html"] {
+        let (have, want) = (std::fs::read(copy.join(f)).unwrap(), std::fs::read(committed.join(f)).unwrap());
+        assert!(have == want, "results/examples/explore/{f} differs from what `isobench report` draws; re-render it");
+    }
+    // The committed sweep.json matches the committed schema.
+    let schema_path = isobench_testkit::scenario::repo_root().join(isobench_results::sweep::SWEEP_SCHEMA_FILE);
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed sweep schema compiles");
+    let s = sweep_json(&committed);
+    let errors: Vec<String> = validator.iter_errors(&s).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "sweep.json does not match its schema:\n{}", errors.join("\n"));
+    // Every crossover names only runs of the sweep, and every curve point says where it is from.
+    let keys: Vec<&str> = s["points"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert!(!s["crossovers"].as_array().unwrap().is_empty(), "the committed sweep names no crossover");
+    for c in s["crossovers"].as_array().unwrap() {
+        for r in c["runs"].as_array().unwrap() {
+            assert!(keys.contains(&r.as_str().unwrap()), "{c}");
+        }
+    }
+    for curve in s["curves"].as_array().unwrap() {
+        for p in curve["points"].as_array().unwrap() {
+            assert!(keys.contains(&p["from"].as_str().unwrap()), "{p}");
+            let file = p["source"].as_str().unwrap();
+            assert!(file.contains(&format!("points/{}/summary.json", p["from"].as_str().unwrap())), "{p}");
+        }
+    }
 }
