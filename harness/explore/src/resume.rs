@@ -87,3 +87,67 @@ pub fn finished(dir: &Path, hash: &str, point: &Point, tiers: &[String]) -> Opti
     let done = s.status == RunStatus::Complete && s.scenario.hash == hash && same_tiers;
     (done && dir.join(REPORT_HTML_FILE).is_file()).then_some(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use isobench_results::sweep::{SweepMatrix, SweepScenario};
+
+    use super::*;
+
+    fn sweep(hash: &str, rates: &[f64]) -> SweepSummary {
+        SweepSummary {
+            schema_version: 1,
+            sweep_id: "s".into(),
+            status: RunStatus::Interrupted,
+            error: None,
+            started_at: String::new(),
+            wall_time_s: 0.0,
+            tool: None,
+            scenario: SweepScenario { name: "t".into(), path: "s.toml".into(), hash: hash.into() },
+            matrix: SweepMatrix {
+                tenants: vec![2],
+                rate: rates.to_vec(),
+                varied: vec!["rate".into()],
+                from: "--vary".into(),
+            },
+            tiers: vec!["silo-ec2".into()],
+            target: "local".into(),
+            backend: None,
+            points: Vec::new(),
+            curves: Vec::new(),
+            latency: Vec::new(),
+            crossovers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn another_scenario_or_matrix_is_another_sweep() {
+        let a = sweep("aaaaaaaaaaaaaaaa", &[1.0, 2.0]);
+        assert!(differences(&a, &a).is_empty());
+        let d = differences(&a, &sweep("bbbbbbbbbbbbbbbb", &[1.0, 3.0]));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].contains("scenario text differs (sha256 aaaaaaaaaaaa there, bbbbbbbbbbbb now"), "{d:?}");
+        assert!(d[1].contains("rates [1.0, 2.0] there, [1.0, 3.0] now"), "{d:?}");
+    }
+
+    #[test]
+    fn a_directory_without_sweep_json_is_refused_and_an_empty_one_is_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let want = sweep("h", &[1.0]);
+        assert!(matches!(inspect(dir.path(), &want), Ok(Found::Fresh)));
+        std::fs::write(dir.path().join("x"), "").unwrap();
+        let e = inspect(dir.path(), &want).unwrap_err().to_string();
+        assert!(e.contains("not empty and has no sweep.json"), "{e}");
+        std::fs::write(dir.path().join(SWEEP_FILE), serde_json::to_string(&want).unwrap()).unwrap();
+        assert!(matches!(inspect(dir.path(), &want), Ok(Found::Resume(_))));
+    }
+
+    #[test]
+    fn a_half_written_point_is_not_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Point { tenants: 2, rate: 1.0 };
+        assert!(finished(dir.path(), "h", &p, &["silo-ec2".into()]).is_none());
+        std::fs::write(dir.path().join(SUMMARY_FILE), "{\"schema_version\": 1, \"run_id\"").unwrap();
+        assert!(finished(dir.path(), "h", &p, &["silo-ec2".into()]).is_none());
+    }
+}

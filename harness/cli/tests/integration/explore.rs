@@ -152,3 +152,37 @@ fn the_committed_sweep_report_rerenders_byte_for_byte() {
         }
     }
 }
+
+#[test]
+fn the_sweep_report_opens_offline_in_a_real_browser_with_every_chart_drawn() {
+    if !crate::cdp::available() {
+        return;
+    }
+    let page = isobench_testkit::scenario::repo_root().join("results/examples/explore/report.html");
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("sweep.png");
+    let load = crate::cdp::Browser::launch().load(&page, Some(&shot));
+    let own = format!("file://{}", page.display());
+    let outside: Vec<&String> = load.requests.iter().filter(|u| **u != own).collect();
+    assert!(outside.is_empty(), "the sweep's report made requests: {outside:?}");
+    let s = sweep_json(&page.parent().unwrap().to_path_buf());
+    let tiers = s["tiers"].as_array().unwrap().len();
+    let (rates, counts) =
+        (s["matrix"]["rate"].as_array().unwrap().len(), s["matrix"]["tenants"].as_array().unwrap().len());
+    let groups = |chart: &str| load.dom.matches(&format!("<svg data-chart=\"{chart}\"")).count();
+    let layers = |chart: &str| {
+        load.dom
+            .split(&format!("<svg data-chart=\"{chart}\""))
+            .skip(1)
+            .map(|svg| svg[..svg.find("</svg>").unwrap()].matches("<g class=\"data\"").count())
+            .sum::<usize>()
+    };
+    assert_eq!((groups("sweep-cost-tenants"), layers("sweep-cost-tenants")), (rates, rates * tiers));
+    assert_eq!((groups("sweep-cost-rate"), layers("sweep-cost-rate")), (counts, counts * tiers));
+    assert_eq!((groups("sweep-p99"), layers("sweep-p99")), (counts, counts * tiers));
+    assert!(!load.dom.contains("<script"), "the page has no scripts");
+    if std::env::var_os("UPDATE_EXAMPLES").is_some() {
+        std::fs::copy(&shot, isobench_testkit::scenario::repo_root().join("results/examples/report-explore.png"))
+            .unwrap();
+    }
+}
