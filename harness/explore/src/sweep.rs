@@ -114,7 +114,7 @@ pub fn prepare(
 impl Sweep {
     /// `sweep.json` for the points as they stand, without the analysis.
     fn record(&self, id: String, started: SystemTime, wall: f64, points: Vec<SweepPoint>) -> SweepSummary {
-        let points = if points.is_empty() { self.points.iter().map(|p| pending(p)).collect() } else { points };
+        let points = if points.is_empty() { self.points.iter().map(pending).collect() } else { points };
         SweepSummary {
             schema_version: SWEEP_SCHEMA_VERSION,
             sweep_id: id,

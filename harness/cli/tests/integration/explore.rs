@@ -165,7 +165,7 @@ fn the_sweep_report_opens_offline_in_a_real_browser_with_every_chart_drawn() {
     let own = format!("file://{}", page.display());
     let outside: Vec<&String> = load.requests.iter().filter(|u| **u != own).collect();
     assert!(outside.is_empty(), "the sweep's report made requests: {outside:?}");
-    let s = sweep_json(&page.parent().unwrap().to_path_buf());
+    let s = sweep_json(page.parent().unwrap());
     let tiers = s["tiers"].as_array().unwrap().len();
     let (rates, counts) =
         (s["matrix"]["rate"].as_array().unwrap().len(), s["matrix"]["tenants"].as_array().unwrap().len());
