@@ -170,6 +170,7 @@ impl Model<'_> {
                 measured: true,
                 from: run.key.clone(),
                 source: format!("{file}: tiers[{tier}].cost.monthly_usd"),
+                lower_bound: false,
             });
         }
         let shape = TierShape::from_effective(&run.summary.scenario.effective, tier).map_err(|e| e.to_string())?;
@@ -178,7 +179,9 @@ impl Model<'_> {
             Axis::Rate => (self.fixed as u64, x),
         };
         let c = isobench_cost::cost_at(t, &shape, self.pricing, tenants, rate).map_err(|e| e.to_string())?;
+        let held = c.notes.first().is_some_and(|n| n.contains("the count is held at"));
         Ok(CurvePoint {
+            lower_bound: held && rate > t.target_rate,
             x,
             monthly_usd: c.monthly_usd,
             measured: false,

@@ -308,6 +308,11 @@ fn write_json(
     error: Option<String>,
 ) -> Result<SweepSummary, ExploreError> {
     let mut s = sweep.record(sweep.id(), started, t0.elapsed().as_secs_f64(), records.to_vec());
+    // A resumed sweep keeps its first start and adds this invocation's time to the earlier ones.
+    if let Some(e) = &sweep.earlier {
+        s.started_at = e.started_at.clone();
+        s.wall_time_s += e.wall_time_s;
+    }
     let runs: Vec<Run> = sweep
         .points
         .iter()

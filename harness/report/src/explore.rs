@@ -86,7 +86,8 @@ pub fn markdown(s: &SweepSummary, first: Option<&Summary>) -> String {
 
 const COST_NOTE: &str = "Every cost is modelled: the pricing table applied to what a run measured. A *measured* figure is a \
 run's own (`points/<key>/summary.json`, `tiers[].cost.monthly_usd`); an *extrapolated* one is the cost model applied to \
-the nearest run at another tenant count or rate (`sweep.json`, `curves[].points[]` with `measured: false` and `from`).";
+the nearest run at another tenant count or rate (`sweep.json`, `curves[].points[]` with `measured: false` and `from`). \
+A cost marked ≥ is a lower bound: shared-ec2 above the rate of a run that did not reach its capacity.";
 
 const NO_CROSSING: &str = "No two tiers' cost curves cross within the range sampled (a quarter of the lowest to four times \
 the highest value measured on each axis).";
@@ -132,7 +133,7 @@ fn meta(s: &SweepSummary, first: Option<&Summary>) -> Vec<(&'static str, String)
         (
             "status",
             format!(
-                "{} — {done} of {} points finished ({kept} kept from an earlier run), this invocation {:.1} s, started {}",
+                "{} — {done} of {} points finished ({kept} kept from an earlier run), wall time {:.1} s over all invocations, started {}",
                 status_word(s),
                 s.points.len(),
                 s.wall_time_s,
@@ -214,11 +215,16 @@ fn cost_table_md(axis: Axis, curves: &[&CostCurve]) -> String {
     let _ = writeln!(o, "| {} | kind | {} |", axis_name(axis), head.join(" | "));
     let _ = writeln!(o, "|---|---|{}", "---|".repeat(head.len()));
     for i in table_rows(curves) {
-        let cells: Vec<String> = curves.iter().map(|c| usd(c.points[i].monthly_usd)).collect();
+        let cells: Vec<String> = curves.iter().map(|c| cost_cell(&c.points[i])).collect();
         let _ =
             writeln!(o, "| {} | {} | {} |", x_label(axis, curves[0].points[i].x), kind(curves, i), cells.join(" | "));
     }
     o
+}
+
+/// A monthly cost, `≥ $69.12` when it is a lower bound.
+fn cost_cell(p: &isobench_results::sweep::CurvePoint) -> String {
+    if p.lower_bound { format!("≥ {}", usd(p.monthly_usd)) } else { usd(p.monthly_usd) }
 }
 
 fn axis_name(axis: Axis) -> &'static str {
@@ -439,7 +445,7 @@ fn cost_table_html(o: &mut String, axis: Axis, curves: &[&CostCurve]) {
             esc(&k)
         );
         for c in curves {
-            let _ = write!(o, "<td class=\"{class}\">{}</td>", usd(c.points[i].monthly_usd));
+            let _ = write!(o, "<td class=\"{class}\">{}</td>", esc(&cost_cell(&c.points[i])));
         }
         let _ = writeln!(o, "</tr>");
     }

@@ -31,7 +31,8 @@ pub struct SweepSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub started_at: String,
-    /// Wall time of this invocation (a resumed sweep counts only its own).
+    /// Wall time of the sweep over all its invocations (a resumed sweep adds its own; the
+    /// start is the first invocation's).
     pub wall_time_s: f64,
     /// The harness that wrote this file, when a point ran (from that point's summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +170,10 @@ pub struct CurvePoint {
     pub from: String,
     /// Where to find it: `points/<key>/summary.json` and the field, or the model and its inputs.
     pub source: String,
+    /// The figure is a lower bound: shared-ec2 above the rate of a run that did not reach its
+    /// capacity (the instance count is held at the run's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lower_bound: bool,
 }
 
 /// A tier's measured latency at one point (no latency is extrapolated).
