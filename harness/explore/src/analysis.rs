@@ -460,6 +460,45 @@ mod tests {
     }
 
     #[test]
+    fn a_crossing_at_a_measured_point_is_said_to_be_measured() {
+        // A t3.micro priced so that 8 silo instances cost exactly one m5.large.
+        let mut p = Pricing::built_in("us-east-1").unwrap();
+        let m5 = p.prices["ec2.m5.large"].usd;
+        p.prices.get_mut("ec2.t3.micro").unwrap().usd = m5 / 8.0;
+        let a: Summary = serde_json::from_str(include_str!("../../../results/bench/leakage/summary.json")).unwrap();
+        let at = |n: usize| {
+            let mut s = a.clone();
+            s.tiers.retain(|t| t.tier == "silo-ec2" || t.tier == "shared-ec2");
+            for t in &mut s.tiers {
+                t.tenants = n;
+                let shape = TierShape::from_effective(&a.scenario.effective, &t.tier).unwrap();
+                t.cost = Some(isobench_cost::cost_of_tier(t, &shape, &p).unwrap());
+            }
+            s
+        };
+        let (s2, s8, s32) = (at(2), at(8), at(32));
+        let runs = [
+            Run { point: Point { tenants: 2, rate: 300.0 }, key: "tenants=2,rate=300".into(), summary: &s2 },
+            Run { point: Point { tenants: 8, rate: 300.0 }, key: "tenants=8,rate=300".into(), summary: &s8 },
+            Run { point: Point { tenants: 32, rate: 300.0 }, key: "tenants=32,rate=300".into(), summary: &s32 },
+        ];
+        let matrix =
+            Matrix { tenants: vec![2, 8, 32], rates: vec![300.0], varied: vec![Axis::Tenants], from: "--vary" };
+        let an = analyse(&matrix, &runs, &["silo-ec2".into(), "shared-ec2".into()], &p);
+        let along: Vec<&Crossover> = an.crossovers.iter().filter(|c| c.axis == Axis::Tenants).collect();
+        assert_eq!(along.len(), 1, "{along:#?}");
+        let c = along[0];
+        assert!(c.at_measured_point && c.at == 8.0 && c.left_x == 8.0 && c.right_x == 8.0, "{c:#?}");
+        assert_eq!(c.runs, ["tenants=8,rate=300"]);
+        assert!(
+            c.sentence.starts_with("silo-ec2 is cheaper than shared-ec2 below 8 tenants at 300 req/s")
+                && c.sentence.contains("(measured: both cost $69.12 a month at the run tenants=8,rate=300)"),
+            "{}",
+            c.sentence
+        );
+    }
+
+    #[test]
     fn three_significant_digits() {
         assert_eq!(sig3(2437.2), 2440.0);
         assert_eq!(sig3(0.012345), 0.0123);
