@@ -40,6 +40,10 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// List every resource a run would create on AWS, its projected cost, and check the guard rails.
     Plan(PlanArgs),
+    /// Run a scenario over a matrix of tenant counts and rates (`--vary` or its `[explore]`
+    /// section), one results directory per point, and say where the tiers' costs cross.
+    /// Re-running the same command with the same `--out` resumes an interrupted sweep.
+    Explore(ExploreArgs),
 }
 
 /// Where AWS credentials and endpoints come from: the SDK's default chain (environment,
@@ -165,6 +169,42 @@ pub struct SweepArgs {
     /// AWS region to sweep (default: AWS_REGION or the profile's). Only with `--target aws`.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// Scenario file.
+    pub scenario: PathBuf,
+    /// A dimension and its values: `tenants=2,8,32` or `rate=100,1k` (units as everywhere); one
+    /// flag per dimension. Replaces the scenario's `[explore]` section as a whole.
+    #[arg(long, value_name = "DIM=V1,V2,..")]
+    pub vary: Vec<String>,
+    /// Where to deploy each point.
+    #[arg(long, value_enum, default_value_t = Target::Local)]
+    pub target: Target,
+    /// With `--target endpoints`: the endpoints file (see `run`).
+    #[arg(long, value_name = "FILE", required_if_eq("target", "endpoints"))]
+    pub endpoints: Option<PathBuf>,
+    /// Sweep directory [default: results/explore-<id>]. The directory of an interrupted sweep
+    /// of the same scenario and matrix resumes it: finished points are kept, the others redone.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these tiers of the scenario (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub tiers: Vec<String>,
+    /// Plain progress lines even on a terminal.
+    #[arg(long)]
+    pub no_progress_bar: bool,
+    #[command(flatten)]
+    pub pricing: PricingArgs,
+    /// Published AWS overheads for each point's projected-AWS latency (see `run`).
+    #[arg(long, value_name = "FILE")]
+    pub overheads: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// A prebuilt workload binary (`--target aws` only; see `run`).
+    #[arg(long, value_name = "PATH", env = "ISOBENCH_AWS_WORKLOAD")]
+    pub workload_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod aws;
 pub mod compare;
 mod endpoints;
 mod errors;
+mod explore;
 mod output;
 mod plan;
 mod progress;
@@ -43,6 +44,7 @@ pub fn main_entry() -> i32 {
         args::Command::Report(a) => report::report(a),
         args::Command::Compare(a) => compare::run(a),
         args::Command::Plan(a) => sweep::plan(a),
+        args::Command::Explore(a) => explore::explore(a),
     };
     match result {
         Ok(code) => code,

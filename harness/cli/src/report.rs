@@ -1,4 +1,5 @@
-//! `isobench report DIR`: re-renders a results directory's reports from its files.
+//! `isobench report DIR`: re-renders a results directory's reports from its files (a sweep's
+//! from its `sweep.json`).
 
 use isobench_results::{HISTOGRAMS_FILE, REPORT_HTML_FILE, REPORT_MD_FILE, SUMMARY_FILE};
 
@@ -10,6 +11,9 @@ pub fn report(a: ReportArgs) -> Result<i32, CliError> {
     let dir = &a.dir;
     if !dir.is_dir() {
         return Err(CliError::BadInput(format!("results directory {}: not a directory", dir.display())));
+    }
+    if dir.join(isobench_results::sweep::SWEEP_FILE).is_file() {
+        return crate::explore::report(dir);
     }
     let bad = |e: isobench_report::InputError| CliError::BadInput(e.to_string());
     let summary = isobench_report::load_summary(&dir.join(SUMMARY_FILE)).map_err(bad)?;

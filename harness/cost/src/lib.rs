@@ -16,6 +16,7 @@
 
 pub mod calibration;
 mod error;
+pub mod extrapolate;
 pub mod model;
 pub mod overheads;
 pub mod pricing;
@@ -24,6 +25,7 @@ pub mod shape;
 
 pub use calibration::calibrate;
 pub use error::{CostError, OverheadsError, PricingError};
+pub use extrapolate::cost_at;
 pub use model::{ProjectedCost, cost_of_tier, project, required_prices};
 pub use overheads::{Overhead, Overheads};
 pub use pricing::{Price, Pricing};

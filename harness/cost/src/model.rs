@@ -98,7 +98,7 @@ pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<T
 
 /// The measured ok throughput, req/s. Summaries written before `ok_rate` existed have only
 /// `achieved_rate`, which then meant what was sent.
-fn throughput(t: &TierSummary) -> f64 {
+pub(crate) fn throughput(t: &TierSummary) -> f64 {
     t.ok_rate.unwrap_or(t.achieved_rate)
 }
 
@@ -219,13 +219,13 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
 }
 
 /// The load a formula sees.
-struct Load {
-    tenants: u64,
-    duration_s: f64,
+pub(crate) struct Load {
+    pub(crate) tenants: u64,
+    pub(crate) duration_s: f64,
     /// Offered rate, req/s; the month is projected at it.
-    rate: f64,
+    pub(crate) rate: f64,
     /// Mean requests in flight (Little's law); 0 when unknown (projection).
-    in_flight: f64,
+    pub(crate) in_flight: f64,
 }
 
 impl Load {
@@ -235,11 +235,11 @@ impl Load {
 }
 
 /// A Lambda tier's billed quantities.
-struct Billed {
-    invokes: f64,
+pub(crate) struct Billed {
+    pub(crate) invokes: f64,
     /// Σ billed ms × MB over invokes.
-    invoke_mb_ms: f64,
-    init_ms: f64,
+    pub(crate) invoke_mb_ms: f64,
+    pub(crate) init_ms: f64,
 }
 
 fn item(p: &Pricing, tier: TierId, key: &str, quantity: f64) -> Result<CostItem, CostError> {
@@ -300,7 +300,13 @@ fn common_notes(load: &Load) -> Vec<String> {
     notes
 }
 
-fn ec2_silo(tier: TierId, instance_type: &str, n: u64, load: &Load, p: &Pricing) -> Result<TierCost, CostError> {
+pub(crate) fn ec2_silo(
+    tier: TierId,
+    instance_type: &str,
+    n: u64,
+    load: &Load,
+    p: &Pricing,
+) -> Result<TierCost, CostError> {
     let key = format!("ec2.{instance_type}");
     let vcpus = TierShape::vcpus(instance_type, tier)?;
     let items = vec![item(p, tier, &key, n as f64 * load.billed_hours())?];
@@ -315,7 +321,7 @@ fn ec2_silo(tier: TierId, instance_type: &str, n: u64, load: &Load, p: &Pricing)
     Ok(finish("ec2-silo", formula, items, monthly, u, load, common_notes(load)))
 }
 
-fn ec2_shared(
+pub(crate) fn ec2_shared(
     tier: TierId,
     instance_type: &str,
     measured: u64,
@@ -359,7 +365,7 @@ fn ec2_shared(
     Ok(finish("ec2-shared", formula, items, monthly, u, load, notes))
 }
 
-fn fargate(
+pub(crate) fn fargate(
     tier: TierId,
     cpu_units: u32,
     memory_mib: u32,
@@ -383,7 +389,7 @@ fn fargate(
     Ok(finish("fargate", formula, items, monthly, u, load, common_notes(load)))
 }
 
-fn ecs_ec2(
+pub(crate) fn ecs_ec2(
     tier: TierId,
     cpu_units: u32,
     memory_mib: u32,
@@ -427,7 +433,7 @@ fn ecs_ec2(
     Ok(finish("ecs-ec2", formula, items, monthly, u, load, notes))
 }
 
-fn lambda(
+pub(crate) fn lambda(
     tier: TierId,
     memory_mb: u32,
     b: &Billed,

@@ -21,6 +21,8 @@ use crate::fmt::{axis_ms, esc, ms};
 
 mod projected;
 pub use projected::{ProjectedBar, projected};
+/// The sweep's charts (`isobench explore`), on this module's layout and helpers.
+pub(crate) mod sweep;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn Error>>;

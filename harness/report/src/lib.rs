@@ -13,6 +13,7 @@ mod charts;
 pub mod compare;
 mod cost;
 mod error;
+pub mod explore;
 mod files;
 mod fmt;
 mod html;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod exit;
 pub mod hlog;
+pub mod sweep;
 mod vocab;
 
 pub use vocab::{ErrorKind, Expectation, Fidelity, Phase, SkippedPhase, Verdict};
@@ -706,6 +707,26 @@ pub fn summary_schema() -> serde_json::Value {
             format!(
                 "isobench summary.json, schema_version {SCHEMA_VERSION}. Readers must ignore unknown fields; \
                  a rename, removal or change of meaning bumps schema_version."
+            )
+            .into(),
+        );
+    }
+    schema
+}
+
+/// The JSON Schema (draft 2020-12) of [`sweep::SweepSummary`], as committed in
+/// [`sweep::SWEEP_SCHEMA_FILE`].
+#[cfg(feature = "schema")]
+pub fn sweep_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(sweep::SweepSummary)).unwrap_or_default();
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("$id".into(), format!("https://isobench.invalid/{}", sweep::SWEEP_SCHEMA_FILE).into());
+        o.insert(
+            "description".into(),
+            format!(
+                "isobench sweep.json, schema_version {}. Readers must ignore unknown fields; \
+                 a rename, removal or change of meaning bumps schema_version.",
+                sweep::SWEEP_SCHEMA_VERSION
             )
             .into(),
         );

@@ -15,6 +15,8 @@ mod compare;
 mod cost;
 /// `--target endpoints` against a workload running on loopback (no root needed).
 mod endpoints;
+/// `isobench explore`: bad matrices refused, a killed sweep resumed without redoing finished points.
+mod explore;
 /// The fault-injection suite: killed workloads and harness, stalls, blackholes, error budget, exit codes.
 mod faults;
 /// report.html in headless Chromium: every chart drawn, no request leaves the page.

@@ -65,3 +65,19 @@ fn schema_rejects_a_broken_summary() {
     let msg = *r.expect_err("a broken summary must fail validation").downcast::<String>().unwrap();
     assert!(msg.contains("traffic") && msg.contains("finished"), "{msg}");
 }
+
+#[test]
+fn committed_sweep_schema_matches_the_types() {
+    use isobench_results::sweep::SWEEP_SCHEMA_FILE;
+    let path = repo_root().join(SWEEP_SCHEMA_FILE);
+    let want = serde_json::to_string_pretty(&isobench_results::sweep_schema()).unwrap() + "\n";
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{SWEEP_SCHEMA_FILE} differs from what the types in harness/results/src/sweep.rs generate; regenerate it with:\n  \
+         UPDATE_SCHEMA=1 cargo test --test integration schema::committed_sweep_schema_matches_the_types"
+    );
+}

@@ -12,6 +12,7 @@ pub mod aws;
 pub mod ec2;
 pub mod ecs;
 mod expect;
+pub mod explore;
 pub mod lambda;
 mod model;
 mod raw;

@@ -38,6 +38,9 @@ pub struct Scenario {
     pub picks: Option<PicksSpec>,
     /// Tenant mix, phases, bursts and trace replay (`[arrivals]`).
     pub arrivals: ArrivalsSpec,
+    /// The matrix `isobench explore` runs (`[explore]`); `isobench run` ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explore: Option<super::explore::ExploreSpec>,
     /// The trace `[arrivals.trace]` names, read and checked at load time.
     #[serde(skip)]
     pub trace: Option<std::sync::Arc<Trace>>,

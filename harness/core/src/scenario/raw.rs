@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::aws::AwsSpec;
+use super::explore::ExploreSpec;
 use super::model::{IsolationFault, MixSpec, NoisySpec, PicksSpec, ProbesSpec, RunSpec, WorkloadSpec};
 use crate::arrivals::ArrivalsSpec;
 
@@ -35,6 +36,9 @@ pub(super) struct RawScenario {
     pub(super) picks: Option<PicksSpec>,
     #[serde(default)]
     pub(super) arrivals: ArrivalsSpec,
+    /// The matrix `isobench explore` runs (`[explore]`); ignored by `isobench run`.
+    #[serde(default)]
+    pub(super) explore: Option<ExploreSpec>,
 }
 
 #[derive(Deserialize)]

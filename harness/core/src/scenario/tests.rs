@@ -255,3 +255,33 @@ fn picks_take_a_duration_and_dollars_and_bad_values_are_located() {
     let p = only_problem(&format!("{GOOD}\n[picks]\nlatency = \"5ms\"\n"));
     assert!(p.message.contains("unknown field `latency`"), "{}", p.message);
 }
+
+#[test]
+fn explore_section_parses_and_bad_ones_are_located() {
+    let ok = format!("{GOOD}\n[explore]\nvary = {{ tenants = [2, \"1k\"], rate = [\"100\", 2000] }}\n");
+    let s = parse(&ok).unwrap();
+    let v = &s.explore.as_ref().unwrap().vary;
+    assert_eq!(v.tenants.as_deref(), Some(&[explore::Count(2), explore::Count(1000)][..]));
+    assert_eq!(v.rate.as_ref().unwrap().iter().map(|r| r.0).collect::<Vec<_>>(), [100.0, 2000.0]);
+
+    let unknown = format!("{GOOD}\n[explore]\nvary = {{ memory = [1] }}\n");
+    let p = only_problem(&unknown);
+    assert!(p.message.contains("unknown field `memory`"), "{p:?}");
+    assert_eq!(p.line, Some(21), "{p:?}");
+
+    let empty = format!("{GOOD}\n[explore]\nvary = {{ tenants = [] }}\n");
+    let p = only_problem(&empty);
+    assert_eq!(p.field, "explore.vary.tenants");
+    assert!(p.message.contains("empty") && p.line == Some(21), "{p:?}");
+
+    let dup = format!("{GOOD}\n[explore]\nvary = {{ rate = [\"1k\", 1000] }}\n");
+    assert!(only_problem(&dup).message.contains("listed twice"));
+
+    let weights = GOOD.replace("count = 3", "count = 3\nweights = [1, 2, 3]");
+    let p = only_problem(&format!("{weights}\n[explore]\nvary = {{ tenants = [2, 4] }}\n"));
+    assert_eq!(p.field, "tenants.weights");
+    assert!(p.accepted.as_deref().unwrap().contains("vary only `rate`"), "{p:?}");
+    assert_eq!(p.line, Some(11), "{p:?}");
+    // Varying the rate alone keeps the weights.
+    assert!(parse(&format!("{weights}\n[explore]\nvary = {{ rate = [10, 20] }}\n")).is_ok());
+}

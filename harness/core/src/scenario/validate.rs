@@ -100,6 +100,9 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         );
     }
     check_reservations(&raw.tier, &tiers, tenants.len(), local.lambda_account_concurrency, c);
+    if let Some(e) = &raw.explore {
+        super::explore::validate(e, raw.tenants.weights.is_some(), raw.tenants.ids.is_some(), c);
+    }
     let mut scenario = Scenario {
         format_version: raw.format_version,
         name: raw.name,
@@ -115,6 +118,7 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         noisy_neighbour: raw.noisy_neighbour,
         picks: raw.picks,
         arrivals: raw.arrivals,
+        explore: raw.explore,
         trace,
     };
     scenario.reseed_weights(scenario.run.seed);
