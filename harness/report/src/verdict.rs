@@ -15,24 +15,25 @@ use crate::text::ms;
 pub const HEADERS: [&str; 10] = [
     "tier",
     "leaks (hits/trials)",
-    "risks by design (hits/trials)",
+    "risks (hits/trials)",
     "blocked (95% bound)",
     "inconclusive",
     "emulator-limit",
-    "p50 / p99 corrected",
-    "cold starts / ok invokes",
-    "$/tenant-month modelled",
-    "$/M requests modelled",
+    "p50 / p99",
+    "cold starts",
+    "$/tenant-month*",
+    "$/M requests*",
 ];
 
 /// What each column counts.
 pub const LEGEND: &str = "Leaks and risks: probe ids with cross-tenant hits/trials (marked ! where AWS \
-    promises isolation). Blocked: cells with no hit in any trial, every positive control passed and no blind trial, with \
+    promises isolation); a risk is a resource the tenants share by design (one principal), not a leak by itself. Blocked: cells with no hit in any trial, every positive control passed and no blind trial, with \
     the exact one-sided upper 95% bound on the per-trial leak probability. Inconclusive (a blind trial or a failed \
     control) and emulator-limit cells (what this host's shared kernel shows, not AWS's) are counted apart, never as \
     blocked; not-applicable cells are left out. Cold starts: ok invokes of the traffic that started a new \
     execution environment, of all ok invokes (function tiers); n/a for instance and task tiers, which start once \
-    at deploy. Costs are modelled from the pricing table at the scenario's rate, not billed.";
+    at deploy. p50 / p99: latency corrected for coordinated omission. *Costs are modelled from the pricing table \
+    at the scenario's rate, not billed.";
 
 /// One tier's cells, in [`HEADERS`] order.
 pub struct Row {
@@ -92,7 +93,7 @@ fn grouped(cells: &[&ProbeCell]) -> String {
     parts.join("; ")
 }
 
-/// `9, each ≤ 63.2%` or `9: 5 ≤ 9.5%, 4 ≤ 10.1%`: the count and every distinct bound.
+/// `1 ≤ 63.2%`, `9, each ≤ 63.2%` or `9: 5 ≤ 9.5%, 4 ≤ 10.1%`: the count and every distinct bound.
 fn blocked(cells: &[&ProbeCell]) -> String {
     if cells.is_empty() {
         return "0".into();
@@ -104,6 +105,9 @@ fn blocked(cells: &[&ProbeCell]) -> String {
             Some((_, n)) => *n += 1,
             None => bounds.push((b, 1)),
         }
+    }
+    if cells.len() == 1 {
+        return format!("1 {}", bounds[0].0);
     }
     if bounds.len() == 1 {
         return format!("{}, each {}", cells.len(), bounds[0].0);
@@ -279,6 +283,7 @@ pub(crate) mod tests {
         let mut same = cell("LK-TMP", Verdict::Blocked, 0, 3);
         same.probe = "LK-ENV".into();
         assert_eq!(blocked(&[&cell("LK-TMP", Verdict::Blocked, 0, 3), &same]), "2, each ≤ 63.2%");
+        assert_eq!(blocked(&[&same]), "1 ≤ 63.2%");
     }
 
     #[test]
