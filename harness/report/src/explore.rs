@@ -265,17 +265,8 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
         let _ = writeln!(o, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v).replace('`', ""));
     }
     let _ = writeln!(o, "</table>");
-    let _ = writeln!(
-        o,
-        "<h2>Crossovers <span class=\"modelled\">modelled</span></h2>\n<p class=\"note\">{}</p>",
-        esc(COST_NOTE).replace(['*', '`'], "")
-    );
-    if s.crossovers.is_empty() {
-        let _ = writeln!(o, "<p>{}</p>", esc(NO_CROSSING));
-    } else {
-        crossover_table(&mut o, s);
-    }
-    points_html(&mut o, s);
+    // Charts first: each with its crossings in words; the full table of crossings and the
+    // points (with their picks) follow.
     for (axis, fixed, curves) in groups(s) {
         let _ = writeln!(o, "<h2>{}</h2>", esc(&cost_title(axis, fixed)));
         let lines: Vec<SweepLine> = curves
@@ -316,6 +307,17 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
         cost_table_html(&mut o, axis, &curves);
     }
     latency_html(&mut o, s)?;
+    let _ = writeln!(
+        o,
+        "<h2>Crossovers <span class=\"modelled\">modelled</span></h2>\n<p class=\"note\">{}</p>",
+        esc(COST_NOTE).replace(['*', '`'], "")
+    );
+    if s.crossovers.is_empty() {
+        let _ = writeln!(o, "<p>{}</p>", esc(NO_CROSSING));
+    } else {
+        crossover_table(&mut o, s);
+    }
+    points_html(&mut o, s);
     let _ = writeln!(
         o,
         "<p class=\"note\">Rendered by isobench from <code>sweep.json</code>; each point's own report is linked above.</p>\n</body>\n</html>"
