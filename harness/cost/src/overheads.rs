@@ -31,6 +31,7 @@ use isobench_core::diagnostics::line_col;
 use isobench_results::OverheadsInfo;
 
 use crate::error::OverheadsError;
+use crate::pricing::is_date;
 
 /// The overheads format this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -243,14 +244,6 @@ impl Overheads {
     pub fn get(&self, id: &str) -> &Overhead {
         self.entries.get(id).unwrap_or_else(|| panic!("overhead `{id}` is one of IDS, checked at load"))
     }
-}
-
-fn is_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 #[cfg(test)]

@@ -261,7 +261,8 @@ fn quote(name: &str) -> String {
     }
 }
 
-fn is_date(s: &str) -> bool {
+/// `YYYY-MM-DD` (the pricing and overheads files' dates).
+pub(crate) fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
         && b[4] == b'-'

@@ -242,10 +242,11 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>isobench sweep {}</title>\n<style>{}</style>\n</head>\n<body>\n",
+         <title>isobench sweep {}</title>\n<style>{}{}</style>\n</head>\n<body>\n",
         crate::html::CSP,
         esc(&s.sweep_id),
-        STYLE
+        crate::html::STYLE,
+        EXTRA_STYLE
     );
     let _ = writeln!(o, "<h1>isobench sweep {}</h1>", esc(&s.sweep_id));
     if let Some(l) = first.and_then(crate::limits::limits) {
@@ -325,23 +326,8 @@ pub fn html(s: &SweepSummary, first: Option<&Summary>) -> Result<String, ReportE
     Ok(o)
 }
 
-const STYLE: &str = "
-body { font-family: sans-serif; margin: 24px auto; max-width: 1100px; color: #222; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
-table.meta td, table.meta th { text-align: left; }
-svg { max-width: 100%; height: auto; display: block; }
-figure { margin: 0.8em 0; }
-figcaption { font-size: 0.9em; color: #555; margin-top: 0.3em; }
-.banner { padding: 8px 12px; border-left: 4px solid #999; background: #f6f6f6; margin: 0.8em 0; }
-.modelled { display: inline-block; font-size: 0.75em; font-weight: bold; color: #6a1b9a; border: 1px solid #6a1b9a; border-radius: 3px; padding: 0 4px; vertical-align: middle; }
-.note { color: #555; font-style: italic; }
-td.extrapolated { color: #555; font-style: italic; }
-";
+/// The run report's style, and the one class a sweep adds.
+const EXTRA_STYLE: &str = "td.extrapolated { color: #555; font-style: italic; }\n";
 
 /// A dollar axis label without trailing zeros after the point (`$0.5`, `$20`, `$100`).
 fn axis_usd(v: f64) -> String {
