@@ -27,6 +27,7 @@ pub fn explore(a: ExploreArgs) -> Result<i32, CliError> {
     if a.target == Target::Aws {
         crate::aws::check_supported(&plan, &src, &a.scenario)?;
     }
+    check_target(&a)?;
     let pricing = load_pricing(&a.pricing)?;
     check_prices(&plan, &pricing)?;
     let overheads =
@@ -89,6 +90,24 @@ pub fn report(dir: &std::path::Path) -> Result<i32, CliError> {
     isobench_explore::rerender(dir).map_err(from_explore)?;
     outln!("wrote {}, {}", dir.join("report.md").display(), dir.join("report.html").display());
     Ok(0)
+}
+
+/// Refuses a target this build or host cannot use before the sweep's directory is made (each
+/// point's backend checks the rest).
+fn check_target(a: &ExploreArgs) -> Result<(), CliError> {
+    if a.endpoints.is_some() && a.target != Target::Endpoints {
+        return Err(CliError::BadInput("--endpoints is only used with --target endpoints".into()));
+    }
+    #[cfg(not(feature = "aws"))]
+    if a.target == Target::Aws {
+        return Err(CliError::BadInput(crate::target::aws_unavailable()));
+    }
+    #[cfg(target_os = "linux")]
+    if a.target == Target::Local {
+        isobench_local::check_privileges()
+            .map_err(|why| CliError::Unavailable(format!("the local emulator cannot run: {why}")))?;
+    }
+    Ok(())
 }
 
 fn target_name(t: Target) -> &'static str {

@@ -144,6 +144,12 @@ mod tiers;
 mod workload;
 
 pub use backend::LocalBackend;
+
+/// Whether this process may run the emulator (root, or the capabilities it needs), before any
+/// run is prepared: `Err` says what is missing. `LocalBackend::new` checks this and more.
+pub fn check_privileges() -> Result<(), String> {
+    caps::check()
+}
 pub use cgroup::ISOBENCH_DIR;
 pub use config::{LocalConfig, SANDBOX_EXE, WORKLOAD_EXE};
 pub use error::{FsError, InstanceError, NetworkError, SweepError};

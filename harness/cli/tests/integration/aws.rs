@@ -19,6 +19,14 @@ fn without_the_feature_aws_is_refused_with_how_to_enable_it() {
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains("--features aws"), "{}", stderr(&o));
     }
+    // A sweep is refused before its directory is made.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sweep");
+    let o =
+        isobench().args(["explore", "scenarios/explore.toml", "--target", "aws", "--out"]).arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--features aws"), "{}", stderr(&o));
+    assert!(!out.exists(), "the refused sweep wrote {}", out.display());
 }
 
 #[cfg(feature = "aws")]

@@ -198,6 +198,20 @@ fn without_root_the_emulator_says_so_before_deploying() {
         .unwrap();
     assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+    // A sweep says the same before it makes its directory.
+    let sweep = dir.path().join("sweep-nobody");
+    let out = std::process::Command::new(&exe)
+        .args(["explore", "--vary", "rate=10,20", "--out"])
+        .arg(&sweep)
+        .arg(&path)
+        .current_dir(dir.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+    assert!(!sweep.exists(), "the refused sweep wrote {}", sweep.display());
 }
 
 #[test]
