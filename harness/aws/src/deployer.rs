@@ -13,7 +13,9 @@ use isobench_core::{Deployment, TierId};
 use crate::api::Apis;
 use crate::capability::Capabilities;
 use crate::context::DeployContext;
-use crate::resource::{self, Removal};
+use crate::resource::{self, Removal, Resource};
+use crate::sweep;
+use crate::tags::Selector;
 use crate::tiers;
 
 // Their old paths, for callers of the deployer.
@@ -40,13 +42,20 @@ impl Deployer {
         Ok(d)
     }
 
-    /// Removes what `tier` created (`None`: everything left), newest dependency first.
+    /// Removes what `tier` created (`None`: everything left), newest dependency first. The
+    /// run-wide teardown also asks the account (a tag query for this run) and removes what it
+    /// finds in the same pass: a create whose answer was lost made a resource the ledger never
+    /// recorded, and it holds the subnets and groups the ledger's own resources sit in.
     pub async fn teardown(&mut self, tier: Option<TierId>) -> Removal {
         let ctx = &mut self.ctx;
         let (mine, rest): (Vec<_>, Vec<_>) =
             std::mem::take(&mut ctx.ledger).into_iter().partition(|(t, _)| tier.is_none() || *t == tier);
         ctx.ledger = rest;
-        let removal = resource::remove_all(&ctx.apis, mine.iter().map(|(_, r)| r.clone()).collect(), ctx.backoff).await;
+        let recorded: Vec<Resource> = mine.iter().map(|(_, r)| r.clone()).collect();
+        let unrecorded = if tier.is_none() { untracked(ctx, &recorded).await } else { Vec::new() };
+        let all = recorded.iter().chain(&unrecorded).cloned().collect();
+        let mut removal = resource::remove_all(&ctx.apis, all, ctx.backoff).await;
+        label_found(&mut removal, &unrecorded);
         if tier.is_none() {
             ctx.network = None;
             ctx.workload_url = None;
@@ -60,3 +69,43 @@ impl Deployer {
         removal
     }
 }
+
+/// What a tag query for the run finds that the ledger does not hold. A service that cannot be
+/// listed is logged: the ledger's own removal still goes ahead.
+async fn untracked(ctx: &DeployContext, recorded: &[Resource]) -> Vec<Resource> {
+    let sel = Selector::Run(ctx.run_id.clone());
+    let (found, report) = sweep::find(&ctx.apis, &ctx.caps, &sel).await;
+    for f in &report.failed {
+        tracing::warn!("teardown's tag query: {f}");
+    }
+    let extra: Vec<Resource> = found.into_iter().filter(|r| !is_recorded(r, recorded)).collect();
+    for r in &extra {
+        tracing::warn!("{r} is tagged with this run but was not recorded; removing it");
+    }
+    extra
+}
+
+/// Whether the ledger holds `r`: a group's rules go with the group, and a gateway is known by
+/// its id (the VPC a listing names for it may differ from the one recorded).
+fn is_recorded(r: &Resource, recorded: &[Resource]) -> bool {
+    recorded.iter().any(|x| match (r, x) {
+        (Resource::SecurityGroupRules(a), Resource::SecurityGroup(b)) => a == b,
+        (Resource::InternetGateway { id: a, .. }, Resource::InternetGateway { id: b, .. }) => a == b,
+        _ => r == x,
+    })
+}
+
+/// Marks the removed and failed entries of resources the ledger did not hold.
+fn label_found(removal: &mut Removal, unrecorded: &[Resource]) {
+    let names: Vec<String> = unrecorded.iter().map(Resource::to_string).collect();
+    let label = |entry: &mut String| {
+        if let Some(n) = names.iter().find(|n| entry == *n || entry.starts_with(&format!("{n}: "))) {
+            entry.insert_str(n.len(), FOUND_BY_TAG);
+        }
+    };
+    removal.removed.iter_mut().for_each(label);
+    removal.failed.iter_mut().for_each(label);
+}
+
+/// Appended to what teardown removed (or failed to) that only the tag query found.
+pub const FOUND_BY_TAG: &str = " (found by the tag query)";

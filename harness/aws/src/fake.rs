@@ -1,9 +1,9 @@
 //! An in-memory account behind the API traits, for unit tests of the deploy, teardown and
 //! sweep logic: it keeps what was created with its tags, refuses deletes that AWS would refuse
 //! (a group still used by an instance, a VPC with subnets, a role in a profile), and can be told
-//! to throttle.
+//! to throttle, to lose a create's answer after the resource exists, or to refuse an operation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +28,11 @@ pub struct State {
     pub calls: Vec<String>,
     /// Operation -> how many more calls to throttle.
     pub throttle: HashMap<&'static str, u32>,
+    /// Create operation -> how many more calls make the resource and then answer with an error
+    /// (an answer the SDK could not parse, a connection that dropped).
+    pub lose_answer: HashMap<&'static str, u32>,
+    /// Operations refused outright, as a missing permission would.
+    pub refuse: HashSet<&'static str>,
     pub next: u64,
     /// The state new functions settle in.
     pub function_state: String,
@@ -77,6 +82,9 @@ impl Fake {
             *n -= 1;
             return Err(ApiError::new(op, "Throttling", "Rate exceeded"));
         }
+        if s.refuse.contains(op) {
+            return Err(ApiError::new(op, "UnauthorizedOperation", "refused by the fake account"));
+        }
         s.calls.push(op.to_string());
         Ok(s)
     }
@@ -100,6 +108,12 @@ impl Fake {
             extra: BTreeMap::new(),
         };
         s.objects.insert(id.clone(), obj);
+        if let Some(n) = s.lose_answer.get_mut(op)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(ApiError::new(op, "Unhandled", "failed to parse the response (the resource exists)"));
+        }
         Ok(id)
     }
 

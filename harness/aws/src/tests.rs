@@ -279,3 +279,45 @@ fn emulator_only_lambda_settings_are_listed_as_ignored() {
     // Ignored, not refused: the plan goes ahead.
     assert!(crate::plan::refused(&p).is_empty());
 }
+
+#[test]
+fn teardown_removes_what_a_create_with_a_lost_answer_made() {
+    let fake = Fake::new();
+    let p = plan(EC2, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        d.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        fake.state.lock().unwrap().lose_answer.insert("RunInstances", 1);
+        d.deploy(&p.tiers[0]).await.expect_err("the answer was lost");
+        assert_eq!(fake.count("instance"), 1, "the instance exists");
+        assert!(!d.ctx.ledger.iter().any(|(_, r)| r.is_compute()), "but the ledger never saw it");
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+        let by_tag: Vec<_> = r.removed.iter().filter(|x| x.ends_with(crate::deployer::FOUND_BY_TAG)).collect();
+        assert_eq!(by_tag.len(), 1, "{:?}", r.removed);
+        assert!(by_tag[0].starts_with("ec2 instance "), "{by_tag:?}");
+        // The tag query ran after the ledger was read, and found only what the ledger lacked.
+        assert!(fake.calls().iter().any(|c| c == "TerminateInstances"));
+    });
+}
+
+#[test]
+fn what_the_tag_query_finds_but_cannot_remove_is_left_behind() {
+    let fake = Fake::new();
+    let p = plan(EC2, "");
+    let mut d = deployer(&fake, &p);
+    d.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+    rt().block_on(async {
+        fake.state.lock().unwrap().lose_answer.insert("RunInstances", 1);
+        d.deploy(&p.tiers[0]).await.expect_err("the answer was lost");
+    });
+    fake.state.lock().unwrap().refuse.insert("TerminateInstances");
+    // Through the backend: what the summary and the exit code (4) are made from.
+    let mut backend = crate::AwsBackend::from_deployer(d);
+    let report = isobench_core::Backend::teardown_all(&mut backend).unwrap();
+    let stuck: Vec<_> = report.left_behind.iter().filter(|x| x.contains(crate::deployer::FOUND_BY_TAG)).collect();
+    assert_eq!(stuck.len(), 1, "{:?}", report.left_behind);
+    assert!(stuck[0].starts_with("ec2 instance ") && stuck[0].contains("UnauthorizedOperation"), "{stuck:?}");
+    assert_eq!(fake.count("instance"), 1);
+}
