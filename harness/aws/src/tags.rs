@@ -54,6 +54,9 @@ pub enum Selector {
     Run(String),
     /// Every resource of the tool whose expiry passed.
     Expired(SystemTime),
+    /// Every resource of the tool whose expiry has not passed (or cannot be read): what a
+    /// sweep of the expired leaves, and lists.
+    Unexpired(SystemTime),
 }
 
 impl Selector {
@@ -66,14 +69,14 @@ impl Selector {
                 Some(r) => ours && r == id,
                 None => name.starts_with(NAME_PREFIX) && name.to_ascii_lowercase().contains(&name_id(id)),
             },
-            Selector::Expired(now) => {
-                ours && tags
-                    .get(EXPIRES_KEY)
-                    .and_then(|e| humantime::parse_rfc3339(e).ok())
-                    .is_some_and(|at| at <= *now)
-            }
+            Selector::Expired(now) => ours && expired(tags, *now),
+            Selector::Unexpired(now) => ours && !expired(tags, *now),
         }
     }
+}
+
+fn expired(tags: &BTreeMap<String, String>, now: SystemTime) -> bool {
+    tags.get(EXPIRES_KEY).and_then(|e| humantime::parse_rfc3339(e).ok()).is_some_and(|at| at <= now)
 }
 
 #[cfg(test)]
@@ -94,6 +97,8 @@ mod tests {
         assert!(!Selector::Run("other".into()).selects(&tg, "x"));
         assert!(!Selector::Expired(now).selects(&tg, "x"));
         assert!(Selector::Expired(now + Duration::from_secs(3600)).selects(&tg, "x"));
+        assert!(Selector::Unexpired(now).selects(&tg, "x"));
+        assert!(!Selector::Unexpired(now + Duration::from_secs(3600)).selects(&tg, "x"));
         // Someone else's resource with our run id in its tags but not our tool tag.
         let mut foreign = tg.clone();
         foreign.remove(TOOL_KEY);

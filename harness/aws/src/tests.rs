@@ -321,3 +321,45 @@ fn what_the_tag_query_finds_but_cannot_remove_is_left_behind() {
     assert!(stuck[0].starts_with("ec2 instance ") && stuck[0].contains("UnauthorizedOperation"), "{stuck:?}");
     assert_eq!(fake.count("instance"), 1);
 }
+
+#[test]
+fn a_sweep_of_the_expired_lists_the_runs_it_leaves() {
+    let fake = Fake::new();
+    let p = plan(EC2, "");
+    let mut mine = deployer(&fake, &p);
+    let other_plan = Plan::new("20270101T010000Z-999999".into(), p.scenario.clone(), "h".into(), &Overrides::default());
+    let mut other = deployer(&fake, &other_plan);
+    rt().block_on(async {
+        mine.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        other.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+        mine.deploy(&p.tiers[0]).await.unwrap();
+        other.deploy(&other_plan.tiers[1]).await.unwrap();
+        let before = fake.kinds().len();
+        let caps = Capabilities::cloud();
+        let r = crate::sweep::sweep(&fake.apis(), &caps, &Selector::Expired(SystemTime::now()), false).await;
+        assert!(r.found.is_empty() && r.failed.is_empty(), "{r:?}");
+        assert_eq!(fake.kinds().len(), before, "nothing unexpired is removed");
+        let ids: Vec<&str> = r.live.iter().map(|l| l.run_id.as_str()).collect();
+        assert_eq!(ids, [p.run_id.as_str(), other_plan.run_id.as_str()]);
+        for l in &r.live {
+            let (of_run, _) = crate::sweep::find(&fake.apis(), &caps, &Selector::Run(l.run_id.clone())).await;
+            assert_eq!(l.resources.len(), of_run.len(), "{l:?}");
+            assert_eq!(l.command(), format!("isobench sweep --target aws --run {}", l.run_id));
+            assert!(humantime::parse_rfc3339(&l.expires_at).is_ok(), "{l:?}");
+        }
+        let at = humantime::parse_rfc3339("2027-01-01T02:30:00Z").unwrap();
+        let line = r.live[0].describe(at);
+        assert!(
+            line.starts_with(&format!(
+                "run {}: {} resource(s), started 2h 30m ago, expires ",
+                p.run_id,
+                r.live[0].resources.len()
+            )),
+            "{line}"
+        );
+        // Once expired, the same runs are swept and none is listed.
+        let later = SystemTime::now() + Duration::from_secs(3 * 3600);
+        let r = crate::sweep::sweep(&fake.apis(), &caps, &Selector::Expired(later), true).await;
+        assert!(r.live.is_empty() && !r.found.is_empty(), "{r:?}");
+    });
+}
