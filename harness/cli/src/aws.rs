@@ -84,6 +84,21 @@ pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// The runs a sweep of the expired left in place, each with the command that removes it.
+fn print_live(live: &[isobench_aws::sweep::LiveRun], now: SystemTime) {
+    if live.is_empty() {
+        return;
+    }
+    outln!("left in place, not expired ({} run(s)):", live.len());
+    for run in live {
+        outln!("  {}", run.describe(now));
+        for r in &run.resources {
+            outln!("    {r}");
+        }
+        outln!("  remove with: {}", run.command());
+    }
+}
+
 pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
     if a.force {
         return Err(CliError::BadInput("--force applies to the local target only".into()));
@@ -98,17 +113,20 @@ pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     let apis = isobench_aws::config::apis(&config);
     let caps = isobench_aws::Capabilities::detect();
+    let now = SystemTime::now();
     let selector = match &a.run {
         Some(id) => isobench_aws::tags::Selector::Run(id.clone()),
-        None => isobench_aws::tags::Selector::Expired(SystemTime::now()),
+        None => isobench_aws::tags::Selector::Expired(now),
     };
     let report = rt.block_on(isobench_aws::sweep::sweep(&apis, &caps, &selector, a.dry_run));
     for n in &report.notes {
         outln!("note: {n}");
     }
     if report.found.is_empty() {
-        outln!("nothing to sweep");
+        let what = if report.live.is_empty() { "" } else { " expired" };
+        outln!("nothing{what} to sweep");
     }
+    print_live(&report.live, now);
     let verb = if a.dry_run { "would remove" } else { "removed" };
     let listed = if a.dry_run { &report.found } else { &report.removed };
     for item in listed {

@@ -251,6 +251,13 @@ subnets = ["private"]
         let sel = isobench_aws::tags::Selector::Run(run_id.clone());
         let (left, _) = rt.block_on(isobench_aws::sweep::find(&apis, &caps, &sel));
         assert!(left.len() >= 5, "a VPC, subnet, groups, role, profile, instance...: {left:?}");
+        // Without --run the run is not expired: listed with its age and the command, not removed.
+        let o = with_env(isobench(), &emu).args(["sweep", "--target", "aws", "--dry-run"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains(&format!("run {run_id}: ")) && text.contains(" ago, expires "), "{text}");
+        assert!(text.contains(&format!("remove with: isobench sweep --target aws --run {run_id}")), "{text}");
+        assert!(!text.contains("would remove"), "{text}");
         let o = with_env(isobench(), &emu)
             .args(["sweep", "--target", "aws", "--dry-run", "--run", &run_id])
             .output()
