@@ -126,13 +126,25 @@ fn ending(
     let unexpected = outcome::unexpected_leaks(summary);
     let inconclusive = outcome::inconclusive(summary);
     match (result, budget_hit) {
-        (Err(e), _) => Ending::Failed(e),
+        (Err(e), _) => failed(e, left_behind),
         (Ok(()), Some(why)) => Ending::ErrorBudget(why),
         _ if cancelled => Ending::Interrupted,
         _ if !left_behind.is_empty() => Ending::LeftBehind(left_behind),
         _ if !unexpected.is_empty() => Ending::UnexpectedLeak(unexpected),
         _ if !inconclusive.is_empty() => Ending::Inconclusive(inconclusive),
         _ => Ending::Complete,
+    }
+}
+
+/// A failed deploy means everything was torn down (exit 3) only if teardown left nothing; a
+/// resource whose create answer was lost may be left, and that is the more urgent news (exit 4).
+fn failed(e: RunError, left_behind: Vec<String>) -> Ending {
+    match e {
+        RunError::Deploy { .. } if !left_behind.is_empty() => {
+            tracing::error!("{e}");
+            Ending::LeftBehind(left_behind)
+        }
+        e => Ending::Failed(e),
     }
 }
 
@@ -396,4 +408,21 @@ fn write_results(out: &Path, summary: &Summary, hlog: &HlogWriter) -> Result<(),
     let histograms = isobench_results::hlog::read(hlog.bytes())?;
     isobench_report::write_reports(out, summary, Some(&histograms))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy_error() -> RunError {
+        let source = BackendError::Unavailable { backend: "aws", reason: "the answer was lost".into() };
+        RunError::Deploy { tier: isobench_core::TierId::SiloEc2, source }
+    }
+
+    #[test]
+    fn a_failed_deploy_that_left_resources_ends_as_left_behind() {
+        assert!(matches!(failed(deploy_error(), Vec::new()), Ending::Failed(RunError::Deploy { .. })));
+        let left = vec!["ec2 instance i-1 (found by the tag query): refused".to_string()];
+        assert!(matches!(failed(deploy_error(), left.clone()), Ending::LeftBehind(l) if l == left));
+    }
 }
