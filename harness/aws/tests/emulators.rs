@@ -11,15 +11,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use isobench_aws::api::Apis;
+use isobench_aws::api::{Apis, Ec2Kind, Found, InstanceRequest, InstanceState, SgRule, Tags};
 use isobench_aws::capability::Capabilities;
 use isobench_aws::deployer::Deployer;
 use isobench_aws::emulators::{self, Emulators};
+use isobench_aws::error::ApiError;
 use isobench_aws::tags::{EXPIRES_KEY, RUN_KEY, Selector, TOOL_KEY};
 use isobench_core::TierId;
 use isobench_core::backend::Phase;
 use isobench_core::plan::{Overrides, Plan};
 use isobench_core::scenario::Scenario;
+
+type R<T> = Result<T, ApiError>;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -246,4 +249,89 @@ async fn moto_ecs(emu: &Emulators) {
         r.removed.len()
     );
     assert_nothing_left(&apis, &caps, &id).await;
+}
+
+/// LocalStack's EC2 behind an answer that is lost once: the first `RunInstances` creates the
+/// instance and then fails, as moto 4.2.14's unparseable answer did.
+struct LoseFirstRun {
+    inner: Arc<dyn isobench_aws::api::Ec2Api>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl isobench_aws::api::Ec2Api for LoseFirstRun {
+    async fn create_vpc(&self, cidr: &str, tags: &Tags) -> R<String> {
+        self.inner.create_vpc(cidr, tags).await
+    }
+    async fn create_subnet(&self, vpc: &str, cidr: &str, tags: &Tags) -> R<String> {
+        self.inner.create_subnet(vpc, cidr, tags).await
+    }
+    async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> R<String> {
+        self.inner.create_internet_gateway(vpc, tags).await
+    }
+    async fn create_security_group(&self, vpc: &str, name: &str, description: &str, tags: &Tags) -> R<String> {
+        self.inner.create_security_group(vpc, name, description, tags).await
+    }
+    async fn authorize_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        self.inner.authorize_ingress(group, rules).await
+    }
+    async fn ingress_rules(&self, group: &str) -> R<Vec<SgRule>> {
+        self.inner.ingress_rules(group).await
+    }
+    async fn revoke_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        self.inner.revoke_ingress(group, rules).await
+    }
+    async fn latest_image(&self, pattern: &str, arch: &str) -> R<Option<String>> {
+        self.inner.latest_image(pattern, arch).await
+    }
+    async fn run_instance(&self, req: &InstanceRequest) -> R<String> {
+        let id = self.inner.run_instance(req).await?;
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::new("RunInstances", "Unhandled", format!("answer lost (made {id})")));
+        }
+        Ok(id)
+    }
+    async fn instance_state(&self, id: &str) -> R<Option<InstanceState>> {
+        self.inner.instance_state(id).await
+    }
+    async fn terminate_instance(&self, id: &str) -> R<()> {
+        self.inner.terminate_instance(id).await
+    }
+    async fn delete_security_group(&self, id: &str) -> R<()> {
+        self.inner.delete_security_group(id).await
+    }
+    async fn delete_internet_gateway(&self, id: &str, vpc: &str) -> R<()> {
+        self.inner.delete_internet_gateway(id, vpc).await
+    }
+    async fn delete_subnet(&self, id: &str) -> R<()> {
+        self.inner.delete_subnet(id).await
+    }
+    async fn delete_vpc(&self, id: &str) -> R<()> {
+        self.inner.delete_vpc(id).await
+    }
+    async fn tagged(&self, kind: Ec2Kind) -> R<Vec<Found>> {
+        self.inner.tagged(kind).await
+    }
+}
+
+#[test]
+fn an_instance_whose_create_answer_was_lost_is_torn_down_on_localstack() {
+    let Some(emu) = start() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (mut apis, caps) = emu.apis(false).await;
+        apis.ec2 = Arc::new(LoseFirstRun { inner: apis.ec2.clone(), lost: false.into() });
+        let id = run_id("lost");
+        let p = plan(&id, "[[tier]]\nid = \"silo-ec2\"\ninstance_type = \"t3.micro\"\n");
+        let mut d = deployer(&apis, &caps, &p);
+        let e = d.deploy(&p.tiers[0]).await.expect_err("the answer was lost").to_string();
+        assert!(e.contains("answer lost"), "{e}");
+        let (found, _) = isobench_aws::sweep::find(&apis, &caps, &Selector::Run(id.clone())).await;
+        assert!(found.iter().any(|r| r.is_compute()), "the instance exists: {found:?}");
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        let by_tag: Vec<_> = r.removed.iter().filter(|x| x.ends_with(isobench_aws::deployer::FOUND_BY_TAG)).collect();
+        assert!(by_tag.len() == 1 && by_tag[0].starts_with("ec2 instance "), "{:?}", r.removed);
+        assert_nothing_left(&apis, &caps, &id).await;
+    });
 }
