@@ -55,6 +55,7 @@ fn plan_and_options(out: &Path) -> (Plan, RunOptions) {
             description: "a test double".into(),
         },
         cancel: Arc::new(AtomicBool::new(false)),
+        traffic: None,
     };
     (plan, opts)
 }

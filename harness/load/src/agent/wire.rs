@@ -304,6 +304,21 @@ impl WireStats {
     }
 }
 
+impl Assignment {
+    /// The assignment of `slice` of `spec`'s run to `targets`.
+    pub fn new(spec: &LoadSpec, slice: Slice, targets: Vec<WireTarget>) -> Assignment {
+        Assignment { protocol: PROTOCOL_VERSION, spec: WireSpec::from_spec(spec), slice, targets }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("assignments serialise")
+    }
+
+    pub fn from_json(s: &str) -> Result<Assignment, WireError> {
+        Ok(serde_json::from_str(s)?)
+    }
+}
+
 impl Message {
     /// One line of JSON, without the newline.
     pub fn to_line(&self) -> String {
