@@ -85,6 +85,7 @@ fn agent_pool(a: &RunArgs) -> Result<Option<std::sync::Arc<dyn isobench_runner::
 
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let p = prepare(&a)?;
+    let traffic = agent_pool(&a)?;
     let mut backend = make_backend(&a, &p.plan)?;
     let cancel = crate::signals::install()
         .map_err(|e| CliError::Internal(anyhow::Error::new(e).context("failed to install signal handlers")))?;
@@ -96,7 +97,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         overheads: p.overheads,
         backend: backend_summary(a.target, &backend.info()),
         cancel,
-        traffic: agent_pool(&a)?,
+        traffic,
     };
     let mut progress = Progress::new(a.no_progress_bar);
     let outcome = isobench_runner::run(&p.plan, backend.as_mut(), &opts, &mut progress);

@@ -103,3 +103,100 @@ fn an_agent_killed_mid_run_is_named_and_its_unsent_requests_counted() {
     assert!(t["traffic"]["not_sent"].as_u64().unwrap() >= n("not_sent"), "{}", t["traffic"]);
     assert!(text.contains("agent 1/2") && text.contains("DIED"), "{text}");
 }
+
+fn assignment(addr: &str, protocol: u32, index: u32, count: u32) -> String {
+    let tenants: Vec<_> = (0..3).map(|i| serde_json::json!({"id": format!("t{i}"), "weight": 1.0})).collect();
+    let targets: Vec<_> = (0..3)
+        .map(|i| serde_json::json!({"tenant": format!("t{i}"), "endpoint": {"kind": "http", "addr": addr}}))
+        .collect();
+    serde_json::json!({
+        "protocol": protocol,
+        "spec": {
+            "label": "agent-test", "duration_ns": 1_500_000_000u64, "rate": 200.0, "arrival": "constant",
+            "seed": 5, "tenants": tenants, "mix": {"put": 1.0, "get": 1.0, "compute": 1.0},
+            "timeout_ns": 1_000_000_000u64, "max_connections": 4, "compute_us": 10, "record_size": 16,
+            "keys_per_tenant": 8, "worker_threads": 1, "realtime_dispatcher": false, "shape": {"kind": "steady"}
+        },
+        "slice": {"index": index, "count": count},
+        "targets": targets,
+    })
+    .to_string()
+}
+
+/// `isobench agent` on its own, no root: one assignment in, `Hello`, intervals and `Final`
+/// out, and what the intervals streamed adds up to the final figures.
+#[test]
+fn an_agent_streams_hello_intervals_and_a_final_report_that_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::endpoints::App::start(dir.path());
+    let file = dir.path().join("a.json");
+    std::fs::write(&file, assignment(&app.addr, 1, 1, 3)).unwrap();
+    let out = isobench().args(["agent", "--assignment"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["type"], "hello");
+    assert_eq!(lines[0]["slice"], serde_json::json!({"index": 1, "count": 3}));
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "final", "{last}");
+    let intervals: Vec<_> = lines.iter().filter(|l| l["type"] == "interval").collect();
+    assert!(intervals.len() >= 4, "an interval every 250 ms of a 1.5 s run: {}", intervals.len());
+    let sum = |cells: &serde_json::Value, k: &str| {
+        cells.as_array().unwrap().iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>()
+    };
+    let streamed: u64 = intervals.iter().map(|i| sum(&i["cells"], "sent")).sum();
+    let (dispatched, sent) = (sum(&last["cells"], "dispatched"), sum(&last["cells"], "sent"));
+    // 200 req/s × 1.5 s, constant: 300 requests; a third of them is this slice.
+    assert_eq!(dispatched, 100);
+    assert_eq!((sent, streamed), (100, 100), "every finished request was streamed, then reported");
+    for c in last["cells"].as_array().unwrap() {
+        assert!(c["histograms"]["corrected"].as_str().is_some_and(|h| !h.is_empty()), "{c}");
+    }
+}
+
+#[test]
+fn an_agent_refuses_another_protocol_with_a_failed_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.json");
+    std::fs::write(&file, assignment("127.0.0.1:9", 99, 0, 1)).unwrap();
+    let out = isobench().args(["agent", "--assignment"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let last: serde_json::Value = serde_json::from_str(stdout(&out).lines().last().unwrap()).unwrap();
+    assert_eq!(last["type"], "failed");
+    assert!(last["reason"].as_str().unwrap().contains("protocol 99"), "{last}");
+    std::fs::write(&file, "{}").unwrap();
+    let out = isobench().args(["agent", "--assignment"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "not an assignment is bad input: {}", stderr(&out));
+}
+
+/// A function tier is invoked in-process by the emulator: with `--agents` the harness drives
+/// it itself, and the summary says so.
+#[test]
+fn function_tiers_stay_in_process_and_the_summary_says_so() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = isobench_testkit::scenario::repo_root().join("scenarios/lambda.toml");
+    let args = ["--agents", "2", "--tiers", "lambda-shared", "--duration", "1s", "--rate", "50"];
+    let (s, text) = run(dir.path(), &path, "lambda", &args, &[]);
+    assert_all_balanced(&s);
+    let a = &tier(&s, "lambda-shared")["agents"];
+    assert_eq!(a["requested"], 2);
+    assert_eq!(a["agents"].as_array().map(Vec::len), Some(0), "{a}");
+    assert!(a["note"].as_str().unwrap().contains("in-process"), "{a}");
+    assert!(text.contains("2 agent(s) asked for"), "{text}");
+}
+
+#[test]
+fn agents_are_refused_off_the_local_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("1s", "10", 1, ""));
+    let endpoints = scenario::write(dir.path(), "e.toml", "");
+    let out = isobench()
+        .arg("run")
+        .arg(&path)
+        .args(["--target", "endpoints", "--agents", "2", "--endpoints"])
+        .arg(&endpoints)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("--agents"), "{}", stderr(&out));
+}
