@@ -243,6 +243,9 @@ pub fn run(
 /// streams ([`crate::agent`]).
 pub type IntervalCells = Vec<(u32, Op, crate::stats::OpStats)>;
 
+/// Where [`run_with_intervals`] hands each interval.
+type IntervalSink<'a> = &'a mut dyn FnMut(&Snapshot, IntervalCells);
+
 /// [`run`], also handing `interval` the completions of each progress interval (with the
 /// snapshot of its end) before the progress callback sees that snapshot, and those of the
 /// last stretch once more at the end. Everything `interval` was given, summed, is every
@@ -268,7 +271,7 @@ fn run_inner(
     netns: Option<&OwnedFd>,
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Snapshot),
-    mut interval: Option<&mut dyn FnMut(&Snapshot, IntervalCells)>,
+    mut interval: Option<IntervalSink<'_>>,
 ) -> Result<LoadReport, LoadError> {
     spec.validate()?;
 

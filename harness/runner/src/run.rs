@@ -166,6 +166,8 @@ struct Measured {
     partial: Vec<PartialTier>,
 }
 
+// The run's parts, each borrowed differently; a struct of them would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn run_tiers(
     plan: &Plan,
     backend: &mut dyn Backend,
@@ -312,6 +314,7 @@ type ProbeResult = Option<Result<isobench_probes::ProbeReport, isobench_probes::
 
 /// Traffic on this thread and, when the scenario asks for them, probes beside it on another,
 /// so probes meet environments in the state traffic leaves them in.
+#[allow(clippy::too_many_arguments)]
 fn traffic_and_probes(
     plan: &Plan,
     tp: &TierPlan,
