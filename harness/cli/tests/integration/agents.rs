@@ -38,6 +38,7 @@ fn run(
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{name}: stderr: {}\nstdout: {}", stderr(&out), stdout(&out));
     let s = read_summary(&out_dir);
+    crate::schema::assert_valid_summary(&out_dir.join("summary.json"));
     assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new(), "{name}");
     assert_eq!(leftovers::in_process_group(pgid), Vec::<String>::new(), "{name}: agent processes left");
     let (ifs, _, _) = isobench_testkit::netns::host_network();
