@@ -77,6 +77,13 @@ impl LocalAgents {
                 Endpoint::Function(_) => None,
             })
             .collect();
+        // The agents share this host's cores: each gets its share of runtime threads rather than
+        // one per core each, unless the spec says how many.
+        let mut agent_spec = spec.clone();
+        if agent_spec.worker_threads == 0 {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            agent_spec.worker_threads = (cpus / self.count as usize).max(1);
+        }
         agent_net::prepare(harness).map_err(setup("prepare the harness namespace for agents"))?;
         let (tx, rx) = mpsc::channel();
         let mut agents: Vec<Running> = Vec::new();
@@ -85,7 +92,7 @@ impl LocalAgents {
             for k in 0..self.count {
                 let slice = Slice { index: k, count: self.count };
                 let net = agent_net::create(harness, k).map_err(setup(format!("create agent {k}'s network")))?;
-                let assignment = Assignment::new(spec, slice, wire.clone());
+                let assignment = Assignment::new(&agent_spec, slice, wire.clone());
                 let child = self.spawn(&net.netns, &assignment, k, tx.clone())?;
                 agents.push(Running { child, _net: net });
                 logs.push(AgentLog::new(slice));

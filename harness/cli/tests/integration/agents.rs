@@ -140,7 +140,7 @@ fn an_agent_streams_hello_intervals_and_a_final_report_that_adds_up() {
     let last = lines.last().unwrap();
     assert_eq!(last["type"], "final", "{last}");
     let intervals: Vec<_> = lines.iter().filter(|l| l["type"] == "interval").collect();
-    assert!(intervals.len() >= 4, "an interval every 250 ms of a 1.5 s run: {}", intervals.len());
+    assert!(intervals.len() >= 2, "an interval about every second of a 1.5 s run, and the last: {}", intervals.len());
     let sum = |cells: &serde_json::Value, k: &str| {
         cells.as_array().unwrap().iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>()
     };

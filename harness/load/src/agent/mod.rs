@@ -4,7 +4,7 @@
 //! # Protocol
 //! Transport-neutral: the harness gives an agent one [`Assignment`] (a JSON document: the
 //! run's load spec, the agent's [`Slice`], and each tenant's target), and the agent answers
-//! with newline-delimited JSON [`Message`]s: `Hello`, an `Interval` per progress interval (the
+//! with newline-delimited JSON [`Message`]s: `Hello`, an `Interval` about every second (the
 //! requests finished in it, per (tenant, operation), counters and HdrHistograms in V2 deflate
 //! encoding, base64), then `Final` (its complete figures) or `Failed`. Locally the lines travel
 //! over a child's pipes; on AWS they can travel through objects in a bucket.
