@@ -5,7 +5,8 @@
 //! Each agent `k` gets a /30 of [`AGENT_NET`]: `.4k+1` on the harness end (`ag<k>`), `.4k+2` on
 //! its `eth0`. The harness namespace forwards between the two, and one nftables table
 //! ([`NAT_TABLE`], one `nft -f -` per pool) masquerades the agents' traffic as the harness's
-//! own address on the tier's network, so instances answer without a route back to the agents.
+//! own address on the tier's network, so instances answer without a route back to the agents;
+//! both are undone after the pool ([`AgentNat::remove`]).
 //! Security groups count [`AGENT_NET`] as the harness (`security_groups::ruleset`): an agent is
 //! the harness's load generator, moved out of its process.
 //!
@@ -43,17 +44,46 @@ fn addrs(index: u32) -> (Ipv4Addr, Ipv4Addr) {
     (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
 }
 
+/// Forwarding and the agents' masquerading in the harness namespace, from [`prepare`] until
+/// [`AgentNat::remove`].
+#[derive(Debug)]
+pub struct AgentNat {
+    harness: OwnedFd,
+    nft: std::path::PathBuf,
+    /// `ip_forward` before [`prepare`] turned it on.
+    forward_before: String,
+}
+
 /// Turns on forwarding and the agents' masquerading in the harness namespace `harness`
-/// (idempotent: the table is replaced).
-pub fn prepare(harness: &OwnedFd) -> io::Result<()> {
+/// (the table is replaced if there is one).
+pub fn prepare(harness: &OwnedFd) -> io::Result<AgentNat> {
     let nft = nft::find().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "nft is not installed"))?;
     let (net, prefix) = AGENT_NET;
     let script = format!(
         "add table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\ntable ip {NAT_TABLE} {{\n  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip saddr {net}/{prefix} oifname != \"ag*\" masquerade; }}\n}}\n"
     );
-    in_netns(harness, || netns::sysctl("/proc/sys/net/ipv4/ip_forward", "1"))??;
-    nft::apply(&nft, harness, &script).map_err(io::Error::other)?;
-    Ok(())
+    let forward_before = in_netns(harness, || -> io::Result<String> {
+        let before = std::fs::read_to_string(FORWARD)?;
+        netns::sysctl(FORWARD, "1")?;
+        Ok(before.trim().to_string())
+    })??;
+    let nat = AgentNat { harness: harness.try_clone()?, nft, forward_before };
+    nft::apply(&nat.nft, harness, &script).map_err(io::Error::other)?;
+    Ok(nat)
+}
+
+const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+impl AgentNat {
+    /// Removes the table and puts forwarding back as it was (other users of forwarding, the
+    /// Lambda tiers' internet, turn it on for themselves).
+    pub fn remove(self) -> io::Result<()> {
+        let script = format!("add table ip {NAT_TABLE}\ndelete table ip {NAT_TABLE}\n");
+        let removed = nft::apply(&self.nft, &self.harness, &script).map_err(io::Error::other);
+        let before = self.forward_before.clone();
+        in_netns(&self.harness, move || netns::sysctl(FORWARD, &before))??;
+        removed.map(|_| ())
+    }
 }
 
 /// Creates agent `index`'s namespace, wired to the harness namespace `harness`.

@@ -84,7 +84,23 @@ impl LocalAgents {
             let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             agent_spec.worker_threads = (cpus / self.count as usize).max(1);
         }
-        agent_net::prepare(harness).map_err(setup("prepare the harness namespace for agents"))?;
+        let nat = agent_net::prepare(harness).map_err(setup("prepare the harness namespace for agents"))?;
+        let result = self.run_pool(spec, &agent_spec, &wire, harness, cancel, progress);
+        let removed = nat.remove().map_err(setup("remove the agents' forwarding and NAT"));
+        let driven = result?;
+        removed?;
+        Ok(driven)
+    }
+
+    fn run_pool(
+        &self,
+        spec: &LoadSpec,
+        agent_spec: &LoadSpec,
+        wire: &[WireTarget],
+        harness: &OwnedFd,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<(LoadReport, Vec<AgentFigures>), LoadError> {
         let (tx, rx) = mpsc::channel();
         let mut agents: Vec<Running> = Vec::new();
         let mut logs: Vec<AgentLog> = Vec::new();
@@ -92,7 +108,7 @@ impl LocalAgents {
             for k in 0..self.count {
                 let slice = Slice { index: k, count: self.count };
                 let net = agent_net::create(harness, k).map_err(setup(format!("create agent {k}'s network")))?;
-                let assignment = Assignment::new(&agent_spec, slice, wire.clone());
+                let assignment = Assignment::new(agent_spec, slice, wire.to_vec());
                 let child = self.spawn(&net.netns, &assignment, k, tx.clone())?;
                 agents.push(Running { child, _net: net });
                 logs.push(AgentLog::new(slice));
