@@ -201,3 +201,21 @@ fn agents_are_refused_off_the_local_target() {
     assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("--agents"), "{}", stderr(&out));
 }
+
+/// ECS tasks on their own bridge, behind security groups that admit only the harness: the
+/// agents' requests reach them (routed and masqueraded by the harness namespace).
+#[test]
+fn agents_reach_ecs_tasks_through_their_security_groups() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = isobench_testkit::scenario::repo_root().join("scenarios/ecs.toml");
+    let args = ["--agents", "2", "--tiers", "ecs-awsvpc", "--duration", "1s", "--rate", "200"];
+    let (s, _) = run(dir.path(), &path, "ecs", &args, &[]);
+    assert_all_balanced(&s);
+    let t = tier(&s, "ecs-awsvpc");
+    assert!(t["traffic"]["sent"].as_u64().unwrap() > 150, "{}", t["traffic"]);
+    assert_eq!(t["traffic"]["ok"], t["traffic"]["sent"], "{}", t["traffic"]);
+    for a in t["agents"]["agents"].as_array().unwrap() {
+        assert_eq!(a["status"]["state"], "finished", "{a}");
+    }
+}
