@@ -1,5 +1,5 @@
 //! Local load agents: `isobench agent` child processes, each in a network namespace of its own
-//! ([`agent_net`](crate::agent_net)), given its assignment on stdin and read line by line from
+//! ([`crate::agent_net`]), given its assignment on stdin and read line by line from
 //! stdout; what they say is merged by `isobench_load::agent::merge`. Function targets are not
 //! driven by agents here: the emulator invokes them in-process (see [`LocalAgents::drive`]).
 

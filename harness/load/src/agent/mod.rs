@@ -16,10 +16,10 @@
 //! intended times); each one's `dispatched` and `not_sent` count its slice only.
 //!
 //! # Merge
-//! [`merge`] adds the agents' figures (histograms add, counters add) into one
+//! [`merge()`] adds the agents' figures (histograms add, counters add) into one
 //! [`LoadReport`](crate::LoadReport), so the accounting identities hold over the union as they
 //! hold for each agent. An agent that dies keeps what it streamed, and the rest of its slice
-//! is counted as not sent (see [`merge`'s module](merge)).
+//! is counted as not sent (see the module [`merge`](mod@merge)).
 
 pub mod merge;
 pub mod serve;
