@@ -145,8 +145,9 @@ fn agent_cells(
     Ok(out)
 }
 
-/// Adds every agent's figures into one report of `spec`'s run; `ends` says how each agent's
-/// stream ended (`None`: it finished). `label` names the report.
+/// Adds every agent's figures into one report of `spec`'s run (the whole run's spec, not a
+/// slice's), with each agent's own figures; each log comes with how its stream ended. An agent
+/// without `Final` counts as described in the module docs, whatever its end says.
 pub fn merge(spec: &LoadSpec, logs: &[(AgentLog, AgentEnd)]) -> Result<(LoadReport, Vec<AgentFigures>), WireError> {
     let mut per: BTreeMap<(String, Op), OpStats> = BTreeMap::new();
     let mut release_lag = new_histogram();
