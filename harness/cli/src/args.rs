@@ -44,6 +44,17 @@ pub enum Command {
     /// section), one results directory per point, and say where the tiers' costs cross.
     /// Re-running the same command with the same `--out` resumes an interrupted sweep.
     Explore(ExploreArgs),
+    /// Run as a load agent: read one assignment (a share of a run's schedule and its targets)
+    /// as JSON, drive it, and write newline-delimited JSON messages to stdout (`Hello`,
+    /// `Interval`s, then `Final` or `Failed`). Started by `isobench run --agents N`.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Read the assignment from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub assignment: Option<PathBuf>,
 }
 
 /// Where AWS credentials and endpoints come from: the SDK's default chain (environment,
@@ -97,6 +108,12 @@ pub struct RunArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     pub no_progress_bar: bool,
+    /// Drive each HTTP tier's traffic with N load agents (`isobench agent` processes, each in
+    /// a network namespace of its own, each sending every Nth request of the seeded schedule),
+    /// merged exactly into one summary. Local target only; function (Lambda) tiers stay in
+    /// this process. Default: no agents, the harness drives the traffic itself.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub agents: Option<u32>,
     #[command(flatten)]
     pub pricing: PricingArgs,
     /// Published AWS overheads (TOML, format in harness/cost/overheads/aws.toml) for the

@@ -130,6 +130,7 @@ fn run_args(a: &ExploreArgs) -> RunArgs {
         rate: None,
         tiers: a.tiers.clone(),
         no_progress_bar: a.no_progress_bar,
+        agents: None,
         pricing: a.pricing.clone(),
         overheads: a.overheads.clone(),
         aws: a.aws.clone(),

@@ -6,6 +6,7 @@
 //! itself: runs are done by `isobench-runner` (the engine), reports and comparisons by
 //! `isobench-report`, and neither knows the command line.
 
+mod agent;
 pub mod args;
 #[cfg(feature = "aws")]
 mod aws;
@@ -45,6 +46,7 @@ pub fn main_entry() -> i32 {
         args::Command::Compare(a) => compare::run(a),
         args::Command::Plan(a) => sweep::plan(a),
         args::Command::Explore(a) => explore::explore(a),
+        args::Command::Agent(a) => agent::agent(a),
     };
     match result {
         Ok(code) => code,

@@ -63,8 +63,29 @@ fn prepare(a: &RunArgs) -> Result<Prepared, CliError> {
     Ok(Prepared { plan, scenario_path: a.scenario.clone(), scenario_src: src, out, pricing, overheads })
 }
 
+/// The traffic driver `--agents` asks for (`None`: the harness drives traffic itself).
+fn agent_pool(a: &RunArgs) -> Result<Option<std::sync::Arc<dyn isobench_runner::TrafficDriver>>, CliError> {
+    let Some(count) = a.agents else { return Ok(None) };
+    if a.target != crate::args::Target::Local {
+        return Err(CliError::BadInput("--agents: accepted with --target local only".into()));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::Internal(anyhow::Error::new(e).context("failed to find the isobench executable")))?;
+        let pool = isobench_local::agent_pool::LocalAgents { count, exe };
+        Ok(Some(std::sync::Arc::new(crate::agent::LocalPool(pool))))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = count;
+        Err(CliError::BadInput("--agents: the local target runs on Linux only".into()))
+    }
+}
+
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let p = prepare(&a)?;
+    let traffic = agent_pool(&a)?;
     let mut backend = make_backend(&a, &p.plan)?;
     let cancel = crate::signals::install()
         .map_err(|e| CliError::Internal(anyhow::Error::new(e).context("failed to install signal handlers")))?;
@@ -76,6 +97,7 @@ pub fn run(a: RunArgs) -> Result<i32, CliError> {
         overheads: p.overheads,
         backend: backend_summary(a.target, &backend.info()),
         cancel,
+        traffic,
     };
     let mut progress = Progress::new(a.no_progress_bar);
     let outcome = isobench_runner::run(&p.plan, backend.as_mut(), &opts, &mut progress);

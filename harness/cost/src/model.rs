@@ -548,6 +548,7 @@ mod tests {
             calibration: Vec::new(),
             footprint: None,
             projected: None,
+            agents: None,
         }
     }
 

@@ -197,6 +197,7 @@ mod tests {
             calibration: Vec::new(),
             footprint: None,
             projected: None,
+            agents: None,
         }
     }
 

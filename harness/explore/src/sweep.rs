@@ -296,6 +296,7 @@ fn run_point(
         overheads: sweep.overheads.clone(),
         backend: summary.clone(),
         cancel: sweep.cancel.clone(),
+        traffic: None,
     };
     let outcome = isobench_runner::run(&plan, backend.as_mut(), &opts, hooks.observer());
     drop(backend);

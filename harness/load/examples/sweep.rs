@@ -144,6 +144,7 @@ fn main() {
             realtime_dispatcher: realtime,
             shape: Default::default(),
             hooks: Default::default(),
+            slice: Default::default(),
         };
         let (others0, mine0) = cpu_jiffies();
         let r = isobench_load::run(&spec, &targets, None, &AtomicBool::new(false), &mut |_| {}).unwrap();

@@ -236,6 +236,43 @@ pub fn run(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(&Snapshot),
 ) -> Result<LoadReport, LoadError> {
+    run_inner(spec, targets, netns, cancel, progress, None)
+}
+
+/// The completions of one progress interval, per (tenant index, operation): what an agent
+/// streams ([`crate::agent`]).
+pub type IntervalCells = Vec<(u32, Op, crate::stats::OpStats)>;
+
+/// Where [`run_with_intervals`] hands each interval.
+type IntervalSink<'a> = &'a mut dyn FnMut(&Snapshot, IntervalCells);
+
+/// [`run`], also handing `interval` the completions of each progress interval (with the
+/// snapshot of its end) before the progress callback sees that snapshot, and those of the
+/// last stretch once more at the end. Everything `interval` was given, summed, is every
+/// completion the report records (not what [`FINAL_GRACE`] counts without a completion).
+pub fn run_with_intervals(
+    spec: &LoadSpec,
+    targets: &[TenantTarget],
+    netns: Option<&OwnedFd>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Snapshot),
+    interval: &mut dyn FnMut(&Snapshot, IntervalCells),
+) -> Result<LoadReport, LoadError> {
+    run_inner(spec, targets, netns, cancel, progress, Some(interval))
+}
+
+fn take_cells(recorder: &mut Recorder) -> IntervalCells {
+    recorder.take_interval().into_iter().map(|(i, s)| ((i / 3) as u32, Op::ALL[i % 3], s)).collect()
+}
+
+fn run_inner(
+    spec: &LoadSpec,
+    targets: &[TenantTarget],
+    netns: Option<&OwnedFd>,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(&Snapshot),
+    mut interval: Option<IntervalSink<'_>>,
+) -> Result<LoadReport, LoadError> {
     spec.validate()?;
 
     // Map tenants to endpoints; tenants sharing an endpoint (an address, or one function
@@ -306,7 +343,7 @@ pub fn run(
         }));
     }
 
-    let schedule = Schedule::new(&spec.schedule_spec());
+    let schedule = Schedule::new(&spec.schedule_spec()).with_slice(spec.slice);
     let planned_total = schedule.expected_len();
     let (completions_tx, completions_rx) = mpsc::channel();
     let (abort_tx, _) = watch::channel(false);
@@ -336,6 +373,9 @@ pub fn run(
     let start = shared.start;
     let window_ns = u64::try_from(spec.duration.as_nanos()).unwrap_or(u64::MAX);
     let mut recorder = Recorder::new(spec.tenants.len(), window_ns);
+    if interval.is_some() {
+        recorder.keep_intervals();
+    }
     let dispatcher_done = AtomicBool::new(false);
     let dispatch_end_ns = AtomicU64::new(0);
     let cancelled = AtomicBool::new(false);
@@ -402,7 +442,11 @@ pub fn run(
                 shared.abort.send_replace(true);
             }
             if now >= next_progress {
-                progress(&snapshot(&shared, &pools, spec, planned_total, now - start, &mut recorder));
+                let snap = snapshot(&shared, &pools, spec, planned_total, now - start, &mut recorder);
+                if let Some(f) = interval.as_mut() {
+                    f(&snap, take_cells(&mut recorder));
+                }
+                progress(&snap);
                 next_progress += PROGRESS_INTERVAL;
                 if next_progress < now {
                     next_progress = now + PROGRESS_INTERVAL;
@@ -436,7 +480,11 @@ pub fn run(
         recorder.count_abandoned(&sent);
     }
     let end = Instant::now();
-    progress(&snapshot(&shared, &pools, spec, planned_total, end - start, &mut recorder));
+    let snap = snapshot(&shared, &pools, spec, planned_total, end - start, &mut recorder);
+    if let Some(f) = interval.as_mut() {
+        f(&snap, take_cells(&mut recorder));
+    }
+    progress(&snap);
     runtime.shutdown_timeout(Duration::from_millis(100));
 
     if let Some(e) = shared.netns_failure.get() {

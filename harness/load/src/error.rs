@@ -10,6 +10,13 @@ pub enum LoadError {
     MissingTarget { tenant: String },
     #[error("failed to enter the target network namespace")]
     Netns(#[source] nix::Error),
+    /// The load agents could not be started, or their streams not read.
+    #[error("failed to {what}")]
+    Agents {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("failed to {what}")]
     Setup {
         what: &'static str,

@@ -88,6 +88,16 @@ impl Hist {
         }
     }
 
+    /// Adds every value of a histogram (one decoded from an agent's stream).
+    pub fn add_histogram(&mut self, h: &Histogram<u64>) {
+        if h.is_empty() {
+            return;
+        }
+        let mut full = self.histogram().into_owned();
+        full.add(h).expect("auto-resizing histograms merge");
+        self.repr = Repr::Full(Box::new(full));
+    }
+
     /// The histogram these values make: borrowed when there is one, built from the samples
     /// otherwise (read it once per figure set, not once per figure).
     pub fn histogram(&self) -> Cow<'_, Histogram<u64>> {

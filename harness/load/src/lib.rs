@@ -115,6 +115,7 @@
 //!
 //! [`PayloadContract`]: isobench_core::backend::PayloadContract
 
+pub mod agent;
 pub mod budget;
 mod clock;
 mod driver;
@@ -126,12 +127,12 @@ mod spec;
 pub mod stats;
 
 pub use budget::BudgetWatch;
-pub use driver::{CANCEL_GRACE, FINAL_GRACE, PROGRESS_INTERVAL, run};
+pub use driver::{CANCEL_GRACE, FINAL_GRACE, IntervalCells, PROGRESS_INTERVAL, run, run_with_intervals};
 pub use error::LoadError;
 pub use hist::Hist;
 pub use isobench_core::arrivals::Shape;
 pub use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 pub use isobench_core::workload_api::Op;
-pub use schedule::{Planned, Schedule, ScheduleSpec};
+pub use schedule::{Planned, Schedule, ScheduleSpec, Slice};
 pub use spec::{DROP_COMPLETION_ENV, LoadSpec, TestHooks};
 pub use stats::{Completion, ErrorKind, InvokeFacts, LoadReport, OpStats, Outcome, Recorder, Snapshot, Totals};

@@ -44,6 +44,34 @@ pub struct Planned {
     pub key: u32,
 }
 
+/// Which share of the schedule one agent of `count` drives: the requests whose global
+/// sequence number (their position in the whole, time-ordered schedule) is `index` modulo
+/// `count`. Every agent walks the same seeded schedule, so the `count` slices are disjoint and
+/// their union is exactly the schedule of one driver. The default is the whole schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Slice {
+    /// This agent's index, `0..count`.
+    pub index: u32,
+    /// How many agents share the schedule (at least 1).
+    pub count: u32,
+}
+
+impl Default for Slice {
+    fn default() -> Slice {
+        Slice::WHOLE
+    }
+}
+
+impl Slice {
+    /// The whole schedule: one driver.
+    pub const WHOLE: Slice = Slice { index: 0, count: 1 };
+
+    /// Whether the request with global sequence number `seq` is in this slice.
+    pub fn keeps(&self, seq: u64) -> bool {
+        self.count <= 1 || seq % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
 /// Everything the schedule depends on.
 #[derive(Debug, Clone)]
 pub struct ScheduleSpec {
@@ -324,6 +352,10 @@ pub struct Schedule {
     mix: MixTable,
     keys: u32,
     expected: f64,
+    /// The share kept ([`Schedule::with_slice`]), and the global sequence number of the next
+    /// request of the whole schedule.
+    slice: Slice,
+    seq: u64,
 }
 
 impl Schedule {
@@ -384,16 +416,24 @@ impl Schedule {
             }
             streams.push(stream);
         }
-        Schedule { streams, heap, end_ns, mix, keys: spec.keys_per_tenant, expected }
+        Schedule { streams, heap, end_ns, mix, keys: spec.keys_per_tenant, expected, slice: Slice::WHOLE, seq: 0 }
+    }
+
+    /// The same schedule, keeping only `slice`'s share of it. Skipped requests are still
+    /// drawn (so every random stream advances as for the whole schedule), just not returned.
+    pub fn with_slice(mut self, slice: Slice) -> Schedule {
+        self.slice = slice;
+        self
     }
 
     /// The expected number of planned requests (`rate × duration`); exact to within one
     /// request per tenant for constant arrivals, a mean for Poisson.
     pub fn expected_len(&self) -> u64 {
-        self.expected.round() as u64
+        (self.expected / f64::from(self.slice.count.max(1))).round() as u64
     }
 
-    /// The intended start of the next request, without consuming it.
+    /// The intended start of the next request of the whole schedule (of any slice), without
+    /// consuming it.
     pub fn peek_at(&self) -> Option<Duration> {
         self.heap.peek().map(|Reverse((at, _))| Duration::from_nanos(*at))
     }
@@ -421,6 +461,20 @@ impl Iterator for Schedule {
     type Item = Planned;
 
     fn next(&mut self) -> Option<Planned> {
+        loop {
+            let p = self.pop_whole()?;
+            let seq = self.seq;
+            self.seq += 1;
+            if self.slice.keeps(seq) {
+                return Some(p);
+            }
+        }
+    }
+}
+
+impl Schedule {
+    /// The next request of the whole schedule, whatever the slice.
+    fn pop_whole(&mut self) -> Option<Planned> {
         let Reverse((at, tenant)) = self.heap.pop()?;
         let stream = &mut self.streams[tenant as usize];
         let op = self.mix.pick(&mut stream.picks);

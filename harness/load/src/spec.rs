@@ -7,7 +7,7 @@ use isobench_core::arrivals::Shape;
 use isobench_core::scenario::{Arrival, MixSpec, Scenario, TenantSpec};
 
 use crate::error::LoadError;
-use crate::schedule::ScheduleSpec;
+use crate::schedule::{ScheduleSpec, Slice};
 
 /// Everything one run of the driver needs besides the targets.
 #[derive(Debug, Clone)]
@@ -49,6 +49,9 @@ pub struct LoadSpec {
     /// Faults injected into the driver itself, for tests only.
     #[doc(hidden)]
     pub hooks: TestHooks,
+    /// The share of the schedule this driver sends (an agent's slice); the whole by default.
+    /// `dispatched` and `not_sent` then count this slice only.
+    pub slice: Slice,
 }
 
 /// Faults a test can inject into the driver, to show that its accounting and its deadlines
@@ -96,6 +99,7 @@ impl LoadSpec {
             realtime_dispatcher: false,
             shape: s.shape(),
             hooks: TestHooks::from_env(),
+            slice: Slice::WHOLE,
         }
     }
 
@@ -134,6 +138,9 @@ impl LoadSpec {
         let m = &self.mix;
         if [m.put, m.get, m.compute].iter().any(|w| !(*w >= 0.0 && w.is_finite())) || m.put + m.get + m.compute <= 0.0 {
             return bad("mix", "weights must be 0 or more, and at least one positive".into());
+        }
+        if self.slice.count == 0 || self.slice.index >= self.slice.count {
+            return bad("slice", format!("agent {} of {} is not a slice", self.slice.index, self.slice.count));
         }
         if self.tenants.is_empty() {
             return bad("tenants", "no tenant".into());

@@ -404,7 +404,7 @@ impl LoadReport {
 }
 
 /// Progress, handed to the caller's callback about every 250 ms.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub elapsed: Duration,
     /// The run's total duration (dispatch stops there).
@@ -434,6 +434,9 @@ pub struct Recorder {
     recent_lag: Histogram<u64>,
     /// End of the traffic window, nanoseconds from the start (see [`Recorder::set_window_end`]).
     window_end_ns: u64,
+    /// The completions since the last [`Recorder::take_interval`], kept only when asked
+    /// ([`Recorder::keep_intervals`]): what an agent streams.
+    interval: Option<Vec<Option<Box<OpStats>>>>,
 }
 
 /// The slot of a (tenant, operation): `tenant × 3 + op`.
@@ -453,7 +456,26 @@ impl Recorder {
     /// A recorder whose traffic window ends `window_end_ns` after the start (the run's
     /// duration; a cancelled run ends it sooner with [`Recorder::set_window_end`]).
     pub fn new(tenants: usize, window_end_ns: u64) -> Recorder {
-        Recorder { slots: (0..tenants * 3).map(|_| None).collect(), recent_lag: new_histogram(), window_end_ns }
+        Recorder {
+            slots: (0..tenants * 3).map(|_| None).collect(),
+            recent_lag: new_histogram(),
+            window_end_ns,
+            interval: None,
+        }
+    }
+
+    /// Also keeps each interval's completions apart, for [`Recorder::take_interval`].
+    pub fn keep_intervals(&mut self) {
+        self.interval = Some((0..self.slots.len()).map(|_| None).collect());
+    }
+
+    /// The completions recorded since the previous call, per slot index (only slots that saw
+    /// one), and a fresh interval; empty unless [`Recorder::keep_intervals`] was called.
+    /// Their `dispatched` is 0: an interval holds finished requests only, so within it
+    /// `sent == ok + errors + timeouts` holds.
+    pub fn take_interval(&mut self) -> Vec<(usize, OpStats)> {
+        let Some(slots) = &mut self.interval else { return Vec::new() };
+        slots.iter_mut().enumerate().filter_map(|(i, s)| s.take().map(|s| (i, *s))).collect()
     }
 
     /// Ends the traffic window earlier (a cancelled dispatch). Completions recorded before
@@ -494,6 +516,9 @@ impl Recorder {
     pub fn record(&mut self, c: &Completion) {
         let slot = &mut self.slots[slot_index(c.tenant, c.op)];
         slot.get_or_insert_with(Box::default).record(c, self.window_end_ns);
+        if let Some(interval) = &mut self.interval {
+            interval[slot_index(c.tenant, c.op)].get_or_insert_with(Box::default).record(c, self.window_end_ns);
+        }
         if c.outcome != Outcome::NotSent {
             rec(&mut self.recent_lag, c.sent_ns.saturating_sub(c.intended_ns));
         }

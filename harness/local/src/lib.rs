@@ -122,6 +122,8 @@
 
 #![cfg(target_os = "linux")]
 
+pub mod agent_net;
+pub mod agent_pool;
 mod backend;
 mod caps;
 mod cgroup;

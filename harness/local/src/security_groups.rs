@@ -82,7 +82,13 @@ pub(crate) fn ruleset(table: Table, groups: &ResolvedGroups, members: &[Member],
     }
     let _ = writeln!(s, "table ip {tbl} {{");
     let _ = writeln!(s, "  set tasks {{ type ipv4_addr;{} }}", elements(members.iter().map(|m| m.addr)));
-    let _ = writeln!(s, "  set harness {{ type ipv4_addr;{} }}", elements([harness]));
+    // The load agents (`agent_net`) drive traffic for the harness from their own namespaces.
+    let (agents, agents_prefix) = crate::agent_net::AGENT_NET;
+    let _ = writeln!(
+        s,
+        "  set harness {{ type ipv4_addr; flags interval;{} }}",
+        elements([harness.to_string(), format!("{agents}/{agents_prefix}")])
+    );
     let _ =
         writeln!(s, "  set imds {{ type ipv4_addr;{} }}", elements(members.iter().filter(|m| m.imds).map(|m| m.addr)));
     for (i, g) in groups.groups.iter().enumerate() {

@@ -17,6 +17,11 @@
 //!   cluster bridge and its endpoints, and vanish with it), so [`find_nft_tables`] is the place
 //!   to add them if that changes.
 //!
+//! Load agents (`isobench run --agents N`, see `agent_net`) leave nothing of their own to find:
+//! their namespaces are pinned nowhere (held by their process and the harness's descriptor),
+//! their veths and NAT table live in the harness namespace, and each agent process dies with the
+//! harness thread that started it (`PR_SET_PDEATHSIG`).
+//!
 //! A run whose harness is alive holds an advisory lock on its lock file; such a run is skipped
 //! unless it is named with `run` and `force` is set. Sweeping takes the lock itself while it
 //! works, so a harness cannot start under the same run id meanwhile. A second sweep finds

@@ -85,6 +85,7 @@ fn drive(d: &Deployment, tenants: usize) -> Totals {
         realtime_dispatcher: false,
         shape: Default::default(),
         hooks: Default::default(),
+        slice: Default::default(),
     };
     let report = isobench_load::run(&spec, &d.targets, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
     report.totals

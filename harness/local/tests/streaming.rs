@@ -129,6 +129,7 @@ fn the_load_driver_records_time_to_first_byte_below_the_latency() {
         realtime_dispatcher: false,
         shape: Default::default(),
         hooks: Default::default(),
+        slice: Default::default(),
     };
     let report = isobench_load::run(&spec, &d.targets, None, &AtomicBool::new(false), &mut |_| {}).unwrap();
     let t = &report.totals;

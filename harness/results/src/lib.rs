@@ -466,6 +466,60 @@ pub struct TierSummary {
     /// Modelled: never recorded into `histograms.hlog`, never merged into the measured fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected: Option<ProjectedLatency>,
+    /// How the tier's traffic was driven when load agents were asked for (`--agents N`): each
+    /// agent's share and how it ended. Absent when the harness drove the traffic itself
+    /// without agents being asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<LoadAgents>,
+}
+
+/// The load agents of one tier. `traffic` and `latency` of the tier are their exact merge
+/// (histograms and counters added); these are the per-agent figures, for diagnosis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct LoadAgents {
+    /// Agents asked for.
+    pub requested: u32,
+    /// Why the tier was not driven by agents after all (e.g. function targets, which the
+    /// local emulator invokes in-process), when it was not; `agents` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub agents: Vec<AgentSummary>,
+}
+
+/// One load agent's share of a tier's traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentSummary {
+    /// The agent's index, `0..requested`: its slice is the requests whose sequence number in
+    /// the seeded schedule is this index modulo `requested`.
+    pub id: u32,
+    /// Requests of its slice in the plan.
+    pub planned: u64,
+    pub sent: u64,
+    /// Of `planned`: not sent; for an agent that died, every planned request it did not report
+    /// finished.
+    pub not_sent: u64,
+    /// 99th percentile of its generator lag, nanoseconds; absent if it reported no send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p99_ns: Option<u64>,
+    /// What it put on the wire inside its dispatch window, requests per second (0 if it died).
+    pub achieved_rate: f64,
+    pub status: AgentStatus,
+}
+
+/// How a load agent ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum AgentStatus {
+    /// It drove its slice and reported everything.
+    Finished,
+    /// It stopped without its final report; `how` is e.g. `killed by signal 9 (SIGKILL)` or
+    /// `exited with code 3`.
+    Died { how: String },
+    /// It said it could not drive its slice, and why.
+    Failed { reason: String },
 }
 
 /// The modelled cost of one tier: one documented formula, the line items it summed, and the

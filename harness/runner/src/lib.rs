@@ -18,6 +18,7 @@ mod outcome;
 mod run;
 mod run_id;
 mod summarize;
+mod traffic;
 mod usage;
 
 pub use describe::describe_plan;
@@ -28,3 +29,4 @@ pub use observer::{Observer, Silent};
 pub use outcome::{Ending, RunOutcome, check_identity};
 pub use run::{RunOptions, run};
 pub use run_id::new_run_id;
+pub use traffic::{Driven, InProcess, TrafficDriver, agent_lines};

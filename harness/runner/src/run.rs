@@ -18,6 +18,7 @@ use crate::error::RunError;
 use crate::observer::Observer;
 use crate::outcome::{self, Ending, RunOutcome};
 use crate::summarize::{add_to_log, probe_cells, tier_summary};
+use crate::traffic::{Driven, InProcess, TrafficDriver, agent_lines};
 use crate::{cost, hostinfo, noisy, usage};
 
 /// What a run needs besides its plan and backend.
@@ -37,6 +38,8 @@ pub struct RunOptions {
     /// Set by a signal to stop traffic early; the run still tears down and writes results.
     /// The run sets it too when a tier exhausts its error budget.
     pub cancel: Arc<AtomicBool>,
+    /// How each tier's traffic is driven; `None` drives it in this process ([`InProcess`]).
+    pub traffic: Option<Arc<dyn TrafficDriver>>,
 }
 
 /// Runs every tier of `plan` on `backend` and writes the results directory. Teardown runs on
@@ -57,7 +60,8 @@ pub fn run(
     let mut hlog = HlogWriter::new(started);
     let mut measured = Measured::default();
     let mut stop = Stop { cancel: &opts.cancel, budget_hit: None };
-    let result = run_tiers(plan, backend, &opts.overheads, &mut stop, observer, &mut hlog, &mut measured);
+    let traffic: &dyn TrafficDriver = opts.traffic.as_deref().unwrap_or(&InProcess);
+    let result = run_tiers(plan, backend, &opts.overheads, traffic, &mut stop, observer, &mut hlog, &mut measured);
 
     let mut left_behind = Vec::new();
     match backend.teardown_all() {
@@ -162,10 +166,13 @@ struct Measured {
     partial: Vec<PartialTier>,
 }
 
+// The run's parts, each borrowed differently; a struct of them would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn run_tiers(
     plan: &Plan,
     backend: &mut dyn Backend,
     overheads: &isobench_cost::Overheads,
+    traffic: &dyn TrafficDriver,
     stop: &mut Stop<'_>,
     observer: &mut dyn Observer,
     hlog: &mut HlogWriter,
@@ -199,7 +206,7 @@ fn run_tiers(
             (None, None)
         } else {
             let unprobeable = backend.unprobeable();
-            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, &unprobeable, stop, observer);
+            let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, &unprobeable, traffic, stop, observer);
             observer.phase_end();
             let r = r.map_err(|source| RunError::Traffic { tier: tp.tier, source })?;
             let p = p.transpose().map_err(|source| RunError::Probes { tier: tp.tier, source })?;
@@ -224,10 +231,14 @@ fn run_tiers(
         observer.line(&format!("[{}] tearing down", tp.tier));
         let teardown = backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.tier, source })?;
         observer.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
-        if let Some(report) = report {
+        if let Some(Driven { report, agents }) = report {
             add_to_log(hlog, tp.tier, &report)?;
             let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown, inits.as_deref());
             summary.noisy_neighbour = noisy;
+            if let Some(a) = &agents {
+                agent_lines(tp.tier.as_str(), a).iter().for_each(|l| observer.line(l));
+            }
+            summary.agents = agents;
             // Published AWS timings beside the emulator's own; the cloud is measured directly.
             if backend.info().fidelity != Fidelity::Cloud {
                 summary.calibration =
@@ -298,17 +309,19 @@ fn footprint_line(t: &TierSummary) -> String {
     )
 }
 
-type TrafficResult = Result<isobench_load::LoadReport, isobench_load::LoadError>;
+type TrafficResult = Result<Driven, isobench_load::LoadError>;
 type ProbeResult = Option<Result<isobench_probes::ProbeReport, isobench_probes::ProbeError>>;
 
 /// Traffic on this thread and, when the scenario asks for them, probes beside it on another,
 /// so probes meet environments in the state traffic leaves them in.
+#[allow(clippy::too_many_arguments)]
 fn traffic_and_probes(
     plan: &Plan,
     tp: &TierPlan,
     spec: &LoadSpec,
     d: &Deployment,
     unprobeable: &[(isobench_core::probes::Channel, &'static str)],
+    traffic: &dyn TrafficDriver,
     stop: &mut Stop<'_>,
     observer: &mut dyn Observer,
 ) -> (TrafficResult, ProbeResult) {
@@ -342,7 +355,7 @@ fn traffic_and_probes(
                 cancel.store(true, Ordering::SeqCst);
             }
         };
-        let traffic = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, &mut on_progress);
+        let traffic = traffic.drive(spec, d, cancel, &mut on_progress);
         let probes = probes.map(|h| h.join().expect("the probe thread does not panic"));
         (traffic, probes)
     })

@@ -214,6 +214,7 @@ pub fn tier_summary(
         calibration: Vec::new(),
         footprint: None,
         projected: None,
+        agents: None,
     }
 }
 

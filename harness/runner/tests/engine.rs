@@ -55,6 +55,7 @@ fn plan_and_options(out: &Path) -> (Plan, RunOptions) {
             description: "a test double".into(),
         },
         cancel: Arc::new(AtomicBool::new(false)),
+        traffic: None,
     };
     (plan, opts)
 }
@@ -119,5 +120,88 @@ fn a_cancelled_run_deploys_nothing_and_says_interrupted() {
     assert_eq!((backend.deploys, backend.teardowns_all), (0, 1));
     assert!(matches!(outcome.ending, Ending::Interrupted), "{:?}", outcome.ending);
     assert_eq!(outcome.summary.status, RunStatus::Interrupted);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A backend whose deploys succeed with nothing in them (the traffic is a fake's).
+struct Empty;
+
+impl Backend for Empty {
+    fn info(&self) -> BackendInfo {
+        BackendInfo { name: "fake", fidelity: Fidelity::Emulated, description: "a test double".into() }
+    }
+    fn deploy(&mut self, plan: &TierPlan) -> Result<Deployment, BackendError> {
+        Ok(Deployment { tier: plan.tier, targets: Vec::new(), instances: Vec::new(), netns: None })
+    }
+    fn teardown(&mut self, _tier: TierId) -> Result<TeardownReport, BackendError> {
+        Ok(TeardownReport::default())
+    }
+    fn teardown_all(&mut self) -> Result<TeardownReport, BackendError> {
+        Ok(TeardownReport::default())
+    }
+}
+
+/// Two agents that both died before their first interval: the merge a pool would hand back.
+struct DeadAgents;
+
+impl isobench_runner::TrafficDriver for DeadAgents {
+    fn drive(
+        &self,
+        spec: &isobench_load::LoadSpec,
+        _d: &Deployment,
+        _cancel: &AtomicBool,
+        _progress: &mut dyn FnMut(&isobench_load::Snapshot),
+    ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
+        use isobench_load::agent::{AgentEnd, AgentLog, Slice};
+        let died = || AgentEnd::Died { how: "killed by signal 9 (SIGKILL)".into() };
+        let logs: Vec<_> = (0..2).map(|k| (AgentLog::new(Slice { index: k, count: 2 }), died())).collect();
+        let (report, figures) = isobench_load::agent::merge(spec, &logs).unwrap();
+        let agents = figures
+            .into_iter()
+            .map(|f| isobench_results::AgentSummary {
+                id: f.index,
+                planned: f.planned,
+                sent: f.sent,
+                not_sent: f.not_sent,
+                lag_p99_ns: f.lag_p99_ns,
+                achieved_rate: f.achieved_rate,
+                status: isobench_results::AgentStatus::Died { how: "killed by signal 9 (SIGKILL)".into() },
+            })
+            .collect();
+        let agents = Some(isobench_results::LoadAgents { requested: 2, note: None, agents });
+        Ok(isobench_runner::Driven { report, agents })
+    }
+}
+
+struct Lines(Vec<String>);
+
+impl isobench_runner::Observer for Lines {
+    fn line(&mut self, text: &str) {
+        self.0.push(text.into());
+    }
+    fn snapshot(&mut self, _tier: TierId, _snapshot: &isobench_load::Snapshot) {}
+    fn phase_end(&mut self) {}
+}
+
+/// The traffic seam: the engine takes whatever drove the traffic, checks its accounting as
+/// always, and keeps the agents' figures; agents that died leave every planned request
+/// counted as not sent, and the identities hold.
+#[test]
+fn a_traffic_driver_of_agents_that_died_still_gives_a_balanced_summary_naming_them() {
+    let out = out_dir("agents");
+    let (plan, mut opts) = plan_and_options(&out);
+    opts.traffic = Some(Arc::new(DeadAgents));
+    let mut lines = Lines(Vec::new());
+    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut lines).unwrap();
+    assert!(isobench_runner::check_identity(&outcome.summary).is_ok());
+    assert!(matches!(outcome.ending, Ending::Complete | Ending::Inconclusive(_)), "{:?}", outcome.ending);
+    for t in &outcome.summary.tiers {
+        let a = t.agents.as_ref().expect("the agents' figures are kept");
+        assert_eq!(a.agents.len(), 2);
+        let planned: u64 = a.agents.iter().map(|x| x.planned).sum();
+        assert!(planned > 20_000, "ec2-pair plans 2k/s for 15 s: {planned}");
+        assert_eq!((t.traffic.dispatched, t.traffic.sent, t.traffic.not_sent), (planned, 0, planned));
+    }
+    assert!(lines.0.iter().any(|l| l.contains("agent 1/2") && l.contains("DIED")), "{:?}", lines.0);
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -11,13 +11,13 @@ use isobench_testkit::scenario;
 use crate::util::*;
 
 /// A `tenant-app` serving on a free loopback port; killed when dropped, also when a test fails.
-struct App {
+pub(crate) struct App {
     _child: KillOnDrop,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl App {
-    fn start(tmp: &Path) -> App {
+    pub(crate) fn start(tmp: &Path) -> App {
         let bin = tenant_app();
         let mut child = Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2", "--probes", "--tmp-dir"])

@@ -4,6 +4,9 @@
 mod cdp;
 mod util;
 
+/// `run --agents N` on the local emulator (root): N agents plan the 1-agent requests, a killed
+/// agent is named and its unsent requests counted, nothing is left.
+mod agents;
 /// ARCHITECTURE.md's code map names every crate of the workspace, and no other.
 mod architecture;
 /// The AWS target: `plan` and its guard rails, runs against LocalStack, and `sweep` after a

@@ -310,6 +310,7 @@ pub fn spec(rate: f64, ms: u64, n_tenants: usize) -> LoadSpec {
         realtime_dispatcher: false,
         shape: Default::default(),
         hooks: Default::default(),
+        slice: Default::default(),
     }
 }
 

@@ -8,7 +8,8 @@
 //!   (as a /32) and the two metadata addresses; each task's veth (its "ENI") is a port of it,
 //!   with a host route to the task's address. The EC2 tiers' bridge `br0` is another L2
 //!   segment: nothing there reaches a task, and the harness namespace routes nothing between
-//!   them (forwarding stays off).
+//!   them (forwarding stays off, except while load agents drive traffic or a Lambda tier's
+//!   internet is up; the security groups then still drop what does not come from the harness).
 //! - **Security groups** are nftables rules in the harness namespace
 //!   ([`crate::security_groups`], tables `isobench_ecs`), installed by one `nft -f -` per deploy
 //!   before any task starts, with every task's set elements in the same batch; a task that stops

@@ -1,0 +1,85 @@
+//! `isobench agent` (one load agent: an assignment in, protocol lines out) and the local
+//! agent pool behind `isobench run --agents N`.
+
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+
+use isobench_core::Deployment;
+use isobench_load::agent::{AgentEnd, AgentFigures, Assignment};
+use isobench_load::{LoadError, LoadSpec, Snapshot};
+use isobench_results::{AgentStatus, AgentSummary, LoadAgents};
+use isobench_runner::{Driven, InProcess, TrafficDriver};
+
+use crate::args::AgentArgs;
+use crate::errors::CliError;
+
+/// Runs one agent: reads its assignment, drives its slice, writes the protocol to stdout.
+/// Exit 0 after `Final`; 1 after `Failed` (written) or when the harness went away.
+pub fn agent(a: AgentArgs) -> Result<i32, CliError> {
+    let text = match &a.assignment {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CliError::BadInput(format!("--assignment {}: {e}", path.display())))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| CliError::BadInput(format!("failed to read the assignment from stdin: {e}")))?;
+            s
+        }
+    };
+    let assignment =
+        Assignment::from_json(&text).map_err(|e| CliError::BadInput(format!("not an agent assignment: {e}")))?;
+    let cancel = crate::signals::install()
+        .map_err(|e| CliError::Internal(anyhow::Error::new(e).context("failed to install signal handlers")))?;
+    let mut out = std::io::stdout().lock();
+    match isobench_load::agent::serve(&assignment, &|_| None, None, &cancel, &mut out) {
+        Ok(()) => Ok(0),
+        Err(e) => Err(CliError::Internal(anyhow::Error::new(e))),
+    }
+}
+
+/// `--agents N` on the local target: HTTP tiers are driven by N agent processes in network
+/// namespaces of their own; function tiers stay in this process, and the summary says so.
+#[cfg(target_os = "linux")]
+pub struct LocalPool(pub isobench_local::agent_pool::LocalAgents);
+
+/// Why a tier was driven in process although agents were asked for.
+pub const FUNCTIONS_IN_PROCESS: &str = "function targets are invoked in-process by the local emulator (an Invoke object, not a network API), so the harness drove this tier itself; agents drive HTTP tiers only";
+
+#[cfg(target_os = "linux")]
+impl TrafficDriver for LocalPool {
+    fn drive(
+        &self,
+        spec: &LoadSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<Driven, LoadError> {
+        let requested = self.0.count;
+        let harness = d.netns.as_deref();
+        let (true, Some(harness)) = (isobench_local::agent_pool::http_only(&d.targets), harness) else {
+            let mut driven = InProcess.drive(spec, d, cancel, progress)?;
+            driven.agents = Some(LoadAgents { requested, note: Some(FUNCTIONS_IN_PROCESS.into()), agents: Vec::new() });
+            return Ok(driven);
+        };
+        let (report, figures) = self.0.drive(spec, &d.targets, harness, cancel, progress)?;
+        let agents = figures.into_iter().map(summary).collect();
+        Ok(Driven { report, agents: Some(LoadAgents { requested, note: None, agents }) })
+    }
+}
+
+fn summary(f: AgentFigures) -> AgentSummary {
+    AgentSummary {
+        id: f.index,
+        planned: f.planned,
+        sent: f.sent,
+        not_sent: f.not_sent,
+        lag_p99_ns: f.lag_p99_ns,
+        achieved_rate: f.achieved_rate,
+        status: match f.end {
+            AgentEnd::Finished => AgentStatus::Finished,
+            AgentEnd::Died { how } => AgentStatus::Died { how },
+            AgentEnd::Failed { reason } => AgentStatus::Failed { reason },
+        },
+    }
+}

@@ -1,0 +1,69 @@
+//! How a tier's traffic is driven: by the load driver in this process (the default,
+//! [`InProcess`]), or by a pool of load agents the caller provides (`isobench run --agents N`).
+//! The engine asks a [`TrafficDriver`] for a report and never knows which drove it, so it
+//! stays backend- and transport-neutral.
+
+use std::sync::atomic::AtomicBool;
+
+use isobench_core::Deployment;
+use isobench_load::{LoadError, LoadReport, LoadSpec, Snapshot};
+use isobench_results::LoadAgents;
+
+/// What driving one tier's traffic gave.
+pub struct Driven {
+    pub report: LoadReport,
+    /// The agents' figures, when agents were asked for (also when the tier was driven in
+    /// process after all; then with a note saying why).
+    pub agents: Option<LoadAgents>,
+}
+
+/// Drives one tier's traffic to a deployment.
+pub trait TrafficDriver: Send + Sync {
+    /// Runs `spec` against `d`'s targets; `progress` as for [`isobench_load::run`].
+    fn drive(
+        &self,
+        spec: &LoadSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<Driven, LoadError>;
+}
+
+/// The load driver in this process, from the deployment's network namespace.
+pub struct InProcess;
+
+impl TrafficDriver for InProcess {
+    fn drive(
+        &self,
+        spec: &LoadSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<Driven, LoadError> {
+        let report = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, progress)?;
+        Ok(Driven { report, agents: None })
+    }
+}
+
+/// One terminal line per agent of a tier.
+pub fn agent_lines(tier: &str, agents: &LoadAgents) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(note) = &agents.note {
+        lines.push(format!("[{tier}] {} agent(s) asked for; {note}", agents.requested));
+    }
+    for a in &agents.agents {
+        let lag = a.lag_p99_ns.map_or("n/a".into(), |ns| format!("{:.3} ms", ns as f64 / 1e6));
+        let status = match &a.status {
+            isobench_results::AgentStatus::Finished => "finished".to_string(),
+            isobench_results::AgentStatus::Died { how } => {
+                format!("DIED ({how}); its {} unfinished request(s) counted as not sent", a.not_sent)
+            }
+            isobench_results::AgentStatus::Failed { reason } => format!("FAILED: {reason}"),
+        };
+        lines.push(format!(
+            "[{tier}] agent {}/{}: planned {}, sent {}, not sent {}, lag p99 {lag}, {:.0} req/s; {status}",
+            a.id, agents.requested, a.planned, a.sent, a.not_sent, a.achieved_rate
+        ));
+    }
+    lines
+}
