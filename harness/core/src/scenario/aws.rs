@@ -272,6 +272,14 @@ impl AwsSpec {
         }
         if let Some(a) = &self.agents {
             out.extend(a.problems());
+            // Tiers admit `harness` sources from the run's harness group, which agents join.
+            if self.harness_cidr.is_some() {
+                out.push((
+                    "aws.harness_cidr",
+                    "agents drive traffic from inside the VPC, but tiers would admit only this range".into(),
+                    "leave out harness_cidr with [aws.agents] (tiers then admit the agents' group)",
+                ));
+            }
         }
         out
     }
@@ -307,6 +315,13 @@ mod tests {
         let s = AwsSpec { agents: Some(bad), ..Default::default() };
         let fields: Vec<_> = s.problems().into_iter().map(|p| p.0).collect();
         assert_eq!(fields, ["aws.agents.count", "aws.agents.memory"]);
+        let cidr = AwsSpec {
+            agents: Some(AgentsSpec::default()),
+            harness_cidr: Some("203.0.113.7/32".into()),
+            ..Default::default()
+        };
+        let fields: Vec<_> = cidr.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["aws.harness_cidr"]);
         let bad = AgentsSpec { cpu: 300, per_agent_rate: Some(-1.0), ..Default::default() };
         let fields: Vec<_> = bad.problems().into_iter().map(|p| p.0).collect();
         assert_eq!(fields, ["aws.agents.per_agent_rate", "aws.agents.cpu"]);

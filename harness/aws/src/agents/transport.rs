@@ -1,0 +1,106 @@
+//! The agents' transport through the run's bucket: opaque lines in numbered chunk objects.
+//! The harness puts each agent's assignment at `runs/<run>/agents/<k>/assignment.json`; the
+//! agent reads it, and puts what it streams as `runs/<run>/agents/<k>/<seq>.jsonl`
+//! ([`AgentSink`]); the harness reads the chunks back in order ([`LineReader`]). S3 has no
+//! append, so a chunk per flush; its reads are strongly consistent, so a reader that asks for
+//! the next sequence number sees a chunk as soon as its put returned.
+
+use std::sync::Arc;
+
+use crate::api::S3Api;
+use crate::error::ApiError;
+
+/// The key prefix of everything of agent `k` (ends with `/`).
+pub fn agent_prefix(run: &str, k: u32) -> String {
+    format!("{}{k}/", agents_prefix(run))
+}
+
+/// The key prefix of every agent of the run, which the agents' task role may read and write.
+pub fn agents_prefix(run: &str) -> String {
+    format!("runs/{run}/agents/")
+}
+
+pub fn assignment_key(run: &str, k: u32) -> String {
+    format!("{}assignment.json", agent_prefix(run, k))
+}
+
+/// Chunk `seq` of agent `k`; zero-padded so a listing is in order too.
+pub fn chunk_key(run: &str, k: u32, seq: u64) -> String {
+    format!("{}{seq:010}.jsonl", agent_prefix(run, k))
+}
+
+/// The agent's side: reads its assignment, puts its output as numbered chunks.
+pub struct AgentSink {
+    s3: Arc<dyn S3Api>,
+    bucket: String,
+    run: String,
+    index: u32,
+    next: u64,
+}
+
+impl AgentSink {
+    pub fn new(s3: Arc<dyn S3Api>, bucket: &str, run: &str, index: u32) -> AgentSink {
+        AgentSink { s3, bucket: bucket.to_string(), run: run.to_string(), index, next: 0 }
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The assignment the harness put for this agent.
+    pub async fn assignment(&self) -> Result<Vec<u8>, ApiError> {
+        let key = assignment_key(&self.run, self.index);
+        self.s3.get_object(&self.bucket, &key).await?.ok_or_else(|| {
+            ApiError::new("GetObject", "NoSuchKey", format!("no assignment at s3://{}/{key}", self.bucket))
+        })
+    }
+
+    /// Puts `lines` (complete lines; a missing final newline is added) as the next chunk.
+    /// Nothing is put for no bytes.
+    pub async fn put(&mut self, lines: &[u8]) -> Result<(), ApiError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut body = lines.to_vec();
+        if body.last() != Some(&b'\n') {
+            body.push(b'\n');
+        }
+        self.s3.put_object(&self.bucket, &chunk_key(&self.run, self.index, self.next), body).await?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+/// The harness's side: the new complete lines of one agent since the last call, in order.
+pub struct LineReader {
+    s3: Arc<dyn S3Api>,
+    bucket: String,
+    run: String,
+    index: u32,
+    next: u64,
+    /// Bytes after the last newline seen (a chunk cut mid-line by a dying agent).
+    partial: Vec<u8>,
+}
+
+impl LineReader {
+    pub fn new(s3: Arc<dyn S3Api>, bucket: &str, run: &str, index: u32) -> LineReader {
+        LineReader { s3, bucket: bucket.to_string(), run: run.to_string(), index, next: 0, partial: Vec::new() }
+    }
+
+    /// Every complete line in the chunks put since the last call, without its newline.
+    pub async fn read_lines(&mut self) -> Result<Vec<Vec<u8>>, ApiError> {
+        while let Some(chunk) = self.s3.get_object(&self.bucket, &chunk_key(&self.run, self.index, self.next)).await? {
+            self.partial.extend_from_slice(&chunk);
+            self.next += 1;
+        }
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else { return Ok(Vec::new()) };
+        let rest = self.partial.split_off(end + 1);
+        let done = std::mem::replace(&mut self.partial, rest);
+        Ok(done.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect())
+    }
+
+    /// Chunks read so far.
+    pub fn chunks_read(&self) -> u64 {
+        self.next
+    }
+}
