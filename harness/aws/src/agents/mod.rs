@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use isobench_core::plan::Plan;
 use isobench_core::scenario::aws::Architecture;
-use isobench_cost::Pricing;
 use isobench_cost::CostError;
+use isobench_cost::Pricing;
 
 use crate::api::{TaskDefinitionRequest, TaskExit, TaskRequest};
 use crate::context::{DeployContext, DeployError, READY_TIMEOUT, wait_for};
@@ -413,3 +413,6 @@ fn agent(fleet: &Fleet, k: u32) -> Result<&AgentHandle, ApiError> {
         .find(|a| a.index == k)
         .ok_or_else(|| ApiError::new("agents", "NoSuchAgent", format!("agent {k}")))
 }
+
+#[cfg(test)]
+mod tests;
