@@ -380,15 +380,18 @@ async fn wait_started(ctx: &DeployContext, cluster: &str, task: &str) -> Result<
     wait_for(&format!("agent task {task}"), READY_TIMEOUT, || {
         let (ecs, cluster, task) = (ecs.clone(), cluster.to_string(), task.to_string());
         async move {
-            let status = AgentStatus::of(ecs.task_exit(&cluster, &task).await?);
-            if status.is_dead() {
-                return Err(DeployError::Other(format!("agent task {task} {status}")));
+            if serves {
+                let status = AgentStatus::of(ecs.task_exit(&cluster, &task).await?);
+                if status.is_dead() {
+                    return Err(DeployError::Other(format!("agent task {task} {status}")));
+                }
+                if status != AgentStatus::Running {
+                    return Ok(None);
+                }
             }
-            if serves && status != AgentStatus::Running {
-                return Ok(None);
-            }
-            let ip = ecs.task_state(&cluster, &task).await?.and_then(|s| s.private_ip);
-            Ok(Some(ip.and_then(|a| a.parse().ok())))
+            // moto cycles a task's status on every describe: only its existence counts there.
+            let Some(state) = ecs.task_state(&cluster, &task).await? else { return Ok(None) };
+            Ok(Some(state.private_ip.and_then(|a| a.parse().ok())))
         }
     })
     .await
