@@ -31,7 +31,7 @@ use crate::retry;
 use crate::tier::{Counts, PLANNED_RUN, Planned, planned_name};
 use crate::tiers;
 
-pub use transport::{AgentSink, LineReader};
+pub use transport::{AgentEnvError, AgentSink, LineReader};
 
 /// The agents' image: the ECS tier's public Amazon Linux 2023; the task fetches the isobench
 /// binary from the run's bucket at start.
@@ -128,7 +128,7 @@ pub fn planned(plan: &Plan) -> Vec<Planned> {
     let mut add = |kind, name: String| out.push(Planned { tier: None, kind, name });
     add("iam role", format!("{} (s3 get/put under runs/{PLANNED_RUN}/, lambda invoke)", planned_name("agents-task")));
     add("iam role", format!("{} (execution)", planned_name("agents-exec")));
-    add("s3 object", format!("{}/{}isobench", planned_name("workload"), transport::agents_prefix(PLANNED_RUN)));
+    add("s3 object", format!("{}/{}", planned_name("workload"), transport::binary_key(PLANNED_RUN)));
     add("ecs cluster", planned_name("agents"));
     for k in 0..a.count {
         add("s3 object", format!("{}/{}", planned_name("workload"), transport::assignment_key(PLANNED_RUN, k)));
@@ -290,57 +290,17 @@ pub async fn deploy(
     let group = net.harness_group.clone().ok_or_else(|| {
         DeployError::Other("agents join the run's harness group, which a scenario with harness_cidr has not".into())
     })?;
-    // Makes the run's bucket (with the workload the tiers fetch).
-    ctx.workload_url().await?;
-    let bucket = ctx.name("workload");
-    let run = ctx.run_id.clone();
-    let binary_key = format!("{}isobench", transport::agents_prefix(&run));
-    ctx.apis.s3.put_object(&bucket, &binary_key, binary.as_ref().clone()).await?;
-    let ttl = ctx.spec.max_lifetime.0.min(Duration::from_secs(7 * 24 * 3600));
-    let url = ctx.apis.s3.presign_get(&bucket, &binary_key, ttl).await?;
-    for (k, a) in assignments.iter().enumerate() {
-        ctx.apis.s3.put_object(&bucket, &transport::assignment_key(&run, k as u32), a.clone()).await?;
-    }
-    let task_role = role(ctx, "agents-task").await?;
-    let policy = task_policy(&bucket, &run, &ctx.name(""));
-    let name = ctx.name("agents-task");
-    retry::retry(ctx.backoff, || ctx.apis.iam.put_role_policy(&name, "isobench-agent", &policy)).await?;
-    let exec_role = role(ctx, "agents-exec").await?;
+    let (bucket, url) = stage(ctx, binary, assignments).await?;
+    let roles = roles(ctx, &bucket).await?;
     let cluster = ctx.name("agents");
     let tags = ctx.tag_pairs(None);
     retry::retry(ctx.backoff, || ctx.apis.ecs.create_cluster(&cluster, &tags)).await?;
     ctx.record(None, Resource::Cluster(cluster.clone()));
+    let place =
+        Placement { cluster: &cluster, bucket: &bucket, url: &url, subnets: &subnets, group: &group, roles: &roles };
     let mut agents = Vec::new();
     for k in 0..assignments.len() as u32 {
-        let req = TaskDefinitionRequest {
-            family: ctx.name(&format!("agent-{k}")),
-            task_role_arn: task_role.clone(),
-            execution_role_arn: Some(exec_role.clone()),
-            cpu: plan.cpu.to_string(),
-            memory: plan.memory.to_string(),
-            launch_type: "FARGATE".into(),
-            architecture: plan.architecture.as_str().into(),
-            image: IMAGE.into(),
-            command: command(&url),
-            port: AGENT_PORT,
-            environment: environment(ctx, &bucket, k),
-            tags: tags.clone(),
-        };
-        // The roles were just created: registration may not see them yet (retried).
-        let def = retry::retry(ctx.backoff, || ctx.apis.ecs.register_task_definition(&req)).await?;
-        ctx.record(None, Resource::TaskDefinition(def.clone()));
-        let run_req = TaskRequest {
-            cluster: cluster.clone(),
-            task_definition: def,
-            launch_type: "FARGATE".into(),
-            subnets: subnets.clone(),
-            security_groups: vec![group.clone()],
-            // To pull the public image and fetch the binary; traffic goes to private addresses.
-            public_ip: true,
-            tags: tags.clone(),
-        };
-        let task = retry::retry(ctx.backoff, || ctx.apis.ecs.run_task(&run_req)).await?;
-        ctx.record(None, Resource::Task { cluster: cluster.clone(), arn: task.clone() });
+        let task = place.start(ctx, plan, k).await?;
         agents.push(AgentHandle { index: k, task, address: None });
     }
     for a in &mut agents {
@@ -348,6 +308,88 @@ pub async fn deploy(
     }
     let resources = ctx.ledger[first..].iter().map(|(_, r)| r.clone()).collect();
     Ok(Fleet { cluster, bucket, agents, resources })
+}
+
+/// Puts the binary and the assignments in the run's bucket (made here if no tier made it);
+/// returns the bucket and the binary's presigned URL.
+async fn stage(
+    ctx: &mut DeployContext,
+    binary: Arc<Vec<u8>>,
+    assignments: &[Vec<u8>],
+) -> Result<(String, String), DeployError> {
+    ctx.workload_url().await?;
+    let bucket = ctx.name("workload");
+    let run = ctx.run_id.clone();
+    let key = transport::binary_key(&run);
+    ctx.apis.s3.put_object(&bucket, &key, binary.as_ref().clone()).await?;
+    let ttl = ctx.spec.max_lifetime.0.min(Duration::from_secs(7 * 24 * 3600));
+    let url = ctx.apis.s3.presign_get(&bucket, &key, ttl).await?;
+    for (k, a) in assignments.iter().enumerate() {
+        ctx.apis.s3.put_object(&bucket, &transport::assignment_key(&run, k as u32), a.clone()).await?;
+    }
+    Ok((bucket, url))
+}
+
+/// The agents' task role (with [`task_policy`]) and execution role ARNs.
+struct Roles {
+    task: String,
+    execution: String,
+}
+
+async fn roles(ctx: &mut DeployContext, bucket: &str) -> Result<Roles, DeployError> {
+    let task = role(ctx, "agents-task").await?;
+    let policy = task_policy(bucket, &ctx.run_id, &ctx.name(""));
+    let name = ctx.name("agents-task");
+    retry::retry(ctx.backoff, || ctx.apis.iam.put_role_policy(&name, "isobench-agent", &policy)).await?;
+    let execution = role(ctx, "agents-exec").await?;
+    Ok(Roles { task, execution })
+}
+
+/// Where and with what an agent's task starts.
+struct Placement<'a> {
+    cluster: &'a str,
+    bucket: &'a str,
+    url: &'a str,
+    subnets: &'a [String],
+    group: &'a str,
+    roles: &'a Roles,
+}
+
+impl Placement<'_> {
+    /// Agent `k`'s task definition and task; returns the task's ARN.
+    async fn start(&self, ctx: &mut DeployContext, plan: &AgentsPlan, k: u32) -> Result<String, DeployError> {
+        let tags = ctx.tag_pairs(None);
+        let req = TaskDefinitionRequest {
+            family: ctx.name(&format!("agent-{k}")),
+            task_role_arn: self.roles.task.clone(),
+            execution_role_arn: Some(self.roles.execution.clone()),
+            cpu: plan.cpu.to_string(),
+            memory: plan.memory.to_string(),
+            launch_type: "FARGATE".into(),
+            architecture: plan.architecture.as_str().into(),
+            image: IMAGE.into(),
+            command: command(self.url),
+            port: AGENT_PORT,
+            environment: environment(ctx, self.bucket, k),
+            tags: tags.clone(),
+        };
+        // The roles were just created: registration may not see them yet (retried).
+        let def = retry::retry(ctx.backoff, || ctx.apis.ecs.register_task_definition(&req)).await?;
+        ctx.record(None, Resource::TaskDefinition(def.clone()));
+        let run = TaskRequest {
+            cluster: self.cluster.to_string(),
+            task_definition: def,
+            launch_type: "FARGATE".into(),
+            subnets: self.subnets.to_vec(),
+            security_groups: vec![self.group.to_string()],
+            // To pull the public image and fetch the binary; traffic goes to private addresses.
+            public_ip: true,
+            tags,
+        };
+        let task = retry::retry(ctx.backoff, || ctx.apis.ecs.run_task(&run)).await?;
+        ctx.record(None, Resource::Task { cluster: self.cluster.to_string(), arn: task.clone() });
+        Ok(task)
+    }
 }
 
 fn environment(ctx: &DeployContext, bucket: &str, k: u32) -> Vec<(String, String)> {

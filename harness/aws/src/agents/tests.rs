@@ -139,7 +139,7 @@ fn agents_deploy_as_tagged_tasks_with_a_scoped_role_and_tear_down() {
     assert!(!s.policies.contains_key(&d.ctx.name("agents-exec")));
     // The assignments and the binary are in the bucket.
     assert_eq!(s.bodies[&format!("{bucket}/runs/{RUN}/agents/1/assignment.json")], b"{\"agent\":1}");
-    assert_eq!(s.bodies[&format!("{bucket}/runs/{RUN}/agents/isobench")], b"isobench");
+    assert_eq!(s.bodies[&format!("{bucket}/runs/{RUN}/bin/isobench")], b"isobench");
     drop(s);
     rt().block_on(async {
         let r = d.teardown_agents().await;
@@ -237,4 +237,13 @@ fn a_function_target_invokes_through_the_lambda_api() {
     assert!(matches!(r.outcome, InvokeOutcome::Rejected { .. }), "{:?}", r.outcome);
     assert_eq!(function::arn_region("arn:aws:lambda:eu-west-1:123456789012:function:f").as_deref(), Some("eu-west-1"));
     assert_eq!(function::arn_region("isobench-x-f"), None);
+}
+
+#[test]
+fn a_sink_outside_an_agent_task_names_the_missing_variable() {
+    if std::env::var_os(ENV_BUCKET).is_some() {
+        return;
+    }
+    let e = rt().block_on(AgentSink::from_env()).err().unwrap();
+    assert_eq!(e.to_string(), "`ISOBENCH_AGENT_BUCKET` is not set (an agent task's definition sets it)");
 }

@@ -20,6 +20,12 @@ pub fn agents_prefix(run: &str) -> String {
     format!("runs/{run}/agents/")
 }
 
+/// The isobench binary the agents run: outside the prefix they may write, fetched by a
+/// presigned URL.
+pub fn binary_key(run: &str) -> String {
+    format!("runs/{run}/bin/isobench")
+}
+
 pub fn assignment_key(run: &str, k: u32) -> String {
     format!("{}assignment.json", agent_prefix(run, k))
 }
@@ -41,6 +47,16 @@ pub struct AgentSink {
 impl AgentSink {
     pub fn new(s3: Arc<dyn S3Api>, bucket: &str, run: &str, index: u32) -> AgentSink {
         AgentSink { s3, bucket: bucket.to_string(), run: run.to_string(), index, next: 0 }
+    }
+
+    /// The sink of an agent task, from the environment its task definition sets (bucket, run,
+    /// index) and the SDK's default chain (in a task: the task role).
+    pub async fn from_env() -> Result<AgentSink, AgentEnvError> {
+        let var = |name: &'static str| std::env::var(name).map_err(|_| AgentEnvError::Missing(name));
+        let (bucket, run, index) = (var(super::ENV_BUCKET)?, var(super::ENV_RUN)?, var(super::ENV_INDEX)?);
+        let index = index.parse().map_err(|_| AgentEnvError::Index(index))?;
+        let sdk = crate::config::load(&crate::config::AwsOptions::default()).await?;
+        Ok(AgentSink::new(crate::config::apis(&sdk).s3, &bucket, &run, index))
     }
 
     pub fn index(&self) -> u32 {
@@ -69,6 +85,16 @@ impl AgentSink {
         self.next += 1;
         Ok(())
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentEnvError {
+    #[error("`{0}` is not set (an agent task's definition sets it)")]
+    Missing(&'static str),
+    #[error("`{0}` is not an agent index")]
+    Index(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The harness's side: the new complete lines of one agent since the last call, in order.

@@ -91,8 +91,9 @@ pub struct AwsSpec {
     /// expired ones.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime: Dur,
-    /// Load agents on Fargate; `None`: traffic comes from where the harness runs.
-    #[serde(default)]
+    /// Load agents on Fargate; `None`: traffic comes from where the harness runs (and the
+    /// effective scenario in `summary.json` stays as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentsSpec>,
 }
 
