@@ -181,15 +181,18 @@ impl AgentsSpec {
                 format!("{} is not a Fargate CPU size", self.cpu),
                 "256, 512, 1024, 2048, 4096, 8192 or 16384",
             )),
-            Some(&(_, min, max, step)) if self.memory < min || self.memory > max || self.memory % step != 0 => out
-                .push((
+            Some(&(_, min, max, step))
+                if self.memory < min || self.memory > max || !self.memory.is_multiple_of(step) =>
+            {
+                out.push((
                     "aws.agents.memory",
                     format!(
                         "{} MiB does not fit {} CPU units (from {min} to {max} MiB in steps of {step})",
                         self.memory, self.cpu
                     ),
                     "a Fargate memory size for the task's CPU",
-                )),
+                ))
+            }
             Some(_) => {}
         }
         out
