@@ -160,11 +160,20 @@ fn agents_deploy_as_tagged_tasks_with_a_scoped_role_and_tear_down() {
 }
 
 #[test]
-fn the_run_wide_teardown_removes_agents_also_after_a_failed_deploy() {
+fn agents_outlive_a_tier_s_teardown_and_go_with_the_run_s_also_after_a_failed_deploy() {
     let fake = Fake::new();
     let p = plan_of(ECS, "[aws.agents]\ncount = 2\n");
     let mut d = deployer(&fake, &p);
-    deploy_two(&fake, &mut d, &p);
+    rt().block_on(d.deploy(&p.tiers[0])).unwrap();
+    assert_eq!(fake.count("task"), 2);
+    let a = AgentsPlan::of(&p).unwrap();
+    rt().block_on(d.deploy_agents(&a, Arc::new(vec![1]), &[vec![2], vec![3]])).unwrap();
+    assert_eq!(fake.count("task"), 4);
+    // A tier's teardown leaves the agents, which drive every tier.
+    let r = rt().block_on(d.teardown(Some(isobench_core::TierId::EcsAwsvpc)));
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!((fake.count("task"), fake.count("cluster")), (2, 1));
+    assert!(rt().block_on(d.agent_status(1)).is_ok());
     let r = rt().block_on(d.teardown(None));
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     assert!(fake.kinds().is_empty(), "{:?}", fake.kinds());
