@@ -10,7 +10,7 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::aws::AwsSpec;
 use isobench_core::{Deployment, TierId};
 
-use crate::agents::{self, AgentHandle, AgentStatus, AgentsPlan, Fleet, LineReader};
+use crate::agents::{self, AgentHandle, AgentStatus, AgentsPlan, ChunkWriter, Fleet, LineReader};
 use crate::api::Apis;
 use crate::capability::Capabilities;
 use crate::context::DeployContext;
@@ -32,6 +32,7 @@ pub struct Deployer {
     /// The run's load agents, once started.
     pub agents: Option<Fleet>,
     readers: BTreeMap<u32, LineReader>,
+    writers: BTreeMap<u32, ChunkWriter>,
 }
 
 impl Deployer {
@@ -41,6 +42,7 @@ impl Deployer {
             deploy_times: BTreeMap::new(),
             agents: None,
             readers: BTreeMap::new(),
+            writers: BTreeMap::new(),
         }
     }
 
@@ -70,6 +72,15 @@ impl Deployer {
         self.readers.get_mut(&k).expect("inserted above").read_lines().await
     }
 
+    /// Sends `lines` to agent `k` (after its assignment: a tier's targets, a stop).
+    pub async fn send(&mut self, k: u32, lines: &[u8]) -> Result<(), ApiError> {
+        let fleet = self.agents.as_ref().ok_or_else(no_agents)?;
+        if !self.writers.contains_key(&k) {
+            self.writers.insert(k, agents::writer(&self.ctx, fleet, k)?);
+        }
+        self.writers.get_mut(&k).expect("inserted above").put(lines).await
+    }
+
     /// Whether agent `k`'s task runs, or why it stopped.
     pub async fn agent_status(&self, k: u32) -> Result<AgentStatus, ApiError> {
         agents::status(&self.ctx, self.agents.as_ref().ok_or_else(no_agents)?, k).await
@@ -80,6 +91,7 @@ impl Deployer {
     pub async fn teardown_agents(&mut self) -> Removal {
         let Some(fleet) = self.agents.take() else { return Removal::default() };
         self.readers.clear();
+        self.writers.clear();
         let ctx = &mut self.ctx;
         let mine = |r: &Resource| fleet.resources.contains(r) && !is_shared(r);
         let (gone, rest): (Vec<_>, Vec<_>) =
@@ -121,6 +133,7 @@ impl Deployer {
             ctx.workload_url = None;
             self.agents = None;
             self.readers.clear();
+            self.writers.clear();
         }
         // What failed stays in the ledger so a later teardown_all tries again.
         for (t, r) in mine {

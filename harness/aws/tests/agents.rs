@@ -104,6 +104,8 @@ async fn moto_agents(emu: &Emulators) {
     sink.put(b"a\nb\n").await.unwrap();
     sink.put(b"c\n").await.unwrap();
     assert_eq!(d.read_lines(1).await.unwrap(), [&b"a"[..], b"b", b"c"]);
+    d.send(1, b"stop\n").await.unwrap();
+    assert_eq!(sink.received().await.unwrap(), [b"stop"]);
     d.agent_status(0).await.unwrap();
     let t1 = Instant::now();
     let r = d.teardown_agents().await;

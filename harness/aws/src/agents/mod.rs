@@ -31,7 +31,7 @@ use crate::retry;
 use crate::tier::{Counts, PLANNED_RUN, Planned, planned_name};
 use crate::tiers;
 
-pub use transport::{AgentEnvError, AgentSink, LineReader};
+pub use transport::{AgentEnvError, AgentSink, ChunkWriter, Direction, LineReader};
 
 /// The agents' image: the ECS tier's public Amazon Linux 2023; the task fetches the isobench
 /// binary from the run's bucket at start.
@@ -448,7 +448,13 @@ pub async fn status(ctx: &DeployContext, fleet: &Fleet, k: u32) -> Result<AgentS
 /// A reader of agent `k`'s lines.
 pub fn reader(ctx: &DeployContext, fleet: &Fleet, k: u32) -> Result<LineReader, ApiError> {
     agent(fleet, k)?;
-    Ok(LineReader::new(ctx.apis.s3.clone(), &fleet.bucket, &ctx.run_id, k))
+    Ok(LineReader::new(ctx.apis.s3.clone(), &fleet.bucket, &ctx.run_id, k, Direction::Out))
+}
+
+/// A writer of lines to agent `k` (after its assignment).
+pub fn writer(ctx: &DeployContext, fleet: &Fleet, k: u32) -> Result<ChunkWriter, ApiError> {
+    agent(fleet, k)?;
+    Ok(ChunkWriter::new(ctx.apis.s3.clone(), &fleet.bucket, &ctx.run_id, k, Direction::In))
 }
 
 fn agent(fleet: &Fleet, k: u32) -> Result<&AgentHandle, ApiError> {

@@ -208,10 +208,19 @@ fn the_line_reader_returns_lines_in_order_across_chunks_and_a_stopped_task_is_de
         assert!(d.read_lines(0).await.unwrap().is_empty(), "agent 0 wrote nothing");
         // A chunk cut mid-line: the line comes whole once its end arrives.
         let s3 = fake.apis().s3;
-        s3.put_object(&bucket, &transport::chunk_key(RUN, 1, 2), b"{\"n\":".to_vec()).await.unwrap();
+        s3.put_object(&bucket, &transport::chunk_key(RUN, 1, Direction::Out, 2), b"{\"n\":".to_vec()).await.unwrap();
         assert!(d.read_lines(1).await.unwrap().is_empty());
-        s3.put_object(&bucket, &transport::chunk_key(RUN, 1, 3), b"4}\n{\"n\":5}\n".to_vec()).await.unwrap();
+        s3.put_object(&bucket, &transport::chunk_key(RUN, 1, Direction::Out, 3), b"4}\n{\"n\":5}\n".to_vec())
+            .await
+            .unwrap();
         assert_eq!(d.read_lines(1).await.unwrap(), [&b"{\"n\":4}"[..], b"{\"n\":5}"]);
+        // The other way: lines the harness sends after the assignment, in order.
+        assert!(sink.received().await.unwrap().is_empty());
+        d.send(1, b"{\"tier\":\"a\"}\n").await.unwrap();
+        d.send(1, b"{\"stop\":true}").await.unwrap();
+        assert_eq!(sink.received().await.unwrap(), [&b"{\"tier\":\"a\"}"[..], b"{\"stop\":true}"]);
+        assert!(d.read_lines(1).await.unwrap().is_empty(), "the agent's own stream is apart");
+        assert!(d.send(9, b"x").await.is_err());
         assert_eq!(d.agent_status(0).await.unwrap(), AgentStatus::Running);
         fake.state.lock().unwrap().stopped.insert(
             handles[1].task.clone(),
@@ -255,4 +264,27 @@ fn a_sink_outside_an_agent_task_names_the_missing_variable() {
     }
     let e = rt().block_on(AgentSink::from_env()).err().unwrap();
     assert_eq!(e.to_string(), "`ISOBENCH_AGENT_BUCKET` is not set (an agent task's definition sets it)");
+}
+
+#[test]
+fn the_backend_drives_agents_synchronously_for_the_runner() {
+    let fake = Fake::new();
+    let p = plan_of(LAMBDA, "[aws.agents]\n");
+    let mut b = crate::AwsBackend::from_deployer(deployer(&fake, &p));
+    let a = AgentsPlan::of(&p).unwrap();
+    let handles = b.deploy_agents(&a, Arc::new(vec![1]), &[b"{}".to_vec()]).unwrap();
+    assert_eq!(handles.len(), 1);
+    let bucket = b.deployer().ctx.name("workload");
+    let mut sink = AgentSink::new(fake.apis().s3, &bucket, RUN, 0);
+    rt().block_on(sink.put(b"x\n")).unwrap();
+    assert_eq!(b.read_lines(0).unwrap(), [b"x"]);
+    b.send(0, b"y").unwrap();
+    assert_eq!(rt().block_on(sink.received()).unwrap(), [b"y"]);
+    assert_eq!(b.agent_status(0).unwrap(), AgentStatus::Running);
+    let r = b.teardown_agents();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    assert_eq!(fake.count("task"), 0);
+    let r = isobench_core::Backend::teardown_all(&mut b).unwrap();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    assert!(fake.kinds().is_empty(), "{:?}", fake.kinds());
 }
