@@ -126,7 +126,10 @@ pub fn planned(plan: &Plan) -> Vec<Planned> {
     let Some(a) = AgentsPlan::of(plan) else { return Vec::new() };
     let mut out = Vec::new();
     let mut add = |kind, name: String| out.push(Planned { tier: None, kind, name });
-    add("iam role", format!("{} (s3 get/put under runs/{PLANNED_RUN}/, lambda invoke)", planned_name("agents-task")));
+    add(
+        "iam role",
+        format!("{} (s3 get/put under runs/{PLANNED_RUN}/agents/, lambda invoke)", planned_name("agents-task")),
+    );
     add("iam role", format!("{} (execution)", planned_name("agents-exec")));
     add("s3 object", format!("{}/{}", planned_name("workload"), transport::binary_key(PLANNED_RUN)));
     add("ecs cluster", planned_name("agents"));
@@ -146,6 +149,8 @@ pub struct AgentCost {
 }
 
 /// `None` without agents; an error names the missing price.
+// The cost crate's own error, as its `project` returns it (the caller handles both alike).
+#[allow(clippy::result_large_err)]
 pub fn modelled_cost(plan: &Plan, pricing: &Pricing) -> Result<Option<AgentCost>, CostError> {
     let Some(a) = AgentsPlan::of(plan) else { return Ok(None) };
     let arch = a.architecture.as_str();

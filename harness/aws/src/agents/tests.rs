@@ -55,7 +55,7 @@ fn the_plan_lists_the_agents_and_the_guard_rails_count_them() {
     let tasks: Vec<_> = rows.iter().filter(|r| r.tier.is_none() && r.kind == "ecs task").collect();
     assert_eq!(tasks.len(), 3, "{rows:?}");
     assert!(tasks[0].name.contains("1 vCPU, 2 GB, x86_64, fargate awsvpc in subnet(s) private"), "{}", tasks[0].name);
-    assert!(rows.iter().any(|r| r.name.contains("agents-task") && r.name.contains("runs/{run}/")));
+    assert!(rows.iter().any(|r| r.name.contains("agents-task") && r.name.contains("runs/{run}/agents/")));
     // The ECS tier's two tasks and the three agents: tasks and network interfaces.
     assert_eq!(plan::counts(&p).tasks, 5);
     assert_eq!(plan::network_interfaces(&p), 5);
