@@ -100,6 +100,8 @@ pub trait IamApi: Send + Sync {
     async fn delete_instance_profile(&self, name: &str) -> Result<()>;
     async fn roles(&self) -> Result<Vec<Found>>;
     async fn instance_profiles(&self) -> Result<Vec<Found>>;
+    /// Puts an inline policy on `role` (removed with the role by [`IamApi::delete_role`]).
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<()>;
 }
 
 #[async_trait]
@@ -111,6 +113,8 @@ pub trait S3Api: Send + Sync {
     async fn delete_bucket(&self, name: &str) -> Result<()>;
     /// Buckets named with [`crate::tags::NAME_PREFIX`], with their tags.
     async fn buckets(&self) -> Result<Vec<Found>>;
+    /// An object's bytes; `None` when there is no such key (yet).
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>>;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,6 +191,16 @@ pub struct TaskState {
     pub private_ip: Option<String>,
 }
 
+/// Why a task stopped, as DescribeTasks reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskExit {
+    /// `PROVISIONING`, `PENDING`, `RUNNING`, `STOPPED`, ...
+    pub last_status: String,
+    pub stopped_reason: Option<String>,
+    /// The essential container's exit code, once it exited.
+    pub exit_code: Option<i32>,
+}
+
 #[async_trait]
 pub trait EcsApi: Send + Sync {
     async fn create_cluster(&self, name: &str, tags: &Tags) -> Result<String>;
@@ -200,6 +214,8 @@ pub trait EcsApi: Send + Sync {
     async fn task_definitions(&self) -> Result<Vec<Found>>;
     /// Running or pending tasks of a cluster.
     async fn tasks(&self, cluster: &str) -> Result<Vec<Found>>;
+    /// A task's status with why it stopped; `None` when the service no longer knows it.
+    async fn task_exit(&self, cluster: &str, task: &str) -> Result<Option<TaskExit>>;
 }
 
 /// The clients of one account and region.

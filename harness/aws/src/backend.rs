@@ -11,9 +11,11 @@ use isobench_core::plan::TierPlan;
 use isobench_core::scenario::aws::AwsSpec;
 use isobench_core::{Backend, BackendError, Deployment, TierId};
 
+use crate::agents::{AgentHandle, AgentStatus, AgentsPlan};
 use crate::capability::Capabilities;
 use crate::config::{self, AwsOptions};
 use crate::deployer::{DeployError, Deployer};
+use crate::error::ApiError;
 use crate::package;
 
 /// Where the workload binary comes from.
@@ -80,6 +82,43 @@ impl AwsBackend {
     /// Deploy time per tier so far.
     pub fn deploy_times(&self) -> &BTreeMap<TierId, Duration> {
         &self.deployer.deploy_times
+    }
+
+    /// Starts the run's load agents (see [`Deployer::deploy_agents`]), on the backend's runtime.
+    pub fn deploy_agents(
+        &mut self,
+        plan: &AgentsPlan,
+        binary: Arc<Vec<u8>>,
+        assignments: &[Vec<u8>],
+    ) -> Result<Vec<AgentHandle>, DeployError> {
+        self.rt.block_on(self.deployer.deploy_agents(plan, binary, assignments))
+    }
+
+    /// The new complete lines of agent `k` since the last call, in order.
+    pub fn read_lines(&mut self, k: u32) -> Result<Vec<Vec<u8>>, ApiError> {
+        self.rt.block_on(self.deployer.read_lines(k))
+    }
+
+    /// Sends `lines` to agent `k`.
+    pub fn send(&mut self, k: u32, lines: &[u8]) -> Result<(), ApiError> {
+        self.rt.block_on(self.deployer.send(k, lines))
+    }
+
+    /// Whether agent `k`'s task runs, or why it stopped.
+    pub fn agent_status(&self, k: u32) -> Result<AgentStatus, ApiError> {
+        self.rt.block_on(self.deployer.agent_status(k))
+    }
+
+    /// Removes the agents (the run-wide teardown also does).
+    pub fn teardown_agents(&mut self) -> TeardownReport {
+        let start = Instant::now();
+        let removal = self.rt.block_on(self.deployer.teardown_agents());
+        TeardownReport {
+            removed: removal.removed,
+            left_behind: removal.failed,
+            duration: start.elapsed(),
+            environments: None,
+        }
     }
 
     fn teardown_report(&mut self, tier: Option<TierId>) -> TeardownReport {

@@ -36,6 +36,12 @@ pub struct State {
     pub next: u64,
     /// The state new functions settle in.
     pub function_state: String,
+    /// Object bodies by `bucket/key`.
+    pub bodies: HashMap<String, Vec<u8>>,
+    /// Inline role policies by role name: (policy name, document).
+    pub policies: HashMap<String, Vec<(String, String)>>,
+    /// Tasks told to have stopped (by ARN), with why.
+    pub stopped: HashMap<String, TaskExit>,
 }
 
 #[derive(Clone, Default)]
@@ -249,13 +255,23 @@ impl IamApi for Fake {
         Ok(name.to_string())
     }
     async fn delete_role(&self, name: &str) -> R<()> {
-        self.delete("DeleteRole", name, "NoSuchEntity")
+        self.delete("DeleteRole", name, "NoSuchEntity")?;
+        self.state.lock().unwrap().policies.remove(name);
+        Ok(())
     }
     async fn delete_instance_profile(&self, name: &str) -> R<()> {
         self.delete("DeleteInstanceProfile", &format!("profile/{name}"), "NoSuchEntity")
     }
     async fn roles(&self) -> R<Vec<Found>> {
         Ok(self.found("role"))
+    }
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> R<()> {
+        let mut s = self.enter("PutRolePolicy")?;
+        if !s.objects.contains_key(role) {
+            return Err(ApiError::new("PutRolePolicy", "NoSuchEntity", role));
+        }
+        s.policies.entry(role.to_string()).or_default().push((name.to_string(), document.to_string()));
+        Ok(())
     }
     async fn instance_profiles(&self) -> R<Vec<Found>> {
         Ok(self
@@ -275,8 +291,20 @@ impl S3Api for Fake {
     async fn create_bucket(&self, name: &str, tags: &Tags) -> R<()> {
         self.create("CreateBucket", "bucket", Some(name), tags, &[]).map(|_| ())
     }
-    async fn put_object(&self, bucket: &str, key: &str, _body: Vec<u8>) -> R<()> {
-        self.create("PutObject", "object", Some(&format!("{bucket}/{key}")), &Vec::new(), &[bucket]).map(|_| ())
+    async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> R<()> {
+        let id = format!("{bucket}/{key}");
+        // A put replaces what the key held.
+        self.state.lock().unwrap().objects.remove(&id);
+        self.create("PutObject", "object", Some(&id), &Vec::new(), &[bucket])?;
+        self.state.lock().unwrap().bodies.insert(id, body);
+        Ok(())
+    }
+    async fn get_object(&self, bucket: &str, key: &str) -> R<Option<Vec<u8>>> {
+        let s = self.enter("GetObject")?;
+        if !s.objects.contains_key(bucket) {
+            return Err(ApiError::new("GetObject", "NoSuchBucket", bucket));
+        }
+        Ok(s.bodies.get(&format!("{bucket}/{key}")).cloned())
     }
     async fn presign_get(&self, bucket: &str, key: &str, _ttl: Duration) -> R<String> {
         Ok(format!("https://{bucket}.s3.example/{key}?X-Amz-Signature=fake"))
@@ -383,5 +411,16 @@ impl EcsApi for Fake {
             .into_iter()
             .filter(|t| self.state.lock().unwrap().objects[&t.id].uses.contains(&cluster.to_string()))
             .collect())
+    }
+    async fn task_exit(&self, _cluster: &str, task: &str) -> R<Option<TaskExit>> {
+        let s = self.enter("DescribeTasks")?;
+        if let Some(x) = s.stopped.get(task) {
+            return Ok(Some(x.clone()));
+        }
+        Ok(s.objects.get(task).map(|_| TaskExit {
+            last_status: "RUNNING".into(),
+            stopped_reason: None,
+            exit_code: None,
+        }))
     }
 }

@@ -11,8 +11,10 @@
 //! (groups and rules for EC2 and ECS alike), and [`api`], thin traits over the SDK clients
 //! ([`sdk`]) so everything above is tested against an in-memory account. Above them:
 //! [`deployer`] (dispatch, timing, teardown from the ledger) and [`backend`] (the
-//! synchronous `Backend`).
+//! synchronous `Backend`). Beside the tiers, [`agents`] starts the run's load agents as Fargate
+//! tasks in its VPC and carries their lines through the run's bucket.
 
+pub mod agents;
 pub mod api;
 pub mod backend;
 pub mod capability;

@@ -8,11 +8,13 @@ use isobench_core::plan::Plan;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::lambda::DEFAULT_ACCOUNT_CONCURRENCY;
 
+use crate::agents::{self, AgentsPlan};
 use crate::context::VPC_CIDR;
 use crate::tier::planned_name;
 use crate::tiers;
 
 // Their old paths: the types moved beside the tier trait, whose methods answer with them.
+use crate::tier::Needs;
 pub use crate::tier::{Counts, Planned};
 
 /// Time a tier's deploy and teardown may take on AWS beyond its traffic, for the lifetime
@@ -21,20 +23,25 @@ pub use crate::tier::{Counts, Planned};
 pub const TIER_OVERHEAD: Duration = Duration::from_secs(10 * 60);
 
 /// Every resource the run would create, in creation order: the run's shared resources the
-/// tiers need, then each tier's own, as its module lists them.
+/// tiers and agents need, the agents', then each tier's own, as its module lists them.
 pub fn resources(plan: &Plan) -> Vec<Planned> {
     let tenants: Vec<String> = plan.scenario.tenants.iter().map(|t| t.id.clone()).collect();
     let mut out = shared(plan);
+    out.extend(agents::planned(plan));
     for t in &plan.tiers {
         out.extend(tiers::module(t.tier).planned(t, &tenants));
     }
     out
 }
 
-/// The VPC, its subnets, the harness group and the workload bucket, as far as tiers need them.
+/// The VPC, its subnets, the harness group and the workload bucket, as far as tiers and
+/// agents need them.
 fn shared(plan: &Plan) -> Vec<Planned> {
     let aws = &plan.scenario.aws;
-    let needs: Vec<_> = plan.tiers.iter().map(|t| tiers::module(t.tier).needs(t)).collect();
+    let mut needs: Vec<_> = plan.tiers.iter().map(|t| tiers::module(t.tier).needs(t)).collect();
+    if let Some(a) = AgentsPlan::of(plan) {
+        needs.push(Needs { subnets: a.subnets, workload_bucket: true });
+    }
     let mut out = Vec::new();
     let mut add = |kind, name: String| out.push(Planned { tier: None, kind, name });
     if needs.iter().any(|x| !x.subnets.is_empty()) {
@@ -95,13 +102,24 @@ pub fn ignored(plan: &Plan) -> Vec<String> {
     out
 }
 
+/// What the run starts: the tiers' compute and the load agents (tasks too).
 pub fn counts(plan: &Plan) -> Counts {
     let tenants = plan.scenario.tenants.len() as u32;
-    let mut c = Counts::default();
+    let mut c = agents::counts(plan);
     for t in &plan.tiers {
         c += tiers::module(t.tier).counts(tenants);
     }
     c
+}
+
+/// Network interfaces the run holds at once at most: one per instance and per `awsvpc` task
+/// (tier tasks and agents); functions outside a VPC hold none. Tiers run one after another,
+/// but the agents live through all of them.
+pub fn network_interfaces(plan: &Plan) -> u32 {
+    let tenants = plan.scenario.tenants.len() as u32;
+    let agents = agents::counts(plan).tasks;
+    let widest = plan.tiers.iter().map(|t| tiers::module(t.tier).counts(tenants)).map(|c| c.instances + c.tasks).max();
+    agents + widest.unwrap_or(0)
 }
 
 /// How long the run's resources would exist: tiers run one after another.
@@ -110,6 +128,10 @@ pub fn projected_lifetime(plan: &Plan) -> Duration {
     per_tier * plan.tiers.len() as u32
 }
 
+/// AWS's default quota of network interfaces per region (VPC quotas, "Network interfaces per
+/// Region"); an account may have more, but a run that needs more than the default is unusual.
+pub const NETWORK_INTERFACE_QUOTA: u32 = 5000;
+
 /// A guard rail the plan exceeds.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GuardRail {
@@ -117,6 +139,11 @@ pub enum GuardRail {
     Instances { wanted: u32, cap: u32 },
     #[error("the run would start {wanted} ECS tasks, more than [aws] max_tasks = {cap}")]
     Tasks { wanted: u32, cap: u32 },
+    #[error(
+        "the run would hold {wanted} network interfaces at once (instances, awsvpc tasks and agents), more than \
+         AWS's default quota of {cap} per region"
+    )]
+    NetworkInterfaces { wanted: u32, cap: u32 },
     #[error("the run would create {wanted} Lambda functions, more than [aws] max_functions = {cap}")]
     Functions { wanted: u32, cap: u32 },
     #[error("the run's projected cost ${wanted:.4} is more than [aws] max_cost_usd = ${cap:.4}")]
@@ -140,6 +167,10 @@ pub fn check(plan: &Plan, cost: Option<f64>) -> Vec<GuardRail> {
     }
     if c.tasks > aws.max_tasks {
         out.push(GuardRail::Tasks { wanted: c.tasks, cap: aws.max_tasks });
+    }
+    let enis = network_interfaces(plan);
+    if enis > NETWORK_INTERFACE_QUOTA {
+        out.push(GuardRail::NetworkInterfaces { wanted: enis, cap: NETWORK_INTERFACE_QUOTA });
     }
     if c.functions > aws.max_functions {
         out.push(GuardRail::Functions { wanted: c.functions, cap: aws.max_functions });

@@ -471,6 +471,12 @@ impl IamApi for Iam {
             })
             .collect())
     }
+
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<()> {
+        let call = self.client.put_role_policy().role_name(role).policy_name(name).policy_document(document);
+        call.send().await.map_err(err("PutRolePolicy"))?;
+        Ok(())
+    }
 }
 
 // ---- S3 ------------------------------------------------------------------------------------
@@ -546,6 +552,15 @@ impl S3Api for S3 {
             found.push(Found { id: name.to_string(), name: name.to_string(), tags, parent: None });
         }
         Ok(found)
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let out = match self.client.get_object().bucket(bucket).key(key).send().await.map_err(err("GetObject")) {
+            Err(e) if e.code == "NoSuchKey" => return Ok(None),
+            other => other?,
+        };
+        let body = out.body.collect().await.map_err(|e| ApiError::new("GetObject", "Body", e.to_string()))?;
+        Ok(Some(body.into_bytes().to_vec()))
     }
 }
 
@@ -847,5 +862,18 @@ impl EcsApi for Ecs {
                 })
             })
             .collect())
+    }
+
+    async fn task_exit(&self, cluster: &str, task: &str) -> Result<Option<TaskExit>> {
+        let out = self.client.describe_tasks().cluster(cluster).tasks(task).send().await;
+        let out = match out.map_err(err("DescribeTasks")) {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        Ok(out.tasks().first().map(|t| TaskExit {
+            last_status: t.last_status().unwrap_or("UNKNOWN").to_string(),
+            stopped_reason: t.stopped_reason().map(str::to_string),
+            exit_code: t.containers().iter().find_map(|c| c.exit_code()),
+        }))
     }
 }

@@ -12,6 +12,13 @@
 //! max_functions = 20
 //! max_cost_usd = 5.0
 //! max_lifetime = "2h"           # every resource's isobench:expires-at is start + this
+//!
+//! [aws.agents]                  # load agents as Fargate tasks in the run's VPC (default: none)
+//! count = 2                     # or per_agent_rate: count = ceil(run.rate / per_agent_rate)
+//! per_agent_rate = 20000
+//! cpu = 1024                    # Fargate task size: CPU units and MiB
+//! memory = 2048
+//! architecture = "x86_64"       # default: [aws] architecture
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +91,112 @@ pub struct AwsSpec {
     /// expired ones.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime: Dur,
+    /// Load agents on Fargate; `None`: traffic comes from where the harness runs (and the
+    /// effective scenario in `summary.json` stays as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentsSpec>,
+}
+
+/// The requests per second one agent is planned for when the scenario gives no `count`:
+/// issue 17 measured about 36k req/s from one core of this machine; 20k leaves headroom for a
+/// 1-vCPU Fargate task, whose cores are slower and shared with probes.
+pub const DEFAULT_PER_AGENT_RATE: f64 = 20_000.0;
+
+/// `[aws.agents]`: how many load agents run as Fargate tasks, and how big.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentsSpec {
+    /// A fixed number of agents; `None`: from the run's rate and `per_agent_rate`.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Requests per second one agent is planned for (default [`DEFAULT_PER_AGENT_RATE`]).
+    #[serde(default)]
+    pub per_agent_rate: Option<f64>,
+    /// The task's CPU units (1024 = one vCPU).
+    #[serde(default = "default_agent_cpu")]
+    pub cpu: u32,
+    /// The task's memory in MiB.
+    #[serde(default = "default_agent_memory")]
+    pub memory: u32,
+    /// `None`: the `[aws]` architecture.
+    #[serde(default)]
+    pub architecture: Option<Architecture>,
+}
+
+fn default_agent_cpu() -> u32 {
+    1024
+}
+fn default_agent_memory() -> u32 {
+    2048
+}
+
+impl Default for AgentsSpec {
+    fn default() -> Self {
+        AgentsSpec {
+            count: None,
+            per_agent_rate: None,
+            cpu: default_agent_cpu(),
+            memory: default_agent_memory(),
+            architecture: None,
+        }
+    }
+}
+
+/// Fargate's task sizes: CPU units -> allowed memory in MiB (min, max, step).
+const FARGATE_SIZES: [(u32, u32, u32, u32); 7] = [
+    (256, 512, 2048, 512),
+    (512, 1024, 4096, 1024),
+    (1024, 2048, 8192, 1024),
+    (2048, 4096, 16384, 1024),
+    (4096, 8192, 30720, 1024),
+    (8192, 16384, 61440, 4096),
+    (16384, 32768, 122880, 8192),
+];
+
+impl AgentsSpec {
+    /// How many agents drive `rate` requests per second (at least one).
+    pub fn count_for(&self, rate: f64) -> u32 {
+        self.count.unwrap_or_else(|| {
+            let per = self.per_agent_rate.unwrap_or(DEFAULT_PER_AGENT_RATE);
+            ((rate / per).ceil() as u32).max(1)
+        })
+    }
+
+    fn problems(&self) -> Vec<(&'static str, String, &'static str)> {
+        let mut out = Vec::new();
+        if self.count == Some(0) {
+            out.push(("aws.agents.count", "0 agents drive nothing".into(), "1 or more, or leave out [aws.agents]"));
+        }
+        if self.count.is_some() && self.per_agent_rate.is_some() {
+            out.push(("aws.agents.per_agent_rate", "`count` and `per_agent_rate` both set".into(), "one of them"));
+        }
+        if let Some(r) = self.per_agent_rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            out.push(("aws.agents.per_agent_rate", format!("{r} is not a rate"), "more than 0 requests per second"));
+        }
+        match FARGATE_SIZES.iter().find(|s| s.0 == self.cpu) {
+            None => out.push((
+                "aws.agents.cpu",
+                format!("{} is not a Fargate CPU size", self.cpu),
+                "256, 512, 1024, 2048, 4096, 8192 or 16384",
+            )),
+            Some(&(_, min, max, step))
+                if self.memory < min || self.memory > max || !self.memory.is_multiple_of(step) =>
+            {
+                out.push((
+                    "aws.agents.memory",
+                    format!(
+                        "{} MiB does not fit {} CPU units (from {min} to {max} MiB in steps of {step})",
+                        self.memory, self.cpu
+                    ),
+                    "a Fargate memory size for the task's CPU",
+                ))
+            }
+            Some(_) => {}
+        }
+        out
+    }
 }
 
 fn default_architecture() -> Architecture {
@@ -119,6 +232,7 @@ impl Default for AwsSpec {
             max_functions: default_max_functions(),
             max_cost_usd: default_max_cost_usd(),
             max_lifetime: default_max_lifetime(),
+            agents: None,
         }
     }
 }
@@ -160,6 +274,17 @@ impl AwsSpec {
         {
             out.push(("aws.region", format!("`{r}` is not a region name"), "e.g. `us-east-1`"));
         }
+        if let Some(a) = &self.agents {
+            out.extend(a.problems());
+            // Tiers admit `harness` sources from the run's harness group, which agents join.
+            if self.harness_cidr.is_some() {
+                out.push((
+                    "aws.harness_cidr",
+                    "agents drive traffic from inside the VPC, but tiers would admit only this range".into(),
+                    "leave out harness_cidr with [aws.agents] (tiers then admit the agents' group)",
+                ));
+            }
+        }
         out
     }
 }
@@ -179,6 +304,31 @@ mod tests {
         let s = AwsSpec { harness_cidr: Some("1.2.3.4".into()), vpc_id: Some("vpc-1".into()), ..Default::default() };
         let fields: Vec<_> = s.problems().into_iter().map(|p| p.0).collect();
         assert_eq!(fields, ["aws.harness_cidr", "aws.vpc_id"]);
+    }
+
+    #[test]
+    fn agents_follow_the_rate_and_bad_sizes_are_named() {
+        let a = AgentsSpec::default();
+        assert_eq!(a.count_for(1.0), 1);
+        assert_eq!(a.count_for(DEFAULT_PER_AGENT_RATE), 1);
+        assert_eq!(a.count_for(DEFAULT_PER_AGENT_RATE + 1.0), 2);
+        assert_eq!(AgentsSpec { count: Some(3), ..Default::default() }.count_for(1e9), 3);
+        assert_eq!(AgentsSpec { per_agent_rate: Some(100.0), ..Default::default() }.count_for(250.0), 3);
+        assert!(AwsSpec { agents: Some(a), ..Default::default() }.problems().is_empty());
+        let bad = AgentsSpec { count: Some(0), cpu: 1024, memory: 512, ..Default::default() };
+        let s = AwsSpec { agents: Some(bad), ..Default::default() };
+        let fields: Vec<_> = s.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["aws.agents.count", "aws.agents.memory"]);
+        let cidr = AwsSpec {
+            agents: Some(AgentsSpec::default()),
+            harness_cidr: Some("203.0.113.7/32".into()),
+            ..Default::default()
+        };
+        let fields: Vec<_> = cidr.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["aws.harness_cidr"]);
+        let bad = AgentsSpec { cpu: 300, per_agent_rate: Some(-1.0), ..Default::default() };
+        let fields: Vec<_> = bad.problems().into_iter().map(|p| p.0).collect();
+        assert_eq!(fields, ["aws.agents.per_agent_rate", "aws.agents.cpu"]);
     }
 
     #[test]

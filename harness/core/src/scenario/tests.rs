@@ -285,3 +285,17 @@ fn explore_section_parses_and_bad_ones_are_located() {
     // Varying the rate alone keeps the weights.
     assert!(parse(&format!("{weights}\n[explore]\nvary = {{ rate = [10, 20] }}\n")).is_ok());
 }
+
+#[test]
+fn aws_agents_parse_and_bad_ones_are_located() {
+    let s = parse(&format!("{GOOD}\n[aws.agents]\nper_agent_rate = 400\ncpu = 512\nmemory = 1024\n")).unwrap();
+    let a = s.aws.agents.as_ref().unwrap();
+    assert_eq!(a.count_for(s.run.rate.0), 3);
+    assert!(parse(GOOD).unwrap().aws.agents.is_none());
+    let p = only_problem(&format!("{GOOD}\n[aws.agents]\ncount = 2\nmemory = 100\n"));
+    assert_eq!(p.field, "aws.agents.memory");
+    assert_eq!(p.line, Some(22), "{p:?}");
+    let p = only_problem(&format!("{GOOD}\n[aws.agents]\ncount = 2\nagents = 3\n"));
+    assert!(p.message.contains("unknown field `agents`"), "{p:?}");
+    assert_eq!(p.line, Some(22), "{p:?}");
+}
