@@ -29,6 +29,18 @@ fn without_the_feature_aws_is_refused_with_how_to_enable_it() {
     assert!(!out.exists(), "the refused sweep wrote {}", out.display());
 }
 
+#[cfg(not(feature = "aws"))]
+#[test]
+fn an_agent_over_s3_without_the_feature_is_refused_with_how_to_enable_it() {
+    let o = isobench().arg("agent").env("ISOBENCH_AGENT_TRANSPORT", "s3").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ISOBENCH_AGENT_TRANSPORT=s3") && stderr(&o).contains("--features aws"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[cfg(feature = "aws")]
 mod with_feature {
     use std::path::PathBuf;
