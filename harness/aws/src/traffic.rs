@@ -266,7 +266,7 @@ impl AgentDriver {
                     progress(&s);
                 }
             }
-            if round % STATUS_EVERY == 0 {
+            if round.is_multiple_of(STATUS_EVERY) {
                 for k in open(ends) {
                     self.check_task(k, &mut logs[k as usize], &mut ends[k as usize]);
                 }

@@ -184,11 +184,13 @@ pub fn agent_over_s3() -> Result<i32, CliError> {
 /// takes minutes; the run's teardown stops the task anyway).
 const AGENT_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 
+type AgentsTraffic = std::sync::Arc<dyn isobench_runner::TrafficDriver>;
+
 /// The AWS backend shared with the traffic driver of the run's load agents.
 pub fn backend_with_agents(
     a: &crate::args::RunArgs,
     plan: &Plan,
-) -> Result<(Box<dyn isobench_core::Backend>, std::sync::Arc<dyn isobench_runner::TrafficDriver>), CliError> {
+) -> Result<(Box<dyn isobench_core::Backend>, AgentsTraffic), CliError> {
     let agents = isobench_aws::agents::AgentsPlan::of(plan).expect("called with [aws.agents]");
     // Before any call to AWS.
     let binary = agent_binary(a.agent_binary.as_deref(), agents.architecture)?;
