@@ -99,7 +99,7 @@ pub fn counts(plan: &Plan) -> Counts {
     let tenants = plan.scenario.tenants.len() as u32;
     let mut c = Counts::default();
     for t in &plan.tiers {
-        c += tiers::module(t.tier).counts(tenants);
+        c += tiers::module(t.tier).counts_for(t, tenants);
     }
     c
 }

@@ -22,6 +22,10 @@ pub trait AwsTier: Send + Sync {
     fn needs(&self, tp: &TierPlan) -> Needs;
     /// How many instances, tasks and functions it starts for `tenants` tenants.
     fn counts(&self, tenants: u32) -> Counts;
+    /// [`AwsTier::counts`] where the settings change them (ECS container instances).
+    fn counts_for(&self, _tp: &TierPlan, tenants: u32) -> Counts {
+        self.counts(tenants)
+    }
     /// Its own resources a deploy would create for `tenants`, in creation order, named with
     /// [`planned_name`].
     fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned>;

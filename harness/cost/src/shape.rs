@@ -98,14 +98,11 @@ impl TierShape {
     }
 }
 
-/// Network interfaces an instance type takes (AWS "maximum network interfaces"); in `awsvpc`
-/// mode without ENI trunking each task needs one, and the instance keeps one for itself.
+/// Network interfaces an instance type takes (AWS "maximum network interfaces",
+/// [`instance_types::ENI_LIMITS_SOURCE`]); in `awsvpc` mode without ENI trunking each task needs
+/// one, and the instance keeps one for itself.
 pub fn max_enis(instance_type: &str) -> Option<u32> {
-    Some(match instance_type {
-        "t3.nano" | "t3.micro" | "t4g.micro" | "m7g.medium" | "c7g.medium" => 2,
-        "t3.small" | "t3.medium" | "t4g.small" | "m7g.large" | "c7g.large" | "m5.large" | "c5.large" => 3,
-        _ => return None,
-    })
+    instance_types::max_network_interfaces(instance_type)
 }
 
 #[cfg(test)]

@@ -106,11 +106,15 @@ impl AwsTier for LambdaTier {
         let tier = Some(self.id());
         let memory = spec(tp).map(|l| l.memory.to_string()).unwrap_or_else(|_| "?".into());
         let mode = if self.layout.tenant_isolation_mode() { ", PER_TENANT" } else { "" };
+        let reserved = match spec(tp).map(|l| l.reserved_concurrency) {
+            Ok(Some(n)) => format!(", reserved concurrency {n}"),
+            _ => String::new(),
+        };
         let mut out = Vec::new();
         for f in self.layout.functions(tenants) {
             let name = planned_name(&f.suffix);
             out.push(Planned { tier, kind: "iam role", name: name.clone() });
-            let desc = format!("{name} (provided.al2023, {memory} MB{mode})");
+            let desc = format!("{name} (provided.al2023, {memory} MB{mode}{reserved})");
             out.push(Planned { tier, kind: "lambda function", name: desc });
         }
         out
@@ -193,6 +197,9 @@ impl LambdaTier {
         // A role made a moment ago "cannot be assumed by Lambda" yet: NotReady, retried.
         retry::retry(ctx.backoff, || ctx.apis.lambda.create_function(&req)).await?;
         ctx.record(Some(tier), Resource::Function(name.to_string()));
+        if let Some(n) = spec.reserved_concurrency {
+            retry::retry(ctx.backoff, || ctx.apis.lambda.put_function_concurrency(name, n)).await?;
+        }
         let lambda = ctx.apis.lambda.clone();
         let state = wait_for(&format!("function {name}"), PENDING_TIMEOUT, || {
             let (lambda, name) = (lambda.clone(), name.to_string());
@@ -214,7 +221,7 @@ impl LambdaTier {
 
 /// The settings this backend does not implement yet. Deploying without them would measure
 /// something else than the scenario describes (the sample workload instead of the user's code,
-/// a function outside the VPC, an unreserved function), so they are refused instead.
+/// a function outside the VPC), so they are refused instead.
 pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
     let mut out = Vec::new();
     if spec.code.is_some() {
@@ -231,14 +238,6 @@ pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
             message: "the AWS backend does not attach functions to a VPC yet (planned for a later round); \
                       they would run with Lambda's default networking, outside the tier's subnets and groups",
             accepted: "no [tier.vpc] or [[tier.security_group]] with --target aws: remove them (the local emulator applies them)",
-        });
-    }
-    if spec.reserved_concurrency.is_some() {
-        out.push(Refusal {
-            field: "reserved_concurrency",
-            message: "the AWS backend does not reserve concurrency yet (planned: issue 16); \
-                      the function would draw on the account's unreserved pool",
-            accepted: "no `reserved_concurrency` with --target aws: remove it (the local emulator applies it)",
         });
     }
     out
