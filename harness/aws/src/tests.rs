@@ -460,9 +460,38 @@ fn a_container_instance_of_the_other_architecture_is_refused_before_any_call() {
     rt().block_on(async {
         no_data_plane(&mut d);
         let e = d.deploy(&p.tiers[0]).await.expect_err("refused").to_string();
-        assert!(e.contains("`m5.large` runs x86_64") && e.contains("[aws] architecture"), "{e}");
+        assert!(e.contains("runs x86_64 but the run's workload binary is for arm64"), "{e}");
     });
     assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    let refused = crate::plan::refused(&p);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].field, "tier[0].container_instance.instance_type");
+}
+
+#[test]
+fn a_tier_of_another_architecture_than_the_workload_binary_is_refused_at_its_field() {
+    // The run's binary is x86_64 ([aws] default); the second tier asks for arm64.
+    let tiers = "[[tier]]\nid = \"lambda-shared\"\n[[tier]]\nid = \"lambda-per-tenant\"\narchitecture = \"arm64\"\n";
+    let p = plan(tiers, "");
+    let refused = crate::plan::refused(&p);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].field, "tier[1].architecture");
+    assert!(refused[0].message.contains("runs arm64 but the run's workload binary is for x86_64"), "{refused:?}");
+    let accepted = refused[0].accepted.clone().unwrap_or_default();
+    assert!(accepted.contains("[aws] architecture = \"arm64\"") && accepted.contains("aarch64-unknown-linux-musl"));
+    // A library caller that skips the check is refused before anything is created.
+    let fake = Fake::new();
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        let e = d.deploy(&p.tiers[1]).await.expect_err("refused").to_string();
+        assert!(e.contains("arm64"), "{e}");
+    });
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    // With the run on arm64 the same tiers are accepted, and the plan says arm64.
+    let p = plan(tiers, "[aws]\narchitecture = \"arm64\"\n");
+    assert!(crate::plan::refused(&p).is_empty());
+    let listed = crate::plan::resources(&p);
+    assert!(listed.iter().filter(|r| r.kind == "lambda function").all(|r| r.name.contains(", arm64,")), "{listed:?}");
 }
 
 #[test]

@@ -54,25 +54,15 @@ fn spec(tp: &TierPlan) -> Result<&EcsSpec, DeployError> {
 }
 
 /// Why the tier cannot be deployed with these settings, before anything is created.
-fn unsupported(ctx: &DeployContext, spec: &EcsSpec) -> Option<String> {
+fn unsupported(ctx: &DeployContext, tp: &TierPlan, spec: &EcsSpec) -> Option<String> {
     if let Some(reason) = ctx.caps.ecs_unavailable() {
         return Some(reason);
     }
+    if let Some(why) = crate::tier::architecture_mismatch(tp, ctx.spec.architecture) {
+        return Some(why);
+    }
     let ci = spec.container_instance.as_ref()?;
-    let arm = instance_types::is_arm64(&ci.instance_type);
-    if arm != (ctx.spec.architecture == Architecture::Arm64) {
-        return Some(format!(
-            "`container_instance.instance_type` = `{}` runs {} but the run's workload and tasks are {} ([aws] \
-             architecture); pick an instance type of that architecture, or set [aws] architecture to match",
-            ci.instance_type,
-            if arm { "arm64" } else { "x86_64" },
-            ctx.spec.architecture.as_str()
-        ));
-    }
-    if let Err(e) = tasks_per_instance(spec, ci) {
-        return Some(e);
-    }
-    None
+    tasks_per_instance(spec, ci).err()
 }
 
 /// The AWS managed policy a container instance's role needs (register with the cluster, pull
@@ -197,7 +187,8 @@ impl AwsTier for EcsTier {
         for x in tenants {
             add("iam role", e.task_role(PLANNED_RUN, x));
             add("ecs task definition", family(e, PLANNED_RUN, x));
-            add("ecs task", format!("{} ({} awsvpc)", x, e.launch_type.as_str()));
+            let arch = e.architecture.map_or("[aws] architecture", |a| a.as_str());
+            add("ecs task", format!("{} ({} awsvpc, {arch})", x, e.launch_type.as_str()));
         }
         out
     }
@@ -205,7 +196,7 @@ impl AwsTier for EcsTier {
     async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError> {
         let tier = self.id();
         let spec = spec(tp)?;
-        if let Some(reason) = unsupported(ctx, spec) {
+        if let Some(reason) = unsupported(ctx, tp, spec) {
             return Err(DeployError::Other(reason));
         }
         let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
@@ -287,7 +278,7 @@ impl Task<'_> {
             cpu: spec.task_definition.cpu.to_string(),
             memory: spec.task_definition.memory.to_string(),
             launch_type: spec.launch_type.as_str().to_string(),
-            architecture: ctx.spec.architecture.as_str().to_string(),
+            architecture: spec.architecture.unwrap_or(ctx.spec.architecture).as_str().to_string(),
             image: IMAGE.into(),
             command: command(self.url),
             port: DEFAULT_PORT as i32,

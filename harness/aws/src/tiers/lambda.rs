@@ -105,6 +105,7 @@ impl AwsTier for LambdaTier {
     fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned> {
         let tier = Some(self.id());
         let memory = spec(tp).map(|l| l.memory.to_string()).unwrap_or_else(|_| "?".into());
+        let arch = crate::tier::tier_architecture(tp).map_or("[aws] architecture", |a| a.as_str());
         let mode = if self.layout.tenant_isolation_mode() { ", PER_TENANT" } else { "" };
         let reserved = match spec(tp).map(|l| l.reserved_concurrency) {
             Ok(Some(n)) => format!(", reserved concurrency {n}"),
@@ -114,7 +115,7 @@ impl AwsTier for LambdaTier {
         for f in self.layout.functions(tenants) {
             let name = planned_name(&f.suffix);
             out.push(Planned { tier, kind: "iam role", name: name.clone() });
-            let desc = format!("{name} (provided.al2023, {memory} MB{mode}{reserved})");
+            let desc = format!("{name} (provided.al2023, {arch}, {memory} MB{mode}{reserved})");
             out.push(Planned { tier, kind: "lambda function", name: desc });
         }
         out
@@ -134,6 +135,9 @@ impl AwsTier for LambdaTier {
         // before anything is created.
         if let Some(r) = refused(spec).first() {
             return Err(DeployError::Other(format!("`{}`: {}; {}", r.field, r.message, r.accepted)));
+        }
+        if let Some(why) = crate::tier::architecture_mismatch(tp, ctx.spec.architecture) {
+            return Err(DeployError::Other(why));
         }
         let zip = Arc::new(package::lambda_zip(&ctx.workload).map_err(|e| DeployError::Other(e.to_string()))?);
         let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
@@ -187,7 +191,7 @@ impl LambdaTier {
             name: name.to_string(),
             role_arn: role,
             zip,
-            architecture: ctx.spec.architecture.as_str().into(),
+            architecture: spec.architecture.unwrap_or(ctx.spec.architecture).as_str().into(),
             memory_mb: spec.memory as i32,
             timeout_s: spec.timeout.0.as_secs().max(1) as i32,
             environment,
