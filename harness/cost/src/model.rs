@@ -389,10 +389,12 @@ pub(crate) fn fargate(
     let monthly = n as f64 * MONTH_HOURS * (vcpu * pv + gb * pg);
     let u = utilisation(load, n as f64 * vcpu);
     let formula = format!(
-        "one Fargate task per tenant ({a}): run = N × max(T, 60 s)/3600 × (vCPU × Pv + GB × Pg); month = N × 720 h × \
+        "one Fargate task per tenant{}: run = N × max(T, 60 s)/3600 × (vCPU × Pv + GB × Pg); month = N × 720 h × \
          (vCPU × Pv + GB × Pg); idle = month × (1 − u), u = min(1, L / (N × vCPU)); N = {n}, vCPU = {vcpu}, GB = {gb}, \
          T = {:.3} s, Pv = ${pv}/vCPU-hour ({kv}), Pg = ${pg}/GB-hour ({kg}), L = {:.4}",
-        load.duration_s, load.in_flight
+        on_arch(arch),
+        load.duration_s,
+        load.in_flight
     );
     Ok(finish("fargate", formula, items, monthly, u, load, common_notes(load)))
 }
@@ -441,6 +443,15 @@ pub(crate) fn ecs_ec2(
     Ok(finish("ecs-ec2", formula, items, monthly, u, load, notes))
 }
 
+/// What a formula says of the architecture: nothing on x86_64 (the default, as formulas read
+/// before tiers had one), ` on arm64` otherwise.
+fn on_arch(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "",
+        Architecture::Arm64 => " on arm64",
+    }
+}
+
 pub(crate) fn lambda(
     tier: TierId,
     memory_mb: u32,
@@ -459,10 +470,10 @@ pub(crate) fn lambda(
     let month_requests = load.rate * MONTH_SECONDS;
     let monthly = if b.invokes > 0.0 { run * month_requests / b.invokes } else { 0.0 };
     let formula = format!(
-        "pay per use ({}): run = R / 10⁶ × Pr + GB-s × Pd, GB-s = (Σ billed ms × MB + INIT ms × MB) / 1024 / 1000; \
+        "pay per use{}: run = R / 10⁶ × Pr + GB-s × Pd, GB-s = (Σ billed ms × MB + INIT ms × MB) / 1024 / 1000; \
          month = run × λ × 2,592,000 s / R; idle = 0; R = {}, Σ billed ms × MB = {}, INIT ms = {}, MB = {memory_mb}, \
          GB-s = {:.6}, λ = {} req/s, Pr = ${}/million-requests ({kr}), Pd = ${}/GB-second ({kd})",
-        arch.as_str(),
+        on_arch(arch),
         b.invokes,
         b.invoke_mb_ms,
         b.init_ms,
@@ -648,7 +659,7 @@ mod tests {
         assert!((c.monthly_usd - 720.0 * 0.03950).abs() < 1e-9, "{}", c.monthly_usd);
         assert_eq!(c.items[0].price, "fargate.vcpu-arm64");
         assert_eq!(c.items[1].price, "fargate.gb-arm64");
-        assert!(c.formula.contains("(arm64)"), "{}", c.formula);
+        assert!(c.formula.starts_with("one Fargate task per tenant on arm64: "), "{}", c.formula);
         // Lambda, arm: 2,000 requests at $0.20 per million = $0.0004; (2,000 × 2 ms + 12 ms INIT)
         // × 0.25 GB = 1.003 GB-s at $0.0000133334 = $0.0000133734; run = $0.0004133734.
         let b = Billed { invokes: 2000.0, invoke_mb_ms: 2000.0 * 2.0 * 256.0, init_ms: 12.0 };
