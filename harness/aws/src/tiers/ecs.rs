@@ -12,7 +12,7 @@ use isobench_core::instance_types;
 use isobench_core::plan::TierPlan;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::aws::Architecture;
-use isobench_core::scenario::ecs::{AssignPublicIp, ContainerInstance, EcsSpec, HttpTokens};
+use isobench_core::scenario::ecs::{AssignPublicIp, ContainerInstance, EcsSpec, HttpTokens, instance_architecture};
 use isobench_core::workload_api::DEFAULT_PORT;
 use isobench_core::{Deployment, TierId};
 
@@ -167,9 +167,7 @@ impl AwsTier for EcsTier {
             add("iam instance profile", role);
             let per = tasks_per_instance(e, ci).map_or_else(|why| why, |n| format!("up to {n} awsvpc tasks each"));
             let enis = instance_types::max_network_interfaces(&ci.instance_type).unwrap_or_default();
-            // The plan does not know the run's [aws] architecture here: the instance type says it.
-            let arch =
-                if instance_types::is_arm64(&ci.instance_type) { Architecture::Arm64 } else { Architecture::X86_64 };
+            let arch = instance_architecture(&ci.instance_type);
             for i in 0..instances_for(e, ci, tenants.len() as u32) {
                 add(
                     "ec2 instance",
@@ -347,7 +345,7 @@ async fn capacity(
     let tags = ctx.tag_pairs(Some(tier));
     retry::retry(ctx.backoff, || ctx.apis.iam.create_instance_profile(&name, &name, &tags)).await?;
     ctx.record(Some(tier), Resource::InstanceProfile(name.clone()));
-    let image = container_instance_image(ctx).await?;
+    let image = container_instance_image(ctx, instance_architecture(&ci.instance_type)).await?;
     let mut ids = Vec::new();
     for i in 0..n {
         let mut tags = ctx.tag_pairs(Some(tier));
@@ -383,8 +381,7 @@ async fn capacity(
 }
 
 /// The ECS-optimized AMI on AWS (resolved by `RunInstances`); the stand-in on an emulator.
-async fn container_instance_image(ctx: &DeployContext) -> Result<String, DeployError> {
-    let arch = ctx.spec.architecture;
+async fn container_instance_image(ctx: &DeployContext, arch: Architecture) -> Result<String, DeployError> {
     if ctx.caps.ec2.runs_workloads() {
         return Ok(format!("resolve:ssm:{}", ecs_ami_parameter(arch)));
     }
@@ -397,7 +394,7 @@ async fn container_instance_image(ctx: &DeployContext) -> Result<String, DeployE
 }
 
 /// Waits until `n` container instances are registered with `cluster`; their ARNs.
-async fn wait_registered(
+pub(crate) async fn wait_registered(
     ctx: &DeployContext,
     cluster: &str,
     n: usize,
@@ -427,9 +424,9 @@ async fn wait_registered(
 /// The error of a cluster whose instances did not all register in time.
 pub fn not_registered(cluster: &str, seen: usize, n: usize, timeout: std::time::Duration) -> String {
     format!(
-        "only {seen} of {n} container instance(s) registered with ecs cluster {cluster} within {}s; an instance's \
+        "only {seen} of {n} container instance(s) registered with ecs cluster {cluster} within {}; an instance's \
          ECS agent needs a route to the ECS endpoint (a public address or a NAT) and `ECS_CLUSTER` in \
          /etc/ecs/ecs.config (its user data); the instances are torn down with the run",
-        timeout.as_secs()
+        humantime::format_duration(timeout)
     )
 }
