@@ -170,6 +170,8 @@ pub enum ProbeError {
     /// The probes ran in a load agent, which gave no report (it died, failed, or said why).
     #[error("the probes ran in load agent {agent}, which gave no report: {reason}")]
     Agent { agent: u32, reason: String },
+    #[error("the traffic driver was to run the probes and gave no report")]
+    NoReport,
 }
 
 /// Runs every probe of `spec` against the deployed `targets`, from inside `netns` when given.
