@@ -168,7 +168,7 @@ impl isobench_runner::TrafficDriver for DeadAgents {
                 status: isobench_results::AgentStatus::Died { how: "killed by signal 9 (SIGKILL)".into() },
             })
             .collect();
-        let agents = Some(isobench_results::LoadAgents { requested: 2, note: None, agents });
+        let agents = Some(isobench_results::LoadAgents { requested: 2, note: None, agents, probes_by: None });
         Ok(isobench_runner::Driven { report, agents, probes: None })
     }
 }
@@ -236,6 +236,7 @@ impl isobench_runner::TrafficDriver for ProbingAgents {
         progress: &mut dyn FnMut(&isobench_load::Snapshot),
     ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
         let mut driven = DeadAgents.drive(spec, d, cancel, progress)?;
+        driven.agents.as_mut().unwrap().probes_by = Some(0);
         let (def, expected) = probes.probes[0];
         let cell = isobench_probes::CellResult {
             probe: def.id.into(),
@@ -280,6 +281,7 @@ fn a_traffic_driver_that_runs_the_probes_gives_the_tiers_probe_cells() {
     for t in &outcome.summary.tiers {
         let cells: Vec<_> = t.probes.iter().map(|c| (c.probe.as_str(), c.verdict, c.trials)).collect();
         assert_eq!(cells, [("LK-TMP", isobench_results::Verdict::Blocked, 3)], "{}", t.tier);
+        assert_eq!(t.agents.as_ref().unwrap().probes_by, Some(0), "the summary says where the probes ran");
     }
 
     opts.traffic = Some(Arc::new(ProbingAgents { report: false }));
