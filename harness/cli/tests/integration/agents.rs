@@ -116,7 +116,14 @@ fn verdicts(s: &serde_json::Value) -> BTreeMap<String, String> {
     for t in s["tiers"].as_array().unwrap() {
         for c in t["probes"].as_array().unwrap() {
             let n = |k: &str| c[k].as_u64().unwrap();
-            let v = format!("{} {}/{} blind {} controls {}", c["verdict"], n("hits"), n("trials"), n("blind"), n("controls_passed"));
+            let v = format!(
+                "{} {}/{} blind {} controls {}",
+                c["verdict"],
+                n("hits"),
+                n("trials"),
+                n("blind"),
+                n("controls_passed")
+            );
             out.insert(format!("{} {}", t["tier"], c["probe"]), v);
         }
     }
