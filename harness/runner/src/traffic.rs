@@ -88,5 +88,8 @@ pub fn agent_lines(tier: &str, agents: &LoadAgents) -> Vec<String> {
             a.id, agents.requested, a.planned, a.sent, a.not_sent, a.achieved_rate
         ));
     }
+    if let Some(k) = agents.probes_by {
+        lines.push(format!("[{tier}] probes ran in agent {k}, beside its share of the traffic"));
+    }
     lines
 }

@@ -276,8 +276,10 @@ fn a_traffic_driver_that_runs_the_probes_gives_the_tiers_probe_cells() {
     let (mut plan, mut opts) = plan_and_options(&out);
     plan.scenario.probes = Some(isobench_core::scenario::ProbesSpec { only: vec!["LK-TMP".into()], trials: 3 });
     opts.traffic = Some(Arc::new(ProbingAgents { report: true }));
-    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut Silent).unwrap();
+    let mut lines = Lines(Vec::new());
+    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut lines).unwrap();
     assert_eq!(outcome.summary.status, RunStatus::Complete, "{:?}", outcome.summary.error);
+    assert!(lines.0.iter().any(|l| l.contains("probes ran in agent 0")), "{:?}", lines.0);
     for t in &outcome.summary.tiers {
         let cells: Vec<_> = t.probes.iter().map(|c| (c.probe.as_str(), c.verdict, c.trials)).collect();
         assert_eq!(cells, [("LK-TMP", isobench_results::Verdict::Blocked, 3)], "{}", t.tier);

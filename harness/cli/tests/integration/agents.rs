@@ -138,7 +138,7 @@ fn agent_0_runs_the_probes_with_the_verdicts_of_the_harness() {
     let dir = tempfile::tempdir().unwrap();
     let path = scenario::write(dir.path(), "s.toml", &small_scenario("2s", "200", 3, PROBES));
     let (inproc, _) = run(dir.path(), &path, "none", &[], &[]);
-    let (two, _) = run(dir.path(), &path, "two", &["--agents", "2"], &[]);
+    let (two, text) = run(dir.path(), &path, "two", &["--agents", "2"], &[]);
     let v = verdicts(&inproc);
     assert_eq!(v.len(), 2 * 5, "{v:?}");
     assert!(v.values().any(|x| x.starts_with("\"leak\"")), "shared-ec2 leaks with naive hygiene: {v:?}");
@@ -146,6 +146,7 @@ fn agent_0_runs_the_probes_with_the_verdicts_of_the_harness() {
     assert_eq!(verdicts(&two), v, "the same verdicts and counts per cell with the probes in agent 0");
     for id in ["silo-ec2", "shared-ec2"] {
         assert_eq!(tier(&two, id)["agents"]["probes_by"], 0, "{id}");
+        assert!(text.contains(&format!("[{id}] probes ran in agent 0")), "{text}");
         assert!(tier(&inproc, id).get("agents").is_none(), "{id}");
         assert_all_balanced(&two);
     }
