@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what `make run` / `make test` need on a fresh Debian machine, and nothing when it
-# is already there. Usage: scripts/deps.sh run|test
+# Installs what `make run` / `make test` / `make bench` need on a fresh Debian machine, and
+# nothing when it is already there. Usage: scripts/deps.sh run|test|bench
 set -euo pipefail
 want=(nft:nftables ip:iproute2 nsenter:util-linux)
 # The HTML report test opens report.html in a real headless browser (Debian's chromium).
@@ -21,7 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 command -v cargo >/dev/null || { echo "deps: cargo not found; install Rust from rustup.rs" >&2; exit 1; }
-# The AWS emulators the aws backend's tests run against (skipped when already installed).
-if [ "${1:-}" = test ]; then
+# The AWS emulators the aws backend's tests and the aws/ bench run against (skipped when
+# already installed).
+if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
   "$(dirname "$0")/emulators.sh" install
 fi

@@ -56,6 +56,8 @@ pub struct InstanceRequest {
     pub security_group_ids: Vec<String>,
     pub instance_profile: Option<String>,
     pub user_data: String,
+    /// IMDS answers IMDSv1 too (`HttpTokens: optional`); false: IMDSv2 only.
+    pub imds_v1: bool,
     pub tags: Tags,
 }
 
@@ -93,6 +95,8 @@ pub trait Ec2Api: Send + Sync {
 pub trait IamApi: Send + Sync {
     /// Creates a role under [`crate::tags::IAM_PATH`] that `service` may assume; returns its ARN.
     async fn create_role(&self, name: &str, service: &str, tags: &Tags) -> Result<String>;
+    /// Attaches the managed policy `policy_arn` to `role` (`delete_role` detaches it).
+    async fn attach_managed_policy(&self, role: &str, policy_arn: &str) -> Result<()>;
     /// Creates an instance profile holding `role`.
     async fn create_instance_profile(&self, name: &str, role: &str, tags: &Tags) -> Result<String>;
     /// Removes the role from its profiles, detaches and deletes its policies, deletes it.
@@ -154,6 +158,8 @@ pub trait LambdaApi: Send + Sync {
     /// Invokes `name` synchronously; `tenant` goes in the tenant id of tenant isolation mode.
     async fn invoke(&self, name: &str, tenant: Option<&str>, payload: Vec<u8>) -> Result<InvokeReply>;
     async fn function_state(&self, name: &str) -> Result<FunctionState>;
+    /// Reserves `reserved` of the account's concurrency for `name` (`PutFunctionConcurrency`).
+    async fn put_function_concurrency(&self, name: &str, reserved: u32) -> Result<()>;
     async fn delete_function(&self, name: &str) -> Result<()>;
     async fn functions(&self) -> Result<Vec<Found>>;
 }
@@ -216,6 +222,13 @@ pub trait EcsApi: Send + Sync {
     async fn tasks(&self, cluster: &str) -> Result<Vec<Found>>;
     /// A task's status with why it stopped; `None` when the service no longer knows it.
     async fn task_exit(&self, cluster: &str, task: &str) -> Result<Option<TaskExit>>;
+    /// Registers EC2 instance `instance` with `cluster`, as its ECS agent would; for emulators,
+    /// which run no agent. Returns the container instance's ARN.
+    async fn register_container_instance(&self, cluster: &str, instance: &str) -> Result<String>;
+    /// The container instances registered with a cluster (id: the ARN, parent: the cluster).
+    async fn container_instances(&self, cluster: &str) -> Result<Vec<Found>>;
+    /// Deregisters a container instance, forcing it off whatever tasks it still holds.
+    async fn deregister_container_instance(&self, cluster: &str, arn: &str) -> Result<()>;
 }
 
 /// The clients of one account and region.

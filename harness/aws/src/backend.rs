@@ -45,6 +45,15 @@ impl AwsBackend {
         opts: &AwsOptions,
         workload: &Workload,
     ) -> Result<AwsBackend, BackendError> {
+        // What the harness cannot provide is refused before any call to AWS: a binary of the
+        // other architecture, or a Rust target that is not installed.
+        let given = match workload {
+            Workload::Binary(p) => Some(read_checked(p, spec.architecture)?),
+            Workload::Build { .. } => {
+                package::check_target(spec.rust_target()).map_err(|e| unavailable(e.to_string()))?;
+                None
+            }
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -56,14 +65,16 @@ impl AwsBackend {
         let account = rt.block_on(config::caller_account(&sdk)).map_err(unavailable)?;
         tracing::info!("AWS account {account}, region {:?}", sdk.region());
         let apis = config::apis(&sdk);
-        let binary = match workload {
-            Workload::Binary(p) => p.clone(),
-            Workload::Build { workspace, target_dir } => {
-                package::build_workload(workspace, spec.rust_target(), target_dir)
-                    .map_err(|e| unavailable(e.to_string()))?
+        let bytes = match (given, workload) {
+            (Some(bytes), _) => bytes,
+            (None, Workload::Build { workspace, target_dir }) => {
+                let built = package::build_workload(workspace, spec.rust_target(), target_dir)
+                    .map_err(|e| unavailable(e.to_string()))?;
+                // A `rust_target` of the other architecture is caught here.
+                read_checked(&built, spec.architecture)?
             }
+            (None, Workload::Binary(p)) => read_checked(p, spec.architecture)?,
         };
-        let bytes = package::read_binary(&binary).map_err(|e| unavailable(e.to_string()))?;
         let caps = Capabilities::detect();
         let deployer = Deployer::new(apis, run_id, spec, caps, Arc::new(bytes));
         Ok(AwsBackend { rt, deployer })
@@ -135,6 +146,16 @@ impl AwsBackend {
             environments: None,
         }
     }
+}
+
+/// The workload binary at `path`, refused unless it is for `arch`.
+fn read_checked(
+    path: &std::path::Path,
+    arch: isobench_core::scenario::aws::Architecture,
+) -> Result<Vec<u8>, BackendError> {
+    let bytes = package::read_binary(path).map_err(|e| unavailable(e.to_string()))?;
+    package::check_architecture(path, &bytes, arch).map_err(|e| unavailable(e.to_string()))?;
+    Ok(bytes)
 }
 
 impl Backend for AwsBackend {

@@ -148,6 +148,28 @@ impl Fake {
         Ok(())
     }
 
+    /// Where ECS would place an `awsvpc` task of the EC2 launch type: the first container
+    /// instance of `cluster` with a network interface to spare (its type's limit − 1, no trunking).
+    fn place(&self, cluster: &str) -> R<String> {
+        let s = self.state.lock().unwrap();
+        let on = |ci: &str| {
+            s.objects.values().filter(|o| o.extra.get("container_instance").is_some_and(|c| c == ci)).count()
+        };
+        let free =
+            s.objects.iter().filter(|(_, o)| o.kind == "containerinstance" && o.uses[0] == cluster).find(|(id, o)| {
+                let enis =
+                    o.extra.get("instance_type").and_then(|t| isobench_core::instance_types::max_network_interfaces(t));
+                enis.is_some_and(|n| on(id) < n as usize - 1)
+            });
+        free.map(|(id, _)| id.clone()).ok_or_else(|| {
+            ApiError::new(
+                "RunTask",
+                "TaskFailure",
+                format!("RESOURCE:ENI: no container instance of {cluster} has a network interface to spare"),
+            )
+        })
+    }
+
     fn found(&self, kind: &str) -> Vec<Found> {
         let s = self.state.lock().unwrap();
         s.objects
@@ -206,7 +228,14 @@ impl Ec2Api for Fake {
         if let Some(p) = &req.instance_profile {
             uses.push(p);
         }
-        self.create("RunInstances", "instance", None, &req.tags, &uses)
+        let id = self.create("RunInstances", "instance", None, &req.tags, &uses)?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("image".into(), req.image_id.clone());
+        o.extra.insert("instance_type".into(), req.instance_type.clone());
+        o.extra.insert("user_data".into(), req.user_data.clone());
+        o.extra.insert("imds_v1".into(), req.imds_v1.to_string());
+        Ok(id)
     }
     async fn instance_state(&self, id: &str) -> R<Option<InstanceState>> {
         let s = self.enter("DescribeInstances")?;
@@ -253,6 +282,12 @@ impl IamApi for Fake {
         let id = format!("profile/{name}");
         self.create("CreateInstanceProfile", "profile", Some(&id), tags, &[role])?;
         Ok(name.to_string())
+    }
+    async fn attach_managed_policy(&self, role: &str, policy_arn: &str) -> R<()> {
+        let mut s = self.enter("AttachRolePolicy")?;
+        let o = s.objects.get_mut(role).ok_or_else(|| ApiError::new("AttachRolePolicy", "NoSuchEntity", role))?;
+        o.extra.insert("policy".into(), policy_arn.to_string());
+        Ok(())
     }
     async fn delete_role(&self, name: &str) -> R<()> {
         self.delete("DeleteRole", name, "NoSuchEntity")?;
@@ -335,6 +370,7 @@ impl LambdaApi for Fake {
         let o = s.objects.get_mut(&id).expect("just made");
         o.extra.insert("role".into(), role);
         o.extra.insert("per_tenant".into(), req.per_tenant.to_string());
+        o.extra.insert("architecture".into(), req.architecture.clone());
         Ok(format!("arn:aws:lambda:us-east-1:000000000000:function:{}", req.name))
     }
     async fn invoke(&self, name: &str, tenant: Option<&str>, payload: Vec<u8>) -> R<InvokeReply> {
@@ -351,6 +387,16 @@ impl LambdaApi for Fake {
         }
         let failed = s.function_state == "Failed";
         Ok(FunctionState { state: s.function_state.clone(), reason: failed.then(|| "no Docker".into()) })
+    }
+    async fn put_function_concurrency(&self, name: &str, reserved: u32) -> R<()> {
+        let mut s = self.enter("PutFunctionConcurrency")?;
+        let id = format!("function/{name}");
+        let o = s
+            .objects
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::new("PutFunctionConcurrency", "ResourceNotFoundException", name))?;
+        o.extra.insert("reserved".into(), reserved.to_string());
+        Ok(())
     }
     async fn delete_function(&self, name: &str) -> R<()> {
         self.delete("DeleteFunction", &format!("function/{name}"), "ResourceNotFoundException")
@@ -375,14 +421,26 @@ impl EcsApi for Fake {
     }
     async fn register_task_definition(&self, req: &TaskDefinitionRequest) -> R<String> {
         let role = req.task_role_arn.rsplit('/').next().unwrap_or_default().to_string();
-        self.create("RegisterTaskDefinition", "taskdef", Some(&format!("{}:1", req.family)), &req.tags, &[&role])
+        let id = format!("{}:1", req.family);
+        self.create("RegisterTaskDefinition", "taskdef", Some(&id), &req.tags, &[&role])?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("architecture".into(), req.architecture.clone());
+        o.extra.insert("launch_type".into(), req.launch_type.clone());
+        Ok(id)
     }
     async fn run_task(&self, req: &TaskRequest) -> R<String> {
         let mut uses: Vec<&str> = req.security_groups.iter().map(String::as_str).collect();
         uses.extend(req.subnets.iter().map(String::as_str));
         uses.push(&req.cluster);
         uses.push(&req.task_definition);
-        self.create("RunTask", "task", None, &req.tags, &uses)
+        let host = if req.launch_type == "EC2" { Some(self.place(&req.cluster)?) } else { None };
+        let id = self.create("RunTask", "task", None, &req.tags, &uses)?;
+        if let Some(host) = host {
+            let mut s = self.state.lock().unwrap();
+            s.objects.get_mut(&id).expect("just made").extra.insert("container_instance".into(), host);
+        }
+        Ok(id)
     }
     async fn task_state(&self, _cluster: &str, task: &str) -> R<Option<TaskState>> {
         let s = self.enter("DescribeTasks")?;
@@ -404,6 +462,24 @@ impl EcsApi for Fake {
     }
     async fn task_definitions(&self) -> R<Vec<Found>> {
         Ok(self.found("taskdef"))
+    }
+    async fn register_container_instance(&self, cluster: &str, instance: &str) -> R<String> {
+        let itype = {
+            let s = self.state.lock().unwrap();
+            s.objects.get(instance).and_then(|o| o.extra.get("instance_type").cloned()).unwrap_or_default()
+        };
+        let id = self.create("RegisterContainerInstance", "containerinstance", None, &Vec::new(), &[cluster])?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("instance".into(), instance.to_string());
+        o.extra.insert("instance_type".into(), itype);
+        Ok(id)
+    }
+    async fn container_instances(&self, cluster: &str) -> R<Vec<Found>> {
+        Ok(self.found("containerinstance").into_iter().filter(|c| c.parent.as_deref() == Some(cluster)).collect())
+    }
+    async fn deregister_container_instance(&self, _cluster: &str, arn: &str) -> R<()> {
+        self.delete("DeregisterContainerInstance", arn, "ClientException")
     }
     async fn tasks(&self, cluster: &str) -> R<Vec<Found>> {
         Ok(self

@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use isobench_core::scenario::aws::Architecture;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     #[error(
@@ -27,6 +29,11 @@ pub enum PackageError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the workload binary {path} is {found}, but [aws] architecture is {wanted}: it would not run there; build it \
+         for {target} (or give one with --workload-binary), or set [aws] architecture = \"{found}\""
+    )]
+    Architecture { path: PathBuf, found: String, wanted: String, target: String },
     #[error("failed to zip the workload")]
     Zip(#[from] zip::result::ZipError),
 }
@@ -69,6 +76,34 @@ pub fn read_binary(path: &Path) -> Result<Vec<u8>, PackageError> {
     std::fs::read(path).map_err(|source| PackageError::Read { path: path.to_path_buf(), source })
 }
 
+/// The architecture an ELF executable is for (`e_machine`): `x86_64`, `arm64`, or what else it
+/// says; `None` when `bytes` is not a little-endian ELF file.
+pub fn elf_architecture(bytes: &[u8]) -> Option<String> {
+    if bytes.len() < 20 || &bytes[..4] != b"\x7fELF" || bytes[5] != 1 {
+        return None;
+    }
+    Some(match u16::from_le_bytes([bytes[18], bytes[19]]) {
+        62 => "x86_64".into(),
+        183 => "arm64".into(),
+        other => format!("ELF machine {other}"),
+    })
+}
+
+/// Refuses a workload binary built for another architecture than the run's (an x86_64 binary
+/// deployed to arm64 Lambda or Fargate fails to start). A file that is not ELF is left to fail
+/// where it runs: tests package stand-in bytes.
+pub fn check_architecture(path: &Path, bytes: &[u8], wanted: Architecture) -> Result<(), PackageError> {
+    match elf_architecture(bytes) {
+        Some(found) if found != wanted.as_str() => Err(PackageError::Architecture {
+            path: path.to_path_buf(),
+            found,
+            wanted: wanted.as_str().into(),
+            target: wanted.default_rust_target().into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A Lambda deployment package: the binary as an executable `bootstrap` at the zip's root.
 pub fn lambda_zip(binary: &[u8]) -> Result<Vec<u8>, PackageError> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -96,6 +131,27 @@ mod tests {
         let mut body = Vec::new();
         f.read_to_end(&mut body).unwrap();
         assert_eq!(body, b"\x7fELF fake");
+    }
+
+    #[test]
+    fn a_binary_of_the_other_architecture_is_refused() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[5] = 1;
+        elf[18..20].copy_from_slice(&62u16.to_le_bytes());
+        let p = Path::new("/tmp/tenant-app");
+        assert_eq!(elf_architecture(&elf).as_deref(), Some("x86_64"));
+        check_architecture(p, &elf, Architecture::X86_64).unwrap();
+        let e = check_architecture(p, &elf, Architecture::Arm64).unwrap_err().to_string();
+        assert!(e.contains("is x86_64, but [aws] architecture is arm64"), "{e}");
+        assert!(e.contains("aarch64-unknown-linux-musl"), "{e}");
+        elf[18..20].copy_from_slice(&183u16.to_le_bytes());
+        check_architecture(p, &elf, Architecture::Arm64).unwrap();
+        // This test's own executable is an ELF file of the host's architecture.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let host = if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" };
+        assert_eq!(elf_architecture(&me).as_deref(), Some(host));
+        assert_eq!(elf_architecture(b"elf"), None);
     }
 
     #[test]

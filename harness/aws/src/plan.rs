@@ -79,8 +79,29 @@ pub fn refused(plan: &Plan) -> Vec<Problem> {
         for r in tiers::module(tp.tier).refused(tp) {
             out.push(Problem::new(format!("tier[{i}].{}", r.field), r.message, r.accepted));
         }
+        if let Some(p) = architecture_refusal(plan, tp, i) {
+            out.push(p);
+        }
     }
     out
+}
+
+/// A tier whose architecture is not the run's workload binary's, at the field that set it.
+fn architecture_refusal(plan: &Plan, tp: &isobench_core::plan::TierPlan, i: usize) -> Option<Problem> {
+    let run_wide = plan.scenario.aws.architecture;
+    let message = crate::tier::architecture_mismatch(tp, run_wide)?;
+    let arch = crate::tier::tier_architecture(tp)?;
+    // On the ec2 launch type without an `architecture`, the instance type chose it.
+    let from_instance = matches!(&tp.settings, TierSettings::Ecs(e) if e.container_instance.is_some());
+    let field = if from_instance { "container_instance.instance_type" } else { "architecture" };
+    let accepted = format!(
+        "[aws] architecture = \"{a}\" for the whole run (the workload is then built for {t}, or given with \
+         --workload-binary), or this tier on {r}",
+        a = arch.as_str(),
+        t = arch.default_rust_target(),
+        r = run_wide.as_str()
+    );
+    Some(Problem::new(format!("tier[{i}].{field}"), message, accepted))
 }
 
 /// The plan's settings that only shape the local emulator, one line per tier or section
@@ -107,7 +128,7 @@ pub fn counts(plan: &Plan) -> Counts {
     let tenants = plan.scenario.tenants.len() as u32;
     let mut c = agents::counts(plan);
     for t in &plan.tiers {
-        c += tiers::module(t.tier).counts(tenants);
+        c += tiers::module(t.tier).counts_for(t, tenants);
     }
     c
 }

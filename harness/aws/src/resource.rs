@@ -15,6 +15,11 @@ pub enum Resource {
         arn: String,
     },
     Instance(String),
+    /// An EC2 instance's registration with an ECS cluster (the EC2 launch type).
+    ContainerInstance {
+        cluster: String,
+        arn: String,
+    },
     Function(String),
     TaskDefinition(String),
     Cluster(String),
@@ -39,7 +44,9 @@ impl Resource {
     pub fn rank(&self) -> u8 {
         match self {
             Resource::Task { .. } => 0,
-            Resource::Instance(_) => 1,
+            // Deregistered beside its instance's termination (which deregisters it too), before
+            // the cluster, which AWS keeps while instances are registered.
+            Resource::Instance(_) | Resource::ContainerInstance { .. } => 1,
             Resource::Function(_) => 2,
             Resource::TaskDefinition(_) => 3,
             Resource::Cluster(_) => 4,
@@ -65,6 +72,9 @@ impl fmt::Display for Resource {
         match self {
             Resource::Task { cluster, arn } => write!(f, "ecs task {arn} (cluster {cluster})"),
             Resource::Instance(id) => write!(f, "ec2 instance {id}"),
+            Resource::ContainerInstance { cluster, arn } => {
+                write!(f, "ecs container instance {arn} (cluster {cluster})")
+            }
             Resource::Function(n) => write!(f, "lambda function {n}"),
             Resource::TaskDefinition(a) => write!(f, "ecs task definition {a}"),
             Resource::Cluster(n) => write!(f, "ecs cluster {n}"),
@@ -96,6 +106,9 @@ pub async fn remove(apis: &Apis, r: &Resource, backoff: Backoff) -> Result<(), A
         Resource::Instance(id) => {
             retry::delete(backoff, || apis.ec2.terminate_instance(id)).await?;
             wait_gone(|| async { Ok(apis.ec2.instance_state(id).await?.is_none_or(|s| s.state == "terminated")) }).await
+        }
+        Resource::ContainerInstance { cluster, arn } => {
+            retry::delete(backoff, || apis.ecs.deregister_container_instance(cluster, arn)).await
         }
         Resource::Function(n) => retry::delete(backoff, || apis.lambda.delete_function(n)).await,
         Resource::TaskDefinition(a) => retry::delete(backoff, || apis.ecs.deregister_task_definition(a)).await,

@@ -219,6 +219,7 @@ impl Ec2Api for Ec2 {
     }
 
     async fn run_instance(&self, req: &InstanceRequest) -> Result<String> {
+        let tokens = if req.imds_v1 { ec2t::HttpTokensState::Optional } else { ec2t::HttpTokensState::Required };
         let mut call = self
             .client
             .run_instances()
@@ -229,10 +230,9 @@ impl Ec2Api for Ec2 {
             .subnet_id(&req.subnet_id)
             .set_security_group_ids(Some(req.security_group_ids.clone()))
             .user_data(aws_smithy_types::base64::encode(&req.user_data))
-            // IMDSv2 only: a workload cannot be tricked into reading credentials with one GET.
-            .metadata_options(
-                ec2t::InstanceMetadataOptionsRequest::builder().http_tokens(ec2t::HttpTokensState::Required).build(),
-            )
+            // IMDSv2 only unless asked (an ECS container instance's `http_tokens`): a workload
+            // cannot then be tricked into reading credentials with one GET.
+            .metadata_options(ec2t::InstanceMetadataOptionsRequest::builder().http_tokens(tokens).build())
             .tag_specifications(ec2_tags(ec2t::ResourceType::Instance, &req.tags));
         if let Some(p) = &req.instance_profile {
             call = call.iam_instance_profile(ec2t::IamInstanceProfileSpecification::builder().name(p).build());
@@ -404,6 +404,12 @@ impl IamApi for Iam {
             .await
             .map_err(err("AddRoleToInstanceProfile"))?;
         out.instance_profile().map(|p| p.arn().to_string()).ok_or_else(|| missing("CreateInstanceProfile", "Arn"))
+    }
+
+    async fn attach_managed_policy(&self, role: &str, policy_arn: &str) -> Result<()> {
+        let call = self.client.attach_role_policy().role_name(role).policy_arn(policy_arn);
+        call.send().await.map_err(err("AttachRolePolicy"))?;
+        Ok(())
     }
 
     async fn delete_role(&self, name: &str) -> Result<()> {
@@ -631,6 +637,12 @@ impl LambdaApi for Lambda {
             state: out.state().map_or("Active", |s| s.as_str()).to_string(),
             reason: out.state_reason().map(str::to_string),
         })
+    }
+
+    async fn put_function_concurrency(&self, name: &str, reserved: u32) -> Result<()> {
+        let call = self.client.put_function_concurrency().function_name(name);
+        call.reserved_concurrent_executions(reserved as i32).send().await.map_err(err("PutFunctionConcurrency"))?;
+        Ok(())
     }
 
     async fn delete_function(&self, name: &str) -> Result<()> {
@@ -875,5 +887,38 @@ impl EcsApi for Ecs {
             stopped_reason: t.stopped_reason().map(str::to_string),
             exit_code: t.containers().iter().find_map(|c| c.exit_code()),
         }))
+    }
+
+    async fn register_container_instance(&self, cluster: &str, instance: &str) -> Result<String> {
+        // The part of the instance identity document an emulator reads; on AWS the agent
+        // registers with the signed document, and the harness never calls this.
+        let doc = serde_json::json!({ "instanceId": instance }).to_string();
+        let call = self.client.register_container_instance().cluster(cluster).instance_identity_document(doc);
+        let out = call.send().await.map_err(err("RegisterContainerInstance"))?;
+        out.container_instance()
+            .and_then(|c| c.container_instance_arn())
+            .map(str::to_string)
+            .ok_or_else(|| missing("RegisterContainerInstance", "containerInstanceArn"))
+    }
+
+    async fn container_instances(&self, cluster: &str) -> Result<Vec<Found>> {
+        let out = self.client.list_container_instances().cluster(cluster).send().await;
+        let out = out.map_err(err("ListContainerInstances"))?;
+        Ok(out
+            .container_instance_arns()
+            .iter()
+            .map(|arn| Found {
+                id: arn.clone(),
+                name: cluster.to_string(),
+                tags: BTreeMap::new(),
+                parent: Some(cluster.to_string()),
+            })
+            .collect())
+    }
+
+    async fn deregister_container_instance(&self, cluster: &str, arn: &str) -> Result<()> {
+        let call = self.client.deregister_container_instance().cluster(cluster).container_instance(arn).force(true);
+        call.send().await.map_err(err("DeregisterContainerInstance"))?;
+        Ok(())
     }
 }

@@ -118,6 +118,15 @@ async fn find_tagged(apis: &Apis, caps: &Capabilities, sel: &Selector) -> (Vec<(
                         }
                         Err(e) => fail("ecs tasks", e),
                     }
+                    // Container instances carry no tags of their own: they go with their cluster.
+                    if chosen {
+                        match apis.ecs.container_instances(&c.id).await {
+                            Ok(ci) => out.extend(ci.into_iter().map(|i| {
+                                (Resource::ContainerInstance { cluster: c.id.clone(), arn: i.id }, c.tags.clone())
+                            })),
+                            Err(e) => fail("ecs container instances", e),
+                        }
+                    }
                     if chosen {
                         out.push((Resource::Cluster(c.id), c.tags));
                     }

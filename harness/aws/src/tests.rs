@@ -19,8 +19,12 @@ const FAST: Backoff =
     Backoff { first: Duration::from_millis(1), max: Duration::from_millis(2), budget: Duration::from_millis(200) };
 
 fn plan(tiers: &str, aws: &str) -> Plan {
+    plan_for(2, tiers, aws)
+}
+
+fn plan_for(tenants: u32, tiers: &str, aws: &str) -> Plan {
     let src = format!(
-        "format_version = 1\nname = \"t\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = 2\n{tiers}\n{aws}"
+        "format_version = 1\nname = \"t\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = {tenants}\n{tiers}\n{aws}"
     );
     let s = Scenario::parse(&src, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
     Plan::new("20270101T000000Z-abcdef".into(), s, "h".into(), &Overrides::default())
@@ -219,8 +223,8 @@ fn the_plan_lists_every_resource() {
     assert_eq!(crate::plan::counts(&p), crate::plan::Counts { instances: 3, tasks: 2, functions: 3 });
 }
 
-/// Lambda tiers with the settings this backend does not implement: `code` and reserved
-/// concurrency on the first, a VPC on the second.
+/// Lambda tiers with the settings this backend does not implement: `code` on the first (beside
+/// reserved concurrency, which it does), a VPC on the second.
 fn lambda_unsupported() -> String {
     let code = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
     format!(
@@ -234,7 +238,7 @@ fn lambda_settings_the_backend_lacks_are_refused_at_their_fields() {
     let mut p = plan(&lambda_unsupported(), "");
     let refused = crate::plan::refused(&p);
     let fields: Vec<&str> = refused.iter().map(|r| r.field.as_str()).collect();
-    assert_eq!(fields, ["tier[0].code", "tier[0].reserved_concurrency", "tier[1].vpc"]);
+    assert_eq!(fields, ["tier[0].code", "tier[1].vpc"]);
     for r in &refused {
         assert!(r.message.contains("the AWS backend does not"), "{r:?}");
         assert!(r.accepted.as_deref().unwrap_or("").contains("--target aws: remove"), "{r:?}");
@@ -362,4 +366,199 @@ fn a_sweep_of_the_expired_lists_the_runs_it_leaves() {
         let r = crate::sweep::sweep(&fake.apis(), &caps, &Selector::Expired(later), true).await;
         assert!(r.live.is_empty() && !r.found.is_empty(), "{r:?}");
     });
+}
+
+const ECS_EC2: &str = "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"ec2\"\n\
+                       [tier.container_instance]\nblock_imds = true\ninstance_type = \"m5.large\"\n";
+
+/// Both services as emulators without a data plane: nothing answers in the fake account.
+fn no_data_plane(d: &mut Deployer) {
+    d.ctx.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
+    d.ctx.caps.ecs = Emulator::Moto { url: "http://fake".into() };
+}
+
+fn extra(fake: &Fake, kind: &str, key: &str) -> Vec<String> {
+    let s = fake.state.lock().unwrap();
+    s.objects.values().filter(|o| o.kind == kind).map(|o| o.extra.get(key).cloned().unwrap_or_default()).collect()
+}
+
+#[test]
+fn the_ec2_launch_type_starts_container_instances_within_eni_limits_and_removes_them() {
+    // 5 tasks on m5.large: 3 network interfaces, so 2 awsvpc tasks an instance and 3 instances.
+    let fake = Fake::new();
+    let p = plan_for(5, ECS_EC2, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        no_data_plane(&mut d);
+        let dep = d.deploy(&p.tiers[0]).await.unwrap();
+        assert_eq!(dep.instances.len(), 5, "one task per tenant");
+        assert_eq!(fake.count("instance"), 3);
+        assert_eq!(fake.count("containerinstance"), 3);
+        assert_eq!(fake.count("profile"), 1);
+        let cluster = d.ctx.name("ecs");
+        for ud in extra(&fake, "instance", "user_data") {
+            assert!(ud.contains("/etc/ecs/ecs.config"), "{ud}");
+            assert!(ud.contains(&format!("ECS_CLUSTER={cluster}\n")), "{ud}");
+            assert!(ud.contains("ECS_AWSVPC_BLOCK_IMDS=true\n"), "{ud}");
+        }
+        assert_eq!(extra(&fake, "instance", "instance_type"), ["m5.large"; 3]);
+        // The emulator's stand-in image (on AWS: resolve:ssm:), IMDSv1 as `http_tokens` says.
+        assert_eq!(extra(&fake, "instance", "image"), ["ami-al2023"; 3]);
+        assert_eq!(extra(&fake, "instance", "imds_v1"), ["true"; 3]);
+        assert!(extra(&fake, "role", "policy").contains(&crate::tiers::ecs::CONTAINER_INSTANCE_POLICY.to_string()));
+        assert_eq!(extra(&fake, "taskdef", "launch_type"), ["EC2"; 5]);
+        // Placed within the limit: no container instance holds more than 2 tasks.
+        let hosts = extra(&fake, "task", "container_instance");
+        assert_eq!(hosts.len(), 5);
+        for h in &hosts {
+            assert!(hosts.iter().filter(|x| *x == h).count() <= 2, "{hosts:?}");
+        }
+        // The tag query finds the container instances through their cluster.
+        let (found, _) = crate::sweep::find(&fake.apis(), &d.ctx.caps, &Selector::Run(p.run_id.clone())).await;
+        let registered = found.iter().filter(|r| matches!(r, crate::resource::Resource::ContainerInstance { .. }));
+        assert_eq!(registered.count(), 3);
+        let r = d.teardown(None).await;
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(fake.kinds().is_empty(), "left: {:?}", fake.kinds());
+        let calls = fake.calls();
+        let pos = |op: &str| calls.iter().rposition(|c| c == op).unwrap();
+        assert!(pos("StopTask") < pos("DeregisterContainerInstance"));
+        assert!(pos("StopTask") < pos("TerminateInstances"));
+        assert!(pos("DeregisterContainerInstance") < pos("DeleteCluster"));
+        assert!(pos("TerminateInstances") < pos("DeleteInstanceProfile"));
+        assert!(pos("DeleteInstanceProfile") < pos("DeleteRole"));
+        assert!(crate::sweep::find(&fake.apis(), &d.ctx.caps, &Selector::Run(p.run_id.clone())).await.0.is_empty());
+    });
+}
+
+#[test]
+fn the_plan_shows_and_counts_container_instances() {
+    let p = plan_for(5, ECS_EC2, "[aws]\nmax_instances = 2\n");
+    let listed = crate::plan::resources(&p);
+    let instances: Vec<_> = listed.iter().filter(|r| r.kind == "ec2 instance").collect();
+    assert_eq!(instances.len(), 3, "{listed:?}");
+    for i in &instances {
+        for part in ["m5.large", "up to 2 awsvpc tasks", "network interfaces 3 − 1", "ECS_AWSVPC_BLOCK_IMDS=true"] {
+            assert!(i.name.contains(part), "{part}: {}", i.name);
+        }
+        assert!(i.name.contains("/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"), "{}", i.name);
+    }
+    assert!(listed.iter().any(|r| r.kind == "iam role" && r.name.contains("AmazonEC2ContainerServiceforEC2Role")));
+    assert!(!listed.iter().any(|r| r.kind.contains("not supported")));
+    assert_eq!(crate::plan::counts(&p), crate::plan::Counts { instances: 3, tasks: 5, functions: 0 });
+    let rails: Vec<String> = crate::plan::check(&p, None).iter().map(ToString::to_string).collect();
+    assert!(rails.iter().any(|r| r.contains("3 EC2 instances")), "{rails:?}");
+    // Fargate starts none.
+    assert_eq!(crate::plan::counts(&plan_for(5, ECS, "")).instances, 0);
+}
+
+#[test]
+fn a_container_instance_of_the_other_architecture_is_refused_before_any_call() {
+    let fake = Fake::new();
+    let p = plan(ECS_EC2, "[aws]\narchitecture = \"arm64\"\n");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        no_data_plane(&mut d);
+        let e = d.deploy(&p.tiers[0]).await.expect_err("refused").to_string();
+        assert!(e.contains("runs x86_64 but the run's workload binary is for arm64"), "{e}");
+    });
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    let refused = crate::plan::refused(&p);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].field, "tier[0].container_instance.instance_type");
+}
+
+#[test]
+fn a_tier_of_another_architecture_than_the_workload_binary_is_refused_at_its_field() {
+    // The run's binary is x86_64 ([aws] default); the second tier asks for arm64.
+    let tiers = "[[tier]]\nid = \"lambda-shared\"\n[[tier]]\nid = \"lambda-per-tenant\"\narchitecture = \"arm64\"\n";
+    let p = plan(tiers, "");
+    let refused = crate::plan::refused(&p);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].field, "tier[1].architecture");
+    assert!(refused[0].message.contains("runs arm64 but the run's workload binary is for x86_64"), "{refused:?}");
+    let accepted = refused[0].accepted.clone().unwrap_or_default();
+    assert!(accepted.contains("[aws] architecture = \"arm64\"") && accepted.contains("aarch64-unknown-linux-musl"));
+    // A library caller that skips the check is refused before anything is created.
+    let fake = Fake::new();
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        let e = d.deploy(&p.tiers[1]).await.expect_err("refused").to_string();
+        assert!(e.contains("arm64"), "{e}");
+    });
+    assert!(fake.calls().is_empty(), "{:?}", fake.calls());
+    // With the run on arm64 the same tiers are accepted, and the plan says arm64.
+    let p = plan(tiers, "[aws]\narchitecture = \"arm64\"\n");
+    assert!(crate::plan::refused(&p).is_empty());
+    let listed = crate::plan::resources(&p);
+    assert!(listed.iter().filter(|r| r.kind == "lambda function").all(|r| r.name.contains(", arm64,")), "{listed:?}");
+}
+
+#[test]
+fn the_deploy_waits_for_registration_and_names_a_shortfall() {
+    let fake = Fake::new();
+    let p = plan(ECS_EC2, "");
+    let d = deployer(&fake, &p);
+    let wait = |n| crate::tiers::ecs::wait_registered(&d.ctx, "c", n, Duration::from_millis(300));
+    rt().block_on(async {
+        fake.apis().ecs.create_cluster("c", &Vec::new()).await.unwrap();
+        let e = wait(2).await.expect_err("none registered").to_string();
+        assert!(e.starts_with("only 0 of 2 container instance(s) registered with ecs cluster c within 300ms"), "{e}");
+        // The agents of two instances register (here: by hand); the wait sees both.
+        for i in ["i-1", "i-2"] {
+            fake.apis().ecs.register_container_instance("c", i).await.unwrap();
+        }
+        assert_eq!(wait(2).await.unwrap().len(), 2);
+        let e = wait(3).await.expect_err("one short").to_string();
+        assert!(e.starts_with("only 2 of 3"), "{e}");
+    });
+}
+
+#[test]
+fn unregistered_container_instances_name_the_cluster_and_the_likely_cause() {
+    let e = crate::tiers::ecs::not_registered("isobench-x-ecs", 1, 3, Duration::from_secs(300));
+    assert!(e.starts_with("only 1 of 3 container instance(s) registered with ecs cluster isobench-x-ecs within 5m"));
+    assert!(e.contains("ECS_CLUSTER"), "{e}");
+}
+
+#[test]
+fn reserved_concurrency_is_put_after_each_function_is_created() {
+    let fake = Fake::new();
+    let tiers = "[[tier]]\nid = \"lambda-per-tenant\"\nreserved_concurrency = 5\nconcurrency = 10\n";
+    let p = plan(tiers, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        d.deploy(&p.tiers[0]).await.unwrap();
+    });
+    assert_eq!(extra(&fake, "function", "reserved"), ["5", "5"]);
+    let calls = fake.calls();
+    let first_put = calls.iter().position(|c| c == "PutFunctionConcurrency").expect("called");
+    assert!(calls.iter().position(|c| c == "CreateFunction").unwrap() < first_put);
+    assert_eq!(calls.iter().filter(|c| *c == "PutFunctionConcurrency").count(), 2);
+    let listed = crate::plan::resources(&p);
+    assert!(listed.iter().filter(|r| r.kind == "lambda function").all(|r| r.name.contains("reserved concurrency 5")));
+    // Without the setting, no call.
+    let fake = Fake::new();
+    let p = plan(LAMBDA, "");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        d.deploy(&p.tiers[0]).await.unwrap();
+    });
+    assert!(!fake.calls().iter().any(|c| c == "PutFunctionConcurrency"));
+}
+
+#[test]
+fn arm64_goes_to_lambda_and_fargate() {
+    let fake = Fake::new();
+    let p = plan(&(LAMBDA.to_string() + ECS), "[aws]\narchitecture = \"arm64\"\n");
+    let mut d = deployer(&fake, &p);
+    rt().block_on(async {
+        no_data_plane(&mut d);
+        for tp in &p.tiers {
+            d.deploy(tp).await.unwrap();
+        }
+    });
+    assert_eq!(extra(&fake, "function", "architecture"), ["arm64"; 3]);
+    assert_eq!(extra(&fake, "taskdef", "architecture"), ["arm64"; 2]);
+    assert_eq!(extra(&fake, "taskdef", "launch_type"), ["FARGATE"; 2]);
 }

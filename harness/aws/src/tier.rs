@@ -22,6 +22,10 @@ pub trait AwsTier: Send + Sync {
     fn needs(&self, tp: &TierPlan) -> Needs;
     /// How many instances, tasks and functions it starts for `tenants` tenants.
     fn counts(&self, tenants: u32) -> Counts;
+    /// [`AwsTier::counts`] where the settings change them (ECS container instances).
+    fn counts_for(&self, _tp: &TierPlan, tenants: u32) -> Counts {
+        self.counts(tenants)
+    }
     /// Its own resources a deploy would create for `tenants`, in creation order, named with
     /// [`planned_name`].
     fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned>;
@@ -89,3 +93,27 @@ pub fn planned_name(suffix: &str) -> String {
 
 /// The run id in a plan's names (the tier's own templates, e.g. task roles, fill it in).
 pub const PLANNED_RUN: &str = "{run}";
+
+/// The architecture a tier runs on AWS: its own setting (validation fills it in), else the
+/// run's `[aws] architecture`; `None` for a tier without one (EC2: the image follows `[aws]`).
+pub fn tier_architecture(tp: &TierPlan) -> Option<isobench_core::scenario::aws::Architecture> {
+    use isobench_core::scenario::TierSettings;
+    match &tp.settings {
+        TierSettings::Lambda(l) => l.architecture,
+        TierSettings::Ecs(e) => e.architecture,
+        TierSettings::Ec2(_) => None,
+    }
+}
+
+/// Why `tp` cannot deploy the run's one workload binary, built (or given) for `run_wide`:
+/// deploying it to the other architecture would fail to start, or measure something else.
+pub fn architecture_mismatch(tp: &TierPlan, run_wide: isobench_core::scenario::aws::Architecture) -> Option<String> {
+    let arch = tier_architecture(tp).filter(|a| *a != run_wide)?;
+    Some(format!(
+        "the {} tier runs {} but the run's workload binary is for {} ([aws] architecture): the harness provides one \
+         binary per run",
+        tp.tier,
+        arch.as_str(),
+        run_wide.as_str()
+    ))
+}

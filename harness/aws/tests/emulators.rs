@@ -251,6 +251,185 @@ async fn moto_ecs(emu: &Emulators) {
     assert_nothing_left(&apis, &caps, &id).await;
 }
 
+#[test]
+fn ecs_on_the_ec2_launch_type_deploys_and_tears_down_on_moto() {
+    let Some(emu) = start() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(moto_ecs_ec2(&emu));
+}
+
+/// Container instances on moto (its EC2 runs no ECS agent, so the harness registers them), the
+/// tasks placed on them with launch type EC2, and nothing found by the run's tag afterwards.
+async fn moto_ecs_ec2(emu: &Emulators) {
+    let (mut apis, caps) = emu.apis(true).await;
+    let config = emulators::sdk_config(&emu.moto_url).await;
+    apis.ec2 = Arc::new(MotoInstances { inner: apis.ec2.clone(), client: aws_sdk_ec2::Client::new(&config) });
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let iam = aws_sdk_iam::Client::new(&config);
+    let id = run_id("me");
+    let tiers = "[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"ec2\"\n\
+                 [tier.container_instance]\nblock_imds = true\ninstance_type = \"t3.micro\"\n";
+    let p = plan(&id, tiers);
+    let mut d = deployer(&apis, &caps, &p);
+    let t0 = Instant::now();
+    let dep = d.deploy(&p.tiers[0]).await.unwrap_or_else(|e| panic!("deploy ecs-awsvpc (ec2): {e}"));
+    let deploy = t0.elapsed();
+    assert_eq!(dep.instances.len(), 2);
+    let cluster = d.ctx.name("ecs");
+    // t3.micro: 2 network interfaces, so one awsvpc task an instance: 2 instances for 2 tenants.
+    let registered = ecs.list_container_instances().cluster(&cluster).send().await.unwrap();
+    assert_eq!(registered.container_instance_arns().len(), 2);
+    let instances = ec2
+        .describe_instances()
+        .filters(aws_sdk_ec2::types::Filter::builder().name(format!("tag:{RUN_KEY}")).values(&id).build())
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<_> = instances.reservations().iter().flat_map(|r| r.instances()).collect();
+    assert_eq!(instances.len(), 2);
+    for i in &instances {
+        assert_eq!(i.instance_type().map(|t| t.as_str()), Some("t3.micro"));
+        let ud = ec2
+            .describe_instance_attribute()
+            .instance_id(i.instance_id().unwrap())
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let ud = ud.user_data().and_then(|v| v.value()).unwrap_or_default();
+        let ud = String::from_utf8(aws_smithy_types::base64::decode(ud).unwrap()).unwrap();
+        assert!(ud.contains(&format!("ECS_CLUSTER={cluster}")) && ud.contains("ECS_AWSVPC_BLOCK_IMDS=true"), "{ud}");
+    }
+    let role = p.tiers[0].settings.clone();
+    let isobench_core::scenario::TierSettings::Ecs(spec) = role else { panic!("ecs settings") };
+    let role = spec.instance_role(&id).unwrap();
+    let attached = iam.list_attached_role_policies().role_name(&role).send().await.unwrap();
+    let arns: Vec<_> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert_eq!(arns, [isobench_aws::tiers::ecs::CONTAINER_INSTANCE_POLICY]);
+    let tasks = ecs.list_tasks().cluster(&cluster).send().await.unwrap();
+    let described =
+        ecs.describe_tasks().cluster(&cluster).set_tasks(Some(tasks.task_arns().to_vec())).send().await.unwrap();
+    assert_eq!(described.tasks().len(), 2);
+    for t in described.tasks() {
+        assert_eq!(t.launch_type().map(|l| l.as_str()), Some("EC2"));
+        assert!(t.container_instance_arn().is_some(), "{t:?}");
+    }
+    let t1 = Instant::now();
+    let r = d.teardown(None).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    eprintln!(
+        "figure: moto ecs-awsvpc (ec2 launch type) deploy {:.0} ms teardown {:.0} ms ({} removed)",
+        deploy.as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3,
+        r.removed.len()
+    );
+    assert_nothing_left(&apis, &caps, &id).await;
+}
+
+/// moto 4.2.14's EC2 with its instances read through calls whose answers the SDK can parse.
+/// Its `RunInstances` and `DescribeInstances` answers carry `<ebsOptimized>False</ebsOptimized>`
+/// and `<deleteOnTermination>True</deleteOnTermination>`, which the SDK rejects as booleans; so
+/// here the new instance's id is read from that raw answer, and an instance's state and tags
+/// come from moto's `DescribeInstanceStatus` and `DescribeTags`. Everything else is moto's own.
+struct MotoInstances {
+    inner: Arc<dyn isobench_aws::api::Ec2Api>,
+    client: aws_sdk_ec2::Client,
+}
+
+impl MotoInstances {
+    async fn state(&self, id: &str) -> Option<String> {
+        let out = self.client.describe_instance_status().instance_ids(id).include_all_instances(true).send().await;
+        let out = out.ok()?;
+        let s = out.instance_statuses().first()?.instance_state()?.name()?.as_str().to_string();
+        Some(s)
+    }
+}
+
+#[async_trait::async_trait]
+impl isobench_aws::api::Ec2Api for MotoInstances {
+    async fn create_vpc(&self, cidr: &str, tags: &Tags) -> R<String> {
+        self.inner.create_vpc(cidr, tags).await
+    }
+    async fn create_subnet(&self, vpc: &str, cidr: &str, tags: &Tags) -> R<String> {
+        self.inner.create_subnet(vpc, cidr, tags).await
+    }
+    async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> R<String> {
+        self.inner.create_internet_gateway(vpc, tags).await
+    }
+    async fn create_security_group(&self, vpc: &str, name: &str, description: &str, tags: &Tags) -> R<String> {
+        self.inner.create_security_group(vpc, name, description, tags).await
+    }
+    async fn authorize_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        self.inner.authorize_ingress(group, rules).await
+    }
+    async fn ingress_rules(&self, group: &str) -> R<Vec<SgRule>> {
+        self.inner.ingress_rules(group).await
+    }
+    async fn revoke_ingress(&self, group: &str, rules: &[SgRule]) -> R<()> {
+        self.inner.revoke_ingress(group, rules).await
+    }
+    async fn latest_image(&self, pattern: &str, arch: &str) -> R<Option<String>> {
+        self.inner.latest_image(pattern, arch).await
+    }
+    async fn run_instance(&self, req: &InstanceRequest) -> R<String> {
+        match self.inner.run_instance(req).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let text = e.to_string();
+                let id = text.split("<instanceId>").nth(1).and_then(|t| t.split("</instanceId>").next());
+                id.map(str::to_string).ok_or(e)
+            }
+        }
+    }
+    async fn instance_state(&self, id: &str) -> R<Option<InstanceState>> {
+        Ok(self.state(id).await.map(|state| InstanceState { state, private_ip: None, public_ip: None }))
+    }
+    async fn terminate_instance(&self, id: &str) -> R<()> {
+        self.inner.terminate_instance(id).await
+    }
+    async fn delete_security_group(&self, id: &str) -> R<()> {
+        self.inner.delete_security_group(id).await
+    }
+    async fn delete_internet_gateway(&self, id: &str, vpc: &str) -> R<()> {
+        self.inner.delete_internet_gateway(id, vpc).await
+    }
+    async fn delete_subnet(&self, id: &str) -> R<()> {
+        self.inner.delete_subnet(id).await
+    }
+    async fn delete_vpc(&self, id: &str) -> R<()> {
+        self.inner.delete_vpc(id).await
+    }
+    async fn tagged(&self, kind: Ec2Kind) -> R<Vec<Found>> {
+        if kind != Ec2Kind::Instance {
+            return self.inner.tagged(kind).await;
+        }
+        let filter = |n: &str, v: &str| aws_sdk_ec2::types::Filter::builder().name(n).values(v).build();
+        let out = self
+            .client
+            .describe_tags()
+            .filters(filter("resource-type", "instance"))
+            .send()
+            .await
+            .map_err(|e| ApiError::new("DescribeTags", "Unknown", e.to_string()))?;
+        let mut by_id: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> =
+            Default::default();
+        for t in out.tags() {
+            if let (Some(id), Some(k)) = (t.resource_id(), t.key()) {
+                by_id.entry(id.into()).or_default().insert(k.into(), t.value().unwrap_or_default().into());
+            }
+        }
+        let mut found = Vec::new();
+        for (id, tags) in by_id {
+            let live = self.state(&id).await.is_some_and(|s| s != "terminated");
+            if live && tags.get(TOOL_KEY).is_some_and(|v| v == "isobench") {
+                found.push(Found { name: id.clone(), id, tags, parent: None });
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// LocalStack's EC2 behind an answer that is lost once: the first `RunInstances` creates the
 /// instance and then fails, as moto 4.2.14's unparseable answer did.
 struct LoseFirstRun {

@@ -77,12 +77,44 @@ impl TrafficDriver for LocalPool {
         let harness = d.netns.as_deref();
         let (true, Some(harness)) = (isobench_local::agent_pool::http_only(&d.targets), harness) else {
             let mut driven = InProcess.drive(spec, d, cancel, progress)?;
-            driven.agents = Some(LoadAgents { requested, note: Some(FUNCTIONS_IN_PROCESS.into()), agents: Vec::new() });
+            driven.agents = Some(LoadAgents {
+                requested,
+                note: Some(FUNCTIONS_IN_PROCESS.into()),
+                agents: Vec::new(),
+                probes_by: None,
+            });
             return Ok(driven);
         };
         let (report, figures) = self.0.drive(spec, &d.targets, harness, cancel, progress)?;
         let agents = figures.into_iter().map(summary).collect();
-        Ok(Driven { report, agents: Some(LoadAgents { requested, note: None, agents }) })
+        Ok(Driven { report, agents: Some(LoadAgents { requested, note: None, agents, probes_by: None }), probes: None })
+    }
+
+    /// Agent 0 runs the probes whenever the agents drive the tier.
+    fn runs_probes(&self, d: &Deployment) -> bool {
+        isobench_local::agent_pool::http_only(&d.targets) && d.netns.is_some()
+    }
+
+    fn drive_with_probes(
+        &self,
+        spec: &LoadSpec,
+        probes: &isobench_runner::ProbeSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<Driven, LoadError> {
+        let Some(harness) = d.netns.as_deref().filter(|_| self.runs_probes(d)) else {
+            return self.drive(spec, d, cancel, progress);
+        };
+        let (report, figures, probed) =
+            self.0.drive_with_probes(spec, Some(probes), &d.targets, harness, cancel, progress)?;
+        let agents = figures.into_iter().map(summary).collect();
+        let probes_by = Some(isobench_local::agent_pool::PROBE_AGENT);
+        Ok(Driven {
+            report,
+            agents: Some(LoadAgents { requested: self.0.count, note: None, agents, probes_by }),
+            probes: probed,
+        })
     }
 }
 

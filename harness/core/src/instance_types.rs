@@ -30,3 +30,37 @@ pub fn lookup(name: &str) -> Option<InstanceType> {
 pub fn accepted() -> String {
     INSTANCE_TYPES.iter().map(|t| format!("`{}`", t.name)).collect::<Vec<_>>().join(", ")
 }
+
+/// Where [`max_network_interfaces`] comes from: AWS's table of network interfaces per instance
+/// type ("Maximum network interfaces").
+pub const ENI_LIMITS_SOURCE: &str = "https://docs.aws.amazon.com/ec2/latest/instancetypes/gp.html#gp_network";
+
+/// Network interfaces an instance type takes, for the types above. In `awsvpc` mode without ENI
+/// trunking each ECS task needs one and the instance keeps one for itself, so an instance holds
+/// at most this − 1 tasks.
+pub fn max_network_interfaces(name: &str) -> Option<u32> {
+    Some(match name {
+        "t3.nano" | "t3.micro" | "t4g.micro" | "m7g.medium" | "c7g.medium" => 2,
+        "t3.small" | "t3.medium" | "t4g.small" | "m7g.large" | "c7g.large" | "m5.large" | "c5.large" => 3,
+        _ => return None,
+    })
+}
+
+/// Whether the instance type runs arm64 (Graviton: the family ends in `g`, as `t4g`, `m7g`).
+pub fn is_arm64(name: &str) -> bool {
+    name.split('.').next().is_some_and(|family| family.ends_with('g'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_type_has_an_eni_limit_and_an_architecture() {
+        for t in INSTANCE_TYPES {
+            assert!(max_network_interfaces(t.name).is_some_and(|n| n >= 2), "{}", t.name);
+        }
+        assert_eq!(max_network_interfaces("m5.large"), Some(3));
+        assert!(is_arm64("m7g.large") && is_arm64("t4g.micro") && !is_arm64("m5.large") && !is_arm64("t3.micro"));
+    }
+}

@@ -51,9 +51,14 @@ mod tests {
         let ec2 = calibrate(TierId::SiloEc2, &TierShape::Ec2 { instance_type: "t3.micro".into() }, s, None);
         assert_eq!(ec2[0].published_low_ms, 16_500.0);
         assert!(ec2[0].source.starts_with("modelled"));
-        let f = calibrate(TierId::EcsAwsvpc, &TierShape::Fargate { cpu_units: 256, memory_mib: 512 }, s, None);
+        let f = calibrate(
+            TierId::EcsAwsvpc,
+            &TierShape::Fargate { cpu_units: 256, memory_mib: 512, arch: crate::shape::DEFAULT_ARCH },
+            s,
+            None,
+        );
         assert_eq!(f[0].event, "task start (Fargate, to healthy)");
-        let l = TierShape::Lambda { memory_mb: 128, timeout_s: 3.0 };
+        let l = TierShape::Lambda { memory_mb: 128, timeout_s: 3.0, arch: crate::shape::DEFAULT_ARCH };
         assert!(calibrate(TierId::LambdaShared, &l, s, None).is_empty(), "no cold start measured");
         let init = Spread::of(&[4.0, 6.0, 9.0]);
         let e = calibrate(TierId::LambdaShared, &l, s, Some(init));

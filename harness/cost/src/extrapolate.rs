@@ -61,16 +61,17 @@ pub fn cost_at(
         TierShape::Ec2 { instance_type } => {
             (model::ec2_silo(tier, instance_type, tenants, &load, p)?, "one instance per tenant".to_string())
         }
-        TierShape::Fargate { cpu_units, memory_mib } => {
-            (model::fargate(tier, *cpu_units, *memory_mib, tenants, &load, p)?, "one task per tenant".to_string())
-        }
+        TierShape::Fargate { cpu_units, memory_mib, arch } => (
+            model::fargate(tier, *cpu_units, *memory_mib, *arch, tenants, &load, p)?,
+            "one task per tenant".to_string(),
+        ),
         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => (
             model::ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, tenants, &load, p)?,
             "one task per tenant, packed on container instances".to_string(),
         ),
-        TierShape::Lambda { memory_mb, .. } => {
+        TierShape::Lambda { memory_mb, arch, .. } => {
             let billed = billed(t)?;
-            let c = model::lambda(tier, *memory_mb, &billed, &load, p, false)?;
+            let c = model::lambda(tier, *memory_mb, *arch, &billed, &load, p, false)?;
             let per_request = if billed.invokes > 0.0 { c.run_usd / billed.invokes } else { 0.0 };
             let mut how = format!(
                 "the measured cost per billed request (${per_request:.9}, INIT share included) × λ × 2,592,000 s"

@@ -40,7 +40,8 @@ use isobench_results::{CostItem, TierCost, TierSummary};
 
 use crate::error::CostError;
 use crate::pricing::Pricing;
-use crate::shape::{ARCH, TierShape, max_enis};
+use crate::shape::{TierShape, max_enis};
+use isobench_core::scenario::aws::Architecture;
 
 pub const MONTH_HOURS: f64 = 720.0;
 pub const MONTH_SECONDS: f64 = MONTH_HOURS * 3600.0;
@@ -71,8 +72,11 @@ pub fn required_prices(shape: &TierShape) -> Vec<String> {
         TierShape::Ec2 { instance_type } | TierShape::EcsEc2 { instance_type, .. } => {
             vec![format!("ec2.{instance_type}")]
         }
-        TierShape::Fargate { .. } => vec![format!("fargate.vcpu-{ARCH}"), format!("fargate.gb-{ARCH}")],
-        TierShape::Lambda { .. } => vec!["lambda.requests".into(), format!("lambda.gb-second-{ARCH}")],
+        TierShape::Fargate { arch, .. } => {
+            let a = arch.as_str();
+            vec![format!("fargate.vcpu-{a}"), format!("fargate.gb-{a}")]
+        }
+        TierShape::Lambda { arch, .. } => vec!["lambda.requests".into(), format!("lambda.gb-second-{}", arch.as_str())],
     }
 }
 
@@ -148,11 +152,13 @@ fn tier_cost(
             ec2_shared(tier, instance_type, units.max(1), throughput(t), saturated, load, p)
         }
         TierShape::Ec2 { instance_type } => ec2_silo(tier, instance_type, units.max(load.tenants), load, p),
-        TierShape::Fargate { cpu_units, memory_mib } => fargate(tier, *cpu_units, *memory_mib, units, load, p),
+        TierShape::Fargate { cpu_units, memory_mib, arch } => {
+            fargate(tier, *cpu_units, *memory_mib, *arch, units, load, p)
+        }
         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
             ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, load, p)
         }
-        TierShape::Lambda { memory_mb, .. } => {
+        TierShape::Lambda { memory_mb, arch, .. } => {
             let f = t.functions.as_ref().ok_or_else(|| CostError::Input {
                 tier: t.tier.clone(),
                 reason: "the summary has no function billing figures".into(),
@@ -160,7 +166,7 @@ fn tier_cost(
             let init_ms = (f.init.mean_us * f.init.count as f64 / 1000.0).ceil();
             let billed =
                 Billed { invokes: f.billed_invokes as f64, invoke_mb_ms: f.billed_mb_ms_total as f64, init_ms };
-            let mut c = lambda(tier, *memory_mb, &billed, load, p, false)?;
+            let mut c = lambda(tier, *memory_mb, *arch, &billed, load, p, false)?;
             if f.billed_invokes < t.traffic.sent {
                 c.notes.push(format!(
                     "{} of {} sent requests carried no billed duration (errors, timeouts) and are not priced; \
@@ -191,13 +197,13 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
                 (ec2_shared(tp.tier, instance_type, 1, load.rate, false, &load, p)?, false)
             }
             TierShape::Ec2 { instance_type } => (ec2_silo(tp.tier, instance_type, tenants, &load, p)?, false),
-            TierShape::Fargate { cpu_units, memory_mib } => {
-                (fargate(tp.tier, *cpu_units, *memory_mib, tenants, &load, p)?, false)
+            TierShape::Fargate { cpu_units, memory_mib, arch } => {
+                (fargate(tp.tier, *cpu_units, *memory_mib, *arch, tenants, &load, p)?, false)
             }
             TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
                 (ecs_ec2(tp.tier, *cpu_units, *memory_mib, instance_type, tenants, &load, p)?, false)
             }
-            TierShape::Lambda { memory_mb, timeout_s } => {
+            TierShape::Lambda { memory_mb, timeout_s, arch } => {
                 let invokes = (load.rate * load.duration_s).ceil();
                 let concurrency = match &tp.settings {
                     isobench_core::scenario::TierSettings::Lambda(l) => l.concurrency as f64,
@@ -210,7 +216,7 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
                     invoke_mb_ms: invokes * (timeout_s * 1000.0).ceil() * *memory_mb as f64,
                     init_ms: environments * MAX_INIT_S * 1000.0,
                 };
-                (lambda(tp.tier, *memory_mb, &billed, &load, p, true)?, true)
+                (lambda(tp.tier, *memory_mb, *arch, &billed, &load, p, true)?, true)
             }
         };
         out.push((tp.tier, ProjectedCost { cost, upper_bound }));
@@ -369,22 +375,26 @@ pub(crate) fn fargate(
     tier: TierId,
     cpu_units: u32,
     memory_mib: u32,
+    arch: Architecture,
     n: u64,
     load: &Load,
     p: &Pricing,
 ) -> Result<TierCost, CostError> {
     let (vcpu, gb) = (cpu_units as f64 / 1024.0, memory_mib as f64 / 1024.0);
-    let (kv, kg) = (format!("fargate.vcpu-{ARCH}"), format!("fargate.gb-{ARCH}"));
+    let a = arch.as_str();
+    let (kv, kg) = (format!("fargate.vcpu-{a}"), format!("fargate.gb-{a}"));
     let h = load.billed_hours();
     let items = vec![item(p, tier, &kv, n as f64 * vcpu * h)?, item(p, tier, &kg, n as f64 * gb * h)?];
     let (pv, pg) = (items[0].unit_price_usd, items[1].unit_price_usd);
     let monthly = n as f64 * MONTH_HOURS * (vcpu * pv + gb * pg);
     let u = utilisation(load, n as f64 * vcpu);
     let formula = format!(
-        "one Fargate task per tenant: run = N × max(T, 60 s)/3600 × (vCPU × Pv + GB × Pg); month = N × 720 h × \
+        "one Fargate task per tenant{}: run = N × max(T, 60 s)/3600 × (vCPU × Pv + GB × Pg); month = N × 720 h × \
          (vCPU × Pv + GB × Pg); idle = month × (1 − u), u = min(1, L / (N × vCPU)); N = {n}, vCPU = {vcpu}, GB = {gb}, \
          T = {:.3} s, Pv = ${pv}/vCPU-hour ({kv}), Pg = ${pg}/GB-hour ({kg}), L = {:.4}",
-        load.duration_s, load.in_flight
+        on_arch(arch),
+        load.duration_s,
+        load.in_flight
     );
     Ok(finish("fargate", formula, items, monthly, u, load, common_notes(load)))
 }
@@ -433,9 +443,19 @@ pub(crate) fn ecs_ec2(
     Ok(finish("ecs-ec2", formula, items, monthly, u, load, notes))
 }
 
+/// What a formula says of the architecture: nothing on x86_64 (the default, as formulas read
+/// before tiers had one), ` on arm64` otherwise.
+fn on_arch(arch: Architecture) -> &'static str {
+    match arch {
+        Architecture::X86_64 => "",
+        Architecture::Arm64 => " on arm64",
+    }
+}
+
 pub(crate) fn lambda(
     tier: TierId,
     memory_mb: u32,
+    arch: Architecture,
     b: &Billed,
     load: &Load,
     p: &Pricing,
@@ -444,15 +464,16 @@ pub(crate) fn lambda(
     let gb = memory_mb as f64 / 1024.0;
     let invoke_gb_s = b.invoke_mb_ms / 1024.0 / 1000.0;
     let init_gb_s = b.init_ms * gb / 1000.0;
-    let (kr, kd) = ("lambda.requests", format!("lambda.gb-second-{ARCH}"));
+    let (kr, kd) = ("lambda.requests", format!("lambda.gb-second-{}", arch.as_str()));
     let items = vec![item(p, tier, kr, b.invokes / 1e6)?, item(p, tier, &kd, invoke_gb_s + init_gb_s)?];
     let run: f64 = items.iter().map(|i| i.usd).sum();
     let month_requests = load.rate * MONTH_SECONDS;
     let monthly = if b.invokes > 0.0 { run * month_requests / b.invokes } else { 0.0 };
     let formula = format!(
-        "pay per use: run = R / 10⁶ × Pr + GB-s × Pd, GB-s = (Σ billed ms × MB + INIT ms × MB) / 1024 / 1000; \
+        "pay per use{}: run = R / 10⁶ × Pr + GB-s × Pd, GB-s = (Σ billed ms × MB + INIT ms × MB) / 1024 / 1000; \
          month = run × λ × 2,592,000 s / R; idle = 0; R = {}, Σ billed ms × MB = {}, INIT ms = {}, MB = {memory_mb}, \
          GB-s = {:.6}, λ = {} req/s, Pr = ${}/million-requests ({kr}), Pd = ${}/GB-second ({kd})",
+        on_arch(arch),
         b.invokes,
         b.invoke_mb_ms,
         b.init_ms,
@@ -583,7 +604,8 @@ mod tests {
 
     #[test]
     fn fargate_prices_vcpu_and_memory() {
-        let c = fargate(TierId::EcsAwsvpc, 512, 1024, 2, &load(2, 3600.0, 10.0, 0.0), &pricing()).unwrap();
+        let c = fargate(TierId::EcsAwsvpc, 512, 1024, Architecture::X86_64, 2, &load(2, 3600.0, 10.0, 0.0), &pricing())
+            .unwrap();
         assert!((c.run_usd - 2.0 * (0.5 * 0.04048 + 1.0 * 0.004445)).abs() < 1e-12);
         assert_eq!(c.idle_share, 0.0, "no load measured: nothing known to be idle");
     }
@@ -600,7 +622,9 @@ mod tests {
     #[test]
     fn lambda_bills_requests_duration_and_init() {
         let b = Billed { invokes: 2000.0, invoke_mb_ms: 2000.0 * 2.0 * 256.0, init_ms: 12.0 };
-        let c = lambda(TierId::LambdaShared, 256, &b, &load(4, 10.0, 200.0, 0.0), &pricing(), false).unwrap();
+        let c =
+            lambda(TierId::LambdaShared, 256, Architecture::X86_64, &b, &load(4, 10.0, 200.0, 0.0), &pricing(), false)
+                .unwrap();
         let gb_s = (2000.0 * 2.0 + 12.0) * 0.25 / 1000.0;
         let run = 2000.0 / 1e6 * 0.20 + gb_s * 0.0000166667;
         assert!((c.run_usd - run).abs() < 1e-15);
@@ -614,7 +638,8 @@ mod tests {
         let mut p = pricing();
         p.prices.remove("lambda.requests");
         let b = Billed { invokes: 1.0, invoke_mb_ms: 1.0, init_ms: 0.0 };
-        let e = lambda(TierId::LambdaPerTenant, 128, &b, &load(1, 1.0, 1.0, 0.0), &p, false).unwrap_err();
+        let e = lambda(TierId::LambdaPerTenant, 128, Architecture::X86_64, &b, &load(1, 1.0, 1.0, 0.0), &p, false)
+            .unwrap_err();
         assert_eq!(
             e,
             CostError::MissingPrice {
@@ -624,5 +649,61 @@ mod tests {
             }
         );
         assert!(e.to_string().starts_with("tier lambda-per-tenant needs the price `lambda.requests`"), "{e}");
+    }
+    #[test]
+    fn arm64_fargate_and_lambda_use_the_arm_prices() {
+        // Fargate, Linux/arm: $0.03238 per vCPU-hour, $0.00356 per GB-hour; 2 tasks of 0.5 vCPU
+        // and 1 GB for an hour: 2 × (0.5 × 0.03238 + 1 × 0.00356) = $0.03950.
+        let c = fargate(TierId::EcsAwsvpc, 512, 1024, Architecture::Arm64, 2, &load(2, 3600.0, 10.0, 0.0), &pricing())
+            .unwrap();
+        assert!((c.run_usd - 0.03950).abs() < 1e-12, "{}", c.run_usd);
+        assert!((c.monthly_usd - 720.0 * 0.03950).abs() < 1e-9, "{}", c.monthly_usd);
+        assert_eq!(c.items[0].price, "fargate.vcpu-arm64");
+        assert_eq!(c.items[1].price, "fargate.gb-arm64");
+        assert!(c.formula.starts_with("one Fargate task per tenant on arm64: "), "{}", c.formula);
+        // Lambda, arm: 2,000 requests at $0.20 per million = $0.0004; (2,000 × 2 ms + 12 ms INIT)
+        // × 0.25 GB = 1.003 GB-s at $0.0000133334 = $0.0000133734; run = $0.0004133734.
+        let b = Billed { invokes: 2000.0, invoke_mb_ms: 2000.0 * 2.0 * 256.0, init_ms: 12.0 };
+        let c =
+            lambda(TierId::LambdaShared, 256, Architecture::Arm64, &b, &load(4, 10.0, 200.0, 0.0), &pricing(), false)
+                .unwrap();
+        assert!((c.run_usd - 0.0004133734).abs() < 1e-12, "{}", c.run_usd);
+        assert_eq!(c.items[1].price, "lambda.gb-second-arm64");
+        // Cheaper than the same on x86_64 (1.003 GB-s × $0.0000166667).
+        let x86 =
+            lambda(TierId::LambdaShared, 256, Architecture::X86_64, &b, &load(4, 10.0, 200.0, 0.0), &pricing(), false)
+                .unwrap();
+        assert!((x86.run_usd - c.run_usd - 1.003 * (0.0000166667 - 0.0000133334)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_plan_is_priced_at_the_tiers_architecture() {
+        use std::path::Path;
+
+        use isobench_core::plan::{Overrides, Plan};
+        use isobench_core::scenario::Scenario;
+        let src = |aws: &str| {
+            format!(
+                "format_version = 1\nname = \"a\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = 2\n\
+                 [[tier]]\nid = \"lambda-shared\"\n[[tier]]\nid = \"ecs-awsvpc\"\nlaunch_type = \"fargate\"\n{aws}"
+            )
+        };
+        let keys = |aws: &str| {
+            let s = Scenario::parse(&src(aws), Path::new("a.toml")).unwrap();
+            let plan = Plan::new("r".into(), s, "h".into(), &Overrides::default());
+            let mut keys = Vec::new();
+            for (_, c) in project(&plan, &pricing()).unwrap() {
+                keys.extend(c.cost.items.into_iter().map(|i| i.price));
+            }
+            keys
+        };
+        assert_eq!(
+            keys("[aws]\narchitecture = \"arm64\"\n"),
+            ["lambda.requests", "lambda.gb-second-arm64", "fargate.vcpu-arm64", "fargate.gb-arm64"]
+        );
+        assert_eq!(
+            keys(""),
+            ["lambda.requests", "lambda.gb-second-x86_64", "fargate.vcpu-x86_64", "fargate.gb-x86_64"]
+        );
     }
 }

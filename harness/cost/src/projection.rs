@@ -211,7 +211,7 @@ mod tests {
         assert!((r.low_ms - low).abs() < 1e-9 && (r.high_ms - high).abs() < 1e-9, "{r:?} != {low}..{high}");
     }
 
-    const LAMBDA: TierShape = TierShape::Lambda { memory_mb: 128, timeout_s: 3.0 };
+    const LAMBDA: TierShape = TierShape::Lambda { memory_mb: 128, timeout_s: 3.0, arch: crate::shape::DEFAULT_ARCH };
 
     #[test]
     fn a_warm_only_function_tier_adds_the_invoke_path_to_both_percentiles() {
@@ -270,7 +270,7 @@ mod tests {
         let ids: Vec<_> = p.components.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["vpc-hop-ec2", "ec2-instance-start"]);
         assert_eq!((p.measured_p50_ms, p.measured_p99_ms), (0.2, 1.0));
-        let fargate = TierShape::Fargate { cpu_units: 256, memory_mib: 512 };
+        let fargate = TierShape::Fargate { cpu_units: 256, memory_mib: 512, arch: crate::shape::DEFAULT_ARCH };
         let f = project_latency(&tier(0.2, 1.0, None), &fargate, &o).unwrap();
         assert_eq!(f.components[0].id, "vpc-hop-awsvpc");
         close(f.start.unwrap(), 30_000.0, 60_000.0);

@@ -4,6 +4,7 @@
 use isobench_core::TierId;
 use isobench_core::instance_types;
 use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::aws::Architecture;
 use isobench_core::scenario::ecs::LaunchType;
 
 use crate::error::CostError;
@@ -13,16 +14,19 @@ use crate::error::CostError;
 pub enum TierShape {
     /// `silo-ec2` and `shared-ec2`.
     Ec2 { instance_type: String },
-    /// `ecs-awsvpc` on Fargate: task CPU units (1024 = one vCPU) and memory in MiB.
-    Fargate { cpu_units: u32, memory_mib: u32 },
+    /// `ecs-awsvpc` on Fargate: task CPU units (1024 = one vCPU), memory in MiB and the CPU
+    /// architecture (arm64 is priced lower).
+    Fargate { cpu_units: u32, memory_mib: u32, arch: Architecture },
     /// `ecs-awsvpc` on the EC2 launch type: tasks packed on container instances.
     EcsEc2 { cpu_units: u32, memory_mib: u32, instance_type: String },
-    /// The three Lambda tiers: memory size in MB and the function timeout in seconds.
-    Lambda { memory_mb: u32, timeout_s: f64 },
+    /// The three Lambda tiers: memory size in MB, the function timeout in seconds and the
+    /// architecture (arm64 is priced lower).
+    Lambda { memory_mb: u32, timeout_s: f64, arch: Architecture },
 }
 
-/// Lambda and Fargate architecture; the scenario has no field for it yet, so every price is x86_64.
-pub const ARCH: &str = "x86_64";
+/// A tier's architecture where neither the settings nor an older summary say: x86_64, the
+/// default of `[aws] architecture`.
+pub const DEFAULT_ARCH: Architecture = Architecture::X86_64;
 
 impl TierShape {
     pub fn from_settings(s: &TierSettings) -> TierShape {
@@ -38,10 +42,16 @@ impl TierShape {
                         let ci = isobench_core::scenario::ecs::ContainerInstance::default();
                         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type: ci.instance_type }
                     }
-                    (LaunchType::Fargate, _) => TierShape::Fargate { cpu_units, memory_mib },
+                    (LaunchType::Fargate, _) => {
+                        TierShape::Fargate { cpu_units, memory_mib, arch: e.architecture.unwrap_or(DEFAULT_ARCH) }
+                    }
                 }
             }
-            TierSettings::Lambda(l) => TierShape::Lambda { memory_mb: l.memory, timeout_s: l.timeout.0.as_secs_f64() },
+            TierSettings::Lambda(l) => TierShape::Lambda {
+                memory_mb: l.memory,
+                timeout_s: l.timeout.0.as_secs_f64(),
+                arch: l.architecture.unwrap_or(DEFAULT_ARCH),
+            },
         }
     }
 
@@ -58,6 +68,12 @@ impl TierShape {
         let str_at = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
         let u32_at = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_u64()).map(|x| x as u32);
         let missing = |p: &str| bad(&format!("settings lack `{p}`"));
+        // Summaries written before tiers had an architecture ran x86_64.
+        let arch = match str_at(s, "/architecture").as_deref() {
+            None | Some("x86_64") => Architecture::X86_64,
+            Some("arm64") => Architecture::Arm64,
+            Some(other) => return Err(bad(&format!("unknown architecture `{other}`"))),
+        };
         match str_at(s, "/kind").as_deref() {
             Some("ec2") => Ok(TierShape::Ec2 {
                 instance_type: str_at(s, "/instance_type").ok_or_else(|| missing("instance_type"))?,
@@ -67,7 +83,7 @@ impl TierShape {
                 let memory_mib =
                     u32_at(s, "/task_definition/memory").ok_or_else(|| missing("task_definition.memory"))?;
                 match str_at(s, "/launch_type").as_deref() {
-                    Some("fargate") => Ok(TierShape::Fargate { cpu_units, memory_mib }),
+                    Some("fargate") => Ok(TierShape::Fargate { cpu_units, memory_mib, arch }),
                     Some("ec2") => Ok(TierShape::EcsEc2 {
                         cpu_units,
                         memory_mib,
@@ -83,6 +99,7 @@ impl TierShape {
                 Ok(TierShape::Lambda {
                     memory_mb: u32_at(s, "/memory").ok_or_else(|| missing("memory"))?,
                     timeout_s: timeout.as_secs_f64(),
+                    arch,
                 })
             }
             _ => Err(missing("kind")),
@@ -98,14 +115,11 @@ impl TierShape {
     }
 }
 
-/// Network interfaces an instance type takes (AWS "maximum network interfaces"); in `awsvpc`
-/// mode without ENI trunking each task needs one, and the instance keeps one for itself.
+/// Network interfaces an instance type takes (AWS "maximum network interfaces",
+/// [`instance_types::ENI_LIMITS_SOURCE`]); in `awsvpc` mode without ENI trunking each task needs
+/// one, and the instance keeps one for itself.
 pub fn max_enis(instance_type: &str) -> Option<u32> {
-    Some(match instance_type {
-        "t3.nano" | "t3.micro" | "t4g.micro" | "m7g.medium" | "c7g.medium" => 2,
-        "t3.small" | "t3.medium" | "t4g.small" | "m7g.large" | "c7g.large" | "m5.large" | "c5.large" => 3,
-        _ => return None,
-    })
+    instance_types::max_network_interfaces(instance_type)
 }
 
 #[cfg(test)]
@@ -127,8 +141,27 @@ mod tests {
         );
         assert_eq!(
             TierShape::from_effective(eff, "lambda-shared").unwrap(),
-            TierShape::Lambda { memory_mb: 256, timeout_s: 3.0 }
+            TierShape::Lambda { memory_mb: 256, timeout_s: 3.0, arch: Architecture::X86_64 }
         );
         assert!(TierShape::from_effective(eff, "nope").is_err());
+    }
+    #[test]
+    fn the_architecture_is_read_from_a_summary_and_defaults_to_x86_64() {
+        let eff = |arch: &str| {
+            serde_json::json!({ "tiers": [{ "id": "lambda-shared", "settings": {
+                "kind": "lambda", "memory": 128, "timeout": "3s", "architecture": arch } }] })
+        };
+        let shape = |v: serde_json::Value| TierShape::from_effective(&v, "lambda-shared");
+        assert_eq!(
+            shape(eff("arm64")).unwrap(),
+            TierShape::Lambda { memory_mb: 128, timeout_s: 3.0, arch: Architecture::Arm64 }
+        );
+        let mut old = eff("x");
+        old["tiers"][0]["settings"].as_object_mut().unwrap().remove("architecture");
+        assert_eq!(
+            shape(old).unwrap(),
+            TierShape::Lambda { memory_mb: 128, timeout_s: 3.0, arch: Architecture::X86_64 }
+        );
+        assert!(shape(eff("riscv")).unwrap_err().to_string().contains("riscv"));
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use isobench_core::backend::{Endpoint, TenantTarget};
 use isobench_load::agent::{AgentEnd, AgentFigures, AgentLog, Assignment, Slice, WireEndpoint, WireTarget};
 use isobench_load::{LoadError, LoadReport, LoadSpec, Snapshot};
+use isobench_probes::{ProbeError, ProbeReport, ProbeSpec};
 
 use crate::agent_net::{self, AgentNet};
 
@@ -24,6 +25,18 @@ pub const KILL_AGENT_ENV: &str = "ISOBENCH_TEST_KILL_AGENT";
 /// Past the run's own end (duration + two timeouts + the driver's final grace), how long the
 /// pool waits for agents' final reports before it kills them.
 const FINAL_SLACK: Duration = Duration::from_secs(10);
+
+/// How much longer the pool waits for the agent running the probes, per probe and trial: the
+/// probes may outlast the traffic (in the harness they have no deadline; here one bounds a
+/// hung agent).
+const PROBE_SLACK_PER_TRIAL: Duration = Duration::from_secs(10);
+
+/// The agent that runs the tier's probes beside its slice.
+pub const PROBE_AGENT: u32 = 0;
+
+/// What driving with agents gave: the merged report, each agent's figures, and the probes'
+/// outcome when they were asked for.
+pub type PoolResult = (LoadReport, Vec<AgentFigures>, Option<Result<ProbeReport, ProbeError>>);
 
 /// A pool of `count` local agents, started per tier.
 #[derive(Debug, Clone)]
@@ -67,6 +80,22 @@ impl LocalAgents {
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Snapshot),
     ) -> Result<(LoadReport, Vec<AgentFigures>), LoadError> {
+        let (report, figures, _) = self.drive_with_probes(spec, None, targets, harness, cancel, progress)?;
+        Ok((report, figures))
+    }
+
+    /// As [`LocalAgents::drive`], and agent [`PROBE_AGENT`] runs `probes` beside its slice,
+    /// from its own namespace; their report, or why there is none (the agent died before it,
+    /// or said the probes failed), comes back with the traffic's.
+    pub fn drive_with_probes(
+        &self,
+        spec: &LoadSpec,
+        probes: Option<&ProbeSpec>,
+        targets: &[TenantTarget],
+        harness: &OwnedFd,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<PoolResult, LoadError> {
         spec.validate()?;
         let wire: Vec<WireTarget> = targets
             .iter()
@@ -85,22 +114,25 @@ impl LocalAgents {
             agent_spec.worker_threads = (cpus / self.count as usize).max(1);
         }
         let nat = agent_net::prepare(harness).map_err(setup("prepare the harness namespace for agents"))?;
-        let result = self.run_pool(spec, &agent_spec, &wire, harness, cancel, progress);
+        let result = self.run_pool(spec, &agent_spec, probes, &wire, harness, cancel, progress);
         let removed = nat.remove().map_err(setup("remove the agents' forwarding and NAT"));
         let driven = result?;
         removed?;
         Ok(driven)
     }
 
+    // The pool's inputs, each from a different owner; a struct of them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn run_pool(
         &self,
         spec: &LoadSpec,
         agent_spec: &LoadSpec,
+        probes: Option<&ProbeSpec>,
         wire: &[WireTarget],
         harness: &OwnedFd,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Snapshot),
-    ) -> Result<(LoadReport, Vec<AgentFigures>), LoadError> {
+    ) -> Result<PoolResult, LoadError> {
         let (tx, rx) = mpsc::channel();
         let mut agents: Vec<Running> = Vec::new();
         let mut logs: Vec<AgentLog> = Vec::new();
@@ -108,7 +140,10 @@ impl LocalAgents {
             for k in 0..self.count {
                 let slice = Slice { index: k, count: self.count };
                 let net = agent_net::create(harness, k).map_err(setup(format!("create agent {k}'s network")))?;
-                let assignment = Assignment::new(agent_spec, slice, wire.to_vec());
+                let mut assignment = Assignment::new(agent_spec, slice, wire.to_vec());
+                if let Some(p) = probes.filter(|_| k == PROBE_AGENT) {
+                    assignment = assignment.with_probes(p);
+                }
                 let child = self.spawn(&net.netns, &assignment, k, tx.clone())?;
                 agents.push(Running { child, _net: net });
                 logs.push(AgentLog::new(slice));
@@ -123,12 +158,14 @@ impl LocalAgents {
             }
             return Err(e);
         }
-        let ends = self.follow(spec, &mut agents, &mut logs, &rx, cancel, progress);
+        let probe_slack = probes.map_or(Duration::ZERO, |p| PROBE_SLACK_PER_TRIAL * p.trials * p.probes.len() as u32);
+        let ends = self.follow(spec, probe_slack, &mut agents, &mut logs, &rx, cancel, progress);
         let logs: Vec<(AgentLog, AgentEnd)> = logs.into_iter().zip(ends).collect();
         let (report, figures) = isobench_load::agent::merge(spec, &logs)
             .map_err(|e| LoadError::Agents { what: "merge the agents' reports".into(), source: Box::new(e) })?;
         drop(agents);
-        Ok((report, figures))
+        let probed = probes.map(|_| probe_outcome(&logs[PROBE_AGENT as usize].0, &logs[PROBE_AGENT as usize].1));
+        Ok((report, figures, probed))
     }
 
     fn spawn(&self, netns: &OwnedFd, a: &Assignment, k: u32, tx: mpsc::Sender<Event>) -> Result<Child, LoadError> {
@@ -174,9 +211,12 @@ impl LocalAgents {
 
     /// Reads every agent's stream to its end, forwarding cancellation, killing agents past the
     /// deadline; returns how each ended.
+    // As run_pool's.
+    #[allow(clippy::too_many_arguments)]
     fn follow(
         &self,
         spec: &LoadSpec,
+        probe_slack: Duration,
         agents: &mut [Running],
         logs: &mut [AgentLog],
         rx: &mpsc::Receiver<Event>,
@@ -184,7 +224,8 @@ impl LocalAgents {
         progress: &mut dyn FnMut(&Snapshot),
     ) -> Vec<AgentEnd> {
         let kill_hook: Option<u32> = std::env::var(KILL_AGENT_ENV).ok().and_then(|v| v.parse().ok());
-        let deadline = Instant::now() + spec.duration + spec.timeout * 2 + isobench_load::FINAL_GRACE + FINAL_SLACK;
+        let deadline =
+            Instant::now() + spec.duration + spec.timeout * 2 + isobench_load::FINAL_GRACE + FINAL_SLACK + probe_slack;
         let planned_total = isobench_load::Schedule::new(&spec.schedule_spec()).expected_len();
         let mut open = agents.len();
         let mut bad: Vec<Option<String>> = vec![None; agents.len()];
@@ -211,7 +252,11 @@ impl LocalAgents {
                     let log = &mut logs[k as usize];
                     let before = log.intervals;
                     if let Err(e) = log.line(&line) {
-                        bad[k as usize].get_or_insert_with(|| format!("unreadable line: {e}"));
+                        let what = match e {
+                            isobench_load::agent::WireError::Protocol { .. } => e.to_string(),
+                            _ => format!("unreadable line: {e}"),
+                        };
+                        bad[k as usize].get_or_insert(what);
                         let _ = agents[k as usize].child.kill();
                         continue;
                     }
@@ -253,6 +298,21 @@ impl LocalAgents {
                 AgentEnd::Died { how }
             })
             .collect()
+    }
+}
+
+/// The probes' outcome from the agent that ran them: its report, or a probe error saying why
+/// there is none (what the harness reports for a probe runner that failed).
+fn probe_outcome(log: &AgentLog, end: &AgentEnd) -> Result<ProbeReport, ProbeError> {
+    let agent = log.slice.index;
+    match (log.probes(), end) {
+        (Some(Ok(report)), _) => Ok(report.clone()),
+        (Some(Err(reason)), _) => Err(ProbeError::Agent { agent, reason: reason.clone() }),
+        (None, AgentEnd::Died { how }) => Err(ProbeError::Agent { agent, reason: format!("it died: {how}") }),
+        (None, AgentEnd::Failed { reason }) => Err(ProbeError::Agent { agent, reason: format!("it failed: {reason}") }),
+        (None, AgentEnd::Finished) => {
+            Err(ProbeError::Agent { agent, reason: "it finished without a probe report".into() })
+        }
     }
 }
 

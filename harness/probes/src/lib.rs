@@ -28,7 +28,7 @@ use isobench_core::probes::{self, Channel, Expectation, Ledger, Planted, ProbeDe
 use isobench_core::scenario::{TierSettings, WorkloadSpec};
 use isobench_core::tier::TierId;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use transport::{Action, CallError, Transport};
@@ -38,9 +38,9 @@ pub use transport::{Action, CallError, Transport};
 pub struct ProbeSpec {
     pub run_id: String,
     pub tier: TierId,
-    pub settings: TierSettings,
-    pub workload: WorkloadSpec,
-    pub probes: Vec<&'static ProbeDef>,
+    /// The probes to run, each with what it expects of this tier as configured
+    /// ([`ProbeSpec::expectations`]).
+    pub probes: Vec<(&'static ProbeDef, Expectation)>,
     /// Cross-tenant trials per probe.
     pub trials: u32,
     pub seed: u64,
@@ -49,12 +49,77 @@ pub struct ProbeSpec {
     pub not_applicable: Vec<(Channel, String)>,
 }
 
+impl ProbeSpec {
+    /// `probes` with what each expects of `tier` as configured (`ProbeDef::expect`), computed
+    /// where the settings are, so a runner in another process needs only the result.
+    pub fn expectations(
+        tier: TierId,
+        settings: &TierSettings,
+        workload: &WorkloadSpec,
+        probes: impl IntoIterator<Item = &'static ProbeDef>,
+    ) -> Vec<(&'static ProbeDef, Expectation)> {
+        probes.into_iter().map(|d| (d, d.expect(tier, settings, workload))).collect()
+    }
+}
+
+/// [`ProbeSpec`] as data, for a probe runner in another process (a load agent): the catalogue
+/// entries by id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireProbeSpec {
+    pub run_id: String,
+    pub tier: TierId,
+    pub probes: Vec<WireProbe>,
+    pub trials: u32,
+    pub seed: u64,
+    pub not_applicable: Vec<(Channel, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireProbe {
+    pub id: String,
+    pub expected: Expectation,
+}
+
+impl WireProbeSpec {
+    pub fn from_spec(s: &ProbeSpec) -> WireProbeSpec {
+        WireProbeSpec {
+            run_id: s.run_id.clone(),
+            tier: s.tier,
+            probes: s.probes.iter().map(|(d, e)| WireProbe { id: d.id.to_string(), expected: *e }).collect(),
+            trials: s.trials,
+            seed: s.seed,
+            not_applicable: s.not_applicable.clone(),
+        }
+    }
+
+    /// The spec, its probes looked up in this build's catalogue.
+    pub fn to_spec(&self) -> Result<ProbeSpec, ProbeError> {
+        let probes = self
+            .probes
+            .iter()
+            .map(|p| {
+                probes::probe(&p.id).map(|d| (d, p.expected)).ok_or_else(|| ProbeError::UnknownProbe(p.id.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ProbeSpec {
+            run_id: self.run_id.clone(),
+            tier: self.tier,
+            probes,
+            trials: self.trials,
+            seed: self.seed,
+            not_applicable: self.not_applicable.clone(),
+        })
+    }
+}
+
 /// Why `LK-DATA` has no verdict on a backend that gives no reason of its own (AWS).
 pub const DATA_PROBE_NOT_BUILT: &str = "the data-access probe (a bucket with one prefix per tenant, roles as the \
      scenario states them, each tenant reading another's object with its own credentials) is not built yet";
 
 /// One (probe, tier) cell of the leak matrix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
     pub probe: String,
     pub channel: Channel,
@@ -83,7 +148,7 @@ pub struct CellResult {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub tier: TierId,
     pub cells: Vec<CellResult>,
@@ -100,6 +165,13 @@ pub enum ProbeError {
     Netns(nix::Error),
     #[error("failed to start the probe runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("probe `{0}` is not in this build's catalogue")]
+    UnknownProbe(String),
+    /// The probes ran in a load agent, which gave no report (it died, failed, or said why).
+    #[error("the probes ran in load agent {agent}, which gave no report: {reason}")]
+    Agent { agent: u32, reason: String },
+    #[error("the traffic driver was to run the probes and gave no report")]
+    NoReport,
 }
 
 /// Runs every probe of `spec` against the deployed `targets`, from inside `netns` when given.
@@ -204,8 +276,7 @@ impl<'a> Runner<'a> {
 
     async fn run_all(mut self) -> ProbeReport {
         let probes = self.spec.probes.clone();
-        for def in &probes {
-            let expect = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
+        for &(def, expect) in &probes {
             if expect == Expectation::NotApplicable || self.note(def).is_some() {
                 continue;
             }
@@ -412,13 +483,12 @@ impl<'a> Runner<'a> {
         Ok(self.trial(finder, control, &tokens_in(&body)))
     }
 
-    fn report(self, probes: &[&'static ProbeDef]) -> ProbeReport {
-        let cells = probes.iter().map(|def| self.cell(def)).collect();
+    fn report(self, probes: &[(&'static ProbeDef, Expectation)]) -> ProbeReport {
+        let cells = probes.iter().map(|&(def, expected)| self.cell(def, expected)).collect();
         ProbeReport { tier: self.spec.tier, cells, wall_s: self.start.elapsed().as_secs_f64(), errors: self.errors }
     }
 
-    fn cell(&self, def: &ProbeDef) -> CellResult {
-        let expected = def.expect(self.spec.tier, &self.spec.settings, &self.spec.workload);
+    fn cell(&self, def: &ProbeDef, expected: Expectation) -> CellResult {
         let mut note = self.note(def);
         let counts = self.ledger.cell(self.spec.tier, def.channel);
         let mut verdict = match note {
@@ -542,12 +612,15 @@ mod tests {
         ProbeSpec {
             run_id: "r".into(),
             tier,
-            settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+            probes: ProbeSpec::expectations(
                 tier,
-                isobench_core::instance_types::lookup("t3.micro").unwrap(),
-            )),
-            workload: WorkloadSpec::default(),
-            probes: probes.iter().map(|id| probes::probe(id).unwrap()).collect(),
+                &TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
+                    tier,
+                    isobench_core::instance_types::lookup("t3.micro").unwrap(),
+                )),
+                &WorkloadSpec::default(),
+                probes.iter().map(|id| probes::probe(id).unwrap()),
+            ),
             trials,
             seed: 1,
             not_applicable: vec![],
@@ -783,14 +856,31 @@ mod tests {
 
     #[test]
     fn channels_without_a_probe_here_say_why() {
-        let (spec, cancel) = (spec(TierId::SharedEc2, &[], 0), AtomicBool::new(false));
+        let (spec, cancel) = (spec(TierId::SharedEc2, &["LK-NET", "LK-DATA"], 0), AtomicBool::new(false));
         let r = Runner::new(&spec, tenants(&["a", "b"]), &cancel);
-        let net = r.cell(probes::probe("LK-NET").unwrap());
+        let net = r.cell(spec.probes[0].0, spec.probes[0].1);
         assert_eq!(net.verdict, Verdict::NotApplicable);
         assert!(net.note.unwrap().contains("one process"));
-        let data = r.cell(probes::probe("LK-DATA").unwrap());
+        let data = r.cell(spec.probes[1].0, spec.probes[1].1);
         assert_eq!((data.verdict, data.note.as_deref()), (Verdict::NotApplicable, Some(DATA_PROBE_NOT_BUILT)));
         assert_eq!(data.expected, Expectation::Leak, "the AWS expectation stays beside the n/a");
+    }
+
+    #[test]
+    fn a_spec_and_a_report_travel_as_data() {
+        let s = spec(TierId::SiloEc2, &["LK-TMP", "LK-NET"], 3);
+        let wire: WireProbeSpec =
+            serde_json::from_str(&serde_json::to_string(&WireProbeSpec::from_spec(&s)).unwrap()).unwrap();
+        let back = wire.to_spec().unwrap();
+        let ids = |s: &ProbeSpec| s.probes.iter().map(|(d, e)| (d.id, *e)).collect::<Vec<_>>();
+        assert_eq!((ids(&back), back.trials, back.seed, back.tier), (ids(&s), 3, 1, TierId::SiloEc2));
+        let mut unknown = wire.clone();
+        unknown.probes[0].id = "LK-NOPE".into();
+        assert!(matches!(unknown.to_spec(), Err(ProbeError::UnknownProbe(id)) if id == "LK-NOPE"));
+        let cancel = AtomicBool::new(false);
+        let report = Runner::new(&s, tenants(&["a", "b"]), &cancel).report(&s.probes);
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<ProbeReport>(&json).unwrap(), report);
     }
 
     #[test]

@@ -485,6 +485,10 @@ pub struct LoadAgents {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub agents: Vec<AgentSummary>,
+    /// The agent that ran the tier's probes, beside its share of the traffic and from its own
+    /// network; absent when the harness process ran them (or there were none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes_by: Option<u32>,
 }
 
 /// One load agent's share of a tier's traffic.

@@ -24,6 +24,8 @@ mod usage;
 pub use describe::describe_plan;
 pub use error::{AccountingError, RunError};
 pub use hostinfo::VERSION;
+/// The probes' spec and report, as a [`TrafficDriver`] that runs them meets them.
+pub use isobench_probes::{ProbeError, ProbeReport, ProbeSpec};
 pub use noisy::NoisyError;
 pub use observer::{Observer, Silent};
 pub use outcome::{Ending, RunOutcome, check_identity};

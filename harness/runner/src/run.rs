@@ -231,7 +231,7 @@ fn run_tiers(
         observer.line(&format!("[{}] tearing down", tp.tier));
         let teardown = backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.tier, source })?;
         observer.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
-        if let Some(Driven { report, agents }) = report {
+        if let Some(Driven { report, agents, .. }) = report {
             add_to_log(hlog, tp.tier, &report)?;
             let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown, inits.as_deref());
             summary.noisy_neighbour = noisy;
@@ -329,19 +329,22 @@ fn traffic_and_probes(
     let probe_spec = plan.scenario.probes.as_ref().map(|p| isobench_probes::ProbeSpec {
         run_id: plan.run_id.clone(),
         tier: tp.tier,
-        settings: tp.settings.clone(),
-        workload: tp.workload.clone(),
-        probes: isobench_core::probes::CATALOGUE
-            .iter()
-            .filter(|d| p.only.is_empty() || p.only.iter().any(|id| id == d.id))
-            .collect(),
+        probes: isobench_probes::ProbeSpec::expectations(
+            tp.tier,
+            &tp.settings,
+            &tp.workload,
+            isobench_core::probes::CATALOGUE.iter().filter(|d| p.only.is_empty() || p.only.iter().any(|id| id == d.id)),
+        ),
         trials: p.trials,
         seed: plan.scenario.run.seed,
         not_applicable: unprobeable.iter().map(|(c, why)| (*c, why.to_string())).collect(),
     });
+    // A driver that runs the probes itself (in a load agent) reports them in `Driven`.
+    let delegated = probe_spec.is_some() && traffic.runs_probes(d);
     std::thread::scope(|s| {
         let probes = probe_spec
             .as_ref()
+            .filter(|_| !delegated)
             .map(|ps| s.spawn(move || isobench_probes::run(ps, &d.targets, d.netns.as_deref(), cancel)));
         let mut watch = isobench_load::BudgetWatch::new(&plan.scenario.run.error_budget);
         let budget_hit = &mut stop.budget_hit;
@@ -355,8 +358,17 @@ fn traffic_and_probes(
                 cancel.store(true, Ordering::SeqCst);
             }
         };
-        let traffic = traffic.drive(spec, d, cancel, &mut on_progress);
-        let probes = probes.map(|h| h.join().expect("the probe thread does not panic"));
+        let mut traffic = match probe_spec.as_ref().filter(|_| delegated) {
+            Some(ps) => traffic.drive_with_probes(spec, ps, d, cancel, &mut on_progress),
+            None => traffic.drive(spec, d, cancel, &mut on_progress),
+        };
+        let probes = match (probes, &mut traffic) {
+            (Some(h), _) => Some(h.join().expect("the probe thread does not panic")),
+            (None, Ok(driven)) if delegated => {
+                Some(driven.probes.take().unwrap_or(Err(isobench_probes::ProbeError::NoReport)))
+            }
+            (None, _) => None,
+        };
         (traffic, probes)
     })
 }

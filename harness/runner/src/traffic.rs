@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use isobench_core::Deployment;
 use isobench_load::{LoadError, LoadReport, LoadSpec, Snapshot};
+use isobench_probes::{ProbeError, ProbeReport, ProbeSpec};
 use isobench_results::LoadAgents;
 
 /// What driving one tier's traffic gave.
@@ -15,6 +16,8 @@ pub struct Driven {
     /// The agents' figures, when agents were asked for (also when the tier was driven in
     /// process after all; then with a note saying why).
     pub agents: Option<LoadAgents>,
+    /// The probes' report, when the driver ran them ([`TrafficDriver::runs_probes`]).
+    pub probes: Option<Result<ProbeReport, ProbeError>>,
 }
 
 /// Drives one tier's traffic to a deployment.
@@ -27,6 +30,26 @@ pub trait TrafficDriver: Send + Sync {
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Snapshot),
     ) -> Result<Driven, LoadError>;
+
+    /// Whether this driver runs the tier's probes itself, beside the traffic (in one of its
+    /// agents); if so the engine calls [`TrafficDriver::drive_with_probes`] and starts no
+    /// probe thread of its own. The default: the engine runs them.
+    fn runs_probes(&self, _d: &Deployment) -> bool {
+        false
+    }
+
+    /// As [`TrafficDriver::drive`], with `probes` run beside the traffic and their report in
+    /// [`Driven::probes`]; called only when [`TrafficDriver::runs_probes`] said so.
+    fn drive_with_probes(
+        &self,
+        spec: &LoadSpec,
+        _probes: &ProbeSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&Snapshot),
+    ) -> Result<Driven, LoadError> {
+        self.drive(spec, d, cancel, progress)
+    }
 }
 
 /// The load driver in this process, from the deployment's network namespace.
@@ -41,7 +64,7 @@ impl TrafficDriver for InProcess {
         progress: &mut dyn FnMut(&Snapshot),
     ) -> Result<Driven, LoadError> {
         let report = isobench_load::run(spec, &d.targets, d.netns.as_deref(), cancel, progress)?;
-        Ok(Driven { report, agents: None })
+        Ok(Driven { report, agents: None, probes: None })
     }
 }
 
@@ -64,6 +87,9 @@ pub fn agent_lines(tier: &str, agents: &LoadAgents) -> Vec<String> {
             "[{tier}] agent {}/{}: planned {}, sent {}, not sent {}, lag p99 {lag}, {:.0} req/s; {status}",
             a.id, agents.requested, a.planned, a.sent, a.not_sent, a.achieved_rate
         ));
+    }
+    if let Some(k) = agents.probes_by {
+        lines.push(format!("[{tier}] probes ran in agent {k}, beside its share of the traffic"));
     }
     lines
 }

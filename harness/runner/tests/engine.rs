@@ -168,8 +168,8 @@ impl isobench_runner::TrafficDriver for DeadAgents {
                 status: isobench_results::AgentStatus::Died { how: "killed by signal 9 (SIGKILL)".into() },
             })
             .collect();
-        let agents = Some(isobench_results::LoadAgents { requested: 2, note: None, agents });
-        Ok(isobench_runner::Driven { report, agents })
+        let agents = Some(isobench_results::LoadAgents { requested: 2, note: None, agents, probes_by: None });
+        Ok(isobench_runner::Driven { report, agents, probes: None })
     }
 }
 
@@ -203,5 +203,94 @@ fn a_traffic_driver_of_agents_that_died_still_gives_a_balanced_summary_naming_th
         assert_eq!((t.traffic.dispatched, t.traffic.sent, t.traffic.not_sent), (planned, 0, planned));
     }
     assert!(lines.0.iter().any(|l| l.contains("agent 1/2") && l.contains("DIED")), "{:?}", lines.0);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Agents that run the probes themselves: their traffic as [`DeadAgents`]', and the probe
+/// report they bring back (or agent 0's death before it).
+struct ProbingAgents {
+    report: bool,
+}
+
+impl isobench_runner::TrafficDriver for ProbingAgents {
+    fn drive(
+        &self,
+        _spec: &isobench_load::LoadSpec,
+        _d: &Deployment,
+        _cancel: &AtomicBool,
+        _progress: &mut dyn FnMut(&isobench_load::Snapshot),
+    ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
+        panic!("a driver that runs the probes is asked to drive with them")
+    }
+
+    fn runs_probes(&self, _d: &Deployment) -> bool {
+        true
+    }
+
+    fn drive_with_probes(
+        &self,
+        spec: &isobench_load::LoadSpec,
+        probes: &isobench_probes::ProbeSpec,
+        d: &Deployment,
+        cancel: &AtomicBool,
+        progress: &mut dyn FnMut(&isobench_load::Snapshot),
+    ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
+        let mut driven = DeadAgents.drive(spec, d, cancel, progress)?;
+        driven.agents.as_mut().unwrap().probes_by = Some(0);
+        let (def, expected) = probes.probes[0];
+        let cell = isobench_probes::CellResult {
+            probe: def.id.into(),
+            channel: def.channel,
+            tier: probes.tier,
+            expected,
+            verdict: isobench_results::Verdict::Blocked,
+            unexpected: false,
+            trials: 3,
+            hits: 0,
+            blind: 0,
+            controls: 3,
+            controls_passed: 3,
+            leak_bound_95: Some(0.63),
+            first_hit_ms: None,
+            pairs: Vec::new(),
+            failed_calls: 0,
+            note: None,
+        };
+        let report = isobench_probes::ProbeReport { tier: probes.tier, cells: vec![cell], wall_s: 0.1, errors: vec![] };
+        driven.probes = Some(match self.report {
+            true => Ok(report),
+            false => {
+                Err(isobench_probes::ProbeError::Agent { agent: 0, reason: "killed by signal 9 (SIGKILL)".into() })
+            }
+        });
+        Ok(driven)
+    }
+}
+
+/// The probe seam: a driver that runs the probes gives their report, and the engine starts no
+/// probe thread of its own (it would fail here: the fake deployment has no tenants to probe);
+/// a driver whose probe runner died fails the run as a probe error does.
+#[test]
+fn a_traffic_driver_that_runs_the_probes_gives_the_tiers_probe_cells() {
+    let out = out_dir("probing-agents");
+    let (mut plan, mut opts) = plan_and_options(&out);
+    plan.scenario.probes = Some(isobench_core::scenario::ProbesSpec { only: vec!["LK-TMP".into()], trials: 3 });
+    opts.traffic = Some(Arc::new(ProbingAgents { report: true }));
+    let mut lines = Lines(Vec::new());
+    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut lines).unwrap();
+    assert_eq!(outcome.summary.status, RunStatus::Complete, "{:?}", outcome.summary.error);
+    assert!(lines.0.iter().any(|l| l.contains("probes ran in agent 0")), "{:?}", lines.0);
+    for t in &outcome.summary.tiers {
+        let cells: Vec<_> = t.probes.iter().map(|c| (c.probe.as_str(), c.verdict, c.trials)).collect();
+        assert_eq!(cells, [("LK-TMP", isobench_results::Verdict::Blocked, 3)], "{}", t.tier);
+        assert_eq!(t.agents.as_ref().unwrap().probes_by, Some(0), "the summary says where the probes ran");
+    }
+
+    opts.traffic = Some(Arc::new(ProbingAgents { report: false }));
+    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut Silent).unwrap();
+    assert_eq!(outcome.summary.status, RunStatus::Failed);
+    let error = outcome.summary.error.as_deref().unwrap_or_default();
+    assert!(error.contains("probes for tier") && error.contains("load agent 0"), "{error}");
+    assert!(matches!(outcome.ending, Ending::Failed(RunError::Probes { .. })), "{:?}", outcome.ending);
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -252,6 +252,7 @@ impl Ec2Tier {
             security_group_ids: security_groups::member_ids(&p.group_ids, &self.layout.groups(&p.groups, unit)),
             instance_profile: Some(name.clone()),
             user_data: user_data(&p.url, self.layout.fixed_tenant(unit)),
+            imds_v1: false,
             tags,
         };
         // A fresh instance profile is not visible to EC2 for a few seconds: NotReady, retried.

@@ -105,12 +105,17 @@ impl AwsTier for LambdaTier {
     fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned> {
         let tier = Some(self.id());
         let memory = spec(tp).map(|l| l.memory.to_string()).unwrap_or_else(|_| "?".into());
+        let arch = crate::tier::tier_architecture(tp).map_or("[aws] architecture", |a| a.as_str());
         let mode = if self.layout.tenant_isolation_mode() { ", PER_TENANT" } else { "" };
+        let reserved = match spec(tp).map(|l| l.reserved_concurrency) {
+            Ok(Some(n)) => format!(", reserved concurrency {n}"),
+            _ => String::new(),
+        };
         let mut out = Vec::new();
         for f in self.layout.functions(tenants) {
             let name = planned_name(&f.suffix);
             out.push(Planned { tier, kind: "iam role", name: name.clone() });
-            let desc = format!("{name} (provided.al2023, {memory} MB{mode})");
+            let desc = format!("{name} (provided.al2023, {arch}, {memory} MB{mode}{reserved})");
             out.push(Planned { tier, kind: "lambda function", name: desc });
         }
         out
@@ -130,6 +135,9 @@ impl AwsTier for LambdaTier {
         // before anything is created.
         if let Some(r) = refused(spec).first() {
             return Err(DeployError::Other(format!("`{}`: {}; {}", r.field, r.message, r.accepted)));
+        }
+        if let Some(why) = crate::tier::architecture_mismatch(tp, ctx.spec.architecture) {
+            return Err(DeployError::Other(why));
         }
         let zip = Arc::new(package::lambda_zip(&ctx.workload).map_err(|e| DeployError::Other(e.to_string()))?);
         let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
@@ -183,7 +191,7 @@ impl LambdaTier {
             name: name.to_string(),
             role_arn: role,
             zip,
-            architecture: ctx.spec.architecture.as_str().into(),
+            architecture: spec.architecture.unwrap_or(ctx.spec.architecture).as_str().into(),
             memory_mb: spec.memory as i32,
             timeout_s: spec.timeout.0.as_secs().max(1) as i32,
             environment,
@@ -193,6 +201,9 @@ impl LambdaTier {
         // A role made a moment ago "cannot be assumed by Lambda" yet: NotReady, retried.
         retry::retry(ctx.backoff, || ctx.apis.lambda.create_function(&req)).await?;
         ctx.record(Some(tier), Resource::Function(name.to_string()));
+        if let Some(n) = spec.reserved_concurrency {
+            retry::retry(ctx.backoff, || ctx.apis.lambda.put_function_concurrency(name, n)).await?;
+        }
         let lambda = ctx.apis.lambda.clone();
         let state = wait_for(&format!("function {name}"), PENDING_TIMEOUT, || {
             let (lambda, name) = (lambda.clone(), name.to_string());
@@ -214,7 +225,7 @@ impl LambdaTier {
 
 /// The settings this backend does not implement yet. Deploying without them would measure
 /// something else than the scenario describes (the sample workload instead of the user's code,
-/// a function outside the VPC, an unreserved function), so they are refused instead.
+/// a function outside the VPC), so they are refused instead.
 pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
     let mut out = Vec::new();
     if spec.code.is_some() {
@@ -231,14 +242,6 @@ pub fn refused(spec: &LambdaSpec) -> Vec<Refusal> {
             message: "the AWS backend does not attach functions to a VPC yet (planned for a later round); \
                       they would run with Lambda's default networking, outside the tier's subnets and groups",
             accepted: "no [tier.vpc] or [[tier.security_group]] with --target aws: remove them (the local emulator applies them)",
-        });
-    }
-    if spec.reserved_concurrency.is_some() {
-        out.push(Refusal {
-            field: "reserved_concurrency",
-            message: "the AWS backend does not reserve concurrency yet (planned: issue 16); \
-                      the function would draw on the account's unreserved pool",
-            accepted: "no `reserved_concurrency` with --target aws: remove it (the local emulator applies it)",
         });
     }
     out

@@ -105,6 +105,74 @@ fn an_agent_killed_mid_run_is_named_and_its_unsent_requests_counted() {
     assert!(text.contains("agent 1/2") && text.contains("DIED"), "{text}");
 }
 
+/// Probes on both EC2 tiers, naive hygiene so that shared-ec2 leaks through some of them.
+const PROBES: &str = "[workload]\nhygiene = \"naive\"\n\n[probes]\n\
+     only = [\"LK-TMP\", \"LK-PROC\", \"LK-NET\", \"LK-PRINCIPAL\", \"LK-RNG\"]\ntrials = 3\n";
+
+/// (tier, probe) -> (verdict, trials, hits, blind, controls passed): what seeded probes decide,
+/// without their timings.
+fn verdicts(s: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for t in s["tiers"].as_array().unwrap() {
+        for c in t["probes"].as_array().unwrap() {
+            let n = |k: &str| c[k].as_u64().unwrap();
+            let v = format!(
+                "{} {}/{} blind {} controls {}",
+                c["verdict"],
+                n("hits"),
+                n("trials"),
+                n("blind"),
+                n("controls_passed")
+            );
+            out.insert(format!("{} {}", t["tier"], c["probe"]), v);
+        }
+    }
+    out
+}
+
+/// Agent 0 runs the probes beside its slice, from its own namespace: the same verdicts and
+/// hit counts per cell as the harness running them itself, and the summary names agent 0.
+#[test]
+fn agent_0_runs_the_probes_with_the_verdicts_of_the_harness() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("2s", "200", 3, PROBES));
+    let (inproc, _) = run(dir.path(), &path, "none", &[], &[]);
+    let (two, text) = run(dir.path(), &path, "two", &["--agents", "2"], &[]);
+    let v = verdicts(&inproc);
+    assert_eq!(v.len(), 2 * 5, "{v:?}");
+    assert!(v.values().any(|x| x.starts_with("\"leak\"")), "shared-ec2 leaks with naive hygiene: {v:?}");
+    assert!(v.values().any(|x| x.starts_with("\"blocked\"")), "silo-ec2 blocks: {v:?}");
+    assert_eq!(verdicts(&two), v, "the same verdicts and counts per cell with the probes in agent 0");
+    for id in ["silo-ec2", "shared-ec2"] {
+        assert_eq!(tier(&two, id)["agents"]["probes_by"], 0, "{id}");
+        assert!(text.contains(&format!("[{id}] probes ran in agent 0")), "{text}");
+        assert!(tier(&inproc, id).get("agents").is_none(), "{id}");
+        assert_all_balanced(&two);
+    }
+}
+
+/// Agent 0 killed before its probe report: the tier's probes end as a probe error (the run
+/// fails, exit 1, and says which agent), never as a verdict; nothing is left behind.
+#[test]
+fn a_probe_agent_that_dies_fails_the_tiers_probes() {
+    needs_root!();
+    let dir = tempfile::tempdir().unwrap();
+    let path = scenario::write(dir.path(), "s.toml", &small_scenario("3s", "200", 3, PROBES));
+    let out_dir = dir.path().join("out");
+    let mut cmd = isobench();
+    cmd.arg("run").arg(&path).arg("--out").arg(&out_dir).args(["--agents", "2", "--tiers", "shared-ec2"]);
+    let out = cmd.env("ISOBENCH_TEST_KILL_AGENT", "0").process_group(0).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
+    let s = read_summary(&out_dir);
+    assert_eq!(s["status"], "failed");
+    let error = s["error"].as_str().unwrap();
+    assert!(error.contains("probes for tier shared-ec2") && error.contains("load agent 0"), "{error}");
+    assert!(error.contains("SIGKILL"), "{error}");
+    assert!(stderr(&out).contains("load agent 0"), "{}", stderr(&out));
+    assert_eq!(leftovers::of_run(s["run_id"].as_str().unwrap()), Vec::<String>::new());
+}
+
 fn assignment(addr: &str, protocol: u32, index: u32, count: u32) -> String {
     let tenants: Vec<_> = (0..3).map(|i| serde_json::json!({"id": format!("t{i}"), "weight": 1.0})).collect();
     let targets: Vec<_> = (0..3)
@@ -131,7 +199,7 @@ fn an_agent_streams_hello_intervals_and_a_final_report_that_adds_up() {
     let dir = tempfile::tempdir().unwrap();
     let app = crate::endpoints::App::start(dir.path());
     let file = dir.path().join("a.json");
-    std::fs::write(&file, assignment(&app.addr, 1, 1, 3)).unwrap();
+    std::fs::write(&file, assignment(&app.addr, 2, 1, 3)).unwrap();
     let out = isobench().args(["agent", "--assignment"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -157,7 +157,8 @@ id = "lambda-tenant-isolation"
     }
 
     /// Lambda settings the AWS backend does not implement, at known lines: `code` (line 10) and
-    /// `reserved_concurrency` (11) on the first tier, `[tier.vpc]` (14) on the second.
+    /// an `architecture` (11) the run's workload binary is not for on the first tier,
+    /// `[tier.vpc]` (14) on the second.
     const LAMBDA_UNSUPPORTED: &str = r#"format_version = 1
 name = "aws-lambda"
 [run]
@@ -168,7 +169,7 @@ count = 2
 [[tier]]
 id = "lambda-per-tenant"
 code = "bootstrap"
-reserved_concurrency = 5
+architecture = "arm64"
 [[tier]]
 id = "lambda-shared"
 [tier.vpc]
@@ -203,12 +204,12 @@ subnets = ["private"]
             assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
             assert!(err.contains("invalid scenario for --target aws") && err.contains("(3 problems)"), "{err}");
             for (line, field, what) in [
-                (10, "tier[0].code", "does not upload a function's own code"),
-                (11, "tier[0].reserved_concurrency", "does not reserve concurrency yet"),
-                (14, "tier[1].vpc", "does not attach functions to a VPC yet"),
+                (10, "tier[0].code", "the AWS backend does not upload a function's own code"),
+                (11, "tier[0].architecture", "the lambda-per-tenant tier runs arm64 but the run's workload binary is for x86_64"),
+                (14, "tier[1].vpc", "the AWS backend does not attach functions to a VPC yet"),
             ] {
                 assert!(err.contains(&format!("{file}:{line}:")), "{cmd}: line {line}: {err}");
-                assert!(err.contains(&format!("field `{field}`: the AWS backend {what}")), "{cmd}: {err}");
+                assert!(err.contains(&format!("field `{field}`: {what}")), "{cmd}: {err}");
             }
             assert!(err.contains("accepted: no `code` with --target aws: remove it"), "{err}");
             assert!(stdout(&o).is_empty(), "{cmd}: refused before any plan is printed: {}", stdout(&o));

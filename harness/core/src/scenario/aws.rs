@@ -289,6 +289,28 @@ impl AwsSpec {
     }
 }
 
+/// What a tier's `architecture` accepts.
+pub const ARCHITECTURE_ACCEPTED: &str = "`x86_64` or `arm64`";
+
+/// A tier's `architecture` (Lambda `Architectures`, Fargate `runtimePlatform.cpuArchitecture`),
+/// read apart so a bad value is located at its own field; `None` when absent or bad.
+pub(super) fn tier_architecture(
+    value: Option<&toml::Value>,
+    at: &dyn Fn(&str) -> String,
+    c: &mut crate::diagnostics::Checker,
+) -> Option<Architecture> {
+    let v = value?;
+    match v.as_str() {
+        Some("x86_64") => Some(Architecture::X86_64),
+        Some("arm64") => Some(Architecture::Arm64),
+        _ => {
+            let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            c.fail(at("architecture"), format!("`{shown}` is not an architecture"), ARCHITECTURE_ACCEPTED);
+            None
+        }
+    }
+}
+
 fn is_ipv4_cidr(s: &str) -> bool {
     s.split_once('/')
         .is_some_and(|(a, p)| a.parse::<std::net::Ipv4Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 32))

@@ -19,6 +19,10 @@
 //! name = "tenant-{tenant}"                    # one per tenant, admitting only the harness
 //! ingress = [{ port = 8080, source_group = "harness" }]
 //!
+//! architecture = "arm64"                      # x86_64 | arm64 (runtimePlatform.cpuArchitecture);
+//!                                             # default: [aws] architecture (on the ec2 launch
+//!                                             # type: the container instance type's)
+//!
 //! [tier.container_instance]                   # ec2 launch type only
 //! block_imds = false                          # ECS_AWSVPC_BLOCK_IMDS
 //! http_tokens = "optional"                    # IMDS MetadataOptions.HttpTokens
@@ -29,6 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::aws::{Architecture, tier_architecture};
 use crate::diagnostics::Checker;
 use crate::security_groups::{NetworkSpec, valid_template};
 // The security groups were defined here before they were shared with the EC2 tiers.
@@ -39,7 +44,7 @@ pub use crate::security_groups::{
 use crate::workload_api::DEFAULT_PORT;
 
 pub(super) const FIELDS: &[&str] =
-    &["id", "launch_type", "task_definition", "network", "security_group", "container_instance"];
+    &["id", "launch_type", "architecture", "task_definition", "network", "security_group", "container_instance"];
 
 /// The account id in every ARN the emulator makes up.
 pub const ACCOUNT_ID: &str = "000000000000";
@@ -71,6 +76,9 @@ pub struct EcsSpec {
     pub network: NetworkSpec,
     /// The EC2 container instance; `None` on Fargate.
     pub container_instance: Option<ContainerInstance>,
+    /// The tasks' CPU architecture on AWS (`runtimePlatform.cpuArchitecture`); filled in by
+    /// validation (the container instance type's, else `[aws] architecture`).
+    pub architecture: Option<Architecture>,
 }
 
 /// The parts of an ECS task definition the harness uses.
@@ -188,6 +196,11 @@ impl EcsSpec {
     }
 }
 
+/// The architecture of an EC2 instance type.
+pub fn instance_architecture(instance_type: &str) -> Architecture {
+    if crate::instance_types::is_arm64(instance_type) { Architecture::Arm64 } else { Architecture::X86_64 }
+}
+
 /// The tier's network when the scenario gives none: each tenant's task in its own group,
 /// admitting only the harness on the workload's port.
 pub fn default_network() -> NetworkSpec {
@@ -262,6 +275,7 @@ pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Ch
         )
         .flatten();
     let network = NetworkSpec::parse(table, default_network(), at, c);
+    let architecture = tier_architecture(table.get("architecture"), at, c);
     check_task_definition(&task_definition, launch_type, at, c);
     match (launch_type, &container_instance) {
         (Some(LaunchType::Fargate), Some(_)) => c.fail(
@@ -293,7 +307,27 @@ pub(super) fn parse(table: &toml::Table, at: &dyn Fn(&str) -> String, c: &mut Ch
         LaunchType::Ec2 => Some(container_instance.unwrap_or_default()),
         LaunchType::Fargate => None,
     };
-    Some(EcsSpec { launch_type, task_definition, network, container_instance })
+    if let Some(ci) = &container_instance {
+        let own = instance_architecture(&ci.instance_type);
+        if let Some(a) = architecture.filter(|a| *a != own) {
+            c.fail(
+                at("architecture"),
+                format!(
+                    "`{}` tasks cannot run on container instances of type `{}` ({})",
+                    a.as_str(),
+                    ci.instance_type,
+                    own.as_str()
+                ),
+                "the container instance type's architecture (Graviton types such as `m7g.large` are arm64), \
+                 or omit `architecture`",
+            );
+            return None;
+        }
+    }
+    // The ec2 launch type's architecture is its instances'; Fargate's is filled in from
+    // `[aws]` by the scenario's validation when not given.
+    let architecture = architecture.or(container_instance.as_ref().map(|ci| instance_architecture(&ci.instance_type)));
+    Some(EcsSpec { launch_type, task_definition, network, container_instance, architecture })
 }
 
 /// The task's size (and on Fargate, that Fargate offers it), family and role name.
@@ -522,5 +556,31 @@ ingress = [{ protocol = "udp", port = 53, source_group = "tenant-{tenant}" }]
         assert!(fargate_size_ok(1024, 3072) && !fargate_size_ok(1024, 1024));
         assert!(fargate_size_ok(8192, 20480) && !fargate_size_ok(8192, 17408));
         assert!(!fargate_size_ok(300, 1024));
+    }
+    #[test]
+    fn architecture_is_located_checked_against_the_instance_type_and_filled_in() {
+        use crate::scenario::aws::Architecture;
+        // Fargate: given, or `[aws] architecture`.
+        assert_eq!(
+            spec("launch_type = \"fargate\"\narchitecture = \"arm64\"\n").architecture,
+            Some(Architecture::Arm64)
+        );
+        assert_eq!(spec("launch_type = \"fargate\"\n").architecture, Some(Architecture::X86_64));
+        let s = Scenario::parse(
+            &format!("{HEAD}launch_type = \"fargate\"\n[aws]\narchitecture = \"arm64\"\n"),
+            Path::new("e.toml"),
+        )
+        .unwrap();
+        let TierSettings::Ecs(e) = &s.tiers[0].settings else { panic!("ecs") };
+        assert_eq!(e.architecture, Some(Architecture::Arm64));
+        // The ec2 launch type: the instances' own.
+        let graviton = "launch_type = \"ec2\"\n[tier.container_instance]\ninstance_type = \"m7g.large\"\n";
+        assert_eq!(spec(graviton).architecture, Some(Architecture::Arm64));
+        let p = problems("launch_type = \"ec2\"\narchitecture = \"arm64\"\n");
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].architecture", Some(15)), "{p:?}");
+        assert!(p[0].message.contains("`m5.large` (x86_64)"), "{p:?}");
+        let p = problems("launch_type = \"fargate\"\narchitecture = \"aarch64\"\n");
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].architecture", Some(15)), "{p:?}");
+        assert_eq!(p[0].accepted.as_deref(), Some("`x86_64` or `arm64`"));
     }
 }

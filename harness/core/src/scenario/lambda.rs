@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::aws::{Architecture, tier_architecture};
 use crate::diagnostics::Checker;
 use crate::security_groups::{EgressRule, NetworkSpec, SecurityGroupSpec, parse_egress};
 use crate::units::{Dur, DurRange, parse_duration, parse_duration_range};
@@ -23,6 +24,7 @@ pub(super) const FIELDS: &[&str] = &[
     "max_lifetime",
     "concurrency",
     "reserved_concurrency",
+    "architecture",
     "code",
     "handler",
     "environment",
@@ -68,6 +70,10 @@ pub struct LambdaSpec {
     /// `lambda-per-tenant` every tenant's function reserves this much.
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
+    /// The function's architecture on AWS (`Architectures`); the scenario's `[aws]
+    /// architecture` when not given (validation fills it in). The emulator runs the host's.
+    #[serde(default, skip_deserializing)]
+    pub architecture: Option<Architecture>,
     /// The function's code instead of the sample workload: an executable `bootstrap`, a
     /// directory holding one, or a zip holding one. Relative to the scenario file's directory.
     #[serde(default)]
@@ -247,6 +253,7 @@ impl Default for LambdaSpec {
             max_lifetime: None,
             concurrency: default_concurrency(),
             reserved_concurrency: None,
+            architecture: None,
             code: None,
             handler: default_handler(),
             environment: BTreeMap::new(),
@@ -279,6 +286,7 @@ pub(super) fn parse(
         },
     };
     let vpc = parse_vpc(fields.remove("vpc"), fields.remove("security_group"), at, c);
+    let architecture = tier_architecture(fields.remove("architecture").as_ref(), at, c);
     // Durations checked here, so that a bad one is reported at its own field (and line).
     for (key, range) in [("keep_alive", true), ("max_lifetime", false)] {
         let Some(v) = fields.get(key) else { continue };
@@ -295,7 +303,7 @@ pub(super) fn parse(
         }
     }
     let spec: LambdaSpec = match toml::Value::Table(fields).try_into() {
-        Ok(s) => LambdaSpec { response, vpc, ..s },
+        Ok(s) => LambdaSpec { response, vpc, architecture, ..s },
         Err(e) => {
             c.fail(at(""), e.message().to_string(), "see the Lambda fields in scenarios/lambda.toml");
             return None;
@@ -509,6 +517,22 @@ keep_alive = "300ms"
         assert!(p[0].accepted.as_deref().unwrap_or("").contains("`concurrency`"), "{p:?}");
         let p = problems(&format!("{TIER}\n[local]\nlambda_account_concurrency = 0\n"));
         assert_eq!((p[0].field.as_str(), p[0].line), ("local.lambda_account_concurrency", Some(12)));
+    }
+
+    #[test]
+    fn architecture_is_located_and_defaults_to_the_run_wide_one() {
+        use crate::scenario::aws::Architecture;
+        let arch = |src: &str| {
+            let s = Scenario::parse(src, std::path::Path::new("l.toml")).unwrap_or_else(|e| panic!("{e}"));
+            let TierSettings::Lambda(l) = &s.tiers[0].settings else { panic!("lambda settings") };
+            l.architecture
+        };
+        assert_eq!(arch(TIER), Some(Architecture::X86_64));
+        assert_eq!(arch(&format!("{TIER}architecture = \"arm64\"\n")), Some(Architecture::Arm64));
+        assert_eq!(arch(&format!("{TIER}\n[aws]\narchitecture = \"arm64\"\n")), Some(Architecture::Arm64));
+        let p = problems(&format!("{TIER}architecture = \"arm\"\n"));
+        assert_eq!((p[0].field.as_str(), p[0].line), ("tier[0].architecture", Some(10)), "{p:?}");
+        assert!(p[0].message.contains("`arm` is not an architecture"), "{p:?}");
     }
 }
 

@@ -72,7 +72,8 @@ fn validate(raw: RawScenario, file: &Path, c: &mut Checker) -> Scenario {
         c.fail(field, message, accepted);
     }
     let tenants = validate_tenants(&raw.tenants, c);
-    let tiers = validate_tiers(&raw.tier, file, c);
+    let mut tiers = validate_tiers(&raw.tier, file, c);
+    fill_architectures(&mut tiers, raw.aws.architecture);
     let trace = arrivals_check::validate(&raw.arrivals, raw.tenants.weights.is_some(), file, c);
     let mut workload = raw.workload;
     if let Some(n) = &raw.noisy_neighbour {
@@ -387,6 +388,18 @@ fn check_reservations(raw: &[toml::Table], tiers: &[TierSpec], tenants: usize, a
                 lambda::MIN_UNRESERVED
             ),
         );
+    }
+}
+
+/// Lambda and Fargate tiers without an `architecture` run on `[aws] architecture`; filled in so
+/// that the effective scenario (and the cost model reading it) says which.
+fn fill_architectures(tiers: &mut [TierSpec], run_wide: super::aws::Architecture) {
+    for t in tiers {
+        match &mut t.settings {
+            TierSettings::Lambda(l) => l.architecture = l.architecture.or(Some(run_wide)),
+            TierSettings::Ecs(e) => e.architecture = e.architecture.or(Some(run_wide)),
+            TierSettings::Ec2(_) => {}
+        }
     }
 }
 

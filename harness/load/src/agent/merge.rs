@@ -19,10 +19,11 @@ use std::time::Duration;
 use isobench_core::workload_api::Op;
 
 use crate::LoadSpec;
-use crate::agent::wire::{Message, WireError, WireFinal, decode_histogram};
+use crate::agent::wire::{Message, PROTOCOL_VERSION, WireError, WireFinal, decode_histogram};
 use crate::hist::new_histogram;
 use crate::schedule::{Schedule, Slice};
 use crate::stats::{LoadReport, OpStats, Snapshot, totals_of};
+use isobench_probes::ProbeReport;
 
 /// Each (tenant, operation)'s planned requests in `slice` of `spec`'s schedule.
 pub fn planned_slice(spec: &LoadSpec, slice: Slice) -> BTreeMap<(String, Op), u64> {
@@ -57,6 +58,8 @@ pub struct AgentLog {
     pub intervals: u64,
     last: Option<Box<WireFinal>>,
     failed: Option<String>,
+    /// Its probe report, or why its probes could not run.
+    probes: Option<Result<ProbeReport, String>>,
 }
 
 /// One agent's figures, for the summary and the terminal.
@@ -84,6 +87,7 @@ impl AgentLog {
             intervals: 0,
             last: None,
             failed: None,
+            probes: None,
         }
     }
 
@@ -91,7 +95,12 @@ impl AgentLog {
     /// `Failed`).
     pub fn line(&mut self, line: &str) -> Result<bool, WireError> {
         match Message::from_line(line)? {
+            Message::Hello { protocol, .. } if protocol != PROTOCOL_VERSION => {
+                return Err(WireError::Protocol { got: protocol });
+            }
             Message::Hello { pid, .. } => self.pid = Some(pid),
+            Message::Probes { report } => self.probes = Some(Ok(*report)),
+            Message::ProbesFailed { reason } => self.probes = Some(Err(reason)),
             Message::Interval { snapshot, cells } => {
                 for c in &cells {
                     let s = c.to_stats()?;
@@ -115,6 +124,11 @@ impl AgentLog {
     /// Whether it sent `Final`.
     pub fn finished(&self) -> bool {
         self.last.is_some()
+    }
+
+    /// Its probe report, or why its probes could not run; `None` if it said neither.
+    pub fn probes(&self) -> Option<&Result<ProbeReport, String>> {
+        self.probes.as_ref()
     }
 
     /// Why it could not run, if it said so.
@@ -388,5 +402,29 @@ mod tests {
         assert_eq!(*back.lag.histogram(), *st.lag.histogram());
         assert_eq!(*back.corrected.histogram(), *st.corrected.histogram());
         assert_eq!((back.sent, back.ok, back.not_found), (st.sent, st.ok, st.not_found));
+    }
+
+    #[test]
+    fn probe_messages_round_trip_and_an_agent_of_another_protocol_is_refused_at_hello() {
+        let report = isobench_probes::ProbeReport {
+            tier: isobench_core::TierId::SiloEc2,
+            cells: Vec::new(),
+            wall_s: 1.5,
+            errors: vec!["a blind trial".into()],
+        };
+        let mut log = AgentLog::new(Slice { index: 0, count: 2 });
+        let hello = Message::Hello { protocol: PROTOCOL_VERSION, slice: log.slice, pid: 7 };
+        assert!(!log.line(&hello.to_line()).unwrap());
+        let line = Message::Probes { report: Box::new(report.clone()) }.to_line();
+        assert!(!log.line(&line).unwrap(), "the report comes before Final");
+        assert_eq!(log.probes(), Some(&Ok(report)));
+        let failed = Message::ProbesFailed { reason: "probing needs at least two tenants".into() }.to_line();
+        log.line(&failed).unwrap();
+        assert_eq!(log.probes(), Some(&Err("probing needs at least two tenants".to_string())));
+
+        // An agent of protocol 1 knows no probes: refused at its first line.
+        let old = Message::Hello { protocol: 1, slice: log.slice, pid: 8 }.to_line();
+        let e = AgentLog::new(log.slice).line(&old).unwrap_err();
+        assert!(matches!(e, WireError::Protocol { got: 1 }), "{e}");
     }
 }

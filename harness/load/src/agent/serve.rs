@@ -72,7 +72,8 @@ fn emit_interval(
 }
 
 /// Drives the assignment's slice and writes `Hello`, an `Interval` about every [`INTERVAL`]
-/// (the last one right before `Final`, so the intervals add up to everything recorded), and
+/// (the last one right before `Final`, so the intervals add up to everything recorded), the
+/// assignment's probes' report (`Probes` or `ProbesFailed`; they run beside the slice), and
 /// `Final`, one line each, flushed as written. On an error after reading the assignment,
 /// writes `Failed` before returning it. Opens its connections from the calling process's
 /// network namespace, or from `netns` when given.
@@ -120,7 +121,17 @@ fn drive(
             write_err = emit_interval(out, &names, snap, &mut pending).err();
         }
     };
-    let report = crate::driver::run_with_intervals(&spec, &targets, netns, cancel, &mut |_| {}, &mut on_interval)?;
+    let probe_spec = a.probes.as_ref().map(|p| p.to_spec());
+    // The probes run beside the slice, as in the harness, and are reported before `Final`.
+    let (report, probes) = std::thread::scope(|s| {
+        let probes = probe_spec.map(|p| {
+            let targets = &targets;
+            s.spawn(move || isobench_probes::run(&p?, targets, netns, cancel))
+        });
+        let report = crate::driver::run_with_intervals(&spec, &targets, netns, cancel, &mut |_| {}, &mut on_interval);
+        (report, probes.map(|h| h.join().expect("the probe thread does not panic")))
+    });
+    let report = report?;
     if let Some(e) = write_err {
         return Err(e);
     }
@@ -128,6 +139,11 @@ fn drive(
         && !pending.is_empty()
     {
         emit_interval(out, &names, &snap, &mut pending)?;
+    }
+    match probes {
+        Some(Ok(report)) => emit(out, &Message::Probes { report: Box::new(report) })?,
+        Some(Err(e)) => emit(out, &Message::ProbesFailed { reason: crate::agent::error_chain(&e) })?,
+        None => {}
     }
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let fin = WireFinal {

@@ -12,6 +12,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerial
 use isobench_core::arrivals::{BurstSpec, PhaseSpec, Shape};
 use isobench_core::scenario::{Arrival, MixSpec, TenantSpec};
 use isobench_core::workload_api::Op;
+use isobench_probes::{ProbeReport, ProbeSpec, WireProbeSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::hist::Hist;
@@ -19,8 +20,10 @@ use crate::schedule::Slice;
 use crate::spec::{LoadSpec, TestHooks};
 use crate::stats::{ErrorKind, OpStats, Snapshot};
 
-/// Version of the protocol; an agent refuses an assignment of another.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the protocol; an agent refuses an assignment of another, and the harness an
+/// agent whose `Hello` says another. 2: an assignment may carry probes, answered by `Probes`
+/// or `ProbesFailed` before `Final`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// What one agent is asked to drive: the run's load spec, its slice, and where each tenant's
 /// requests go.
@@ -32,6 +35,9 @@ pub struct Assignment {
     /// This agent's share of the schedule.
     pub slice: Slice,
     pub targets: Vec<WireTarget>,
+    /// The tier's probes, for the one agent that runs them beside its slice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<WireProbeSpec>,
 }
 
 /// [`LoadSpec`] as data (durations in nanoseconds); test hooks do not travel.
@@ -159,6 +165,10 @@ pub enum Message {
     Hello { protocol: u32, slice: Slice, pid: u32 },
     /// The requests that finished since the previous interval, and the agent's live counters.
     Interval { snapshot: Snapshot, cells: Vec<WireStats> },
+    /// The probes of the assignment ran: their report (before `Final`).
+    Probes { report: Box<ProbeReport> },
+    /// The probes of the assignment could not run (before `Final`).
+    ProbesFailed { reason: String },
     /// Last line of an agent that finished: its complete figures (they replace its intervals).
     Final(Box<WireFinal>),
     /// The agent could not run its slice (bad assignment, a setup failure); last line.
@@ -210,6 +220,8 @@ pub struct WireStats {
 pub enum WireError {
     #[error("bad JSON line")]
     Json(#[from] serde_json::Error),
+    #[error("refused: the agent speaks protocol {got}, the harness {PROTOCOL_VERSION}")]
+    Protocol { got: u32 },
     #[error("bad histogram `{measure}`: {reason}")]
     Histogram { measure: String, reason: String },
 }
@@ -307,7 +319,13 @@ impl WireStats {
 impl Assignment {
     /// The assignment of `slice` of `spec`'s run to `targets`.
     pub fn new(spec: &LoadSpec, slice: Slice, targets: Vec<WireTarget>) -> Assignment {
-        Assignment { protocol: PROTOCOL_VERSION, spec: WireSpec::from_spec(spec), slice, targets }
+        Assignment { protocol: PROTOCOL_VERSION, spec: WireSpec::from_spec(spec), slice, targets, probes: None }
+    }
+
+    /// This assignment, with the tier's probes to run beside the slice.
+    pub fn with_probes(mut self, probes: &ProbeSpec) -> Assignment {
+        self.probes = Some(WireProbeSpec::from_spec(probes));
+        self
     }
 
     pub fn to_json(&self) -> String {
