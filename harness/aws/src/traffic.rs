@@ -19,7 +19,15 @@ use isobench_core::backend::{BackendInfo, Endpoint, SkippedPhase, TeardownReport
 use isobench_core::plan::{Plan, TierPlan};
 use isobench_core::scenario::TierSettings;
 use isobench_core::{Backend, BackendError, Deployment, TierId};
-use isobench_load::agent::{AgentEnd, AgentFigures, AgentLog, Assignment, Slice, WireEndpoint, WireTarget};
+use isobench_load::agent::{
+    AgentEnd, AgentFigures, AgentLog, Assignment, PROBE_AGENT, Slice, WireEndpoint, WireTarget, probe_outcome,
+    probe_slack,
+};
+use isobench_probes::{ProbeError, ProbeReport, ProbeSpec};
+
+/// What driving a tier with the agents gave: the merged report, each agent's figures, and the
+/// probes' outcome when they were asked for.
+pub type DriveResult = (LoadReport, Vec<AgentFigures>, Option<Result<ProbeReport, ProbeError>>);
 use isobench_load::{LoadError, LoadReport, LoadSpec, Snapshot};
 
 use crate::agents::AgentsPlan;
@@ -192,14 +200,16 @@ impl AgentDriver {
     }
 
     /// Drives `spec` against `d` with the agents; merges what they reported. `progress` gets
-    /// the agents' counters added up.
+    /// the agents' counters added up. Given `probes`, agent [`PROBE_AGENT`] runs them beside
+    /// its slice, from inside the VPC, and their outcome comes back with the traffic's.
     pub fn drive(
         &self,
         spec: &LoadSpec,
+        probes: Option<&ProbeSpec>,
         d: &Deployment,
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Snapshot),
-    ) -> Result<(LoadReport, Vec<AgentFigures>), LoadError> {
+    ) -> Result<DriveResult, LoadError> {
         spec.validate()?;
         self.ensure_deployed()?;
         let (wire, functions) = self.targets(d)?;
@@ -212,16 +222,20 @@ impl AgentDriver {
                 ends[k as usize] = Some(AgentEnd::Died { how: format!("lost earlier in the run ({why})") });
                 continue;
             }
+            let mut assignment = Assignment::new(spec, Slice { index: k, count: n }, wire.clone());
+            if let Some(p) = probes.filter(|_| k == PROBE_AGENT) {
+                assignment = assignment.with_probes(p);
+            }
             let order = Order::Drive {
                 tier: d.tier.as_str().into(),
-                assignment: Box::new(Assignment::new(spec, Slice { index: k, count: n }, wire.clone())),
+                assignment: Box::new(assignment),
                 functions: functions.clone(),
             };
             if let Err(e) = self.backend.lock().send(k, &order.to_line()) {
                 ends[k as usize] = Some(AgentEnd::Died { how: format!("its order could not be sent: {e}") });
             }
         }
-        self.follow(spec, &mut logs, &mut ends, cancel, progress);
+        self.follow(spec, probe_slack(probes), &mut logs, &mut ends, cancel, progress);
         let ends: Vec<AgentEnd> = ends.into_iter().map(|e| e.expect("every agent ended")).collect();
         {
             let mut st = self.state();
@@ -232,7 +246,13 @@ impl AgentDriver {
             }
         }
         let logs: Vec<(AgentLog, AgentEnd)> = logs.into_iter().zip(ends).collect();
-        isobench_load::agent::merge(spec, &logs).map_err(|e| agents_error("merge the agents' reports", e))
+        let probed = probes.map(|_| {
+            let (log, end) = &logs[PROBE_AGENT as usize];
+            probe_outcome(log, end)
+        });
+        let (report, figures) =
+            isobench_load::agent::merge(spec, &logs).map_err(|e| agents_error("merge the agents' reports", e))?;
+        Ok((report, figures, probed))
     }
 
     /// Reads every agent's stream until each has ended (Final, Failed, its task stopped, or
@@ -240,12 +260,14 @@ impl AgentDriver {
     fn follow(
         &self,
         spec: &LoadSpec,
+        probe_slack: Duration,
         logs: &mut [AgentLog],
         ends: &mut [Option<AgentEnd>],
         cancel: &AtomicBool,
         progress: &mut dyn FnMut(&Snapshot),
     ) {
-        let deadline = Instant::now() + spec.duration + spec.timeout * 2 + isobench_load::FINAL_GRACE + self.slack;
+        let deadline =
+            Instant::now() + spec.duration + spec.timeout * 2 + isobench_load::FINAL_GRACE + self.slack + probe_slack;
         let planned_total = isobench_load::Schedule::new(&spec.schedule_spec()).expected_len();
         let mut stopped = false;
         let mut round = 0u32;

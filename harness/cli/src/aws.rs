@@ -260,6 +260,28 @@ pub fn elf_problem(b: &[u8], arch: isobench_core::scenario::aws::Architecture) -
 /// The agents' driver as the runner's `TrafficDriver`.
 struct AwsPool(isobench_aws::traffic::AgentDriver);
 
+impl AwsPool {
+    fn driven(
+        &self,
+        spec: &isobench_load::LoadSpec,
+        probes: Option<&isobench_runner::ProbeSpec>,
+        d: &isobench_core::Deployment,
+        cancel: &std::sync::atomic::AtomicBool,
+        progress: &mut dyn FnMut(&isobench_load::Snapshot),
+    ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
+        let (report, figures, probed) = self.0.drive(spec, probes, d, cancel, progress)?;
+        let agents = figures.into_iter().map(crate::agent::summary).collect();
+        let probes_by = probes.map(|_| isobench_load::agent::PROBE_AGENT);
+        Ok(isobench_runner::Driven {
+            report,
+            agents: Some(isobench_results::LoadAgents { requested: self.0.count(), note: None, agents, probes_by }),
+            probes: probed,
+        })
+    }
+}
+
+/// On AWS the agents run every tier's probes: they are inside the VPC, where the tenants'
+/// private network is (LK-NET, LK-CRED).
 impl isobench_runner::TrafficDriver for AwsPool {
     fn drive(
         &self,
@@ -268,12 +290,22 @@ impl isobench_runner::TrafficDriver for AwsPool {
         cancel: &std::sync::atomic::AtomicBool,
         progress: &mut dyn FnMut(&isobench_load::Snapshot),
     ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
-        let (report, figures) = self.0.drive(spec, d, cancel, progress)?;
-        let agents = figures.into_iter().map(crate::agent::summary).collect();
-        Ok(isobench_runner::Driven {
-            report,
-            agents: Some(isobench_results::LoadAgents { requested: self.0.count(), note: None, agents }),
-        })
+        self.driven(spec, None, d, cancel, progress)
+    }
+
+    fn runs_probes(&self, _d: &isobench_core::Deployment) -> bool {
+        true
+    }
+
+    fn drive_with_probes(
+        &self,
+        spec: &isobench_load::LoadSpec,
+        probes: &isobench_runner::ProbeSpec,
+        d: &isobench_core::Deployment,
+        cancel: &std::sync::atomic::AtomicBool,
+        progress: &mut dyn FnMut(&isobench_load::Snapshot),
+    ) -> Result<isobench_runner::Driven, isobench_load::LoadError> {
+        self.driven(spec, Some(probes), d, cancel, progress)
     }
 }
 

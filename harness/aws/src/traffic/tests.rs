@@ -184,12 +184,9 @@ fn deployment(s: &Setup, server: SocketAddr) -> Deployment {
 }
 
 /// Drives on another thread while the test plays the agents' tasks.
-fn drive_in_background(
-    s: &Arc<Setup>,
-    d: Deployment,
-) -> JoinHandle<Result<(LoadReport, Vec<AgentFigures>), LoadError>> {
+fn drive_in_background(s: &Arc<Setup>, d: Deployment) -> JoinHandle<Result<crate::traffic::DriveResult, LoadError>> {
     let s = s.clone();
-    std::thread::spawn(move || s.driver.drive(&spec(), &d, &AtomicBool::new(false), &mut |_| {}))
+    std::thread::spawn(move || s.driver.drive(&spec(), None, &d, &AtomicBool::new(false), &mut |_| {}))
 }
 
 fn check_accounting(report: &LoadReport, figures: &[AgentFigures]) {
@@ -212,7 +209,8 @@ fn agents_in_the_account_drive_the_private_addresses_and_their_reports_merge() {
     let d = deployment(&s, addr);
     let driving = drive_in_background(&s, d);
     let tasks: Vec<_> = (0..2).map(|k| agent_task(&s, k)).collect();
-    let (report, figures) = driving.join().unwrap().unwrap();
+    let (report, figures, probed) = driving.join().unwrap().unwrap();
+    assert!(probed.is_none(), "no probes were asked for");
     assert_eq!(figures.len(), 2);
     for f in &figures {
         assert_eq!(f.end, AgentEnd::Finished, "agent {}", f.index);
@@ -289,7 +287,8 @@ fn an_agent_whose_task_stops_mid_run_is_named_died_and_its_unsent_requests_count
     let r = isobench_load::agent::serve(&assignment, &|_| None, None, &AtomicBool::new(false), &mut out);
     assert!(r.is_err(), "its stream was cut");
     courier.finish();
-    let (report, figures) = driving.join().unwrap().unwrap();
+    let (report, figures, probed) = driving.join().unwrap().unwrap();
+    assert!(probed.is_none(), "no probes were asked for");
     assert_eq!(figures[0].end, AgentEnd::Finished);
     let AgentEnd::Died { how } = &figures[1].end else { panic!("agent 1: {:?}", figures[1].end) };
     assert_eq!(how, "its task stopped (exit 137): Essential container in task exited");
@@ -299,7 +298,8 @@ fn an_agent_whose_task_stops_mid_run_is_named_died_and_its_unsent_requests_count
     assert!(report.totals.not_sent >= figures[1].not_sent);
     // The next tier does not wait for it: its whole slice is counted as not sent.
     let driving = drive_in_background(&s, d);
-    let (report, figures) = driving.join().unwrap().unwrap();
+    let (report, figures, probed) = driving.join().unwrap().unwrap();
+    assert!(probed.is_none(), "no probes were asked for");
     let AgentEnd::Died { how } = &figures[1].end else { panic!("agent 1: {:?}", figures[1].end) };
     assert!(how.starts_with("lost earlier in the run (its task stopped (exit 137)"), "{how}");
     assert_eq!((figures[1].sent, figures[1].not_sent), (0, figures[1].planned));
@@ -310,4 +310,45 @@ fn an_agent_whose_task_stops_mid_run_is_named_died_and_its_unsent_requests_count
     let r = s.shared.clone().teardown_all().unwrap();
     assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
     assert!(s.fake.kinds().is_empty(), "{:?}", s.fake.kinds());
+}
+
+/// Probes asked of the driver are run by agent 0, against the private addresses, and its report
+/// comes back as the tier's probe outcome.
+#[test]
+fn agent_0_runs_the_probes_and_their_outcome_comes_back() {
+    let requests = Arc::new(AtomicU64::new(0));
+    let addr = server(requests.clone());
+    let s = Arc::new(setup(2));
+    let d = deployment(&s, addr);
+    let p = plan(2);
+    let tp = &p.tiers[0];
+    let lk_tmp = isobench_core::probes::CATALOGUE.iter().find(|p| p.id == "LK-TMP").unwrap();
+    let probes = ProbeSpec {
+        run_id: RUN.into(),
+        tier: tp.tier,
+        probes: ProbeSpec::expectations(tp.tier, &tp.settings, &tp.workload, [lk_tmp]),
+        trials: 1,
+        seed: 7,
+        not_applicable: Vec::new(),
+    };
+    let driving = {
+        let s = s.clone();
+        std::thread::spawn(move || s.driver.drive(&spec(), Some(&probes), &d, &AtomicBool::new(false), &mut |_| {}))
+    };
+    let tasks: Vec<_> = (0..2).map(|k| agent_task(&s, k)).collect();
+    let (report, figures, probed) = driving.join().unwrap().unwrap();
+    check_accounting(&report, &figures);
+    let report = probed.expect("the probes' outcome comes back").expect("agent 0's report");
+    // It reached the private address (the public one leads nowhere) and got an answer that is
+    // not the probe agent's: a blind trial, inconclusive, never blocked.
+    assert_eq!(report.cells.len(), 1, "{report:?}");
+    let cell = &report.cells[0];
+    assert_eq!((cell.probe.as_str(), cell.blind), ("LK-TMP", 1), "{cell:?}");
+    assert_eq!(cell.verdict, isobench_results::Verdict::Inconclusive, "{cell:?}");
+    s.driver.stop_all();
+    for t in tasks {
+        t.join().unwrap();
+    }
+    let r = s.shared.clone().teardown_all().unwrap();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
 }

@@ -205,7 +205,11 @@ subnets = ["private"]
             assert!(err.contains("invalid scenario for --target aws") && err.contains("(3 problems)"), "{err}");
             for (line, field, what) in [
                 (10, "tier[0].code", "the AWS backend does not upload a function's own code"),
-                (11, "tier[0].architecture", "the lambda-per-tenant tier runs arm64 but the run's workload binary is for x86_64"),
+                (
+                    11,
+                    "tier[0].architecture",
+                    "the lambda-per-tenant tier runs arm64 but the run's workload binary is for x86_64",
+                ),
                 (14, "tier[1].vpc", "the AWS backend does not attach functions to a VPC yet"),
             ] {
                 assert!(err.contains(&format!("{file}:{line}:")), "{cmd}: line {line}: {err}");
