@@ -90,6 +90,10 @@ impl AwsBackend {
         &self.deployer
     }
 
+    pub fn deployer_mut(&mut self) -> &mut Deployer {
+        &mut self.deployer
+    }
+
     /// Deploy time per tier so far.
     pub fn deploy_times(&self) -> &BTreeMap<TierId, Duration> {
         &self.deployer.deploy_times

@@ -59,6 +59,9 @@ pub struct DeployContext {
     /// The workload binary for the target architecture.
     pub workload: Arc<Vec<u8>>,
     pub skipped: BTreeMap<TierId, Vec<SkippedPhase>>,
+    /// Per tier, each tenant's private address where the deployment's targets are public ones
+    /// (EC2): what agents inside the VPC connect to.
+    pub private_targets: BTreeMap<TierId, BTreeMap<String, std::net::SocketAddr>>,
 }
 
 impl DeployContext {
@@ -75,6 +78,7 @@ impl DeployContext {
             workload_url: None,
             workload,
             skipped: BTreeMap::new(),
+            private_targets: BTreeMap::new(),
         }
     }
 

@@ -123,6 +123,10 @@ impl Deployer {
         let (mine, rest): (Vec<_>, Vec<_>) =
             std::mem::take(&mut ctx.ledger).into_iter().partition(|(t, _)| tier.is_none() || *t == tier);
         ctx.ledger = rest;
+        match tier {
+            Some(t) => drop(ctx.private_targets.remove(&t)),
+            None => ctx.private_targets.clear(),
+        }
         let recorded: Vec<Resource> = mine.iter().map(|(_, r)| r.clone()).collect();
         let unrecorded = if tier.is_none() { untracked(ctx, &recorded).await } else { Vec::new() };
         let all = recorded.iter().chain(&unrecorded).cloned().collect();

@@ -35,6 +35,7 @@ pub mod sweep;
 pub mod tags;
 pub mod tier;
 pub mod tiers;
+pub mod traffic;
 
 pub use backend::{AwsBackend, Workload};
 pub use capability::Capabilities;

@@ -16,6 +16,9 @@ use crate::errors::CliError;
 /// Runs one agent: reads its assignment, drives its slice, writes the protocol to stdout.
 /// Exit 0 after `Final`; 1 after `Failed` (written) or when the harness went away.
 pub fn agent(a: AgentArgs) -> Result<i32, CliError> {
+    if std::env::var(TRANSPORT_ENV).is_ok_and(|v| v == "s3") {
+        return over_s3();
+    }
     let text = match &a.assignment {
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| CliError::BadInput(format!("--assignment {}: {e}", path.display())))?,
@@ -36,6 +39,21 @@ pub fn agent(a: AgentArgs) -> Result<i32, CliError> {
         Ok(()) => Ok(0),
         Err(e) => Err(CliError::Internal(anyhow::Error::new(e))),
     }
+}
+
+/// Set to `s3` in an agent task on AWS: orders and lines travel through the run's bucket.
+pub const TRANSPORT_ENV: &str = "ISOBENCH_AGENT_TRANSPORT";
+
+#[cfg(feature = "aws")]
+fn over_s3() -> Result<i32, CliError> {
+    crate::aws::agent_over_s3()
+}
+
+#[cfg(not(feature = "aws"))]
+fn over_s3() -> Result<i32, CliError> {
+    Err(CliError::BadInput(format!(
+        "{TRANSPORT_ENV}=s3: this build has no AWS backend; agents on AWS run an isobench built with `--features aws`"
+    )))
 }
 
 /// `--agents N` on the local target: HTTP tiers are driven by N agent processes in network
@@ -100,7 +118,7 @@ impl TrafficDriver for LocalPool {
     }
 }
 
-fn summary(f: AgentFigures) -> AgentSummary {
+pub(crate) fn summary(f: AgentFigures) -> AgentSummary {
     AgentSummary {
         id: f.index,
         planned: f.planned,

@@ -114,6 +114,10 @@ pub struct RunArgs {
     /// this process. Default: no agents, the harness drives the traffic itself.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub agents: Option<u32>,
+    /// The isobench the AWS load agents run (`[aws.agents]`): a static Linux executable with
+    /// the `aws` feature for the agents' architecture. Default: this executable, if it is one.
+    #[arg(long, value_name = "FILE")]
+    pub agent_binary: Option<PathBuf>,
     #[command(flatten)]
     pub pricing: PricingArgs,
     /// Published AWS overheads (TOML, format in harness/cost/overheads/aws.toml) for the

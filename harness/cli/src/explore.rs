@@ -131,6 +131,7 @@ fn run_args(a: &ExploreArgs) -> RunArgs {
         tiers: a.tiers.clone(),
         no_progress_bar: a.no_progress_bar,
         agents: None,
+        agent_binary: None,
         pricing: a.pricing.clone(),
         overheads: a.overheads.clone(),
         aws: a.aws.clone(),

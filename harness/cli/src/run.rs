@@ -83,10 +83,27 @@ fn agent_pool(a: &RunArgs) -> Result<Option<std::sync::Arc<dyn isobench_runner::
     }
 }
 
+type Traffic = Option<std::sync::Arc<dyn isobench_runner::TrafficDriver>>;
+
+/// The backend, and the AWS agents' driver in place of `traffic` when the scenario has
+/// `[aws.agents]` on `--target aws`.
+fn backend_and_traffic(
+    a: &RunArgs,
+    plan: &Plan,
+    traffic: Traffic,
+) -> Result<(Box<dyn isobench_core::Backend>, Traffic), CliError> {
+    #[cfg(feature = "aws")]
+    if a.target == crate::args::Target::Aws && plan.scenario.aws.agents.is_some() {
+        let (b, t) = crate::aws::backend_with_agents(a, plan)?;
+        return Ok((b, Some(t)));
+    }
+    Ok((make_backend(a, plan)?, traffic))
+}
+
 pub fn run(a: RunArgs) -> Result<i32, CliError> {
     let p = prepare(&a)?;
     let traffic = agent_pool(&a)?;
-    let mut backend = make_backend(&a, &p.plan)?;
+    let (mut backend, traffic) = backend_and_traffic(&a, &p.plan, traffic)?;
     let cancel = crate::signals::install()
         .map_err(|e| CliError::Internal(anyhow::Error::new(e).context("failed to install signal handlers")))?;
     let opts = RunOptions {

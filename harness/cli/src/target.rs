@@ -36,6 +36,12 @@ pub fn backend_summary(target: Target, info: &isobench_core::backend::BackendInf
 
 #[cfg(feature = "aws")]
 fn aws_backend(a: &RunArgs, plan: &Plan) -> Result<Box<dyn Backend>, CliError> {
+    Ok(Box::new(aws_backend_of(a, plan)?))
+}
+
+/// The AWS backend of `--target aws`, after the guard rails.
+#[cfg(feature = "aws")]
+pub fn aws_backend_of(a: &RunArgs, plan: &Plan) -> Result<isobench_aws::AwsBackend, CliError> {
     crate::aws::check_guard_rails(plan, &crate::plan::load_pricing(&a.pricing)?)?;
     let workload = match &a.workload_binary {
         Some(p) => isobench_aws::Workload::Binary(p.clone()),
@@ -46,7 +52,7 @@ fn aws_backend(a: &RunArgs, plan: &Plan) -> Result<Box<dyn Backend>, CliError> {
     };
     let opts = crate::aws::options(&a.aws, a.pricing.region.as_ref());
     match isobench_aws::AwsBackend::new(&plan.run_id, plan.scenario.aws.clone(), &opts, &workload) {
-        Ok(b) => Ok(Box::new(b)),
+        Ok(b) => Ok(b),
         Err(e) => Err(CliError::Unavailable(e.to_string())),
     }
 }

@@ -26,13 +26,8 @@ pub const KILL_AGENT_ENV: &str = "ISOBENCH_TEST_KILL_AGENT";
 /// pool waits for agents' final reports before it kills them.
 const FINAL_SLACK: Duration = Duration::from_secs(10);
 
-/// How much longer the pool waits for the agent running the probes, per probe and trial: the
-/// probes may outlast the traffic (in the harness they have no deadline; here one bounds a
-/// hung agent).
-const PROBE_SLACK_PER_TRIAL: Duration = Duration::from_secs(10);
-
-/// The agent that runs the tier's probes beside its slice.
-pub const PROBE_AGENT: u32 = 0;
+pub use isobench_load::agent::PROBE_AGENT;
+use isobench_load::agent::{probe_outcome, probe_slack};
 
 /// What driving with agents gave: the merged report, each agent's figures, and the probes'
 /// outcome when they were asked for.
@@ -158,7 +153,7 @@ impl LocalAgents {
             }
             return Err(e);
         }
-        let probe_slack = probes.map_or(Duration::ZERO, |p| PROBE_SLACK_PER_TRIAL * p.trials * p.probes.len() as u32);
+        let probe_slack = probe_slack(probes);
         let ends = self.follow(spec, probe_slack, &mut agents, &mut logs, &rx, cancel, progress);
         let logs: Vec<(AgentLog, AgentEnd)> = logs.into_iter().zip(ends).collect();
         let (report, figures) = isobench_load::agent::merge(spec, &logs)
@@ -298,21 +293,6 @@ impl LocalAgents {
                 AgentEnd::Died { how }
             })
             .collect()
-    }
-}
-
-/// The probes' outcome from the agent that ran them: its report, or a probe error saying why
-/// there is none (what the harness reports for a probe runner that failed).
-fn probe_outcome(log: &AgentLog, end: &AgentEnd) -> Result<ProbeReport, ProbeError> {
-    let agent = log.slice.index;
-    match (log.probes(), end) {
-        (Some(Ok(report)), _) => Ok(report.clone()),
-        (Some(Err(reason)), _) => Err(ProbeError::Agent { agent, reason: reason.clone() }),
-        (None, AgentEnd::Died { how }) => Err(ProbeError::Agent { agent, reason: format!("it died: {how}") }),
-        (None, AgentEnd::Failed { reason }) => Err(ProbeError::Agent { agent, reason: format!("it failed: {reason}") }),
-        (None, AgentEnd::Finished) => {
-            Err(ProbeError::Agent { agent, reason: "it finished without a probe report".into() })
-        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! protocol's.
 
 pub mod function;
+pub mod session;
 pub mod transport;
 
 use std::net::IpAddr;

@@ -177,8 +177,14 @@ impl AwsTier for Ec2Tier {
         let mut targets = Vec::new();
         let mut instances = Vec::new();
         for (id, unit_tenants, start) in launched {
-            let ip = wait_running(ctx, &id).await?;
+            let (ip, private) = wait_running(ctx, &id).await?;
             let addr = ip.map(|ip| SocketAddr::new(ip, DEFAULT_PORT));
+            if let Some(p) = private {
+                let private = ctx.private_targets.entry(tier).or_default();
+                for t in &unit_tenants {
+                    private.insert(t.clone(), SocketAddr::new(p, DEFAULT_PORT));
+                }
+            }
             if let (true, Some(addr)) = (serves, addr) {
                 wait_listening(addr, READY_TIMEOUT).await?;
             }
@@ -256,8 +262,9 @@ impl Ec2Tier {
     }
 }
 
-/// Waits until the instance runs; its public address, else its private one.
-async fn wait_running(ctx: &DeployContext, id: &str) -> Result<Option<IpAddr>, DeployError> {
+/// Waits until the instance runs; its public address, else its private one (the harness's
+/// direct path), and its private one (the agents' path).
+async fn wait_running(ctx: &DeployContext, id: &str) -> Result<(Option<IpAddr>, Option<IpAddr>), DeployError> {
     let ec2 = ctx.apis.ec2.clone();
     let state = wait_for(&format!("instance {id}"), READY_TIMEOUT, || {
         let ec2 = ec2.clone();
@@ -265,5 +272,6 @@ async fn wait_running(ctx: &DeployContext, id: &str) -> Result<Option<IpAddr>, D
         async move { Ok(ec2.instance_state(&id).await?.filter(|s| s.state == "running")) }
     })
     .await?;
-    Ok(state.public_ip.or(state.private_ip).and_then(|a| a.parse::<IpAddr>().ok()))
+    let parse = |a: Option<&String>| a.and_then(|a| a.parse::<IpAddr>().ok());
+    Ok((parse(state.public_ip.as_ref().or(state.private_ip.as_ref())), parse(state.private_ip.as_ref())))
 }

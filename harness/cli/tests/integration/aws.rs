@@ -29,6 +29,18 @@ fn without_the_feature_aws_is_refused_with_how_to_enable_it() {
     assert!(!out.exists(), "the refused sweep wrote {}", out.display());
 }
 
+#[cfg(not(feature = "aws"))]
+#[test]
+fn an_agent_over_s3_without_the_feature_is_refused_with_how_to_enable_it() {
+    let o = isobench().arg("agent").env("ISOBENCH_AGENT_TRANSPORT", "s3").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ISOBENCH_AGENT_TRANSPORT=s3") && stderr(&o).contains("--features aws"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[cfg(feature = "aws")]
 mod with_feature {
     use std::path::PathBuf;
@@ -77,6 +89,71 @@ id = "lambda-tenant-isolation"
         let o = isobench().arg("plan").arg(&path).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains("max_instancez"), "{}", stderr(&o));
+    }
+
+    /// The dollar figure after `prefix` on the line that starts with it.
+    fn dollars(out: &str, prefix: &str) -> f64 {
+        let line = out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no `{prefix}`: {out}"));
+        line[prefix.len()..].split(|c: char| c != '.' && !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn plan_shows_the_load_agents_cost_and_the_cost_guard_rail_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = scenario::write(dir.path(), "plain.toml", EC2_AND_LAMBDA);
+        let with = EC2_AND_LAMBDA.to_string() + "[aws.agents]\ncount = 2\n";
+        let path = scenario::write(dir.path(), "agents.toml", &with);
+        let o = isobench().arg("plan").arg(&plain).args(["--target", "aws"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("load agents:"), "{}", stdout(&o));
+        let tiers_only = dollars(&stdout(&o), "projected cost of the run: $");
+        let o = isobench().arg("plan").arg(&path).args(["--target", "aws"]).output().unwrap();
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+        let agents = dollars(&out, "load agents: $");
+        assert!(out.contains("agents (modelled): N × T/3600") && out.contains("N = 2"), "{out}");
+        // Two EC2 instances (silo) and the two agents' task interfaces.
+        assert!(out.contains("network interfaces: 4 at most at once"), "{out}");
+        let total = dollars(&out, "projected cost of the run: $");
+        assert!(agents > 0.0 && (total - (tiers_only + agents)).abs() < 2e-4, "{tiers_only} + {agents} vs {total}");
+        // A cap between the tiers' cost and the tiers' and agents': only the run with agents is over it.
+        let cap = format!("[aws]\nmax_cost_usd = {:.6}\n", tiers_only + agents / 2.0);
+        let plain = scenario::write(dir.path(), "plain-capped.toml", &(EC2_AND_LAMBDA.to_string() + &cap));
+        let o = isobench().arg("plan").arg(&plain).args(["--target", "aws"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let capped = scenario::write(
+            dir.path(),
+            "capped.toml",
+            &(EC2_AND_LAMBDA.to_string() + &cap + "[aws.agents]\ncount = 2\n"),
+        );
+        let o = isobench().arg("plan").arg(&capped).args(["--target", "aws"]).output().unwrap();
+        assert_eq!(o.status.code(), Some(10), "{}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains("projected cost") && stderr(&o).contains("max_cost_usd"), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn a_run_with_agents_refuses_an_agent_binary_that_cannot_run_in_their_containers_before_any_aws_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = scenario::write(dir.path(), "agents.toml", &(EC2_AND_LAMBDA.to_string() + "[aws.agents]\n"));
+        let not_elf = scenario::write(dir.path(), "isobench", "#!/bin/sh\n");
+        let out = dir.path().join("out");
+        let mut c = isobench();
+        c.arg("run").arg(&path).args(["--target", "aws", "--no-progress-bar", "--agent-binary"]).arg(&not_elf);
+        c.arg("--out").arg(&out);
+        for k in ["AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            c.env_remove(k);
+        }
+        // Nothing answers there: a refusal after the first AWS call would exit 8, not 2.
+        let o = c
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("is not a 64-bit little-endian ELF executable"), "{err}");
+        assert!(err.contains("--features aws --target x86_64-unknown-linux-musl"), "{err}");
     }
 
     /// Lambda settings the AWS backend does not implement, at known lines: `code` (line 10) and
@@ -128,7 +205,11 @@ subnets = ["private"]
             assert!(err.contains("invalid scenario for --target aws") && err.contains("(3 problems)"), "{err}");
             for (line, field, what) in [
                 (10, "tier[0].code", "the AWS backend does not upload a function's own code"),
-                (11, "tier[0].architecture", "the lambda-per-tenant tier runs arm64 but the run's workload binary is for x86_64"),
+                (
+                    11,
+                    "tier[0].architecture",
+                    "the lambda-per-tenant tier runs arm64 but the run's workload binary is for x86_64",
+                ),
                 (14, "tier[1].vpc", "the AWS backend does not attach functions to a VPC yet"),
             ] {
                 assert!(err.contains(&format!("{file}:{line}:")), "{cmd}: line {line}: {err}");

@@ -23,7 +23,7 @@ use crate::agent::wire::{Message, PROTOCOL_VERSION, WireError, WireFinal, decode
 use crate::hist::new_histogram;
 use crate::schedule::{Schedule, Slice};
 use crate::stats::{LoadReport, OpStats, Snapshot, totals_of};
-use isobench_probes::ProbeReport;
+use isobench_probes::{ProbeError, ProbeReport, ProbeSpec};
 
 /// Each (tenant, operation)'s planned requests in `slice` of `spec`'s schedule.
 pub fn planned_slice(spec: &LoadSpec, slice: Slice) -> BTreeMap<(String, Op), u64> {
@@ -242,6 +242,31 @@ pub fn merged_snapshot(logs: &[&AgentLog], duration: Duration, planned_total: u6
     m.queued = sum(|s| s.queued);
     m.lag_p99_recent = snaps.iter().filter_map(|s| s.lag_p99_recent).max();
     Some(m)
+}
+
+/// The agent that runs a tier's probes beside its slice (the same one on every transport).
+pub const PROBE_AGENT: u32 = 0;
+
+/// How much longer a pool waits for the agent running `probes`, per probe and trial: the
+/// probes may outlast the traffic (in the harness they have no deadline; a pool's deadline
+/// bounds a hung agent).
+pub fn probe_slack(probes: Option<&ProbeSpec>) -> Duration {
+    probes.map_or(Duration::ZERO, |p| Duration::from_secs(10) * p.trials * p.probes.len() as u32)
+}
+
+/// The probes' outcome from the agent that ran them: its report, or a probe error saying why
+/// there is none (what the harness reports for a probe runner that failed).
+pub fn probe_outcome(log: &AgentLog, end: &AgentEnd) -> Result<ProbeReport, ProbeError> {
+    let agent = log.slice.index;
+    match (log.probes(), end) {
+        (Some(Ok(report)), _) => Ok(report.clone()),
+        (Some(Err(reason)), _) => Err(ProbeError::Agent { agent, reason: reason.clone() }),
+        (None, AgentEnd::Died { how }) => Err(ProbeError::Agent { agent, reason: format!("it died: {how}") }),
+        (None, AgentEnd::Failed { reason }) => Err(ProbeError::Agent { agent, reason: format!("it failed: {reason}") }),
+        (None, AgentEnd::Finished) => {
+            Err(ProbeError::Agent { agent, reason: "it finished without a probe report".into() })
+        }
+    }
 }
 
 #[cfg(test)]

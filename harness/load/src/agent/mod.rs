@@ -26,7 +26,9 @@ pub mod serve;
 pub mod wire;
 
 pub use crate::schedule::Slice;
-pub use merge::{AgentEnd, AgentFigures, AgentLog, merge, merged_snapshot, planned_slice};
+pub use merge::{
+    AgentEnd, AgentFigures, AgentLog, PROBE_AGENT, merge, merged_snapshot, planned_slice, probe_outcome, probe_slack,
+};
 pub use serve::{ServeError, resolve_targets, serve};
 pub use wire::{Assignment, Message, PROTOCOL_VERSION, WireEndpoint, WireError, WireSpec, WireTarget};
 
