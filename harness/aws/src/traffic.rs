@@ -160,7 +160,7 @@ impl AgentDriver {
         if st.deployed.is_none() {
             let docs = vec![Order::Standby.to_line(); self.plan.count as usize];
             let r = self.backend.lock().deploy_agents(&self.plan, self.binary.clone(), &docs);
-            st.deployed = Some(r.map(|_| ()).map_err(|e| chain(&e)));
+            st.deployed = Some(r.map(|_| ()).map_err(|e| isobench_load::agent::error_chain(&e)));
         }
         match st.deployed.as_ref().expect("set above") {
             Ok(()) => Ok(()),
@@ -362,18 +362,6 @@ impl AgentDriver {
             let _ = self.backend.lock().send(k, &Order::Stop.to_line());
         }
     }
-}
-
-/// An error and its sources, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 fn open(ends: &[Option<AgentEnd>]) -> Vec<u32> {

@@ -157,7 +157,7 @@ pub fn sweep(a: SweepArgs) -> Result<i32, CliError> {
 /// `isobench agent` in an agent task (`ISOBENCH_AGENT_TRANSPORT=s3`): its orders and its
 /// stream through the run's bucket, functions invoked through the SDK with the task's role.
 pub fn agent_over_s3() -> Result<i32, CliError> {
-    use isobench_aws::agents::function::FunctionTarget;
+    use isobench_aws::agents::function;
     use isobench_aws::agents::session::{self, FunctionRef};
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -172,7 +172,7 @@ pub fn agent_over_s3() -> Result<i32, CliError> {
     let handle = rt.handle().clone();
     let connect = |f: &FunctionRef| {
         handle
-            .block_on(FunctionTarget::connect(&f.name, region.as_deref(), f.tenant_ids, f.contract))
+            .block_on(function::connect(&f.name, region.as_deref(), f.tenant_ids, f.contract))
             .map_err(|e| e.to_string())
     };
     session::run_agent(sink, rt.handle(), &connect, cancel, AGENT_IDLE)

@@ -147,13 +147,13 @@ impl AwsTier for LambdaTier {
             let start = Instant::now();
             let name = ctx.name(&f.suffix);
             self.create(ctx, spec, &name, f.fixed_tenant.as_deref(), zip.clone()).await?;
-            let invoker: Arc<dyn Invoke> = Arc::new(Invoker {
-                api: ctx.apis.lambda.clone(),
-                function: name.clone(),
-                tenant_ids: self.layout.tenant_isolation_mode(),
-                // The zip is the sample workload (`code` is refused), read as `response` says.
-                contract: spec.response(),
-            });
+            // The zip is the sample workload (`code` is refused), read as `response` says.
+            let invoker: Arc<dyn Invoke> = Arc::new(Invoker::new(
+                ctx.apis.lambda.clone(),
+                &name,
+                self.layout.tenant_isolation_mode(),
+                spec.response(),
+            ));
             for t in &f.serves {
                 targets.push(TenantTarget { tenant: t.clone(), endpoint: Endpoint::Function(invoker.clone()) });
             }
@@ -276,6 +276,12 @@ pub struct Invoker {
     tenant_ids: bool,
     /// How the function's payloads are read.
     contract: PayloadContract,
+}
+
+impl Invoker {
+    pub fn new(api: Arc<dyn LambdaApi>, function: &str, tenant_ids: bool, contract: PayloadContract) -> Invoker {
+        Invoker { api, function: function.to_string(), tenant_ids, contract }
+    }
 }
 
 impl std::fmt::Debug for Invoker {

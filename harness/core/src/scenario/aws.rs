@@ -142,17 +142,6 @@ impl Default for AgentsSpec {
     }
 }
 
-/// Fargate's task sizes: CPU units -> allowed memory in MiB (min, max, step).
-const FARGATE_SIZES: [(u32, u32, u32, u32); 7] = [
-    (256, 512, 2048, 512),
-    (512, 1024, 4096, 1024),
-    (1024, 2048, 8192, 1024),
-    (2048, 4096, 16384, 1024),
-    (4096, 8192, 30720, 1024),
-    (8192, 16384, 61440, 4096),
-    (16384, 32768, 122880, 8192),
-];
-
 impl AgentsSpec {
     /// How many agents drive `rate` requests per second (at least one).
     pub fn count_for(&self, rate: f64) -> u32 {
@@ -175,24 +164,21 @@ impl AgentsSpec {
         {
             out.push(("aws.agents.per_agent_rate", format!("{r} is not a rate"), "more than 0 requests per second"));
         }
-        match FARGATE_SIZES.iter().find(|s| s.0 == self.cpu) {
+        // The ECS tier's table of Fargate sizes: one statement of what Fargate offers.
+        match super::ecs::FARGATE_SIZES.iter().find(|s| s.0 == self.cpu) {
             None => out.push((
                 "aws.agents.cpu",
                 format!("{} is not a Fargate CPU size", self.cpu),
                 "256, 512, 1024, 2048, 4096, 8192 or 16384",
             )),
-            Some(&(_, min, max, step))
-                if self.memory < min || self.memory > max || !self.memory.is_multiple_of(step) =>
-            {
-                out.push((
-                    "aws.agents.memory",
-                    format!(
-                        "{} MiB does not fit {} CPU units (from {min} to {max} MiB in steps of {step})",
-                        self.memory, self.cpu
-                    ),
-                    "a Fargate memory size for the task's CPU",
-                ))
-            }
+            Some(&(_, min, max, step)) if !super::ecs::fargate_size_ok(self.cpu, self.memory) => out.push((
+                "aws.agents.memory",
+                format!(
+                    "{} MiB does not fit {} CPU units (from {min} to {max} MiB in steps of {step})",
+                    self.memory, self.cpu
+                ),
+                "a Fargate memory size for the task's CPU",
+            )),
             Some(_) => {}
         }
         out

@@ -220,7 +220,7 @@ const ROLE_ACCEPTED: &str =
     "1 to 64 of A-Z, a-z, 0-9 and `+=,.@_-` once `{run}` (up to 64 characters) and `{tenant}` are filled in";
 
 /// Valid Fargate task sizes: for each CPU value, the memory range (MiB) and its step.
-const FARGATE_SIZES: &[(u32, u32, u32, u32)] = &[
+pub(crate) const FARGATE_SIZES: &[(u32, u32, u32, u32)] = &[
     (256, 512, 2048, 512),
     (512, 1024, 4096, 1024),
     (1024, 2048, 8192, 1024),
@@ -230,7 +230,7 @@ const FARGATE_SIZES: &[(u32, u32, u32, u32)] = &[
     (16384, 32768, 122_880, 8192),
 ];
 
-fn fargate_size_ok(cpu: u32, memory: u32) -> bool {
+pub(crate) fn fargate_size_ok(cpu: u32, memory: u32) -> bool {
     // 256 CPU units take 512, 1024 or 2048 MiB (not 1536).
     if cpu == 256 {
         return [512, 1024, 2048].contains(&memory);

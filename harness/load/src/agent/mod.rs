@@ -33,7 +33,7 @@ pub use serve::{ServeError, resolve_targets, serve};
 pub use wire::{Assignment, Message, PROTOCOL_VERSION, WireEndpoint, WireError, WireSpec, WireTarget};
 
 /// An error and its sources, `: `-separated.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(x) = src {
