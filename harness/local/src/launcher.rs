@@ -52,7 +52,49 @@ pub(crate) enum InstanceRoute {
 pub(crate) struct Attach {
     pub bridge: Option<BridgeRef>,
     pub routes: Vec<InstanceRoute>,
+    /// A node that routes for the instance instead of a bridge (an EKS pod): see
+    /// [`Harness::add_node`].
+    pub node: Option<NodeRef>,
 }
+
+/// A node namespace [`Harness::add_node`] made: a router between a cluster bridge and its
+/// pods, as an EKS node's host namespace is with the VPC CNI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NodeRef {
+    pub id: u32,
+    /// Its primary address, on the cluster bridge.
+    pub addr: Ipv4Addr,
+    /// The cluster bridge's index in the harness namespace.
+    pub bridge: i32,
+}
+
+/// A node the launcher holds: its namespace, a netlink socket in it, its `eth0`.
+struct Node {
+    netns: Arc<OwnedFd>,
+    nl: Netlink,
+    eth: i32,
+    addr: Ipv4Addr,
+    mac: [u8; 6],
+    bridge: i32,
+    /// The harness end of its veth, on the cluster bridge.
+    host_if: i32,
+}
+
+/// What a node routes besides its subnet and its pods: `dst/32` through the gateway (the
+/// harness) or dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeSpec {
+    pub bridge: BridgeRef,
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub routes: Vec<InstanceRoute>,
+    /// Networks reached through the gateway (the load agents').
+    pub nets: Vec<(Ipv4Addr, u8)>,
+}
+
+/// The gateway address every pod routes through, answered by its node's end of the veth (a
+/// static neighbour entry in the pod), as the VPC CNI does.
+pub const POD_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 
 /// The launcher thread's state: the harness namespace, a netlink socket in it, the bridge.
 pub(crate) struct Harness {
@@ -64,6 +106,9 @@ pub(crate) struct Harness {
     /// Packet filters that need bridged frames passed through netfilter, and the switch's value
     /// before the first of them set it (see [`Harness::bridge_nf_acquire`]).
     bridge_nf: (u32, Option<String>),
+    /// Node namespaces, by id, until [`Harness::remove_node`].
+    nodes: std::collections::BTreeMap<u32, Node>,
+    next_node: u32,
 }
 
 /// The bridge netfilter switch of the harness namespace (per namespace since Linux 5.3).
@@ -98,7 +143,16 @@ impl Harness {
         let mac = random_mac();
         nl.request(vec![netlink::link_up(1), netlink::new_bridge(BRIDGE, BRIDGE_INDEX, mac)])?;
         let bridge = nl.link_index(BRIDGE)?;
-        Ok(Harness { netns, nl, bridge, bridge_mac: mac, subnets: Vec::new(), bridge_nf: (0, None) })
+        Ok(Harness {
+            netns,
+            nl,
+            bridge,
+            bridge_mac: mac,
+            subnets: Vec::new(),
+            bridge_nf: (0, None),
+            nodes: Default::default(),
+            next_node: 0,
+        })
     }
 
     /// Gives the bridge the first host address of `subnet`, once per subnet.
@@ -134,6 +188,9 @@ impl Harness {
         prefix: u8,
         attach: &Attach,
     ) -> Result<OwnedFd, InstanceError> {
+        if let Some(node) = attach.node {
+            return self.pod_net(index, addr, node, &attach.routes);
+        }
         let (bridge, bridge_mac) = attach.bridge.map_or((self.bridge, self.bridge_mac), |b| (b.index, b.mac));
         let host_if = format!("v{index}");
         let mac = instance_mac(index);
@@ -254,6 +311,201 @@ impl Harness {
     /// Deletes a link of the harness namespace (with its addresses and routes).
     pub(crate) fn delete_link(&mut self, index: i32) -> io::Result<()> {
         self.nl.request(vec![netlink::del_link(index)])
+    }
+}
+
+/// The MAC of a node's end of pod `index`'s veth: locally administered, "nd", the index.
+pub(crate) fn node_side_mac(index: u32) -> [u8; 6] {
+    let [_, a, b, c] = index.to_be_bytes();
+    [0x02, 0x6e, 0x64, a, b, c]
+}
+
+/// Moves the calling thread into a fresh namespace for a node, runs `inside` there, and
+/// returns a descriptor, a netlink socket in it and what `inside` returned. The thread must be
+/// returned to the harness namespace by the caller.
+fn enter_new_node<T>(inside: impl FnOnce() -> io::Result<T>) -> io::Result<(OwnedFd, Netlink, T)> {
+    let ns = netns::unshare_net()?;
+    for k in ["all", "default"] {
+        netns::sysctl(&format!("/proc/sys/net/ipv6/conf/{k}/disable_ipv6"), "1")?;
+        // Strict reverse-path filtering: a pod cannot send with another's address (the ENI's
+        // source check).
+        netns::sysctl(&format!("/proc/sys/net/ipv4/conf/{k}/rp_filter"), "1")?;
+    }
+    // The node routes for its pods; this namespace's own switch, never the host's.
+    netns::sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+    let t = inside()?;
+    Ok((ns, Netlink::open()?, t))
+}
+
+impl Harness {
+    /// Creates a node: a network namespace that forwards, its `eth0` (the peer of veth
+    /// `nd<id>`, a port of `spec.bridge`) holding `spec.addr/prefix`, a route to it from the
+    /// harness namespace, static neighbours to and from the cluster's other nodes, and the
+    /// routes `spec` asks for through the gateway. `inside` runs in the new namespace (to bind
+    /// a node-local listener). The namespace lives until [`Harness::remove_node`] and the
+    /// last descriptor the caller holds.
+    pub(crate) fn add_node<T>(
+        &mut self,
+        spec: &NodeSpec,
+        inside: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<(NodeRef, Arc<OwnedFd>, T)> {
+        let created = enter_new_node(inside);
+        if let Err(e) = netns::enter(&*self.netns) {
+            panic!("failed to return the launcher thread to the harness network namespace: {e}");
+        }
+        let (ns, inl, t) = created?;
+        let id = self.next_node;
+        self.next_node += 1;
+        let host_name = format!("nd{id}");
+        let mac = node_mac(id);
+        let (bridge, addr) = (spec.bridge.index, spec.addr);
+        self.nl.request(vec![
+            netlink::new_veth(&host_name, bridge, INSTANCE_IF, INSTANCE_IF_INDEX, mac, ns.as_raw_fd()),
+            netlink::add_neigh(bridge, addr, mac),
+            netlink::add_route(addr, 32, netlink::Via::Link(bridge)),
+        ])?;
+        let host_if = self.nl.link_index(&host_name)?;
+        let mut node = Node { netns: Arc::new(ns), nl: inl, eth: 0, addr, mac, bridge, host_if };
+        let r = self.wire_node(&mut node, spec, &host_name);
+        if let Err(e) = r {
+            let _ = self.nl.request(vec![netlink::del_link(host_if)]);
+            return Err(e);
+        }
+        let netns = node.netns.clone();
+        self.nodes.insert(id, node);
+        Ok((NodeRef { id, addr, bridge }, netns, t))
+    }
+
+    /// The node side of [`Harness::add_node`]: its links, address, routes and neighbours.
+    fn wire_node(&mut self, node: &mut Node, spec: &NodeSpec, host_name: &str) -> io::Result<()> {
+        let eth = node.nl.link_index(INSTANCE_IF)?;
+        node.eth = eth;
+        let gw = Ipv4Addr::from(network(spec.addr, spec.prefix) + 1);
+        let mut msgs = vec![
+            netlink::link_up(1),
+            netlink::link_up(eth),
+            netlink::add_addr(eth, spec.addr, spec.prefix),
+            netlink::add_neigh(eth, gw, spec.bridge.mac),
+        ];
+        for r in &spec.routes {
+            msgs.push(match *r {
+                InstanceRoute::ViaGateway(dst) => netlink::add_route(dst, 32, netlink::Via::Gateway(gw, eth)),
+                InstanceRoute::Blackhole(dst) => netlink::add_route(dst, 32, netlink::Via::Blackhole),
+            });
+        }
+        for (net, prefix) in &spec.nets {
+            msgs.push(netlink::add_route(*net, *prefix, netlink::Via::Gateway(gw, eth)));
+        }
+        // The cluster's other nodes as permanent neighbours, both ways (no first ARP to lose).
+        for other in self.nodes.values_mut().filter(|o| o.bridge == node.bridge) {
+            msgs.push(netlink::add_neigh(eth, other.addr, other.mac));
+            other.nl.request(vec![netlink::add_neigh(other.eth, node.addr, node.mac)])?;
+        }
+        node.nl.request(msgs)?;
+        wait_running(&mut node.nl, INSTANCE_IF)?;
+        wait_running(&mut self.nl, host_name)
+    }
+
+    /// Removes node `id`: the harness end of its veth now (the node's end and every pod
+    /// route through it go with it), its namespace with the last descriptor to it (its pods'
+    /// namespaces hold none: their veths' node ends die with it).
+    pub(crate) fn remove_node(&mut self, id: u32) -> io::Result<()> {
+        let Some(node) = self.nodes.remove(&id) else { return Ok(()) };
+        let r = self.nl.request(vec![netlink::del_link(node.host_if)]);
+        for other in self.nodes.values_mut().filter(|o| o.bridge == node.bridge) {
+            let _ = other.nl.request(vec![netlink::del_neigh(other.eth, node.addr)]);
+        }
+        drop(node);
+        r
+    }
+
+    /// A pod's namespace (see [`Harness::instance_net`]): `eth0` holding `addr/32`, the peer
+    /// of veth `v<index>` in the node's namespace, a default route through [`POD_GATEWAY`]
+    /// (a static neighbour: the node's end) plus `routes` (a blackhole for IMDS when blocked);
+    /// the node routes `addr/32` to that veth, the harness and the other nodes route it
+    /// through the node.
+    fn pod_net(
+        &mut self,
+        index: u32,
+        addr: Ipv4Addr,
+        node: NodeRef,
+        routes: &[InstanceRoute],
+    ) -> Result<OwnedFd, InstanceError> {
+        let net = |what: String| move |e: io::Error| InstanceError::net(what, e);
+        let inside = (|| -> io::Result<(OwnedFd, Netlink)> {
+            let ns = netns::unshare_net()?;
+            let r = netns::sysctl("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").and_then(|()| Netlink::open());
+            Ok((ns, r?))
+        })();
+        if let Err(e) = netns::enter(&*self.netns) {
+            panic!("failed to return the launcher thread to the harness network namespace: {e}");
+        }
+        let (ns, mut inl) = inside.map_err(net("create the pod network namespace".into()))?;
+        let host_if = format!("v{index}");
+        let (mac, host_mac) = (instance_mac(index), node_side_mac(index));
+        let n = self.nodes.get_mut(&node.id).ok_or_else(|| {
+            InstanceError::net(format!("find node {}", node.id), io::Error::other("the node is gone"))
+        })?;
+        n.nl.request(vec![netlink::new_veth_pair(
+            &host_if,
+            host_mac,
+            INSTANCE_IF,
+            INSTANCE_IF_INDEX,
+            mac,
+            ns.as_raw_fd(),
+        )])
+        .map_err(net(format!("create veth {host_if} in node {} with peer {INSTANCE_IF}", node.id)))?;
+        let hidx = n.nl.link_index(&host_if).map_err(net(format!("find {host_if} in node {}", node.id)))?;
+        n.nl.request(vec![netlink::add_neigh(hidx, addr, mac), netlink::add_route(addr, 32, netlink::Via::Link(hidx))])
+            .map_err(net(format!("route {addr} to {host_if} in node {}", node.id)))?;
+        let eth = inl.link_index(INSTANCE_IF).map_err(net(format!("find {INSTANCE_IF} in the pod namespace")))?;
+        let mut inside = vec![
+            netlink::link_up(1),
+            netlink::link_up(eth),
+            netlink::add_addr(eth, addr, 32),
+            netlink::add_route(POD_GATEWAY, 32, netlink::Via::Link(eth)),
+            netlink::add_neigh(eth, POD_GATEWAY, host_mac),
+            netlink::add_route(Ipv4Addr::UNSPECIFIED, 0, netlink::Via::Gateway(POD_GATEWAY, eth)),
+        ];
+        for r in routes {
+            if let InstanceRoute::Blackhole(dst) = *r {
+                inside.push(netlink::add_route(dst, 32, netlink::Via::Blackhole));
+            }
+        }
+        inl.request(inside).map_err(net(format!("bring {INSTANCE_IF} up with {addr}/32 and its routes")))?;
+        self.nl
+            .request(vec![netlink::add_route(addr, 32, netlink::Via::Gateway(node.addr, node.bridge))])
+            .map_err(net(format!("route {addr} through node {} in the harness namespace", node.id)))?;
+        for other in self.nodes.values_mut().filter(|o| o.bridge == node.bridge && o.addr != node.addr) {
+            other
+                .nl
+                .request(vec![netlink::add_route(addr, 32, netlink::Via::Gateway(node.addr, other.eth))])
+                .map_err(net(format!("route {addr} through node {} from another node", node.id)))?;
+        }
+        let n = self.nodes.get_mut(&node.id).expect("looked up above");
+        wait_running(&mut inl, INSTANCE_IF).map_err(net(format!("wait for the pod's {INSTANCE_IF}")))?;
+        wait_running(&mut n.nl, &host_if).map_err(net(format!("wait for {host_if} in node {}", node.id)))?;
+        Ok(ns)
+    }
+}
+
+/// The MAC of node `id`'s `eth0`: locally administered, "nn", the id.
+fn node_mac(id: u32) -> [u8; 6] {
+    let [_, a, b, c] = id.to_be_bytes();
+    [0x02, 0x6e, 0x6e, a, b, c]
+}
+
+/// Waits until the link `name` runs (carrier changes are applied asynchronously).
+fn wait_running(nl: &mut Netlink, name: &str) -> io::Result<()> {
+    let t0 = std::time::Instant::now();
+    loop {
+        if nl.link(name).is_ok_and(|(_, f)| f & netlink::IFF_RUNNING != 0) {
+            return Ok(());
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(1) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{name} not running after 1s")));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
     }
 }
 

@@ -138,6 +138,7 @@ mod lock;
 mod metadata;
 mod netlink;
 mod netns;
+mod network_policy;
 mod nft;
 pub mod sandbox;
 mod security_groups;

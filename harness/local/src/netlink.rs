@@ -178,6 +178,30 @@ pub(crate) fn new_veth(
     m
 }
 
+/// `RTM_NEWLINK` for a veth pair joined to no bridge: `name` (MAC `mac`, up) stays in the
+/// socket's namespace, the peer as in [`new_veth`]. For a routed hop (an EKS node's side of
+/// its pod's veth), whose MAC the pod's static gateway entry names.
+pub(crate) fn new_veth_pair(
+    name: &str,
+    mac: [u8; 6],
+    peer_name: &str,
+    peer_index: i32,
+    peer_mac: [u8; 6],
+    peer_netns: RawFd,
+) -> Msg {
+    let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(0, IFF_UP, IFF_UP);
+    m.attr_str(IFLA_IFNAME, name).attr(IFLA_ADDRESS, &mac);
+    m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth").begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
+    let mut peer = Vec::with_capacity(16);
+    push_ifinfo(&mut peer, peer_index, 0, 0);
+    m.raw(&peer)
+        .attr_str(IFLA_IFNAME, peer_name)
+        .attr(IFLA_ADDRESS, &peer_mac)
+        .attr_u32(IFLA_NET_NS_FD, peer_netns as u32);
+    m.end().end().end();
+    m
+}
+
 /// `RTM_NEWLINK` that sets the link with `index` up.
 pub(crate) fn link_up(index: i32) -> Msg {
     Msg::new(RTM_NEWLINK, 0).ifinfo(index, IFF_UP, IFF_UP)
@@ -276,6 +300,15 @@ pub(crate) fn del_addr32(index: i32, addr: Ipv4Addr) -> Msg {
     let mut m = Msg::new(RTM_DELADDR, 0);
     m.raw(&[AF_INET, 32, 0, 0]).raw(&(index as u32).to_ne_bytes());
     m.attr(IFA_LOCAL, &addr.octets()).attr(IFA_ADDRESS, &addr.octets());
+    m
+}
+
+/// `RTM_DELNEIGH`: the neighbour entry for `addr` on the link with `index`.
+pub(crate) fn del_neigh(index: i32, addr: Ipv4Addr) -> Msg {
+    const RTM_DELNEIGH: u16 = 29;
+    let mut m = Msg::new(RTM_DELNEIGH, 0);
+    m.raw(&[AF_INET, 0, 0, 0]).raw(&index.to_ne_bytes()).raw(&0u16.to_ne_bytes()).raw(&[0, 0]);
+    m.attr(NDA_DST, &addr.octets());
     m
 }
 

@@ -170,7 +170,7 @@ impl Ec2Tier {
         let resolved = ec2_groups(plan);
         let mut members = Vec::with_capacity(specs.len());
         for s in specs.iter_mut() {
-            s.extras.attach = Attach { bridge: None, routes: vec![InstanceRoute::ViaGateway(IMDS_ADDR)] };
+            s.extras.attach = Attach { bridge: None, routes: vec![InstanceRoute::ViaGateway(IMDS_ADDR)], node: None };
             let groups = groups_of(&resolved, &s.tenants);
             let role = role_name(&plan.run_id, tier, &s.tenants);
             let identity =

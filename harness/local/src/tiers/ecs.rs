@@ -293,7 +293,7 @@ impl Cluster {
             let role_arn = spec.task_role_arn(run, tenant);
             let task_arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT_ID}:task/{}/{task_id}", self.info.name);
             let credentials_uri = format!("/v2/credentials/{credentials_id}");
-            s.extras.attach = Attach { bridge: Some(bridge), routes: task_routes(spec) };
+            s.extras.attach = Attach { bridge: Some(bridge), routes: task_routes(spec), node: None };
             s.extras.env = task_env(spec, &credentials_uri, &metadata_id);
             agent_tasks.push(AgentTask {
                 addr: s.addr,
