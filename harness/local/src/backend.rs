@@ -19,6 +19,7 @@ use crate::instance::Instance;
 use crate::lambda::{EnvironmentInfo, FunctionInfo};
 use crate::tiers::ec2::InstanceNetwork;
 use crate::tiers::ecs::EcsCluster;
+use crate::tiers::eks::{EksCluster, EksConfig, EksTier};
 use crate::tiers::{self, Ec2Tier, EcsTier, LambdaTier, TierDriver};
 
 /// The local emulator. See the crate documentation for what an instance is.
@@ -110,6 +111,27 @@ impl LocalBackend {
     /// Requests the cluster's ECS agent endpoint and IMDS (if any) have answered so far.
     pub fn ecs_endpoint_requests(&self) -> Option<(u64, Option<u64>)> {
         self.tier::<EcsTier>(TierId::EcsAwsvpc)?.endpoint_requests()
+    }
+
+    /// A deployed `eks-pod` tier's cluster: nodes, pods, policies and what setting them up
+    /// cost.
+    pub fn eks_cluster(&self, tier: TierId) -> Option<&EksCluster> {
+        self.tier::<EksTier>(tier)?.cluster()
+    }
+
+    /// Requests a deployed `eks-pod` tier's IMDS has answered so far.
+    pub fn eks_imds_requests(&self, tier: TierId) -> Option<u64> {
+        self.tier::<EksTier>(tier)?.imds_requests()
+    }
+
+    /// Deploys `plan` as an EKS cluster with `cfg` (tests of the emulator's EKS machinery
+    /// without the scenario's settings).
+    #[doc(hidden)]
+    pub fn deploy_eks_with(&mut self, plan: &TierPlan, cfg: &EksConfig) -> Result<Deployment, BackendError> {
+        let mut driver = EksTier::default();
+        let d = driver.deploy_with(&mut self.cx, plan, cfg)?;
+        self.tiers.insert(plan.tier, Box::new(driver));
+        Ok(d)
     }
 
     /// A deployed EC2 tier's network: each instance's security groups and role, and what

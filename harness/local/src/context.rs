@@ -142,7 +142,7 @@ impl Context {
 
     /// The next never-used address of `subnet` (addresses are not reused within a run, so no
     /// neighbour cache can point at a departed instance).
-    fn next_addr(&mut self, subnet: (Ipv4Addr, u8)) -> Result<Ipv4Addr, InstanceError> {
+    pub(crate) fn next_addr(&mut self, subnet: (Ipv4Addr, u8)) -> Result<Ipv4Addr, InstanceError> {
         let (base, prefix) = subnet;
         let size = 1u64 << (32 - u32::from(prefix.min(30)));
         let net = u32::from(base) & !((size - 1) as u32);

@@ -88,8 +88,6 @@ pub(crate) struct NodeSpec {
     pub addr: Ipv4Addr,
     pub prefix: u8,
     pub routes: Vec<InstanceRoute>,
-    /// Networks reached through the gateway (the load agents').
-    pub nets: Vec<(Ipv4Addr, u8)>,
 }
 
 /// The gateway address every pod routes through, answered by its node's end of the veth (a
@@ -392,9 +390,6 @@ impl Harness {
                 InstanceRoute::ViaGateway(dst) => netlink::add_route(dst, 32, netlink::Via::Gateway(gw, eth)),
                 InstanceRoute::Blackhole(dst) => netlink::add_route(dst, 32, netlink::Via::Blackhole),
             });
-        }
-        for (net, prefix) in &spec.nets {
-            msgs.push(netlink::add_route(*net, *prefix, netlink::Via::Gateway(gw, eth)));
         }
         // The cluster's other nodes as permanent neighbours, both ways (no first ARP to lose).
         for other in self.nodes.values_mut().filter(|o| o.bridge == node.bridge) {

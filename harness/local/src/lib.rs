@@ -161,10 +161,11 @@ pub use lambda::{
     EnvironmentInfo, EnvironmentState, FunctionInfo, FunctionRole, LambdaDeployError, ReserveError, STAGED_SUFFIX,
     StageError, invoke_errors,
 };
-pub use launcher::{BRIDGE, INSTANCE_IF};
+pub use launcher::{BRIDGE, INSTANCE_IF, POD_GATEWAY};
 pub use lock::{LOCK_DIR, lock_path};
 pub use metadata::{ECS_AGENT_ADDR, IMDS_ADDR, METADATA_PORT};
 pub use nft::NftError;
 pub use sweep::{NETNS_DIR, NETNS_PREFIX, SweepOptions, SweepReport, sweep};
 pub use tiers::ec2::{Ec2Instance, InstanceNetwork};
 pub use tiers::ecs::{CLUSTER_BRIDGE, EcsCluster, EcsTask};
+pub use tiers::eks::{CLUSTER_BRIDGE_PREFIX, EksCluster, EksConfig, EksNode, EksPod, NODE_TABLE, Pattern};

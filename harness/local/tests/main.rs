@@ -24,6 +24,8 @@ mod ecs;
 mod ecs_metadata;
 /// Helpers for the `ecs-awsvpc` tests: plans from the shipped scenarios, metadata documents.
 mod ecs_util;
+/// `eks-pod`: pods behind their nodes, network policies, IMDS through the node, teardown.
+mod eks;
 /// The Lambda tiers: environment reuse, concurrency, keep-alive, tenant isolation mode, the
 /// environment's view, freezing, crashes and timeouts, bring-your-own code, teardown, sweep.
 mod lambda;

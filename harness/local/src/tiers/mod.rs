@@ -22,6 +22,7 @@
 pub(crate) mod driver;
 pub(crate) mod ec2;
 pub(crate) mod ecs;
+pub(crate) mod eks;
 pub(crate) mod lambda;
 
 use isobench_core::tier::TierId;

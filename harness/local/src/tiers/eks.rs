@@ -1,0 +1,576 @@
+//! `eks-pod`: one pod per tenant on emulated EKS nodes, in the kernel-isolation terms of the
+//! ECS tier. A pod is an instance ([`crate::instance`]: its own net, pid, mount and uts
+//! namespaces, a cgroup sized from the pod's requests = limits); what EKS with the VPC CNI
+//! adds is the node between the pod and everything else:
+//!
+//! ```text
+//!  harness namespace                      node namespace (forwards)       pod namespace
+//!  ┌──────────────────────────┐  veth     ┌─────────────────────────┐ veth ┌──────────────┐
+//!  │ bridge eks0              ├─nd<n>─eth0┤ 10.213.0.x/24           ├─v<i>─┤ eth0 10.213.… │
+//!  │  gw 10.213.0.1/32        │           │ pod/32 dev v<i>         │ eth0 │ /32          │
+//!  │  IMDS 169.254.169.254/32 │           │ other nodes' pods via   │      │ default via  │
+//!  │ pod/32 via node          │           │   their node            │      │ 169.254.1.1  │
+//!  │ node/32 dev eks0         │           │ IMDS/32 via gw (SNAT)   │      │ (static ARP: │
+//!  └──────────────────────────┘           │ nft: isobench_eks       │      │  node's v<i>)│
+//!                                         └─────────────────────────┘      └──────────────┘
+//! ```
+//!
+//! - **Nodes** are network namespaces acting as routers, as an EKS node's host namespace is
+//!   with the VPC CNI: a primary address on the cluster bridge `eks0` (a port `nd<n>` in the
+//!   harness namespace), forwarding on (that namespace's own switch), strict reverse-path
+//!   filtering (a pod cannot use another's address), and a host route per pod to its veth.
+//!   Nodes run no processes: what a node has that matters here is its routing, its packet
+//!   filter and its IMDS identity.
+//! - **Pods** get a /32 and a default route via `169.254.1.1`, answered by a static neighbour
+//!   entry naming the node's end of the veth, as the VPC CNI does. The harness and the other
+//!   nodes route each pod's /32 through its node (the VPC fabric does that on AWS), so every
+//!   path to or from a pod crosses its node's `forward` hook, and a pod is one router hop
+//!   further from IMDS than its node, as on AWS: an IMDS answer whose IP TTL is the hop limit
+//!   dies at a hop limit of 1 on the node's forwarding.
+//! - **Layout.** `namespace-per-tenant`: one pod per tenant, in namespace `tenant-<id>`, spread
+//!   round robin over the node group's `count` shared nodes (one node role). `node-per-tenant`:
+//!   one node per tenant with its own node role, the tenant's pod alone on it.
+//! - **NetworkPolicy** objects ([`crate::network_policy`]) are rendered per node into the
+//!   table `isobench_eks` of that node's namespace, for the pods on it. With
+//!   `network_policy = "default-deny"` every tenant namespace gets one that selects all its
+//!   pods for ingress and admits its own namespace's pods, the harness and the load agents.
+//! - **IMDS** at `169.254.169.254` is the harness's, bound to `eks0`, answering each node as
+//!   itself (its node role); a node reaches it through the gateway, and its pods through the
+//!   node, which masquerades them as itself (as the VPC CNI's SNAT does for traffic leaving the
+//!   VPC), so IMDS sees the node. A blocked IMDS is a blackhole route in the pod.
+//!
+//! Everything lives in the harness namespace or in namespaces held only by descriptors, so a
+//! crashed harness leaves nothing on the host but the pods' processes and cgroups, which
+//! `sweep` finds under the run's cgroup; teardown removes it explicitly (pods, IMDS, nodes with
+//! their tables, the bridge), measured.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isobench_core::backend::{BackendError, Deployment, TeardownReport};
+use isobench_core::plan::TierPlan;
+
+use super::driver::{TierDriver, deployed, teardown_instances};
+use crate::cgroup::CPU_PERIOD_US;
+use crate::context::Context;
+use crate::error::{NetworkError, deploy_error};
+use crate::instance::{Instance, InstanceRequest, InstanceSpec, Sizing};
+use crate::launcher::{Attach, BridgeRef, InstanceRoute, Launcher, NodeRef, NodeSpec, gateway_of};
+use crate::metadata::http::Server;
+use crate::metadata::imds::{Imds, InstanceIdentity};
+use crate::metadata::{IMDS_ADDR, METADATA_PORT, REGION, listen_on_device};
+use crate::network_policy::{self, Namespace, NetworkPolicy, Pod};
+use crate::nft;
+
+/// The nftables table of the harness's own in every node namespace: the network policies
+/// and the masquerading of pods' IMDS traffic.
+pub const NODE_TABLE: &str = "isobench_eks";
+/// Prefix of the cluster bridge's name in the harness namespace (`eks0`, `eks1` if a second
+/// EKS tier is deployed at once).
+pub const CLUSTER_BRIDGE_PREFIX: &str = "eks";
+
+/// How tenants map onto nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// One namespace per tenant, pods spread round robin over shared nodes.
+    NamespacePerTenant,
+    /// One node (and node role) per tenant.
+    NodePerTenant,
+}
+
+/// What the emulator needs of an `eks-pod` tier's settings, resolved for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksConfig {
+    pub pattern: Pattern,
+    /// A default-deny ingress `NetworkPolicy` in every tenant namespace.
+    pub default_deny: bool,
+    /// Shared nodes (`namespace-per-tenant` only).
+    pub node_count: u32,
+    pub instance_type: String,
+    /// IMDSv2 required on the nodes.
+    pub tokens_required: bool,
+    /// `http_put_response_hop_limit` on the nodes.
+    pub hop_limit: u8,
+    /// IMDS unreachable from pods (a blackhole route in each).
+    pub block_imds: bool,
+    /// The pod's CPU in millicores and memory in bytes (requests = limits).
+    pub pod_cpu_millis: u32,
+    pub pod_memory_bytes: u64,
+    /// Node role of the shared nodes, or of a tenant's node (`node-per-tenant`).
+    pub node_role: fn(&str, Option<&str>) -> String,
+}
+
+/// One node of a deployed cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksNode {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub role: String,
+    /// The tenant it is dedicated to (`node-per-tenant`).
+    pub tenant: Option<String>,
+    /// The instance ids of its pods.
+    pub pods: Vec<String>,
+    /// The `nft` script installed in its namespace.
+    pub ruleset: String,
+}
+
+/// One pod of a deployed cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksPod {
+    /// The instance id (as in [`isobench_core::InstanceInfo::id`]).
+    pub id: String,
+    pub tenant: String,
+    pub namespace: String,
+    pub addr: Ipv4Addr,
+    /// The name of the node it runs on.
+    pub node: String,
+}
+
+/// A deployed cluster, and what setting it up cost.
+#[derive(Debug, Clone)]
+pub struct EksCluster {
+    pub name: String,
+    pub bridge: String,
+    pub pattern: Pattern,
+    /// The subnet's gateway: the harness, as nodes see it.
+    pub gateway: Ipv4Addr,
+    pub nodes: Vec<EksNode>,
+    pub pods: Vec<EksPod>,
+    /// The `NetworkPolicy` objects applied, one line each (`namespace/name`).
+    pub policies: Vec<String>,
+    /// Whether pods can reach IMDS at all (a route, not counting the hop limit).
+    pub imds_routed: bool,
+    pub hop_limit: u8,
+    /// The bridge, its addresses, the IMDS listener and every node namespace.
+    pub network_setup: Duration,
+    /// The `nft` runs, one per node.
+    pub filter_install: Duration,
+}
+
+/// An `eks-pod` deploy.
+#[derive(Default)]
+pub(crate) struct EksTier {
+    instances: Vec<Instance>,
+    cluster: Option<Cluster>,
+}
+
+/// The live cluster: what teardown must remove.
+struct Cluster {
+    info: EksCluster,
+    bridge: Option<BridgeRef>,
+    /// Each node, and a descriptor of its namespace (for `nft`).
+    nodes: Vec<(NodeRef, Arc<OwnedFd>)>,
+    imds: Option<Server>,
+}
+
+impl EksTier {
+    /// The deployed cluster: nodes, pods, policies and what setting them up cost.
+    pub(crate) fn cluster(&self) -> Option<&EksCluster> {
+        self.cluster.as_ref().map(|c| &c.info)
+    }
+
+    /// Requests the nodes' IMDS has answered so far.
+    pub(crate) fn imds_requests(&self) -> Option<u64> {
+        self.cluster.as_ref()?.imds.as_ref().map(Server::served)
+    }
+
+    /// Deploys `plan` with `cfg` (the tier's settings, resolved).
+    pub(crate) fn deploy_with(
+        &mut self,
+        cx: &mut Context,
+        plan: &TierPlan,
+        cfg: &EksConfig,
+    ) -> Result<Deployment, BackendError> {
+        let sizing = sizing(cfg, cx.host_cpus(), cx.config().pids_max);
+        let layout = plan.tenants.iter().map(|t| InstanceRequest::pinned(&t.id)).collect();
+        let specs = cx.instance_specs(plan, layout, &sizing)?;
+        let started = self.start(cx, plan, cfg, specs);
+        deployed(self, cx, plan, started)
+    }
+
+    fn start(
+        &mut self,
+        cx: &mut Context,
+        plan: &TierPlan,
+        cfg: &EksConfig,
+        mut specs: Vec<InstanceSpec>,
+    ) -> Result<(), BackendError> {
+        let tier = plan.tier;
+        let nodes = node_plans(plan, cfg, specs.len());
+        let mut addrs = Vec::with_capacity(nodes.len());
+        for n in &nodes {
+            addrs.push(cx.next_addr(plan.subnet).map_err(|e| deploy_error(tier, format!("node {}", n.name), e))?);
+        }
+        create_cluster(&mut self.cluster, cx.launcher()?, plan, cfg, nodes, addrs, &mut specs)
+            .map_err(|e| e.into_backend(tier, "the EKS cluster"))?;
+        self.instances = cx.start_instances(tier, specs)?;
+        Ok(())
+    }
+}
+
+impl TierDriver for EksTier {
+    fn deploy(&mut self, cx: &mut Context, plan: &TierPlan) -> Result<Deployment, BackendError> {
+        let cfg = config(plan)?;
+        self.deploy_with(cx, plan, &cfg)
+    }
+
+    fn teardown(&mut self, cx: &mut Context) -> TeardownReport {
+        teardown_instances(cx, &mut self.instances, &mut self.cluster, |c, cx| c.remove(cx.launcher_if_running()))
+    }
+
+    fn instances(&self) -> &[Instance] {
+        &self.instances
+    }
+}
+
+/// The tier's settings, resolved for its run.
+fn config(plan: &TierPlan) -> Result<EksConfig, BackendError> {
+    Err(crate::error::wrong_settings(plan, "EKS settings (a node group and a pod size)"))
+}
+
+/// A pod of `cfg`: its CPU in millicores as a quota per period (at least 1 ms, at most the
+/// host's CPUs), its memory, one worker per started CPU.
+fn sizing(cfg: &EksConfig, host_cpus: u32, pids_max: u64) -> Sizing {
+    let host_quota = u64::from(host_cpus) * CPU_PERIOD_US;
+    let quota = (u64::from(cfg.pod_cpu_millis) * CPU_PERIOD_US / 1000).clamp(1000, host_quota);
+    let workers = cfg.pod_cpu_millis.div_ceil(1000).min(host_cpus).max(1);
+    Sizing::new(quota, cfg.pod_memory_bytes, pids_max, workers)
+}
+
+/// A node to create: its name, role, and the tenant it is dedicated to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NodePlan {
+    name: String,
+    role: String,
+    tenant: Option<String>,
+}
+
+/// The nodes of `plan` for `pods` pods: `node_count` shared ones (never more than there are
+/// pods), or one per tenant.
+fn node_plans(plan: &TierPlan, cfg: &EksConfig, pods: usize) -> Vec<NodePlan> {
+    let run = &plan.run_id;
+    match cfg.pattern {
+        Pattern::NamespacePerTenant => (0..(cfg.node_count as usize).clamp(1, pods.max(1)))
+            .map(|i| NodePlan { name: format!("node-{i}"), role: (cfg.node_role)(run, None), tenant: None })
+            .collect(),
+        Pattern::NodePerTenant => plan
+            .tenants
+            .iter()
+            .map(|t| NodePlan {
+                name: format!("node-{}", t.id),
+                role: (cfg.node_role)(run, Some(&t.id)),
+                tenant: Some(t.id.clone()),
+            })
+            .collect(),
+    }
+}
+
+/// Which node pod `i` (of tenant `tenant`) runs on: round robin over shared nodes, or its
+/// tenant's node.
+fn node_of(nodes: &[NodePlan], i: usize, tenant: &str) -> usize {
+    nodes.iter().position(|n| n.tenant.as_deref() == Some(tenant)).unwrap_or(i % nodes.len().max(1))
+}
+
+/// The Kubernetes namespace of `tenant`'s pods.
+pub(crate) fn namespace_of(tenant: &str) -> String {
+    format!("tenant-{tenant}")
+}
+
+/// Sets up the cluster into `slot` (where teardown finds it also when a step fails): the
+/// bridge with the gateway and IMDS addresses, IMDS's listener, the nodes, each pod's place,
+/// the node tables; then starts IMDS.
+fn create_cluster(
+    slot: &mut Option<Cluster>,
+    launcher: &Launcher,
+    plan: &TierPlan,
+    cfg: &EksConfig,
+    nodes: Vec<NodePlan>,
+    node_addrs: Vec<Ipv4Addr>,
+    specs: &mut [InstanceSpec],
+) -> Result<(), NetworkError> {
+    let t0 = Instant::now();
+    let nft = nft::find().ok_or(NetworkError::NoNft { tier: plan.tier })?;
+    let gateway = gateway_of(plan.subnet);
+    let info = EksCluster {
+        name: format!("isobench-{}", plan.run_id),
+        bridge: String::new(),
+        pattern: cfg.pattern,
+        gateway,
+        nodes: Vec::new(),
+        pods: Vec::new(),
+        policies: Vec::new(),
+        imds_routed: !cfg.block_imds,
+        hop_limit: cfg.hop_limit,
+        network_setup: Duration::ZERO,
+        filter_install: Duration::ZERO,
+    };
+    let cluster = slot.insert(Cluster { info, bridge: None, nodes: Vec::new(), imds: None });
+    let (name, bridge, imds) = launcher.run(move |h| {
+        // On the launcher thread, inside the harness namespace.
+        let (name, bridge) = (0..16)
+            .find_map(|n| {
+                let name = format!("{CLUSTER_BRIDGE_PREFIX}{n}");
+                match h.add_bridge(&name, &[gateway, IMDS_ADDR]) {
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => None,
+                    r => Some(r.map(|b| (name, b))),
+                }
+            })
+            .unwrap_or_else(|| Err(std::io::Error::other("eks0 to eks15 all exist")))
+            .map_err(NetworkError::net("create the cluster bridge"))?;
+        match listen_on_device(IMDS_ADDR, &name) {
+            Ok(l) => Ok((name, bridge, l)),
+            Err(e) => {
+                let _ = h.delete_link(bridge.index);
+                Err(NetworkError::net(format!("listen on {IMDS_ADDR}:{METADATA_PORT} on {name}"))(e))
+            }
+        }
+    })??;
+    cluster.bridge = Some(bridge);
+    cluster.info.bridge = name;
+    cluster.add_nodes(launcher, plan.subnet.1, &nodes, &node_addrs, bridge)?;
+    cluster.place_pods(cfg, &nodes, specs);
+    cluster.info.network_setup = t0.elapsed();
+    cluster.install_tables(&nft, plan, cfg)?;
+    cluster.start_imds(plan, cfg, &nodes, imds, bridge)
+}
+
+impl Cluster {
+    /// Creates every node namespace, wired to the bridge.
+    fn add_nodes(
+        &mut self,
+        launcher: &Launcher,
+        prefix: u8,
+        nodes: &[NodePlan],
+        addrs: &[Ipv4Addr],
+        bridge: BridgeRef,
+    ) -> Result<(), NetworkError> {
+        for (n, addr) in nodes.iter().zip(addrs) {
+            // The node itself always reaches IMDS (its kubelet needs it); blocking is per pod.
+            let spec = NodeSpec { bridge, addr: *addr, prefix, routes: vec![InstanceRoute::ViaGateway(IMDS_ADDR)] };
+            let (node, netns, ()) = launcher
+                .run(move |h| h.add_node(&spec, || Ok(())))?
+                .map_err(NetworkError::net(format!("create node {}", n.name)))?;
+            self.nodes.push((node, netns));
+            self.info.nodes.push(EksNode {
+                name: n.name.clone(),
+                addr: *addr,
+                role: n.role.clone(),
+                tenant: n.tenant.clone(),
+                pods: Vec::new(),
+                ruleset: String::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Puts each pod of `specs` on its node: its attachment, environment and record.
+    fn place_pods(&mut self, cfg: &EksConfig, nodes: &[NodePlan], specs: &mut [InstanceSpec]) {
+        for (i, s) in specs.iter_mut().enumerate() {
+            let tenant = s.tenants.first().cloned().unwrap_or_default();
+            let k = node_of(nodes, i, &tenant);
+            let routes = if cfg.block_imds { vec![InstanceRoute::Blackhole(IMDS_ADDR)] } else { Vec::new() };
+            s.extras.attach = Attach { bridge: None, routes, node: Some(self.nodes[k].0) };
+            s.extras.env = pod_env();
+            self.info.nodes[k].pods.push(s.id.clone());
+            self.info.pods.push(EksPod {
+                id: s.id.clone(),
+                namespace: namespace_of(&tenant),
+                tenant,
+                addr: s.addr,
+                node: self.info.nodes[k].name.clone(),
+            });
+        }
+    }
+
+    /// The namespaces, pods and policies the node tables are rendered from.
+    fn objects(&self, plan: &TierPlan, cfg: &EksConfig) -> (Vec<Namespace>, Vec<Pod>, Vec<NetworkPolicy>) {
+        let namespaces: Vec<Namespace> = plan.tenants.iter().map(|t| Namespace::named(&namespace_of(&t.id))).collect();
+        let pods = self
+            .info
+            .pods
+            .iter()
+            .map(|p| Pod {
+                name: p.id.clone(),
+                namespace: p.namespace.clone(),
+                labels: [
+                    ("app".to_string(), "tenant-app".to_string()),
+                    ("isobench.io/tenant".to_string(), p.tenant.clone()),
+                ]
+                .into(),
+                addr: p.addr,
+            })
+            .collect();
+        let (agents, agents_prefix) = crate::agent_net::AGENT_NET;
+        let clients = [(self.info.gateway, 32), (agents, agents_prefix)];
+        let policies = if cfg.default_deny {
+            namespaces.iter().map(|n| NetworkPolicy::default_deny_ingress(&n.name, &clients)).collect()
+        } else {
+            Vec::new()
+        };
+        (namespaces, pods, policies)
+    }
+
+    /// One `nft` run per node: its pods' policies and the masquerading of their IMDS traffic.
+    fn install_tables(&mut self, nft: &std::path::Path, plan: &TierPlan, cfg: &EksConfig) -> Result<(), NetworkError> {
+        let (namespaces, pods, policies) = self.objects(plan, cfg);
+        self.info.policies = policies.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+        let cluster = network_policy::Cluster { namespaces: &namespaces, pods: &pods, policies: &policies };
+        let t0 = Instant::now();
+        for (i, (_, netns)) in self.nodes.iter().enumerate() {
+            let node = &self.info.nodes[i];
+            let mut script = network_policy::render(NODE_TABLE, cluster, |p| node.pods.contains(&p.name));
+            script.push_str(&snat_table(node.addr));
+            nft::apply(nft, netns, &script).map_err(|e| NetworkError::Net {
+                what: format!("install the network policies of node {}", node.name),
+                source: std::io::Error::other(e),
+            })?;
+            self.info.nodes[i].ruleset = script;
+        }
+        self.info.filter_install = t0.elapsed();
+        Ok(())
+    }
+
+    /// Starts IMDS on its listener, answering each node as itself.
+    fn start_imds(
+        &mut self,
+        plan: &TierPlan,
+        cfg: &EksConfig,
+        nodes: &[NodePlan],
+        listener: TcpListener,
+        bridge: BridgeRef,
+    ) -> Result<(), NetworkError> {
+        let imds = Imds::per_instance();
+        for (n, node) in nodes.iter().zip(&self.info.nodes) {
+            let mut id =
+                InstanceIdentity::new(&plan.run_id, n.role.clone(), cfg.instance_type.clone(), node.addr, bridge.mac);
+            id.tokens_required = cfg.tokens_required;
+            imds.register(node.addr, id);
+        }
+        let server = Server::start("imds", listener, Arc::new(imds));
+        self.imds = Some(server.map_err(NetworkError::net("start IMDS"))?);
+        Ok(())
+    }
+
+    /// Removes IMDS, the nodes (their namespaces, tables and routes) and the bridge (the pods
+    /// must be stopped first). Idempotent. Returns what was removed and what was left behind.
+    fn remove(&mut self, launcher: Option<&Launcher>) -> (Vec<String>, Vec<String>) {
+        let name = self.info.name.clone();
+        let (mut removed, mut left) = (Vec::new(), Vec::new());
+        if let Some(s) = self.imds.take() {
+            let (addr, served) = (s.local_addr(), s.served());
+            s.stop();
+            removed.push(format!("cluster {name}: IMDS {addr} ({served} requests served)"));
+        }
+        let Some(l) = launcher else {
+            if self.bridge.is_some() || !self.nodes.is_empty() {
+                left.push(format!(
+                    "cluster {name}: nodes and bridge: the launcher thread has stopped (they go with the harness namespace)"
+                ));
+            }
+            return (removed, left);
+        };
+        let t0 = Instant::now();
+        let nodes = std::mem::take(&mut self.nodes);
+        let count = nodes.len();
+        for (node, netns) in nodes {
+            drop(netns);
+            match l
+                .run(move |h| h.remove_node(node.id))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                Ok(()) => {}
+                Err(e) => left.push(format!("cluster {name}: node {}: failed to remove it: {e}", node.addr)),
+            }
+        }
+        if count > 0 {
+            removed.push(format!(
+                "cluster {name}: {count} node namespaces with their tables {NODE_TABLE} ({:.1} ms)",
+                t0.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        if let Some(b) = self.bridge {
+            let t0 = Instant::now();
+            match l
+                .run(move |h| h.delete_link(b.index))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                Ok(()) => {
+                    self.bridge = None;
+                    removed.push(format!(
+                        "cluster {name}: bridge {} with {IMDS_ADDR} and the pod routes ({:.1} ms)",
+                        self.info.bridge,
+                        t0.elapsed().as_secs_f64() * 1e3
+                    ));
+                }
+                Err(e) => left.push(format!("cluster {name}: bridge {}: failed to delete it: {e}", self.info.bridge)),
+            }
+        }
+        (removed, left)
+    }
+}
+
+/// The node's masquerading of its pods' IMDS traffic (IMDS sees the node, as on AWS).
+fn snat_table(node: Ipv4Addr) -> String {
+    format!(
+        "table ip {NODE_TABLE} {{\n  chain postrouting {{ type nat hook postrouting priority srcnat; policy accept; ip daddr {IMDS_ADDR} ip saddr != {node} masquerade; }}\n}}\n"
+    )
+}
+
+/// What every pod's environment has.
+fn pod_env() -> Vec<(String, String)> {
+    vec![("AWS_REGION".into(), REGION.into()), ("AWS_DEFAULT_REGION".into(), REGION.into())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pattern: Pattern, nodes: u32) -> EksConfig {
+        EksConfig {
+            pattern,
+            default_deny: false,
+            node_count: nodes,
+            instance_type: "m5.large".into(),
+            tokens_required: true,
+            hop_limit: 2,
+            block_imds: false,
+            pod_cpu_millis: 250,
+            pod_memory_bytes: 256 << 20,
+            node_role: |run, t| match t {
+                Some(t) => format!("isobench-{run}-node-{t}"),
+                None => format!("isobench-{run}-node"),
+            },
+        }
+    }
+
+    #[test]
+    fn millicores_size_the_pod() {
+        let s = sizing(&cfg(Pattern::NamespacePerTenant, 2), 2, 1024);
+        assert_eq!((s.limits.cpu_quota_us, s.limits.memory_bytes, s.workers), (25_000, 256 << 20, 1));
+        let mut big = cfg(Pattern::NamespacePerTenant, 2);
+        big.pod_cpu_millis = 4000;
+        assert_eq!(sizing(&big, 2, 1024).limits.cpu_quota_us, 200_000, "capped at the host's CPUs");
+        big.pod_cpu_millis = 1;
+        assert_eq!(sizing(&big, 2, 1024).limits.cpu_quota_us, 1000, "at least 1 ms per period");
+    }
+
+    #[test]
+    fn shared_nodes_round_robin_and_dedicated_nodes_per_tenant() {
+        let nodes: Vec<NodePlan> =
+            (0..2).map(|i| NodePlan { name: format!("node-{i}"), role: "r".into(), tenant: None }).collect();
+        let placed: Vec<usize> = (0..5).map(|i| node_of(&nodes, i, "x")).collect();
+        assert_eq!(placed, [0, 1, 0, 1, 0]);
+        let dedicated: Vec<NodePlan> = ["a", "b"]
+            .iter()
+            .map(|t| NodePlan { name: format!("node-{t}"), role: "r".into(), tenant: Some(t.to_string()) })
+            .collect();
+        assert_eq!(node_of(&dedicated, 0, "b"), 1);
+        assert!(
+            snat_table(Ipv4Addr::new(10, 0, 0, 5)).contains("ip daddr 169.254.169.254 ip saddr != 10.0.0.5 masquerade")
+        );
+    }
+}
