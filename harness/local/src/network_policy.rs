@@ -36,6 +36,7 @@ impl LabelSelector {
         LabelSelector::default()
     }
 
+    #[cfg(test)]
     pub(crate) fn labels(pairs: &[(&str, &str)]) -> LabelSelector {
         LabelSelector { match_labels: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
@@ -52,6 +53,7 @@ pub(crate) enum PolicyType {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code, reason = "the API's protocols; the tier's own policies name none"))]
 pub(crate) enum Protocol {
     Tcp,
     Udp,
@@ -299,11 +301,6 @@ pub(crate) fn render(table: &str, cluster: Cluster<'_>, local: impl Fn(&Pod) -> 
     }
     let _ = writeln!(s, "}}");
     s
-}
-
-/// Removes `table` (and does not fail when it is already gone).
-pub(crate) fn teardown_script(table: &str) -> String {
-    format!("add table ip {table}\ndelete table ip {table}\n")
 }
 
 #[cfg(test)]

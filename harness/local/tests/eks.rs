@@ -35,6 +35,7 @@ fn cfg(pattern: Pattern, nodes: u32, default_deny: bool) -> EksConfig {
             Some(t) => format!("isobench-{run}-node-{t}"),
             None => format!("isobench-{run}-node"),
         },
+        groups: None,
     }
 }
 
@@ -171,4 +172,24 @@ fn node_per_tenant_gives_each_tenant_its_node_and_node_role() {
     assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
     drop(b);
     assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+#[test]
+fn security_groups_for_pods_block_tenants_on_a_shared_node_without_a_policy() {
+    needs_root!();
+    let mut b = backend("eks-sg");
+    let run = b.run_id().to_string();
+    let plan = eks_plan(&b, 3);
+    let tenants: Vec<String> = plan.tenants.iter().map(|t| t.id.clone()).collect();
+    let mut c = cfg(Pattern::NamespacePerTenant, 1, false);
+    // Each tenant's pod in its own group, admitting only the harness on the workload's port.
+    c.groups = Some(isobench_core::scenario::ecs::default_network().resolve(&run, &tenants));
+    let d = b.deploy_eks_with(&plan, &c).expect("deploys");
+    assert_eq!(b.eks_cluster(TIER).unwrap().nodes.len(), 1, "every pod on one node");
+    harness_reaches_all(&d);
+    let (ok, pairs) = tenant_matrix(&d);
+    assert_eq!(ok, 0, "per-pod groups: no tenant reaches another ({ok} of {pairs} did)");
+    assert_eq!(imds_role_from(d.instances[0].pid.unwrap()), Ok(format!("isobench-{run}-node")));
+    let r = b.teardown_all().unwrap();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
 }

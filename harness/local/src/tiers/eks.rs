@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use isobench_core::backend::{BackendError, Deployment, TeardownReport};
 use isobench_core::plan::TierPlan;
+use isobench_core::security_groups::ResolvedGroups;
 
 use super::driver::{TierDriver, deployed, teardown_instances};
 use crate::cgroup::CPU_PERIOD_US;
@@ -63,10 +64,13 @@ use crate::metadata::imds::{Imds, InstanceIdentity};
 use crate::metadata::{IMDS_ADDR, METADATA_PORT, REGION, listen_on_device};
 use crate::network_policy::{self, Namespace, NetworkPolicy, Pod};
 use crate::nft;
+use crate::security_groups::{self, Member, Table};
 
 /// The nftables table of the harness's own in every node namespace: the network policies
 /// and the masquerading of pods' IMDS traffic.
 pub const NODE_TABLE: &str = "isobench_eks";
+/// The security groups for pods, in every node namespace (the pods' "branch ENIs" end there).
+const SG_TABLE: Table = Table { name: "isobench_eks_sg", ecs_agent: false };
 /// Prefix of the cluster bridge's name in the harness namespace (`eks0`, `eks1` if a second
 /// EKS tier is deployed at once).
 pub const CLUSTER_BRIDGE_PREFIX: &str = "eks";
@@ -81,7 +85,7 @@ pub enum Pattern {
 }
 
 /// What the emulator needs of an `eks-pod` tier's settings, resolved for one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EksConfig {
     pub pattern: Pattern,
     /// A default-deny ingress `NetworkPolicy` in every tenant namespace.
@@ -100,6 +104,8 @@ pub struct EksConfig {
     pub pod_memory_bytes: u64,
     /// Node role of the shared nodes, or of a tenant's node (`node-per-tenant`).
     pub node_role: fn(&str, Option<&str>) -> String,
+    /// Security groups for pods, resolved for the run's tenants, if the tier has any.
+    pub groups: Option<ResolvedGroups>,
 }
 
 /// One node of a deployed cluster.
@@ -162,6 +168,8 @@ struct Cluster {
     bridge: Option<BridgeRef>,
     /// Each node, and a descriptor of its namespace (for `nft`).
     nodes: Vec<(NodeRef, Arc<OwnedFd>)>,
+    /// Each pod as the security groups see it.
+    members: Vec<Member>,
     imds: Option<Server>,
 }
 
@@ -306,7 +314,7 @@ fn create_cluster(
         network_setup: Duration::ZERO,
         filter_install: Duration::ZERO,
     };
-    let cluster = slot.insert(Cluster { info, bridge: None, nodes: Vec::new(), imds: None });
+    let cluster = slot.insert(Cluster { info, bridge: None, nodes: Vec::new(), members: Vec::new(), imds: None });
     let (name, bridge, imds) = launcher.run(move |h| {
         // On the launcher thread, inside the harness namespace.
         let (name, bridge) = (0..16)
@@ -373,6 +381,13 @@ impl Cluster {
             let routes = if cfg.block_imds { vec![InstanceRoute::Blackhole(IMDS_ADDR)] } else { Vec::new() };
             s.extras.attach = Attach { bridge: None, routes, node: Some(self.nodes[k].0) };
             s.extras.env = pod_env();
+            let groups = cfg.groups.as_ref().and_then(|g| g.tasks.iter().find(|(t, _)| *t == tenant));
+            self.members.push(Member {
+                addr: s.addr,
+                port: format!("v{}", s.index),
+                groups: groups.map(|(_, g)| g.clone()).unwrap_or_default(),
+                imds: !cfg.block_imds,
+            });
             self.info.nodes[k].pods.push(s.id.clone());
             self.info.pods.push(EksPod {
                 id: s.id.clone(),
@@ -422,6 +437,9 @@ impl Cluster {
             let node = &self.info.nodes[i];
             let mut script = network_policy::render(NODE_TABLE, cluster, |p| node.pods.contains(&p.name));
             script.push_str(&snat_table(node.addr));
+            if let Some(groups) = &cfg.groups {
+                script.push_str(&security_groups::ruleset(SG_TABLE, groups, &self.members, self.info.gateway));
+            }
             nft::apply(nft, netns, &script).map_err(|e| NetworkError::Net {
                 what: format!("install the network policies of node {}", node.name),
                 source: std::io::Error::other(e),
@@ -544,6 +562,7 @@ mod tests {
                 Some(t) => format!("isobench-{run}-node-{t}"),
                 None => format!("isobench-{run}-node"),
             },
+            groups: None,
         }
     }
 
