@@ -46,6 +46,11 @@ pub(crate) struct InstanceIdentity {
     pub credentials: Credentials,
     /// Whether IMDSv1 (no token) is refused.
     pub tokens_required: bool,
+    /// `http_put_response_hop_limit` (1..=64): the IP TTL of the answer to a token `PUT`, so a
+    /// caller more routers away than that never gets a token (IMDSv1 GETs are not limited, as
+    /// on AWS). `None`: the kernel's default TTL, which is what the ECS and EC2 tiers model (no
+    /// router stands between their callers and IMDS, so any limit of 1 or more would pass).
+    pub hop_limit: Option<u8>,
 }
 
 impl InstanceIdentity {
@@ -71,6 +76,7 @@ impl InstanceIdentity {
             credentials: Credentials::issue(run, &format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}")),
             role,
             tokens_required: false,
+            hop_limit: None,
         }
     }
 }
@@ -232,6 +238,7 @@ impl Handler for Imds {
                 Some(ttl) if (1..=MAX_TTL).contains(&ttl) => {
                     let mut r = Response::text(200, self.new_token(ttl, &id.instance_id));
                     r.headers.push(("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl.to_string()));
+                    r.ttl = id.hop_limit;
                     r
                 }
                 _ => Response::text(400, ""),
@@ -271,6 +278,7 @@ mod tests {
             instance_profile_arn: format!("arn:aws:iam::000000000000:instance-profile/{role}"),
             credentials: Credentials::issue("r", &format!("arn:aws:iam::000000000000:role/{role}")),
             tokens_required: required,
+            hop_limit: None,
         }
     }
 
@@ -290,6 +298,10 @@ mod tests {
     fn call_from(i: &Imds, r: Request, from: [u8; 4]) -> (u16, String) {
         let resp = i.handle(&r, SocketAddr::from((from, 40000)));
         (resp.status, String::from_utf8(resp.body).unwrap())
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([10, 213, 0, 2], 40000))
     }
 
     fn call(i: &Imds, r: Request) -> (u16, String) {
@@ -314,6 +326,14 @@ mod tests {
         assert_eq!(call(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "5"), ("x-forwarded-for", "x")])).0, 403);
         assert_eq!(call(&i, req("GET", "/latest/meta-data/nope", &[])).0, 404);
         assert_eq!(call(&i, req("GET", "/latest/meta-data/local-ipv4", &[])).1, "10.213.0.1");
+
+        // Only the token answer carries the hop limit.
+        let mut limited = identity("i-l", [10, 213, 0, 1], "r", false);
+        limited.hop_limit = Some(1);
+        let limited = Imds::new(limited);
+        assert_eq!(limited.handle(&req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), peer()).ttl, Some(1));
+        assert_eq!(limited.handle(&req("GET", "/latest/meta-data/instance-id", &[]), peer()).ttl, None);
+        assert_eq!(i.handle(&req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), peer()).ttl, None);
 
         let strict = imds(true);
         assert_eq!(call(&strict, req("GET", "/latest/meta-data/instance-id", &[])).0, 401);
