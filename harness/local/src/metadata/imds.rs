@@ -365,4 +365,101 @@ mod tests {
         assert_eq!(call_from(&i, req("GET", roles, &[(TOKEN_HEADER, &tb)]), [10, 0, 0, 3]).0, 403);
         assert_eq!(i.tokens.lock().unwrap().len(), 1, "b's token is gone with it");
     }
+
+    /// Three network namespaces: caller (a pod) -- router (a node, forwarding) -- server (IMDS),
+    /// made with `ip netns`, deleted on drop (with their veth pairs).
+    struct Topology {
+        names: [String; 3],
+    }
+
+    impl Topology {
+        const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);
+
+        fn new() -> Topology {
+            let tag = format!("ibhop{}", std::process::id());
+            let t = Topology { names: ["c", "r", "s"].map(|n| format!("{tag}{n}")) };
+            let [c, r, s] = &t.names;
+            let ip = |args: &str| {
+                let out = std::process::Command::new("ip").args(args.split(' ')).output().unwrap();
+                assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+            };
+            for n in &t.names {
+                ip(&format!("netns add {n}"));
+                ip(&format!("-n {n} link set lo up"));
+            }
+            ip(&format!("-n {c} link add {tag}a type veth peer name {tag}b netns {r}"));
+            ip(&format!("-n {r} link add {tag}c type veth peer name {tag}d netns {s}"));
+            for (ns, dev, addr) in
+                [(c, "a", "10.77.1.2/24"), (r, "b", "10.77.1.1/24"), (r, "c", "10.77.2.1/24"), (s, "d", "10.77.2.2/24")]
+            {
+                ip(&format!("-n {ns} addr add {addr} dev {tag}{dev}"));
+                ip(&format!("-n {ns} link set {tag}{dev} up"));
+            }
+            ip(&format!("-n {c} route add default via 10.77.1.1"));
+            ip(&format!("-n {s} route add default via 10.77.2.1"));
+            // The router's own sysctl (per namespace).
+            ip(&format!("netns exec {r} sysctl -qw net.ipv4.ip_forward=1"));
+            t
+        }
+
+        /// Runs `f` on a thread inside namespace `i` (0 caller, 1 router, 2 server).
+        fn run<R: Send + 'static>(&self, i: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+            let path = format!("/run/netns/{}", self.names[i]);
+            std::thread::spawn(move || {
+                crate::netns::enter(std::fs::File::open(&path).unwrap()).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        }
+    }
+
+    impl Drop for Topology {
+        fn drop(&mut self) {
+            for n in &self.names {
+                let _ = std::process::Command::new("ip").args(["netns", "del", n]).status();
+            }
+        }
+    }
+
+    /// One request from inside namespace `from`: the status, or `None` if no answer came.
+    fn exchange(t: &Topology, from: usize, request: &'static str) -> Option<u16> {
+        t.run(from, move || {
+            use std::io::{Read, Write};
+            let addr = SocketAddr::from((Topology::SERVER, 8080));
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(n) if n > 12 => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+                _ => None,
+            }
+        })
+    }
+
+    #[test]
+    fn a_hop_limit_of_1_drops_the_token_answer_one_router_away() {
+        isobench_testkit::needs_root!();
+        let t = Topology::new();
+        const PUT: &str = "PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n";
+        const GET: &str = "GET /latest/meta-data/instance-id HTTP/1.1\r\n\r\n";
+        for hop_limit in [1, 2] {
+            let mut id = identity("i-hop", [10, 77, 2, 2], "isobench-r-node", false);
+            id.hop_limit = Some(hop_limit);
+            let listener = t.run(2, || std::net::TcpListener::bind((Topology::SERVER, 8080)).unwrap());
+            let server = super::super::http::Server::start("imds-hop", listener, Arc::new(Imds::new(id))).unwrap();
+            // The node itself (the router, one hop) always gets a token.
+            assert_eq!(exchange(&t, 1, PUT), Some(200), "hop limit {hop_limit}, from the node");
+            let from_pod = exchange(&t, 0, PUT);
+            if hop_limit == 1 {
+                assert_eq!(from_pod, None, "the token answer must die at the router");
+                // IMDSv1 is not hop-limited, as on AWS.
+                assert_eq!(exchange(&t, 0, GET), Some(200));
+            } else {
+                assert_eq!(from_pod, Some(200), "two hops reach a pod behind the node");
+            }
+            server.stop();
+        }
+    }
 }
