@@ -56,11 +56,16 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    /// The IP TTL to send this answer (and the rest of its connection) with: IMDS's
+    /// `http_put_response_hop_limit` on a token answer. `None`: the socket's default.
+    /// Kept for the rest of the connection because a TCP retransmission of the answer must
+    /// not get through where the first copy could not.
+    pub ttl: Option<u8>,
 }
 
 impl Response {
     pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
-        Response { status, content_type, headers: Vec::new(), body: body.into() }
+        Response { status, content_type, headers: Vec::new(), body: body.into(), ttl: None }
     }
 
     pub(crate) fn json(status: u16, body: String) -> Response {
@@ -292,6 +297,10 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Result<Option<Request>, Request
 }
 
 fn write_response(w: &mut TcpStream, server: &str, r: &Response, close: bool) -> io::Result<()> {
+    if let Some(ttl) = r.ttl {
+        // Before the first byte: the kernel stamps the TTL when a segment goes out.
+        w.set_ttl(u32::from(ttl))?;
+    }
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nServer: {server}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
         r.status,

@@ -46,6 +46,11 @@ pub(crate) struct InstanceIdentity {
     pub credentials: Credentials,
     /// Whether IMDSv1 (no token) is refused.
     pub tokens_required: bool,
+    /// `http_put_response_hop_limit` (1..=64): the IP TTL of the answer to a token `PUT`, so a
+    /// caller more routers away than that never gets a token (IMDSv1 GETs are not limited, as
+    /// on AWS). `None`: the kernel's default TTL, which is what the ECS and EC2 tiers model (no
+    /// router stands between their callers and IMDS, so any limit of 1 or more would pass).
+    pub hop_limit: Option<u8>,
 }
 
 impl InstanceIdentity {
@@ -71,6 +76,7 @@ impl InstanceIdentity {
             credentials: Credentials::issue(run, &format!("arn:aws:iam::{ACCOUNT_ID}:role/{role}")),
             role,
             tokens_required: false,
+            hop_limit: None,
         }
     }
 }
@@ -232,6 +238,7 @@ impl Handler for Imds {
                 Some(ttl) if (1..=MAX_TTL).contains(&ttl) => {
                     let mut r = Response::text(200, self.new_token(ttl, &id.instance_id));
                     r.headers.push(("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", ttl.to_string()));
+                    r.ttl = id.hop_limit;
                     r
                 }
                 _ => Response::text(400, ""),
@@ -271,6 +278,7 @@ mod tests {
             instance_profile_arn: format!("arn:aws:iam::000000000000:instance-profile/{role}"),
             credentials: Credentials::issue("r", &format!("arn:aws:iam::000000000000:role/{role}")),
             tokens_required: required,
+            hop_limit: None,
         }
     }
 
@@ -290,6 +298,10 @@ mod tests {
     fn call_from(i: &Imds, r: Request, from: [u8; 4]) -> (u16, String) {
         let resp = i.handle(&r, SocketAddr::from((from, 40000)));
         (resp.status, String::from_utf8(resp.body).unwrap())
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([10, 213, 0, 2], 40000))
     }
 
     fn call(i: &Imds, r: Request) -> (u16, String) {
@@ -314,6 +326,14 @@ mod tests {
         assert_eq!(call(&i, req("PUT", "/latest/api/token", &[(TTL_HEADER, "5"), ("x-forwarded-for", "x")])).0, 403);
         assert_eq!(call(&i, req("GET", "/latest/meta-data/nope", &[])).0, 404);
         assert_eq!(call(&i, req("GET", "/latest/meta-data/local-ipv4", &[])).1, "10.213.0.1");
+
+        // Only the token answer carries the hop limit.
+        let mut limited = identity("i-l", [10, 213, 0, 1], "r", false);
+        limited.hop_limit = Some(1);
+        let limited = Imds::new(limited);
+        assert_eq!(limited.handle(&req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), peer()).ttl, Some(1));
+        assert_eq!(limited.handle(&req("GET", "/latest/meta-data/instance-id", &[]), peer()).ttl, None);
+        assert_eq!(i.handle(&req("PUT", "/latest/api/token", &[(TTL_HEADER, "60")]), peer()).ttl, None);
 
         let strict = imds(true);
         assert_eq!(call(&strict, req("GET", "/latest/meta-data/instance-id", &[])).0, 401);
@@ -344,5 +364,102 @@ mod tests {
         i.deregister([10, 0, 0, 3].into());
         assert_eq!(call_from(&i, req("GET", roles, &[(TOKEN_HEADER, &tb)]), [10, 0, 0, 3]).0, 403);
         assert_eq!(i.tokens.lock().unwrap().len(), 1, "b's token is gone with it");
+    }
+
+    /// Three network namespaces: caller (a pod) -- router (a node, forwarding) -- server (IMDS),
+    /// made with `ip netns`, deleted on drop (with their veth pairs).
+    struct Topology {
+        names: [String; 3],
+    }
+
+    impl Topology {
+        const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 2, 2);
+
+        fn new() -> Topology {
+            let tag = format!("ibhop{}", std::process::id());
+            let t = Topology { names: ["c", "r", "s"].map(|n| format!("{tag}{n}")) };
+            let [c, r, s] = &t.names;
+            let ip = |args: &str| {
+                let out = std::process::Command::new("ip").args(args.split(' ')).output().unwrap();
+                assert!(out.status.success(), "ip {args}: {}", String::from_utf8_lossy(&out.stderr));
+            };
+            for n in &t.names {
+                ip(&format!("netns add {n}"));
+                ip(&format!("-n {n} link set lo up"));
+            }
+            ip(&format!("-n {c} link add {tag}a type veth peer name {tag}b netns {r}"));
+            ip(&format!("-n {r} link add {tag}c type veth peer name {tag}d netns {s}"));
+            for (ns, dev, addr) in
+                [(c, "a", "10.77.1.2/24"), (r, "b", "10.77.1.1/24"), (r, "c", "10.77.2.1/24"), (s, "d", "10.77.2.2/24")]
+            {
+                ip(&format!("-n {ns} addr add {addr} dev {tag}{dev}"));
+                ip(&format!("-n {ns} link set {tag}{dev} up"));
+            }
+            ip(&format!("-n {c} route add default via 10.77.1.1"));
+            ip(&format!("-n {s} route add default via 10.77.2.1"));
+            // The router's own sysctl (per namespace).
+            ip(&format!("netns exec {r} sysctl -qw net.ipv4.ip_forward=1"));
+            t
+        }
+
+        /// Runs `f` on a thread inside namespace `i` (0 caller, 1 router, 2 server).
+        fn run<R: Send + 'static>(&self, i: usize, f: impl FnOnce() -> R + Send + 'static) -> R {
+            let path = format!("/run/netns/{}", self.names[i]);
+            std::thread::spawn(move || {
+                crate::netns::enter(std::fs::File::open(&path).unwrap()).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        }
+    }
+
+    impl Drop for Topology {
+        fn drop(&mut self) {
+            for n in &self.names {
+                let _ = std::process::Command::new("ip").args(["netns", "del", n]).status();
+            }
+        }
+    }
+
+    /// One request from inside namespace `from`: the status, or `None` if no answer came.
+    fn exchange(t: &Topology, from: usize, request: &'static str) -> Option<u16> {
+        t.run(from, move || {
+            use std::io::{Read, Write};
+            let addr = SocketAddr::from((Topology::SERVER, 8080));
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(n) if n > 12 => std::str::from_utf8(&buf[9..12]).ok()?.parse().ok(),
+                _ => None,
+            }
+        })
+    }
+
+    #[test]
+    fn a_hop_limit_of_1_drops_the_token_answer_one_router_away() {
+        isobench_testkit::needs_root!();
+        let t = Topology::new();
+        const PUT: &str = "PUT /latest/api/token HTTP/1.1\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n";
+        const GET: &str = "GET /latest/meta-data/instance-id HTTP/1.1\r\n\r\n";
+        for hop_limit in [1, 2] {
+            let mut id = identity("i-hop", [10, 77, 2, 2], "isobench-r-node", false);
+            id.hop_limit = Some(hop_limit);
+            let listener = t.run(2, || std::net::TcpListener::bind((Topology::SERVER, 8080)).unwrap());
+            let server = super::super::http::Server::start("imds-hop", listener, Arc::new(Imds::new(id))).unwrap();
+            // The node itself (the router, one hop) always gets a token.
+            assert_eq!(exchange(&t, 1, PUT), Some(200), "hop limit {hop_limit}, from the node");
+            let from_pod = exchange(&t, 0, PUT);
+            if hop_limit == 1 {
+                assert_eq!(from_pod, None, "the token answer must die at the router");
+                // IMDSv1 is not hop-limited, as on AWS.
+                assert_eq!(exchange(&t, 0, GET), Some(200));
+            } else {
+                assert_eq!(from_pod, Some(200), "two hops reach a pod behind the node");
+            }
+            server.stop();
+        }
     }
 }

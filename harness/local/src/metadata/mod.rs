@@ -3,6 +3,11 @@
 //! instance's metadata service at `169.254.169.254` ([`imds`]); and the one every EC2 instance
 //! reaches for its own instance profile (IMDS again, answering each instance for itself).
 //!
+//! An EKS pod gets its role from the EKS Pod Identity agent at `169.254.170.23`
+//! ([`pod_identity`]) or through IRSA: a projected service-account token ([`sa_token`]) traded
+//! at an emulated STS ([`sts`]); [`pod_credentials`] is what an EKS cluster uses of both. IMDS
+//! can limit its token answers to a hop count ([`imds::InstanceIdentity::hop_limit`]).
+//!
 //! All are plain HTTP/1.1 servers ([`http`]) run by the harness on listeners bound inside the
 //! harness network namespace, on addresses that exist only there; tasks and instances reach
 //! them through a /32 route via the harness gateway, and the packet filter decides which may.
@@ -15,6 +20,15 @@ pub(crate) mod agent;
 pub(crate) mod http;
 pub(crate) mod imds;
 pub(crate) mod instance_profiles;
+// The EKS tier's endpoints; unused until that tier wires them.
+#[allow(dead_code)]
+pub(crate) mod pod_credentials;
+#[allow(dead_code)]
+pub(crate) mod pod_identity;
+#[allow(dead_code)]
+pub(crate) mod sa_token;
+#[allow(dead_code)]
+pub(crate) mod sts;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -78,7 +92,7 @@ pub(crate) fn uuid4() -> String {
 }
 
 /// `n` random characters of `alphabet`.
-fn random_chars(alphabet: &[u8], n: usize) -> String {
+pub(crate) fn random_chars(alphabet: &[u8], n: usize) -> String {
     random_bytes(n).into_iter().map(|b| alphabet[b as usize % alphabet.len()] as char).collect()
 }
 
