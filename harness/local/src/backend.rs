@@ -19,8 +19,8 @@ use crate::instance::Instance;
 use crate::lambda::{EnvironmentInfo, FunctionInfo};
 use crate::tiers::ec2::InstanceNetwork;
 use crate::tiers::ecs::EcsCluster;
-use crate::tiers::eks::{EksCluster, EksConfig, EksTier};
-use crate::tiers::{self, Ec2Tier, EcsTier, LambdaTier, TierDriver};
+use crate::tiers::eks::EksCluster;
+use crate::tiers::{self, Ec2Tier, EcsTier, EksTier, LambdaTier, TierDriver};
 
 /// The local emulator. See the crate documentation for what an instance is.
 pub struct LocalBackend {
@@ -115,23 +115,14 @@ impl LocalBackend {
 
     /// A deployed `eks-pod` tier's cluster: nodes, pods, policies and what setting them up
     /// cost.
-    pub fn eks_cluster(&self, tier: TierId) -> Option<&EksCluster> {
-        self.tier::<EksTier>(tier)?.cluster()
+    pub fn eks_cluster(&self) -> Option<&EksCluster> {
+        self.tier::<EksTier>(TierId::EksPod)?.cluster()
     }
 
-    /// Requests a deployed `eks-pod` tier's IMDS has answered so far.
-    pub fn eks_imds_requests(&self, tier: TierId) -> Option<u64> {
-        self.tier::<EksTier>(tier)?.imds_requests()
-    }
-
-    /// Deploys `plan` as an EKS cluster with `cfg` (tests of the emulator's EKS machinery
-    /// without the scenario's settings).
-    #[doc(hidden)]
-    pub fn deploy_eks_with(&mut self, plan: &TierPlan, cfg: &EksConfig) -> Result<Deployment, BackendError> {
-        let mut driver = EksTier::default();
-        let d = driver.deploy_with(&mut self.cx, plan, cfg)?;
-        self.tiers.insert(plan.tier, Box::new(driver));
-        Ok(d)
+    /// Requests a deployed `eks-pod` tier's IMDS and its pods' credentials endpoint have
+    /// answered so far.
+    pub fn eks_endpoint_requests(&self) -> Option<(u64, u64)> {
+        self.tier::<EksTier>(TierId::EksPod)?.endpoint_requests()
     }
 
     /// A deployed EC2 tier's network: each instance's security groups and role, and what

@@ -98,6 +98,9 @@ pub(crate) struct Extras {
     /// A harness-owned directory mounted at `/tmp` instead of a private tmpfs (the `shared-tmp`
     /// isolation fault).
     pub shared_tmp: Option<PathBuf>,
+    /// What the instance's filesystem view adds (an EKS pod's own `/run`); the default adds
+    /// nothing.
+    pub view: crate::sandbox::FsView,
 }
 
 /// A running instance.
@@ -342,7 +345,7 @@ fn spawn_sandbox(
         tmp_binds: spec.extras.shared_tmp.iter().map(|d| ("/tmp".into(), d.clone())).collect(),
         env,
         argv: std::iter::once(argv0).chain(spec.args.iter().map(OsString::from)).collect(),
-        view: Default::default(),
+        view: spec.extras.view.clone(),
     };
     let mut cmd = Command::new(exe);
     cmd.args(sandbox.to_args())

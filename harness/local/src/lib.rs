@@ -168,4 +168,4 @@ pub use nft::NftError;
 pub use sweep::{NETNS_DIR, NETNS_PREFIX, SweepOptions, SweepReport, sweep};
 pub use tiers::ec2::{Ec2Instance, InstanceNetwork};
 pub use tiers::ecs::{CLUSTER_BRIDGE, EcsCluster, EcsTask};
-pub use tiers::eks::{CLUSTER_BRIDGE_PREFIX, EksCluster, EksConfig, EksNode, EksPod, NODE_TABLE, Pattern};
+pub use tiers::eks::{CLUSTER_BRIDGE_PREFIX, EksCluster, EksNode, EksPod, NODE_TABLE};

@@ -1,46 +1,44 @@
 //! `eks-pod`: pods behind their nodes, checked from inside the pods' namespaces: the harness
 //! reaches every pod, a pod's only way out is its node, cross-tenant traffic passes without a
-//! network policy and not with a default-deny one, IMDS answers each node as itself through
-//! the node, and teardown leaves nothing.
+//! network policy and not with a default-deny one (nor with security groups for pods), IMDS
+//! answers each node as itself through the node and its token answer dies at a hop limit of
+//! 1, pods get their service account's role, and teardown leaves nothing.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use isobench_core::backend::{Backend, Deployment, Endpoint};
-use isobench_core::plan::TierPlan;
+use isobench_core::plan::{Overrides, Plan, TierPlan};
+use isobench_core::scenario::Scenario;
 use isobench_core::tier::TierId;
-use isobench_local::{EksConfig, IMDS_ADDR, LocalBackend, POD_GATEWAY, Pattern};
+use isobench_local::{IMDS_ADDR, LocalBackend, POD_GATEWAY};
 use isobench_testkit::http::{connect, get_in_netns, request};
-use isobench_testkit::netns::{in_netns, in_netns_of, links_here, routes_here};
+use isobench_testkit::netns::{in_netns, in_netns_of, links_here, nft_in, routes_here};
+use isobench_testkit::process::env_of;
 use isobench_testkit::{leftovers, needs_root};
 
 use crate::util::*;
 
 const PORT: u16 = 8080;
-/// Stands in for the `eks-pod` tier id until the core types exist.
-const TIER: TierId = TierId::SiloEc2;
 
-fn cfg(pattern: Pattern, nodes: u32, default_deny: bool) -> EksConfig {
-    EksConfig {
-        pattern,
-        default_deny,
-        node_count: nodes,
-        instance_type: "m5.large".into(),
-        tokens_required: true,
-        hop_limit: 2,
-        block_imds: false,
-        pod_cpu_millis: 250,
-        pod_memory_bytes: 256 << 20,
-        node_role: |run, t| match t {
-            Some(t) => format!("isobench-{run}-node-{t}"),
-            None => format!("isobench-{run}-node"),
-        },
-        groups: None,
-    }
+/// The `eks-pod` tier `tier` (TOML after `id`) of a scenario with `tenants` tenants (`t0`, ...).
+fn eks_plan(run: &str, tenants: usize, tier: &str) -> TierPlan {
+    let ids: Vec<String> = (0..tenants).map(|i| format!("\"t{i}\"")).collect();
+    let src = format!(
+        "format_version = 1\nname = \"eks\"\n[run]\nduration = \"1s\"\nrate = \"10\"\n\
+         [tenants]\ncount = {tenants}\nids = [{}]\n[[tier]]\nid = \"eks-pod\"\n{tier}",
+        ids.join(", ")
+    );
+    let scenario = Scenario::parse(&src, Path::new("eks.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan::new(run.to_string(), scenario, "test".into(), &Overrides::default());
+    plan.tiers.into_iter().find(|t| t.tier == TierId::EksPod).expect("an eks-pod tier")
 }
 
-fn eks_plan(b: &LocalBackend, tenants: usize) -> TierPlan {
-    plan(b.run_id(), TIER, tenants, "m5.large")
+/// A pod's file as the harness reads it: through `/proc/<pid>/root`, where `/var/run` (an
+/// absolute link to `/run`) would resolve against the reader's root, so `/run` directly.
+fn in_pod(pid: u32, path: &str) -> String {
+    format!("/proc/{pid}/root{}", path.strip_prefix("/var").unwrap_or(path))
 }
 
 fn pod_addr(d: &Deployment, i: usize) -> Ipv4Addr {
@@ -79,99 +77,179 @@ fn harness_reaches_all(d: &Deployment) {
     }
 }
 
-/// The node role IMDS names for a caller inside pod `pid`: token, then the role listing.
-fn imds_role_from(pid: u32) -> Result<String, String> {
+/// The IMDSv2 token from inside pod `pid` (`Err` names the step that failed: a token answer
+/// that never arrives reads `read: ...` after the 2 s answer timeout).
+fn imds_token_from(pid: u32) -> Result<String, String> {
     in_netns_of(pid, || {
         let imds = SocketAddr::V4(SocketAddrV4::new(IMDS_ADDR, 80));
-        let (s, token) = request("PUT", imds, "/latest/api/token", &[("x-aws-ec2-metadata-token-ttl-seconds", "60")])?;
-        if s != 200 {
-            return Err(format!("token: {s}"));
+        match request("PUT", imds, "/latest/api/token", &[("x-aws-ec2-metadata-token-ttl-seconds", "60")])? {
+            (200, token) => Ok(token),
+            (s, _) => Err(format!("token: {s}")),
         }
-        let path = "/latest/meta-data/iam/security-credentials/";
-        let (s, role) = request("GET", imds, path, &[("x-aws-ec2-metadata-token", &token)])?;
-        if s != 200 { Err(format!("role: {s}")) } else { Ok(role) }
     })
+}
+
+/// The node role IMDS names for a caller inside pod `pid`: token, then the role listing.
+fn imds_role_from(pid: u32) -> Result<String, String> {
+    let token = imds_token_from(pid)?;
+    in_netns_of(pid, move || {
+        let imds = SocketAddr::V4(SocketAddrV4::new(IMDS_ADDR, 80));
+        let path = "/latest/meta-data/iam/security-credentials/";
+        match request("GET", imds, path, &[("x-aws-ec2-metadata-token", &token)])? {
+            (200, role) => Ok(role),
+            (s, _) => Err(format!("role: {s}")),
+        }
+    })
+}
+
+/// Deploys, checks the pods' network and returns the deployment and how long the deploy took.
+fn deploy(b: &mut LocalBackend, plan: &TierPlan) -> (Deployment, Duration) {
+    let t0 = Instant::now();
+    let d = b.deploy(plan).expect("deploys");
+    let took = t0.elapsed();
+    assert_eq!(d.instances.len(), plan.tenants.len(), "one pod per tenant");
+    harness_reaches_all(&d);
+    (d, took)
+}
+
+/// Tears the tier down and checks that its bridge, node veths and tables are gone.
+fn teardown(b: &mut LocalBackend) -> Duration {
+    let r = b.teardown(TierId::EksPod).unwrap();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    let netns = b.netns().unwrap();
+    let links = in_netns(&netns, links_here);
+    assert!(links.iter().all(|l| !l.starts_with("eks") && !l.starts_with("nd")), "{links:?}");
+    let tables = nft_in(&netns, &["list", "tables"]);
+    assert!(!tables.contains("isobench_eks"), "{tables}");
+    r.duration
+}
+
+fn finish(mut b: LocalBackend) {
+    let run = b.run_id().to_string();
+    let r = b.teardown_all().unwrap();
+    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    drop(b);
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    assert_eq!(leftovers::run_files(&run), Vec::<String>::new());
 }
 
 #[test]
 fn shared_nodes_leak_across_tenants_without_a_policy_and_not_with_default_deny() {
     needs_root!();
     let mut b = backend("eks-ns");
-    let n = 4;
     let run = b.run_id().to_string();
+    let n = 4;
 
-    let t0 = std::time::Instant::now();
-    let d = b.deploy_eks_with(&eks_plan(&b, n), &cfg(Pattern::NamespacePerTenant, 2, false)).expect("deploys");
-    let deploy = t0.elapsed();
-    assert_eq!(d.instances.len(), n, "one pod per tenant");
-    let c = b.eks_cluster(TIER).unwrap().clone();
+    let (d, took) = deploy(&mut b, &eks_plan(&run, n, "[tier.node]\ncount = 2\n"));
+    let c = b.eks_cluster().unwrap().clone();
     assert_eq!(c.nodes.len(), 2);
     assert_eq!(c.nodes.iter().map(|n| n.pods.len()).collect::<Vec<_>>(), [2, 2], "round robin");
     assert!(c.nodes.iter().all(|n| n.role == format!("isobench-{run}-node")), "one node role: {:?}", c.nodes);
-    harness_reaches_all(&d);
-
     // A pod's only route is the default through 169.254.1.1, on its eth0.
     let routes = in_netns_of(d.instances[0].pid.unwrap(), routes_here);
     assert!(routes.iter().any(|r| r.prefix == 0 && r.gateway == POD_GATEWAY && r.iface == "eth0"), "{routes:?}");
     assert!(routes.iter().all(|r| r.gateway == POD_GATEWAY || r.dst == POD_GATEWAY), "{routes:?}");
-
     let (ok, pairs) = tenant_matrix(&d);
     assert_eq!(ok, pairs, "without a policy every tenant reaches every other, across nodes too");
-    // IMDS through the node, answered as the node (its role).
+    // Hop limit 2 (the default): IMDS answers through the node, as the node (its role).
     assert_eq!(imds_role_from(d.instances[1].pid.unwrap()), Ok(format!("isobench-{run}-node")));
-    let r = b.teardown(TIER).unwrap();
-    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    let down = teardown(&mut b);
     println!(
         "eks namespace-per-tenant, no policy: {ok}/{pairs} cross-tenant connects; deploy {:.1} ms (network {:.1} ms, nft {:.1} ms), teardown {:.1} ms",
-        ms(deploy),
+        ms(took),
         ms(c.network_setup),
         ms(c.filter_install),
-        ms(r.duration)
+        ms(down)
     );
 
-    let t0 = std::time::Instant::now();
-    let d = b.deploy_eks_with(&eks_plan(&b, n), &cfg(Pattern::NamespacePerTenant, 2, true)).expect("deploys");
-    let deploy = t0.elapsed();
-    let c = b.eks_cluster(TIER).unwrap().clone();
+    let (d, took) = deploy(&mut b, &eks_plan(&run, n, "network_policy = \"default-deny\"\n[tier.node]\ncount = 2\n"));
+    let c = b.eks_cluster().unwrap().clone();
     assert_eq!(c.policies.len(), n, "{:?}", c.policies);
-    harness_reaches_all(&d);
     let (ok, pairs) = tenant_matrix(&d);
     assert_eq!(ok, 0, "default deny: no tenant reaches another ({ok} of {pairs} did)");
-    let r = b.teardown(TIER).unwrap();
-    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    let down = teardown(&mut b);
     println!(
-        "eks namespace-per-tenant, default deny: {ok}/{pairs} cross-tenant connects; deploy {:.1} ms, teardown {:.1} ms",
-        ms(deploy),
-        ms(r.duration)
+        "eks namespace-per-tenant, default deny: {ok}/{pairs} cross-tenant connects; deploy {:.1} ms (nft {:.1} ms), teardown {:.1} ms",
+        ms(took),
+        ms(c.filter_install),
+        ms(down)
     );
-    let links = in_netns(&b.netns().unwrap(), links_here);
-    assert!(links.iter().all(|l| !l.starts_with("eks") && !l.starts_with("nd")), "{links:?}");
-    let r = b.teardown_all().unwrap();
-    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
-    drop(b);
-    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    finish(b);
 }
 
 #[test]
-fn node_per_tenant_gives_each_tenant_its_node_and_node_role() {
+fn node_per_tenant_with_hop_limit_1_keeps_the_node_role_from_pods() {
     needs_root!();
     let mut b = backend("eks-node");
     let run = b.run_id().to_string();
-    let d = b.deploy_eks_with(&eks_plan(&b, 2), &cfg(Pattern::NodePerTenant, 1, false)).expect("deploys");
-    let c = b.eks_cluster(TIER).unwrap().clone();
+    let tier = "pattern = \"node-per-tenant\"\n[tier.node]\nhttp_put_response_hop_limit = 1\n";
+    let (d, took) = deploy(&mut b, &eks_plan(&run, 2, tier));
+    let c = b.eks_cluster().unwrap().clone();
     assert_eq!(c.nodes.len(), 2, "one node per tenant");
-    harness_reaches_all(&d);
-    for (i, inst) in d.instances.iter().enumerate() {
+    for inst in &d.instances {
         let tenant = &inst.tenants[0];
         let node = c.nodes.iter().find(|n| n.pods.contains(&inst.id)).unwrap();
         assert_eq!(node.tenant.as_deref(), Some(tenant.as_str()));
-        assert_eq!(imds_role_from(inst.pid.unwrap()), Ok(format!("isobench-{run}-node-{tenant}")), "pod {i}");
+        assert_eq!(node.role, format!("isobench-{run}-node-{tenant}"));
+        let e = imds_token_from(inst.pid.unwrap()).expect_err("the token answer dies at the node");
+        assert!(e.starts_with("read:"), "connected, then no answer: {e}");
     }
-    assert!(b.eks_imds_requests(TIER).unwrap() >= 4);
-    let r = b.teardown_all().unwrap();
-    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
-    drop(b);
-    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    let (served, _) = b.eks_endpoint_requests().unwrap();
+    assert!(served >= 2, "IMDS answered (the answer died on the way): {served}");
+    let down = teardown(&mut b);
+    println!(
+        "eks node-per-tenant, hop limit 1: no IMDS token in any pod; deploy {:.1} ms, teardown {:.1} ms",
+        ms(took),
+        ms(down)
+    );
+
+    let tier = "pattern = \"node-per-tenant\"\n[tier.node]\nhttp_put_response_hop_limit = 2\n";
+    let (d, _) = deploy(&mut b, &eks_plan(&run, 2, tier));
+    for inst in &d.instances {
+        let tenant = &inst.tenants[0];
+        assert_eq!(imds_role_from(inst.pid.unwrap()), Ok(format!("isobench-{run}-node-{tenant}")), "hop limit 2");
+    }
+    teardown(&mut b);
+    finish(b);
+}
+
+#[test]
+fn pods_get_their_service_accounts_role_through_pod_identity_and_irsa() {
+    needs_root!();
+    let mut b = backend("eks-creds");
+    let run = b.run_id().to_string();
+    let (d, _) = deploy(&mut b, &eks_plan(&run, 2, "credentials = \"pod-identity\"\n"));
+    for inst in &d.instances {
+        let (pid, tenant) = (inst.pid.unwrap(), inst.tenants[0].clone());
+        let uri = env_of(pid, "AWS_CONTAINER_CREDENTIALS_FULL_URI").expect("the webhook's variable");
+        let file = env_of(pid, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").unwrap();
+        let token = std::fs::read_to_string(in_pod(pid, &file)).expect("the projected token");
+        let addr: SocketAddr =
+            format!("{}:80", uri.trim_start_matches("http://").split('/').next().unwrap()).parse().unwrap();
+        let path = format!("/{}", uri.trim_start_matches("http://").split_once('/').unwrap().1);
+        let (status, body) =
+            in_netns_of(pid, move || request("GET", addr, &path, &[("authorization", token.trim())])).unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&format!("role/isobench-{run}-pod-{tenant}")), "tenant {tenant}'s role: {body}");
+        assert!(body.contains("\"AccessKeyId\""), "{body}");
+    }
+    teardown(&mut b);
+
+    let (d, _) = deploy(&mut b, &eks_plan(&run, 2, "credentials = \"irsa\"\n"));
+    for inst in &d.instances {
+        let (pid, tenant) = (inst.pid.unwrap(), &inst.tenants[0]);
+        assert_eq!(
+            env_of(pid, "AWS_ROLE_ARN"),
+            Some(format!("arn:aws:iam::000000000000:role/isobench-{run}-pod-{tenant}"))
+        );
+        let file = env_of(pid, "AWS_WEB_IDENTITY_TOKEN_FILE").unwrap();
+        let token = std::fs::read_to_string(in_pod(pid, &file)).expect("the projected token");
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        // The host's own /run holds no token: the pod's /run is its own.
+        assert!(!Path::new(&file).exists());
+    }
+    teardown(&mut b);
+    finish(b);
 }
 
 #[test]
@@ -179,17 +257,15 @@ fn security_groups_for_pods_block_tenants_on_a_shared_node_without_a_policy() {
     needs_root!();
     let mut b = backend("eks-sg");
     let run = b.run_id().to_string();
-    let plan = eks_plan(&b, 3);
-    let tenants: Vec<String> = plan.tenants.iter().map(|t| t.id.clone()).collect();
-    let mut c = cfg(Pattern::NamespacePerTenant, 1, false);
-    // Each tenant's pod in its own group, admitting only the harness on the workload's port.
-    c.groups = Some(isobench_core::scenario::ecs::default_network().resolve(&run, &tenants));
-    let d = b.deploy_eks_with(&plan, &c).expect("deploys");
-    assert_eq!(b.eks_cluster(TIER).unwrap().nodes.len(), 1, "every pod on one node");
-    harness_reaches_all(&d);
+    let tier = "[tier.node]\ncount = 1\n[tier.network]\nsecurity_groups = [\"tenant-{tenant}\"]\n\
+                [[tier.security_group]]\nname = \"tenant-{tenant}\"\ningress = [{ port = 8080, source_group = \"harness\" }]\n";
+    let (d, _) = deploy(&mut b, &eks_plan(&run, 3, tier));
+    let c = b.eks_cluster().unwrap().clone();
+    assert_eq!(c.nodes.len(), 1, "every pod on one node");
+    assert!(c.pods.iter().all(|p| p.groups == [format!("tenant-{}", p.tenant)]), "{:?}", c.pods);
     let (ok, pairs) = tenant_matrix(&d);
     assert_eq!(ok, 0, "per-pod groups: no tenant reaches another ({ok} of {pairs} did)");
     assert_eq!(imds_role_from(d.instances[0].pid.unwrap()), Ok(format!("isobench-{run}-node")));
-    let r = b.teardown_all().unwrap();
-    assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    teardown(&mut b);
+    finish(b);
 }

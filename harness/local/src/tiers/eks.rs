@@ -46,24 +46,30 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isobench_core::backend::{BackendError, Deployment, TeardownReport};
 use isobench_core::plan::TierPlan;
+use isobench_core::scenario::TierSettings;
+use isobench_core::scenario::ecs::HttpTokens;
+use isobench_core::scenario::eks::{Credentials as CredentialsMode, EksSpec, NetworkPolicy as PolicyMode, Pattern};
 use isobench_core::security_groups::ResolvedGroups;
 
 use super::driver::{TierDriver, deployed, teardown_instances};
 use crate::cgroup::CPU_PERIOD_US;
 use crate::context::Context;
-use crate::error::{NetworkError, deploy_error};
+use crate::error::{NetworkError, deploy_error, wrong_settings};
 use crate::instance::{Instance, InstanceRequest, InstanceSpec, Sizing};
 use crate::launcher::{Attach, BridgeRef, InstanceRoute, Launcher, NodeRef, NodeSpec, gateway_of};
 use crate::metadata::http::Server;
 use crate::metadata::imds::{Imds, InstanceIdentity};
+use crate::metadata::pod_credentials::{PodCredentialSource, PodCredentials};
 use crate::metadata::{IMDS_ADDR, METADATA_PORT, REGION, listen_on_device};
 use crate::network_policy::{self, Namespace, NetworkPolicy, Pod};
 use crate::nft;
+use crate::sandbox::FsView;
 use crate::security_groups::{self, Member, Table};
 
 /// The nftables table of the harness's own in every node namespace: the network policies
@@ -74,39 +80,9 @@ const SG_TABLE: Table = Table { name: "isobench_eks_sg", ecs_agent: false };
 /// Prefix of the cluster bridge's name in the harness namespace (`eks0`, `eks1` if a second
 /// EKS tier is deployed at once).
 pub const CLUSTER_BRIDGE_PREFIX: &str = "eks";
-
-/// How tenants map onto nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
-    /// One namespace per tenant, pods spread round robin over shared nodes.
-    NamespacePerTenant,
-    /// One node (and node role) per tenant.
-    NodePerTenant,
-}
-
-/// What the emulator needs of an `eks-pod` tier's settings, resolved for one run.
-#[derive(Debug, Clone)]
-pub struct EksConfig {
-    pub pattern: Pattern,
-    /// A default-deny ingress `NetworkPolicy` in every tenant namespace.
-    pub default_deny: bool,
-    /// Shared nodes (`namespace-per-tenant` only).
-    pub node_count: u32,
-    pub instance_type: String,
-    /// IMDSv2 required on the nodes.
-    pub tokens_required: bool,
-    /// `http_put_response_hop_limit` on the nodes.
-    pub hop_limit: u8,
-    /// IMDS unreachable from pods (a blackhole route in each).
-    pub block_imds: bool,
-    /// The pod's CPU in millicores and memory in bytes (requests = limits).
-    pub pod_cpu_millis: u32,
-    pub pod_memory_bytes: u64,
-    /// Node role of the shared nodes, or of a tenant's node (`node-per-tenant`).
-    pub node_role: fn(&str, Option<&str>) -> String,
-    /// Security groups for pods, resolved for the run's tenants, if the tier has any.
-    pub groups: Option<ResolvedGroups>,
-}
+/// The pod's directory the projected tokens live under (`/var/run` is `/run`): a private
+/// tmpfs in every pod, so a token written there is the pod's alone.
+const POD_RUN: &str = "/run";
 
 /// One node of a deployed cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +105,14 @@ pub struct EksPod {
     pub id: String,
     pub tenant: String,
     pub namespace: String,
+    pub service_account: String,
+    /// The role its service account is granted.
+    pub role_arn: String,
     pub addr: Ipv4Addr,
     /// The name of the node it runs on.
     pub node: String,
+    /// The names of its security groups (none: it shares its node's).
+    pub groups: Vec<String>,
 }
 
 /// A deployed cluster, and what setting it up cost.
@@ -146,10 +127,11 @@ pub struct EksCluster {
     pub pods: Vec<EksPod>,
     /// The `NetworkPolicy` objects applied, one line each (`namespace/name`).
     pub policies: Vec<String>,
-    /// Whether pods can reach IMDS at all (a route, not counting the hop limit).
-    pub imds_routed: bool,
+    /// `http_put_response_hop_limit` on the nodes' IMDS.
     pub hop_limit: u8,
-    /// The bridge, its addresses, the IMDS listener and every node namespace.
+    /// Where pods get their role's credentials: the Pod Identity agent or the emulated STS.
+    pub credentials_endpoint: Ipv4Addr,
+    /// The bridge, its addresses, the endpoints' listeners and every node namespace.
     pub network_setup: Duration,
     /// The `nft` runs, one per node.
     pub filter_install: Duration,
@@ -170,7 +152,11 @@ struct Cluster {
     nodes: Vec<(NodeRef, Arc<OwnedFd>)>,
     /// Each pod as the security groups see it.
     members: Vec<Member>,
+    credentials: Option<PodCredentials>,
+    /// Each pod's projected token files (path inside the pod, contents), by instance id.
+    tokens: Vec<(String, Vec<(std::path::PathBuf, Vec<u8>)>)>,
     imds: Option<Server>,
+    endpoint: Option<Server>,
 }
 
 impl EksTier {
@@ -179,49 +165,45 @@ impl EksTier {
         self.cluster.as_ref().map(|c| &c.info)
     }
 
-    /// Requests the nodes' IMDS has answered so far.
-    pub(crate) fn imds_requests(&self) -> Option<u64> {
-        self.cluster.as_ref()?.imds.as_ref().map(Server::served)
-    }
-
-    /// Deploys `plan` with `cfg` (the tier's settings, resolved).
-    pub(crate) fn deploy_with(
-        &mut self,
-        cx: &mut Context,
-        plan: &TierPlan,
-        cfg: &EksConfig,
-    ) -> Result<Deployment, BackendError> {
-        let sizing = sizing(cfg, cx.host_cpus(), cx.config().pids_max);
-        let layout = plan.tenants.iter().map(|t| InstanceRequest::pinned(&t.id)).collect();
-        let specs = cx.instance_specs(plan, layout, &sizing)?;
-        let started = self.start(cx, plan, cfg, specs);
-        deployed(self, cx, plan, started)
+    /// Requests the nodes' IMDS and the pods' credentials endpoint have answered so far.
+    pub(crate) fn endpoint_requests(&self) -> Option<(u64, u64)> {
+        let c = self.cluster.as_ref()?;
+        Some((c.imds.as_ref().map_or(0, Server::served), c.endpoint.as_ref().map_or(0, Server::served)))
     }
 
     fn start(
         &mut self,
         cx: &mut Context,
         plan: &TierPlan,
-        cfg: &EksConfig,
+        spec: &EksSpec,
         mut specs: Vec<InstanceSpec>,
     ) -> Result<(), BackendError> {
         let tier = plan.tier;
-        let nodes = node_plans(plan, cfg, specs.len());
+        let nodes = node_plans(plan, spec, specs.len());
         let mut addrs = Vec::with_capacity(nodes.len());
         for n in &nodes {
             addrs.push(cx.next_addr(plan.subnet).map_err(|e| deploy_error(tier, format!("node {}", n.name), e))?);
         }
-        create_cluster(&mut self.cluster, cx.launcher()?, plan, cfg, nodes, addrs, &mut specs)
+        create_cluster(&mut self.cluster, cx.launcher()?, plan, spec, nodes, addrs, &mut specs)
             .map_err(|e| e.into_backend(tier, "the EKS cluster"))?;
         self.instances = cx.start_instances(tier, specs)?;
+        let cluster = self.cluster.as_ref().expect("created above");
+        for (id, files) in &cluster.tokens {
+            let inst = self.instances.iter().find(|i| i.spec.id == *id).expect("every pod started");
+            write_tokens(inst, files).map_err(|e| deploy_error(tier, format!("pod {id}'s projected token"), e))?;
+        }
         Ok(())
     }
 }
 
 impl TierDriver for EksTier {
     fn deploy(&mut self, cx: &mut Context, plan: &TierPlan) -> Result<Deployment, BackendError> {
-        let cfg = config(plan)?;
-        self.deploy_with(cx, plan, &cfg)
+        let spec = eks_spec(plan)?;
+        let sizing = sizing(spec, cx.host_cpus(), cx.config().pids_max);
+        let layout = plan.tenants.iter().map(|t| InstanceRequest::pinned(&t.id)).collect();
+        let specs = cx.instance_specs(plan, layout, &sizing)?;
+        let started = self.start(cx, plan, spec, specs);
+        deployed(self, cx, plan, started)
     }
 
     fn teardown(&mut self, cx: &mut Context) -> TeardownReport {
@@ -233,18 +215,42 @@ impl TierDriver for EksTier {
     }
 }
 
-/// The tier's settings, resolved for its run.
-fn config(plan: &TierPlan) -> Result<EksConfig, BackendError> {
-    Err(crate::error::wrong_settings(plan, "EKS settings (a node group and a pod size)"))
+/// The tier's EKS settings; any other settings are refused rather than guessed.
+fn eks_spec(plan: &TierPlan) -> Result<&EksSpec, BackendError> {
+    match &plan.settings {
+        TierSettings::Eks(spec) => Ok(spec),
+        _ => Err(wrong_settings(plan, "EKS settings (a node group and a pod size)")),
+    }
 }
 
-/// A pod of `cfg`: its CPU in millicores as a quota per period (at least 1 ms, at most the
+/// A pod of `spec`: its CPU in millicores as a quota per period (at least 1 ms, at most the
 /// host's CPUs), its memory, one worker per started CPU.
-fn sizing(cfg: &EksConfig, host_cpus: u32, pids_max: u64) -> Sizing {
+fn sizing(spec: &EksSpec, host_cpus: u32, pids_max: u64) -> Sizing {
+    let millis = spec.pod.cpu_millis;
     let host_quota = u64::from(host_cpus) * CPU_PERIOD_US;
-    let quota = (u64::from(cfg.pod_cpu_millis) * CPU_PERIOD_US / 1000).clamp(1000, host_quota);
-    let workers = cfg.pod_cpu_millis.div_ceil(1000).min(host_cpus).max(1);
-    Sizing::new(quota, cfg.pod_memory_bytes, pids_max, workers)
+    let quota = (u64::from(millis) * CPU_PERIOD_US / 1000).clamp(1000, host_quota);
+    let workers = millis.div_ceil(1000).min(host_cpus).max(1);
+    Sizing::new(quota, u64::from(spec.pod.memory_mib) << 20, pids_max, workers)
+}
+
+/// Writes a pod's projected token files into its private `/run` through `/proc/<pid>/root`
+/// (the harness as root, into a root-owned tmpfs the pod's uid cannot change, so no link the
+/// pod made can redirect the write), readable by the pod.
+fn write_tokens(inst: &Instance, files: &[(std::path::PathBuf, Vec<u8>)]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let pid = inst.workload_pid.ok_or_else(|| std::io::Error::other("the pod's workload has no pid"))?;
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    for (path, contents) in files {
+        // `/var/run/...` is `/run/...` (a symlink on the host the pod shares).
+        let inside = path.strip_prefix("/var").unwrap_or(path);
+        let at = root.join(inside.strip_prefix("/").unwrap_or(inside));
+        if let Some(dir) = at.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&at, contents)?;
+        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
 }
 
 /// A node to create: its name, role, and the tenant it is dedicated to.
@@ -255,20 +261,20 @@ struct NodePlan {
     tenant: Option<String>,
 }
 
-/// The nodes of `plan` for `pods` pods: `node_count` shared ones (never more than there are
-/// pods), or one per tenant.
-fn node_plans(plan: &TierPlan, cfg: &EksConfig, pods: usize) -> Vec<NodePlan> {
+/// The nodes of `plan` for `pods` pods: as many shared ones as [`EksSpec::nodes`] packs the
+/// pods onto (at least `count`, never more than there are pods), or one per tenant.
+fn node_plans(plan: &TierPlan, spec: &EksSpec, pods: usize) -> Vec<NodePlan> {
     let run = &plan.run_id;
-    match cfg.pattern {
-        Pattern::NamespacePerTenant => (0..(cfg.node_count as usize).clamp(1, pods.max(1)))
-            .map(|i| NodePlan { name: format!("node-{i}"), role: (cfg.node_role)(run, None), tenant: None })
+    match spec.pattern {
+        Pattern::NamespacePerTenant => (0..(spec.nodes(pods) as usize).clamp(1, pods.max(1)))
+            .map(|i| NodePlan { name: format!("node-{i}"), role: spec.node_role(run, None), tenant: None })
             .collect(),
         Pattern::NodePerTenant => plan
             .tenants
             .iter()
             .map(|t| NodePlan {
                 name: format!("node-{}", t.id),
-                role: (cfg.node_role)(run, Some(&t.id)),
+                role: spec.node_role(run, Some(&t.id)),
                 tenant: Some(t.id.clone()),
             })
             .collect(),
@@ -281,19 +287,14 @@ fn node_of(nodes: &[NodePlan], i: usize, tenant: &str) -> usize {
     nodes.iter().position(|n| n.tenant.as_deref() == Some(tenant)).unwrap_or(i % nodes.len().max(1))
 }
 
-/// The Kubernetes namespace of `tenant`'s pods.
-pub(crate) fn namespace_of(tenant: &str) -> String {
-    format!("tenant-{tenant}")
-}
-
 /// Sets up the cluster into `slot` (where teardown finds it also when a step fails): the
-/// bridge with the gateway and IMDS addresses, IMDS's listener, the nodes, each pod's place,
-/// the node tables; then starts IMDS.
+/// bridge with the gateway, IMDS and credentials endpoint addresses and their listeners, the
+/// nodes, each pod's place and credentials, the node tables; then starts the endpoints.
 fn create_cluster(
     slot: &mut Option<Cluster>,
     launcher: &Launcher,
     plan: &TierPlan,
-    cfg: &EksConfig,
+    spec: &EksSpec,
     nodes: Vec<NodePlan>,
     node_addrs: Vec<Ipv4Addr>,
     specs: &mut [InstanceSpec],
@@ -301,51 +302,72 @@ fn create_cluster(
     let t0 = Instant::now();
     let nft = nft::find().ok_or(NetworkError::NoNft { tier: plan.tier })?;
     let gateway = gateway_of(plan.subnet);
+    let source = match spec.credentials {
+        CredentialsMode::PodIdentity => PodCredentialSource::PodIdentity,
+        CredentialsMode::Irsa => PodCredentialSource::Irsa,
+    };
+    let credentials = PodCredentials::new(&plan.run_id, source);
+    let endpoint = credentials.endpoint_addr();
     let info = EksCluster {
         name: format!("isobench-{}", plan.run_id),
         bridge: String::new(),
-        pattern: cfg.pattern,
+        pattern: spec.pattern,
         gateway,
         nodes: Vec::new(),
         pods: Vec::new(),
         policies: Vec::new(),
-        imds_routed: !cfg.block_imds,
-        hop_limit: cfg.hop_limit,
+        hop_limit: spec.node.http_put_response_hop_limit,
+        credentials_endpoint: endpoint,
         network_setup: Duration::ZERO,
         filter_install: Duration::ZERO,
     };
-    let cluster = slot.insert(Cluster { info, bridge: None, nodes: Vec::new(), members: Vec::new(), imds: None });
-    let (name, bridge, imds) = launcher.run(move |h| {
+    let cluster = slot.insert(Cluster {
+        info,
+        bridge: None,
+        nodes: Vec::new(),
+        members: Vec::new(),
+        credentials: Some(credentials),
+        tokens: Vec::new(),
+        imds: None,
+        endpoint: None,
+    });
+    type Setup = (String, BridgeRef, TcpListener, TcpListener);
+    let (name, bridge, imds, creds) = launcher.run(move |h| -> Result<Setup, NetworkError> {
         // On the launcher thread, inside the harness namespace.
         let (name, bridge) = (0..16)
             .find_map(|n| {
                 let name = format!("{CLUSTER_BRIDGE_PREFIX}{n}");
-                match h.add_bridge(&name, &[gateway, IMDS_ADDR]) {
+                match h.add_bridge(&name, &[gateway, IMDS_ADDR, endpoint]) {
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => None,
                     r => Some(r.map(|b| (name, b))),
                 }
             })
             .unwrap_or_else(|| Err(std::io::Error::other("eks0 to eks15 all exist")))
             .map_err(NetworkError::net("create the cluster bridge"))?;
-        match listen_on_device(IMDS_ADDR, &name) {
-            Ok(l) => Ok((name, bridge, l)),
+        // Bound to the cluster's bridge: other tiers' IMDS listens on the same address.
+        let listen = |a: Ipv4Addr| {
+            listen_on_device(a, &name).map_err(NetworkError::net(format!("listen on {a}:{METADATA_PORT} on {name}")))
+        };
+        match listen(IMDS_ADDR).and_then(|i| Ok((i, listen(endpoint)?))) {
+            Ok((i, c)) => Ok((name, bridge, i, c)),
             Err(e) => {
                 let _ = h.delete_link(bridge.index);
-                Err(NetworkError::net(format!("listen on {IMDS_ADDR}:{METADATA_PORT} on {name}"))(e))
+                Err(e)
             }
         }
     })??;
     cluster.bridge = Some(bridge);
     cluster.info.bridge = name;
-    cluster.add_nodes(launcher, plan.subnet.1, &nodes, &node_addrs, bridge)?;
-    cluster.place_pods(cfg, &nodes, specs);
+    let routes = vec![InstanceRoute::ViaGateway(IMDS_ADDR), InstanceRoute::ViaGateway(endpoint)];
+    cluster.add_nodes(launcher, plan.subnet.1, &nodes, &node_addrs, bridge, routes)?;
+    cluster.place_pods(plan, spec, &nodes, specs);
     cluster.info.network_setup = t0.elapsed();
-    cluster.install_tables(&nft, plan, cfg)?;
-    cluster.start_imds(plan, cfg, &nodes, imds, bridge)
+    cluster.install_tables(&nft, plan, spec)?;
+    cluster.start_endpoints(plan, spec, &nodes, imds, creds, bridge)
 }
 
 impl Cluster {
-    /// Creates every node namespace, wired to the bridge.
+    /// Creates every node namespace, wired to the bridge, with `routes` through the gateway.
     fn add_nodes(
         &mut self,
         launcher: &Launcher,
@@ -353,10 +375,10 @@ impl Cluster {
         nodes: &[NodePlan],
         addrs: &[Ipv4Addr],
         bridge: BridgeRef,
+        routes: Vec<InstanceRoute>,
     ) -> Result<(), NetworkError> {
         for (n, addr) in nodes.iter().zip(addrs) {
-            // The node itself always reaches IMDS (its kubelet needs it); blocking is per pod.
-            let spec = NodeSpec { bridge, addr: *addr, prefix, routes: vec![InstanceRoute::ViaGateway(IMDS_ADDR)] };
+            let spec = NodeSpec { bridge, addr: *addr, prefix, routes: routes.clone() };
             let (node, netns, ()) = launcher
                 .run(move |h| h.add_node(&spec, || Ok(())))?
                 .map_err(NetworkError::net(format!("create node {}", n.name)))?;
@@ -373,35 +395,49 @@ impl Cluster {
         Ok(())
     }
 
-    /// Puts each pod of `specs` on its node: its attachment, environment and record.
-    fn place_pods(&mut self, cfg: &EksConfig, nodes: &[NodePlan], specs: &mut [InstanceSpec]) {
+    /// Puts each pod of `specs` on its node: its attachment, its service account's role and
+    /// what the EKS webhooks inject (environment, token), its groups, its record.
+    fn place_pods(&mut self, plan: &TierPlan, spec: &EksSpec, nodes: &[NodePlan], specs: &mut [InstanceSpec]) {
+        let run = &plan.run_id;
+        let tenants: Vec<String> = plan.tenants.iter().map(|t| t.id.clone()).collect();
+        let groups: Option<ResolvedGroups> = spec.security_groups.as_ref().map(|n| n.resolve(run, &tenants));
+        let credentials = self.credentials.as_ref().expect("set before the pods");
         for (i, s) in specs.iter_mut().enumerate() {
             let tenant = s.tenants.first().cloned().unwrap_or_default();
             let k = node_of(nodes, i, &tenant);
-            let routes = if cfg.block_imds { vec![InstanceRoute::Blackhole(IMDS_ADDR)] } else { Vec::new() };
-            s.extras.attach = Attach { bridge: None, routes, node: Some(self.nodes[k].0) };
-            s.extras.env = pod_env();
-            let groups = cfg.groups.as_ref().and_then(|g| g.tasks.iter().find(|(t, _)| *t == tenant));
-            self.members.push(Member {
-                addr: s.addr,
-                port: format!("v{}", s.index),
-                groups: groups.map(|(_, g)| g.clone()).unwrap_or_default(),
-                imds: !cfg.block_imds,
-            });
+            let (namespace, sa, role_arn) =
+                (spec.namespace(&tenant), spec.service_account(&tenant), spec.role_arn(run, &tenant));
+            credentials.grant(&namespace, &sa, &role_arn);
+            let (env, files) = credentials.env_and_files(&namespace, &sa);
+            s.extras.attach = Attach { bridge: None, routes: Vec::new(), node: Some(self.nodes[k].0) };
+            s.extras.env = pod_env(env);
+            // A pod's own `/run` (as a container's), where its projected token goes.
+            s.extras.view = FsView { hide: vec![POD_RUN.into()], ..FsView::default() };
+            self.tokens.push((s.id.clone(), files));
+            let mine = groups.as_ref().and_then(|g| g.tasks.iter().find(|(t, _)| *t == tenant)).map(|(_, g)| g.clone());
+            let mine = mine.unwrap_or_default();
+            self.members.push(Member { addr: s.addr, port: format!("v{}", s.index), groups: mine.clone(), imds: true });
             self.info.nodes[k].pods.push(s.id.clone());
             self.info.pods.push(EksPod {
                 id: s.id.clone(),
-                namespace: namespace_of(&tenant),
                 tenant,
+                namespace,
+                service_account: sa,
+                role_arn,
                 addr: s.addr,
                 node: self.info.nodes[k].name.clone(),
+                groups: groups
+                    .as_ref()
+                    .map(|g| mine.iter().map(|i| g.groups[*i].name.clone()).collect())
+                    .unwrap_or_default(),
             });
         }
     }
 
     /// The namespaces, pods and policies the node tables are rendered from.
-    fn objects(&self, plan: &TierPlan, cfg: &EksConfig) -> (Vec<Namespace>, Vec<Pod>, Vec<NetworkPolicy>) {
-        let namespaces: Vec<Namespace> = plan.tenants.iter().map(|t| Namespace::named(&namespace_of(&t.id))).collect();
+    fn objects(&self, plan: &TierPlan, spec: &EksSpec) -> (Vec<Namespace>, Vec<Pod>, Vec<NetworkPolicy>) {
+        let namespaces: Vec<Namespace> =
+            plan.tenants.iter().map(|t| Namespace::named(&spec.namespace(&t.id))).collect();
         let pods = self
             .info
             .pods
@@ -419,25 +455,31 @@ impl Cluster {
             .collect();
         let (agents, agents_prefix) = crate::agent_net::AGENT_NET;
         let clients = [(self.info.gateway, 32), (agents, agents_prefix)];
-        let policies = if cfg.default_deny {
-            namespaces.iter().map(|n| NetworkPolicy::default_deny_ingress(&n.name, &clients)).collect()
-        } else {
-            Vec::new()
+        let policies = match spec.network_policy {
+            PolicyMode::DefaultDeny => {
+                namespaces.iter().map(|n| NetworkPolicy::default_deny_ingress(&n.name, &clients)).collect()
+            }
+            PolicyMode::None => Vec::new(),
         };
         (namespaces, pods, policies)
     }
 
-    /// One `nft` run per node: its pods' policies and the masquerading of their IMDS traffic.
-    fn install_tables(&mut self, nft: &std::path::Path, plan: &TierPlan, cfg: &EksConfig) -> Result<(), NetworkError> {
-        let (namespaces, pods, policies) = self.objects(plan, cfg);
+    /// One `nft` run per node: its pods' policies, the masquerading of their IMDS traffic and
+    /// the security groups for pods.
+    fn install_tables(&mut self, nft: &Path, plan: &TierPlan, spec: &EksSpec) -> Result<(), NetworkError> {
+        let (namespaces, pods, policies) = self.objects(plan, spec);
         self.info.policies = policies.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
         let cluster = network_policy::Cluster { namespaces: &namespaces, pods: &pods, policies: &policies };
+        let groups = spec.security_groups.as_ref().map(|n| {
+            let tenants: Vec<String> = plan.tenants.iter().map(|t| t.id.clone()).collect();
+            n.resolve(&plan.run_id, &tenants)
+        });
         let t0 = Instant::now();
         for (i, (_, netns)) in self.nodes.iter().enumerate() {
             let node = &self.info.nodes[i];
             let mut script = network_policy::render(NODE_TABLE, cluster, |p| node.pods.contains(&p.name));
             script.push_str(&snat_table(node.addr));
-            if let Some(groups) = &cfg.groups {
+            if let Some(groups) = &groups {
                 script.push_str(&security_groups::ruleset(SG_TABLE, groups, &self.members, self.info.gateway));
             }
             nft::apply(nft, netns, &script).map_err(|e| NetworkError::Net {
@@ -450,24 +492,31 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts IMDS on its listener, answering each node as itself.
-    fn start_imds(
+    /// Starts IMDS (answering each node as itself, its token answer's TTL the hop limit) and
+    /// the pods' credentials endpoint on their listeners.
+    fn start_endpoints(
         &mut self,
         plan: &TierPlan,
-        cfg: &EksConfig,
+        spec: &EksSpec,
         nodes: &[NodePlan],
-        listener: TcpListener,
+        imds_listener: TcpListener,
+        creds_listener: TcpListener,
         bridge: BridgeRef,
     ) -> Result<(), NetworkError> {
         let imds = Imds::per_instance();
+        let instance_type = spec.node.instance_type.name.to_string();
         for (n, node) in nodes.iter().zip(&self.info.nodes) {
             let mut id =
-                InstanceIdentity::new(&plan.run_id, n.role.clone(), cfg.instance_type.clone(), node.addr, bridge.mac);
-            id.tokens_required = cfg.tokens_required;
+                InstanceIdentity::new(&plan.run_id, n.role.clone(), instance_type.clone(), node.addr, bridge.mac);
+            id.tokens_required = spec.node.http_tokens == HttpTokens::Required;
+            id.hop_limit = Some(spec.node.http_put_response_hop_limit);
             imds.register(node.addr, id);
         }
-        let server = Server::start("imds", listener, Arc::new(imds));
+        let server = Server::start("imds", imds_listener, Arc::new(imds));
         self.imds = Some(server.map_err(NetworkError::net("start IMDS"))?);
+        let credentials = self.credentials.as_ref().expect("set before the endpoints");
+        let endpoint = credentials.start(creds_listener);
+        self.endpoint = Some(endpoint.map_err(NetworkError::net("start the pods' credentials endpoint"))?);
         Ok(())
     }
 
@@ -476,11 +525,14 @@ impl Cluster {
     fn remove(&mut self, launcher: Option<&Launcher>) -> (Vec<String>, Vec<String>) {
         let name = self.info.name.clone();
         let (mut removed, mut left) = (Vec::new(), Vec::new());
-        if let Some(s) = self.imds.take() {
-            let (addr, served) = (s.local_addr(), s.served());
-            s.stop();
-            removed.push(format!("cluster {name}: IMDS {addr} ({served} requests served)"));
+        for (what, server) in [("IMDS", self.imds.take()), ("credentials endpoint", self.endpoint.take())] {
+            if let Some(s) = server {
+                let (addr, served) = (s.local_addr(), s.served());
+                s.stop();
+                removed.push(format!("cluster {name}: {what} {addr} ({served} requests served)"));
+            }
         }
+        self.credentials = None;
         let Some(l) = launcher else {
             if self.bridge.is_some() || !self.nodes.is_empty() {
                 left.push(format!(
@@ -538,43 +590,45 @@ fn snat_table(node: Ipv4Addr) -> String {
     )
 }
 
-/// What every pod's environment has.
-fn pod_env() -> Vec<(String, String)> {
-    vec![("AWS_REGION".into(), REGION.into()), ("AWS_DEFAULT_REGION".into(), REGION.into())]
+/// A pod's environment: the region, and what the credentials webhook injects (`injected`).
+fn pod_env(injected: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut env = vec![("AWS_REGION".to_string(), REGION.to_string()), ("AWS_DEFAULT_REGION".into(), REGION.into())];
+    for (k, v) in injected {
+        env.retain(|(e, _)| *e != k);
+        env.push((k, v));
+    }
+    env
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path as StdPath;
+
+    use isobench_core::scenario::Scenario;
+
     use super::*;
 
-    fn cfg(pattern: Pattern, nodes: u32) -> EksConfig {
-        EksConfig {
-            pattern,
-            default_deny: false,
-            node_count: nodes,
-            instance_type: "m5.large".into(),
-            tokens_required: true,
-            hop_limit: 2,
-            block_imds: false,
-            pod_cpu_millis: 250,
-            pod_memory_bytes: 256 << 20,
-            node_role: |run, t| match t {
-                Some(t) => format!("isobench-{run}-node-{t}"),
-                None => format!("isobench-{run}-node"),
-            },
-            groups: None,
+    fn spec(tier: &str) -> EksSpec {
+        let src = format!(
+            "format_version = 1\nname = \"t\"\n[run]\nduration = \"1s\"\nrate = \"10\"\n[tenants]\ncount = 2\n[[tier]]\nid = \"eks-pod\"\n{tier}"
+        );
+        let s = Scenario::parse(&src, StdPath::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+        match &s.tiers[0].settings {
+            TierSettings::Eks(e) => e.clone(),
+            other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn millicores_size_the_pod() {
-        let s = sizing(&cfg(Pattern::NamespacePerTenant, 2), 2, 1024);
+        let s = sizing(&spec(""), 2, 1024);
         assert_eq!((s.limits.cpu_quota_us, s.limits.memory_bytes, s.workers), (25_000, 256 << 20, 1));
-        let mut big = cfg(Pattern::NamespacePerTenant, 2);
-        big.pod_cpu_millis = 4000;
-        assert_eq!(sizing(&big, 2, 1024).limits.cpu_quota_us, 200_000, "capped at the host's CPUs");
-        big.pod_cpu_millis = 1;
-        assert_eq!(sizing(&big, 2, 1024).limits.cpu_quota_us, 1000, "at least 1 ms per period");
+        let big = spec("[tier.pod]\ncpu = \"1500m\"\n");
+        assert_eq!((sizing(&big, 2, 1024).limits.cpu_quota_us, sizing(&big, 2, 1024).workers), (150_000, 2));
+        assert_eq!(sizing(&big, 1, 1024).limits.cpu_quota_us, 100_000, "capped at the host's CPUs");
+        assert_eq!(sizing(&big, 1, 1024).workers, 1);
+        let small = spec("[tier.pod]\ncpu = \"10m\"\n");
+        assert_eq!(sizing(&small, 2, 1024).limits.cpu_quota_us, 1000, "at least 1 ms per period");
     }
 
     #[test]
@@ -591,5 +645,7 @@ mod tests {
         assert!(
             snat_table(Ipv4Addr::new(10, 0, 0, 5)).contains("ip daddr 169.254.169.254 ip saddr != 10.0.0.5 masquerade")
         );
+        let env = pod_env(vec![("AWS_REGION".into(), "us-east-1".into()), ("AWS_ROLE_ARN".into(), "x".into())]);
+        assert_eq!(env.iter().filter(|(k, _)| k == "AWS_REGION").count(), 1, "{env:?}");
     }
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `silo-ec2`, `shared-ec2` | [`ec2`] | [`Ec2Tier`] |
 //! | `ecs-awsvpc` | [`ecs`] | [`EcsTier`] |
+//! | `eks-pod` | [`eks`] | [`EksTier`] |
 //! | `lambda-per-tenant`, `lambda-shared`, `lambda-tenant-isolation` | [`lambda`] | [`LambdaTier`] |
 //!
 //! A tier module is the one place that says, for its tiers, how tenants map onto instances or
@@ -30,6 +31,7 @@ use isobench_core::tier::TierId;
 pub(crate) use driver::TierDriver;
 pub(crate) use ec2::Ec2Tier;
 pub(crate) use ecs::EcsTier;
+pub(crate) use eks::EksTier;
 pub(crate) use lambda::{LambdaTier, Mapping};
 
 /// The driver for a deploy of `tier`.
@@ -41,24 +43,6 @@ pub(crate) fn tier_driver(tier: TierId) -> Box<dyn TierDriver> {
         TierId::LambdaPerTenant => Box::new(LambdaTier::new(Mapping::PerTenant)),
         TierId::LambdaShared => Box::new(LambdaTier::new(Mapping::Shared)),
         TierId::LambdaTenantIsolation => Box::new(LambdaTier::new(Mapping::TenantIsolation)),
-        // Stub until the eks-pod module lands (branch eksl18 replaces this arm).
-        TierId::EksPod => Box::new(NotBuilt(tier)),
-    }
-}
-
-/// A tier whose local module is not built yet: its deploy says so, its teardown has nothing.
-struct NotBuilt(TierId);
-
-impl TierDriver for NotBuilt {
-    fn deploy(
-        &mut self,
-        _cx: &mut crate::context::Context,
-        _plan: &isobench_core::plan::TierPlan,
-    ) -> Result<isobench_core::backend::Deployment, isobench_core::backend::BackendError> {
-        Err(isobench_core::backend::BackendError::UnsupportedTier { backend: "local (not built yet)", tier: self.0 })
-    }
-
-    fn teardown(&mut self, _cx: &mut crate::context::Context) -> isobench_core::backend::TeardownReport {
-        isobench_core::backend::TeardownReport::default()
+        TierId::EksPod => Box::new(EksTier::default()),
     }
 }
