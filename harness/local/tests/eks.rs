@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use isobench_core::backend::{Backend, Deployment, Endpoint};
 use isobench_core::plan::{Overrides, Plan, TierPlan};
-use isobench_core::scenario::Scenario;
+use isobench_core::scenario::{Scenario, TierSettings};
 use isobench_core::tier::TierId;
-use isobench_local::{IMDS_ADDR, LocalBackend, POD_GATEWAY};
+use isobench_local::{IMDS_ADDR, LocalBackend, POD_GATEWAY, SweepOptions, sweep};
 use isobench_testkit::http::{connect, get_in_netns, request};
-use isobench_testkit::netns::{in_netns, in_netns_of, links_here, nft_in, routes_here};
+use isobench_testkit::netns::{host_network, in_netns, in_netns_of, links_here, nft_in, routes_here};
 use isobench_testkit::process::env_of;
+use isobench_testkit::process::process_running;
+use isobench_testkit::scenario::scenarios_dir;
 use isobench_testkit::{leftovers, needs_root};
 
 use crate::util::*;
@@ -268,4 +270,147 @@ fn security_groups_for_pods_block_tenants_on_a_shared_node_without_a_policy() {
     assert_eq!(imds_role_from(d.instances[0].pid.unwrap()), Ok(format!("isobench-{run}-node")));
     teardown(&mut b);
     finish(b);
+}
+
+/// The three patterns side by side, as `scenarios/eks.toml` runs them (that file when it
+/// exists, else the same three tiers inline): each deployed and torn down in turn through one
+/// backend, each tenant pair and each pod's IMDS token checked against what the tier's
+/// settings lead one to expect on AWS.
+#[test]
+fn the_three_patterns_side_by_side() {
+    needs_root!();
+    let mut b = backend("eks-three");
+    let run = b.run_id().to_string();
+    let file = scenarios_dir().join("eks.toml");
+    let (src, from) = match std::fs::read_to_string(&file) {
+        Ok(s) => (s, file.display().to_string()),
+        Err(_) => (THREE.to_string(), "the inline three patterns".to_string()),
+    };
+    let scenario = Scenario::parse(&src, Path::new("eks.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan::new(run.clone(), scenario, "test".into(), &Overrides::default());
+    let tiers: Vec<TierPlan> = plan.tiers.into_iter().filter(|t| t.tier == TierId::EksPod).collect();
+    assert_eq!(tiers.len(), 3, "three eks-pod tiers in {from}");
+    for t in &tiers {
+        let TierSettings::Eks(spec) = &t.settings else { panic!("eks settings") };
+        let (d, took) = deploy(&mut b, t);
+        let isolated = spec.network_policy == isobench_core::scenario::eks::NetworkPolicy::DefaultDeny
+            || spec.security_groups.is_some();
+        let (ok, pairs) = tenant_matrix(&d);
+        assert_eq!(ok, if isolated { 0 } else { pairs }, "{}: {ok} of {pairs} cross-tenant connects", t.name);
+        let token = imds_token_from(d.instances[0].pid.unwrap());
+        let tokens_required = spec.node.http_tokens == isobench_core::scenario::ecs::HttpTokens::Required;
+        if tokens_required || spec.node.http_put_response_hop_limit >= 2 {
+            assert_eq!(token.is_ok(), spec.node.http_put_response_hop_limit >= 2, "{}: {token:?}", t.name);
+        }
+        let down = teardown(&mut b);
+        println!(
+            "{} ({}): {ok}/{pairs} cross-tenant connects, IMDS token from a pod: {}; deploy {:.1} ms, teardown {:.1} ms",
+            t.name,
+            spec.pattern.as_str(),
+            if token.is_ok() { "yes" } else { "no" },
+            ms(took),
+            ms(down)
+        );
+    }
+    finish(b);
+}
+
+/// `scenarios/eks.toml`'s three patterns, for when that file is not there.
+const THREE: &str = r#"format_version = 1
+name = "eks"
+[run]
+duration = "1s"
+rate = "10"
+[tenants]
+count = 4
+[[tier]]
+id = "eks-pod"
+name = "eks-ns-open"
+network_policy = "none"
+[tier.node]
+count = 2
+[[tier]]
+id = "eks-pod"
+name = "eks-ns-deny"
+network_policy = "default-deny"
+[tier.node]
+count = 2
+[[tier]]
+id = "eks-pod"
+name = "eks-node"
+pattern = "node-per-tenant"
+[tier.node]
+http_put_response_hop_limit = 1
+"#;
+
+/// A deploy whose pods never become ready leaves nothing: no bridge, no table, no cgroup.
+#[test]
+fn a_failed_deploy_leaves_nothing() {
+    needs_root!();
+    let run = run_id("eks-fail");
+    let mut c = config(&run);
+    c.workload_exe = "/bin/sleep".into();
+    c.ready_timeout = Duration::from_millis(300);
+    let mut b = LocalBackend::new(c).unwrap();
+    let netns = b.netns().unwrap();
+    let e = b.deploy(&eks_plan(&run, 2, "network_policy = \"default-deny\"\n")).unwrap_err();
+    assert!(e.to_string().contains("eks-pod"), "{e}");
+    assert!(b.eks_cluster().is_none());
+    let links = in_netns(&netns, links_here);
+    assert!(links.iter().all(|l| !l.starts_with("eks") && !l.starts_with("nd")), "{links:?}");
+    drop(b);
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+}
+
+const CRASH_RUN: &str = "ISOBENCH_TEST_EKS_CRASH_RUN";
+
+#[test]
+fn a_crashed_eks_deploy_is_swept() {
+    needs_root!();
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let host_tables =
+        || std::process::Command::new("nft").args(["list", "tables"]).output().map(|o| o.stdout).unwrap_or_default();
+    let before = (host_network(), host_tables());
+    let run = run_id("eks-crash");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "eks::eks_crash_helper", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CRASH_RUN, &run)
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let line = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .find_map(|l| l.ok().and_then(|l| l.split_once("READY ").map(|(_, p)| p.to_string())))
+        .expect("the helper deploys");
+    let pids: Vec<u32> = line.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let r = sweep(&SweepOptions { dry_run: false, run: Some(run.clone()), force: false }).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(r.found.iter().any(|f| f.contains("eks-pod-")), "{:?}", r.found);
+    assert_eq!(leftovers::of_run(&run), Vec::<String>::new());
+    assert_eq!(leftovers::run_files(&run), Vec::<String>::new());
+    for pid in pids {
+        assert!(!process_running(pid), "pod workload {pid} survived the crash");
+    }
+    // Nodes and bridge lived in namespaces only the crashed harness held: nothing on the host.
+    assert_eq!((host_network(), host_tables()), before);
+}
+
+/// Run by [`a_crashed_eks_deploy_is_swept`] in a child process: deploys, reports, waits.
+#[test]
+#[ignore = "helper: runs only in the child process of an EKS sweep test"]
+fn eks_crash_helper() {
+    let Some(run) = std::env::var_os(CRASH_RUN) else { return };
+    let run = run.to_string_lossy().into_owned();
+    let mut b = LocalBackend::new(config(&run)).unwrap();
+    let d = b.deploy(&eks_plan(&run, 2, "network_policy = \"default-deny\"\n")).unwrap();
+    let pids: Vec<String> = d.instances.iter().map(|i| i.pid.unwrap().to_string()).collect();
+    println!("READY {}", pids.join(" "));
+    std::thread::sleep(Duration::from_secs(60));
+    drop(b);
 }
