@@ -16,7 +16,7 @@ use isobench_local::{IMDS_ADDR, LocalBackend, POD_GATEWAY, SweepOptions, sweep};
 use isobench_testkit::http::{connect, get_in_netns, request};
 use isobench_testkit::netns::{host_network, in_netns, in_netns_of, links_here, nft_in, routes_here};
 use isobench_testkit::process::env_of;
-use isobench_testkit::process::process_running;
+use isobench_testkit::process::{ns_inode, process_running};
 use isobench_testkit::scenario::scenarios_dir;
 use isobench_testkit::{leftovers, needs_root};
 
@@ -114,10 +114,30 @@ fn deploy(b: &mut LocalBackend, plan: &TierPlan) -> (Deployment, Duration) {
     (d, took)
 }
 
-/// Tears the tier down and checks that its bridge, node veths and tables are gone.
+/// Network namespaces this process holds a descriptor to (the harness holds its nodes' and
+/// pods' namespaces only so; nothing else pins them).
+fn held_netns() -> Vec<u64> {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+    fds.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok())
+        .collect()
+}
+
+/// Tears the tier down and checks that its bridge, node veths and tables are gone, and that
+/// no descriptor holds a node's or a pod's network namespace any more.
 fn teardown(b: &mut LocalBackend) -> Duration {
+    let c = b.eks_cluster().unwrap().clone();
+    let mut namespaces: Vec<u64> = c.nodes.iter().map(|n| n.netns_inode).collect();
+    assert!(namespaces.iter().all(|i| held_netns().contains(i)), "the harness holds its nodes' namespaces");
+    namespaces.extend(b.instances().iter().map(|i| ns_inode(i.pid.unwrap(), "net")));
     let r = b.teardown(TierId::EksPod).unwrap();
     assert!(r.left_behind.is_empty(), "{:?}", r.left_behind);
+    let held = held_netns();
+    assert!(
+        namespaces.iter().all(|i| !held.contains(i)),
+        "node or pod namespaces still held: {namespaces:?} in {held:?}"
+    );
     let netns = b.netns().unwrap();
     let links = in_netns(&netns, links_here);
     assert!(links.iter().all(|l| !l.starts_with("eks") && !l.starts_with("nd")), "{links:?}");

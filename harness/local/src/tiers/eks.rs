@@ -45,7 +45,8 @@
 //! their tables, the bridge), measured.
 
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +95,8 @@ pub struct EksNode {
     pub tenant: Option<String>,
     /// The instance ids of its pods.
     pub pods: Vec<String>,
+    /// The inode of its network namespace (as `lsns` shows it).
+    pub netns_inode: u64,
     /// The `nft` script installed in its namespace.
     pub ruleset: String,
 }
@@ -382,6 +385,7 @@ impl Cluster {
             let (node, netns, ()) = launcher
                 .run(move |h| h.add_node(&spec, || Ok(())))?
                 .map_err(NetworkError::net(format!("create node {}", n.name)))?;
+            let netns_inode = std::fs::metadata(format!("/proc/self/fd/{}", netns.as_raw_fd())).map_or(0, |m| m.ino());
             self.nodes.push((node, netns));
             self.info.nodes.push(EksNode {
                 name: n.name.clone(),
@@ -389,6 +393,7 @@ impl Cluster {
                 role: n.role.clone(),
                 tenant: n.tenant.clone(),
                 pods: Vec::new(),
+                netns_inode,
                 ruleset: String::new(),
             });
         }
