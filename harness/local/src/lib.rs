@@ -15,6 +15,7 @@
 //! |---|---|
 //! | `silo-ec2`, `shared-ec2` | `tiers/ec2.rs` |
 //! | `ecs-awsvpc` | `tiers/ecs.rs` |
+//! | `eks-pod` | `tiers/eks.rs` |
 //! | `lambda-per-tenant`, `lambda-shared`, `lambda-tenant-isolation` | `tiers/lambda.rs` |
 //!
 //! The machinery they call knows no tier: `instance` (start and stop instances), `lambda`
@@ -48,6 +49,17 @@
 //! credentials endpoint at `169.254.170.2`; on the EC2 launch type the container instance's
 //! IMDS at `169.254.169.254` is reachable too unless blocked. See `tiers/ecs.rs`, the
 //! `metadata` module and [`EcsCluster`].
+//!
+//! # What an EKS pod adds
+//! An `eks-pod` pod is such an instance sized from the pod's requests (= limits, millicores and
+//! MiB) whose veth ends in its *node*: a network namespace that forwards, wired to the
+//! cluster's bridge (`eks0`), holding the pods' host routes, the tenant namespaces'
+//! `NetworkPolicy` objects as nftables rules (`network_policy`) and the security groups for
+//! pods. The pod routes everything through `169.254.1.1` (its node), so IMDS is one hop
+//! further than from the node, as on AWS, and the node's hop limit decides whether the token
+//! answer arrives. Pods get their service account's role from the Pod Identity agent or the
+//! emulated STS (IRSA), a projected token in their own `/run`. See `tiers/eks.rs` and
+//! [`EksCluster`].
 //!
 //! # What a Lambda execution environment is
 //! The `lambda-*` tiers deploy functions, not instances: each function's execution

@@ -14,8 +14,10 @@
 //!   as long as its descriptors (the internet's veth goes with its namespace);
 //! - nftables tables named `isobench*` in the host namespace: none are created today (packet
 //!   filters, like the `ecs-awsvpc` security groups, live inside the harness namespace with the
-//!   cluster bridge and its endpoints, and vanish with it), so [`find_nft_tables`] is the place
-//!   to add them if that changes.
+//!   cluster bridge and its endpoints, and vanish with it; the `eks-pod` nodes' policy tables
+//!   live in node namespaces held only by the harness's descriptors), so [`find_nft_tables`] is
+//!   the place to add them if that changes. An `eks-pod` pod is an instance (processes and
+//!   cgroups, found above); its projected token lives in its own `/run` tmpfs and goes with it.
 //!
 //! Load agents (`isobench run --agents N`, see `agent_net`) leave nothing of their own to find:
 //! their namespaces are pinned nowhere (held by their process and the harness's descriptor),

@@ -9,9 +9,11 @@
 //!  │ bridge eks0              ├─nd<n>─eth0┤ 10.213.0.x/24           ├─v<i>─┤ eth0 10.213.… │
 //!  │  gw 10.213.0.1/32        │           │ pod/32 dev v<i>         │ eth0 │ /32          │
 //!  │  IMDS 169.254.169.254/32 │           │ other nodes' pods via   │      │ default via  │
-//!  │ pod/32 via node          │           │   their node            │      │ 169.254.1.1  │
-//!  │ node/32 dev eks0         │           │ IMDS/32 via gw (SNAT)   │      │ (static ARP: │
-//!  └──────────────────────────┘           │ nft: isobench_eks       │      │  node's v<i>)│
+//!  │  169.254.170.23 or .30   │           │   their node            │      │ 169.254.1.1  │
+//!  │  (Pod Identity / STS)    │           │ IMDS/32 via gw (SNAT)   │      │ (static ARP: │
+//!  │ pod/32 via node          │           │ .170.23|.30/32 via gw   │      │  node's v<i>)│
+//!  │ node/32 dev eks0         │           │ forwarding, rp_filter   │      │ own /run     │
+//!  └──────────────────────────┘           │ nft: isobench_eks(_sg)  │      │ (its token)  │
 //!                                         └─────────────────────────┘      └──────────────┘
 //! ```
 //!
@@ -27,9 +29,11 @@
 //!   path to or from a pod crosses its node's `forward` hook, and a pod is one router hop
 //!   further from IMDS than its node, as on AWS: an IMDS answer whose IP TTL is the hop limit
 //!   dies at a hop limit of 1 on the node's forwarding.
-//! - **Layout.** `namespace-per-tenant`: one pod per tenant, in namespace `tenant-<id>`, spread
-//!   round robin over the node group's `count` shared nodes (one node role). `node-per-tenant`:
-//!   one node per tenant with its own node role, the tenant's pod alone on it.
+//! - **Layout.** `namespace-per-tenant`: one pod per tenant, in its tenant's namespace, spread
+//!   round robin over the shared nodes (one node role); as many nodes as the cost model packs
+//!   the pods onto ([`EksSpec::nodes`]: at least `node.count`), never more than there are pods.
+//!   `node-per-tenant`: one node per tenant with its own node role, the tenant's pod alone on
+//!   it.
 //! - **NetworkPolicy** objects ([`crate::network_policy`]) are rendered per node into the
 //!   table `isobench_eks` of that node's namespace, for the pods on it. With
 //!   `network_policy = "default-deny"` every tenant namespace gets one that selects all its
@@ -37,7 +41,18 @@
 //! - **IMDS** at `169.254.169.254` is the harness's, bound to `eks0`, answering each node as
 //!   itself (its node role); a node reaches it through the gateway, and its pods through the
 //!   node, which masquerades them as itself (as the VPC CNI's SNAT does for traffic leaving the
-//!   VPC), so IMDS sees the node. A blocked IMDS is a blackhole route in the pod.
+//!   VPC), so IMDS sees the node. The token answer's IP TTL is the node's
+//!   `http_put_response_hop_limit`: at 1 it dies on the node's forwarding, as on AWS.
+//! - **Pod credentials** ([`crate::metadata::pod_credentials`]): each tenant's service account
+//!   is granted its role; the Pod Identity agent (`169.254.170.23`) or the emulated STS for IRSA
+//!   is served by the harness on `eks0` and reached through the node (on AWS the agent runs on
+//!   the node itself: reduced fidelity, one hop more, same answers). What the EKS webhook
+//!   injects goes into the pod's environment, and its projected token into the pod's own `/run`
+//!   (a private tmpfs), written through `/proc/<pid>/root` once the pod runs.
+//! - **Security groups for pods** (`[[tier.security_group]]`): the ECS tier's rules
+//!   ([`crate::security_groups::ruleset`]), in every node namespace (table `isobench_eks_sg`),
+//!   where the pods' veths end; a pod's source address is held by the node's strict
+//!   reverse-path filter rather than the bridge's source check.
 //!
 //! Everything lives in the harness namespace or in namespaces held only by descriptors, so a
 //! crashed harness leaves nothing on the host but the pods' processes and cgroups, which
