@@ -155,6 +155,9 @@ pub struct EksCluster {
     pub filter_install: Duration,
 }
 
+/// A pod's projected token files: path inside the pod, contents.
+type TokenFiles = Vec<(std::path::PathBuf, Vec<u8>)>;
+
 /// An `eks-pod` deploy.
 #[derive(Default)]
 pub(crate) struct EksTier {
@@ -172,7 +175,7 @@ struct Cluster {
     members: Vec<Member>,
     credentials: Option<PodCredentials>,
     /// Each pod's projected token files (path inside the pod, contents), by instance id.
-    tokens: Vec<(String, Vec<(std::path::PathBuf, Vec<u8>)>)>,
+    tokens: Vec<(String, TokenFiles)>,
     imds: Option<Server>,
     endpoint: Option<Server>,
 }
@@ -254,7 +257,7 @@ fn sizing(spec: &EksSpec, host_cpus: u32, pids_max: u64) -> Sizing {
 /// Writes a pod's projected token files into its private `/run` through `/proc/<pid>/root`
 /// (the harness as root, into a root-owned tmpfs the pod's uid cannot change, so no link the
 /// pod made can redirect the write), readable by the pod.
-fn write_tokens(inst: &Instance, files: &[(std::path::PathBuf, Vec<u8>)]) -> std::io::Result<()> {
+fn write_tokens(inst: &Instance, files: &TokenFiles) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let pid = inst.workload_pid.ok_or_else(|| std::io::Error::other("the pod's workload has no pid"))?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
