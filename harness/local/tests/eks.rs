@@ -434,3 +434,30 @@ fn eks_crash_helper() {
     std::thread::sleep(Duration::from_secs(60));
     drop(b);
 }
+
+/// Deploy and teardown of 20 pods on shared nodes with default-deny policies: pod start time
+/// (cgroup creation to the workload's first 200), the node namespaces, the `nft` runs; printed.
+#[test]
+fn twenty_pods_deploy_and_teardown_timing() {
+    needs_root!();
+    let mut b = backend("eks-timing");
+    let run = b.run_id().to_string();
+    let (d, took) = deploy(&mut b, &eks_plan(&run, 20, "network_policy = \"default-deny\"\n"));
+    let c = b.eks_cluster().unwrap().clone();
+    assert!(c.nodes.len() >= 3, "20 pods of 250m do not fit on fewer m5.large nodes: {}", c.nodes.len());
+    let mut starts: Vec<Duration> = d.instances.iter().map(|i| i.start_time).collect();
+    starts.sort();
+    let down = teardown(&mut b);
+    println!(
+        "eks 20 pods on {} nodes, default deny: deploy {:.1} ms (bridge, endpoints and nodes {:.1} ms, {} nft runs {:.1} ms), pod start p50 {:.1} ms max {:.1} ms, teardown {:.1} ms",
+        c.nodes.len(),
+        ms(took),
+        ms(c.network_setup),
+        c.nodes.len(),
+        ms(c.filter_install),
+        ms(starts[starts.len() / 2]),
+        ms(starts[starts.len() - 1]),
+        ms(down)
+    );
+    finish(b);
+}
