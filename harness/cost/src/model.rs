@@ -86,7 +86,7 @@ pub fn required_prices(shape: &TierShape) -> Vec<String> {
 /// pricing table. Errors name the tier and the missing price or figure.
 pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<TierCost, CostError> {
     let tier: TierId =
-        t.tier.parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
+        t.tier_id().parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
     let throughput = throughput(t);
     let load = Load {
         tenants: t.tenants as u64,
@@ -187,8 +187,9 @@ fn tier_cost(
 /// check that the pricing table has every price the run will need. EC2 and ECS are estimates
 /// (one instance or task per tenant, one shared instance; utilisation unknown, so the idle
 /// share is reported as 0); Lambda is an upper bound (see [`ProjectedCost::upper_bound`]).
-/// Fails on the first tier whose price is missing, naming the tier and the key.
-pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>, CostError> {
+/// Fails on the first tier whose price is missing, naming the tier and the key. Each tier by
+/// its name in the scenario (its id unless `[[tier]] name` says otherwise).
+pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(String, ProjectedCost)>, CostError> {
     let run = &plan.scenario.run;
     let mut out = Vec::new();
     for tp in &plan.tiers {
@@ -223,7 +224,7 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
                 (lambda(tp.tier, *memory_mb, *arch, &billed, &load, p, true)?, true)
             }
         };
-        out.push((tp.tier, ProjectedCost { cost, upper_bound }));
+        out.push((tp.name.clone(), ProjectedCost { cost, upper_bound }));
     }
     Ok(out)
 }
@@ -605,6 +606,7 @@ mod tests {
         latency.generator_lag.p99_us = lag_p99_s * 1e6;
         TierSummary {
             tier: "shared-ec2".into(),
+            tier_id: None,
             tenants: 2,
             injected_faults: None,
             duration_s: 10.0,
