@@ -32,7 +32,7 @@ pub fn explore(a: ExploreArgs) -> Result<i32, CliError> {
     check_prices(&plan, &pricing)?;
     let overheads =
         isobench_cost::Overheads::load(a.overheads.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))?;
-    let tiers: Vec<String> = plan.tiers.iter().map(|t| t.tier.as_str().to_string()).collect();
+    let tiers: Vec<String> = plan.tiers.iter().map(|t| t.name.clone()).collect();
     let out = a
         .out
         .clone()

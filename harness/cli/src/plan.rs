@@ -15,26 +15,34 @@ pub fn load_scenario(path: &Path) -> Result<(Scenario, String), CliError> {
     Scenario::load(path).map_err(|e| CliError::BadInput(e.to_string()))
 }
 
-/// Keeps only the tiers named by `--tiers` (all when empty).
+/// Keeps only the tiers named by `--tiers` (all when empty): a tier's name, or an id for every
+/// tier with that id.
 pub fn select_tiers(plan: &mut Plan, tiers: &[String], path: &Path) -> Result<(), CliError> {
     if tiers.is_empty() {
         return Ok(());
     }
-    let mut wanted = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
     for name in tiers {
-        let id: TierId = name.parse().map_err(|_| {
-            CliError::BadInput(format!("--tiers: unknown tier `{name}`; accepted: {}", TierId::accepted()))
-        })?;
-        if plan.scenario.tier(id).is_none() {
+        let by_name = plan.tiers.iter().filter(|t| &t.name == name);
+        let by_id = plan.tiers.iter().filter(|t| t.tier.as_str() == name);
+        let found: Vec<String> = by_name.chain(by_id).map(|t| t.name.clone()).collect();
+        if found.is_empty() {
+            if name.parse::<TierId>().is_err() && plan.scenario.tier_named(name).is_none() {
+                return Err(CliError::BadInput(format!(
+                    "--tiers: unknown tier `{name}`; accepted: a tier name of {} or an id: {}",
+                    path.display(),
+                    TierId::accepted()
+                )));
+            }
             return Err(CliError::BadInput(format!(
                 "--tiers: tier `{name}` is not in {}; it has: {}",
                 path.display(),
-                plan.tiers.iter().map(|t| t.tier.as_str()).collect::<Vec<_>>().join(", ")
+                plan.tiers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
             )));
         }
-        wanted.push(id);
+        wanted.extend(found);
     }
-    plan.tiers.retain(|t| wanted.contains(&t.tier));
+    plan.tiers.retain(|t| wanted.contains(&t.name));
     Ok(())
 }
 
@@ -55,6 +63,6 @@ pub fn load_pricing(a: &PricingArgs) -> Result<Pricing, CliError> {
 
 /// Projects the plan's cost, which fails, naming the tier and the key, when a price is missing:
 /// called before anything is deployed.
-pub fn check_prices(plan: &Plan, pricing: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>, CliError> {
+pub fn check_prices(plan: &Plan, pricing: &Pricing) -> Result<Vec<(String, ProjectedCost)>, CliError> {
     isobench_cost::project(plan, pricing).map_err(|e| CliError::BadInput(e.to_string()))
 }

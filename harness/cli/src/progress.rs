@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use isobench_core::TierId;
 use isobench_load::Snapshot;
 use isobench_runner::Observer;
 
@@ -30,7 +29,7 @@ impl Observer for Progress {
         }
     }
 
-    fn snapshot(&mut self, tier: TierId, s: &Snapshot) {
+    fn snapshot(&mut self, tier: &str, s: &Snapshot) {
         let counts =
             format!("sent {} ok {} err {} timeout {} in flight {}", s.sent, s.ok, s.errors, s.timeouts, s.in_flight);
         if self.use_bar {

@@ -232,7 +232,7 @@ pub const CATALOGUE: &[ProbeDef] = &[
         channel: Channel::Kernel,
         description: "two tenants' code runs on one kernel (equal boot_id, btime and release, as in Wang et \
                       al., ATC'18): instances are separate VMs, Lambda environments and Fargate tasks \
-                      Firecracker microVMs",
+                      Firecracker microVMs, and pods on one EKS node share its kernel",
         expected: [A(B), A(R), Rule::Ec2LaunchType(R), A(B), A(R), A(B), Rule::SharedNode(R)],
         hit: Verdict::Risk,
         sources: &[WANG_ATC18, LAMBDA_ISOLATION, FARGATE_ISOLATION, EKS_TENANT_ISOLATION],

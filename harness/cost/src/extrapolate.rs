@@ -33,7 +33,7 @@ pub fn cost_at(
     rate: f64,
 ) -> Result<TierCost, CostError> {
     let tier: TierId =
-        t.tier.parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
+        t.tier_id().parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
     let x = model::throughput(t);
     // Little's law at the new rate, with the measured mean latency: an assumption, only used
     // for the idle share.

@@ -28,6 +28,12 @@
 //! - `ecs-ec2`: one task per tenant, packed on container instances: per instance
 //!   `min(⌊vCPUs × 1024 / cpu⌋, ⌊MiB / memory⌋, ENIs − 1)` tasks (awsvpc without ENI trunking),
 //!   `K = ceil(N / that)` instances, priced as EC2 (ECS itself is free).
+//! - `eks`: one pod per tenant packed on EC2 nodes by its requests: per node
+//!   `min(⌊allocatable CPU / cpu⌋, ⌊allocatable MiB / memory⌋, max pods − 2)` with the EKS AMI's
+//!   kubelet reservation taken off the capacity and max pods from the VPC CNI formula (both in
+//!   `isobench_core::scenario::eks`), `K = max(ceil(N / that), count)` nodes (node-per-tenant:
+//!   `K = N`), priced as EC2, plus one control plane at `P(eks.cluster-hour)`, which counts as idle.
+//!   run = (K × P + Pc) × max(T,60)/3600; month = (K × P + Pc) × 720 h.
 //! - `lambda`: requests `R` = billed invokes; GB-s = (Σ billed ms + INIT ms) × MB / 1024 / 1000, where
 //!   INIT ms = ceil(INIT mean × INIT count) (billed since Aug 2025 for every runtime; per-INIT
 //!   rounding to 1 ms is not recoverable from the summary, at most 1 ms per cold start).
@@ -86,7 +92,7 @@ pub fn required_prices(shape: &TierShape) -> Vec<String> {
 /// pricing table. Errors name the tier and the missing price or figure.
 pub fn cost_of_tier(t: &TierSummary, shape: &TierShape, p: &Pricing) -> Result<TierCost, CostError> {
     let tier: TierId =
-        t.tier.parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
+        t.tier_id().parse().map_err(|_| CostError::Input { tier: t.tier.clone(), reason: "unknown tier id".into() })?;
     let throughput = throughput(t);
     let load = Load {
         tenants: t.tenants as u64,
@@ -187,8 +193,9 @@ fn tier_cost(
 /// check that the pricing table has every price the run will need. EC2 and ECS are estimates
 /// (one instance or task per tenant, one shared instance; utilisation unknown, so the idle
 /// share is reported as 0); Lambda is an upper bound (see [`ProjectedCost::upper_bound`]).
-/// Fails on the first tier whose price is missing, naming the tier and the key.
-pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>, CostError> {
+/// Fails on the first tier whose price is missing, naming the tier and the key. Each tier by
+/// its name in the scenario (its id unless `[[tier]] name` says otherwise).
+pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(String, ProjectedCost)>, CostError> {
     let run = &plan.scenario.run;
     let mut out = Vec::new();
     for tp in &plan.tiers {
@@ -223,7 +230,7 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
                 (lambda(tp.tier, *memory_mb, *arch, &billed, &load, p, true)?, true)
             }
         };
-        out.push((tp.tier, ProjectedCost { cost, upper_bound }));
+        out.push((tp.name.clone(), ProjectedCost { cost, upper_bound }));
     }
     Ok(out)
 }
@@ -605,6 +612,7 @@ mod tests {
         latency.generator_lag.p99_us = lag_p99_s * 1e6;
         TierSummary {
             tier: "shared-ec2".into(),
+            tier_id: None,
             tenants: 2,
             injected_faults: None,
             duration_s: 10.0,
@@ -769,5 +777,85 @@ mod tests {
             keys(""),
             ["lambda.requests", "lambda.gb-second-x86_64", "fargate.vcpu-x86_64", "fargate.gb-x86_64"]
         );
+    }
+
+    fn eks_shape(cpu: u32, mem: u32, it: &str, pattern: Pattern, count: Option<u32>) -> TierShape {
+        TierShape::Eks { cpu_millis: cpu, memory_mib: mem, instance_type: it.into(), pattern, count }
+    }
+
+    #[test]
+    fn eks_packs_pods_on_nodes_by_requests_and_adds_the_control_plane() {
+        // m5.large: allocatable 2000 − 70 = 1930m, 8192 − (11 × 29 + 255) − 100 = 7518 MiB, 29
+        // pods: 250m pods fit 7 by CPU; 10 tenants take ceil(10 / 7) = 2 nodes. One hour:
+        // (2 × $0.096 + $0.10) = $0.292; the month 720 × that.
+        let shape = eks_shape(250, 256, "m5.large", Pattern::NamespacePerTenant, None);
+        let c = eks(TierId::EksPod, &shape, 10, &load(10, 3600.0, 100.0, 0.0), &pricing()).unwrap();
+        assert_eq!(c.model, "eks");
+        assert_eq!((c.items[0].price.as_str(), c.items[0].quantity), ("ec2.m5.large", 2.0));
+        assert_eq!((c.items[1].price.as_str(), c.items[1].quantity), (EKS_CLUSTER_HOUR, 1.0));
+        assert!((c.run_usd - 0.292).abs() < 1e-12, "{}", c.run_usd);
+        assert!((c.monthly_usd - 720.0 * 0.292).abs() < 1e-9, "{}", c.monthly_usd);
+        assert!(c.formula.contains("min(⌊1930 / 250⌋, ⌊7518 / 256⌋, 29 − 2) = 7"), "{}", c.formula);
+        assert!(c.formula.contains("K = max(ceil(N / per node), count) = max(ceil(10 / 7), 1) = 2"), "{}", c.formula);
+        assert!(c.notes.iter().any(|n| n.starts_with("modelled: nodes sized")), "{:?}", c.notes);
+        // A projection knows no load: the control plane alone is idle.
+        assert!((c.monthly_idle_usd - 72.0).abs() < 1e-9, "{}", c.monthly_idle_usd);
+        // `count` is a floor on the shared group.
+        let floor = eks_shape(250, 256, "m5.large", Pattern::NamespacePerTenant, Some(3));
+        let c = eks(TierId::EksPod, &floor, 10, &load(10, 3600.0, 100.0, 0.0), &pricing()).unwrap();
+        assert_eq!(c.items[0].quantity, 3.0);
+    }
+
+    #[test]
+    fn eks_pods_per_node_are_bounded_by_the_vpc_cni_address_limit() {
+        // t3.micro: 2 ENIs × (2 − 1) + 2 = 4 pods, 2 of them the host-network ones: tiny pods
+        // fit 2 per node whatever CPU and memory allow; 5 tenants take 3 nodes.
+        let shape = eks_shape(10, 16, "t3.micro", Pattern::NamespacePerTenant, None);
+        let c = eks(TierId::EksPod, &shape, 5, &load(5, 60.0, 10.0, 0.0), &pricing()).unwrap();
+        assert_eq!(c.items[0].quantity, 3.0 / 60.0);
+        assert!(c.formula.contains("4 − 2) = 2"), "{}", c.formula);
+        // A pod bigger than a node's allocatable is an input error, not a zero.
+        let big = eks_shape(2000, 256, "m5.large", Pattern::NamespacePerTenant, None);
+        let e = eks(TierId::EksPod, &big, 1, &load(1, 60.0, 1.0, 0.0), &pricing()).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+    }
+
+    #[test]
+    fn eks_node_per_tenant_pays_a_node_per_tenant_and_idle_counts_the_control_plane() {
+        let shape = eks_shape(250, 256, "m5.large", Pattern::NodePerTenant, None);
+        // L = 0.5 requests in flight on 5 nodes × 2 vCPUs: u = 0.05.
+        let c = eks(TierId::EksPod, &shape, 5, &load(5, 3600.0, 100.0, 0.5), &pricing()).unwrap();
+        assert_eq!(c.items[0].quantity, 5.0);
+        assert!(c.formula.starts_with("one node per tenant: K = N = 5; "), "{}", c.formula);
+        let monthly = 720.0 * (5.0 * 0.096 + 0.10);
+        assert!((c.monthly_usd - monthly).abs() < 1e-9);
+        let idle = 720.0 * 5.0 * 0.096 * 0.95 + 72.0;
+        assert!((c.monthly_idle_usd - idle).abs() < 1e-9, "{}", c.monthly_idle_usd);
+        assert!((c.idle_share - idle / monthly).abs() < 1e-12);
+        assert!((c.per_tenant_usd - monthly / 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn named_eks_tiers_are_projected_by_name_and_read_back_from_a_summary() {
+        use std::path::Path;
+
+        use isobench_core::plan::{Overrides, Plan};
+        use isobench_core::scenario::Scenario;
+        let src = "format_version = 1\nname = \"k\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = 3\n\
+                   [[tier]]\nid = \"eks-pod\"\nname = \"eks-ns\"\n[tier.node]\ncount = 2\n\
+                   [[tier]]\nid = \"eks-pod\"\nname = \"eks-node\"\npattern = \"node-per-tenant\"\n";
+        let s = Scenario::parse(src, Path::new("k.toml")).unwrap();
+        let effective = serde_json::to_value(&s).unwrap();
+        let plan = Plan::new("r".into(), s, "h".into(), &Overrides::default());
+        let projected = project(&plan, &pricing()).unwrap();
+        let nodes: Vec<_> = projected.iter().map(|(name, c)| (name.as_str(), c.cost.items[0].quantity)).collect();
+        assert_eq!(nodes, [("eks-ns", 2.0 * 60.0 / 3600.0), ("eks-node", 3.0 * 60.0 / 3600.0)]);
+        for tp in &plan.tiers {
+            assert_eq!(
+                TierShape::from_effective(&effective, &tp.name).unwrap(),
+                TierShape::from_settings(&tp.settings)
+            );
+            assert_eq!(required_prices(&TierShape::from_settings(&tp.settings)), ["ec2.m5.large", EKS_CLUSTER_HOUR]);
+        }
     }
 }

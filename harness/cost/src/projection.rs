@@ -179,6 +179,7 @@ mod tests {
         let corrected = Percentiles { count: 1000, p50_us: p50_ms * 1e3, p99_us: p99_ms * 1e3, ..Default::default() };
         TierSummary {
             tier: "t".into(),
+            tier_id: None,
             tenants: 2,
             injected_faults: None,
             duration_s: 10.0,

@@ -83,8 +83,14 @@ pub struct ThresholdSet {
 }
 
 impl ThresholdSet {
+    /// The thresholds of the tier called `tier`: its own `[tier.NAME]`, else its id's.
     pub fn for_tier(&self, tier: &str) -> Thresholds {
         self.tiers.get(tier).copied().unwrap_or(self.default)
+    }
+
+    /// [`ThresholdSet::for_tier`] for a summary's tier: by its name, then by its id.
+    pub fn for_summary(&self, t: &isobench_results::TierSummary) -> Thresholds {
+        self.tiers.get(&t.tier).or_else(|| self.tiers.get(t.tier_id())).copied().unwrap_or(self.default)
     }
 }
 
@@ -171,10 +177,15 @@ pub fn thresholds(file: Option<&Path>, overrides: &ThresholdOverrides) -> Result
     let mut tiers = BTreeMap::new();
     if let Some((name, raw)) = &file {
         for (tier, r) in &raw.tier {
-            if tier.parse::<isobench_core::TierId>().is_err() {
+            // A tier's name (`[[tier]] name`) is a slug the file cannot check against a run.
+            if tier.parse::<isobench_core::TierId>().is_err() && !is_tier_name(tier) {
                 return Err(ThresholdsError {
                     at: name.clone(),
-                    problem: format!("[tier.{tier}]: unknown tier; accepted: {}", isobench_core::TierId::accepted()),
+                    problem: format!(
+                        "[tier.{tier}]: unknown tier; accepted: a tier id ({}) or a tier's name (lowercase letters, \
+                         digits and `-`)",
+                        isobench_core::TierId::accepted()
+                    ),
                 });
             }
             let mut t = default;
@@ -184,6 +195,14 @@ pub fn thresholds(file: Option<&Path>, overrides: &ThresholdOverrides) -> Result
         }
     }
     Ok(ThresholdSet { default, tiers, allow_scenario_change: false })
+}
+
+/// What a scenario accepts as a tier's `name`.
+fn is_tier_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('-')
+        && s.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
 }
 
 fn read_thresholds_file(p: &Path) -> Result<RawThresholdsFile, ThresholdsError> {
@@ -315,7 +334,7 @@ pub fn compare(base: &Summary, new: &Summary, th: &ThresholdSet) -> Comparison {
             c.tiers.push((b.tier.clone(), Vec::new()));
             continue;
         };
-        let rows = compare_tier(b, n, &th.for_tier(&b.tier));
+        let rows = compare_tier(b, n, &th.for_summary(b));
         for r in rows.iter().filter(|r| r.failed) {
             c.failures.push(format!(
                 "{}: {} {} → {} ({}; threshold {})",
@@ -533,6 +552,30 @@ mod tests {
         let c = compare(&s, &n, &ThresholdSet::default());
         assert_eq!(c.failures.len(), 1, "{:?}", c.failures);
         assert!(c.failures[0].starts_with("silo-ec2: p99 (corrected)"), "{:?}", c.failures);
+    }
+
+    #[test]
+    fn tiers_of_one_id_are_compared_by_name_and_take_their_ids_thresholds() {
+        let mut s = base();
+        let eks = |name: &str, from: &TierSummary| TierSummary {
+            tier: name.into(),
+            tier_id: Some("eks-pod".into()),
+            ..from.clone()
+        };
+        s.tiers = vec![eks("eks-a", &s.tiers[0]), eks("eks-b", &s.tiers[0])];
+        let mut n = s.clone();
+        n.tiers[1].latency.corrected.p99_us *= 1.5;
+        n.tiers[1].latency.corrected.p99_us += 100.0;
+        let c = compare(&s, &n, &ThresholdSet::default());
+        assert_eq!(c.failures.len(), 1, "{:?}", c.failures);
+        assert!(c.failures[0].starts_with("eks-b: p99 (corrected)"), "{:?}", c.failures);
+        // An id's thresholds apply to every tier of the id; a name's to that tier alone.
+        let mut th = ThresholdSet::default();
+        th.tiers.insert("eks-pod".into(), Thresholds { p99_increase: 1.0, ..Thresholds::default() });
+        assert!(compare(&s, &n, &th).failures.is_empty());
+        th.tiers.insert("eks-b".into(), Thresholds::default());
+        assert_eq!(compare(&s, &n, &th).failures.len(), 1);
+        assert!(is_tier_name("eks-ns-open") && !is_tier_name("Eks") && !is_tier_name("-x"));
     }
 
     #[test]

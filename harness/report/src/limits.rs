@@ -48,7 +48,7 @@ fn local(s: &Summary) -> Limits {
         "no IAM: credentials are served with the roles' names only and no policy is evaluated".into(),
         "costs are modelled from the pricing table, not billed".into(),
     ];
-    if s.tiers.iter().any(|t| t.tier.starts_with("lambda-")) && s.backend.fidelity == Fidelity::Emulated {
+    if s.tiers.iter().any(|t| t.tier_id().starts_with("lambda-")) && s.backend.fidelity == Fidelity::Emulated {
         not_aws.push(LAMBDA.into());
     }
     if s.backend.fidelity == Fidelity::ProcessOnly {

@@ -419,7 +419,12 @@ impl Spread {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TierSummary {
+    /// The tier's name in the scenario: its `[[tier]] name`, else its id. Unique in a run.
     pub tier: String,
+    /// The tier's id (`eks-pod`, ...) when the scenario named the tier otherwise; absent when
+    /// `tier` is the id (every run before tiers had names). See [`TierSummary::tier_id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_id: Option<String>,
     pub tenants: usize,
     /// What the workload was told to inject (fault tests); absent on a normal run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -471,6 +476,13 @@ pub struct TierSummary {
     /// without agents being asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<LoadAgents>,
+}
+
+impl TierSummary {
+    /// The tier's id: `tier_id` when the scenario named the tier, else `tier`.
+    pub fn tier_id(&self) -> &str {
+        self.tier_id.as_deref().unwrap_or(&self.tier)
+    }
 }
 
 /// The load agents of one tier. `traffic` and `latency` of the tier are their exact merge

@@ -13,7 +13,7 @@ use isobench_results::{CalibrationEntry, Fidelity, Spread, Summary};
 pub fn fill(summary: &mut Summary, plan: &Plan, pricing: &Pricing) {
     summary.pricing = Some(pricing.info.clone());
     for t in &mut summary.tiers {
-        let Some(tp) = plan.tiers.iter().find(|tp| tp.tier.as_str() == t.tier) else { continue };
+        let Some(tp) = plan.tiers.iter().find(|tp| tp.name == t.tier) else { continue };
         match isobench_cost::cost_of_tier(t, &TierShape::from_settings(&tp.settings), pricing) {
             Ok(c) => t.cost = Some(c),
             Err(e) => tracing::warn!("no cost for tier {}: {e}", t.tier),
@@ -30,7 +30,7 @@ pub fn fill_projected(summary: &mut Summary, plan: &Plan, overheads: &Overheads)
     }
     summary.overheads = Some(overheads.info.clone());
     for t in &mut summary.tiers {
-        let Some(tp) = plan.tiers.iter().find(|tp| tp.tier.as_str() == t.tier) else { continue };
+        let Some(tp) = plan.tiers.iter().find(|tp| tp.name == t.tier) else { continue };
         t.projected = isobench_cost::project_latency(t, &TierShape::from_settings(&tp.settings), overheads);
     }
 }

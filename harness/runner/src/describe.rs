@@ -4,6 +4,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use isobench_core::plan::Plan;
+use isobench_core::scenario::ecs::HttpTokens;
+use isobench_core::scenario::eks::Pattern;
 use isobench_core::scenario::lambda::PayloadContract;
 use isobench_core::scenario::{Scenario, TierSettings};
 
@@ -89,7 +91,7 @@ fn describe(s: &TierSettings) -> String {
             }
         ),
         TierSettings::Eks(e) => format!(
-            "{}, network policy {}, {}, pod {}m / {} MiB on {} nodes ({}), IMDS tokens {:?} hop limit {} (node role {}), \
+            "{}, network policy {}, {}, pod {}m / {} MiB on {} nodes ({}), IMDS tokens {} hop limit {} (node role {}), \
              {}",
             e.pattern.as_str(),
             e.network_policy.as_str(),
@@ -97,8 +99,15 @@ fn describe(s: &TierSettings) -> String {
             e.pod.cpu_millis,
             e.pod.memory_mib,
             e.node.instance_type.name,
-            e.node.count.map_or("as many as the pods need".to_string(), |n| format!("at least {n}")),
-            e.node.http_tokens,
+            match (e.pattern, e.node.count) {
+                (Pattern::NodePerTenant, _) => "one per tenant".to_string(),
+                (Pattern::NamespacePerTenant, Some(n)) => format!("at least {n}, up to {} pods each", e.pods_per_node()),
+                (Pattern::NamespacePerTenant, None) => format!("as many as the pods need, up to {} pods each", e.pods_per_node()),
+            },
+            match e.node.http_tokens {
+                HttpTokens::Optional => "optional",
+                HttpTokens::Required => "required",
+            },
             e.node.http_put_response_hop_limit,
             if e.imds_reachable() { "reachable from pods" } else { "unreachable from pods" },
             match &e.security_groups {

@@ -3,9 +3,10 @@
 use std::error::Error;
 use std::path::PathBuf;
 
-use isobench_core::{BackendError, TierId};
+use isobench_core::BackendError;
 
-/// Why a run stopped early, or its results could not be written.
+/// Why a run stopped early, or its results could not be written. `tier` is the tier's name in
+/// the scenario (its id unless `[[tier]] name` says otherwise).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The backend cannot run here at all (no root, no namespaces).
@@ -16,31 +17,31 @@ pub enum RunError {
     UnsupportedTier(BackendError),
     #[error("tier {tier}")]
     Deploy {
-        tier: TierId,
+        tier: String,
         #[source]
         source: BackendError,
     },
     #[error("traffic for tier {tier} failed")]
     Traffic {
-        tier: TierId,
+        tier: String,
         #[source]
         source: isobench_load::LoadError,
     },
     #[error("probes for tier {tier} failed")]
     Probes {
-        tier: TierId,
+        tier: String,
         #[source]
         source: isobench_probes::ProbeError,
     },
     #[error("tier {tier}")]
     NoisyNeighbour {
-        tier: TierId,
+        tier: String,
         #[source]
         source: crate::noisy::NoisyError,
     },
     #[error("tier {tier}")]
     Teardown {
-        tier: TierId,
+        tier: String,
         #[source]
         source: BackendError,
     },

@@ -182,8 +182,8 @@ fn run_tiers(
         if stop.cancel.load(Ordering::SeqCst) {
             break;
         }
-        observer.tier_deploying(tp.tier, tp.tenants.len());
-        observer.line(&format!("[{}] deploying {} tenants", tp.tier, tp.tenants.len()));
+        observer.tier_deploying(&tp.name, tp.tenants.len());
+        observer.line(&format!("[{}] deploying {} tenants", tp.name, tp.tenants.len()));
         let rss_before = usage::rss_bytes();
         let deploy_started = Instant::now();
         let deployment = backend.deploy(tp).map_err(|e| deploy_error(tp, e))?;
@@ -197,7 +197,7 @@ fn run_tiers(
         let starts: Vec<f64> = deployment.instances.iter().map(|i| i.start_time.as_secs_f64() * 1e3).collect();
         observer.line(&format!(
             "[{}] {} instance(s) up; start time median {:.2} ms",
-            tp.tier,
+            tp.name,
             deployment.instances.len(),
             isobench_results::Spread::of(&starts).median
         ));
@@ -208,8 +208,8 @@ fn run_tiers(
             let unprobeable = backend.unprobeable();
             let (r, p) = traffic_and_probes(plan, tp, &spec, &deployment, &unprobeable, traffic, stop, observer);
             observer.phase_end();
-            let r = r.map_err(|source| RunError::Traffic { tier: tp.tier, source })?;
-            let p = p.transpose().map_err(|source| RunError::Probes { tier: tp.tier, source })?;
+            let r = r.map_err(|source| RunError::Traffic { tier: tp.name.clone(), source })?;
+            let p = p.transpose().map_err(|source| RunError::Probes { tier: tp.name.clone(), source })?;
             (Some(r), p)
         };
         let memory_after_traffic = backend.memory_in_use();
@@ -219,7 +219,7 @@ fn run_tiers(
         let rss_after_traffic = usage::rss_bytes();
         let noisy = match (&plan.scenario.noisy_neighbour, &report) {
             (Some(n), Some(_)) => noisy::measure(n, &spec, &deployment, stop.cancel, observer)
-                .map_err(|source| RunError::NoisyNeighbour { tier: tp.tier, source })?
+                .map_err(|source| RunError::NoisyNeighbour { tier: tp.name.clone(), source })?
                 .map(|mut m| {
                     if matches!(backend.info().fidelity, Fidelity::Emulated | Fidelity::ProcessOnly) {
                         m.host_bound = Some(noisy::host_bound(&deployment, hostinfo::cpus()));
@@ -228,15 +228,16 @@ fn run_tiers(
                 }),
             _ => None,
         };
-        observer.line(&format!("[{}] tearing down", tp.tier));
-        let teardown = backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.tier, source })?;
-        observer.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
+        observer.line(&format!("[{}] tearing down", tp.name));
+        let teardown =
+            backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.name.clone(), source })?;
+        observer.line(&format!("[{}] torn down in {:.1} ms", tp.name, teardown.duration.as_secs_f64() * 1e3));
         if let Some(Driven { report, agents, .. }) = report {
-            add_to_log(hlog, tp.tier, &report)?;
+            add_to_log(hlog, &tp.name, &report)?;
             let mut summary = tier_summary(tp, &spec, &report, &deployment, &teardown, inits.as_deref());
             summary.noisy_neighbour = noisy;
             if let Some(a) = &agents {
-                agent_lines(tp.tier.as_str(), a).iter().for_each(|l| observer.line(l));
+                agent_lines(&tp.name, a).iter().for_each(|l| observer.line(l));
             }
             summary.agents = agents;
             // Published AWS timings beside the emulator's own; the cloud is measured directly.
@@ -254,7 +255,7 @@ fn run_tiers(
             if let Some(p) = &probe_report {
                 summary.probes = probe_cells(p);
                 for e in &p.errors {
-                    observer.line(&format!("[{}] probe call failed: {e}", tp.tier));
+                    observer.line(&format!("[{}] probe call failed: {e}", tp.name));
                 }
             }
             out.tiers.push(summary);
@@ -349,12 +350,12 @@ fn traffic_and_probes(
         let mut watch = isobench_load::BudgetWatch::new(&plan.scenario.run.error_budget);
         let budget_hit = &mut stop.budget_hit;
         let mut on_progress = |snap: &isobench_load::Snapshot| {
-            observer.snapshot(tp.tier, snap);
+            observer.snapshot(&tp.name, snap);
             if budget_hit.is_none()
                 && let Some(why) = watch.observe(snap)
             {
-                observer.line(&format!("[{}] stopping: {why}", tp.tier));
-                *budget_hit = Some(format!("tier {}: {why}", tp.tier));
+                observer.line(&format!("[{}] stopping: {why}", tp.name));
+                *budget_hit = Some(format!("tier {}: {why}", tp.name));
                 cancel.store(true, Ordering::SeqCst);
             }
         };
@@ -384,22 +385,22 @@ fn partial_tier(
     observer: &mut dyn Observer,
 ) -> Result<PartialTier, RunError> {
     for s in &skipped {
-        observer.line(&format!("[{}] skipping {}: {}", tp.tier, s.phase.as_str(), s.reason));
+        observer.line(&format!("[{}] skipping {}: {}", tp.name, s.phase.as_str(), s.reason));
     }
     observer.line(&format!(
         "[{}] {} instance(s)/function(s) created in {:.1} s",
-        tp.tier,
+        tp.name,
         d.instances.len(),
         deploy_time.as_secs_f64()
     ));
-    let teardown = backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.tier, source })?;
-    observer.line(&format!("[{}] torn down in {:.1} ms", tp.tier, teardown.duration.as_secs_f64() * 1e3));
+    let teardown = backend.teardown(tp.tier).map_err(|source| RunError::Teardown { tier: tp.name.clone(), source })?;
+    observer.line(&format!("[{}] torn down in {:.1} ms", tp.name, teardown.duration.as_secs_f64() * 1e3));
     if !teardown.left_behind.is_empty() {
         return Err(RunError::LeftBehind(teardown.left_behind));
     }
     let all = [Phase::Deploy, Phase::Traffic, Phase::Probes, Phase::Teardown];
     Ok(PartialTier {
-        tier: tp.tier.as_str().into(),
+        tier: tp.name.clone(),
         ran: all.into_iter().filter(|p| !skipped.iter().any(|s| s.phase == *p)).collect(),
         skipped,
         deploy_ms: deploy_time.as_secs_f64() * 1e3,
@@ -411,13 +412,13 @@ fn deploy_error(tp: &TierPlan, e: BackendError) -> RunError {
     match e {
         BackendError::Unavailable { .. } => RunError::Unavailable(e),
         BackendError::UnsupportedTier { .. } => RunError::UnsupportedTier(e),
-        source => RunError::Deploy { tier: tp.tier, source },
+        source => RunError::Deploy { tier: tp.name.clone(), source },
     }
 }
 
 /// The load driver's spec for one tier: the scenario's run settings and this tier's tenants.
 pub fn load_spec(plan: &Plan, tp: &TierPlan) -> LoadSpec {
-    LoadSpec { tenants: tp.tenants.clone(), ..LoadSpec::from_scenario(tp.tier.as_str(), &plan.scenario) }
+    LoadSpec { tenants: tp.tenants.clone(), ..LoadSpec::from_scenario(tp.name.as_str(), &plan.scenario) }
 }
 
 /// `summary.json`, `histograms.hlog` and the reports drawn from them.
@@ -441,7 +442,7 @@ mod tests {
 
     fn deploy_error() -> RunError {
         let source = BackendError::Unavailable { backend: "aws", reason: "the answer was lost".into() };
-        RunError::Deploy { tier: isobench_core::TierId::SiloEc2, source }
+        RunError::Deploy { tier: "silo-ec2".into(), source }
     }
 
     #[test]

@@ -4,9 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
+use isobench_core::Deployment;
 use isobench_core::backend::{InitRecord, TeardownReport};
 use isobench_core::plan::TierPlan;
-use isobench_core::{Deployment, TierId};
 use isobench_load::{Hist, LoadReport, LoadSpec, OpStats};
 use isobench_results::hlog::{HlogError, HlogTag, HlogWriter};
 use isobench_results::{
@@ -178,7 +178,8 @@ pub fn tier_summary(
         .collect();
     let starts: Vec<f64> = instances.iter().map(|i| i.start_ms).collect();
     TierSummary {
-        tier: tp.tier.as_str().to_string(),
+        tier: tp.name.clone(),
+        tier_id: (tp.name != tp.tier.as_str()).then(|| tp.tier.as_str().to_string()),
         tenants: tp.tenants.len(),
         injected_faults: tp.workload.faults.as_ref().and_then(|f| serde_json::to_value(f).ok()),
         duration_s: report.wall.as_secs_f64(),
@@ -250,7 +251,8 @@ pub fn probe_cells(r: &isobench_probes::ProbeReport) -> Vec<isobench_results::Pr
 
 /// Appends a tier's histograms to the run's log: every (tenant, op) with its corrected,
 /// uncorrected and lag histograms, and the cold/warm split and INIT where a function has them.
-pub fn add_to_log(log: &mut HlogWriter, tier: TierId, r: &LoadReport) -> Result<(), HlogError> {
+/// `tier` is the tier's name (its id unless the scenario names it).
+pub fn add_to_log(log: &mut HlogWriter, tier: &str, r: &LoadReport) -> Result<(), HlogError> {
     let started = SystemTime::UNIX_EPOCH + Duration::from_nanos(r.started_at_unix_ns);
     let entries = r.per.iter().flat_map(|((tenant, op), s)| {
         s.histograms()

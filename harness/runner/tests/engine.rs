@@ -179,7 +179,7 @@ impl isobench_runner::Observer for Lines {
     fn line(&mut self, text: &str) {
         self.0.push(text.into());
     }
-    fn snapshot(&mut self, _tier: TierId, _snapshot: &isobench_load::Snapshot) {}
+    fn snapshot(&mut self, _tier: &str, _snapshot: &isobench_load::Snapshot) {}
     fn phase_end(&mut self) {}
 }
 
@@ -210,6 +210,8 @@ fn a_traffic_driver_of_agents_that_died_still_gives_a_balanced_summary_naming_th
 /// report they bring back (or agent 0's death before it).
 struct ProbingAgents {
     report: bool,
+    /// The tier (by its name, the load spec's label) whose LK-TMP cell leaks.
+    leak_on: Option<&'static str>,
 }
 
 impl isobench_runner::TrafficDriver for ProbingAgents {
@@ -238,15 +240,16 @@ impl isobench_runner::TrafficDriver for ProbingAgents {
         let mut driven = DeadAgents.drive(spec, d, cancel, progress)?;
         driven.agents.as_mut().unwrap().probes_by = Some(0);
         let (def, expected) = probes.probes[0];
+        let leak = self.leak_on == Some(spec.label.as_str());
         let cell = isobench_probes::CellResult {
             probe: def.id.into(),
             channel: def.channel,
             tier: probes.tier,
             expected,
-            verdict: isobench_results::Verdict::Blocked,
+            verdict: if leak { isobench_results::Verdict::Leak } else { isobench_results::Verdict::Blocked },
             unexpected: false,
             trials: 3,
-            hits: 0,
+            hits: u64::from(leak),
             blind: 0,
             controls: 3,
             controls_passed: 3,
@@ -275,7 +278,7 @@ fn a_traffic_driver_that_runs_the_probes_gives_the_tiers_probe_cells() {
     let out = out_dir("probing-agents");
     let (mut plan, mut opts) = plan_and_options(&out);
     plan.scenario.probes = Some(isobench_core::scenario::ProbesSpec { only: vec!["LK-TMP".into()], trials: 3 });
-    opts.traffic = Some(Arc::new(ProbingAgents { report: true }));
+    opts.traffic = Some(Arc::new(ProbingAgents { report: true, leak_on: None }));
     let mut lines = Lines(Vec::new());
     let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut lines).unwrap();
     assert_eq!(outcome.summary.status, RunStatus::Complete, "{:?}", outcome.summary.error);
@@ -286,11 +289,38 @@ fn a_traffic_driver_that_runs_the_probes_gives_the_tiers_probe_cells() {
         assert_eq!(t.agents.as_ref().unwrap().probes_by, Some(0), "the summary says where the probes ran");
     }
 
-    opts.traffic = Some(Arc::new(ProbingAgents { report: false }));
+    opts.traffic = Some(Arc::new(ProbingAgents { report: false, leak_on: None }));
     let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut Silent).unwrap();
     assert_eq!(outcome.summary.status, RunStatus::Failed);
     let error = outcome.summary.error.as_deref().unwrap_or_default();
     assert!(error.contains("probes for tier") && error.contains("load agent 0"), "{error}");
     assert!(matches!(outcome.ending, Ending::Failed(RunError::Probes { .. })), "{:?}", outcome.ending);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Two tiers of one id, told apart by their names: each its own summary, histograms, cost and
+/// probe column, and progress lines naming it.
+#[test]
+fn two_tiers_of_one_id_keep_separate_results_by_name() {
+    let out = out_dir("named");
+    let (mut plan, mut opts) = plan_and_options(&out);
+    let silo = plan.tiers.iter().find(|t| t.tier == TierId::SiloEc2).unwrap().clone();
+    plan.tiers = ["silo-a", "silo-b"].map(|name| TierPlan { name: name.into(), ..silo.clone() }).to_vec();
+    plan.scenario.probes = Some(isobench_core::scenario::ProbesSpec { only: vec!["LK-TMP".into()], trials: 3 });
+    opts.traffic = Some(Arc::new(ProbingAgents { report: true, leak_on: Some("silo-b") }));
+    let mut lines = Lines(Vec::new());
+    let outcome = isobench_runner::run(&plan, &mut Empty, &opts, &mut lines).unwrap();
+    let tiers: Vec<_> =
+        outcome.summary.tiers.iter().map(|t| (t.tier.as_str(), t.tier_id(), t.probes[0].verdict)).collect();
+    use isobench_results::Verdict::{Blocked, Leak};
+    assert_eq!(tiers, [("silo-a", "silo-ec2", Blocked), ("silo-b", "silo-ec2", Leak)]);
+    assert!(outcome.summary.tiers.iter().all(|t| t.cost.is_some()), "each named tier is costed as its id");
+    assert!(lines.0.iter().any(|l| l.starts_with("[silo-b] deploying")), "{:?}", lines.0);
+    let hlog = std::fs::read(out.join("histograms.hlog")).unwrap();
+    let tags: std::collections::BTreeSet<String> =
+        isobench_results::hlog::entries(&hlog).map(|e| e.unwrap().tag.tier.clone()).collect();
+    assert_eq!(tags.into_iter().collect::<Vec<_>>(), ["silo-a", "silo-b"]);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json["tiers"][1]["tier_id"], "silo-ec2");
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -189,3 +189,38 @@ mod tests {
         );
     }
 }
+
+/// The shipped `scenarios/eks.toml`: its three patterns and the leak-matrix differences they
+/// are there to show.
+#[cfg(test)]
+mod shipped {
+    use std::path::Path;
+
+    use crate::probes::{Expectation, probe};
+    use crate::scenario::{Scenario, TierSettings};
+    use crate::tier::TierId;
+
+    #[test]
+    fn eks_toml_runs_three_patterns_with_the_expected_matrix() {
+        let src = include_str!("../../../../scenarios/eks.toml");
+        let s = Scenario::parse(src, Path::new("scenarios/eks.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = s.tiers.iter().map(|t| (t.id, t.name.as_str())).collect();
+        assert_eq!(
+            names,
+            [(TierId::EksPod, "eks-ns-open"), (TierId::EksPod, "eks-ns-deny"), (TierId::EksPod, "eks-node")]
+        );
+        assert!(s.tiers.iter().all(|t| matches!(t.settings, TierSettings::Eks(_))));
+        let row = |id: &str| -> Vec<Expectation> {
+            let p = probe(id).unwrap();
+            s.tiers.iter().map(|t| p.expect(t.id, &t.settings, &s.workload)).collect()
+        };
+        use Expectation::{Blocked as B, Leak as L, Risk as R};
+        assert_eq!(row("LK-NET"), [L, B, B]);
+        assert_eq!(row("LK-PRINCIPAL"), [R, B, B]);
+        assert_eq!(row("LK-DATA"), [L, B, B]);
+        assert_eq!(row("LK-KERNEL"), [R, R, B]);
+        for id in ["LK-TMP", "LK-MEM", "LK-ENV", "LK-FD", "LK-PROC", "LK-RNG", "LK-APP"] {
+            assert_eq!(row(id), [B, B, B], "{id}");
+        }
+    }
+}
