@@ -34,6 +34,11 @@ pub const POD_IDENTITY_TOKEN_FILE: &str =
 /// Where a pod's token goes with IRSA.
 pub const WEB_IDENTITY_TOKEN_FILE: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token";
 
+/// Environment variables for a pod, `(name, value)`.
+pub(crate) type PodEnv = Vec<(String, String)>;
+/// Files for a pod: `(absolute path inside the pod, contents)`.
+pub(crate) type PodFiles = Vec<(PathBuf, Vec<u8>)>;
+
 /// Which of EKS's two per-pod credential mechanisms a cluster uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PodCredentialSource {
@@ -130,11 +135,7 @@ impl PodCredentials {
     /// What the EKS webhooks add to a pod of `service_account` in `namespace`: environment
     /// variables, and files (absolute paths inside the pod, contents) holding a freshly minted
     /// projected token. Nothing for a service account without a grant (EKS injects nothing).
-    pub(crate) fn env_and_files(
-        &self,
-        namespace: &str,
-        service_account: &str,
-    ) -> (Vec<(String, String)>, Vec<(PathBuf, Vec<u8>)>) {
+    pub(crate) fn env_and_files(&self, namespace: &str, service_account: &str) -> (PodEnv, PodFiles) {
         let Some(role) = self.role(namespace, service_account) else { return (Vec::new(), Vec::new()) };
         let var = |k: &str, v: String| (k.to_owned(), v);
         let mut env = vec![

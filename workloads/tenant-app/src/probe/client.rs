@@ -114,7 +114,19 @@ pub async fn request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<Reply, FetchError> {
-    let head = request_head(addr, method, path, headers)?;
+    request_with_body(addr, method, path, headers, &[], timeout).await
+}
+
+/// [`request`] with a body (sent with its `Content-Length`; `Content-Type`, if any, in `headers`).
+pub async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Reply, FetchError> {
+    let head = request_head(addr, method, path, headers, body.len())?;
     let mut stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(FetchError::io(false, &e)),
@@ -122,7 +134,9 @@ pub async fn request(
     };
     let _ = stream.set_nodelay(true);
     let exchange = async {
-        stream.write_all(head.as_bytes()).await?;
+        let mut out = head.into_bytes();
+        out.extend_from_slice(body);
+        stream.write_all(&out).await?;
         read_response(&mut stream).await
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -133,7 +147,13 @@ pub async fn request(
     }
 }
 
-fn request_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Result<String, FetchError> {
+fn request_head(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> Result<String, FetchError> {
     let clean = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
     let valid = method.bytes().all(|b| b.is_ascii_uppercase())
         && path.starts_with('/')
@@ -149,8 +169,8 @@ fn request_head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &s
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !matches!(method, "GET" | "HEAD") {
-        head.push_str("Content-Length: 0\r\n");
+    if body_len > 0 || !matches!(method, "GET" | "HEAD") {
+        head.push_str(&format!("Content-Length: {body_len}\r\n"));
     }
     head.push_str("\r\n");
     Ok(head)

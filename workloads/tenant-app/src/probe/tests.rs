@@ -153,7 +153,7 @@ async fn replies_have_the_documented_shape() {
     // cred: every source reports; nothing reachable here gives no principal.
     let swept = json(&s, probe("acme", "cred", Action::Sweep, r#"{"timeout_ms": 100}"#)).await;
     let sources: Vec<_> = swept["detail"]["sources"].as_array().unwrap().iter().map(|d| d["source"].clone()).collect();
-    assert_eq!(sources, ["env", "ecs", "imds"]);
+    assert_eq!(sources, ["env", "ecs", "imds", "pod_identity", "web_identity"]);
     assert_eq!(swept["detail"]["sources"][2]["outcome"], "unreachable");
 }
 

@@ -167,10 +167,19 @@ fn net_sweep_fetches_a_peer_beacon_and_reports_an_unreachable_peer() {
 
 #[test]
 fn cred_sweep_obtains_principals_from_stand_in_endpoints() {
-    // One stand-in serves both the ECS credentials endpoint and IMDS (their paths differ).
+    // One stand-in serves the ECS credentials endpoint, IMDS, the EKS Pod Identity agent and
+    // STS (their paths or methods differ).
     let stub = StubHttp::start(Box::new(|method, path, headers| {
         let token = headers.iter().any(|(n, v)| n == "x-aws-ec2-metadata-token" && v == "tok");
+        let header = |name: &str| headers.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str());
         match (method, path) {
+            ("GET", "/v1/credentials") if header("authorization") == "pod-token" => {
+                (200, r#"{"AccessKeyId":"ASIAPOD","SecretAccessKey":"x","Token":"y","AccountId":"111122223333","Expiration":"2030-01-01T00:00:00Z","RoleArn":"arn:aws:iam::111122223333:role/pod-a"}"#.into())
+            }
+            ("POST", "/") if header("#body").contains("WebIdentityToken=web-token") => (
+                200,
+                "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/irsa-a/isobench-probe</Arn></AssumedRoleUser><Credentials><AccessKeyId>ASIAWEB</AccessKeyId><SecretAccessKey>x</SecretAccessKey></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>".into(),
+            ),
             ("GET", "/v2/credentials/task-a") => {
                 (200, r#"{"RoleArn":"arn:aws:iam::111122223333:role/task-a","AccessKeyId":"ASIATASKA","SecretAccessKey":"x"}"#.into())
             }
@@ -186,9 +195,18 @@ fn cred_sweep_obtains_principals_from_stand_in_endpoints() {
         }
     }));
     let tmp = tempfile::tempdir().unwrap();
+    let tokens = tempfile::tempdir().unwrap();
+    let (pod_token, web_token) = (tokens.path().join("pod"), tokens.path().join("web"));
+    std::fs::write(&pod_token, "pod-token\n").unwrap();
+    std::fs::write(&web_token, "web-token\n").unwrap();
     let mut cmd = Command::new(BIN);
     cmd.args(["--probes", "--listen", "127.0.0.1:0", "--tmp-dir"])
         .arg(tmp.path())
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v1/credentials", stub.url()))
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &pod_token)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/irsa-a")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &web_token)
+        .env("AWS_ENDPOINT_URL_STS", stub.url())
         .env("TENANT_APP_PROBE_ECS_ENDPOINT", stub.url())
         .env("TENANT_APP_PROBE_IMDS_ENDPOINT", stub.url())
         .env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/task-a")
@@ -207,6 +225,8 @@ fn cred_sweep_obtains_principals_from_stand_in_endpoints() {
             "isobench-principal:arn:aws:iam::111122223333:role/task-b",
             "isobench-canary:v1:itest:cred:stub",
             "isobench-principal:role/instance-role",
+            "isobench-principal:arn:aws:iam::111122223333:role/pod-a",
+            "isobench-principal:arn:aws:sts::111122223333:assumed-role/irsa-a/isobench-probe",
         ]
     );
     let outcomes: Vec<(&str, &str)> = swept["detail"]["sources"]
@@ -217,7 +237,15 @@ fn cred_sweep_obtains_principals_from_stand_in_endpoints() {
         .collect();
     assert_eq!(
         outcomes,
-        [("env", "found"), ("ecs", "found"), ("ecs_path", "found"), ("ecs_path", "denied"), ("imds", "found")]
+        [
+            ("env", "found"),
+            ("ecs", "found"),
+            ("ecs_path", "found"),
+            ("ecs_path", "denied"),
+            ("imds", "found"),
+            ("pod_identity", "found"),
+            ("web_identity", "found")
+        ]
     );
     assert_eq!(swept["detail"]["sources"][4]["version"], "v2");
     assert!(!swept.to_string().contains("SecretAccessKey"));

@@ -176,7 +176,8 @@ impl Conn {
 pub type StubRoute = dyn Fn(&str, &str, &[(String, String)]) -> (u16, String) + Send + Sync;
 
 /// A tiny HTTP/1.1 server standing in for an endpoint (the ECS credentials endpoint, IMDS):
-/// one request per connection, answered by a function, and recorded as `METHOD PATH`.
+/// one request per connection, answered by a function (its body in the pseudo-header `#body`),
+/// and recorded as `METHOD PATH`.
 pub struct StubHttp {
     pub addr: SocketAddr,
     pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -206,6 +207,11 @@ impl StubHttp {
                         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
                     }
                 }
+                // The body (read so the connection closes cleanly), as the pseudo-header `#body`.
+                let len = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok());
+                let mut body = vec![0u8; len.unwrap_or(0)];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                headers.push(("#body".to_owned(), String::from_utf8_lossy(&body).into_owned()));
                 log.lock().unwrap().push(format!("{method} {path}"));
                 let (status, body) = route(&method, &path, &headers);
                 let reply =
