@@ -292,24 +292,19 @@ fn security_groups_for_pods_block_tenants_on_a_shared_node_without_a_policy() {
     finish(b);
 }
 
-/// The three patterns side by side, as `scenarios/eks.toml` runs them (that file when it
-/// exists, else the same three tiers inline): each deployed and torn down in turn through one
-/// backend, each tenant pair and each pod's IMDS token checked against what the tier's
+/// The three patterns of `scenarios/eks.toml` side by side, as a run does them: each deployed
+/// and torn down in turn through one backend, each tenant pair and each pod's IMDS token checked against what the tier's
 /// settings lead one to expect on AWS.
 #[test]
 fn the_three_patterns_side_by_side() {
     needs_root!();
     let mut b = backend("eks-three");
     let run = b.run_id().to_string();
-    let file = scenarios_dir().join("eks.toml");
-    let (src, from) = match std::fs::read_to_string(&file) {
-        Ok(s) => (s, file.display().to_string()),
-        Err(_) => (THREE.to_string(), "the inline three patterns".to_string()),
-    };
+    let src = std::fs::read_to_string(scenarios_dir().join("eks.toml")).expect("scenarios/eks.toml");
     let scenario = Scenario::parse(&src, Path::new("eks.toml")).unwrap_or_else(|e| panic!("{e}"));
     let plan = Plan::new(run.clone(), scenario, "test".into(), &Overrides::default());
     let tiers: Vec<TierPlan> = plan.tiers.into_iter().filter(|t| t.tier == TierId::EksPod).collect();
-    assert_eq!(tiers.len(), 3, "three eks-pod tiers in {from}");
+    assert_eq!(tiers.len(), 3, "three eks-pod tiers in scenarios/eks.toml");
     for t in &tiers {
         let TierSettings::Eks(spec) = &t.settings else { panic!("eks settings") };
         let (d, took) = deploy(&mut b, t);
@@ -332,34 +327,6 @@ fn the_three_patterns_side_by_side() {
     }
     finish(b);
 }
-
-/// `scenarios/eks.toml`'s three patterns, for when that file is not there.
-const THREE: &str = r#"format_version = 1
-name = "eks"
-[run]
-duration = "1s"
-rate = "10"
-[tenants]
-count = 4
-[[tier]]
-id = "eks-pod"
-name = "eks-ns-open"
-network_policy = "none"
-[tier.node]
-count = 2
-[[tier]]
-id = "eks-pod"
-name = "eks-ns-deny"
-network_policy = "default-deny"
-[tier.node]
-count = 2
-[[tier]]
-id = "eks-pod"
-name = "eks-node"
-pattern = "node-per-tenant"
-[tier.node]
-http_put_response_hop_limit = 1
-"#;
 
 /// A deploy whose pods never become ready leaves nothing: no bridge, no table, no cgroup.
 #[test]
