@@ -357,11 +357,18 @@ impl Harness {
         let host_name = format!("nd{id}");
         let mac = node_mac(id);
         let (bridge, addr) = (spec.bridge.index, spec.addr);
-        self.nl.request(vec![
+        let created = self.nl.request(vec![
             netlink::new_veth(&host_name, bridge, INSTANCE_IF, INSTANCE_IF_INDEX, mac, ns.as_raw_fd()),
             netlink::add_neigh(bridge, addr, mac),
             netlink::add_route(addr, 32, netlink::Via::Link(bridge)),
-        ])?;
+        ]);
+        if let Err(e) = created {
+            // The veth may exist though a later message of the batch failed.
+            if let Ok(i) = self.nl.link_index(&host_name) {
+                let _ = self.nl.request(vec![netlink::del_link(i)]);
+            }
+            return Err(e);
+        }
         let host_if = self.nl.link_index(&host_name)?;
         let mut node = Node { netns: Arc::new(ns), nl: inl, eth: 0, addr, mac, bridge, host_if };
         let r = self.wire_node(&mut node, spec, &host_name);

@@ -96,8 +96,8 @@ const SG_TABLE: Table = Table { name: "isobench_eks_sg", ecs_agent: false };
 /// Prefix of the cluster bridge's name in the harness namespace (`eks0`, `eks1` if a second
 /// EKS tier is deployed at once).
 pub const CLUSTER_BRIDGE_PREFIX: &str = "eks";
-/// The pod's directory the projected tokens live under (`/var/run` is `/run`): a private
-/// tmpfs in every pod, so a token written there is the pod's alone.
+/// The pod's directory the projected tokens live under: a private tmpfs in every pod, so a
+/// token written there is the pod's alone.
 const POD_RUN: &str = "/run";
 
 /// One node of a deployed cluster.
@@ -254,6 +254,25 @@ fn sizing(spec: &EksSpec, host_cpus: u32, pids_max: u64) -> Sizing {
     Sizing::new(quota, u64::from(spec.pod.memory_mib) << 20, pids_max, workers)
 }
 
+/// The directories every pod gets its own of: `/run`, and `/var/run` unless that is a link to
+/// it (as on most hosts).
+fn pod_run_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs = vec![POD_RUN.into()];
+    if !Path::new("/var/run").is_symlink() {
+        dirs.push("/var/run".into());
+    }
+    dirs
+}
+
+/// `path` inside a pod without symlinks the harness would resolve against its own root:
+/// `/var/run/...` is `/run/...` where `/var/run` links there.
+fn physical(path: &Path) -> std::path::PathBuf {
+    match path.strip_prefix("/var/run") {
+        Ok(rest) if Path::new("/var/run").is_symlink() => Path::new(POD_RUN).join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Writes a pod's projected token files into its private `/run` through `/proc/<pid>/root`
 /// (the harness as root, into a root-owned tmpfs the pod's uid cannot change, so no link the
 /// pod made can redirect the write), readable by the pod.
@@ -262,9 +281,8 @@ fn write_tokens(inst: &Instance, files: &TokenFiles) -> std::io::Result<()> {
     let pid = inst.workload_pid.ok_or_else(|| std::io::Error::other("the pod's workload has no pid"))?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
     for (path, contents) in files {
-        // `/var/run/...` is `/run/...` (a symlink on the host the pod shares).
-        let inside = path.strip_prefix("/var").unwrap_or(path);
-        let at = root.join(inside.strip_prefix("/").unwrap_or(inside));
+        let inside = physical(path);
+        let at = root.join(inside.strip_prefix("/").unwrap_or(&inside));
         if let Some(dir) = at.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -435,7 +453,7 @@ impl Cluster {
             s.extras.attach = Attach { bridge: None, routes: Vec::new(), node: Some(self.nodes[k].0) };
             s.extras.env = pod_env(env);
             // A pod's own `/run` (as a container's), where its projected token goes.
-            s.extras.view = FsView { hide: vec![POD_RUN.into()], ..FsView::default() };
+            s.extras.view = FsView { hide: pod_run_dirs(), ..FsView::default() };
             self.tokens.push((s.id.clone(), files));
             let mine = groups.as_ref().and_then(|g| g.tasks.iter().find(|(t, _)| *t == tenant)).map(|(_, g)| g.clone());
             let mine = mine.unwrap_or_default();
