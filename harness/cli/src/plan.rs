@@ -66,3 +66,34 @@ pub fn load_pricing(a: &PricingArgs) -> Result<Pricing, CliError> {
 pub fn check_prices(plan: &Plan, pricing: &Pricing) -> Result<Vec<(String, ProjectedCost)>, CliError> {
     isobench_cost::project(plan, pricing).map_err(|e| CliError::BadInput(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let src = "format_version = 1\nname = \"k\"\n[run]\nduration = \"1s\"\nrate = 10\n[tenants]\ncount = 2\n\
+                   [[tier]]\nid = \"shared-ec2\"\ninstance_type = \"m5.large\"\n\
+                   [[tier]]\nid = \"eks-pod\"\nname = \"eks-a\"\n[[tier]]\nid = \"eks-pod\"\nname = \"eks-b\"\n";
+        let s = Scenario::parse(src, Path::new("k.toml")).unwrap();
+        Plan::new("r".into(), s, "h".into(), &Overrides::default())
+    }
+
+    fn selected(args: &[&str]) -> Result<Vec<String>, CliError> {
+        let mut p = plan();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        select_tiers(&mut p, &args, Path::new("k.toml"))?;
+        Ok(p.tiers.into_iter().map(|t| t.name).collect())
+    }
+
+    #[test]
+    fn tiers_are_selected_by_name_or_by_id() {
+        assert_eq!(selected(&["eks-b"]).unwrap(), ["eks-b"]);
+        assert_eq!(selected(&["eks-pod"]).unwrap(), ["eks-a", "eks-b"]);
+        assert_eq!(selected(&["shared-ec2", "eks-a"]).unwrap(), ["shared-ec2", "eks-a"]);
+        let e = selected(&["silo-ec2"]).unwrap_err().to_string();
+        assert!(e.contains("is not in k.toml; it has: shared-ec2, eks-a, eks-b"), "{e}");
+        let e = selected(&["eks-c"]).unwrap_err().to_string();
+        assert!(e.contains("unknown tier `eks-c`"), "{e}");
+    }
+}

@@ -286,7 +286,7 @@ fn run_point(
     hooks: &mut dyn Hooks,
 ) -> Result<(isobench_runner::RunOutcome, BackendSummary), String> {
     let mut plan = Plan::new(isobench_runner::new_run_id(), p.scenario.clone(), p.hash.clone(), &Overrides::default());
-    plan.tiers.retain(|t| sweep.tiers.iter().any(|w| *w == t.name));
+    plan.tiers.retain(|t| sweep.tiers.contains(&t.name));
     let (mut backend, summary) = hooks.backend(&plan)?;
     let opts = RunOptions {
         out: dir.to_path_buf(),

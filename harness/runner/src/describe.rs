@@ -101,8 +101,10 @@ fn describe(s: &TierSettings) -> String {
             e.node.instance_type.name,
             match (e.pattern, e.node.count) {
                 (Pattern::NodePerTenant, _) => "one per tenant".to_string(),
-                (Pattern::NamespacePerTenant, Some(n)) => format!("at least {n}, up to {} pods each", e.pods_per_node()),
-                (Pattern::NamespacePerTenant, None) => format!("as many as the pods need, up to {} pods each", e.pods_per_node()),
+                (Pattern::NamespacePerTenant, Some(n)) =>
+                    format!("at least {n}, up to {} pods each", e.pods_per_node()),
+                (Pattern::NamespacePerTenant, None) =>
+                    format!("as many as the pods need, up to {} pods each", e.pods_per_node()),
             },
             match e.node.http_tokens {
                 HttpTokens::Optional => "optional",
