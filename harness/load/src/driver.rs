@@ -227,9 +227,9 @@ struct Pool {
 /// what was measured.
 ///
 /// Targets may be HTTP servers or functions ([`Endpoint::Function`]), in any mix. Synchronous:
-/// it builds its own tokio runtimes (one per core for connections, one for function invokes). When `netns` is given
-/// every socket is opened from inside that network namespace (the runtime's threads join it
-/// as they start), so targets may live on a network only reachable from there. `cancel`
+/// it builds its own tokio runtimes (one per core for connections, one for function invokes).
+/// When `netns` is given every socket is opened from inside that network namespace (the
+/// runtimes' threads join it as they start), so targets may live on a network only reachable from there. `cancel`
 /// stops dispatching promptly; `progress` is called from the calling thread about every
 /// [`PROGRESS_INTERVAL`], and once more at the end.
 ///

@@ -126,3 +126,27 @@ impl Drop for Runtimes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection tasks take turns over the runtimes, each on its own thread.
+    #[test]
+    fn connections_spread_over_one_runtime_per_thread() {
+        let failure = Arc::default();
+        let rts = Runtimes::new(2, false, None, &failure).unwrap();
+        let names: Vec<String> = (0..4)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                rts.for_connection().spawn(async move {
+                    let _ = tx.send(std::thread::current().name().unwrap_or_default().to_owned());
+                });
+                rx.recv_timeout(Duration::from_secs(5)).unwrap()
+            })
+            .collect();
+        assert_eq!(names, ["isobench-load-0", "isobench-load-1", "isobench-load-0", "isobench-load-1"]);
+        assert!(rts.functions.is_none());
+        rts.shutdown();
+    }
+}
