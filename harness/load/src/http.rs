@@ -48,10 +48,13 @@ pub(crate) struct Answer {
     pub reusable: bool,
 }
 
-/// The request heads of every (tenant, operation), encoded once: the bytes before the key and
-/// the bytes after it (for a compute, everything is before).
+/// One encoded request head: the bytes before the key and the bytes after it (for a compute,
+/// everything is before).
+type EncodedHead = (Box<[u8]>, Box<[u8]>);
+
+/// The request heads of every (tenant, operation), encoded once.
 pub(crate) struct Requests {
-    heads: Vec<[(Box<[u8]>, Box<[u8]>); 3]>,
+    heads: Vec<[EncodedHead; 3]>,
     put_body: Box<[u8]>,
 }
 
