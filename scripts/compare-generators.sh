@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# isobench's open-loop generator against oha (constant rate, latency correction) and wrk (closed
-# loop), all against one tenant-app on loopback, in one run. For isobench and oha: the highest
-# constant rate each sustains (steps of RATES, stopping at the first failure), then p50/p99 at
-# half of it; for wrk: its closed-loop maximum and the latency it saw there. Writes
+# isobench's open-loop generator against wrk2 (constant rate, corrected), oha (constant rate,
+# latency correction) and wrk (closed loop), all against one tenant-app on loopback, in one run.
+# For isobench, wrk2 and oha: the highest constant rate each sustains (steps of RATES, stopping
+# at the first failure), then p50/p99 at half of it; for wrk: its closed-loop maximum and the
+# latency it saw there. Writes
 # results/bench/generators/ (README.md with the table, raw outputs). Needs a 2-CPU machine or
 # larger: the server is pinned to CPU 1 and every generator to CPU 0.
 #
@@ -11,15 +12,26 @@
 #             isobench: the same (sent / wall time within 1%, no error, timeout or unsent request),
 #             and, stricter, also generator lag p99 < 1 ms; both maxima are reported, the ratio
 #             to oha uses the same criterion. Half-rate runs are at half the same-criterion max.
+#             wrk2: `-R` achieved within 1% with no socket error and no non-2xx answer. wrk2 starts
+#             its connections 5 ms apart (wrk.c, `delayed_initial_connect`), each sending its share
+#             of the rate from then on, so its Requests/sec (over the whole -d) falls short by
+#             (connections - 1) x 2.5 ms / d (4% in a 4 s step with 64 connections) even when
+#             every request leaves on time: its achieved rate is counted over that sending window.
 #
-# Usage: scripts/compare-generators.sh   (env: RATES, STEP, HALF, REPEATS, CONNECTIONS, PORT, OUT, OHA_ROOT)
+# wrk2 is not packaged: it is built from source in a temporary folder, from $WRK2_SRC (a git
+# directory or a source tree) if set, else from the fetched mirror /work/.mirror/giltene+wrk2/repo,
+# else cloned from GitHub; if none works it is skipped with a message. $WRK2 names a built
+# binary to use instead. Building needs make, a C compiler and the OpenSSL (and zlib) headers.
+#
+# Usage: scripts/compare-generators.sh   (env: RATES, STEP, HALF, REPEATS, CONNECTIONS, PORT, OUT, OHA_ROOT,
+#                                           WRK2, WRK2_SRC)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out=${OUT:-results/bench/generators}
 step=${STEP:-4s}
 half=${HALF:-10s}
-rates=${RATES:-"1000 2000 4000 6000 8000 10000 12000 14000 16000 18000 20000 22000 24000 26000 28000 32000 36000 40000 44000 48000"}
+rates=${RATES:-"1000 2000 4000 8000 12000 16000 20000 22000 24000 28000 32000 36000 40000 44000 48000 52000 56000 60000 64000 68000 72000 76000 80000 84000 88000 92000 96000 100000 104000 108000 112000 120000 128000"}
 repeats=${REPEATS:-3}
 conns=${CONNECTIONS:-64}
 port=${PORT:-18480}
@@ -40,12 +52,44 @@ fi
 
 work=$(mktemp -d)
 server=""
+wrk2_mirror=/work/.mirror/giltene+wrk2/repo
+# Prints the path of a wrk2 binary built in $work/wrk2, or nothing (with the reason on stderr).
+build_wrk2() {
+  local src=$work/wrk2
+  mkdir -p "$src"
+  if [ -n "${WRK2_SRC:-}" ]; then
+    if git --git-dir="$WRK2_SRC" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+      git --git-dir="$WRK2_SRC" archive HEAD | tar -x -C "$src"
+    elif git --git-dir="$WRK2_SRC/.git" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+      git --git-dir="$WRK2_SRC/.git" archive HEAD | tar -x -C "$src"
+    elif [ -f "$WRK2_SRC/Makefile" ]; then
+      cp -r "$WRK2_SRC/." "$src"
+    else
+      echo "WRK2_SRC=$WRK2_SRC is neither a git directory nor a wrk2 source tree" >&2
+      return
+    fi
+  elif [ -d "$wrk2_mirror" ] && git --git-dir="$wrk2_mirror" rev-parse -q --verify HEAD >/dev/null 2>&1; then
+    git --git-dir="$wrk2_mirror" archive HEAD | tar -x -C "$src"
+  elif ! git clone -q --depth 1 https://github.com/giltene/wrk2 "$src" 2>/dev/null; then
+    echo "cannot get wrk2's source; skipping wrk2 (set WRK2_SRC to a wrk2 git directory or source tree, or WRK2 to a built binary)" >&2
+    return
+  fi
+  echo "building wrk2 in $src (make; needs the OpenSSL and zlib headers)" >&2
+  if ! make -C "$src" -j"$(nproc)" >"$work/wrk2-build.log" 2>&1 || [ ! -x "$src/wrk" ]; then
+    echo "building wrk2 failed (see the last lines below); skipping wrk2" >&2
+    tail -5 "$work/wrk2-build.log" >&2
+    return
+  fi
+  echo "$src/wrk"
+}
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$work/tmp"
+wrk2=${WRK2:-}
+[ -n "$wrk2" ] || wrk2=$(build_wrk2)
 rm -rf "$out" && mkdir -p "$out/raw"
 
 taskset -c 1 "$target/release/tenant-app" serve --listen "127.0.0.1:$port" --workers 1 --tmp-dir "$work/tmp" \
@@ -138,6 +182,32 @@ search_oha() {
 }
 
 # isobench: steps go on while the oha criterion holds; the strict (lag) maximum is recorded on the way.
+wrk2_run() { # rate duration file -> ok|fail
+  taskset -c 0 "$wrk2" -t1 -c"$conns" -d"$2" -R"$1" --latency -H "$hdr" "$url" >"$3" 2>&1 || true
+  python3 - "$3" "$1" "$2" "$conns" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"^\s*(\d+) requests in", text, re.M)
+d = re.fullmatch(r"([\d.]+)(ms|s|m)", sys.argv[3])
+seconds = float(d.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[d.group(2)]
+# Connection i starts sending 5*i ms after the start (wrk.c): the sending window is shorter.
+window = seconds - 0.005 * (int(sys.argv[4]) - 1) / 2
+errors = re.search(r"Socket errors:|Non-2xx", text)
+print("ok" if m and int(m.group(1)) / window >= 0.99 * float(sys.argv[2]) and not errors else "fail")
+PY
+}
+
+search_wrk2() {
+  local best=0 r verdict
+  for r in $rates; do
+    verdict=$(wrk2_run "$r" "$step" "$out/raw/rep$rep-wrk2-$r.txt")
+    echo "  rep $rep wrk2 $r/s: $verdict" >&2
+    [ "$verdict" = ok ] || break
+    best=$r
+  done
+  echo "$best"
+}
+
 search_iso() {
   local strict=0 same=0 r v
   for r in $rates; do
@@ -156,12 +226,18 @@ for rep in $(seq 1 "$repeats"); do
   read -r iso_strict iso_same < <(search_iso)
   iso_half=$((iso_same / 2))
   [ "$iso_half" -gt 0 ] && iso "$iso_half" "$half" "$out/raw/rep$rep-isobench-half-$iso_half" >/dev/null
+  wrk2_max=0
+  if [ -n "$wrk2" ]; then
+    wrk2_max=$(search_wrk2)
+    wrk2_half=$((wrk2_max / 2))
+    [ "$wrk2_half" -gt 0 ] && wrk2_run "$wrk2_half" "$half" "$out/raw/rep$rep-wrk2-half-$wrk2_half.txt" >/dev/null
+  fi
   oha_max=$(search_oha)
   oha_half=$((oha_max / 2))
   [ "$oha_half" -gt 0 ] && oha_run "$oha_half" "$half" "$out/raw/rep$rep-oha-half-$oha_half.json" >/dev/null
   taskset -c 0 wrk -t2 -c"$conns" -d"$half" --latency -H "$hdr" "$url" >"$out/raw/rep$rep-wrk.txt" 2>&1 || true
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$iso_strict" "$iso_same" "$oha_max" "$load_before" "$load_after" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$iso_strict" "$iso_same" "$oha_max" "$load_before" "$load_after" "$wrk2_max" \
     >>"$out/raw/runs.tsv"
 done
 # The raw isobench runs keep only what the table needs: summary.json and the log.

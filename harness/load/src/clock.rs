@@ -12,11 +12,22 @@
 //! most of a core at 30k requests/s, on a 2-core machine shared with the system under test.
 //!
 //! Sleeping is not free either: in a Firecracker guest arming the timer for each `nanosleep`
-//! costs a VM exit, ~10 µs of CPU per sleep, so at 40k requests/s the dispatcher still uses
-//! about half a core. Releasing in coarser batches (waking at most every 25–100 µs) was
-//! tried and made lag worse: bursts of releases queue behind each other on the connections.
+//! costs a VM exit, and with its two context switches a sleep costs ~25 µs of CPU, so waking
+//! once per request took half the generator's core at 20k requests/s. The dispatcher
+//! therefore wakes at most once per [`RELEASE_QUANTUM`] and releases everything due by then.
+//! (Coarser batches were once tried and made lag worse, when each request cost the connection
+//! side far more than it does since the hyper client was replaced: bursts queued behind each
+//! other on the connections.)
 
 use std::time::{Duration, Instant};
+
+/// The dispatcher wakes at most once per this, releasing everything due by then. A sleep and
+/// its two context switches cost ~25 µs of CPU in a Firecracker guest: profiled at 20k
+/// requests/s with a wake-up per request, the dispatcher took half of the generator's core,
+/// and at 56k with a 100 µs quantum still a quarter (`results/bench/generators/profile/`).
+/// 250 µs caps the wake-ups at 4k a second and adds at most that much lag to a request that
+/// falls inside one, well under the 1 ms the lag is held to.
+pub(crate) const RELEASE_QUANTUM: Duration = Duration::from_micros(250);
 
 /// The longest single sleep, so that cancellation is noticed promptly.
 pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(5);

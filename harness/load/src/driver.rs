@@ -1,6 +1,6 @@
 //! The run itself: a dispatcher thread, per-endpoint queues and pools of connection tasks
-//! (HTTP) or invoke tasks (functions) on a tokio runtime, and the recorder and progress loop
-//! on the calling thread.
+//! (HTTP, on a single-threaded runtime per core) or invoke tasks (functions, on a
+//! multi-threaded runtime), and the recorder and progress loop on the calling thread.
 
 use std::future::Future;
 use std::io::Write as _;
@@ -9,29 +9,25 @@ use std::os::fd::OwnedFd;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HOST, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
+use hyper::header::HeaderValue;
 use isobench_core::backend::{Endpoint, Invoke, InvokeOutcome, InvokeResult, PayloadContract, TenantTarget};
-use isobench_core::workload_api::{self, Op, TENANT_HEADER};
+use isobench_core::workload_api::Op;
 use tokio::net::TcpSocket;
-use tokio::runtime::Handle;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::timeout_at;
 
 use crate::clock;
 use crate::error::LoadError;
+use crate::http::{self, Requests, is_error_document};
 use crate::netns;
+use crate::runtimes::Runtimes;
 use crate::schedule::Schedule;
 use crate::spec::{LoadSpec, TestHooks};
 use crate::stats::{
@@ -81,7 +77,6 @@ struct Counters {
 
 struct TenantReq {
     id: String,
-    header: HeaderValue,
 }
 
 /// What every connection task shares.
@@ -91,8 +86,13 @@ struct Shared {
     compute_us: u64,
     put_body: Bytes,
     tenants: Vec<TenantReq>,
+    /// Every (tenant, operation)'s HTTP request head, encoded once.
+    requests: Requests,
     counters: Counters,
-    completions: mpsc::Sender<Completion>,
+    /// Completions not yet recorded: the calling thread takes them all at once every
+    /// [`RECORD_TICK`], so a completion costs an uncontended lock and a push, not a channel
+    /// message.
+    completions: Mutex<Vec<Completion>>,
     /// Set when requests taken off a queue must no longer be sent (they become `NotSent`).
     stop_sending: AtomicBool,
     /// Set to `true` to abandon requests still in flight (they become `Aborted`).
@@ -143,8 +143,14 @@ impl Shared {
             outcome,
             invoke,
         };
-        // The receiver lives on the calling thread until every task has finished.
-        let _ = self.completions.send(c);
+        // A poisoned lock only means a task panicked while pushing; the vector is intact.
+        self.completions.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+    }
+
+    /// Takes every completion waiting, leaving `spare`'s (empty) buffer in its place.
+    fn take_completions(&self, spare: &mut Vec<Completion>) {
+        spare.clear();
+        std::mem::swap(&mut *self.completions.lock().unwrap_or_else(|e| e.into_inner()), spare);
     }
 
     /// The workload's Lambda event for `job` (tenant-app README, "Event"): `tenant` and `op`,
@@ -188,7 +194,7 @@ impl Drop for SetOnDrop<'_> {
 /// Where a pool's tasks send their requests.
 enum Target {
     /// An HTTP/1.1 server: each task owns one keep-alive connection to it.
-    Http { addr: SocketAddr, host: HeaderValue },
+    Http { addr: SocketAddr },
     /// A function: each task carries one invoke at a time, so the pool's size caps the
     /// invokes in flight.
     Function(Arc<dyn Invoke>),
@@ -221,9 +227,9 @@ struct Pool {
 /// what was measured.
 ///
 /// Targets may be HTTP servers or functions ([`Endpoint::Function`]), in any mix. Synchronous:
-/// it builds its own tokio runtime, on which function invokes run too. When `netns` is given
-/// every socket is opened from inside that network namespace (the runtime's threads join it
-/// as they start), so targets may live on a network only reachable from there. `cancel`
+/// it builds its own tokio runtimes (one per core for connections, one for function invokes).
+/// When `netns` is given every socket is opened from inside that network namespace (the
+/// runtimes' threads join it as they start), so targets may live on a network only reachable from there. `cancel`
 /// stops dispatching promptly; `progress` is called from the calling thread about every
 /// [`PROGRESS_INTERVAL`], and once more at the end.
 ///
@@ -287,19 +293,26 @@ fn run_inner(
             .ok_or_else(|| LoadError::MissingTarget { tenant: t.id.clone() })?;
         let idx = pool_targets.iter().position(|p| p.same(&target.endpoint)).unwrap_or_else(|| {
             pool_targets.push(match &target.endpoint {
-                Endpoint::Http(addr) => Target::Http {
-                    addr: *addr,
-                    host: HeaderValue::from_str(&addr.to_string()).expect("a socket address is a valid header value"),
-                },
+                Endpoint::Http(addr) => Target::Http { addr: *addr },
                 Endpoint::Function(f) => Target::Function(Arc::clone(f)),
             });
             pool_targets.len() - 1
         });
         tenant_pool.push(idx);
-        let header = HeaderValue::from_str(&t.id)
+        HeaderValue::from_str(&t.id)
             .map_err(|_| LoadError::InvalidSpec { field: "tenants", reason: format!("bad id `{}`", t.id) })?;
-        tenants.push(TenantReq { id: t.id.clone(), header });
+        tenants.push(TenantReq { id: t.id.clone() });
     }
+    let hosts: Vec<String> = tenant_pool
+        .iter()
+        .map(|&i| match &pool_targets[i] {
+            Target::Http { addr } => addr.to_string(),
+            Target::Function(_) => String::new(),
+        })
+        .collect();
+    let put_body = Bytes::from(vec![b'x'; spec.record_size]);
+    let requests =
+        Requests::new(tenants.iter().zip(&hosts).map(|(t, h)| (t.id.as_str(), h.as_str())), &put_body, spec.compute_us);
 
     // The namespace: checked once up front, then joined by every runtime thread.
     let netns = match netns {
@@ -312,22 +325,8 @@ fn run_inner(
     };
 
     let netns_failure: Arc<OnceLock<nix::Error>> = Arc::default();
-    let runtime = {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.enable_all().thread_name("isobench-load");
-        if spec.worker_threads > 0 {
-            b.worker_threads(spec.worker_threads);
-        }
-        if let Some(fd) = netns.clone() {
-            let failure = Arc::clone(&netns_failure);
-            b.on_thread_start(move || {
-                if let Err(e) = netns::enter(&fd) {
-                    let _ = failure.set(e);
-                }
-            });
-        }
-        b.build().map_err(|source| LoadError::Setup { what: "build the tokio runtime", source })?
-    };
+    let functions = pool_targets.iter().any(|t| matches!(t, Target::Function(_)));
+    let runtimes = Runtimes::new(spec.worker_threads, functions, netns.clone(), &netns_failure)?;
 
     let mut queues = Vec::with_capacity(pool_targets.len());
     let mut pools = Vec::with_capacity(pool_targets.len());
@@ -345,11 +344,9 @@ fn run_inner(
 
     let schedule = Schedule::new(&spec.schedule_spec()).with_slice(spec.slice);
     let planned_total = schedule.expected_len();
-    let (completions_tx, completions_rx) = mpsc::channel();
     let (abort_tx, _) = watch::channel(false);
     let started_at_unix_ns =
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let put_body = Bytes::from(vec![b'x'; spec.record_size]);
     let shared = Arc::new(Shared {
         // Time zero of the schedule: everything slow (runtime, buffers) is set up already.
         start: Instant::now(),
@@ -357,8 +354,9 @@ fn run_inner(
         compute_us: spec.compute_us,
         put_body,
         tenants,
+        requests,
         counters: Counters::default(),
-        completions: completions_tx,
+        completions: Mutex::new(Vec::with_capacity(4096)),
         stop_sending: AtomicBool::new(false),
         abort: abort_tx,
         connections_opened: AtomicU64::new(0),
@@ -376,6 +374,11 @@ fn run_inner(
     if interval.is_some() {
         recorder.keep_intervals();
     }
+    let mut batch = Vec::with_capacity(4096);
+    let mut drain = |recorder: &mut Recorder| {
+        shared.take_completions(&mut batch);
+        batch.iter().for_each(|c| recorder.record(c));
+    };
     let dispatcher_done = AtomicBool::new(false);
     let dispatch_end_ns = AtomicU64::new(0);
     let cancelled = AtomicBool::new(false);
@@ -390,7 +393,7 @@ fn run_inner(
             pools: &pools,
             queues,
             tenant_pool: &tenant_pool,
-            handle: runtime.handle(),
+            runtimes: &runtimes,
             cancel,
             abandoned: &abandoned,
             duration: spec.duration,
@@ -412,7 +415,7 @@ fn run_inner(
         let mut stop_sending_at: Option<Instant> = None;
         let mut abort_at: Option<Instant> = None;
         loop {
-            recorder.drain(&completions_rx);
+            drain(&mut recorder);
             let now = Instant::now();
             if cancel.load(Ordering::Relaxed) && !shared.stop_sending.load(Ordering::Relaxed) {
                 // Nothing more goes on the wire; in-flight requests get a short grace.
@@ -470,12 +473,12 @@ fn run_inner(
     })?;
 
     // Unless some task is stuck, every one has finished, so every completion is in the channel.
-    recorder.drain(&completions_rx);
+    drain(&mut recorder);
     recorder.set_dispatched(&dispatched);
     if stuck {
         // Stop counting sends first: a stuck task that wakes up now finds sending stopped.
         shared.stop_sending.store(true, Ordering::Release);
-        recorder.drain(&completions_rx);
+        drain(&mut recorder);
         let sent: Vec<u64> = shared.sent_by_slot.iter().map(|n| n.load(Ordering::Acquire)).collect();
         recorder.count_abandoned(&sent);
     }
@@ -485,7 +488,7 @@ fn run_inner(
         f(&snap, take_cells(&mut recorder));
     }
     progress(&snap);
-    runtime.shutdown_timeout(Duration::from_millis(100));
+    runtimes.shutdown();
 
     if let Some(e) = shared.netns_failure.get() {
         return Err(LoadError::Netns(*e));
@@ -552,7 +555,7 @@ struct Dispatcher<'a> {
     queues: Vec<async_channel::Sender<Job>>,
     /// Pool index of each tenant.
     tenant_pool: &'a [usize],
-    handle: &'a Handle,
+    runtimes: &'a Runtimes,
     cancel: &'a AtomicBool,
     /// Set when `run` is unwinding: stop as for a cancellation.
     abandoned: &'a AtomicBool,
@@ -583,12 +586,15 @@ impl Dispatcher<'_> {
         let stop = || self.cancel.load(Ordering::Relaxed) || self.abandoned.load(Ordering::Relaxed);
         let mut pacer = clock::Pacer::default();
         let mut next = schedule.next();
+        let mut woke = start;
         while let Some(first) = next {
-            if !pacer.wait_until(start + first.at, stop) {
+            // Wakes at most once per quantum: each sleep costs more CPU than releasing.
+            if !pacer.wait_until((start + first.at).max(woke + clock::RELEASE_QUANTUM), stop) {
                 break;
             }
             // Release everything already due in one batch.
-            let now = start.elapsed();
+            woke = Instant::now();
+            let now = woke - start;
             let mut p = first;
             loop {
                 let intended_ns = u64::try_from(p.at.as_nanos()).unwrap_or(u64::MAX);
@@ -640,8 +646,8 @@ impl Dispatcher<'_> {
         self.shared.live_tasks.fetch_add(1, Ordering::AcqRel);
         let (shared, pool) = (Arc::clone(self.shared), Arc::clone(pool));
         match &pool.target {
-            Target::Http { .. } => self.handle.spawn(connection_task(shared, pool)),
-            Target::Function(f) => self.handle.spawn(invoke_task(shared, Arc::clone(f), pool)),
+            Target::Http { .. } => self.runtimes.for_connection().spawn(connection_task(shared, pool)),
+            Target::Function(f) => self.runtimes.for_functions().spawn(invoke_task(shared, Arc::clone(f), pool)),
         };
     }
 }
@@ -657,19 +663,6 @@ fn realtime_priority() -> std::io::Result<()> {
     // duration of the call; pid 0 means the calling thread.
     let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
-}
-
-/// One HTTP/1.1 connection to one endpoint.
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // Closes the socket; an HTTP/1.1 connection cannot be reused mid-request.
-        self.driver.abort();
-    }
 }
 
 /// Waits for the pool's next request and marks it sent: (job, actual send, deadline). Requests
@@ -697,7 +690,7 @@ async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time
 /// (opened on first use and reopened after a failure), until the queue closes.
 async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
     let _live = LiveTask(&shared.live_tasks);
-    let mut conn: Option<Conn> = None;
+    let mut conn: Option<http::Conn> = None;
     let mut abort = shared.abort.subscribe();
     while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
         let outcome = {
@@ -706,15 +699,12 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
                 biased;
                 o = CatchUnwind(exchange) => o.unwrap_or_else(|_| {
                     tracing::error!(tenant = %shared.tenants[job.tenant as usize].id, "an HTTP connection task panicked; counting the request as a panic");
-                    Outcome::Error(ErrorKind::Panic)
+                    (Outcome::Error(ErrorKind::Panic), false)
                 }),
-                _ = abort.wait_for(|a| *a) => Outcome::Error(ErrorKind::Aborted),
+                _ = abort.wait_for(|a| *a) => (Outcome::Error(ErrorKind::Aborted), false),
             }
         };
-        let reusable = matches!(
-            outcome,
-            Outcome::Ok { .. } | Outcome::Error(ErrorKind::Http4xx) | Outcome::Error(ErrorKind::Http5xx)
-        );
+        let (outcome, reusable) = outcome;
         if !reusable {
             conn = None;
         }
@@ -733,7 +723,7 @@ impl Drop for LiveTask<'_> {
 }
 
 /// Opens a connection, from inside the target network namespace when there is one.
-async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Instant) -> Result<Conn, Outcome> {
+async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Instant) -> Result<http::Conn, Outcome> {
     if shared.netns_required && !netns::entered() {
         // Never open a socket from the wrong namespace; `run` reports the failure.
         let _ = shared.netns_failure.set(nix::Error::EPERM);
@@ -748,115 +738,50 @@ async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Insta
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| Outcome::Error(ErrorKind::Protocol))?;
-    let driver = tokio::spawn(async move {
-        let _ = connection.await;
-    });
     shared.connections_opened.fetch_add(1, Ordering::Relaxed);
-    Ok(Conn { sender, driver })
+    Ok(http::Conn::new(stream))
 }
 
-/// Sends one request and reads its answer completely, by `deadline`.
+/// Sends one request and reads its answer completely, by `deadline`. Returns the outcome and
+/// whether the connection may carry the next request.
 async fn exchange(
     shared: &Shared,
     pool: &Pool,
-    conn: &mut Option<Conn>,
+    conn: &mut Option<http::Conn>,
     job: &Job,
     deadline: tokio::time::Instant,
-) -> Outcome {
+) -> (Outcome, bool) {
     if shared.hooks.panic_on_request.is_some_and(|n| shared.counters.sent.load(Ordering::Relaxed) >= n)
         && !shared.panicked.swap(true, Ordering::Relaxed)
     {
         panic!("test hook: a panic in an HTTP exchange");
     }
     // A kept-alive connection the server closed while idle is replaced without charging the
-    // request; a fresh connection that is not ready is the request's failure.
-    let mut fresh = false;
-    loop {
-        if conn.is_none() {
-            let Target::Http { addr, .. } = pool.target else { unreachable!("connection tasks serve HTTP pools") };
+    // request; a fresh connection's failure is the request's.
+    if conn.as_mut().is_some_and(|c| c.closed_while_idle()) {
+        *conn = None;
+    }
+    let c = match conn {
+        Some(c) => c,
+        None => {
+            let Target::Http { addr } = pool.target else { unreachable!("connection tasks serve HTTP pools") };
             match connect(shared, addr, deadline).await {
-                Ok(c) => *conn = Some(c),
-                Err(o) => return o,
+                Ok(c) => conn.insert(c),
+                Err(o) => return (o, false),
             }
-            fresh = true;
         }
-        let c = conn.as_mut().expect("connected above");
-        match timeout_at(deadline, c.sender.ready()).await {
-            Err(_) => return Outcome::Timeout,
-            Ok(Ok(())) => break,
-            Ok(Err(_)) if !fresh => *conn = None,
-            Ok(Err(e)) => return Outcome::Error(classify(&e)),
-        }
-    }
-    let c = conn.as_mut().expect("ready above");
-
-    let tenant = &shared.tenants[job.tenant as usize];
-    let (method, body) = match job.op {
-        Op::Put => (Method::PUT, Full::new(shared.put_body.clone())),
-        Op::Get => (Method::GET, Full::new(Bytes::new())),
-        Op::Compute => (Method::POST, Full::new(Bytes::new())),
     };
-    let path = workload_api::path(job.op, &tenant.id, &job.key.to_string(), shared.compute_us);
-    let Target::Http { host, .. } = &pool.target else { unreachable!("connection tasks serve HTTP pools") };
-    let Ok(req) = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(HOST, host.clone())
-        .header(TENANT_HEADER, tenant.header.clone())
-        .body(body)
-    else {
-        return Outcome::Error(ErrorKind::Protocol);
-    };
-
-    let resp = match timeout_at(deadline, c.sender.send_request(req)).await {
-        Err(_) => return Outcome::Timeout,
-        Ok(Err(e)) => return Outcome::Error(classify(&e)),
-        Ok(Ok(r)) => r,
-    };
-    let status = resp.status();
-    // A JSON answer with a success status is kept to see whether it is an error document.
-    let keep = status.is_success() && is_json(resp.headers().get(hyper::header::CONTENT_TYPE));
-    let mut kept = Vec::new();
-    // Read the whole body: the request is done when its answer is, and the connection can
-    // only be reused once the body is consumed.
-    let mut body = resp.into_body();
-    loop {
-        match timeout_at(deadline, body.frame()).await {
-            Err(_) => return Outcome::Timeout,
-            Ok(None) => break,
-            Ok(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref().filter(|_| keep && kept.len() < MAX_KEPT_BODY) {
-                    kept.extend_from_slice(data);
-                }
-            }
-            Ok(Some(Err(e))) => return Outcome::Error(classify(&e)),
-        }
+    shared.requests.encode(job.tenant, job.op, job.key, c.request_buf());
+    match timeout_at(deadline, c.exchange()).await {
+        Err(_) => (Outcome::Timeout, false),
+        Ok(Err(http::Failure::Io)) => (Outcome::Error(ErrorKind::Io), false),
+        Ok(Err(http::Failure::Protocol)) => (Outcome::Error(ErrorKind::Protocol), false),
+        Ok(Ok(a)) if a.error_document => (Outcome::Error(ErrorKind::ErrorBody), a.reusable),
+        Ok(Ok(a)) => match StatusCode::from_u16(a.status) {
+            Ok(status) => (classify_status(status, job.op), a.reusable),
+            Err(_) => (Outcome::Error(ErrorKind::Protocol), false),
+        },
     }
-    if keep && is_error_document(&kept) {
-        return Outcome::Error(ErrorKind::ErrorBody);
-    }
-    classify_status(status, job.op)
-}
-
-/// Most bytes of a JSON success body kept to look for an error field (error documents are
-/// small; a larger body is cut and then does not parse, so it is not an error document).
-const MAX_KEPT_BODY: usize = 64 * 1024;
-
-fn is_json(content_type: Option<&HeaderValue>) -> bool {
-    content_type.and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim_start().starts_with("application/json"))
-}
-
-/// Whether a body is a JSON object with a top-level `error` field: an answer that says it
-/// failed whatever its status (HTTP 200 with an error body).
-fn is_error_document(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        error: Option<serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Doc>(body).is_ok_and(|d| d.error.is_some())
 }
 
 /// Maps an HTTP status to an outcome. 404 on a GET is ok: in a random mix, reading a key
@@ -872,18 +797,6 @@ fn classify_status(status: StatusCode, op: Op) -> Outcome {
         Outcome::Error(ErrorKind::Http5xx)
     } else {
         Outcome::Error(ErrorKind::Protocol)
-    }
-}
-
-/// Maps a hyper error to an error kind: a broken connection is `io`, anything the peer said
-/// that is not HTTP/1.1 is `protocol`.
-fn classify(e: &hyper::Error) -> ErrorKind {
-    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() || e.is_user() {
-        ErrorKind::Protocol
-    } else {
-        // Closed, canceled (the connection died), incomplete message, body write aborted,
-        // and any error with an I/O source.
-        ErrorKind::Io
     }
 }
 
@@ -1072,15 +985,15 @@ mod tests {
 
     #[test]
     fn events_follow_the_workload_contract() {
-        let (completions, _) = mpsc::channel();
         let shared = Shared {
             start: Instant::now(),
             timeout: Duration::from_secs(1),
             compute_us: 250,
             put_body: Bytes::from(vec![b'x'; 5]),
-            tenants: vec![TenantReq { id: "acme-1".into(), header: HeaderValue::from_static("acme-1") }],
+            tenants: vec![TenantReq { id: "acme-1".into() }],
+            requests: Requests::new([("acme-1", "")], b"xxxxx", 250),
             counters: Counters::default(),
-            completions,
+            completions: Mutex::default(),
             stop_sending: AtomicBool::new(false),
             abort: watch::channel(false).0,
             connections_opened: AtomicU64::new(0),

@@ -34,7 +34,8 @@ pub struct LoadSpec {
     pub record_size: usize,
     /// Keys are drawn uniformly from `0..keys_per_tenant`.
     pub keys_per_tenant: u32,
-    /// Worker threads of the driver's tokio runtime; 0 picks one per available CPU.
+    /// Threads the driver's tasks run on: as many single-threaded runtimes for HTTP connections
+    /// (and workers of the function invokes' runtime); 0 picks one per available CPU.
     pub worker_threads: usize,
     /// Run the dispatcher thread at the lowest real-time priority (`SCHED_FIFO` 1) when
     /// permitted, so it wakes on time on a busy machine; off, it runs as an ordinary thread.

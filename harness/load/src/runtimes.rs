@@ -1,0 +1,152 @@
+//! Where the driver's tasks run: HTTP connection tasks on one single-threaded tokio runtime
+//! per core (each driven by its own thread), function invokes on a multi-threaded runtime.
+//!
+//! A connection task only ever waits on its own socket, so it gains nothing from work stealing,
+//! and a single-threaded runtime wakes and polls it for less: no shared run queue, no other
+//! worker to notify. Invokes stay on a multi-threaded runtime because a backend's invoke may
+//! block its thread for a while, and other invokes must keep going meanwhile.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+use tokio::sync::oneshot;
+
+use crate::error::LoadError;
+use crate::netns;
+
+/// One single-threaded runtime and the thread that drives it.
+struct Core {
+    handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The runtimes of one run.
+pub(crate) struct Runtimes {
+    cores: Vec<Core>,
+    /// Round robin over `cores` for new connection tasks.
+    next: AtomicUsize,
+    functions: Option<Runtime>,
+}
+
+impl Runtimes {
+    /// `threads` single-threaded runtimes for connections (0: one per CPU this process may run
+    /// on), and a multi-threaded one with as many workers when `functions`. Every thread joins
+    /// `netns` first, if given; a failure to is recorded in `netns_failure`.
+    pub(crate) fn new(
+        threads: usize,
+        functions: bool,
+        netns: Option<Arc<OwnedFd>>,
+        netns_failure: &Arc<OnceLock<nix::Error>>,
+    ) -> Result<Runtimes, LoadError> {
+        let threads = if threads > 0 { threads } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+        let on_start = {
+            let (netns, failure) = (netns.clone(), Arc::clone(netns_failure));
+            move || {
+                if let Some(fd) = &netns
+                    && let Err(e) = netns::enter(fd)
+                {
+                    let _ = failure.set(e);
+                }
+            }
+        };
+        let built = |b: &mut Builder| {
+            b.enable_all().thread_name("isobench-load").on_thread_start(on_start.clone());
+            b.build().map_err(|source| LoadError::Setup { what: "build the tokio runtime", source })
+        };
+        let mut cores = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let rt = built(&mut Builder::new_current_thread())?;
+            let handle = rt.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let on_start = on_start.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("isobench-load-{i}"))
+                .spawn(move || {
+                    // This thread is the runtime's worker: it joins the namespace itself.
+                    on_start();
+                    rt.block_on(async {
+                        let _ = stopped.await;
+                    });
+                    rt.shutdown_timeout(Duration::from_millis(100));
+                })
+                .map_err(|source| LoadError::Setup { what: "start a runtime thread", source })?;
+            cores.push(Core { handle, stop: Some(stop), thread: Some(thread) });
+        }
+        let functions = if functions {
+            let mut b = Builder::new_multi_thread();
+            b.worker_threads(threads);
+            Some(built(&mut b)?)
+        } else {
+            None
+        };
+        Ok(Runtimes { cores, next: AtomicUsize::new(0), functions })
+    }
+
+    /// Where the next connection task goes: the runtimes take turns.
+    pub(crate) fn for_connection(&self) -> &Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.cores.len();
+        &self.cores[i].handle
+    }
+
+    /// Where invoke tasks go.
+    pub(crate) fn for_functions(&self) -> &Handle {
+        self.functions.as_ref().map_or(&self.cores[0].handle, |r| r.handle())
+    }
+
+    /// Stops every runtime, giving tasks still running a moment to end.
+    pub(crate) fn shutdown(mut self) {
+        for c in &mut self.cores {
+            if let Some(stop) = c.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for c in &mut self.cores {
+            if let Some(t) = c.thread.take() {
+                let _ = t.join();
+            }
+        }
+        if let Some(rt) = self.functions.take() {
+            rt.shutdown_timeout(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Runtimes {
+    fn drop(&mut self) {
+        // An early return (an error, a panic) still stops the threads.
+        for c in &mut self.cores {
+            if let Some(stop) = c.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connection tasks take turns over the runtimes, each on its own thread.
+    #[test]
+    fn connections_spread_over_one_runtime_per_thread() {
+        let failure = Arc::default();
+        let rts = Runtimes::new(2, false, None, &failure).unwrap();
+        let names: Vec<String> = (0..4)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                rts.for_connection().spawn(async move {
+                    let _ = tx.send(std::thread::current().name().unwrap_or_default().to_owned());
+                });
+                rx.recv_timeout(Duration::from_secs(5)).unwrap()
+            })
+            .collect();
+        assert_eq!(names, ["isobench-load-0", "isobench-load-1", "isobench-load-0", "isobench-load-1"]);
+        assert!(rts.functions.is_none());
+        rts.shutdown();
+    }
+}
