@@ -33,6 +33,13 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
+
+    /// Whether the endpoint does not implement the operation at all (an emulator: moto 4.2
+    /// has no EKS Pod Identity or add-ons).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self.code.as_str(), "NotImplemented" | "UnknownOperationException" | "InvalidAction")
+            || self.message.to_ascii_lowercase().contains("not yet implemented")
+    }
 }
 
 /// Maps a service error code (and, for a few codes that mean several things, its message) to
@@ -58,8 +65,11 @@ pub fn classify(code: &str, message: &str) -> ErrorKind {
         }
         "DependencyViolation" | "IncorrectInstanceState" | "ResourceInUseException" => ErrorKind::NotReady,
         // A role or instance profile created a moment ago is not yet visible to Lambda or EC2.
-        "InvalidParameterValueException" | "InvalidParameterValue"
-            if message.contains("cannot be assumed") || message.contains("Instance Profile") =>
+        // EKS: "Role ... cannot be assumed" / "is not authorized to perform sts:AssumeRole" alike.
+        "InvalidParameterValueException" | "InvalidParameterValue" | "InvalidParameterException"
+            if message.contains("cannot be assumed")
+                || message.contains("Instance Profile")
+                || message.contains("sts:AssumeRole") =>
         {
             ErrorKind::NotReady
         }

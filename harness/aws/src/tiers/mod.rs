@@ -15,6 +15,7 @@
 
 pub mod ec2;
 pub mod ecs;
+pub mod eks;
 pub mod lambda;
 
 use isobench_core::TierId;
