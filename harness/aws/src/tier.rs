@@ -118,6 +118,7 @@ pub fn tier_architecture(tp: &TierPlan) -> Option<isobench_core::scenario::aws::
     match &tp.settings {
         TierSettings::Lambda(l) => l.architecture,
         TierSettings::Ecs(e) => e.architecture,
+        TierSettings::Eks(e) => Some(e.architecture()),
         TierSettings::Ec2(_) => None,
     }
 }

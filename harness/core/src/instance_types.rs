@@ -46,6 +46,18 @@ pub fn max_network_interfaces(name: &str) -> Option<u32> {
     })
 }
 
+/// Private IPv4 addresses each network interface of the type takes ("IPv4 addresses per
+/// interface", same table as [`max_network_interfaces`]); the EKS VPC CNI gives each pod one.
+pub fn ipv4_per_interface(name: &str) -> Option<u32> {
+    Some(match name {
+        "t3.nano" | "t3.micro" | "t4g.micro" => 2,
+        "t3.small" | "t4g.small" | "m7g.medium" | "c7g.medium" => 4,
+        "t3.medium" => 6,
+        "m7g.large" | "c7g.large" | "m5.large" | "c5.large" => 10,
+        _ => return None,
+    })
+}
+
 /// Whether the instance type runs arm64 (Graviton: the family ends in `g`, as `t4g`, `m7g`).
 pub fn is_arm64(name: &str) -> bool {
     name.split('.').next().is_some_and(|family| family.ends_with('g'))
@@ -59,6 +71,7 @@ mod tests {
     fn every_known_type_has_an_eni_limit_and_an_architecture() {
         for t in INSTANCE_TYPES {
             assert!(max_network_interfaces(t.name).is_some_and(|n| n >= 2), "{}", t.name);
+            assert!(ipv4_per_interface(t.name).is_some_and(|n| n >= 2), "{}", t.name);
         }
         assert_eq!(max_network_interfaces("m5.large"), Some(3));
         assert!(is_arm64("m7g.large") && is_arm64("t4g.micro") && !is_arm64("m5.large") && !is_arm64("t3.micro"));

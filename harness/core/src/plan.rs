@@ -31,6 +31,9 @@ pub struct Plan {
 pub struct TierPlan {
     pub run_id: String,
     pub tier: TierId,
+    /// The tier's name in the scenario (its id unless `[[tier]] name` says otherwise): what
+    /// results, logs and resources key the tier by.
+    pub name: String,
     pub settings: TierSettings,
     pub tenants: Vec<TenantSpec>,
     pub workload: WorkloadSpec,
@@ -64,6 +67,7 @@ impl Plan {
             .map(|t| TierPlan {
                 run_id: run_id.clone(),
                 tier: t.id,
+                name: t.name.clone(),
                 settings: t.settings.clone(),
                 tenants: scenario.tenants.clone(),
                 workload: scenario.workload.clone(),

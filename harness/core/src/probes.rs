@@ -74,6 +74,16 @@ pub enum Rule {
     /// ECS: the given expectation on the EC2 launch type (tasks share the container
     /// instance), blocked on Fargate (one microVM per task).
     Ec2LaunchType(Expectation),
+    /// EKS: leaks between tenants' pods without a default-deny NetworkPolicy, unless per-pod
+    /// security groups keep tenants apart; blocked otherwise.
+    PodNetwork,
+    /// EKS: the given expectation when pods reach the node role through IMDS (IMDSv1, which
+    /// has no hop limit, or IMDSv2 with a hop limit of 2 or more) on nodes tenants share;
+    /// blocked with tokens required and hop limit 1, or on a node of the tenant's own.
+    NodeImds(Expectation),
+    /// EKS: the given expectation when tenants' pods share nodes (namespace per tenant),
+    /// blocked for a node per tenant (separate EC2 instances).
+    SharedNode(Expectation),
 }
 
 impl Rule {
@@ -94,7 +104,7 @@ pub struct ProbeDef {
     pub channel: Channel,
     pub description: &'static str,
     /// Per tier, in the order of [`TierId::ALL`].
-    pub expected: [Rule; 6],
+    pub expected: [Rule; 7],
     /// What a cross-tenant hit is: [`Verdict::Leak`] (data crossed), or [`Verdict::Risk`]
     /// (tenants share a resource by configuration: a principal, a kernel).
     pub hit: Verdict,
@@ -122,50 +132,61 @@ const FARGATE_ISOLATION: &str =
 /// access only: nothing opens a connection into an execution environment.
 const LAMBDA_NETWORKING: &str = "https://docs.aws.amazon.com/lambda/latest/dg/foundation-networking.html";
 const LAMBDA_VPC: &str = "https://docs.aws.amazon.com/lambda/latest/dg/vpc.html";
+/// EKS best practices, tenant isolation: namespaces are a soft boundary, pods on one node share
+/// its kernel, node-per-tenant (dedicated node groups) for harder isolation.
+const EKS_TENANT_ISOLATION: &str = "https://docs.aws.amazon.com/eks/latest/best-practices/tenant-isolation.html";
+/// EKS network policies: without one every pod reaches every pod; the VPC CNI enforces them.
+const EKS_NETWORK_POLICY: &str = "https://docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html";
+/// EKS best practices, IAM: "Restrict access to the instance profile assigned to the worker
+/// node" (IMDSv2 with a hop limit of 1).
+const EKS_IAM: &str = "https://docs.aws.amazon.com/eks/latest/best-practices/identity-and-access-management.html";
+const EKS_POD_IDENTITY: &str = "https://docs.aws.amazon.com/eks/latest/userguide/pod-identities.html";
+const EKS_IRSA: &str = "https://docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html";
+const EKS_POD_SECURITY_GROUPS: &str = "https://docs.aws.amazon.com/eks/latest/userguide/security-groups-for-pods.html";
 const WANG_ATC18: &str = "https://www.usenix.org/conference/atc18/presentation/wang-liang";
 
 /// Tier order: silo-ec2, shared-ec2, ecs-awsvpc, lambda-per-tenant, lambda-shared,
-/// lambda-tenant-isolation.
+/// lambda-tenant-isolation, eks-pod.
 pub const CATALOGUE: &[ProbeDef] = &[
     ProbeDef {
         id: "LK-TMP",
         channel: Channel::Tmp,
         description: "a file one tenant's code leaves in /tmp is readable by another tenant's code",
-        expected: [A(B), A(L), A(B), A(B), A(L), A(B)],
+        expected: [A(B), A(L), A(B), A(B), A(L), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[TENANT_ISOLATION],
+        sources: &[TENANT_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-MEM",
         channel: Channel::Mem,
         description: "a process global or cache entry set by one tenant is visible to another",
-        expected: [A(B), A(L), A(B), A(B), A(L), A(B)],
+        expected: [A(B), A(L), A(B), A(B), A(L), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[TENANT_ISOLATION],
+        sources: &[TENANT_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-ENV",
         channel: Channel::Env,
         description: "an environment variable one tenant's code sets is visible to another in-process",
-        expected: [A(B), A(L), A(B), A(B), A(L), A(B)],
+        expected: [A(B), A(L), A(B), A(B), A(L), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[TENANT_ISOLATION],
+        sources: &[TENANT_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-FD",
         channel: Channel::Fd,
         description: "a file descriptor one tenant's code leaves open is readable by another",
-        expected: [A(B), A(L), A(B), A(B), A(L), A(B)],
+        expected: [A(B), A(L), A(B), A(B), A(L), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[TENANT_ISOLATION],
+        sources: &[TENANT_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-PROC",
         channel: Channel::Proc,
         description: "another tenant's processes (cmdline, environ) are visible through /proc",
-        expected: [A(B), A(L), A(B), A(B), A(L), A(B)],
+        expected: [A(B), A(L), A(B), A(B), A(L), A(B), A(B)],
         hit: Verdict::Leak,
-        sources: &[TENANT_ISOLATION],
+        sources: &[TENANT_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-NET",
@@ -174,9 +195,9 @@ pub const CATALOGUE: &[ProbeDef] = &[
                       execution environment serving another tenant's invoke, while it runs)",
         // lambda-shared too: an environment serving the owner's invoke runs nothing else, so the
         // finder's invoke is in another environment; sharing one is LK-MEM's and LK-TMP's finding.
-        expected: [A(B), ONE_PROCESS, Rule::SharedSecurityGroup, A(B), A(B), A(B)],
+        expected: [A(B), ONE_PROCESS, Rule::SharedSecurityGroup, A(B), A(B), A(B), Rule::PodNetwork],
         hit: Verdict::Leak,
-        sources: &[LAMBDA_NETWORKING, LAMBDA_VPC],
+        sources: &[LAMBDA_NETWORKING, LAMBDA_VPC, EKS_NETWORK_POLICY, EKS_POD_SECURITY_GROUPS],
     },
     ProbeDef {
         id: "LK-PRINCIPAL",
@@ -184,25 +205,25 @@ pub const CATALOGUE: &[ProbeDef] = &[
         description: "two tenants' code holds the same AWS principal (one instance role, one execution role per \
                       function): a risk by configuration, not a leak by itself; AWS gives a function one \
                       execution role, and per-tenant scoping (session tags) is the customer's",
-        expected: [A(B), A(R), Rule::ImdsReachable(R), A(B), A(R), A(R)],
+        expected: [A(B), A(R), Rule::ImdsReachable(R), A(B), A(R), A(R), Rule::NodeImds(R)],
         hit: Verdict::Risk,
-        sources: &[EXECUTION_ROLE, TENANT_ISOLATION, SESSION_TAGS, TASK_ROLES],
+        sources: &[EXECUTION_ROLE, TENANT_ISOLATION, SESSION_TAGS, TASK_ROLES, EKS_IAM, EKS_POD_IDENTITY, EKS_IRSA],
     },
     ProbeDef {
         id: "LK-DATA",
         channel: Channel::Data,
         description: "a tenant's code reads another tenant's object (one S3 prefix per tenant) with the \
                       credentials it holds; real IAM policies decide it",
-        expected: [A(B), A(L), Rule::ImdsReachable(L), A(B), A(L), A(L)],
+        expected: [A(B), A(L), Rule::ImdsReachable(L), A(B), A(L), A(L), Rule::NodeImds(L)],
         hit: Verdict::Leak,
-        sources: &[EXECUTION_ROLE, TENANT_ISOLATION, SESSION_TAGS, TASK_ROLES],
+        sources: &[EXECUTION_ROLE, TENANT_ISOLATION, SESSION_TAGS, TASK_ROLES, EKS_IAM, EKS_POD_IDENTITY, EKS_IRSA],
     },
     ProbeDef {
         id: "LK-RNG",
         channel: Channel::Rng,
         description: "a tenant's random draws repeat or continue another tenant's (reused generator state); \
                       AWS documents random-state reuse only for restored SnapStart snapshots",
-        expected: [A(B), Rule::NaiveHygiene, A(B), A(B), Rule::NaiveHygiene, A(B)],
+        expected: [A(B), Rule::NaiveHygiene, A(B), A(B), Rule::NaiveHygiene, A(B), A(B)],
         hit: Verdict::Leak,
         sources: &[SNAPSTART_UNIQUENESS],
     },
@@ -212,15 +233,15 @@ pub const CATALOGUE: &[ProbeDef] = &[
         description: "two tenants' code runs on one kernel (equal boot_id, btime and release, as in Wang et \
                       al., ATC'18): instances are separate VMs, Lambda environments and Fargate tasks \
                       Firecracker microVMs",
-        expected: [A(B), A(R), Rule::Ec2LaunchType(R), A(B), A(R), A(B)],
+        expected: [A(B), A(R), Rule::Ec2LaunchType(R), A(B), A(R), A(B), Rule::SharedNode(R)],
         hit: Verdict::Risk,
-        sources: &[WANG_ATC18, LAMBDA_ISOLATION, FARGATE_ISOLATION],
+        sources: &[WANG_ATC18, LAMBDA_ISOLATION, FARGATE_ISOLATION, EKS_TENANT_ISOLATION],
     },
     ProbeDef {
         id: "LK-APP",
         channel: Channel::App,
         description: "the application's cache, keyed without the tenant, returns another tenant's record",
-        expected: [A(B), Rule::NaiveHygiene, A(B), A(B), Rule::NaiveHygiene, A(B)],
+        expected: [A(B), Rule::NaiveHygiene, A(B), A(B), Rule::NaiveHygiene, A(B), A(B)],
         hit: Verdict::Leak,
         sources: &[],
     },

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// One isolation model. The list is open: `eks-pod` and VPC-attached Lambda come later.
+/// One isolation model. The list is open: VPC-attached Lambda comes later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TierId {
@@ -21,16 +21,19 @@ pub enum TierId {
     LambdaShared,
     /// One Lambda function in tenant isolation mode (`PER_TENANT`).
     LambdaTenantIsolation,
+    /// One Kubernetes pod per tenant on EKS nodes (a namespace or a node per tenant).
+    EksPod,
 }
 
 impl TierId {
-    pub const ALL: [TierId; 6] = [
+    pub const ALL: [TierId; 7] = [
         TierId::SiloEc2,
         TierId::SharedEc2,
         TierId::EcsAwsvpc,
         TierId::LambdaPerTenant,
         TierId::LambdaShared,
         TierId::LambdaTenantIsolation,
+        TierId::EksPod,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl TierId {
             TierId::LambdaPerTenant => "lambda-per-tenant",
             TierId::LambdaShared => "lambda-shared",
             TierId::LambdaTenantIsolation => "lambda-tenant-isolation",
+            TierId::EksPod => "eks-pod",
         }
     }
 

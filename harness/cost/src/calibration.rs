@@ -22,7 +22,8 @@ pub fn calibrate(
     let (id, measured) = match shape {
         TierShape::Lambda { .. } => (overheads::LAMBDA_INIT, init),
         TierShape::Fargate { .. } => (overheads::FARGATE_TASK_START, Some(instance_start)),
-        TierShape::EcsEc2 { .. } => (overheads::ECS_EC2_TASK_START, Some(instance_start)),
+        // No published pod-start figure: a container started on a running instance is nearest.
+        TierShape::EcsEc2 { .. } | TierShape::Eks { .. } => (overheads::ECS_EC2_TASK_START, Some(instance_start)),
         TierShape::Ec2 { .. } => (overheads::EC2_INSTANCE_START, Some(instance_start)),
     };
     let p = published.get(id);

@@ -69,6 +69,9 @@ pub fn cost_at(
             model::ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, tenants, &load, p)?,
             "one task per tenant, packed on container instances".to_string(),
         ),
+        TierShape::Eks { .. } => {
+            (model::eks(tier, shape, tenants, &load, p)?, "one pod per tenant, packed on nodes".to_string())
+        }
         TierShape::Lambda { memory_mb, arch, .. } => {
             let billed = billed(t)?;
             let c = model::lambda(tier, *memory_mb, *arch, &billed, &load, p, false)?;

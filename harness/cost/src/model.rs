@@ -42,6 +42,7 @@ use crate::error::CostError;
 use crate::pricing::Pricing;
 use crate::shape::{TierShape, max_enis};
 use isobench_core::scenario::aws::Architecture;
+use isobench_core::scenario::eks::{self, Pattern};
 
 pub const MONTH_HOURS: f64 = 720.0;
 pub const MONTH_SECONDS: f64 = MONTH_HOURS * 3600.0;
@@ -77,6 +78,7 @@ pub fn required_prices(shape: &TierShape) -> Vec<String> {
             vec![format!("fargate.vcpu-{a}"), format!("fargate.gb-{a}")]
         }
         TierShape::Lambda { arch, .. } => vec!["lambda.requests".into(), format!("lambda.gb-second-{}", arch.as_str())],
+        TierShape::Eks { instance_type, .. } => vec![format!("ec2.{instance_type}"), EKS_CLUSTER_HOUR.into()],
     }
 }
 
@@ -158,6 +160,7 @@ fn tier_cost(
         TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
             ecs_ec2(tier, *cpu_units, *memory_mib, instance_type, units, load, p)
         }
+        TierShape::Eks { .. } => eks(tier, shape, load.tenants, load, p),
         TierShape::Lambda { memory_mb, arch, .. } => {
             let f = t.functions.as_ref().ok_or_else(|| CostError::Input {
                 tier: t.tier.clone(),
@@ -203,6 +206,7 @@ pub fn project(plan: &Plan, p: &Pricing) -> Result<Vec<(TierId, ProjectedCost)>,
             TierShape::EcsEc2 { cpu_units, memory_mib, instance_type } => {
                 (ecs_ec2(tp.tier, *cpu_units, *memory_mib, instance_type, tenants, &load, p)?, false)
             }
+            TierShape::Eks { .. } => (eks(tp.tier, &shape, tenants, &load, p)?, false),
             TierShape::Lambda { memory_mb, timeout_s, arch } => {
                 let invokes = (load.rate * load.duration_s).ceil();
                 let concurrency = match &tp.settings {
@@ -441,6 +445,66 @@ pub(crate) fn ecs_ec2(
     let mut notes = common_notes(load);
     notes.push("ECS adds no charge on the EC2 launch type; memory the ECS agent reserves is not deducted".into());
     Ok(finish("ecs-ec2", formula, items, monthly, u, load, notes))
+}
+
+/// The pricing key of the EKS control plane, per cluster-hour.
+pub const EKS_CLUSTER_HOUR: &str = "eks.cluster-hour";
+
+/// `eks-pod`: one pod per tenant packed on EC2 nodes by its requests (node-per-tenant: a node
+/// per tenant), priced as EC2, plus one EKS control plane.
+pub(crate) fn eks(
+    tier: TierId,
+    shape: &TierShape,
+    tenants: u64,
+    load: &Load,
+    p: &Pricing,
+) -> Result<TierCost, CostError> {
+    let TierShape::Eks { cpu_millis, memory_mib, instance_type, pattern, count } = shape else {
+        return Err(CostError::Input { tier: tier.to_string(), reason: "not an eks-pod shape".into() });
+    };
+    let it = instance_types::lookup(instance_type).ok_or_else(|| CostError::Input {
+        tier: tier.to_string(),
+        reason: format!("unknown node instance type `{instance_type}`; accepted: {}", instance_types::accepted()),
+    })?;
+    let pod = eks::PodResources { cpu_millis: *cpu_millis, memory_mib: *memory_mib };
+    let (cpu, memory) = eks::allocatable(&it);
+    let max_pods = eks::max_pods(&it);
+    let per_node = eks::pods_per_node(&it, pod);
+    if per_node == 0 {
+        return Err(CostError::Input {
+            tier: tier.to_string(),
+            reason: format!("a pod of {cpu_millis}m / {memory_mib} MiB does not fit on a {instance_type} node"),
+        });
+    }
+    let k = eks::nodes_for(*pattern, *count, per_node, tenants);
+    let key = format!("ec2.{instance_type}");
+    let h = load.billed_hours();
+    let items = vec![item(p, tier, &key, k as f64 * h)?, item(p, tier, EKS_CLUSTER_HOUR, h)?];
+    let (price, control) = (items[0].unit_price_usd, items[1].unit_price_usd);
+    let monthly = MONTH_HOURS * (k as f64 * price + control);
+    // The control plane serves no request: only the nodes' vCPUs are capacity.
+    let u = utilisation(load, (k * it.vcpus as u64) as f64);
+    let nodes = match pattern {
+        Pattern::NodePerTenant => format!("one node per tenant: K = N = {k}"),
+        Pattern::NamespacePerTenant => format!(
+            "pods packed on shared nodes: per node = min(⌊allocatable CPU / cpu⌋, ⌊allocatable MiB / memory⌋,              max pods − 2) = min(⌊{cpu} / {cpu_millis}⌋, ⌊{memory} / {memory_mib}⌋, {max_pods} − 2) = {per_node};              K = max(ceil(N / per node), count) = max(ceil({tenants} / {per_node}), {}) = {k}",
+            count.unwrap_or(1)
+        ),
+    };
+    let formula = format!(
+        "{nodes}; run = (K × P + Pc) × max(T, 60 s)/3600; month = (K × P + Pc) × 720 h; idle = nodes' month ×          (1 − u) + nothing of the control plane's, u = min(1, L / (K × vCPUs)); allocatable = vCPUs × 1000 −          kube-reserved CPU (6 % of the first core, 1 % of the second, 0.5 % of cores 3–4, 0.25 % beyond), memory −          (11 MiB × max pods + 255 MiB) − 100 MiB eviction (the EKS AMI's figures, modelled); max pods = ENIs × (IPv4          per ENI − 1) + 2 (VPC CNI); T = {:.3} s, P = ${price}/instance-hour ({key}), Pc = ${control}/cluster-hour          ({EKS_CLUSTER_HOUR}), vCPUs = {}, L = {:.4}",
+        load.duration_s, it.vcpus, load.in_flight
+    );
+    let mut notes = common_notes(load);
+    notes.push(format!(
+        "modelled: nodes sized from AWS's published capacity less the EKS AMI's kubelet reservation ({}); a real          kubelet reports a little less memory; DaemonSets beyond aws-node and kube-proxy are not deducted",
+        eks::RESERVATION_SOURCE
+    ));
+    let mut cost = finish("eks", formula, items, monthly, u, load, notes);
+    // The control plane is paid whatever the load: it counts as idle, as the idle nodes do.
+    cost.monthly_idle_usd = MONTH_HOURS * k as f64 * price * (1.0 - u.clamp(0.0, 1.0)) + MONTH_HOURS * control;
+    cost.idle_share = if monthly > 0.0 { cost.monthly_idle_usd / monthly } else { 0.0 };
+    Ok(cost)
 }
 
 /// What a formula says of the architecture: nothing on x86_64 (the default, as formulas read

@@ -40,6 +40,7 @@ const SECTIONS: &[(&str, &[(&str, &str)])] = &[
     ("ec2", &[("*", "instance-hour")]),
     ("fargate", &[("vcpu-*", "vCPU-hour"), ("gb-*", "GB-hour")]),
     ("lambda", &[("requests", "million-requests"), ("gb-second-*", "GB-second")]),
+    ("eks", &[("cluster-hour", "cluster-hour")]),
 ];
 
 /// One price: `usd` per `unit`.
@@ -73,6 +74,8 @@ struct RawTable {
     fargate: BTreeMap<String, Spanned<RawPrice>>,
     #[serde(default)]
     lambda: BTreeMap<String, Spanned<RawPrice>>,
+    #[serde(default)]
+    eks: BTreeMap<String, Spanned<RawPrice>>,
 }
 
 #[derive(Deserialize)]
@@ -170,7 +173,7 @@ impl Pricing {
             }
         }
         let mut prices = BTreeMap::new();
-        for (section, table) in [("ec2", raw.ec2), ("fargate", raw.fargate), ("lambda", raw.lambda)] {
+        for (section, table) in [("ec2", raw.ec2), ("fargate", raw.fargate), ("lambda", raw.lambda), ("eks", raw.eks)] {
             for (name, p) in table {
                 let span = p.span();
                 let p = p.into_inner();

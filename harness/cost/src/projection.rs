@@ -109,7 +109,8 @@ pub fn project_latency(t: &TierSummary, shape: &TierShape, o: &Overheads) -> Opt
 fn path_id(shape: &TierShape) -> &'static str {
     match shape {
         TierShape::Ec2 { .. } => overheads::VPC_HOP_EC2,
-        TierShape::Fargate { .. } | TierShape::EcsEc2 { .. } => overheads::VPC_HOP_AWSVPC,
+        // A pod's VPC CNI address is an address of its node's ENI: the awsvpc hop.
+        TierShape::Fargate { .. } | TierShape::EcsEc2 { .. } | TierShape::Eks { .. } => overheads::VPC_HOP_AWSVPC,
         TierShape::Lambda { .. } => overheads::LAMBDA_INVOKE_PATH,
     }
 }
@@ -119,7 +120,8 @@ fn start_id(shape: &TierShape) -> &'static str {
     match shape {
         TierShape::Ec2 { .. } => overheads::EC2_INSTANCE_START,
         TierShape::Fargate { .. } => overheads::FARGATE_TASK_START,
-        TierShape::EcsEc2 { .. } => overheads::ECS_EC2_TASK_START,
+        // No published pod-start figure: a container started on a running instance is nearest.
+        TierShape::EcsEc2 { .. } | TierShape::Eks { .. } => overheads::ECS_EC2_TASK_START,
         TierShape::Lambda { .. } => overheads::LAMBDA_INIT,
     }
 }

@@ -6,6 +6,7 @@ use isobench_core::instance_types;
 use isobench_core::scenario::TierSettings;
 use isobench_core::scenario::aws::Architecture;
 use isobench_core::scenario::ecs::LaunchType;
+use isobench_core::scenario::eks::Pattern;
 
 use crate::error::CostError;
 
@@ -22,6 +23,9 @@ pub enum TierShape {
     /// The three Lambda tiers: memory size in MB, the function timeout in seconds and the
     /// architecture (arm64 is priced lower).
     Lambda { memory_mb: u32, timeout_s: f64, arch: Architecture },
+    /// `eks-pod`: one pod per tenant of `cpu_millis` and `memory_mib` on nodes of
+    /// `instance_type`, shared (at least `count` of them) or one per tenant.
+    Eks { cpu_millis: u32, memory_mib: u32, instance_type: String, pattern: Pattern, count: Option<u32> },
 }
 
 /// A tier's architecture where neither the settings nor an older summary say: x86_64, the
@@ -52,17 +56,25 @@ impl TierShape {
                 timeout_s: l.timeout.0.as_secs_f64(),
                 arch: l.architecture.unwrap_or(DEFAULT_ARCH),
             },
+            TierSettings::Eks(e) => TierShape::Eks {
+                cpu_millis: e.pod.cpu_millis,
+                memory_mib: e.pod.memory_mib,
+                instance_type: e.node.instance_type.name.to_string(),
+                pattern: e.pattern,
+                count: e.node.count,
+            },
         }
     }
 
-    /// The shape of `tier` in a summary's `scenario.effective` (the serialised scenario).
+    /// The shape of the tier called `tier` (its name, else its id: summaries written before
+    /// tiers had names) in a summary's `scenario.effective` (the serialised scenario).
     pub fn from_effective(effective: &serde_json::Value, tier: &str) -> Result<TierShape, CostError> {
         let bad = |reason: &str| CostError::Input { tier: tier.to_string(), reason: reason.to_string() };
         let tiers =
             effective.get("tiers").and_then(|t| t.as_array()).ok_or_else(|| bad("no `scenario.effective.tiers`"))?;
         let t = tiers
             .iter()
-            .find(|t| t.get("id").and_then(|i| i.as_str()) == Some(tier))
+            .find(|t| t.get("name").or_else(|| t.get("id")).and_then(|i| i.as_str()) == Some(tier))
             .ok_or_else(|| bad("the tier is not in `scenario.effective.tiers`"))?;
         let s = t.get("settings").ok_or_else(|| bad("no settings"))?;
         let str_at = |v: &serde_json::Value, p: &str| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string);
@@ -100,6 +112,20 @@ impl TierShape {
                     memory_mb: u32_at(s, "/memory").ok_or_else(|| missing("memory"))?,
                     timeout_s: timeout.as_secs_f64(),
                     arch,
+                })
+            }
+            Some("eks") => {
+                let pattern = match str_at(s, "/pattern").as_deref() {
+                    Some("namespace-per-tenant") => Pattern::NamespacePerTenant,
+                    Some("node-per-tenant") => Pattern::NodePerTenant,
+                    _ => return Err(missing("pattern")),
+                };
+                Ok(TierShape::Eks {
+                    cpu_millis: u32_at(s, "/pod/cpu_millis").ok_or_else(|| missing("pod.cpu_millis"))?,
+                    memory_mib: u32_at(s, "/pod/memory_mib").ok_or_else(|| missing("pod.memory_mib"))?,
+                    instance_type: str_at(s, "/node/instance_type").ok_or_else(|| missing("node.instance_type"))?,
+                    pattern,
+                    count: u32_at(s, "/node/count"),
                 })
             }
             _ => Err(missing("kind")),

@@ -84,6 +84,7 @@ fn deploy_names_the_url_that_does_not_answer() {
     let plan = TierPlan {
         run_id: "r".into(),
         tier: TierId::SharedEc2,
+        name: "shared-ec2".into(),
         settings: isobench_core::scenario::TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
             TierId::SharedEc2,
             isobench_core::instance_types::lookup("m5.large").unwrap(),

@@ -37,6 +37,7 @@ fn plan(run_id: &str, tier: TierId, memory: u32, concurrency: u32) -> TierPlan {
     TierPlan {
         run_id: run_id.into(),
         tier,
+        name: tier.as_str().into(),
         settings: TierSettings::Lambda(LambdaSpec {
             memory,
             timeout: Dur(Duration::from_secs(10)),

@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = TierPlan {
         run_id,
         tier: TierId::SiloEc2,
+        name: TierId::SiloEc2.as_str().into(),
         settings: TierSettings::Ec2(isobench_core::scenario::Ec2Spec::new(
             TierId::SiloEc2,
             isobench_core::instance_types::lookup("t3.micro").unwrap(),

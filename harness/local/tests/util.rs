@@ -68,6 +68,7 @@ fn plan_with(run_id: &str, tier: TierId, tenants: usize, settings: TierSettings)
     TierPlan {
         run_id: run_id.into(),
         tier,
+        name: tier.as_str().into(),
         settings,
         tenants: (0..tenants).map(|i| TenantSpec { id: format!("t{i}"), weight: 1.0 }).collect(),
         workload: WorkloadSpec::default(),

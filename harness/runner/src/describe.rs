@@ -24,7 +24,7 @@ pub fn describe_plan(path: &Path, plan: &Plan) -> String {
     );
     let _ = writeln!(o, "  arrivals: {}", describe_arrivals(&plan.scenario));
     for t in &plan.tiers {
-        let _ = writeln!(o, "  tier {:<24} {}", t.tier.as_str(), describe(&t.settings));
+        let _ = writeln!(o, "  tier {:<24} {}", t.name, describe(&t.settings));
     }
     o
 }
@@ -86,6 +86,24 @@ fn describe(s: &TierSettings) -> String {
             match l.response() {
                 PayloadContract::WorkloadStatus => "response workload",
                 PayloadContract::Opaque => "response any",
+            }
+        ),
+        TierSettings::Eks(e) => format!(
+            "{}, network policy {}, {}, pod {}m / {} MiB on {} nodes ({}), IMDS tokens {:?} hop limit {} (node role {}), \
+             {}",
+            e.pattern.as_str(),
+            e.network_policy.as_str(),
+            e.credentials.as_str(),
+            e.pod.cpu_millis,
+            e.pod.memory_mib,
+            e.node.instance_type.name,
+            e.node.count.map_or("as many as the pods need".to_string(), |n| format!("at least {n}")),
+            e.node.http_tokens,
+            e.node.http_put_response_hop_limit,
+            if e.imds_reachable() { "reachable from pods" } else { "unreachable from pods" },
+            match &e.security_groups {
+                Some(n) => format!("{} security group template(s) for pods", n.security_groups.len()),
+                None => "no security groups for pods".to_string(),
             }
         ),
     }

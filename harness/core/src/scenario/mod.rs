@@ -4,13 +4,14 @@
 //!
 //! `model` holds what a validated scenario says, `raw` the form serde reads, `validate` the
 //! checks from one to the other. Each tier's settings have their own module with their parser
-//! (`ec2`, `ecs`, `lambda`); the AWS backend's settings are in `aws`. The located problems are
+//! (`ec2`, `ecs`, `eks`, `lambda`); the AWS backend's settings are in `aws`. The located problems are
 //! [`crate::diagnostics`]', shared with the endpoints and pricing files.
 
 mod arrivals_check;
 pub mod aws;
 pub mod ec2;
 pub mod ecs;
+pub mod eks;
 mod expect;
 pub mod explore;
 pub mod lambda;

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{aws, ec2, ecs, lambda};
+use super::{aws, ec2, ecs, eks, lambda};
 use crate::arrivals::{ArrivalsSpec, Shape, TenantMix, Trace};
 use crate::tier::TierId;
 use crate::units::{Dur, Rate, Size, Usd};
@@ -314,6 +314,9 @@ pub struct TenantSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct TierSpec {
     pub id: TierId,
+    /// What the run calls the tier: the `[[tier]]`'s `name`, else its id. Unique in a scenario,
+    /// so one id may be measured several times with different settings.
+    pub name: String,
     pub settings: TierSettings,
 }
 
@@ -325,6 +328,7 @@ pub enum TierSettings {
     Ec2(ec2::Ec2Spec),
     Ecs(ecs::EcsSpec),
     Lambda(lambda::LambdaSpec),
+    Eks(eks::EksSpec),
 }
 
 /// Settings of the local backend.
@@ -378,8 +382,14 @@ impl LocalSpec {
 }
 
 impl Scenario {
+    /// The first tier with id `id`.
     pub fn tier(&self, id: TierId) -> Option<&TierSpec> {
         self.tiers.iter().find(|t| t.id == id)
+    }
+
+    /// The tier called `name` (its `name`, or its id when it has none).
+    pub fn tier_named(&self, name: &str) -> Option<&TierSpec> {
+        self.tiers.iter().find(|t| t.name == name)
     }
 
     /// How the rate moves over the run (`[arrivals]`).

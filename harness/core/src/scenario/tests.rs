@@ -299,3 +299,45 @@ fn aws_agents_parse_and_bad_ones_are_located() {
     assert!(p.message.contains("unknown field `agents`"), "{p:?}");
     assert_eq!(p.line, Some(22), "{p:?}");
 }
+
+#[test]
+fn named_tiers_let_one_id_run_several_times_and_names_are_unique() {
+    let three = format!(
+        "{GOOD}\n[[tier]]\nid = \"eks-pod\"\nname = \"eks-ns-open\"\n\
+         [[tier]]\nid = \"eks-pod\"\nname = \"eks-ns-deny\"\nnetwork_policy = \"default-deny\"\n\
+         [[tier]]\nid = \"eks-pod\"\nname = \"eks-node\"\npattern = \"node-per-tenant\"\n"
+    );
+    let s = parse(&three).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<_> = s.tiers.iter().map(|t| (t.id, t.name.as_str())).collect();
+    assert_eq!(
+        names,
+        [
+            (TierId::SiloEc2, "silo-ec2"),
+            (TierId::SharedEc2, "shared-ec2"),
+            (TierId::EksPod, "eks-ns-open"),
+            (TierId::EksPod, "eks-ns-deny"),
+            (TierId::EksPod, "eks-node"),
+        ]
+    );
+    assert!(matches!(&s.tier_named("eks-ns-deny").unwrap().settings, TierSettings::Eks(e)
+        if e.network_policy == eks::NetworkPolicy::DefaultDeny));
+
+    // The same name twice is refused at the second `name`; the same id twice without names at its `id`.
+    let p = only_problem(&format!(
+        "{GOOD}\n[[tier]]\nid = \"eks-pod\"\nname = \"a\"\n[[tier]]\nid = \"eks-pod\"\nname = \"a\"\n"
+    ));
+    assert_eq!((p.field.as_str(), p.line), ("tier[3].name", Some(25)), "{p:?}");
+    assert!(p.message.contains("`a` is used twice"), "{p:?}");
+    let p = only_problem(&format!("{GOOD}\n[[tier]]\nid = \"eks-pod\"\n[[tier]]\nid = \"eks-pod\"\n"));
+    assert_eq!(p.field, "tier[3].id");
+    assert!(p.accepted.as_deref().unwrap().contains("distinct `name`"), "{p:?}");
+    // A name is a slug and no other tier's id (a tier's own id is its default name).
+    let p = only_problem(&format!("{GOOD}\n[[tier]]\nid = \"eks-pod\"\nname = \"shared-ec2\"\n"));
+    assert_eq!(p.field, "tier[2].name");
+    let p = only_problem(&format!("{GOOD}\n[[tier]]\nid = \"eks-pod\"\nname = \"Eks Pod\"\n"));
+    assert_eq!(p.field, "tier[2].name");
+    assert!(parse(&format!("{GOOD}\n[[tier]]\nid = \"eks-pod\"\nname = \"eks-pod\"\n")).is_ok());
+    // Other tiers take a name too.
+    let s = parse(&GOOD.replace("id = \"silo-ec2\"", "id = \"silo-ec2\"\nname = \"silo-small\"")).unwrap();
+    assert_eq!(s.tiers[0].name, "silo-small");
+}

@@ -10,7 +10,7 @@ use super::model::{
     TierSettings, TierSpec, WorkloadSpec,
 };
 use super::raw::{RawLocal, RawScenario, RawTenants};
-use super::{arrivals_check, ec2, ecs, lambda};
+use super::{arrivals_check, ec2, ecs, eks, lambda};
 use crate::diagnostics::{Checker, InvalidFile, Problem, syntax_problem};
 use crate::tier::TierId;
 
@@ -375,7 +375,7 @@ fn check_reservations(raw: &[toml::Table], tiers: &[TierSpec], tenants: usize, a
         let functions = if t.id == TierId::LambdaPerTenant { tenants as u64 } else { 1 };
         let total = u64::from(each) * functions;
         let most = u64::from(account.saturating_sub(lambda::MIN_UNRESERVED));
-        let i = raw.iter().position(|r| r.get("id").and_then(|v| v.as_str()) == Some(t.id.as_str())).unwrap_or(0);
+        let i = raw_index(raw, &t.name);
         c.check(
             total <= most,
             &format!("tier[{i}].reserved_concurrency"),
@@ -398,7 +398,7 @@ fn fill_architectures(tiers: &mut [TierSpec], run_wide: super::aws::Architecture
         match &mut t.settings {
             TierSettings::Lambda(l) => l.architecture = l.architecture.or(Some(run_wide)),
             TierSettings::Ecs(e) => e.architecture = e.architecture.or(Some(run_wide)),
-            TierSettings::Ec2(_) => {}
+            TierSettings::Ec2(_) | TierSettings::Eks(_) => {}
         }
     }
 }
@@ -426,27 +426,55 @@ fn validate_tiers(raw: &[toml::Table], file: &Path, c: &mut Checker) -> Vec<Tier
                 continue;
             }
         };
-        if out.iter().any(|t| t.id == id) {
-            c.fail(at("id"), format!("tier `{id}` is listed twice"), "each tier once");
+        let Some(name) = tier_name(table, id, &at, c) else { continue };
+        if out.iter().any(|t| t.name == name) {
+            let message = if table.contains_key("name") {
+                format!("tier name `{name}` is used twice")
+            } else {
+                format!("tier `{id}` is listed twice")
+            };
+            let field = if table.contains_key("name") { at("name") } else { at("id") };
+            c.fail(field, message, "each tier once, or a distinct `name` on each");
             continue;
         }
         let allowed = allowed_tier_fields(id);
         let mut bad = false;
         for key in table.keys() {
-            if !allowed.contains(&key.as_str()) {
+            if key != "name" && !allowed.contains(&key.as_str()) {
                 bad = true;
-                let list = allowed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                let list = allowed.iter().chain(&["name"]).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
                 c.fail(at(key), format!("unknown field `{key}` for tier `{id}`"), list);
             }
         }
         if bad {
             continue;
         }
-        if let Some(settings) = tier_settings(id, table, file, &at, c) {
-            out.push(TierSpec { id, settings });
+        // Each tier's parser reads its own fields; the name is the scenario's.
+        let mut own = table.clone();
+        own.remove("name");
+        if let Some(settings) = tier_settings(id, &own, file, &at, c) {
+            out.push(TierSpec { id, name, settings });
         }
     }
     out
+}
+
+/// A tier's `name`: a slug that is no other tier's id; its id when absent. `None` (with a
+/// problem) when invalid.
+fn tier_name(table: &toml::Table, id: TierId, at: &dyn Fn(&str) -> String, c: &mut Checker) -> Option<String> {
+    let Some(v) = table.get("name") else { return Some(id.as_str().to_string()) };
+    let accepted = format!("{SLUG_ACCEPTED}, at most 64 characters, and no other tier's id");
+    let name = v.as_str().filter(|n| is_slug(n, 64) && n.parse::<TierId>().map_or(true, |other| other == id));
+    if name.is_none() {
+        c.fail(at("name"), format!("`{}` is not a valid tier name", v.as_str().unwrap_or(&v.to_string())), accepted);
+    }
+    name.map(str::to_string)
+}
+
+/// The index of the `[[tier]]` table called `name` (its `name`, else its id).
+fn raw_index(raw: &[toml::Table], name: &str) -> usize {
+    let name_of = |r: &toml::Table| r.get("name").or_else(|| r.get("id")).and_then(|v| v.as_str()).map(str::to_string);
+    raw.iter().position(|r| name_of(r).as_deref() == Some(name)).unwrap_or(0)
 }
 
 fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
@@ -454,6 +482,7 @@ fn allowed_tier_fields(id: TierId) -> &'static [&'static str] {
         TierId::SiloEc2 | TierId::SharedEc2 => ec2::FIELDS,
         TierId::EcsAwsvpc => ecs::FIELDS,
         TierId::LambdaPerTenant | TierId::LambdaShared | TierId::LambdaTenantIsolation => lambda::FIELDS,
+        TierId::EksPod => eks::FIELDS,
     }
 }
 
@@ -471,5 +500,6 @@ fn tier_settings(
             let base = file.parent().unwrap_or(Path::new(""));
             lambda::parse(table, base, at, c).map(TierSettings::Lambda)
         }
+        TierId::EksPod => eks::parse(table, at, c).map(TierSettings::Eks),
     }
 }

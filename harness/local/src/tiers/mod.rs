@@ -40,5 +40,24 @@ pub(crate) fn tier_driver(tier: TierId) -> Box<dyn TierDriver> {
         TierId::LambdaPerTenant => Box::new(LambdaTier::new(Mapping::PerTenant)),
         TierId::LambdaShared => Box::new(LambdaTier::new(Mapping::Shared)),
         TierId::LambdaTenantIsolation => Box::new(LambdaTier::new(Mapping::TenantIsolation)),
+        // Stub until the eks-pod module lands (branch eksl18 replaces this arm).
+        TierId::EksPod => Box::new(NotBuilt(tier)),
+    }
+}
+
+/// A tier whose local module is not built yet: its deploy says so, its teardown has nothing.
+struct NotBuilt(TierId);
+
+impl TierDriver for NotBuilt {
+    fn deploy(
+        &mut self,
+        _cx: &mut crate::context::Context,
+        _plan: &isobench_core::plan::TierPlan,
+    ) -> Result<isobench_core::backend::Deployment, isobench_core::backend::BackendError> {
+        Err(isobench_core::backend::BackendError::UnsupportedTier { backend: "local (not built yet)", tier: self.0 })
+    }
+
+    fn teardown(&mut self, _cx: &mut crate::context::Context) -> isobench_core::backend::TeardownReport {
+        isobench_core::backend::TeardownReport::default()
     }
 }
