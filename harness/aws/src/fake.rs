@@ -650,7 +650,8 @@ impl EksApi for Fake {
         Ok(format!("arn:aws:eks:us-east-1:000000000000:nodegroup/{}/{}", req.cluster, req.name))
     }
     async fn nodegroup_status(&self, cluster: &str, name: &str) -> R<Option<String>> {
-        let exists = self.enter("DescribeNodegroup")?.objects.contains_key(&format!("{}/nodegroup/{name}", eks_id(cluster)));
+        let exists =
+            self.enter("DescribeNodegroup")?.objects.contains_key(&format!("{}/nodegroup/{name}", eks_id(cluster)));
         Ok(exists.then(|| self.eks_status()))
     }
     async fn delete_nodegroup(&self, cluster: &str, name: &str) -> R<()> {
@@ -682,7 +683,13 @@ impl EksApi for Fake {
             s.next
         };
         let id = format!("{c}/association/a-{n:04}");
-        self.create("CreatePodIdentityAssociation", "association", Some(&id), &req.tags, &[&c, role_name(&req.role_arn)])?;
+        self.create(
+            "CreatePodIdentityAssociation",
+            "association",
+            Some(&id),
+            &req.tags,
+            &[c.as_str(), role_name(&req.role_arn)],
+        )?;
         let mut s = self.state.lock().unwrap();
         let o = s.objects.get_mut(&id).expect("just made");
         o.extra.insert("name".into(), format!("{}/{}", req.namespace, req.service_account));

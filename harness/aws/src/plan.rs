@@ -71,8 +71,9 @@ fn shared(plan: &Plan) -> Vec<Planned> {
 pub fn refused(plan: &Plan) -> Vec<Problem> {
     let mut out = Vec::new();
     for tp in &plan.tiers {
-        // The scenario keeps every tier in file order (`--tiers` only narrows the plan).
-        let i = plan.scenario.tiers.iter().position(|t| t.id == tp.tier).unwrap_or_default();
+        // The scenario keeps every tier in file order (`--tiers` only narrows the plan); a
+        // tier is known by its name (one id may appear under several names).
+        let i = plan.scenario.tiers.iter().position(|t| t.name == tp.name).unwrap_or_default();
         for r in tiers::module(tp.tier).refused(tp) {
             out.push(Problem::new(format!("tier[{i}].{}", r.field), r.message, r.accepted));
         }

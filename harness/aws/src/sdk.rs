@@ -373,7 +373,11 @@ impl Ec2Api for Ec2 {
     }
 
     async fn create_launch_template(&self, req: &LaunchTemplateRequest) -> Result<String> {
-        let tokens = if req.http_tokens_required { ec2t::HttpTokensState::Required } else { ec2t::HttpTokensState::Optional };
+        let tokens = if req.http_tokens_required {
+            ec2t::LaunchTemplateHttpTokensState::Required
+        } else {
+            ec2t::LaunchTemplateHttpTokensState::Optional
+        };
         let metadata = ec2t::LaunchTemplateInstanceMetadataOptionsRequest::builder()
             .http_endpoint(ec2t::LaunchTemplateInstanceMetadataEndpointState::Enabled)
             .http_tokens(tokens)
@@ -1168,7 +1172,13 @@ impl EksApi for Eks {
         Ok(found)
     }
 
-    async fn create_addon(&self, cluster: &str, name: &str, configuration: Option<&str>, tags: &Tags) -> Result<String> {
+    async fn create_addon(
+        &self,
+        cluster: &str,
+        name: &str,
+        configuration: Option<&str>,
+        tags: &Tags,
+    ) -> Result<String> {
         let call = self.client.create_addon().cluster_name(cluster).addon_name(name).set_tags(Some(eks_tags(tags)));
         let call = call.set_configuration_values(configuration.map(str::to_string));
         // A cluster made through the API runs the VPC CNI self-managed: the add-on takes it over.
@@ -1243,7 +1253,10 @@ impl EksApi for Eks {
     async fn token(&self, cluster: &str) -> Result<String> {
         use aws_credential_types::provider::ProvideCredentials;
         let provider = self.config.credentials_provider().ok_or_else(|| missing("GetToken", "credentials provider"))?;
-        let creds = provider.provide_credentials().await.map_err(|e| ApiError::new("GetToken", "Credentials", e.to_string()))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| ApiError::new("GetToken", "Credentials", e.to_string()))?;
         let region = self.config.region().map(|r| r.to_string()).ok_or_else(|| missing("GetToken", "region"))?;
         crate::tiers::eks::token::token(&creds, &region, cluster, std::time::SystemTime::now())
             .map_err(|e| ApiError::new("GetToken", "Presign", e))

@@ -223,23 +223,32 @@ async fn eks_cluster(
     let take = |f: &Found| chosen || sel.selects(&f.tags, &f.name);
     let tags = |f: &Found| if f.tags.is_empty() { c.tags.clone() } else { f.tags.clone() };
     match apis.eks.pod_identity_associations(&c.id).await {
-        Ok(found) => out.extend(found.iter().filter(|f| take(f)).map(|f| {
-            (Resource::PodIdentityAssociation { cluster: c.id.clone(), id: f.id.clone() }, tags(f))
-        })),
+        Ok(found) => out.extend(
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::PodIdentityAssociation { cluster: c.id.clone(), id: f.id.clone() }, tags(f))),
+        ),
         // An emulator without the operation (moto 4.2) has none to remove.
         Err(e) if e.is_unsupported() => {}
         Err(e) => fail("eks pod identity associations", e),
     }
     match apis.eks.addons(&c.id).await {
         Ok(found) => out.extend(
-            found.iter().filter(|f| take(f)).map(|f| (Resource::Addon { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::Addon { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
         ),
         Err(e) if e.is_unsupported() => {}
         Err(e) => fail("eks addons", e),
     }
     match apis.eks.nodegroups(&c.id).await {
         Ok(found) => out.extend(
-            found.iter().filter(|f| take(f)).map(|f| (Resource::Nodegroup { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::Nodegroup { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
         ),
         Err(e) => fail("eks node groups", e),
     }

@@ -551,71 +551,53 @@ fn eks_control_plane_deploys_and_tears_down_on_moto() {
 /// add-ons and Pod Identity associations moto does not implement, so they are skipped on it
 /// (and tested against the fake account); no Kubernetes API runs there.
 async fn moto_eks(emu: &Emulators) {
-    use isobench_aws::tiers::eks::{self, settings};
     let (apis, caps) = emu.apis(true).await;
     let config = emulators::sdk_config(&emu.moto_url).await;
-    let eks_client = aws_sdk_eks::Client::new(&config);
+    let eks = aws_sdk_eks::Client::new(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
     let id = run_id("ek");
-    let spec = isobench_core::scenario::aws::AwsSpec::default();
-    let mut d = Deployer::new(apis.clone(), &id, spec, caps.clone(), Arc::new(workload()));
-    let tenants = vec!["t0".to_string(), "t1".to_string()];
-    let base = settings::Settings {
-        label: "eks-node".into(),
-        pattern: settings::Pattern::NodePerTenant,
-        default_deny: true,
-        credentials: settings::Credentials::Irsa,
-        namespace: "tenant-{tenant}".into(),
-        service_account: "tenant-{tenant}".into(),
-        role: "isobench-{run}-pod-{tenant}".into(),
-        node_role: "isobench-{run}-node-{tenant}".into(),
-        instance_type: "m5.large".into(),
-        shared_nodes: 2,
-        http_tokens_required: true,
-        hop_limit: 1,
-        cpu_millis: 250,
-        memory_mib: 256,
-        pod_security_groups: false,
-    };
-    let shared = settings::Settings {
-        label: "eks-ns".into(),
-        pattern: settings::Pattern::NamespacePerTenant,
-        credentials: settings::Credentials::PodIdentity,
-        node_role: "isobench-{run}-node".into(),
-        // Both tiers live at once here (a run deploys one after the other): roles apart.
-        role: "isobench-{run}-ns-pod-{tenant}".into(),
-        hop_limit: 2,
-        ..base.clone()
-    };
-    // Until core's `eks-pod` id is merged the ledger files these under the ECS tier's id.
-    let tier = TierId::EcsAwsvpc;
-    for s in [&base, &shared] {
+    // Both tiers live at once here (a run deploys one after the other): their roles apart.
+    let p = plan(
+        &id,
+        "[[tier]]\nid = \"eks-pod\"\nname = \"eks-node\"\npattern = \"node-per-tenant\"\n\
+         network_policy = \"default-deny\"\ncredentials = \"irsa\"\n\
+         [tier.node]\nhttp_tokens = \"required\"\nhttp_put_response_hop_limit = 1\n\
+         [[tier]]\nid = \"eks-pod\"\nname = \"eks-ns\"\ncredentials = \"pod-identity\"\n\
+         role = \"isobench-{run}-ns-pod-{tenant}\"\n\
+         [tier.node]\nhttp_tokens = \"required\"\nhttp_put_response_hop_limit = 2\n",
+    );
+    let mut d = deployer(&apis, &caps, &p);
+    let tenants: Vec<String> = p.scenario.tenants.iter().map(|t| t.id.clone()).collect();
+    let mut clusters = Vec::new();
+    for (tp, hop_limit, groups) in [(&p.tiers[0], 1, 2), (&p.tiers[1], 2, 1)] {
         let t0 = Instant::now();
-        let dep = eks::deploy(&mut d.ctx, tier, s, &tenants).await.unwrap_or_else(|e| panic!("deploy {}: {e}", s.label));
-        eprintln!("figure: moto eks {} deploy {:.0} ms", s.label, t0.elapsed().as_secs_f64() * 1e3);
+        let dep = d.deploy(tp).await.unwrap_or_else(|e| panic!("deploy {}: {e}", tp.name));
+        eprintln!("figure: moto eks {} deploy {:.0} ms", tp.name, t0.elapsed().as_secs_f64() * 1e3);
         assert!(dep.targets.is_empty());
-        assert!(d.ctx.skipped[&tier].iter().any(|x| x.phase == Phase::Traffic && x.reason.contains("rendered")));
-        let name = s.cluster(&id);
-        let c = eks_client.describe_cluster().name(&name).send().await.unwrap();
+        assert!(
+            d.ctx.skipped[&TierId::EksPod].iter().any(|x| x.phase == Phase::Traffic && x.reason.contains("rendered"))
+        );
+        let name = format!("isobench-{}-{}", id.to_ascii_lowercase(), tp.name);
+        let c = eks.describe_cluster().name(&name).send().await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
         let c = c.cluster().unwrap();
         assert_eq!(c.status().map(|s| s.as_str()), Some("ACTIVE"));
-        let tags: std::collections::HashMap<String, String> = c.tags().cloned().unwrap_or_default();
-        assert!(tags_ok(&tags, &id), "{tags:?}");
+        assert!(tags_ok(&c.tags().cloned().unwrap_or_default(), &id), "{:?}", c.tags());
         assert_eq!(c.resources_vpc_config().unwrap().subnet_ids().len(), 2);
-        let groups = eks_client.list_nodegroups().cluster_name(&name).send().await.unwrap();
-        assert_eq!(groups.nodegroups().len(), s.nodegroups(&tenants).len());
-        for g in groups.nodegroups() {
-            let ng = eks_client.describe_nodegroup().cluster_name(&name).nodegroup_name(g).send().await.unwrap();
+        let listed = eks.list_nodegroups().cluster_name(&name).send().await.unwrap();
+        assert_eq!(listed.nodegroups().len(), groups, "{tenants:?}");
+        for g in listed.nodegroups() {
+            let ng = eks.describe_nodegroup().cluster_name(&name).nodegroup_name(g).send().await.unwrap();
             let ng = ng.nodegroup().unwrap();
             assert!(tags_ok(&ng.tags().cloned().unwrap_or_default(), &id));
             let lt = ng.launch_template().and_then(|l| l.id()).expect("a launch template").to_string();
             let v = ec2.describe_launch_template_versions().launch_template_id(&lt).send().await.unwrap();
-            let md = v.launch_template_versions()[0].launch_template_data().and_then(|d| d.metadata_options()).cloned();
-            let md = md.expect("metadata options");
-            assert_eq!(md.http_put_response_hop_limit(), Some(i32::from(s.hop_limit)));
+            let data = v.launch_template_versions().first().and_then(|v| v.launch_template_data());
+            let md = data.and_then(|d| d.metadata_options()).expect("metadata options");
+            assert_eq!(md.http_put_response_hop_limit(), Some(hop_limit));
             assert_eq!(md.http_tokens().map(|t| t.as_str()), Some("required"));
         }
+        clusters.push(name);
     }
     let providers = iam.list_open_id_connect_providers().send().await.unwrap();
     assert_eq!(providers.open_id_connect_provider_list().len(), 1, "IRSA's provider, once");
@@ -626,10 +608,14 @@ async fn moto_eks(emu: &Emulators) {
     let n = |p: &str| text.iter().filter(|t| t.starts_with(p)).count();
     assert_eq!((n("eks cluster"), n("eks node group"), n("ec2 launch template")), (2, 3, 2), "{text:?}");
     assert_eq!(n("iam oidc provider"), 1, "{text:?}");
-    assert!(n("iam role") >= 2 + 3 + 4, "cluster, node and pod roles: {text:?}");
+    // Cluster roles (2), node roles (2 + 1), pod roles (2 + 2).
+    assert_eq!(n("iam role"), 9, "{text:?}");
     let t1 = Instant::now();
     let r = d.teardown(None).await;
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     eprintln!("figure: moto eks teardown {:.0} ms ({} removed)", t1.elapsed().as_secs_f64() * 1e3, r.removed.len());
+    for c in clusters {
+        assert!(eks.describe_cluster().name(&c).send().await.is_err(), "{c} still there");
+    }
     assert_nothing_left(&apis, &caps, &id).await;
 }

@@ -72,7 +72,11 @@ pub async fn apply_tenant(client: &kube::Client, o: &TenantObjects) -> Result<()
 }
 
 /// A ready pod of the tenant app in `namespace`: its name and address.
-pub async fn wait_ready(client: &kube::Client, namespace: &str, timeout: Duration) -> Result<(String, String), DeployError> {
+pub async fn wait_ready(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<(String, String), DeployError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let selector = format!("{APP_LABEL}={APP}");
     wait_for(&format!("the tenant-app pod in namespace {namespace}"), timeout, || {

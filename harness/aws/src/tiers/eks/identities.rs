@@ -115,7 +115,8 @@ pub async fn create(
                 .ok_or_else(|| DeployError::Other(format!("eks cluster {name} has no OIDC issuer")))?;
             let tags = ctx.tag_pairs(Some(tier));
             let provider =
-                retry::retry(ctx.backoff, || ctx.apis.iam.create_oidc_provider(&issuer, OIDC_THUMBPRINT, &tags)).await?;
+                retry::retry(ctx.backoff, || ctx.apis.iam.create_oidc_provider(&issuer, OIDC_THUMBPRINT, &tags))
+                    .await?;
             ctx.record(Some(tier), Resource::OidcProvider(provider.clone()));
             for t in tenants {
                 let trust = irsa_trust(&provider, &issuer, &s.namespace(t), &s.service_account(t));

@@ -25,14 +25,81 @@ mod tests;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use isobench_core::backend::{Endpoint, InstanceInfo, TenantTarget};
+use isobench_core::plan::TierPlan;
+use isobench_core::scenario::TierSettings;
 use isobench_core::workload_api::DEFAULT_PORT;
 use isobench_core::{Deployment, TierId};
 
 use self::objects::{HarnessSource, TenantInput, TenantObjects};
 use self::settings::{Credentials, Settings};
 use crate::context::{DeployContext, DeployError, Network, READY_TIMEOUT, VPC_CIDR};
-use crate::tier::{Counts, PLANNED_RUN, Planned, Refusal};
+use crate::tier::{AwsTier, Counts, Needs, PLANNED_RUN, Planned, Refusal};
+
+/// The `eks-pod` tier: a cluster per tier, one pod per tenant.
+#[derive(Debug)]
+pub struct EksTier;
+
+fn spec_settings(tp: &TierPlan, tenants: usize) -> Result<Settings, DeployError> {
+    match &tp.settings {
+        TierSettings::Eks(spec) => Ok(Settings::from_spec(spec, &tp.name, tenants)),
+        _ => Err(DeployError::Other(format!("the {} tier has no EKS settings", tp.tier))),
+    }
+}
+
+#[async_trait]
+impl AwsTier for EksTier {
+    fn id(&self) -> TierId {
+        TierId::EksPod
+    }
+
+    fn needs(&self, _tp: &TierPlan) -> Needs {
+        Needs { subnets: SUBNETS.iter().map(|s| s.to_string()).collect(), workload_bucket: true }
+    }
+
+    /// Without the settings: one node per tenant, the most either pattern starts.
+    fn counts(&self, tenants: u32) -> Counts {
+        Counts { instances: tenants, ..Counts::default() }
+    }
+
+    fn counts_for(&self, tp: &TierPlan, tenants: u32) -> Counts {
+        match spec_settings(tp, tenants as usize) {
+            Ok(s) => counts(&s, tenants),
+            Err(_) => self.counts(tenants),
+        }
+    }
+
+    fn planned(&self, tp: &TierPlan, tenants: &[String]) -> Vec<Planned> {
+        spec_settings(tp, tenants.len()).map(|s| planned(self.id(), &s, tenants)).unwrap_or_default()
+    }
+
+    fn refused(&self, tp: &TierPlan) -> Vec<Refusal> {
+        spec_settings(tp, tp.tenants.len()).map(|s| refused(&s)).unwrap_or_default()
+    }
+
+    fn allowance(&self, _tp: &TierPlan) -> Duration {
+        DEPLOY_TEARDOWN
+    }
+
+    fn allowance_usd(&self, tp: &TierPlan, tenants: u32, pricing: &isobench_cost::Pricing) -> f64 {
+        let Ok(s) = spec_settings(tp, tenants as usize) else { return 0.0 };
+        let node = pricing.prices.get(&format!("ec2.{}", s.instance_type)).map(|p| p.usd);
+        let control = pricing.prices.get("eks.cluster-hour").map_or(CONTROL_PLANE_USD_PER_HOUR, |p| p.usd);
+        let hours = DEPLOY_TEARDOWN.as_secs_f64() / 3600.0;
+        let (_, nodes) = modelled_cost(&s, tenants, hours, node);
+        hours * control + nodes.unwrap_or(0.0)
+    }
+
+    async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError> {
+        let tenants: Vec<String> = tp.tenants.iter().map(|t| t.id.clone()).collect();
+        let s = spec_settings(tp, tenants.len())?;
+        if let Some(why) = crate::tier::architecture_mismatch(tp, ctx.spec.architecture) {
+            return Err(DeployError::Other(why));
+        }
+        deploy(ctx, self.id(), &s, &tenants).await
+    }
+}
 
 /// The EKS control plane's price: $0.10 per cluster-hour in standard support, in every
 /// commercial region (EKS pricing page, read 2026-11-01). Extended support is $0.60; the
@@ -81,7 +148,10 @@ pub fn planned(tier: TierId, s: &Settings, tenants: &[String]) -> Vec<Planned> {
         add("eks addon", format!("{} (EKS Pod Identity agent)", identities::POD_IDENTITY_AGENT));
     }
     if s.default_deny {
-        add("eks addon", format!("{} ({}: NetworkPolicy enforced)", identities::VPC_CNI, identities::VPC_CNI_NETWORK_POLICY));
+        add(
+            "eks addon",
+            format!("{} ({}: NetworkPolicy enforced)", identities::VPC_CNI, identities::VPC_CNI_NETWORK_POLICY),
+        );
     }
     let tokens = if s.http_tokens_required { "required" } else { "optional" };
     add(
@@ -97,7 +167,8 @@ pub fn planned(tier: TierId, s: &Settings, tenants: &[String]) -> Vec<Planned> {
         let role = s.node_role(run, tenant.as_deref());
         add("iam role", format!("{role} (ec2.amazonaws.com, worker node, CNI and ECR read policies)"));
         let n = s.group_size(tenant.as_deref());
-        let whose = tenant.map_or("shared by every tenant".to_string(), |t| format!("tenant {t} only, label isobench/tenant={t}"));
+        let whose = tenant
+            .map_or("shared by every tenant".to_string(), |t| format!("tenant {t} only, label isobench/tenant={t}"));
         add(
             "eks node group",
             format!(
@@ -228,7 +299,8 @@ pub async fn deploy(
         ctx.skip_data_plane(tier, &reason);
         return Ok(Deployment { tier, targets: Vec::new(), instances: Vec::new(), netns: None });
     }
-    let endpoint = cluster.endpoint.clone().ok_or_else(|| DeployError::Other(format!("eks cluster {name} has no endpoint")))?;
+    let endpoint =
+        cluster.endpoint.clone().ok_or_else(|| DeployError::Other(format!("eks cluster {name} has no endpoint")))?;
     let ca = cluster
         .certificate_authority
         .clone()
@@ -254,7 +326,8 @@ async fn serve(
     for (tenant, _) in rendered {
         let (pod, ip) = apply::wait_ready(client, &s.namespace(tenant), POD_TIMEOUT).await?;
         let ip: IpAddr = ip.parse().map_err(|_| DeployError::Other(format!("pod {pod} has the address `{ip}`")))?;
-        targets.push(TenantTarget { tenant: tenant.clone(), endpoint: Endpoint::Http(SocketAddr::new(ip, DEFAULT_PORT)) });
+        targets
+            .push(TenantTarget { tenant: tenant.clone(), endpoint: Endpoint::Http(SocketAddr::new(ip, DEFAULT_PORT)) });
         instances.push(InstanceInfo {
             id: format!("{}/{pod}", s.namespace(tenant)),
             tenants: vec![tenant.clone()],

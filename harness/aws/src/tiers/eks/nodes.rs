@@ -56,8 +56,7 @@ pub async fn create(
         for p in NODE_POLICIES {
             retry::retry(ctx.backoff, || ctx.apis.iam.attach_managed_policy(&role, p)).await?;
         }
-        let labels: BTreeMap<String, String> =
-            tenant.iter().map(|t| (TENANT_LABEL.to_string(), t.clone())).collect();
+        let labels: BTreeMap<String, String> = tenant.iter().map(|t| (TENANT_LABEL.to_string(), t.clone())).collect();
         let req = NodegroupRequest {
             cluster: cluster.to_string(),
             name: group.clone(),
@@ -81,7 +80,12 @@ pub async fn create(
 
 /// Polls a node group until `ACTIVE`; `CREATE_FAILED` (or `DEGRADED`) or the timeout is an
 /// error naming the status.
-pub async fn wait_active(ctx: &DeployContext, cluster: &str, group: &str, timeout: Duration) -> Result<(), DeployError> {
+pub async fn wait_active(
+    ctx: &DeployContext,
+    cluster: &str,
+    group: &str,
+    timeout: Duration,
+) -> Result<(), DeployError> {
     let start = Instant::now();
     let mut wait = Duration::from_millis(100);
     let mut last = String::new();

@@ -146,10 +146,7 @@ fn deployment(
             replicas: Some(1),
             selector: LabelSelector { match_labels: Some(app.clone()), ..LabelSelector::default() },
             template: PodTemplateSpec {
-                metadata: Some(meta(APP, None, pod_labels)).map(|mut m| {
-                    m.name = None;
-                    m
-                }),
+                metadata: Some(ObjectMeta { labels: Some(pod_labels.clone()), ..ObjectMeta::default() }),
                 spec: Some(PodSpec {
                     service_account_name: Some(sa.to_string()),
                     containers: vec![container],

@@ -1,7 +1,10 @@
 //! What the AWS side of `eks-pod` reads of the tier's settings: the fields of core's `EksSpec`
 //! that decide what is created, in one plain struct the rest of the module takes, so the
 //! control plane, node group, identity and object code do not follow every change of the
-//! scenario types (`from_spec` is the one place that maps them).
+//! scenario types ([`Settings::from_spec`] is the one place that maps them).
+
+use isobench_core::scenario::ecs::HttpTokens;
+use isobench_core::scenario::eks::{self as core_eks, EksSpec};
 
 use crate::tags::{NAME_PREFIX, name_id};
 
@@ -47,16 +50,46 @@ pub struct Settings {
     pub pod_security_groups: bool,
 }
 
-/// `{run}` and `{tenant}` filled in; a run id as names take it.
+/// `{run}` and `{tenant}` filled in, as core fills the templates.
 pub fn fill(template: &str, run: &str, tenant: Option<&str>) -> String {
-    let t = template.replace("{run}", &name_id(run));
-    match tenant {
-        Some(x) => t.replace("{tenant}", x),
-        None => t,
-    }
+    isobench_core::security_groups::fill(template, run, tenant)
+}
+
+/// A tier name as an EKS cluster name takes it (letters, digits, `-` and `_`).
+fn label(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
 impl Settings {
+    /// The settings of the tier named `name` for `tenants` tenants.
+    pub fn from_spec(spec: &EksSpec, name: &str, tenants: usize) -> Settings {
+        Settings {
+            label: label(name),
+            pattern: match spec.pattern {
+                core_eks::Pattern::NamespacePerTenant => Pattern::NamespacePerTenant,
+                core_eks::Pattern::NodePerTenant => Pattern::NodePerTenant,
+            },
+            default_deny: spec.network_policy == core_eks::NetworkPolicy::DefaultDeny,
+            credentials: match spec.credentials {
+                core_eks::Credentials::PodIdentity => Credentials::PodIdentity,
+                core_eks::Credentials::Irsa => Credentials::Irsa,
+            },
+            namespace: spec.namespace.clone(),
+            service_account: spec.service_account.clone(),
+            role: spec.role.clone(),
+            node_role: spec.node.node_role.clone(),
+            instance_type: spec.node.instance_type.name.to_string(),
+            // The cost model's packing (pods by requests, ENI limits), so plan, guard rails
+            // and cost count the same nodes.
+            shared_nodes: spec.nodes(tenants),
+            http_tokens_required: spec.node.http_tokens == HttpTokens::Required,
+            hop_limit: spec.node.http_put_response_hop_limit,
+            cpu_millis: spec.pod.cpu_millis,
+            memory_mib: spec.pod.memory_mib,
+            pod_security_groups: spec.security_groups.is_some(),
+        }
+    }
+
     pub fn namespace(&self, tenant: &str) -> String {
         fill(&self.namespace, "", Some(tenant))
     }

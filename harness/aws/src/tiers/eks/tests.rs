@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use super::objects::{HarnessSource, TenantInput, render};
 use super::settings::{Credentials, Pattern, Settings};
 use super::*;
+use isobench_core::scenario::TierSettings;
+
 use crate::capability::{Capabilities, Emulator};
 use crate::context::DeployContext;
 use crate::fake::Fake;
@@ -18,8 +20,8 @@ use crate::resource::{self, Resource};
 use crate::retry::Backoff;
 use crate::tags::{EXPIRES_KEY, RUN_KEY, Selector, TOOL_KEY};
 
-/// Stands for `eks-pod` in the ledger until core's tier id is merged.
-const TIER: TierId = TierId::EcsAwsvpc;
+/// The tier the records are filed under.
+const TIER: TierId = TierId::EksPod;
 const RUN: &str = "20270101T000000Z-abcdef";
 const FAST: Backoff =
     Backoff { first: Duration::from_millis(1), max: Duration::from_millis(2), budget: Duration::from_millis(200) };
@@ -52,7 +54,8 @@ fn tenants() -> Vec<String> {
 }
 
 fn ctx(fake: &Fake) -> DeployContext {
-    let mut c = DeployContext::new(fake.apis(), RUN, AwsSpec::default(), Capabilities::cloud(), Arc::new(b"elf".to_vec()));
+    let mut c =
+        DeployContext::new(fake.apis(), RUN, AwsSpec::default(), Capabilities::cloud(), Arc::new(b"elf".to_vec()));
     c.backoff = FAST;
     // Nothing answers in the fake: an emulator without a data plane.
     c.caps.ec2 = Emulator::Moto { url: "http://fake".into() };
@@ -85,7 +88,10 @@ fn the_plan_lists_cluster_nodes_and_pod_identities_with_cost_and_creation_time()
     // The cluster's, the shared node role, a pod role per tenant.
     assert_eq!(roles.len(), 4, "{roles:?}");
     assert!(roles.iter().any(|r| r.starts_with("isobench-{run}-node (")));
-    assert_eq!(rows(&p, "eks pod identity"), ["tenant-t0/tenant-t0 -> isobench-{run}-pod-t0", "tenant-t1/tenant-t1 -> isobench-{run}-pod-t1"]);
+    assert_eq!(
+        rows(&p, "eks pod identity"),
+        ["tenant-t0/tenant-t0 -> isobench-{run}-pod-t0", "tenant-t1/tenant-t1 -> isobench-{run}-pod-t1"]
+    );
     assert_eq!(rows(&p, "eks addon").len(), 2, "the Pod Identity agent and the VPC CNI's policy agent");
     assert!(rows(&p, "kubernetes objects")[0].contains("network policy default-deny"));
     assert!(rows(&p, "iam oidc provider").is_empty());
@@ -127,13 +133,24 @@ fn security_groups_for_pods_are_refused() {
 }
 
 fn input<'a>(s: &'a Settings, role: Option<&'a str>, harness: &'a HarnessSource) -> TenantInput<'a> {
-    TenantInput { settings: s, run: RUN, tenant: "t1", command: command("https://b/x"), image: IMAGE, role_arn: role, harness }
+    TenantInput {
+        settings: s,
+        run: RUN,
+        tenant: "t1",
+        command: command("https://b/x"),
+        image: IMAGE,
+        role_arn: role,
+        harness,
+    }
 }
 
 #[test]
 fn a_tenants_objects_render_with_its_namespace_account_limits_and_policy() {
     let s = settings(Pattern::NamespacePerTenant, Credentials::Irsa, true);
-    let harness = HarnessSource::VpcExcept { vpc: "10.213.0.0/16".into(), pod_subnets: vec!["10.213.0.0/24".into(), "10.213.1.0/24".into()] };
+    let harness = HarnessSource::VpcExcept {
+        vpc: "10.213.0.0/16".into(),
+        pod_subnets: vec!["10.213.0.0/24".into(), "10.213.1.0/24".into()],
+    };
     let o = render(&input(&s, Some("arn:aws:iam::1:role/r-t1"), &harness));
     let ns = serde_json::to_value(&o.namespace).unwrap();
     assert_eq!(ns["metadata"]["name"], "tenant-t1");
@@ -153,7 +170,13 @@ fn a_tenants_objects_render_with_its_namespace_account_limits_and_policy() {
     assert_eq!(c["resources"]["limits"], c["resources"]["requests"], "requests = limits (Guaranteed)");
     assert_eq!(c["env"], json!([{"name": "TENANT_APP_TENANT", "value": "t1"}]));
     assert_eq!(c["ports"][0]["containerPort"], 8080);
-    assert_eq!(d["spec"]["selector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"].as_str().map(|_| json!({"app.kubernetes.io/name": "tenant-app", "isobench/tenant": "t1"})).unwrap());
+    assert_eq!(
+        d["spec"]["selector"]["matchLabels"],
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+            .as_str()
+            .map(|_| json!({"app.kubernetes.io/name": "tenant-app", "isobench/tenant": "t1"}))
+            .unwrap()
+    );
     let svc = serde_json::to_value(&o.service).unwrap();
     assert_eq!(svc["spec"]["ports"][0], json!({"port": 8080, "targetPort": 8080, "protocol": "TCP"}));
     let np = serde_json::to_value(o.network_policy.as_ref().unwrap()).unwrap();
@@ -221,9 +244,10 @@ fn deploy_makes_the_control_plane_tagged_and_teardown_removes_it_in_order() {
         assert_eq!(zones, ["us-east-1a", "us-east-1b"], "the cluster's subnets in two zones");
         let addon = state.iter().find(|(id, _)| id.ends_with("/addon/vpc-cni")).unwrap().1;
         assert_eq!(addon.extra["configuration"], identities::VPC_CNI_NETWORK_POLICY);
-        let trust = &state["isobench-20270101t000000z-abcdef-pod-t0"].extra["trust"];
+        let trust = &state["isobench-20270101T000000Z-abcdef-pod-t0"].extra["trust"];
         assert!(trust.contains("pods.eks.amazonaws.com") && trust.contains("sts:TagSession"), "{trust}");
-        let groups: Vec<&String> = state.values().filter(|o| o.kind == "nodegroup").map(|o| &o.extra["labels"]).collect();
+        let groups: Vec<&String> =
+            state.values().filter(|o| o.kind == "nodegroup").map(|o| &o.extra["labels"]).collect();
         assert!(groups[0].contains("isobench/tenant") && groups[0].contains("t0"), "{groups:?}");
         // The harness reaches the workload port on the cluster's group.
         let rules = fake.state.lock().unwrap().rules.clone();
@@ -256,10 +280,16 @@ fn irsa_registers_the_issuer_and_trusts_only_the_tenants_service_account() {
         assert_eq!(fake.count("addon"), 0, "no agent, no policy agent");
         assert_eq!(fake.count("nodegroup"), 1);
         let state = fake.state.lock().unwrap().clone_objects();
-        let trust: Value = serde_json::from_str(&state["isobench-20270101t000000z-abcdef-pod-t1"].extra["trust"]).unwrap();
+        let trust: Value =
+            serde_json::from_str(&state["isobench-20270101T000000Z-abcdef-pod-t1"].extra["trust"]).unwrap();
         let st = &trust["Statement"][0];
         assert_eq!(st["Action"], "sts:AssumeRoleWithWebIdentity");
-        assert!(st["Principal"]["Federated"].as_str().unwrap().contains(":oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/"));
+        assert!(
+            st["Principal"]["Federated"]
+                .as_str()
+                .unwrap()
+                .contains(":oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/")
+        );
         let host = "oidc.eks.us-east-1.amazonaws.com/id/isobench-20270101t000000z-abcdef-eks-pod";
         assert_eq!(st["Condition"]["StringEquals"][format!("{host}:sub")], "system:serviceaccount:tenant-t1:tenant-t1");
         assert_eq!(st["Condition"]["StringEquals"][format!("{host}:aud")], "sts.amazonaws.com");
@@ -305,4 +335,64 @@ fn the_cluster_waiter_names_the_cluster_and_its_status_at_the_timeout() {
         let err = control_plane::wait_active(&c, "isobench-x-eks-pod", Duration::from_millis(1)).await.unwrap_err();
         assert!(err.to_string().contains("isobench-x-eks-pod still MISSING"), "{err}");
     });
+}
+
+fn scenario_plan(tiers: &str, aws: &str) -> isobench_core::plan::Plan {
+    let src = format!(
+        "format_version = 1\nname = \"t\"\n[run]\nduration = \"10s\"\nrate = 10\n[tenants]\ncount = 2\n{tiers}\n{aws}"
+    );
+    let s = isobench_core::scenario::Scenario::parse(&src, std::path::Path::new("t.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    isobench_core::plan::Plan::new(RUN.into(), s, "h".into(), &isobench_core::plan::Overrides::default())
+}
+
+const EKS: &str = "[[tier]]\nid = \"eks-pod\"\nname = \"eks-deny\"\nnetwork_policy = \"default-deny\"\n";
+
+#[test]
+fn a_scenarios_eks_tier_is_planned_counted_and_given_its_deploy_time() {
+    let p = scenario_plan(EKS, "");
+    let rows = crate::plan::resources(&p);
+    let eks: Vec<_> = rows.iter().filter(|r| r.tier == Some(TierId::EksPod)).collect();
+    assert!(eks.iter().any(|r| r.kind == "eks cluster" && r.name.starts_with("isobench-{run}-eks-deny (")), "{eks:?}");
+    assert!(eks.iter().any(|r| r.kind == "eks node group"));
+    // The run's network with the cluster's two subnets, and the workload bucket.
+    let shared: Vec<&str> = rows.iter().filter(|r| r.tier.is_none()).map(|r| r.name.as_str()).collect();
+    assert!(shared.contains(&"isobench-{run}-eks-a") && shared.contains(&"isobench-{run}-eks-b"), "{shared:?}");
+    let TierSettings::Eks(spec) = &p.tiers[0].settings else { panic!("not eks") };
+    assert_eq!(crate::plan::counts(&p).instances, spec.nodes(2));
+    // Deploy time: the cluster's creation and deletion are in the lifetime guard rail.
+    assert_eq!(crate::plan::projected_lifetime(&p), Duration::from_secs(10) + DEPLOY_TEARDOWN);
+    let short = scenario_plan(EKS, "[aws]\nmax_lifetime = \"30m\"\n");
+    let rails: Vec<String> = crate::plan::check(&short, None).iter().map(ToString::to_string).collect();
+    assert!(rails.iter().any(|r| r.contains("45m of deploy/teardown allowances")), "{rails:?}");
+    // The control plane and the nodes while they are made and deleted, beyond the cost model's traffic time.
+    let pricing = isobench_cost::Pricing::built_in("us-east-1").unwrap();
+    let usd = crate::plan::allowance_usd(&p, &pricing);
+    let node = pricing.prices[&format!("ec2.{}", spec.node.instance_type.name)].usd;
+    let expect = 0.75 * (0.10 + node * f64::from(spec.nodes(2)));
+    assert!((usd - expect).abs() < 1e-9, "{usd} vs {expect}");
+    assert!(crate::plan::refused(&p).is_empty());
+}
+
+#[test]
+fn an_eks_tier_with_security_groups_for_pods_is_refused_at_its_field() {
+    let tiers = format!(
+        "{EKS}[[tier.security_group]]\nname = \"tenant-{{tenant}}\"\ningress = [{{ port = 8080, source_group = \"harness\" }}]\n"
+    );
+    let p = scenario_plan(&tiers, "");
+    let problems: Vec<String> = crate::plan::refused(&p).iter().map(|x| format!("{x:?}")).collect();
+    assert!(problems.iter().any(|x| x.contains("tier[0].security_group")), "{problems:?}");
+}
+
+#[test]
+fn a_refusal_is_located_at_the_named_tier_it_belongs_to() {
+    let tiers = format!(
+        "[[tier]]\nid = \"eks-pod\"\nname = \"eks-a\"\n{}",
+        EKS.to_string()
+            + "[[tier.security_group]]\nname = \"tenant-{tenant}\"\ningress = [{ port = 8080, source_group = \"harness\" }]\n"
+    );
+    let p = scenario_plan(&tiers, "");
+    let problems: Vec<String> = crate::plan::refused(&p).iter().map(|x| format!("{x:?}")).collect();
+    assert!(problems.iter().any(|x| x.contains("tier[1].security_group")), "{problems:?}");
+    assert!(!problems.iter().any(|x| x.contains("tier[0]")), "{problems:?}");
 }
