@@ -39,6 +39,9 @@ impl ApiError {
     pub fn is_unsupported(&self) -> bool {
         matches!(self.code.as_str(), "NotImplemented" | "UnknownOperationException" | "InvalidAction")
             || self.message.to_ascii_lowercase().contains("not yet implemented")
+            // moto answers a route it lacks with an HTML 404 page and no error code; AWS's own
+            // 404s carry one (ResourceNotFoundException).
+            || (self.code == "Unknown" && self.message.contains("404 Not Found"))
     }
 }
 
@@ -98,5 +101,18 @@ mod tests {
         );
         assert_eq!(classify("InvalidParameterValueException", "Unsupported runtime"), ErrorKind::Other);
         assert_eq!(classify("AccessDenied", ""), ErrorKind::Other);
+        assert_eq!(
+            classify("InvalidParameterException", "Role arn:aws:iam::1:role/x cannot be assumed"),
+            ErrorKind::NotReady
+        );
+    }
+
+    #[test]
+    fn an_operation_the_endpoint_lacks_is_told_apart() {
+        let html = "unhandled error: ... status: StatusCode(404) ... <title>404 Not Found</title>";
+        assert!(ApiError::new("CreateAddon", "Unknown", html).is_unsupported());
+        assert!(ApiError::new("X", "NotImplemented", "").is_unsupported());
+        assert!(!ApiError::new("DescribeCluster", "ResourceNotFoundException", "404 Not Found").is_unsupported());
+        assert!(!ApiError::new("CreateAddon", "Unknown", "connection reset").is_unsupported());
     }
 }

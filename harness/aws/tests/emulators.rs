@@ -364,7 +364,14 @@ impl isobench_aws::api::Ec2Api for MotoInstances {
         self.inner.create_launch_template(req).await
     }
     async fn delete_launch_template(&self, id: &str) -> R<()> {
-        self.inner.delete_launch_template(id).await
+        match self.inner.delete_launch_template(id).await {
+            // moto 4.2.14 deletes it and answers under the root `DeleteLaunchTemplatesResponse`,
+            // which the SDK refuses.
+            Err(e) if e.message.contains("got StartEl") && e.message.contains("DeleteLaunchTemplatesResponse") => {
+                Ok(())
+            }
+            other => other,
+        }
     }
     async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> R<String> {
         self.inner.create_internet_gateway(vpc, tags).await
@@ -551,9 +558,10 @@ fn eks_control_plane_deploys_and_tears_down_on_moto() {
 /// add-ons and Pod Identity associations moto does not implement, so they are skipped on it
 /// (and tested against the fake account); no Kubernetes API runs there.
 async fn moto_eks(emu: &Emulators) {
-    let (apis, caps) = emu.apis(true).await;
+    let (mut apis, caps) = emu.apis(true).await;
     let config = emulators::sdk_config(&emu.moto_url).await;
-    let eks = aws_sdk_eks::Client::new(&config);
+    apis.ec2 = Arc::new(MotoInstances { inner: apis.ec2.clone(), client: aws_sdk_ec2::Client::new(&config) });
+    let eks = emulators::moto_eks_client(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
     let id = run_id("ek");
@@ -591,11 +599,13 @@ async fn moto_eks(emu: &Emulators) {
             let ng = ng.nodegroup().unwrap();
             assert!(tags_ok(&ng.tags().cloned().unwrap_or_default(), &id));
             let lt = ng.launch_template().and_then(|l| l.id()).expect("a launch template").to_string();
-            let v = ec2.describe_launch_template_versions().launch_template_id(&lt).send().await.unwrap();
-            let data = v.launch_template_versions().first().and_then(|v| v.launch_template_data());
-            let md = data.and_then(|d| d.metadata_options()).expect("metadata options");
-            assert_eq!(md.http_put_response_hop_limit(), Some(hop_limit));
-            assert_eq!(md.http_tokens().map(|t| t.as_str()), Some("required"));
+            // moto answers `<defaultVersion>True</defaultVersion>`, which the SDK cannot parse:
+            // the launch template's metadata options are read from its XML.
+            let answer = ec2.describe_launch_template_versions().launch_template_id(&lt).send().await;
+            let raw = answer.as_ref().err().and_then(|e| e.raw_response()).and_then(|r| r.body().bytes());
+            let xml = String::from_utf8_lossy(raw.expect("moto's unparsed answer")).to_string();
+            assert!(xml.contains(&format!("<httpPutResponseHopLimit>{hop_limit}</httpPutResponseHopLimit>")), "{xml}");
+            assert!(xml.contains("<httpTokens>required</httpTokens>"), "{xml}");
         }
         clusters.push(name);
     }
