@@ -1,6 +1,7 @@
 //! Deploy and teardown of every tier against emulators no one here wrote: LocalStack (EC2, IAM,
 //! STS, S3, Lambda control plane) and moto (ECS `awsvpc` RunTask, with moto's own EC2 and IAM,
-//! since a task's network interface must land in a subnet of the same emulator). What was made
+//! since a task's network interface must land in a subnet of the same emulator; and the EKS
+//! control plane: clusters, node groups, launch templates, OIDC providers). What was made
 //! is checked through the SDK (tags, security group rules, network mode, function
 //! configuration); after teardown a tag query must find nothing.
 //!
