@@ -167,7 +167,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for MotoTimestampsConne
             let body = aws_smithy_types::byte_stream::ByteStream::new(resp.take_body());
             let bytes = body.collect().await.map_err(|e| ConnectorError::io(Box::new(e)))?.into_bytes();
             let fixed = match std::str::from_utf8(&bytes) {
-                Ok(text) => epoch_timestamps(text).into_bytes(),
+                Ok(text) => moto_eks_answer(text).into_bytes(),
                 Err(_) => bytes.to_vec(),
             };
             resp.headers_mut().insert("content-length", fixed.len().to_string());
@@ -179,7 +179,7 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for MotoTimestampsConne
 
 /// moto's EKS answer as the SDK reads it: `"createdAt": "2026-12-06T16:39:27Z"` (and
 /// `modifiedAt`) as epoch seconds, `"diskSize": "20"` as a number.
-pub fn epoch_timestamps(json: &str) -> String {
+pub fn moto_eks_answer(json: &str) -> String {
     let time = |v: &str| {
         let t = humantime::parse_rfc3339_weak(v).ok()?;
         Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs().to_string())
@@ -212,21 +212,6 @@ fn unquote(json: &str, key: &str, convert: &dyn Fn(&str) -> Option<String>) -> S
     }
     out.push_str(rest);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn motos_rfc3339_timestamps_become_epoch_seconds() {
-        let j = r#"{"cluster": {"createdAt": "2027-01-15T08:00:00Z", "n": {"modifiedAt": "2027-01-15T08:00:01Z"}, "x": "createdAt"}}"#;
-        assert_eq!(
-            super::epoch_timestamps(j),
-            r#"{"cluster": {"createdAt": 1800000000, "n": {"modifiedAt": 1800000001}, "x": "createdAt"}}"#
-        );
-        assert_eq!(super::epoch_timestamps(r#"{"createdAt": 1.5}"#), r#"{"createdAt": 1.5}"#);
-        assert_eq!(super::epoch_timestamps(r#"{"diskSize": "20", "d": "x"}"#), r#"{"diskSize": 20, "d": "x"}"#);
-        assert_eq!(super::epoch_timestamps(r#"{"diskSize": "big"}"#), r#"{"diskSize": "big"}"#);
-    }
 }
 
 /// An EKS client for moto: plain HTTP, its answers rewritten as [`MotoTimestamps`] says.
@@ -272,4 +257,19 @@ impl Drop for Emulators {
 pub fn installed(root: &Path) -> bool {
     let v = venv_dir(root);
     v.join("localstack/bin/python").exists() && v.join("moto/bin/moto_server").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn motos_eks_timestamps_and_disk_size_become_numbers() {
+        let j = r#"{"cluster": {"createdAt": "2027-01-15T08:00:00Z", "n": {"modifiedAt": "2027-01-15T08:00:01Z"}, "x": "createdAt"}}"#;
+        assert_eq!(
+            super::moto_eks_answer(j),
+            r#"{"cluster": {"createdAt": 1800000000, "n": {"modifiedAt": 1800000001}, "x": "createdAt"}}"#
+        );
+        assert_eq!(super::moto_eks_answer(r#"{"createdAt": 1.5}"#), r#"{"createdAt": 1.5}"#);
+        assert_eq!(super::moto_eks_answer(r#"{"diskSize": "20", "d": "x"}"#), r#"{"diskSize": 20, "d": "x"}"#);
+        assert_eq!(super::moto_eks_answer(r#"{"diskSize": "big"}"#), r#"{"diskSize": "big"}"#);
+    }
 }
