@@ -46,6 +46,20 @@ pub enum Ec2Kind {
     Subnet,
     Vpc,
     InternetGateway,
+    /// The EKS node groups' launch templates.
+    LaunchTemplate,
+}
+
+/// A launch template carrying the instance metadata options of an EKS node group's nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchTemplateRequest {
+    pub name: String,
+    /// IMDSv2 only (`HttpTokens: required`); false: IMDSv1 answers too.
+    pub http_tokens_required: bool,
+    /// `HttpPutResponseHopLimit`: 1 keeps the token (and so IMDSv2) from pods on their own
+    /// network namespace; 2 lets it through.
+    pub hop_limit: u8,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +87,11 @@ pub struct InstanceState {
 pub trait Ec2Api: Send + Sync {
     async fn create_vpc(&self, cidr: &str, tags: &Tags) -> Result<String>;
     async fn create_subnet(&self, vpc: &str, cidr: &str, tags: &Tags) -> Result<String>;
+    /// [`Ec2Api::create_subnet`] in the availability zone `zone` (an EKS cluster needs subnets
+    /// in two zones).
+    async fn create_zoned_subnet(&self, vpc: &str, cidr: &str, zone: &str, tags: &Tags) -> Result<String>;
+    /// The region's available zones, by name, in the service's order.
+    async fn availability_zones(&self) -> Result<Vec<String>>;
     async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> Result<String>;
     async fn create_security_group(&self, vpc: &str, name: &str, description: &str, tags: &Tags) -> Result<String>;
     async fn authorize_ingress(&self, group: &str, rules: &[SgRule]) -> Result<()>;
@@ -87,6 +106,9 @@ pub trait Ec2Api: Send + Sync {
     async fn delete_internet_gateway(&self, id: &str, vpc: &str) -> Result<()>;
     async fn delete_subnet(&self, id: &str) -> Result<()>;
     async fn delete_vpc(&self, id: &str) -> Result<()>;
+    /// Creates a launch template; returns its id.
+    async fn create_launch_template(&self, req: &LaunchTemplateRequest) -> Result<String>;
+    async fn delete_launch_template(&self, id: &str) -> Result<()>;
     /// Every resource of `kind` carrying the tool tag (instances: not yet terminated).
     async fn tagged(&self, kind: Ec2Kind) -> Result<Vec<Found>>;
 }
@@ -106,6 +128,14 @@ pub trait IamApi: Send + Sync {
     async fn instance_profiles(&self) -> Result<Vec<Found>>;
     /// Puts an inline policy on `role` (removed with the role by [`IamApi::delete_role`]).
     async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<()>;
+    /// Creates a role under [`crate::tags::IAM_PATH`] with its own trust policy (`document`):
+    /// EKS Pod Identity's `sts:TagSession`, IRSA's web identity; returns its ARN.
+    async fn create_role_with_trust(&self, name: &str, document: &str, tags: &Tags) -> Result<String>;
+    /// Registers an OpenID Connect issuer (an EKS cluster's, for IRSA); returns the provider's ARN.
+    async fn create_oidc_provider(&self, issuer_url: &str, thumbprint: &str, tags: &Tags) -> Result<String>;
+    async fn delete_oidc_provider(&self, arn: &str) -> Result<()>;
+    /// The account's OIDC providers with their tags (id and name: the ARN).
+    async fn oidc_providers(&self) -> Result<Vec<Found>>;
 }
 
 #[async_trait]
@@ -231,6 +261,89 @@ pub trait EcsApi: Send + Sync {
     async fn deregister_container_instance(&self, cluster: &str, arn: &str) -> Result<()>;
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksClusterRequest {
+    pub name: String,
+    pub role_arn: String,
+    pub subnets: Vec<String>,
+    /// Kubernetes version (`None`: the service's default).
+    pub version: Option<String>,
+    pub tags: Tags,
+}
+
+/// What DescribeCluster says of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EksCluster {
+    pub arn: String,
+    /// `CREATING`, `ACTIVE`, `DELETING`, `FAILED`, `UPDATING`, `PENDING`.
+    pub status: String,
+    /// The API server's URL, once active.
+    pub endpoint: Option<String>,
+    /// The API server's CA bundle, base64 PEM as EKS gives it.
+    pub certificate_authority: Option<String>,
+    /// The cluster's OIDC issuer URL (for IRSA).
+    pub oidc_issuer: Option<String>,
+    /// The security group EKS made for the cluster, which managed nodes (and pods) get.
+    pub security_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodegroupRequest {
+    pub cluster: String,
+    pub name: String,
+    pub node_role_arn: String,
+    pub subnets: Vec<String>,
+    pub instance_type: String,
+    pub count: u32,
+    /// The launch template's id (its version: `$Default`).
+    pub launch_template: String,
+    /// Kubernetes labels on the nodes (node per tenant: the tenant).
+    pub labels: BTreeMap<String, String>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIdentityRequest {
+    pub cluster: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    pub tags: Tags,
+}
+
+#[async_trait]
+pub trait EksApi: Send + Sync {
+    /// Starts a cluster's creation; returns its ARN (the cluster is `CREATING`).
+    async fn create_cluster(&self, req: &EksClusterRequest) -> Result<String>;
+    /// `None` when there is no such cluster.
+    async fn cluster(&self, name: &str) -> Result<Option<EksCluster>>;
+    async fn delete_cluster(&self, name: &str) -> Result<()>;
+    /// The account's clusters with their tags (id and name: the cluster's name).
+    async fn clusters(&self) -> Result<Vec<Found>>;
+    async fn create_nodegroup(&self, req: &NodegroupRequest) -> Result<String>;
+    /// A node group's status (`CREATING`, `ACTIVE`, `CREATE_FAILED`, `DELETING`, ...); `None`
+    /// when there is no such group.
+    async fn nodegroup_status(&self, cluster: &str, name: &str) -> Result<Option<String>>;
+    async fn delete_nodegroup(&self, cluster: &str, name: &str) -> Result<()>;
+    /// A cluster's node groups with their tags (id and name: the group's name; parent: the cluster).
+    async fn nodegroups(&self, cluster: &str) -> Result<Vec<Found>>;
+    /// Installs an EKS add-on (`eks-pod-identity-agent`); returns its ARN.
+    /// `configuration`: the add-on's configuration values (JSON), e.g. the VPC CNI's network
+    /// policy agent.
+    async fn create_addon(&self, cluster: &str, name: &str, configuration: Option<&str>, tags: &Tags)
+    -> Result<String>;
+    async fn delete_addon(&self, cluster: &str, name: &str) -> Result<()>;
+    async fn addons(&self, cluster: &str) -> Result<Vec<Found>>;
+    /// Binds a service account to a role (EKS Pod Identity); returns the association's id.
+    async fn create_pod_identity_association(&self, req: &PodIdentityRequest) -> Result<String>;
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<()>;
+    /// A cluster's associations (id: the association id; name: `namespace/service account`).
+    async fn pod_identity_associations(&self, cluster: &str) -> Result<Vec<Found>>;
+    /// A bearer token for `cluster`'s API server, as `aws eks get-token` makes it, from the
+    /// client's own credentials.
+    async fn token(&self, cluster: &str) -> Result<String>;
+}
+
 /// The clients of one account and region.
 #[derive(Clone)]
 pub struct Apis {
@@ -239,4 +352,5 @@ pub struct Apis {
     pub s3: Arc<dyn S3Api>,
     pub lambda: Arc<dyn LambdaApi>,
     pub ecs: Arc<dyn EcsApi>,
+    pub eks: Arc<dyn EksApi>,
 }

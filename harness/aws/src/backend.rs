@@ -64,7 +64,7 @@ impl AwsBackend {
         let sdk = rt.block_on(config::load(&opts)).map_err(|e| unavailable(e.to_string()))?;
         let account = rt.block_on(config::caller_account(&sdk)).map_err(unavailable)?;
         tracing::info!("AWS account {account}, region {:?}", sdk.region());
-        let apis = config::apis(&sdk);
+        let mut apis = config::apis(&sdk);
         let bytes = match (given, workload) {
             (Some(bytes), _) => bytes,
             (None, Workload::Build { workspace, target_dir }) => {
@@ -76,6 +76,11 @@ impl AwsBackend {
             (None, Workload::Binary(p)) => read_checked(p, spec.architecture)?,
         };
         let caps = Capabilities::detect();
+        if matches!(caps.ecs, crate::capability::Emulator::Moto { .. }) {
+            // moto's EKS answers need rewriting before the SDK can read them.
+            let client = crate::emulators::moto_eks_client(&sdk);
+            apis.eks = Arc::new(crate::sdk::Eks { client, config: sdk.clone() });
+        }
         let deployer = Deployer::new(apis, run_id, spec, caps, Arc::new(bytes));
         Ok(AwsBackend { rt, deployer })
     }

@@ -73,6 +73,25 @@ impl Capabilities {
     }
 }
 
+impl Capabilities {
+    /// Why EKS cannot be used here, if it cannot: LocalStack's free edition has no EKS. EKS is
+    /// judged by the ECS endpoint's emulator (every setup the harness knows serves both from
+    /// one emulator: moto), so the emulators' and the benches' `Capabilities` need no new field.
+    pub fn eks_unavailable(&self) -> Option<String> {
+        match &self.ecs {
+            Emulator::LocalStack { url, services } if !services.iter().any(|s| s == "eks") => Some(format!(
+                "LocalStack at {url} has no EKS (not in its free edition); point AWS_ENDPOINT_URL at a moto server"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether EKS node groups start nodes that run pods: EC2 runs instances.
+    pub fn eks_runs_workloads(&self) -> bool {
+        self.ec2.runs_workloads() && self.ecs.runs_workloads()
+    }
+}
+
 fn detect(service: &str) -> Emulator {
     match endpoint_override(service) {
         Some(url) => probe(&url),

@@ -78,6 +78,7 @@ pub fn apis_with(config: &SdkConfig, path_style: bool) -> Apis {
         }),
         lambda: Arc::new(sdk::Lambda { client: aws_sdk_lambda::Client::new(config) }),
         ecs: Arc::new(sdk::Ecs { client: aws_sdk_ecs::Client::new(config) }),
+        eks: Arc::new(sdk::Eks { client: aws_sdk_eks::Client::new(config), config: config.clone() }),
     }
 }
 

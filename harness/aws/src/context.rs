@@ -41,6 +41,8 @@ pub struct Network {
     pub subnets: BTreeMap<String, String>,
     /// The group rules with source `harness` admit, when the scenario gives no `harness_cidr`.
     pub harness_group: Option<String>,
+    /// Scenario subnet name -> its address range, for the subnets the run made.
+    pub cidrs: BTreeMap<String, String>,
 }
 
 /// One run's state in one account: what tier modules create with and record into.
@@ -113,21 +115,40 @@ impl DeployContext {
     pub async fn network(&mut self, subnet_names: &[String]) -> Result<Network, DeployError> {
         if self.network.is_none() {
             let net = match self.spec.vpc_id.clone() {
-                Some(vpc) => Network { vpc, subnets: BTreeMap::new(), harness_group: None },
+                Some(vpc) => Network { vpc, subnets: BTreeMap::new(), harness_group: None, cidrs: BTreeMap::new() },
                 None => {
                     let tags = self.tag_pairs(None);
                     let vpc = self.apis.ec2.create_vpc(VPC_CIDR, &tags).await?;
                     self.record(None, Resource::Vpc(vpc.clone()));
                     let igw = retry::retry(self.backoff, || self.apis.ec2.create_internet_gateway(&vpc, &tags)).await?;
                     self.record(None, Resource::InternetGateway { id: igw, vpc: vpc.clone() });
-                    Network { vpc, subnets: BTreeMap::new(), harness_group: None }
+                    Network { vpc, subnets: BTreeMap::new(), harness_group: None, cidrs: BTreeMap::new() }
                 }
             };
             self.network = Some(net);
         }
         for name in subnet_names {
-            self.subnet(name).await?;
+            self.subnet(name, None).await?;
         }
+        self.harness_group().await?;
+        Ok(self.network.clone().expect("set above"))
+    }
+
+    /// [`DeployContext::network`] with each of `subnet_names` in its own availability zone
+    /// (round robin over the region's zones), as an EKS cluster needs. A subnet the run made
+    /// before keeps its zone.
+    pub async fn zoned_network(&mut self, subnet_names: &[String]) -> Result<Network, DeployError> {
+        self.network(&[]).await?;
+        let zones = if self.spec.vpc_id.is_some() { Vec::new() } else { self.apis.ec2.availability_zones().await? };
+        for (i, name) in subnet_names.iter().enumerate() {
+            let zone = (!zones.is_empty()).then(|| zones[i % zones.len()].clone());
+            self.subnet(name, zone).await?;
+        }
+        Ok(self.network.clone().expect("set above"))
+    }
+
+    /// The group harness rules name, made once when the scenario gives no `harness_cidr`.
+    async fn harness_group(&mut self) -> Result<(), DeployError> {
         if self.spec.harness_cidr.is_none() && self.network.as_ref().is_some_and(|n| n.harness_group.is_none()) {
             let vpc = self.network.as_ref().map(|n| n.vpc.clone()).unwrap_or_default();
             let name = self.name("harness");
@@ -138,10 +159,10 @@ impl DeployContext {
                 n.harness_group = Some(id);
             }
         }
-        Ok(self.network.clone().expect("set above"))
+        Ok(())
     }
 
-    async fn subnet(&mut self, name: &str) -> Result<(), DeployError> {
+    async fn subnet(&mut self, name: &str, zone: Option<String>) -> Result<(), DeployError> {
         let net = self.network.as_ref().expect("network() sets it first");
         if net.subnets.contains_key(name) {
             return Ok(());
@@ -160,8 +181,12 @@ impl DeployContext {
             let mut tags = self.tag_pairs(None);
             tags.push(("Name".into(), self.name(name)));
             let vpc = net.vpc.clone();
-            let id = self.apis.ec2.create_subnet(&vpc, &cidr, &tags).await?;
+            let id = match &zone {
+                Some(z) => self.apis.ec2.create_zoned_subnet(&vpc, &cidr, z, &tags).await?,
+                None => self.apis.ec2.create_subnet(&vpc, &cidr, &tags).await?,
+            };
             self.record(None, Resource::Subnet(id.clone()));
+            self.network.as_mut().expect("checked").cidrs.insert(name.to_string(), cidr);
             id
         };
         self.network.as_mut().expect("checked").subnets.insert(name.to_string(), id);

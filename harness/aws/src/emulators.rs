@@ -118,7 +118,11 @@ impl Emulators {
     pub async fn apis(&self, moto_only: bool) -> (Apis, Capabilities) {
         let url = if moto_only { &self.moto_url } else { &self.localstack_url };
         let config = sdk_config(url).await;
-        let apis = crate::config::apis_with(&config, true);
+        let mut apis = crate::config::apis_with(&config, true);
+        if moto_only {
+            let client = moto_eks_client(&config);
+            apis.eks = std::sync::Arc::new(crate::sdk::Eks { client, config });
+        }
         let emulator = crate::capability::probe(url);
         let caps = Capabilities { ec2: emulator.clone(), ecs: emulator.clone(), lambda: emulator };
         (apis, caps)
@@ -128,6 +132,92 @@ impl Emulators {
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// moto 4.2.14's EKS answers timestamps (`createdAt`, `modifiedAt`) as RFC 3339 strings where
+/// the service (and so the SDK) uses epoch seconds: every answer carrying a cluster or a node
+/// group fails to parse. This HTTP client reads each answer whole and rewrites them before the
+/// SDK sees it; only the emulator's EKS client uses it.
+#[derive(Debug)]
+pub struct MotoTimestamps(pub aws_smithy_runtime_api::client::http::SharedHttpClient);
+
+#[derive(Debug)]
+struct MotoTimestampsConnector(aws_smithy_runtime_api::client::http::SharedHttpConnector);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for MotoTimestamps {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        let inner = self.0.http_connector(settings, components);
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(MotoTimestampsConnector(inner))
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for MotoTimestampsConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let answer = self.0.call(request);
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            let mut resp = answer.await?;
+            let body = aws_smithy_types::byte_stream::ByteStream::new(resp.take_body());
+            let bytes = body.collect().await.map_err(|e| ConnectorError::io(Box::new(e)))?.into_bytes();
+            let fixed = match std::str::from_utf8(&bytes) {
+                Ok(text) => moto_eks_answer(text).into_bytes(),
+                Err(_) => bytes.to_vec(),
+            };
+            resp.headers_mut().insert("content-length", fixed.len().to_string());
+            *resp.body_mut() = aws_smithy_types::body::SdkBody::from(fixed);
+            Ok(resp)
+        })
+    }
+}
+
+/// moto's EKS answer as the SDK reads it: `"createdAt": "2026-12-06T16:39:27Z"` (and
+/// `modifiedAt`) as epoch seconds, `"diskSize": "20"` as a number.
+pub fn moto_eks_answer(json: &str) -> String {
+    let time = |v: &str| {
+        let t = humantime::parse_rfc3339_weak(v).ok()?;
+        Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs().to_string())
+    };
+    let number = |v: &str| (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string());
+    let s = unquote(json, "createdAt", &time);
+    let s = unquote(&s, "modifiedAt", &time);
+    unquote(&s, "diskSize", &number)
+}
+
+/// Every `"key": "value"` whose value `convert` turns into a JSON number, as that number.
+fn unquote(json: &str, key: &str, convert: &dyn Fn(&str) -> Option<String>) -> String {
+    let pattern = format!("\"{key}\": \"");
+    let mut out = String::with_capacity(json.len());
+    let mut rest = json;
+    while let Some(at) = rest.find(&pattern) {
+        let start = at + pattern.len();
+        let converted = rest[start..].find('"').and_then(|e| Some((start + e, convert(&rest[start..start + e])?)));
+        match converted {
+            Some((end, value)) => {
+                out.push_str(&rest[..start - 1]);
+                out.push_str(&value);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[..start]);
+                rest = &rest[start..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// An EKS client for moto: plain HTTP, its answers rewritten as [`MotoTimestamps`] says.
+pub fn moto_eks_client(config: &SdkConfig) -> aws_sdk_eks::Client {
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    aws_sdk_eks::Client::from_conf(aws_sdk_eks::config::Builder::from(config).http_client(MotoTimestamps(http)).build())
 }
 
 pub async fn sdk_config(url: &str) -> SdkConfig {
@@ -167,4 +257,19 @@ impl Drop for Emulators {
 pub fn installed(root: &Path) -> bool {
     let v = venv_dir(root);
     v.join("localstack/bin/python").exists() && v.join("moto/bin/moto_server").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn motos_eks_timestamps_and_disk_size_become_numbers() {
+        let j = r#"{"cluster": {"createdAt": "2027-01-15T08:00:00Z", "n": {"modifiedAt": "2027-01-15T08:00:01Z"}, "x": "createdAt"}}"#;
+        assert_eq!(
+            super::moto_eks_answer(j),
+            r#"{"cluster": {"createdAt": 1800000000, "n": {"modifiedAt": 1800000001}, "x": "createdAt"}}"#
+        );
+        assert_eq!(super::moto_eks_answer(r#"{"createdAt": 1.5}"#), r#"{"createdAt": 1.5}"#);
+        assert_eq!(super::moto_eks_answer(r#"{"diskSize": "20", "d": "x"}"#), r#"{"diskSize": 20, "d": "x"}"#);
+        assert_eq!(super::moto_eks_answer(r#"{"diskSize": "big"}"#), r#"{"diskSize": "big"}"#);
+    }
 }

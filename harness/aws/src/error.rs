@@ -33,6 +33,16 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
+
+    /// Whether the endpoint does not implement the operation at all (an emulator: moto 4.2
+    /// has no EKS Pod Identity or add-ons).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self.code.as_str(), "NotImplemented" | "UnknownOperationException" | "InvalidAction")
+            || self.message.to_ascii_lowercase().contains("not yet implemented")
+            // moto answers a route it lacks with an HTML 404 page and no error code; AWS's own
+            // 404s carry one (ResourceNotFoundException).
+            || (self.code == "Unknown" && self.message.contains("404 Not Found"))
+    }
 }
 
 /// Maps a service error code (and, for a few codes that mean several things, its message) to
@@ -58,8 +68,11 @@ pub fn classify(code: &str, message: &str) -> ErrorKind {
         }
         "DependencyViolation" | "IncorrectInstanceState" | "ResourceInUseException" => ErrorKind::NotReady,
         // A role or instance profile created a moment ago is not yet visible to Lambda or EC2.
-        "InvalidParameterValueException" | "InvalidParameterValue"
-            if message.contains("cannot be assumed") || message.contains("Instance Profile") =>
+        // EKS: "Role ... cannot be assumed" / "is not authorized to perform sts:AssumeRole" alike.
+        "InvalidParameterValueException" | "InvalidParameterValue" | "InvalidParameterException"
+            if message.contains("cannot be assumed")
+                || message.contains("Instance Profile")
+                || message.contains("sts:AssumeRole") =>
         {
             ErrorKind::NotReady
         }
@@ -88,5 +101,18 @@ mod tests {
         );
         assert_eq!(classify("InvalidParameterValueException", "Unsupported runtime"), ErrorKind::Other);
         assert_eq!(classify("AccessDenied", ""), ErrorKind::Other);
+        assert_eq!(
+            classify("InvalidParameterException", "Role arn:aws:iam::1:role/x cannot be assumed"),
+            ErrorKind::NotReady
+        );
+    }
+
+    #[test]
+    fn an_operation_the_endpoint_lacks_is_told_apart() {
+        let html = "unhandled error: ... status: StatusCode(404) ... <title>404 Not Found</title>";
+        assert!(ApiError::new("CreateAddon", "Unknown", html).is_unsupported());
+        assert!(ApiError::new("X", "NotImplemented", "").is_unsupported());
+        assert!(!ApiError::new("DescribeCluster", "ResourceNotFoundException", "404 Not Found").is_unsupported());
+        assert!(!ApiError::new("CreateAddon", "Unknown", "connection reset").is_unsupported());
     }
 }

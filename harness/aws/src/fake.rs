@@ -42,6 +42,8 @@ pub struct State {
     pub policies: HashMap<String, Vec<(String, String)>>,
     /// Tasks told to have stopped (by ARN), with why.
     pub stopped: HashMap<String, TaskExit>,
+    /// How many more describes of an EKS cluster or node group answer `CREATING` before `ACTIVE`.
+    pub eks_creating_polls: u32,
 }
 
 #[derive(Clone, Default)]
@@ -50,6 +52,13 @@ pub struct Fake {
 }
 
 type R<T> = std::result::Result<T, ApiError>;
+
+impl State {
+    /// A copy of the objects, for assertions that outlive the lock.
+    pub fn clone_objects(&self) -> BTreeMap<String, Obj> {
+        self.objects.clone()
+    }
+}
 
 impl Fake {
     pub fn new() -> Fake {
@@ -65,6 +74,7 @@ impl Fake {
             s3: Arc::new(self.clone()),
             lambda: Arc::new(self.clone()),
             ecs: Arc::new(self.clone()),
+            eks: Arc::new(self.clone()),
         }
     }
 
@@ -193,6 +203,16 @@ impl Ec2Api for Fake {
     async fn create_subnet(&self, vpc: &str, _cidr: &str, tags: &Tags) -> R<String> {
         self.create("CreateSubnet", "subnet", None, tags, &[vpc])
     }
+    async fn create_zoned_subnet(&self, vpc: &str, _cidr: &str, zone: &str, tags: &Tags) -> R<String> {
+        let id = self.create("CreateSubnet", "subnet", None, tags, &[vpc])?;
+        let mut s = self.state.lock().unwrap();
+        s.objects.get_mut(&id).expect("just made").extra.insert("zone".into(), zone.to_string());
+        Ok(id)
+    }
+    async fn availability_zones(&self) -> R<Vec<String>> {
+        let _s = self.enter("DescribeAvailabilityZones")?;
+        Ok(vec!["us-east-1a".into(), "us-east-1b".into(), "us-east-1c".into()])
+    }
     async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> R<String> {
         self.create("CreateInternetGateway", "igw", None, tags, &[vpc])
     }
@@ -260,6 +280,18 @@ impl Ec2Api for Fake {
     async fn delete_vpc(&self, id: &str) -> R<()> {
         self.delete("DeleteVpc", id, "InvalidVpcID.NotFound")
     }
+    async fn create_launch_template(&self, req: &LaunchTemplateRequest) -> R<String> {
+        let id = self.create("CreateLaunchTemplate", "launchtemplate", None, &req.tags, &[])?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("name".into(), req.name.clone());
+        o.extra.insert("http_tokens".into(), if req.http_tokens_required { "required" } else { "optional" }.into());
+        o.extra.insert("hop_limit".into(), req.hop_limit.to_string());
+        Ok(id)
+    }
+    async fn delete_launch_template(&self, id: &str) -> R<()> {
+        self.delete("DeleteLaunchTemplate", id, "InvalidLaunchTemplateId.NotFound")
+    }
     async fn tagged(&self, kind: Ec2Kind) -> R<Vec<Found>> {
         let k = match kind {
             Ec2Kind::Instance => "instance",
@@ -267,6 +299,7 @@ impl Ec2Api for Fake {
             Ec2Kind::Subnet => "subnet",
             Ec2Kind::Vpc => "vpc",
             Ec2Kind::InternetGateway => "igw",
+            Ec2Kind::LaunchTemplate => "launchtemplate",
         };
         Ok(self.found(k))
     }
@@ -307,6 +340,23 @@ impl IamApi for Fake {
         }
         s.policies.entry(role.to_string()).or_default().push((name.to_string(), document.to_string()));
         Ok(())
+    }
+    async fn create_role_with_trust(&self, name: &str, document: &str, tags: &Tags) -> R<String> {
+        let arn = self.create("CreateRole", "role", Some(name), tags, &[])?;
+        let mut s = self.state.lock().unwrap();
+        s.objects.get_mut(&arn).expect("just made").extra.insert("trust".into(), document.to_string());
+        Ok(format!("arn:aws:iam::000000000000:role/{arn}"))
+    }
+    async fn create_oidc_provider(&self, issuer_url: &str, _thumbprint: &str, tags: &Tags) -> R<String> {
+        let host = issuer_url.trim_start_matches("https://");
+        let arn = format!("arn:aws:iam::000000000000:oidc-provider/{host}");
+        self.create("CreateOpenIDConnectProvider", "oidc", Some(&arn), tags, &[])
+    }
+    async fn delete_oidc_provider(&self, arn: &str) -> R<()> {
+        self.delete("DeleteOpenIDConnectProvider", arn, "NoSuchEntity")
+    }
+    async fn oidc_providers(&self) -> R<Vec<Found>> {
+        Ok(self.found("oidc"))
     }
     async fn instance_profiles(&self) -> R<Vec<Found>> {
         Ok(self
@@ -498,5 +548,161 @@ impl EcsApi for Fake {
             stopped_reason: None,
             exit_code: None,
         }))
+    }
+}
+
+/// Ids of the fake's EKS objects, apart from ECS clusters and IAM roles of the same names.
+fn eks_id(cluster: &str) -> String {
+    format!("eks/{cluster}")
+}
+
+impl Fake {
+    /// `CREATING` while the fake has polls of that left, then `ACTIVE`.
+    fn eks_status(&self) -> String {
+        let mut s = self.state.lock().unwrap();
+        if s.eks_creating_polls > 0 {
+            s.eks_creating_polls -= 1;
+            return "CREATING".into();
+        }
+        "ACTIVE".into()
+    }
+
+    /// The objects of `kind` under an EKS cluster, their ids without the cluster's prefix.
+    fn eks_children(&self, kind: &str, cluster: &str) -> Vec<Found> {
+        let prefix = format!("{}/{kind}/", eks_id(cluster));
+        let s = self.state.lock().unwrap();
+        s.objects
+            .iter()
+            .filter(|(id, o)| o.kind == kind && id.starts_with(&prefix))
+            .map(|(id, o)| {
+                let short = id[prefix.len()..].to_string();
+                Found {
+                    name: o.extra.get("name").cloned().unwrap_or_else(|| short.clone()),
+                    id: short,
+                    tags: o.tags.clone(),
+                    parent: Some(cluster.to_string()),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The security group EKS makes for a cluster (not an object of the fake's: it has no tags).
+pub fn eks_security_group(cluster: &str) -> String {
+    format!("sg-eks-{cluster}")
+}
+
+fn role_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or_default()
+}
+
+#[async_trait]
+impl EksApi for Fake {
+    async fn create_cluster(&self, req: &EksClusterRequest) -> R<String> {
+        let mut uses: Vec<&str> = req.subnets.iter().map(String::as_str).collect();
+        uses.push(role_name(&req.role_arn));
+        self.create("CreateCluster", "ekscluster", Some(&eks_id(&req.name)), &req.tags, &uses)?;
+        Ok(format!("arn:aws:eks:us-east-1:000000000000:cluster/{}", req.name))
+    }
+    async fn cluster(&self, name: &str) -> R<Option<EksCluster>> {
+        let exists = self.enter("DescribeCluster")?.objects.contains_key(&eks_id(name));
+        if !exists {
+            return Ok(None);
+        }
+        Ok(Some(EksCluster {
+            arn: format!("arn:aws:eks:us-east-1:000000000000:cluster/{name}"),
+            status: self.eks_status(),
+            endpoint: Some(format!("https://{name}.eks.example")),
+            certificate_authority: Some("LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t".into()),
+            oidc_issuer: Some(format!("https://oidc.eks.us-east-1.amazonaws.com/id/{name}")),
+            security_group: Some(eks_security_group(name)),
+        }))
+    }
+    async fn delete_cluster(&self, name: &str) -> R<()> {
+        self.delete("DeleteCluster", &eks_id(name), "ResourceNotFoundException")?;
+        // EKS deletes the cluster's own group, and its rules with it.
+        self.state.lock().unwrap().rules.remove(&eks_security_group(name));
+        Ok(())
+    }
+    async fn clusters(&self) -> R<Vec<Found>> {
+        Ok(self
+            .found("ekscluster")
+            .into_iter()
+            .map(|mut f| {
+                f.id = f.id.trim_start_matches("eks/").to_string();
+                f.name = f.id.clone();
+                f.parent = None;
+                f
+            })
+            .collect())
+    }
+    async fn create_nodegroup(&self, req: &NodegroupRequest) -> R<String> {
+        let cluster = eks_id(&req.cluster);
+        let mut uses: Vec<&str> = req.subnets.iter().map(String::as_str).collect();
+        uses.extend([cluster.as_str(), role_name(&req.node_role_arn), req.launch_template.as_str()]);
+        let id = format!("{cluster}/nodegroup/{}", req.name);
+        self.create("CreateNodegroup", "nodegroup", Some(&id), &req.tags, &uses)?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("instance_type".into(), req.instance_type.clone());
+        o.extra.insert("count".into(), req.count.to_string());
+        o.extra.insert("labels".into(), format!("{:?}", req.labels));
+        Ok(format!("arn:aws:eks:us-east-1:000000000000:nodegroup/{}/{}", req.cluster, req.name))
+    }
+    async fn nodegroup_status(&self, cluster: &str, name: &str) -> R<Option<String>> {
+        let exists =
+            self.enter("DescribeNodegroup")?.objects.contains_key(&format!("{}/nodegroup/{name}", eks_id(cluster)));
+        Ok(exists.then(|| self.eks_status()))
+    }
+    async fn delete_nodegroup(&self, cluster: &str, name: &str) -> R<()> {
+        self.delete("DeleteNodegroup", &format!("{}/nodegroup/{name}", eks_id(cluster)), "ResourceNotFoundException")
+    }
+    async fn nodegroups(&self, cluster: &str) -> R<Vec<Found>> {
+        Ok(self.eks_children("nodegroup", cluster))
+    }
+    async fn create_addon(&self, cluster: &str, name: &str, configuration: Option<&str>, tags: &Tags) -> R<String> {
+        let c = eks_id(cluster);
+        let id = format!("{c}/addon/{name}");
+        self.create("CreateAddon", "addon", Some(&id), tags, &[c.as_str()])?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("configuration".into(), configuration.unwrap_or_default().to_string());
+        Ok(format!("arn:aws:eks:us-east-1:000000000000:addon/{cluster}/{name}"))
+    }
+    async fn delete_addon(&self, cluster: &str, name: &str) -> R<()> {
+        self.delete("DeleteAddon", &format!("{}/addon/{name}", eks_id(cluster)), "ResourceNotFoundException")
+    }
+    async fn addons(&self, cluster: &str) -> R<Vec<Found>> {
+        Ok(self.eks_children("addon", cluster))
+    }
+    async fn create_pod_identity_association(&self, req: &PodIdentityRequest) -> R<String> {
+        let c = eks_id(&req.cluster);
+        let n = {
+            let mut s = self.state.lock().unwrap();
+            s.next += 1;
+            s.next
+        };
+        let id = format!("{c}/association/a-{n:04}");
+        self.create(
+            "CreatePodIdentityAssociation",
+            "association",
+            Some(&id),
+            &req.tags,
+            &[c.as_str(), role_name(&req.role_arn)],
+        )?;
+        let mut s = self.state.lock().unwrap();
+        let o = s.objects.get_mut(&id).expect("just made");
+        o.extra.insert("name".into(), format!("{}/{}", req.namespace, req.service_account));
+        Ok(id.rsplit('/').next().unwrap_or_default().to_string())
+    }
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> R<()> {
+        let full = format!("{}/association/{id}", eks_id(cluster));
+        self.delete("DeletePodIdentityAssociation", &full, "ResourceNotFoundException")
+    }
+    async fn pod_identity_associations(&self, cluster: &str) -> R<Vec<Found>> {
+        Ok(self.eks_children("association", cluster))
+    }
+    async fn token(&self, cluster: &str) -> R<String> {
+        Ok(format!("k8s-aws-v1.fake-{cluster}"))
     }
 }

@@ -17,10 +17,7 @@ use crate::tiers;
 use crate::tier::Needs;
 pub use crate::tier::{Counts, Planned};
 
-/// Time a tier's deploy and teardown may take on AWS beyond its traffic, for the lifetime
-/// check: instances start in ~30 s, Fargate tasks in up to a minute, deletes wait for network
-/// interfaces to detach. A generous allowance, not a measurement.
-pub const TIER_OVERHEAD: Duration = Duration::from_secs(10 * 60);
+pub use crate::tier::TIER_OVERHEAD;
 
 /// Every resource the run would create, in creation order: the run's shared resources the
 /// tiers and agents need, the agents', then each tier's own, as its module lists them.
@@ -74,8 +71,9 @@ fn shared(plan: &Plan) -> Vec<Planned> {
 pub fn refused(plan: &Plan) -> Vec<Problem> {
     let mut out = Vec::new();
     for tp in &plan.tiers {
-        // The scenario keeps every tier in file order (`--tiers` only narrows the plan).
-        let i = plan.scenario.tiers.iter().position(|t| t.id == tp.tier).unwrap_or_default();
+        // The scenario keeps every tier in file order (`--tiers` only narrows the plan); a
+        // tier is known by its name (one id may appear under several names).
+        let i = plan.scenario.tiers.iter().position(|t| t.name == tp.name).unwrap_or_default();
         for r in tiers::module(tp.tier).refused(tp) {
             out.push(Problem::new(format!("tier[{i}].{}", r.field), r.message, r.accepted));
         }
@@ -143,10 +141,24 @@ pub fn network_interfaces(plan: &Plan) -> u32 {
     agents + widest.unwrap_or(0)
 }
 
-/// How long the run's resources would exist: tiers run one after another.
+/// How long the run's resources would exist: tiers run one after another, each for its
+/// traffic and its deploy/teardown allowance ([`allowances`]).
 pub fn projected_lifetime(plan: &Plan) -> Duration {
-    let per_tier = plan.scenario.run.duration.0 + TIER_OVERHEAD;
-    per_tier * plan.tiers.len() as u32
+    plan.scenario.run.duration.0 * plan.tiers.len() as u32 + allowances(plan)
+}
+
+/// The tiers' deploy and teardown allowances together: ten minutes a tier, more for an EKS
+/// cluster's creation and deletion.
+pub fn allowances(plan: &Plan) -> Duration {
+    plan.tiers.iter().map(|t| tiers::module(t.tier).allowance(t)).sum()
+}
+
+/// What the run's tiers bill during their deploy/teardown allowances beyond the cost model's
+/// projection (modelled, dollars; see [`crate::tier::AwsTier::allowance_usd`]): add it to the
+/// projected cost the cost guard rail checks.
+pub fn allowance_usd(plan: &Plan, pricing: &isobench_cost::Pricing) -> f64 {
+    let tenants = plan.scenario.tenants.len() as u32;
+    plan.tiers.iter().map(|t| tiers::module(t.tier).allowance_usd(t, tenants, pricing)).sum()
 }
 
 /// AWS's default quota of network interfaces per region (VPC quotas, "Network interfaces per
@@ -170,12 +182,12 @@ pub enum GuardRail {
     #[error("the run's projected cost ${wanted:.4} is more than [aws] max_cost_usd = ${cap:.4}")]
     Cost { wanted: f64, cap: f64 },
     #[error(
-        "the run would keep resources for about {} ({} tier(s) x (traffic + {} deploy/teardown allowance)), \
-         longer than [aws] max_lifetime = {}",
-        humantime::format_duration(*wanted), tiers, humantime::format_duration(TIER_OVERHEAD),
-        humantime::format_duration(*cap)
+        "the run would keep resources for about {} ({} tier(s): traffic, and {} of deploy/teardown allowances, \
+         {} a tier and more for an EKS cluster), longer than [aws] max_lifetime = {}",
+        humantime::format_duration(*wanted), tiers, humantime::format_duration(*allowance),
+        humantime::format_duration(TIER_OVERHEAD), humantime::format_duration(*cap)
     )]
-    Lifetime { wanted: Duration, cap: Duration, tiers: usize },
+    Lifetime { wanted: Duration, cap: Duration, tiers: usize, allowance: Duration },
 }
 
 /// Every guard rail the plan exceeds; `cost` is the projected cost in dollars when known.
@@ -203,7 +215,12 @@ pub fn check(plan: &Plan, cost: Option<f64>) -> Vec<GuardRail> {
     }
     let life = projected_lifetime(plan);
     if life > aws.max_lifetime.0 {
-        out.push(GuardRail::Lifetime { wanted: life, cap: aws.max_lifetime.0, tiers: plan.tiers.len() });
+        out.push(GuardRail::Lifetime {
+            wanted: life,
+            cap: aws.max_lifetime.0,
+            tiers: plan.tiers.len(),
+            allowance: allowances(plan),
+        });
     }
     out
 }

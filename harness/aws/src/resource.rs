@@ -10,6 +10,16 @@ use crate::retry::{self, Backoff};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
+    /// An EKS Pod Identity association (a service account bound to a role).
+    PodIdentityAssociation {
+        cluster: String,
+        id: String,
+    },
+    /// An EKS add-on (the Pod Identity agent).
+    Addon {
+        cluster: String,
+        name: String,
+    },
     Task {
         cluster: String,
         arn: String,
@@ -20,9 +30,18 @@ pub enum Resource {
         cluster: String,
         arn: String,
     },
+    /// An EKS managed node group: its instances go with it.
+    Nodegroup {
+        cluster: String,
+        name: String,
+    },
     Function(String),
     TaskDefinition(String),
     Cluster(String),
+    /// An EKS cluster: deleted after its node groups, before the subnets its interfaces sit in.
+    EksCluster(String),
+    /// An EC2 launch template (an EKS node group's metadata options).
+    LaunchTemplate(String),
     /// A security group's inbound rules: revoked before any group is deleted, because a rule
     /// naming another group keeps that group alive.
     SecurityGroupRules(String),
@@ -35,6 +54,8 @@ pub enum Resource {
     Vpc(String),
     InstanceProfile(String),
     Role(String),
+    /// An IAM OIDC provider (an EKS cluster's issuer, for IRSA), by ARN.
+    OidcProvider(String),
     Bucket(String),
 }
 
@@ -43,33 +64,47 @@ impl Resource {
     /// interfaces in subnets and groups; profiles hold roles).
     pub fn rank(&self) -> u8 {
         match self {
-            Resource::Task { .. } => 0,
+            Resource::PodIdentityAssociation { .. } | Resource::Addon { .. } | Resource::Task { .. } => 0,
             // Deregistered beside its instance's termination (which deregisters it too), before
             // the cluster, which AWS keeps while instances are registered.
-            Resource::Instance(_) | Resource::ContainerInstance { .. } => 1,
+            // A node group's deletion terminates its instances.
+            Resource::Instance(_) | Resource::ContainerInstance { .. } | Resource::Nodegroup { .. } => 1,
             Resource::Function(_) => 2,
             Resource::TaskDefinition(_) => 3,
-            Resource::Cluster(_) => 4,
+            // A launch template cannot go while a node group uses it; the cluster holds
+            // network interfaces in the run's subnets and groups.
+            Resource::Cluster(_) | Resource::EksCluster(_) | Resource::LaunchTemplate(_) => 4,
             Resource::SecurityGroupRules(_) => 5,
             Resource::SecurityGroup(_) => 6,
             Resource::InternetGateway { .. } => 7,
             Resource::Subnet(_) => 8,
             Resource::Vpc(_) => 9,
             Resource::InstanceProfile(_) => 10,
-            Resource::Role(_) => 11,
+            Resource::Role(_) | Resource::OidcProvider(_) => 11,
             Resource::Bucket(_) => 12,
         }
     }
 
     /// Whether this resource starts compute that costs money by the second.
     pub fn is_compute(&self) -> bool {
-        matches!(self, Resource::Task { .. } | Resource::Instance(_))
+        matches!(
+            self,
+            Resource::Task { .. } | Resource::Instance(_) | Resource::Nodegroup { .. } | Resource::EksCluster(_)
+        )
     }
 }
 
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Resource::PodIdentityAssociation { cluster, id } => {
+                write!(f, "eks pod identity association {id} (cluster {cluster})")
+            }
+            Resource::Addon { cluster, name } => write!(f, "eks addon {name} (cluster {cluster})"),
+            Resource::Nodegroup { cluster, name } => write!(f, "eks node group {name} (cluster {cluster})"),
+            Resource::EksCluster(n) => write!(f, "eks cluster {n}"),
+            Resource::LaunchTemplate(id) => write!(f, "ec2 launch template {id}"),
+            Resource::OidcProvider(arn) => write!(f, "iam oidc provider {arn}"),
             Resource::Task { cluster, arn } => write!(f, "ecs task {arn} (cluster {cluster})"),
             Resource::Instance(id) => write!(f, "ec2 instance {id}"),
             Resource::ContainerInstance { cluster, arn } => {
@@ -92,10 +127,30 @@ impl fmt::Display for Resource {
 
 /// How long to wait for an instance or task to be gone before deleting what it sits in.
 const GONE_TIMEOUT: Duration = Duration::from_secs(600);
+/// EKS deletes a node group (draining and terminating its nodes) and a cluster in minutes
+/// each, often more than ten.
+const EKS_GONE_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Removes one resource; already gone counts as removed.
 pub async fn remove(apis: &Apis, r: &Resource, backoff: Backoff) -> Result<(), ApiError> {
     match r {
+        Resource::PodIdentityAssociation { cluster, id } => {
+            retry::delete(backoff, || apis.eks.delete_pod_identity_association(cluster, id)).await
+        }
+        Resource::Addon { cluster, name } => retry::delete(backoff, || apis.eks.delete_addon(cluster, name)).await,
+        Resource::Nodegroup { cluster, name } => {
+            retry::delete(backoff, || apis.eks.delete_nodegroup(cluster, name)).await?;
+            wait_gone_within(EKS_GONE_TIMEOUT, || async {
+                Ok(apis.eks.nodegroup_status(cluster, name).await?.is_none())
+            })
+            .await
+        }
+        Resource::EksCluster(n) => {
+            retry::delete(backoff, || apis.eks.delete_cluster(n)).await?;
+            wait_gone_within(EKS_GONE_TIMEOUT, || async { Ok(apis.eks.cluster(n).await?.is_none()) }).await
+        }
+        Resource::LaunchTemplate(id) => retry::delete(backoff, || apis.ec2.delete_launch_template(id)).await,
+        Resource::OidcProvider(arn) => retry::delete(backoff, || apis.iam.delete_oidc_provider(arn)).await,
         Resource::Task { cluster, arn } => {
             retry::delete(backoff, || apis.ecs.stop_task(cluster, arn)).await?;
             wait_gone(|| async {
@@ -135,7 +190,15 @@ pub async fn remove(apis: &Apis, r: &Resource, backoff: Backoff) -> Result<(), A
     }
 }
 
-async fn wait_gone<F, Fut>(mut gone: F) -> Result<(), ApiError>
+async fn wait_gone<F, Fut>(gone: F) -> Result<(), ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, ApiError>>,
+{
+    wait_gone_within(GONE_TIMEOUT, gone).await
+}
+
+async fn wait_gone_within<F, Fut>(timeout: Duration, mut gone: F) -> Result<(), ApiError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, ApiError>>,
@@ -147,12 +210,12 @@ where
             Ok(true) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(e),
-            Ok(false) if start.elapsed() > GONE_TIMEOUT => {
-                return Err(ApiError::new("wait", "Timeout", format!("still there after {GONE_TIMEOUT:?}")));
+            Ok(false) if start.elapsed() > timeout => {
+                return Err(ApiError::new("wait", "Timeout", format!("still there after {timeout:?}")));
             }
             Ok(false) => {
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+                wait = (wait * 2).min(Duration::from_secs(if timeout > GONE_TIMEOUT { 15 } else { 5 }));
             }
         }
     }

@@ -77,6 +77,31 @@ fn rules_of(p: &ec2t::IpPermission) -> Vec<SgRule> {
     groups.chain(cidrs).collect()
 }
 
+impl Ec2 {
+    async fn subnet(&self, vpc: &str, cidr: &str, zone: Option<&str>, tags: &Tags) -> Result<String> {
+        let out = self
+            .client
+            .create_subnet()
+            .vpc_id(vpc)
+            .cidr_block(cidr)
+            .set_availability_zone(zone.map(str::to_string))
+            .tag_specifications(ec2_tags(ec2t::ResourceType::Subnet, tags))
+            .send()
+            .await
+            .map_err(err("CreateSubnet"))?;
+        let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| missing("CreateSubnet", "SubnetId"))?;
+        // Instances fetch the workload from S3 over the internet gateway: they need a public address.
+        self.client
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(ec2t::AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .map_err(err("ModifySubnetAttribute"))?;
+        Ok(id.to_string())
+    }
+}
+
 #[async_trait]
 impl Ec2Api for Ec2 {
     async fn create_vpc(&self, cidr: &str, tags: &Tags) -> Result<String> {
@@ -92,25 +117,18 @@ impl Ec2Api for Ec2 {
     }
 
     async fn create_subnet(&self, vpc: &str, cidr: &str, tags: &Tags) -> Result<String> {
-        let out = self
-            .client
-            .create_subnet()
-            .vpc_id(vpc)
-            .cidr_block(cidr)
-            .tag_specifications(ec2_tags(ec2t::ResourceType::Subnet, tags))
-            .send()
-            .await
-            .map_err(err("CreateSubnet"))?;
-        let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| missing("CreateSubnet", "SubnetId"))?;
-        // Instances fetch the workload from S3 over the internet gateway: they need a public address.
-        self.client
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(ec2t::AttributeBooleanValue::builder().value(true).build())
-            .send()
-            .await
-            .map_err(err("ModifySubnetAttribute"))?;
-        Ok(id.to_string())
+        self.subnet(vpc, cidr, None, tags).await
+    }
+
+    async fn create_zoned_subnet(&self, vpc: &str, cidr: &str, zone: &str, tags: &Tags) -> Result<String> {
+        self.subnet(vpc, cidr, Some(zone), tags).await
+    }
+
+    async fn availability_zones(&self) -> Result<Vec<String>> {
+        let state = ec2t::Filter::builder().name("state").values("available").build();
+        let out = self.client.describe_availability_zones().filters(state).send().await;
+        let out = out.map_err(err("DescribeAvailabilityZones"))?;
+        Ok(out.availability_zones().iter().filter_map(|z| z.zone_name()).map(str::to_string).collect())
     }
 
     async fn create_internet_gateway(&self, vpc: &str, tags: &Tags) -> Result<String> {
@@ -346,7 +364,45 @@ impl Ec2Api for Ec2 {
                     })
                     .collect()
             }
+            Ec2Kind::LaunchTemplate => {
+                let out = c.describe_launch_templates().filters(tool_filter()).send().await;
+                let out = out.map_err(err("DescribeLaunchTemplates"))?;
+                out.launch_templates().iter().filter_map(|t| found(t.launch_template_id(), t.tags(), None)).collect()
+            }
         })
+    }
+
+    async fn create_launch_template(&self, req: &LaunchTemplateRequest) -> Result<String> {
+        let tokens = if req.http_tokens_required {
+            ec2t::LaunchTemplateHttpTokensState::Required
+        } else {
+            ec2t::LaunchTemplateHttpTokensState::Optional
+        };
+        let metadata = ec2t::LaunchTemplateInstanceMetadataOptionsRequest::builder()
+            .http_endpoint(ec2t::LaunchTemplateInstanceMetadataEndpointState::Enabled)
+            .http_tokens(tokens)
+            .http_put_response_hop_limit(i32::from(req.hop_limit))
+            .build();
+        let data = ec2t::RequestLaunchTemplateData::builder().metadata_options(metadata).build();
+        let out = self
+            .client
+            .create_launch_template()
+            .launch_template_name(&req.name)
+            .launch_template_data(data)
+            .tag_specifications(ec2_tags(ec2t::ResourceType::LaunchTemplate, &req.tags))
+            .send()
+            .await
+            .map_err(err("CreateLaunchTemplate"))?;
+        out.launch_template()
+            .and_then(|t| t.launch_template_id())
+            .map(str::to_string)
+            .ok_or_else(|| missing("CreateLaunchTemplate", "LaunchTemplateId"))
+    }
+
+    async fn delete_launch_template(&self, id: &str) -> Result<()> {
+        let call = self.client.delete_launch_template().launch_template_id(id);
+        call.send().await.map_err(err("DeleteLaunchTemplate"))?;
+        Ok(())
     }
 }
 
@@ -482,6 +538,58 @@ impl IamApi for Iam {
         let call = self.client.put_role_policy().role_name(role).policy_name(name).policy_document(document);
         call.send().await.map_err(err("PutRolePolicy"))?;
         Ok(())
+    }
+
+    async fn create_role_with_trust(&self, name: &str, document: &str, tags: &Tags) -> Result<String> {
+        let out = self
+            .client
+            .create_role()
+            .role_name(name)
+            .path(IAM_PATH)
+            .assume_role_policy_document(document)
+            .set_tags(Some(iam_tags(tags)?))
+            .send()
+            .await
+            .map_err(err("CreateRole"))?;
+        out.role().map(|r| r.arn().to_string()).ok_or_else(|| missing("CreateRole", "Role"))
+    }
+
+    async fn create_oidc_provider(&self, issuer_url: &str, thumbprint: &str, tags: &Tags) -> Result<String> {
+        let out = self
+            .client
+            .create_open_id_connect_provider()
+            .url(issuer_url)
+            .client_id_list("sts.amazonaws.com")
+            .thumbprint_list(thumbprint)
+            .set_tags(Some(iam_tags(tags)?))
+            .send()
+            .await
+            .map_err(err("CreateOpenIDConnectProvider"))?;
+        out.open_id_connect_provider_arn()
+            .map(str::to_string)
+            .ok_or_else(|| missing("CreateOpenIDConnectProvider", "OpenIDConnectProviderArn"))
+    }
+
+    async fn delete_oidc_provider(&self, arn: &str) -> Result<()> {
+        let call = self.client.delete_open_id_connect_provider().open_id_connect_provider_arn(arn);
+        call.send().await.map_err(err("DeleteOpenIDConnectProvider"))?;
+        Ok(())
+    }
+
+    async fn oidc_providers(&self) -> Result<Vec<Found>> {
+        let out = self.client.list_open_id_connect_providers().send().await;
+        let mut found = Vec::new();
+        for p in out.map_err(err("ListOpenIDConnectProviders"))?.open_id_connect_provider_list() {
+            let Some(arn) = p.arn() else { continue };
+            let tags = self.client.list_open_id_connect_provider_tags().open_id_connect_provider_arn(arn).send().await;
+            let tags = match tags.map_err(err("ListOpenIDConnectProviderTags")) {
+                Ok(t) => t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            found.push(Found { id: arn.to_string(), name: arn.to_string(), tags, parent: None });
+        }
+        Ok(found)
     }
 }
 
@@ -920,5 +1028,237 @@ impl EcsApi for Ecs {
         let call = self.client.deregister_container_instance().cluster(cluster).container_instance(arn).force(true);
         call.send().await.map_err(err("DeregisterContainerInstance"))?;
         Ok(())
+    }
+}
+
+// ---- EKS -----------------------------------------------------------------------------------
+
+pub struct Eks {
+    pub client: aws_sdk_eks::Client,
+    /// Where the token's credentials and region come from.
+    pub config: aws_config::SdkConfig,
+}
+
+fn eks_tags(tags: &Tags) -> HashMap<String, String> {
+    tags.iter().cloned().collect()
+}
+
+fn eks_found(name: &str, tags: Option<&HashMap<String, String>>, parent: Option<&str>) -> Found {
+    Found {
+        id: name.to_string(),
+        name: name.to_string(),
+        tags: tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+        parent: parent.map(str::to_string),
+    }
+}
+
+#[async_trait]
+impl EksApi for Eks {
+    async fn create_cluster(&self, req: &EksClusterRequest) -> Result<String> {
+        use aws_sdk_eks::types::*;
+        let vpc = VpcConfigRequest::builder()
+            .set_subnet_ids(Some(req.subnets.clone()))
+            .endpoint_public_access(true)
+            .endpoint_private_access(true)
+            .build();
+        // API access entries: the creator is the cluster's admin, which the harness needs to
+        // apply the tenants' objects; no aws-auth ConfigMap.
+        let access = CreateAccessConfigRequest::builder()
+            .authentication_mode(AuthenticationMode::Api)
+            .bootstrap_cluster_creator_admin_permissions(true)
+            .build();
+        let out = self
+            .client
+            .create_cluster()
+            .name(&req.name)
+            .role_arn(&req.role_arn)
+            .resources_vpc_config(vpc)
+            .set_version(req.version.clone())
+            .access_config(access)
+            .set_tags(Some(eks_tags(&req.tags)))
+            .send()
+            .await
+            .map_err(err("CreateCluster"))?;
+        out.cluster().and_then(|c| c.arn()).map(str::to_string).ok_or_else(|| missing("CreateCluster", "arn"))
+    }
+
+    async fn cluster(&self, name: &str) -> Result<Option<EksCluster>> {
+        let out = match self.client.describe_cluster().name(name).send().await.map_err(err("DescribeCluster")) {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        Ok(out.cluster().map(|c| EksCluster {
+            arn: c.arn().unwrap_or_default().to_string(),
+            status: c.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            endpoint: c.endpoint().map(str::to_string),
+            certificate_authority: c.certificate_authority().and_then(|a| a.data()).map(str::to_string),
+            oidc_issuer: c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer()).map(str::to_string),
+            security_group: c
+                .resources_vpc_config()
+                .and_then(|v| v.cluster_security_group_id())
+                .filter(|g| !g.is_empty())
+                .map(str::to_string),
+        }))
+    }
+
+    async fn delete_cluster(&self, name: &str) -> Result<()> {
+        self.client.delete_cluster().name(name).send().await.map_err(err("DeleteCluster"))?;
+        Ok(())
+    }
+
+    async fn clusters(&self) -> Result<Vec<Found>> {
+        let out = self.client.list_clusters().send().await.map_err(err("ListClusters"))?;
+        let mut found = Vec::new();
+        for name in out.clusters().iter().filter(|n| n.starts_with(NAME_PREFIX)) {
+            let d = match self.client.describe_cluster().name(name).send().await.map_err(err("DescribeCluster")) {
+                Err(e) if e.is_not_found() => continue,
+                other => other?,
+            };
+            found.push(eks_found(name, d.cluster().and_then(|c| c.tags()), None));
+        }
+        Ok(found)
+    }
+
+    async fn create_nodegroup(&self, req: &NodegroupRequest) -> Result<String> {
+        use aws_sdk_eks::types::*;
+        let n = req.count as i32;
+        let out = self
+            .client
+            .create_nodegroup()
+            .cluster_name(&req.cluster)
+            .nodegroup_name(&req.name)
+            .node_role(&req.node_role_arn)
+            .set_subnets(Some(req.subnets.clone()))
+            .instance_types(&req.instance_type)
+            .scaling_config(NodegroupScalingConfig::builder().min_size(n).max_size(n).desired_size(n).build())
+            .launch_template(LaunchTemplateSpecification::builder().id(&req.launch_template).build())
+            .set_labels(Some(req.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+            .set_tags(Some(eks_tags(&req.tags)))
+            .send()
+            .await
+            .map_err(err("CreateNodegroup"))?;
+        out.nodegroup()
+            .and_then(|g| g.nodegroup_arn())
+            .map(str::to_string)
+            .ok_or_else(|| missing("CreateNodegroup", "nodegroupArn"))
+    }
+
+    async fn nodegroup_status(&self, cluster: &str, name: &str) -> Result<Option<String>> {
+        let call = self.client.describe_nodegroup().cluster_name(cluster).nodegroup_name(name);
+        match call.send().await.map_err(err("DescribeNodegroup")) {
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+            Ok(out) => Ok(out.nodegroup().and_then(|g| g.status()).map(|s| s.as_str().to_string())),
+        }
+    }
+
+    async fn delete_nodegroup(&self, cluster: &str, name: &str) -> Result<()> {
+        let call = self.client.delete_nodegroup().cluster_name(cluster).nodegroup_name(name);
+        call.send().await.map_err(err("DeleteNodegroup"))?;
+        Ok(())
+    }
+
+    async fn nodegroups(&self, cluster: &str) -> Result<Vec<Found>> {
+        let out = self.client.list_nodegroups().cluster_name(cluster).send().await.map_err(err("ListNodegroups"))?;
+        let mut found = Vec::new();
+        for name in out.nodegroups() {
+            let call = self.client.describe_nodegroup().cluster_name(cluster).nodegroup_name(name);
+            let d = match call.send().await.map_err(err("DescribeNodegroup")) {
+                Err(e) if e.is_not_found() => continue,
+                other => other?,
+            };
+            found.push(eks_found(name, d.nodegroup().and_then(|g| g.tags()), Some(cluster)));
+        }
+        Ok(found)
+    }
+
+    async fn create_addon(
+        &self,
+        cluster: &str,
+        name: &str,
+        configuration: Option<&str>,
+        tags: &Tags,
+    ) -> Result<String> {
+        let call = self.client.create_addon().cluster_name(cluster).addon_name(name).set_tags(Some(eks_tags(tags)));
+        let call = call.set_configuration_values(configuration.map(str::to_string));
+        // A cluster made through the API runs the VPC CNI self-managed: the add-on takes it over.
+        let call = call.resolve_conflicts(aws_sdk_eks::types::ResolveConflicts::Overwrite);
+        let out = call.send().await.map_err(err("CreateAddon"))?;
+        out.addon().and_then(|a| a.addon_arn()).map(str::to_string).ok_or_else(|| missing("CreateAddon", "addonArn"))
+    }
+
+    async fn delete_addon(&self, cluster: &str, name: &str) -> Result<()> {
+        let call = self.client.delete_addon().cluster_name(cluster).addon_name(name);
+        call.send().await.map_err(err("DeleteAddon"))?;
+        Ok(())
+    }
+
+    async fn addons(&self, cluster: &str) -> Result<Vec<Found>> {
+        let out = self.client.list_addons().cluster_name(cluster).send().await.map_err(err("ListAddons"))?;
+        let mut found = Vec::new();
+        for name in out.addons() {
+            let call = self.client.describe_addon().cluster_name(cluster).addon_name(name);
+            let d = match call.send().await.map_err(err("DescribeAddon")) {
+                Err(e) if e.is_not_found() => continue,
+                other => other?,
+            };
+            found.push(eks_found(name, d.addon().and_then(|a| a.tags()), Some(cluster)));
+        }
+        Ok(found)
+    }
+
+    async fn create_pod_identity_association(&self, req: &PodIdentityRequest) -> Result<String> {
+        let out = self
+            .client
+            .create_pod_identity_association()
+            .cluster_name(&req.cluster)
+            .namespace(&req.namespace)
+            .service_account(&req.service_account)
+            .role_arn(&req.role_arn)
+            .set_tags(Some(eks_tags(&req.tags)))
+            .send()
+            .await
+            .map_err(err("CreatePodIdentityAssociation"))?;
+        out.association()
+            .and_then(|a| a.association_id())
+            .map(str::to_string)
+            .ok_or_else(|| missing("CreatePodIdentityAssociation", "associationId"))
+    }
+
+    async fn delete_pod_identity_association(&self, cluster: &str, id: &str) -> Result<()> {
+        let call = self.client.delete_pod_identity_association().cluster_name(cluster).association_id(id);
+        call.send().await.map_err(err("DeletePodIdentityAssociation"))?;
+        Ok(())
+    }
+
+    async fn pod_identity_associations(&self, cluster: &str) -> Result<Vec<Found>> {
+        let out = self.client.list_pod_identity_associations().cluster_name(cluster).send().await;
+        let out = out.map_err(err("ListPodIdentityAssociations"))?;
+        let mut found = Vec::new();
+        for a in out.associations() {
+            let Some(id) = a.association_id() else { continue };
+            let call = self.client.describe_pod_identity_association().cluster_name(cluster).association_id(id);
+            let d = match call.send().await.map_err(err("DescribePodIdentityAssociation")) {
+                Err(e) if e.is_not_found() => continue,
+                other => other?,
+            };
+            let name = format!("{}/{}", a.namespace().unwrap_or_default(), a.service_account().unwrap_or_default());
+            let mut f = eks_found(id, d.association().and_then(|x| x.tags()), Some(cluster));
+            f.name = name;
+            found.push(f);
+        }
+        Ok(found)
+    }
+
+    async fn token(&self, cluster: &str) -> Result<String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self.config.credentials_provider().ok_or_else(|| missing("GetToken", "credentials provider"))?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| ApiError::new("GetToken", "Credentials", e.to_string()))?;
+        let region = self.config.region().map(|r| r.to_string()).ok_or_else(|| missing("GetToken", "region"))?;
+        crate::tiers::eks::token::token(&creds, &region, cluster, std::time::SystemTime::now())
+            .map_err(|e| ApiError::new("GetToken", "Presign", e))
     }
 }

@@ -139,11 +139,30 @@ async fn find_tagged(apis: &Apis, caps: &Capabilities, sel: &Selector) -> (Vec<(
             Err(e) => fail("ecs task definitions", e),
         }
     }
+    if let Some(why) = caps.eks_unavailable() {
+        report.notes.push(format!("EKS not enumerated: {why}"));
+    } else {
+        match apis.eks.clusters().await {
+            Ok(clusters) => {
+                for c in clusters {
+                    out.extend(eks_cluster(apis, sel, c, &mut fail).await);
+                }
+            }
+            Err(e) => fail("eks clusters", e),
+        }
+    }
     match apis.lambda.functions().await {
         Ok(f) => out.extend(pick(f, sel).map(|(id, t)| (Resource::Function(id), t))),
         Err(e) => fail("lambda functions", e),
     }
-    for kind in [Ec2Kind::Instance, Ec2Kind::SecurityGroup, Ec2Kind::InternetGateway, Ec2Kind::Subnet, Ec2Kind::Vpc] {
+    for kind in [
+        Ec2Kind::Instance,
+        Ec2Kind::SecurityGroup,
+        Ec2Kind::InternetGateway,
+        Ec2Kind::Subnet,
+        Ec2Kind::Vpc,
+        Ec2Kind::LaunchTemplate,
+    ] {
         match apis.ec2.tagged(kind).await {
             Ok(found) => {
                 for f in found.into_iter().filter(|f| sel.selects(&f.tags, &f.name)) {
@@ -159,6 +178,7 @@ async fn find_tagged(apis: &Apis, caps: &Capabilities, sel: &Selector) -> (Vec<(
                         }
                         Ec2Kind::Subnet => out.push((Resource::Subnet(f.id), t)),
                         Ec2Kind::Vpc => out.push((Resource::Vpc(f.id), t)),
+                        Ec2Kind::LaunchTemplate => out.push((Resource::LaunchTemplate(f.id), t)),
                     }
                 }
             }
@@ -173,6 +193,10 @@ async fn find_tagged(apis: &Apis, caps: &Capabilities, sel: &Selector) -> (Vec<(
         Ok(f) => out.extend(pick(f, sel).map(|(id, t)| (Resource::Role(id), t))),
         Err(e) => fail("iam roles", e),
     }
+    match apis.iam.oidc_providers().await {
+        Ok(f) => out.extend(pick(f, sel).map(|(id, t)| (Resource::OidcProvider(id), t))),
+        Err(e) => fail("iam oidc providers", e),
+    }
     match apis.s3.buckets().await {
         Ok(f) => out.extend(pick(f, sel).map(|(id, t)| (Resource::Bucket(id), t))),
         Err(e) => fail("s3 buckets", e),
@@ -182,6 +206,56 @@ async fn find_tagged(apis: &Apis, caps: &Capabilities, sel: &Selector) -> (Vec<(
     out.sort_by_key(|(r, _)| r.rank());
     report.found = out.iter().map(|(r, _)| r.to_string()).collect();
     (out, report)
+}
+
+/// An EKS cluster's resources the selector chooses: a chosen cluster takes its node groups,
+/// add-ons and pod identity associations with it (add-ons and associations carry the run's
+/// tags too, but a cluster's deletion removes them whatever they say); in a cluster not
+/// chosen, those whose own tags are.
+async fn eks_cluster(
+    apis: &Apis,
+    sel: &Selector,
+    c: Found,
+    fail: &mut impl FnMut(&str, ApiError),
+) -> Vec<(Resource, TagMap)> {
+    let chosen = sel.selects(&c.tags, &c.name);
+    let mut out = Vec::new();
+    let take = |f: &Found| chosen || sel.selects(&f.tags, &f.name);
+    let tags = |f: &Found| if f.tags.is_empty() { c.tags.clone() } else { f.tags.clone() };
+    match apis.eks.pod_identity_associations(&c.id).await {
+        Ok(found) => out.extend(
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::PodIdentityAssociation { cluster: c.id.clone(), id: f.id.clone() }, tags(f))),
+        ),
+        // An emulator without the operation (moto 4.2) has none to remove.
+        Err(e) if e.is_unsupported() => {}
+        Err(e) => fail("eks pod identity associations", e),
+    }
+    match apis.eks.addons(&c.id).await {
+        Ok(found) => out.extend(
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::Addon { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
+        ),
+        Err(e) if e.is_unsupported() => {}
+        Err(e) => fail("eks addons", e),
+    }
+    match apis.eks.nodegroups(&c.id).await {
+        Ok(found) => out.extend(
+            found
+                .iter()
+                .filter(|f| take(f))
+                .map(|f| (Resource::Nodegroup { cluster: c.id.clone(), name: f.id.clone() }, tags(f))),
+        ),
+        Err(e) => fail("eks node groups", e),
+    }
+    if chosen {
+        out.push((Resource::EksCluster(c.id), c.tags));
+    }
+    out
 }
 
 /// Finds and (unless `dry_run`) removes the selected resources. A sweep of the expired also

@@ -39,9 +39,26 @@ pub trait AwsTier: Send + Sync {
     fn ignored(&self, _tp: &TierPlan) -> Vec<String> {
         Vec::new()
     }
+    /// Time its deploy and teardown may take beyond traffic, for the lifetime guard rail and
+    /// the plan's time estimate.
+    fn allowance(&self, _tp: &TierPlan) -> std::time::Duration {
+        TIER_OVERHEAD
+    }
+    /// What the tier bills during its allowance, beyond what the cost model's projection of its
+    /// traffic time counts (modelled, dollars): an EKS cluster's control plane and nodes while
+    /// they are created and deleted. Other tiers' allowance is minutes of a few instances or
+    /// tasks, left out as before.
+    fn allowance_usd(&self, _tp: &TierPlan, _tenants: u32, _pricing: &isobench_cost::Pricing) -> f64 {
+        0.0
+    }
     /// Creates the tier in `ctx`'s account, recording everything under [`AwsTier::id`].
     async fn deploy(&self, ctx: &mut DeployContext, tp: &TierPlan) -> Result<Deployment, DeployError>;
 }
+
+/// Time a tier's deploy and teardown may take on AWS beyond its traffic, for the lifetime
+/// check: instances start in ~30 s, Fargate tasks in up to a minute, deletes wait for network
+/// interfaces to detach. A generous allowance, not a measurement (EKS: its own, longer).
+pub const TIER_OVERHEAD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 /// The run's shared resources a tier uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

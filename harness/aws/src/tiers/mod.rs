@@ -4,6 +4,8 @@
 //! - [`ec2`]: `silo-ec2` and `shared-ec2` ([`ec2::Ec2Tier`], its [`ec2::Layout`] maps tenants to
 //!   instances);
 //! - [`ecs`]: `ecs-awsvpc` ([`ecs::EcsTier`], one task per tenant);
+//! - [`eks`]: `eks-pod` ([`eks::EksTier`]: a cluster, its node groups, the tenants' pod
+//!   identities and Kubernetes objects);
 //! - [`lambda`]: `lambda-per-tenant`, `lambda-shared` and `lambda-tenant-isolation`
 //!   ([`lambda::LambdaTier`], its [`lambda::Layout`] maps tenants to functions).
 //!
@@ -15,6 +17,7 @@
 
 pub mod ec2;
 pub mod ecs;
+pub mod eks;
 pub mod lambda;
 
 use isobench_core::TierId;
@@ -30,41 +33,7 @@ pub fn module(tier: TierId) -> &'static dyn AwsTier {
         TierId::LambdaPerTenant => &lambda::LambdaTier { layout: lambda::Layout::PerTenant },
         TierId::LambdaShared => &lambda::LambdaTier { layout: lambda::Layout::Shared },
         TierId::LambdaTenantIsolation => &lambda::LambdaTier { layout: lambda::Layout::TenantIsolation },
-        // Stub until the eks-pod module lands (branch eksaws18 replaces this arm).
-        TierId::EksPod => &NotBuilt(TierId::EksPod),
-    }
-}
-
-/// A tier whose AWS module is not built yet: refused before any AWS call, and its deploy says so.
-struct NotBuilt(TierId);
-
-#[async_trait::async_trait]
-impl AwsTier for NotBuilt {
-    fn id(&self) -> TierId {
-        self.0
-    }
-    fn needs(&self, _tp: &isobench_core::plan::TierPlan) -> crate::tier::Needs {
-        crate::tier::Needs::default()
-    }
-    fn counts(&self, _tenants: u32) -> crate::tier::Counts {
-        crate::tier::Counts::default()
-    }
-    fn planned(&self, _tp: &isobench_core::plan::TierPlan, _tenants: &[String]) -> Vec<crate::tier::Planned> {
-        Vec::new()
-    }
-    fn refused(&self, _tp: &isobench_core::plan::TierPlan) -> Vec<crate::tier::Refusal> {
-        vec![crate::tier::Refusal {
-            field: "id",
-            message: "the AWS backend does not build this tier yet",
-            accepted: "another tier, or --target local",
-        }]
-    }
-    async fn deploy(
-        &self,
-        _ctx: &mut crate::context::DeployContext,
-        _tp: &isobench_core::plan::TierPlan,
-    ) -> Result<isobench_core::Deployment, crate::context::DeployError> {
-        Err(crate::context::DeployError::Other(format!("the {} tier is not built on AWS yet", self.0)))
+        TierId::EksPod => &eks::EksTier,
     }
 }
 
