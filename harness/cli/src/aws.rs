@@ -20,7 +20,9 @@ pub fn options(a: &AwsArgs, region: Option<&String>) -> isobench_aws::AwsOptions
 pub fn projected_cost(plan: &Plan, pricing: &isobench_cost::Pricing) -> Result<f64, CliError> {
     let tiers = isobench_cost::project(plan, pricing).map_err(|e| CliError::BadInput(e.to_string()))?;
     let agents = agents_cost(plan, pricing)?.map_or(0.0, |a| a.usd);
-    Ok(tiers.iter().map(|(_, p)| p.cost.run_usd).sum::<f64>() + agents)
+    // What tiers bill while they are created and deleted (an EKS control plane and its nodes).
+    let allowances = isobench_aws::plan::allowance_usd(plan, pricing);
+    Ok(tiers.iter().map(|(_, p)| p.cost.run_usd).sum::<f64>() + agents + allowances)
 }
 
 fn agents_cost(
@@ -89,8 +91,8 @@ pub fn plan(a: PlanArgs) -> Result<i32, CliError> {
     outln!(
         "lifetime: about {} (cap {}); every resource is tagged isobench:expires-at = start + {}",
         humantime::format_duration(isobench_aws::plan::projected_lifetime(&plan)),
-        aws.max_lifetime,
-        aws.max_lifetime
+        humantime::format_duration(aws.max_lifetime.0),
+        humantime::format_duration(aws.max_lifetime.0)
     );
     check_guard_rails(&plan, &pricing)?;
     outln!("guard rails: all within their caps");

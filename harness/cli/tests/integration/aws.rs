@@ -132,6 +132,25 @@ id = "lambda-tenant-isolation"
     }
 
     #[test]
+    fn the_cost_guard_rail_counts_what_an_eks_cluster_bills_while_it_is_created_and_deleted() {
+        let one = ["--target", "aws", "--tiers", "eks-ns-deny"];
+        let o = isobench().args(["plan", "scenarios/eks.toml"]).args(one).output().unwrap();
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+        // One cluster for 45 minutes at $0.10 per cluster-hour, before its nodes.
+        let total = dollars(&out, "projected cost of the run: $");
+        assert!(total > 0.75 * 0.10, "{out}");
+        // A cap above the traffic's modelled cost (10 s per tier) but below the clusters'
+        // creation and deletion: refused before anything is created.
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::fs::read_to_string("scenarios/eks.toml").unwrap();
+        let path = scenario::write(dir.path(), "eks.toml", &src.replace("[aws]\n", "[aws]\nmax_cost_usd = 0.15\n"));
+        let o = isobench().arg("plan").arg(&path).args(one).output().unwrap();
+        assert_eq!(o.status.code(), Some(10), "{}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains("projected cost") && stderr(&o).contains("max_cost_usd"), "{}", stderr(&o));
+    }
+
+    #[test]
     fn a_run_with_agents_refuses_an_agent_binary_that_cannot_run_in_their_containers_before_any_aws_call() {
         let dir = tempfile::tempdir().unwrap();
         let path = scenario::write(dir.path(), "agents.toml", &(EC2_AND_LAMBDA.to_string() + "[aws.agents]\n"));
