@@ -128,11 +128,15 @@ print("- **Max constant rate** (isobench, wrk2, oha): the highest of the steps "
       "when its achieved rate (requests sent / wall time of the run, a late backlog's drain included) is within 1% of the asked one and no request fails (oha reports no lag of its own, "
       "so this is the criterion both can be held to; oha's requests cut off by the end of `-z` are not counted as "
       "failures). For isobench the stricter maximum, the highest step at which its **generator lag p99 was also "
-      "under 1 ms**, is shown too (`lag<1ms max`; every step's lag is listed below the table).")
+      "under 1 ms** at that step and every step below it, is shown too (`lag<1ms max`; every step's lag is listed below "
+      "the table). The top step is a ceiling of the list, not of the generator: a generator that sustains it may "
+      "sustain more.")
 print("- **wrk2**: `-t1 -c{} -R<rate> --latency`, built from source by the script; it sustains a step when it "
       "completed within 1% of `-R` over its sending window with no socket error and no non-2xx answer (wrk2 starts "
       "its connections 5 ms apart, so the window is the step less (connections − 1) × 2.5 ms; its own Requests/sec, "
-      "over the whole step, is 4% short at any rate in a 4 s step). `0` means wrk2 was skipped "
+      "over the whole step, is 4% short at any rate in a 4 s step). Its max is the highest step it sustains, every "
+      "step tried: below about 20 requests/ms per connection wrk2 sends about 3/4 of `-R` (its per-connection "
+      "pacing on millisecond timers), so its low steps fail while its high ones pass. `0` means wrk2 was skipped "
       "(the script says why). The issue's aims: **isobench lag<1ms max / wrk2 max ≥ 0.8** and **isobench max / "
       "wrk2 max ≥ 1.0**.".format(conns))
 print(f"- **p50/p99 at 50%**: a {half} run at half the max rate. isobench: corrected latency (from each request's "
