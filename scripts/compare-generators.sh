@@ -90,7 +90,8 @@ trap cleanup EXIT INT TERM
 mkdir -p "$work/tmp"
 wrk2=${WRK2:-}
 [ -n "$wrk2" ] || wrk2=$(build_wrk2)
-rm -rf "$out" && mkdir -p "$out/raw"
+# profile/ (flame graphs, made by hand) stays.
+rm -rf "$out/raw" "$out/README.md" && mkdir -p "$out/raw"
 
 taskset -c 1 "$target/release/tenant-app" serve --listen "127.0.0.1:$port" --workers 1 --tmp-dir "$work/tmp" \
   >"$work/server.log" 2>&1 &
@@ -197,9 +198,9 @@ print("ok" if m and int(m.group(1)) / window >= 0.99 * float(sys.argv[2]) and no
 PY
 }
 
-# Every step, not up to the first failure: wrk2 paces each connection on its own with
-# millisecond timers and sends about 3/4 of -R below ~20 requests/ms per connection (measured
-# here: -R4000 and -R8000 with 64 connections), so its low steps fail while its high ones pass.
+# Every step, not up to the first failure: wrk2 paces each connection on its own, and in some
+# steps it sent only about 3/4 of -R (seen at 4k, 8k and 32k req/s in different runs), so one
+# failed step says little about the next.
 search_wrk2() {
   local best=0 r verdict
   for r in $rates; do
