@@ -20,14 +20,9 @@ pub(crate) mod agent;
 pub(crate) mod http;
 pub(crate) mod imds;
 pub(crate) mod instance_profiles;
-// The EKS tier's endpoints; unused until that tier wires them.
-#[allow(dead_code)]
 pub(crate) mod pod_credentials;
-#[allow(dead_code)]
 pub(crate) mod pod_identity;
-#[allow(dead_code)]
 pub(crate) mod sa_token;
-#[allow(dead_code)]
 pub(crate) mod sts;
 
 use std::io::Read;

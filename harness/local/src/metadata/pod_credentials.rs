@@ -71,11 +71,8 @@ impl PodCredentials {
         }
     }
 
-    pub(crate) fn source(&self) -> PodCredentialSource {
-        self.source
-    }
-
     /// The cluster's token issuer (its `iss` is the OIDC issuer URL a plan may show).
+    #[cfg(test)]
     pub(crate) fn issuer(&self) -> &Arc<ServiceAccountIssuer> {
         &self.issuer
     }
@@ -117,6 +114,7 @@ impl PodCredentials {
     }
 
     /// Undoes [`Self::grant`].
+    #[cfg(test)]
     pub(crate) fn revoke(&self, namespace: &str, service_account: &str) {
         let key = (namespace.to_owned(), service_account.to_owned());
         let Some(role) = self.grants.lock().unwrap_or_else(|e| e.into_inner()).remove(&key) else { return };

@@ -62,6 +62,7 @@ impl PodIdentityAgent {
     }
 
     /// Removes an association (its credentials are no longer served).
+    #[cfg(test)]
     pub(crate) fn disassociate(&self, namespace: &str, service_account: &str) {
         let key = (namespace.to_owned(), service_account.to_owned());
         self.associations.write().unwrap_or_else(|e| e.into_inner()).remove(&key);

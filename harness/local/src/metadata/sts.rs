@@ -66,6 +66,7 @@ impl Sts {
     }
 
     /// Deletes a role (no more sessions for it).
+    #[cfg(test)]
     pub(crate) fn remove_role(&self, role_arn: &str) {
         self.roles.write().unwrap_or_else(|e| e.into_inner()).remove(role_arn);
     }
