@@ -244,6 +244,6 @@ for rep in $(seq 1 "$repeats"); do
     >>"$out/raw/runs.tsv"
 done
 # The raw isobench runs keep only what the table needs: summary.json and the log.
-find "$out/raw" -name histograms.hlog -delete
+find "$out/raw" \( -name histograms.hlog -o -name report.html -o -name report.md \) -delete
 OHA_BIN="$oha" python3 scripts/compare-generators-report.py "$out" "$conns" "$step" "$half" "$rates" >"$out/README.md"
 cat "$out/README.md"
