@@ -113,26 +113,13 @@ pub fn create(harness: &OwnedFd, index: u32) -> io::Result<AgentNet> {
                 netlink::add_addr(eth, addr, 30),
                 netlink::add_route(Ipv4Addr::UNSPECIFIED, 0, netlink::Via::Gateway(gw, eth)),
             ])?;
-            wait_running(&mut inl, "eth0")?;
-            wait_running(&mut nl, &host_if)?;
+            crate::launcher::wait_running(&mut inl, "eth0")?;
+            crate::launcher::wait_running(&mut nl, &host_if)?;
             Ok(AgentNet { index, netns: ns, addr })
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the agent network thread panicked")))
     })
-}
-
-fn wait_running(nl: &mut Netlink, name: &str) -> io::Result<()> {
-    let t0 = std::time::Instant::now();
-    loop {
-        if nl.link(name).is_ok_and(|(_, f)| f & netlink::IFF_RUNNING != 0) {
-            return Ok(());
-        }
-        if t0.elapsed() > std::time::Duration::from_secs(1) {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{name} not running after 1s")));
-        }
-        std::thread::sleep(std::time::Duration::from_micros(100));
-    }
 }
 
 /// Runs `f` on a scratch thread inside `ns`.

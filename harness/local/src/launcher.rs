@@ -498,7 +498,7 @@ fn node_mac(id: u32) -> [u8; 6] {
 }
 
 /// Waits until the link `name` runs (carrier changes are applied asynchronously).
-fn wait_running(nl: &mut Netlink, name: &str) -> io::Result<()> {
+pub(crate) fn wait_running(nl: &mut Netlink, name: &str) -> io::Result<()> {
     let t0 = std::time::Instant::now();
     loop {
         if nl.link(name).is_ok_and(|(_, f)| f & netlink::IFF_RUNNING != 0) {

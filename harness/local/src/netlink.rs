@@ -167,6 +167,11 @@ pub(crate) fn new_veth(
 ) -> Msg {
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(0, IFF_UP, IFF_UP);
     m.attr_str(IFLA_IFNAME, name).attr_u32(IFLA_MASTER, master as u32);
+    veth_peer(m, peer_name, peer_index, peer_mac, peer_netns)
+}
+
+/// The `IFLA_LINKINFO` of a veth whose peer is created in `peer_netns` (see [`new_veth`]).
+fn veth_peer(mut m: Msg, peer_name: &str, peer_index: i32, peer_mac: [u8; 6], peer_netns: RawFd) -> Msg {
     m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth").begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
     let mut peer = Vec::with_capacity(16);
     push_ifinfo(&mut peer, peer_index, 0, 0);
@@ -191,15 +196,7 @@ pub(crate) fn new_veth_pair(
 ) -> Msg {
     let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL).ifinfo(0, IFF_UP, IFF_UP);
     m.attr_str(IFLA_IFNAME, name).attr(IFLA_ADDRESS, &mac);
-    m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth").begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
-    let mut peer = Vec::with_capacity(16);
-    push_ifinfo(&mut peer, peer_index, 0, 0);
-    m.raw(&peer)
-        .attr_str(IFLA_IFNAME, peer_name)
-        .attr(IFLA_ADDRESS, &peer_mac)
-        .attr_u32(IFLA_NET_NS_FD, peer_netns as u32);
-    m.end().end().end();
-    m
+    veth_peer(m, peer_name, peer_index, peer_mac, peer_netns)
 }
 
 /// `RTM_NEWLINK` that sets the link with `index` up.
