@@ -91,6 +91,7 @@ fn completions(n: usize, function: bool) -> Vec<Completion> {
                 op: Op::ALL[rng.below(3) as usize],
                 intended_ns: intended,
                 sent_ns: sent,
+                ready_ns: intended + (sent - intended) / 2,
                 done_ns: done,
                 outcome,
                 invoke,

@@ -64,6 +64,42 @@ struct Job {
     key: u32,
 }
 
+/// When a request went out, and when it could have (see [`Completion::ready_ns`]).
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at_ns: u64,
+    ready_ns: u64,
+}
+
+impl Sent {
+    /// For a request that never went out.
+    fn not(at_ns: u64) -> Sent {
+        Sent { at_ns, ready_ns: at_ns }
+    }
+}
+
+/// A connection's (or an invoke slot's) timeline had the generator sent every request the
+/// moment it could: what [`Completion::ready_ns`] is computed from. It reuses how long each
+/// request took at the target, so it tells a target holding the connection from the generator
+/// getting to it late.
+#[derive(Debug, Default)]
+struct IdealTimeline {
+    /// When the connection would have been free again.
+    free_ns: u64,
+}
+
+impl IdealTimeline {
+    /// The send of `job`, taken off the queue at `sent_ns`.
+    fn send(&self, job: &Job, sent_ns: u64) -> Sent {
+        Sent { at_ns: sent_ns, ready_ns: job.intended_ns.max(self.free_ns).min(sent_ns) }
+    }
+
+    /// The request sent as `sent` was answered (or given up) at `answered_ns`.
+    fn answered(&mut self, sent: Sent, answered_ns: u64) {
+        self.free_ns = sent.ready_ns + answered_ns.saturating_sub(sent.at_ns);
+    }
+}
+
 /// Live counters for progress snapshots (the report is built from completions instead).
 #[derive(Default)]
 struct Counters {
@@ -82,6 +118,9 @@ struct TenantReq {
 /// What every connection task shares.
 struct Shared {
     start: Instant,
+    /// `start` on `CLOCK_REALTIME` (the clock of the kernel's receive timestamps), in
+    /// nanoseconds since the Unix epoch.
+    start_unix_ns: u64,
     timeout: Duration,
     compute_us: u64,
     put_body: Bytes,
@@ -123,7 +162,12 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.start).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn complete(&self, job: &Job, sent_ns: u64, done_ns: u64, outcome: Outcome, invoke: Option<InvokeFacts>) {
+    /// When the kernel's `received_unix_ns` (`CLOCK_REALTIME`) falls, on this run's clock.
+    fn ns_at_unix(&self, received_unix_ns: u64) -> u64 {
+        received_unix_ns.saturating_sub(self.start_unix_ns)
+    }
+
+    fn complete(&self, job: &Job, sent: Sent, done_ns: u64, outcome: Outcome, invoke: Option<InvokeFacts>) {
         let counter = match outcome {
             Outcome::Ok { .. } => &self.counters.ok,
             Outcome::Error(_) => &self.counters.errors,
@@ -138,7 +182,8 @@ impl Shared {
             tenant: job.tenant,
             op: job.op,
             intended_ns: job.intended_ns,
-            sent_ns,
+            sent_ns: sent.at_ns,
+            ready_ns: sent.ready_ns,
             done_ns,
             outcome,
             invoke,
@@ -179,6 +224,10 @@ impl Shared {
 
 /// Bytes of an event besides the tenant id and the put body (at most ~55 with a 20-digit `us`).
 const EVENT_OVERHEAD: usize = 64;
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// Sets the flag if dropped while the thread is panicking.
 struct SetOnDrop<'a>(&'a AtomicBool);
@@ -324,6 +373,12 @@ fn run_inner(
         None => None,
     };
 
+    let stamps = http::StampGuard::new();
+    if stamps.is_none() {
+        tracing::warn!(
+            "the kernel does not stamp received packets; answers are timed when read, so the generator's own lag may read low"
+        );
+    }
     let netns_failure: Arc<OnceLock<nix::Error>> = Arc::default();
     let functions = pool_targets.iter().any(|t| matches!(t, Target::Function(_)));
     let runtimes = Runtimes::new(spec.worker_threads, functions, netns.clone(), &netns_failure)?;
@@ -345,11 +400,12 @@ fn run_inner(
     let schedule = Schedule::new(&spec.schedule_spec()).with_slice(spec.slice);
     let planned_total = schedule.expected_len();
     let (abort_tx, _) = watch::channel(false);
-    let started_at_unix_ns =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    // Time zero of the schedule: everything slow (runtime, buffers) is set up already.
+    let start = Instant::now();
+    let started_at_unix_ns = unix_now_ns();
     let shared = Arc::new(Shared {
-        // Time zero of the schedule: everything slow (runtime, buffers) is set up already.
-        start: Instant::now(),
+        start,
+        start_unix_ns: started_at_unix_ns,
         timeout: spec.timeout,
         compute_us: spec.compute_us,
         put_body,
@@ -368,7 +424,6 @@ fn run_inner(
         dropped: AtomicBool::new(false),
         panicked: AtomicBool::new(false),
     });
-    let start = shared.start;
     let window_ns = u64::try_from(spec.duration.as_nanos()).unwrap_or(u64::MAX);
     let mut recorder = Recorder::new(spec.tenants.len(), window_ns);
     if interval.is_some() {
@@ -489,6 +544,7 @@ fn run_inner(
     }
     progress(&snap);
     runtimes.shutdown();
+    drop(stamps);
 
     if let Some(e) = shared.netns_failure.get() {
         return Err(LoadError::Netns(*e));
@@ -665,9 +721,10 @@ fn realtime_priority() -> std::io::Result<()> {
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-/// Waits for the pool's next request and marks it sent: (job, actual send, deadline). Requests
-/// taken after sending stopped end as not sent. `None` once the queue closes.
-async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time::Instant)> {
+/// Waits for the pool's next request and marks it sent on `timeline`: (job, its send,
+/// deadline). Requests taken after sending stopped end as not sent. `None` once the queue
+/// closes.
+async fn next_job(shared: &Shared, pool: &Pool, timeline: &IdealTimeline) -> Option<(Job, Sent, tokio::time::Instant)> {
     loop {
         pool.idle.fetch_add(1, Ordering::AcqRel);
         let job = pool.queue.recv().await;
@@ -675,14 +732,14 @@ async fn next_job(shared: &Shared, pool: &Pool) -> Option<(Job, u64, tokio::time
         let job = job.ok()?;
         if shared.stop_sending.load(Ordering::Acquire) {
             let now = shared.now_ns();
-            shared.complete(&job, now, now, Outcome::NotSent, None);
+            shared.complete(&job, Sent::not(now), now, Outcome::NotSent, None);
             continue;
         }
         let sent_ns = shared.now_ns();
         shared.counters.sent.fetch_add(1, Ordering::Relaxed);
         shared.sent_by_slot[slot_index(job.tenant, job.op)].fetch_add(1, Ordering::Release);
         let deadline = tokio::time::Instant::from_std(shared.start + Duration::from_nanos(sent_ns) + shared.timeout);
-        return Some((job, sent_ns, deadline));
+        return Some((job, timeline.send(&job, sent_ns), deadline));
     }
 }
 
@@ -692,23 +749,45 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
     let _live = LiveTask(&shared.live_tasks);
     let mut conn: Option<http::Conn> = None;
     let mut abort = shared.abort.subscribe();
-    while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
-        let outcome = {
+    let mut timeline = IdealTimeline::default();
+    while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline).await {
+        let x = {
             let exchange = std::pin::pin!(exchange(&shared, &pool, &mut conn, &job, deadline));
             tokio::select! {
                 biased;
-                o = CatchUnwind(exchange) => o.unwrap_or_else(|_| {
+                x = CatchUnwind(exchange) => x.unwrap_or_else(|_| {
                     tracing::error!(tenant = %shared.tenants[job.tenant as usize].id, "an HTTP connection task panicked; counting the request as a panic");
-                    (Outcome::Error(ErrorKind::Panic), false)
+                    Exchanged::failed(Outcome::Error(ErrorKind::Panic))
                 }),
-                _ = abort.wait_for(|a| *a) => (Outcome::Error(ErrorKind::Aborted), false),
+                _ = abort.wait_for(|a| *a) => Exchanged::failed(Outcome::Error(ErrorKind::Aborted)),
             }
         };
-        let (outcome, reusable) = outcome;
-        if !reusable {
+        if !x.reusable {
             conn = None;
         }
-        shared.complete(&job, sent_ns, shared.now_ns(), outcome, None);
+        let done_ns = shared.now_ns();
+        let answered_ns = x.received_unix_ns.map_or(done_ns, |r| shared.ns_at_unix(r).clamp(sent.at_ns, done_ns));
+        timeline.answered(sent, answered_ns);
+        shared.complete(&job, sent, done_ns, x.outcome, None);
+    }
+}
+
+/// How an exchange ended.
+struct Exchanged {
+    outcome: Outcome,
+    /// Whether the connection may carry the next request.
+    reusable: bool,
+    /// When the kernel received the answer ([`http::Answer::received_unix_ns`]).
+    received_unix_ns: Option<u64>,
+}
+
+impl Exchanged {
+    fn failed(outcome: Outcome) -> Exchanged {
+        Exchanged { outcome, reusable: false, received_unix_ns: None }
+    }
+
+    fn answered(outcome: Outcome, a: &http::Answer) -> Exchanged {
+        Exchanged { outcome, reusable: a.reusable, received_unix_ns: a.received_unix_ns }
     }
 }
 
@@ -742,15 +821,14 @@ async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Insta
     Ok(http::Conn::new(stream))
 }
 
-/// Sends one request and reads its answer completely, by `deadline`. Returns the outcome and
-/// whether the connection may carry the next request.
+/// Sends one request and reads its answer completely, by `deadline`.
 async fn exchange(
     shared: &Shared,
     pool: &Pool,
     conn: &mut Option<http::Conn>,
     job: &Job,
     deadline: tokio::time::Instant,
-) -> (Outcome, bool) {
+) -> Exchanged {
     if shared.hooks.panic_on_request.is_some_and(|n| shared.counters.sent.load(Ordering::Relaxed) >= n)
         && !shared.panicked.swap(true, Ordering::Relaxed)
     {
@@ -767,19 +845,19 @@ async fn exchange(
             let Target::Http { addr } = pool.target else { unreachable!("connection tasks serve HTTP pools") };
             match connect(shared, addr, deadline).await {
                 Ok(c) => conn.insert(c),
-                Err(o) => return (o, false),
+                Err(o) => return Exchanged::failed(o),
             }
         }
     };
     shared.requests.encode(job.tenant, job.op, job.key, c.request_buf());
     match timeout_at(deadline, c.exchange()).await {
-        Err(_) => (Outcome::Timeout, false),
-        Ok(Err(http::Failure::Io)) => (Outcome::Error(ErrorKind::Io), false),
-        Ok(Err(http::Failure::Protocol)) => (Outcome::Error(ErrorKind::Protocol), false),
-        Ok(Ok(a)) if a.error_document => (Outcome::Error(ErrorKind::ErrorBody), a.reusable),
+        Err(_) => Exchanged::failed(Outcome::Timeout),
+        Ok(Err(http::Failure::Io)) => Exchanged::failed(Outcome::Error(ErrorKind::Io)),
+        Ok(Err(http::Failure::Protocol)) => Exchanged::failed(Outcome::Error(ErrorKind::Protocol)),
+        Ok(Ok(a)) if a.error_document => Exchanged::answered(Outcome::Error(ErrorKind::ErrorBody), &a),
         Ok(Ok(a)) => match StatusCode::from_u16(a.status) {
-            Ok(status) => (classify_status(status, job.op), a.reusable),
-            Err(_) => (Outcome::Error(ErrorKind::Protocol), false),
+            Ok(status) => Exchanged::answered(classify_status(status, job.op), &a),
+            Err(_) => Exchanged::failed(Outcome::Error(ErrorKind::Protocol)),
         },
     }
 }
@@ -808,7 +886,8 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
     let _live = LiveTask(&shared.live_tasks);
     let mut abort = shared.abort.subscribe();
     let contract = function.payload_contract();
-    while let Some((job, sent_ns, deadline)) = next_job(&shared, &pool).await {
+    let mut timeline = IdealTimeline::default();
+    while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline).await {
         let tenant = &shared.tenants[job.tenant as usize].id;
         let event = shared.event(&job);
         // Past the deadline or on abort, the invoke's future is dropped: the invoke is
@@ -835,7 +914,8 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
             }
             Err(o) => (o, None),
         };
-        shared.complete(&job, sent_ns, done_ns, outcome, facts);
+        timeline.answered(sent, done_ns);
+        shared.complete(&job, sent, done_ns, outcome, facts);
     }
 }
 
@@ -916,6 +996,36 @@ fn classify_payload(payload: &[u8], op: Op) -> Outcome {
 mod tests {
     use super::*;
 
+    /// A connection's ideal timeline: a target that holds the connection makes the next
+    /// request wait (`ready` moves to when the target answered), a generator that gets to its
+    /// requests late does not (each would have gone out on time, its answer as quick).
+    #[test]
+    fn the_ideal_timeline_tells_the_target_holding_from_the_generator_lagging() {
+        let job = |intended_ns| Job { intended_ns, tenant: 0, op: Op::Get, key: 0 };
+        // The target takes 5 ms per request; one arrives every 2 ms, each sent the moment the
+        // answer before it arrives: all wait for the connection, none is the generator's.
+        let mut t = IdealTimeline::default();
+        let mut free = 0;
+        for i in 0..4u64 {
+            let sent = t.send(&job(i * 2_000_000), free.max(i * 2_000_000));
+            assert_eq!(sent.ready_ns, sent.at_ns, "request {i}: no lag of the generator's own");
+            free = sent.at_ns + 5_000_000;
+            t.answered(sent, free);
+        }
+        // The target answers in 50 µs; the generator gets to each request 3 ms after the
+        // answer before it (a stall after every answer): all of that is the generator's own.
+        let mut t = IdealTimeline::default();
+        let mut ready_late = Vec::new();
+        let mut free = 0;
+        for i in 0..4u64 {
+            let sent = t.send(&job(i * 1_000_000), free.max(i * 1_000_000));
+            ready_late.push(sent.ready_ns - i * 1_000_000);
+            free = sent.at_ns + 50_000 + 3_000_000;
+            t.answered(sent, sent.at_ns + 50_000);
+        }
+        assert_eq!(ready_late, [0, 0, 0, 0], "every request was ready on time");
+    }
+
     #[test]
     fn payloads_are_classified_by_their_status() {
         let ok = Outcome::Ok { not_found: false };
@@ -987,6 +1097,7 @@ mod tests {
     fn events_follow_the_workload_contract() {
         let shared = Shared {
             start: Instant::now(),
+            start_unix_ns: 0,
             timeout: Duration::from_secs(1),
             compute_us: 250,
             put_body: Bytes::from(vec![b'x'; 5]),

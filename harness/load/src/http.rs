@@ -10,8 +10,11 @@
 //! buffers are warm.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeSpec;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use isobench_core::workload_api::{Op, TENANT_HEADER};
@@ -46,6 +49,9 @@ pub(crate) struct Answer {
     pub error_document: bool,
     /// Whether the connection may carry another request.
     pub reusable: bool,
+    /// When the kernel received the answer's last bytes (`CLOCK_REALTIME`, nanoseconds since
+    /// the Unix epoch); `None` if the socket gave no receive timestamp.
+    pub received_unix_ns: Option<u64>,
 }
 
 /// One encoded request head: the bytes before the key and the bytes after it (for a compute,
@@ -154,11 +160,30 @@ pub(crate) struct Conn {
     out: Vec<u8>,
     /// A JSON success body, kept to look for an error field.
     kept: Vec<u8>,
+    /// Room for the receive timestamp's control message.
+    cmsg: Vec<u8>,
+    /// The kernel's receive time of the bytes last read (see [`Answer::received_unix_ns`]).
+    received_unix_ns: Option<u64>,
 }
 
 impl Conn {
+    /// Wraps a connected stream, asking the kernel to stamp what it receives
+    /// (`SO_TIMESTAMPNS`): when an answer arrived, apart from when this client got to read it,
+    /// is what tells the generator's own delay from the target's ([`crate::stats::OpStats::own_lag`]).
     pub(crate) fn new(stream: TcpStream) -> Conn {
-        Conn { stream, buf: vec![0; READ_CHUNK], start: 0, end: 0, out: Vec::with_capacity(512), kept: Vec::new() }
+        // Without stamps an answer counts as received when read, which moves the generator's
+        // delay in reading it into `connection_wait`; see [`StampGuard`] for when that happens.
+        let _ = setsockopt(&stream, sockopt::ReceiveTimestampns, &true);
+        Conn {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(512),
+            kept: Vec::new(),
+            cmsg: nix::cmsg_space!(TimeSpec),
+            received_unix_ns: None,
+        }
     }
 
     /// The buffer the next request is encoded into.
@@ -182,6 +207,7 @@ impl Conn {
     /// Sends the request in [`Conn::request_buf`] and reads its answer completely (the
     /// connection can only be reused once the body is consumed).
     pub(crate) async fn exchange(&mut self) -> Result<Answer, Failure> {
+        self.received_unix_ns = None;
         self.stream.write_all(&self.out).await.map_err(|_| Failure::Io)?;
         let head = loop {
             let head = self.read_head().await?;
@@ -204,7 +230,7 @@ impl Conn {
         }
         let error_document = keep && is_error_document(&self.kept);
         let reusable = !head.close && framing != Framing::Close;
-        Ok(Answer { status: head.status, error_document, reusable })
+        Ok(Answer { status: head.status, error_document, reusable, received_unix_ns: self.received_unix_ns })
     }
 
     /// Reads more bytes into the buffer (compacting or growing it first); EOF is a failure.
@@ -222,11 +248,19 @@ impl Conn {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
         }
-        match self.stream.read(&mut self.buf[self.end..]).await {
-            Ok(0) | Err(_) => Err(Failure::Io),
-            Ok(n) => {
-                self.end += n;
-                Ok(())
+        let fd = self.stream.as_raw_fd();
+        let (buf, cmsg) = (&mut self.buf[self.end..], &mut self.cmsg);
+        loop {
+            self.stream.readable().await.map_err(|_| Failure::Io)?;
+            match self.stream.try_io(Interest::READABLE, || recv_stamped(fd, buf, cmsg)) {
+                Ok((0, _)) => return Err(Failure::Io),
+                Ok((n, stamp)) => {
+                    self.end += n;
+                    self.received_unix_ns = stamp.or(self.received_unix_ns);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Err(Failure::Io),
             }
         }
     }
@@ -329,6 +363,53 @@ impl Conn {
     }
 }
 
+/// Holds receive timestamps on for the whole run. The first socket to ask for them turns them
+/// on for the kernel's whole network stack, but only a moment later (from a work queue), and
+/// the last to close turns them off again: without a guard opened before the traffic, the
+/// first answers of a run, and those after a lull with every connection closed, would come
+/// unstamped.
+pub(crate) struct StampGuard(#[allow(dead_code)] std::net::UdpSocket);
+
+impl StampGuard {
+    /// Turns stamps on and waits (at most [`STAMP_WAIT`]) until the kernel stamps a datagram
+    /// the guard sends itself. `None` if it never does (answers are then timed when read).
+    pub(crate) fn new() -> Option<StampGuard> {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+        setsockopt(&s, sockopt::ReceiveTimestampns, &true).ok()?;
+        s.set_read_timeout(Some(STAMP_WAIT)).ok()?;
+        let deadline = std::time::Instant::now() + STAMP_WAIT;
+        let mut cmsg = nix::cmsg_space!(TimeSpec);
+        while std::time::Instant::now() < deadline {
+            s.send_to(b"?", s.local_addr().ok()?).ok()?;
+            if recv_stamped(s.as_raw_fd(), &mut [0u8; 1], &mut cmsg).ok()?.1.is_some() {
+                return Some(StampGuard(s));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        None
+    }
+}
+
+/// How long [`StampGuard::new`] waits for the kernel to start stamping.
+const STAMP_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// One `recvmsg` into `buf`: the bytes read and the kernel's receive time of the last of them
+/// (`SCM_TIMESTAMPNS`, nanoseconds since the Unix epoch), if the socket stamps.
+#[allow(clippy::ptr_arg, reason = "nix's `recvmsg` takes the control buffer as a Vec")]
+fn recv_stamped(fd: RawFd, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(fd, &mut iov, Some(cmsg), MsgFlags::empty()).map_err(io::Error::from)?;
+    let stamp = msg.cmsgs().ok().and_then(|mut c| {
+        c.find_map(|m| match m {
+            ControlMessageOwned::ScmTimestampns(ts) => {
+                Some(u64::try_from(ts.tv_sec()).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec()).ok()?)
+            }
+            _ => None,
+        })
+    });
+    Ok((msg.bytes, stamp))
+}
+
 /// Parses a response head at the start of `bytes`: the head and its length, or `None` if it is
 /// not complete yet.
 fn parse_head(bytes: &[u8]) -> Result<Option<(Head, usize)>, Failure> {
@@ -418,6 +499,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[test]
     fn requests_are_encoded_from_their_heads() {
@@ -474,10 +556,12 @@ mod tests {
         assert!(!is_error_document(b""));
     }
 
-    /// Answers written in pieces, chunked and with trailers, back to back on one connection.
+    /// Answers written in pieces, chunked and with trailers, back to back on one connection;
+    /// each stamped with when the kernel received its last piece.
     #[test]
     fn answers_are_read_across_reads_and_framings() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _stamps = StampGuard::new().expect("the kernel stamps a datagram");
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
@@ -501,16 +585,17 @@ mod tests {
                 // The last answer is delimited by the close.
             });
             let mut c = Conn::new(TcpStream::connect(addr).await.unwrap());
-            let want = [
-                Answer { status: 200, error_document: false, reusable: true },
-                Answer { status: 200, error_document: true, reusable: true },
-                Answer { status: 503, error_document: false, reusable: true },
-                Answer { status: 200, error_document: false, reusable: false },
-            ];
+            let want = [(200, false, true), (200, true, true), (503, false, true), (200, false, false)];
             let requests = Requests::new([("t", "h")], b"", 0);
-            for w in want {
+            let unix_ns = || std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos() as u64;
+            for (status, error_document, reusable) in want {
                 requests.encode(0, Op::Get, 1, c.request_buf());
-                assert_eq!(c.exchange().await, Ok(w));
+                let before = unix_ns();
+                let a = c.exchange().await.unwrap();
+                let after = unix_ns();
+                assert_eq!((a.status, a.error_document, a.reusable), (status, error_document, reusable));
+                let received = a.received_unix_ns.expect("the kernel stamps what it receives");
+                assert!((before..=after).contains(&received), "{before} <= {received} <= {after}");
             }
             server.await.unwrap();
             assert!(c.closed_while_idle());

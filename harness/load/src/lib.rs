@@ -55,6 +55,17 @@
 //! dispatcher's own share of the lag is reported separately
 //! ([`LoadReport::release_lag`]).
 //!
+//! The lag is split per request into `own_lag` and `connection_wait` (they sum to it). A
+//! request can be late because the generator got to it late, or because every connection was
+//! still carrying an earlier request the target had not answered. Each connection keeps the
+//! timeline it would have had if the generator had sent every request the moment it could
+//! (each taking as long at the target as it took; the answer's arrival is the kernel's
+//! receive timestamp, `SO_TIMESTAMPNS`, not when the generator got to read it): the request's
+//! `ready_ns` on that timeline divides the two. A stalled generator therefore shows as own
+//! lag even though its connections then look busy, and a stalled target as connection wait.
+//! The timeline reuses the service times measured, which a backlog of the generator's own
+//! making lengthens at the target; that part reads as connection wait.
+//!
 //! A 2xx answer is ok; so is a 404 on a GET, counted also as `not_found`: in a random mix,
 //! reading a key nobody has written yet is normal. Other 4xx and 5xx are errors, as is an
 //! answer that is not HTTP/1.1 or a connection that breaks mid-request. A 2xx whose

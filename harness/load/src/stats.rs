@@ -72,6 +72,11 @@ pub struct Completion {
     /// When a connection task took it from the queue and started sending (connecting first
     /// if its connection had to be opened). Equal to `done_ns` for [`Outcome::NotSent`].
     pub sent_ns: u64,
+    /// When a generator without delays of its own would have sent it over the same
+    /// connection: the later of `intended_ns` and the moment that connection would have been
+    /// free (its previous request sent at *its* `ready_ns`, taking as long at the target as it
+    /// took). `intended_ns ≤ ready_ns ≤ sent_ns`; see [`OpStats::own_lag`].
+    pub ready_ns: u64,
     /// When the answer was completely read, or the request failed or timed out.
     pub done_ns: u64,
     pub outcome: Outcome,
@@ -118,8 +123,15 @@ pub struct OpStats {
     pub corrected: Hist,
     /// Completion − actual send: what a closed-loop tool would report.
     pub uncorrected: Hist,
-    /// Actual send − intended start: the generator's own scheduling and queueing delay.
+    /// Actual send − intended start: how late the request went out, whoever held it back.
     pub lag: Hist,
+    /// Actual send − `ready_ns`: the part of `lag` that is the generator's own (releasing the
+    /// request, a connection task getting to it), as opposed to `connection_wait`.
+    pub own_lag: Hist,
+    /// `ready_ns` − intended start: the part of `lag` spent waiting for the connection to be
+    /// free, with the target still answering its earlier requests (every connection busy; a
+    /// slow or stalled target). `own_lag + connection_wait == lag` per request.
+    pub connection_wait: Hist,
     /// Completion − actual send of the timed-out requests: when each was given up, to be
     /// compared with the timeout (never a latency sample).
     pub timed_out: Hist,
@@ -176,11 +188,13 @@ impl OpStats {
     }
 
     /// Every histogram with its measure name, in the order of the histogram log.
-    pub fn histograms(&self) -> [(&'static str, &Hist); 9] {
+    pub fn histograms(&self) -> [(&'static str, &Hist); 11] {
         [
             ("corrected", &self.corrected),
             ("uncorrected", &self.uncorrected),
             ("lag", &self.lag),
+            ("own_lag", &self.own_lag),
+            ("connection_wait", &self.connection_wait),
             ("corrected_cold", &self.corrected_cold),
             ("corrected_warm", &self.corrected_warm),
             ("uncorrected_cold", &self.uncorrected_cold),
@@ -202,6 +216,9 @@ impl OpStats {
             self.ok_in_window += u64::from(c.done_ns <= window_end_ns);
         }
         self.lag.record(c.sent_ns.saturating_sub(c.intended_ns));
+        let ready = c.ready_ns.clamp(c.intended_ns, c.sent_ns.max(c.intended_ns));
+        self.own_lag.record(c.sent_ns.saturating_sub(ready));
+        self.connection_wait.record(ready - c.intended_ns);
         let start = c.invoke.and_then(|f| f.start);
         if let Some(f) = &c.invoke {
             self.record_invoke(f);
@@ -275,6 +292,8 @@ impl OpStats {
             (&mut self.corrected, &other.corrected),
             (&mut self.uncorrected, &other.uncorrected),
             (&mut self.lag, &other.lag),
+            (&mut self.own_lag, &other.own_lag),
+            (&mut self.connection_wait, &other.connection_wait),
             (&mut self.timed_out, &other.timed_out),
             (&mut self.corrected_cold, &other.corrected_cold),
             (&mut self.corrected_warm, &other.corrected_warm),
@@ -570,7 +589,16 @@ mod tests {
     use super::*;
 
     fn c(tenant: u32, op: Op, intended: u64, sent: u64, done: u64, outcome: Outcome) -> Completion {
-        Completion { tenant, op, intended_ns: intended, sent_ns: sent, done_ns: done, outcome, invoke: None }
+        Completion {
+            tenant,
+            op,
+            intended_ns: intended,
+            sent_ns: sent,
+            ready_ns: intended,
+            done_ns: done,
+            outcome,
+            invoke: None,
+        }
     }
 
     fn invoked(
@@ -614,6 +642,29 @@ mod tests {
         assert_eq!((t.sent, t.ok, t.timeouts, t.not_sent), (4, 2, 1, 1));
         assert_eq!(t.errors[&ErrorKind::Http5xx], 1);
         assert!(t.identity_holds());
+    }
+
+    /// Each request's lag is split at its `ready_ns`: the generator's own part after it, the
+    /// wait for a busy connection before it; a `ready_ns` outside [intended, sent] is clamped.
+    #[test]
+    fn lag_splits_into_the_generators_own_and_the_wait_for_a_connection() {
+        let ok = Outcome::Ok { not_found: false };
+        let mut s = OpStats::default();
+        let at = |intended, ready, sent| Completion { ready_ns: ready, ..c(0, Op::Get, intended, sent, sent + 50, ok) };
+        s.record(&at(1_000, 1_000, 1_300), u64::MAX); // idle connection: all own
+        s.record(&at(2_000, 2_700, 2_800), u64::MAX); // held 700, then 100 own
+        s.record(&at(3_000, 3_900, 3_900), u64::MAX); // all wait
+        s.record(&at(4_000, 9_000, 4_200), u64::MAX); // clamped to the send
+        let exact = |h: &Hist| {
+            let h = h.histogram();
+            h.iter_recorded()
+                .flat_map(|x| std::iter::repeat_n(x.value_iterated_to(), x.count_at_value() as usize))
+                .collect::<Vec<u64>>()
+        };
+        assert_eq!(exact(&s.lag), [200, 300, 800, 900]);
+        assert_eq!(exact(&s.own_lag), [0, 0, 100, 300]);
+        assert_eq!(exact(&s.connection_wait), [0, 200, 700, 900]);
+        assert_eq!((s.own_lag.len(), s.connection_wait.len()), (4, 4), "one of each per sent request");
     }
 
     #[test]
@@ -718,9 +769,13 @@ mod tests {
         }
         let touched: Vec<&str> =
             http.histograms().into_iter().filter(|(_, h)| h.heap_bytes() > 0).map(|(m, _)| m).collect();
-        assert_eq!(touched, ["corrected", "uncorrected", "lag"], "HTTP cells have no cold/warm split");
-        // 40 samples in three histograms: a few KiB, where three histograms of millisecond
-        // values would take ~450 KB.
+        assert_eq!(
+            touched,
+            ["corrected", "uncorrected", "lag", "own_lag", "connection_wait"],
+            "HTTP cells have no cold/warm split"
+        );
+        // 40 samples in five histograms: a few KiB, where five histograms of millisecond
+        // values would take ~750 KB.
         assert!(http.histogram_bytes() < 4 * 1024, "{} B", http.histogram_bytes());
         let mut reference = new_histogram();
         (0..40).for_each(|_| reference.record(2_000_000 - 5).unwrap());

@@ -273,13 +273,27 @@ impl Traffic {
 }
 
 /// Latency from the intended start (corrected for coordinated omission), from the actual
-/// send (uncorrected), and the generator's own lag (actual send − intended start).
+/// send (uncorrected), and how late requests went out (generator lag), split into the
+/// generator's own delay and the wait for a connection the target still held.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Latency {
     pub corrected: Percentiles,
     pub uncorrected: Percentiles,
+    /// Actual send − intended start, whoever held the request back: the sum, per request, of
+    /// `generator_own_lag` and `connection_wait`.
     pub generator_lag: Percentiles,
+    /// The generator's own part of the lag: actual send − when a generator without delays of
+    /// its own would have sent it over the same connection (the later of the intended start
+    /// and that connection being free, from the kernel's receive time of its previous
+    /// answer). What tells whether the generator kept its schedule.
+    #[serde(default)]
+    pub generator_own_lag: Percentiles,
+    /// The rest of the lag: waiting for a connection still carrying an earlier request (every
+    /// connection busy, as when the target is slow or stalls). Raise `run.max_connections` if
+    /// it is large and the target is not saturated.
+    #[serde(default)]
+    pub connection_wait: Percentiles,
     /// Of the timed-out requests: actual send to being given up. Not latency; it shows that
     /// each timed out at its deadline (`run.timeout`).
     #[serde(default)]

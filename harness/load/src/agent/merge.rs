@@ -327,7 +327,16 @@ mod tests {
     }
 
     fn completion(tenant: u32, op: Op, outcome: Outcome) -> Completion {
-        Completion { tenant, op, intended_ns: 1_000, sent_ns: 2_000, done_ns: 900_000, outcome, invoke: None }
+        Completion {
+            tenant,
+            op,
+            intended_ns: 1_000,
+            sent_ns: 2_000,
+            ready_ns: 1_500,
+            done_ns: 900_000,
+            outcome,
+            invoke: None,
+        }
     }
 
     fn fin(cells: Vec<WireStats>) -> Message {

@@ -5,7 +5,7 @@ use isobench_load::{Arrival, LoadSpec};
 use crate::util::{Behaviour, TestServer, check_invariants, planned, run, spec, targets};
 
 #[test]
-fn a_saturated_pool_shows_up_as_lag_and_corrected_latency() {
+fn a_saturated_pool_shows_up_as_lag_and_corrected_latency_and_as_the_wait_for_a_connection() {
     // One connection to a server that takes 5 ms per request can carry ~200 req/s; offer 400.
     let server = TestServer::start(Behaviour::Slow(Duration::from_millis(5)), 64);
     let s = LoadSpec {
@@ -32,6 +32,10 @@ fn a_saturated_pool_shows_up_as_lag_and_corrected_latency() {
     assert!(u99 < 100_000_000, "uncorrected p99 {:.1} ms", ms(u99));
     assert!(c99 > 300_000_000, "corrected p99 {:.1} ms", ms(c99));
     assert!(l99 > 300_000_000, "lag p99 {:.1} ms", ms(l99));
+    // That lag is the server holding the one connection, not the generator: the split says so.
+    let (w99, o99) = (all.connection_wait.value_at_quantile(0.99), all.own_lag.value_at_quantile(0.99));
+    assert!(w99 > 300_000_000, "connection wait p99 {:.1} ms", ms(w99));
+    assert!(o99 * 10 < w99, "own lag p99 {:.1} ms against a wait of {:.1} ms", ms(o99), ms(w99));
     assert!(snaps.iter().any(|s| s.queued > 10), "the backlog is visible in progress");
     // What went on the wire within the window is what one connection carries, not the plan;
     // the backlog sent after the window does not count.
