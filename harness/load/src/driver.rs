@@ -381,7 +381,7 @@ fn run_inner(
     }
     let netns_failure: Arc<OnceLock<nix::Error>> = Arc::default();
     let functions = pool_targets.iter().any(|t| matches!(t, Target::Function(_)));
-    let runtimes = Runtimes::new(spec.worker_threads, functions, netns.clone(), &netns_failure)?;
+    let runtimes = Runtimes::new(spec.worker_threads, spec.realtime, functions, netns.clone(), &netns_failure)?;
 
     let mut queues = Vec::with_capacity(pool_targets.len());
     let mut pools = Vec::with_capacity(pool_targets.len());
@@ -452,7 +452,7 @@ fn run_inner(
             cancel,
             abandoned: &abandoned,
             duration: spec.duration,
-            realtime: spec.realtime_dispatcher,
+            realtime: spec.realtime,
             cancelled: &cancelled,
             dispatch_end_ns: &dispatch_end_ns,
         };
@@ -633,7 +633,7 @@ impl Dispatcher<'_> {
             tracing::warn!("cannot set the dispatcher's timer slack; generator lag will be higher");
         }
         if self.realtime
-            && let Err(e) = realtime_priority()
+            && let Err(e) = crate::runtimes::realtime_priority()
         {
             tracing::warn!("cannot give the dispatcher a real-time priority ({e}); continuing without");
         }
@@ -706,19 +706,6 @@ impl Dispatcher<'_> {
             Target::Function(f) => self.runtimes.for_functions().spawn(invoke_task(shared, Arc::clone(f), pool)),
         };
     }
-}
-
-/// Moves the calling thread to `SCHED_FIFO` priority 1, the lowest real-time priority: it
-/// then preempts ordinary threads as soon as it wakes, which cuts the dispatcher's worst
-/// release delays on a busy machine. The dispatcher sleeps between releases and spins at most
-/// a few microseconds, so it cannot starve anything (and the kernel's real-time throttling
-/// would stop it if it tried). Needs `CAP_SYS_NICE`.
-fn realtime_priority() -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 1 };
-    // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference for the
-    // duration of the call; pid 0 means the calling thread.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Waits for the pool's next request and marks it sent on `timeline`: (job, its send,

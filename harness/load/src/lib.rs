@@ -19,15 +19,16 @@
 //!    learns how late its sleeps return (~20 µs on a small VM) and wakes that much early,
 //!    spinning at most the last 5 µs. It does not spin through short gaps: on a 2-core machine
 //!    shared with the system under test a spinning generator would be a noisy neighbour
-//!    itself. Optionally ([`LoadSpec::realtime_dispatcher`]) it runs at the lowest real-time
-//!    priority so that a busy machine does not delay its wake-ups.
-//! 3. Released requests enter a per-endpoint queue. **Connection tasks** on a tokio runtime
-//!    take them off it, each owning one HTTP/1.1 keep-alive connection (hyper's
-//!    `client::conn::http1` over a tokio `TcpStream`; no pooled client whose internal queueing
-//!    would be invisible). The pool grows lazily up to `max_connections`; when every
+//!    itself. Optionally (`run.realtime`, [`LoadSpec::realtime`]) it and the connection
+//!    threads run at the lowest real-time priority so that other work on their cores does
+//!    not delay them.
+//! 3. Released requests enter a per-endpoint queue. **Connection tasks** on one
+//!    single-threaded tokio runtime per core take them off it, each owning one HTTP/1.1
+//!    keep-alive connection (the crate's own client over a tokio `TcpStream`, see `http.rs`;
+//!    no pooled client whose internal queueing would be invisible). The pool grows lazily up to `max_connections`; when every
 //!    connection is busy a request waits in the queue, and that wait is measured as generator
-//!    **lag** and included in the **corrected** latency, so queueing in the generator is
-//!    never hidden. A connection that failed or timed out is dropped and reopened.
+//!    **lag** (its `connection_wait` part, see below) and included in the **corrected**
+//!    latency, so queueing in the generator is never hidden. A connection that failed or timed out is dropped and reopened.
 //!
 //!    A **function** target ([`Endpoint::Function`](isobench_core::backend::Endpoint::Function), the
 //!    Lambda tiers) is driven the same way with **invoke tasks** instead of connections:

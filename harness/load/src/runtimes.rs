@@ -35,10 +35,12 @@ pub(crate) struct Runtimes {
 
 impl Runtimes {
     /// `threads` single-threaded runtimes for connections (0: one per CPU this process may run
-    /// on), and a multi-threaded one with as many workers when `functions`. Every thread joins
-    /// `netns` first, if given; a failure to is recorded in `netns_failure`.
+    /// on), at real-time priority when `realtime`, and a multi-threaded one with as many
+    /// workers when `functions`. Every thread joins `netns` first, if given; a failure to is
+    /// recorded in `netns_failure`.
     pub(crate) fn new(
         threads: usize,
+        realtime: bool,
         functions: bool,
         netns: Option<Arc<OwnedFd>>,
         netns_failure: &Arc<OnceLock<nix::Error>>,
@@ -69,6 +71,9 @@ impl Runtimes {
                 .spawn(move || {
                     // This thread is the runtime's worker: it joins the namespace itself.
                     on_start();
+                    if realtime && let Err(e) = realtime_priority() {
+                        tracing::warn!("cannot give a connection thread a real-time priority ({e}); continuing without");
+                    }
                     rt.block_on(async {
                         let _ = stopped.await;
                     });
@@ -127,6 +132,19 @@ impl Drop for Runtimes {
     }
 }
 
+/// Moves the calling thread to `SCHED_FIFO` priority 1, the lowest real-time priority: it
+/// then preempts ordinary threads as soon as it wakes. The generator's threads sleep or wait
+/// on their sockets between requests and spin at most a few microseconds, so at a rate the
+/// core can carry they starve nothing (and the kernel's real-time throttling stops a thread
+/// that tries). Needs `CAP_SYS_NICE`.
+pub(crate) fn realtime_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference for the
+    // duration of the call; pid 0 means the calling thread.
+    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +153,7 @@ mod tests {
     #[test]
     fn connections_spread_over_one_runtime_per_thread() {
         let failure = Arc::default();
-        let rts = Runtimes::new(2, false, None, &failure).unwrap();
+        let rts = Runtimes::new(2, false, false, None, &failure).unwrap();
         let names: Vec<String> = (0..4)
             .map(|_| {
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -148,5 +166,26 @@ mod tests {
         assert_eq!(names, ["isobench-load-0", "isobench-load-1", "isobench-load-0", "isobench-load-1"]);
         assert!(rts.functions.is_none());
         rts.shutdown();
+    }
+
+    /// `realtime` puts the connection threads at `SCHED_FIFO` (needs root: CI runs as root).
+    #[test]
+    fn realtime_connection_threads_run_at_fifo_priority() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "CI must run this as root");
+            eprintln!("skipped: setting a real-time priority needs root");
+            return;
+        }
+        let failure = Arc::default();
+        for (realtime, want) in [(true, libc::SCHED_FIFO), (false, libc::SCHED_OTHER)] {
+            let rts = Runtimes::new(1, realtime, false, None, &failure).unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            rts.for_connection().spawn(async move {
+                // SAFETY: reads the calling thread's policy; no pointers involved.
+                let _ = tx.send(unsafe { libc::sched_getscheduler(0) });
+            });
+            assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), want, "realtime {realtime}");
+            rts.shutdown();
+        }
     }
 }

@@ -37,13 +37,13 @@ pub struct LoadSpec {
     /// Threads the driver's tasks run on: as many single-threaded runtimes for HTTP connections
     /// (and workers of the function invokes' runtime); 0 picks one per available CPU.
     pub worker_threads: usize,
-    /// Run the dispatcher thread at the lowest real-time priority (`SCHED_FIFO` 1) when
-    /// permitted, so it wakes on time on a busy machine; off, it runs as an ordinary thread.
-    /// On a 2-core VM this cut the dispatcher's p99 release lag from ~30–50 µs to ~12 µs and
-    /// the total lag p99 at 10–20k requests/s from ~100–300 µs to ~65–75 µs, but above ~30k
-    /// requests/s its constant preemption of the driver's and the server's threads made
-    /// things much worse; hence off by default.
-    pub realtime_dispatcher: bool,
+    /// Run the dispatcher and the connection threads at the lowest real-time priority
+    /// (`SCHED_FIFO` 1) when permitted (`run.realtime`): other work on their cores then no
+    /// longer delays them, and on a machine shared with the system under test they take the
+    /// CPU from it first; hence off by default. Giving the dispatcher alone that priority made
+    /// things worse above ~30k requests/s (it preempted the connection threads); with every
+    /// generator thread at the same priority none preempts another.
+    pub realtime: bool,
     /// How the rate moves over the run (phases, bursts, a trace); [`Shape::Steady`] for `rate`
     /// throughout.
     pub shape: Shape,
@@ -97,7 +97,7 @@ impl LoadSpec {
             record_size: usize::try_from(s.workload.record_size.0).unwrap_or(usize::MAX),
             keys_per_tenant: s.workload.keys_per_tenant,
             worker_threads: 0,
-            realtime_dispatcher: false,
+            realtime: s.run.realtime,
             shape: s.shape(),
             hooks: TestHooks::from_env(),
             slice: Slice::WHOLE,

@@ -82,7 +82,7 @@ fn drive(d: &Deployment, tenants: usize) -> Totals {
         record_size: 16,
         keys_per_tenant: 4,
         worker_threads: 1,
-        realtime_dispatcher: false,
+        realtime: false,
         shape: Default::default(),
         hooks: Default::default(),
         slice: Default::default(),

@@ -126,7 +126,7 @@ fn the_load_driver_records_time_to_first_byte_below_the_latency() {
         record_size: 16,
         keys_per_tenant: 4,
         worker_threads: 1,
-        realtime_dispatcher: false,
+        realtime: false,
         shape: Default::default(),
         hooks: Default::default(),
         slice: Default::default(),

@@ -100,7 +100,7 @@ fn spec() -> LoadSpec {
         record_size: 8,
         keys_per_tenant: 10,
         worker_threads: 1,
-        realtime_dispatcher: false,
+        realtime: false,
         shape: Default::default(),
         hooks: Default::default(),
         slice: Slice::WHOLE,

@@ -184,7 +184,7 @@ fn assignment(addr: &str, protocol: u32, index: u32, count: u32) -> String {
             "label": "agent-test", "duration_ns": 1_500_000_000u64, "rate": 200.0, "arrival": "constant",
             "seed": 5, "tenants": tenants, "mix": {"put": 1.0, "get": 1.0, "compute": 1.0},
             "timeout_ns": 1_000_000_000u64, "max_connections": 4, "compute_us": 10, "record_size": 16,
-            "keys_per_tenant": 8, "worker_threads": 1, "realtime_dispatcher": false, "shape": {"kind": "steady"}
+            "keys_per_tenant": 8, "worker_threads": 1, "realtime": false, "shape": {"kind": "steady"}
         },
         "slice": {"index": index, "count": count},
         "targets": targets,

@@ -140,6 +140,12 @@ pub struct RunSpec {
     /// When a tier's traffic is stopped because too many requests fail.
     #[serde(default)]
     pub error_budget: ErrorBudget,
+    /// Run the load generator's threads at the lowest real-time priority (`SCHED_FIFO` 1; needs
+    /// root or `CAP_SYS_NICE`, else a warning): other work on their cores can no longer delay
+    /// requests, but on the local emulator the generator then takes CPU from the tiers first.
+    /// For generator benchmarks; off by default.
+    #[serde(default)]
+    pub realtime: bool,
 }
 
 /// Stops a tier's traffic (and the run, with its own exit code) when, among the requests that

@@ -291,7 +291,7 @@ mod tests {
             record_size: 8,
             keys_per_tenant: 100,
             worker_threads: 1,
-            realtime_dispatcher: false,
+            realtime: false,
             shape: Default::default(),
             hooks: Default::default(),
             slice: Slice::WHOLE,

@@ -57,7 +57,7 @@ pub struct WireSpec {
     pub record_size: usize,
     pub keys_per_tenant: u32,
     pub worker_threads: usize,
-    pub realtime_dispatcher: bool,
+    pub realtime: bool,
     pub shape: WireShape,
 }
 
@@ -115,7 +115,7 @@ impl WireSpec {
             record_size: s.record_size,
             keys_per_tenant: s.keys_per_tenant,
             worker_threads: s.worker_threads,
-            realtime_dispatcher: s.realtime_dispatcher,
+            realtime: s.realtime,
             shape: match &s.shape {
                 Shape::Steady => WireShape::Steady,
                 Shape::Cycle { phases, burst } => WireShape::Cycle { phases: phases.clone(), burst: burst.clone() },
@@ -142,7 +142,7 @@ impl WireSpec {
             record_size: self.record_size,
             keys_per_tenant: self.keys_per_tenant,
             worker_threads: self.worker_threads,
-            realtime_dispatcher: self.realtime_dispatcher,
+            realtime: self.realtime,
             shape: match &self.shape {
                 WireShape::Steady => Shape::Steady,
                 WireShape::Cycle { phases, burst } => Shape::Cycle { phases: phases.clone(), burst: burst.clone() },

@@ -307,7 +307,7 @@ pub fn spec(rate: f64, ms: u64, n_tenants: usize) -> LoadSpec {
         record_size: 64,
         keys_per_tenant: 16,
         worker_threads: 2,
-        realtime_dispatcher: false,
+        realtime: false,
         shape: Default::default(),
         hooks: Default::default(),
         slice: Default::default(),
