@@ -72,7 +72,9 @@ impl Runtimes {
                     // This thread is the runtime's worker: it joins the namespace itself.
                     on_start();
                     if realtime && let Err(e) = realtime_priority() {
-                        tracing::warn!("cannot give a connection thread a real-time priority ({e}); continuing without");
+                        tracing::warn!(
+                            "cannot give a connection thread a real-time priority ({e}); continuing without"
+                        );
                     }
                     rt.block_on(async {
                         let _ = stopped.await;
