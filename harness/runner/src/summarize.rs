@@ -75,8 +75,8 @@ impl Merged {
             corrected: percentiles(&s.corrected),
             uncorrected: percentiles(&s.uncorrected),
             generator_lag: percentiles(&s.lag),
-            generator_own_lag: percentiles(&s.own_lag),
-            connection_wait: percentiles(&s.connection_wait),
+            generator_own_lag: percentiles(&s.own_lag()),
+            connection_wait: percentiles(&s.connection_wait()),
             timeout_after: percentiles(&s.timed_out),
         }
     }

@@ -241,13 +241,14 @@ pub fn decode_histogram(measure: &str, s: &str) -> Result<Histogram<u64>, WireEr
 }
 
 /// Every histogram of an [`OpStats`] by measure name, `timed_out` included.
-fn hists_mut(s: &mut OpStats) -> [(&'static str, &mut Hist); 12] {
+fn hists_mut(s: &mut OpStats) -> [(&'static str, &mut Hist); 13] {
     [
         ("corrected", &mut s.corrected),
         ("uncorrected", &mut s.uncorrected),
         ("lag", &mut s.lag),
-        ("own_lag", &mut s.own_lag),
-        ("connection_wait", &mut s.connection_wait),
+        ("waited_lag", &mut s.waited_lag),
+        ("waited_own_lag", &mut s.waited_own_lag),
+        ("waited_connection_wait", &mut s.waited_connection_wait),
         ("timed_out", &mut s.timed_out),
         ("corrected_cold", &mut s.corrected_cold),
         ("corrected_warm", &mut s.corrected_warm),

@@ -33,7 +33,7 @@ fn a_saturated_pool_shows_up_as_lag_and_corrected_latency_and_as_the_wait_for_a_
     assert!(c99 > 300_000_000, "corrected p99 {:.1} ms", ms(c99));
     assert!(l99 > 300_000_000, "lag p99 {:.1} ms", ms(l99));
     // That lag is the server holding the one connection, not the generator: the split says so.
-    let (w99, o99) = (all.connection_wait.value_at_quantile(0.99), all.own_lag.value_at_quantile(0.99));
+    let (w99, o99) = (all.connection_wait().value_at_quantile(0.99), all.own_lag().value_at_quantile(0.99));
     assert!(w99 > 300_000_000, "connection wait p99 {:.1} ms", ms(w99));
     assert!(o99 * 10 < w99, "own lag p99 {:.1} ms against a wait of {:.1} ms", ms(o99), ms(w99));
     assert!(snaps.iter().any(|s| s.queued > 10), "the backlog is visible in progress");
