@@ -78,6 +78,17 @@ def oha_half(rep):
     return {"rate": s["summary"]["requestsPerSec"], "p50": p["p50"] * 1e3, "p99": p["p99"] * 1e3}
 
 
+def wrk2_steps(rep):
+    """(rate, requests completed / (rate × sending window)) of every wrk2 step of a repeat."""
+    steps = []
+    for path in glob.glob(os.path.join(raw, f"rep{rep}-wrk2-[0-9]*.txt")):
+        rate = int(re.search(r"-wrk2-(\d+)\.txt$", path).group(1))
+        m = re.search(r"^\s*(\d+) requests in", open(path).read(), re.M)
+        if m:
+            steps.append((rate, int(m.group(1)) / (rate * WRK2_WINDOW_S)))
+    return sorted(steps)
+
+
 def iso_steps(rep):
     """(rate, own lag p99 µs, lag p99 µs, clean) of every isobench step of a repeat, by rate."""
     steps = []
@@ -89,6 +100,9 @@ def iso_steps(rep):
         steps.append((int(t["target_rate"]), own_lag(lat)["p99_us"], lat["generator_lag"]["p99_us"], clean))
     return sorted(steps)
 
+
+# wrk2's sending window in a step: the step less (connections - 1) x 2.5 ms (see the script).
+WRK2_WINDOW_S = float(re.fullmatch(r"([\d.]+)s", step).group(1)) - 0.005 * (int(conns) - 1) / 2
 
 runs = [line.rstrip("\n").split("\t") for line in open(os.path.join(raw, "runs.tsv")) if line.strip()]
 rows = []
@@ -145,9 +159,9 @@ print("- **wrk2**: `-t1 -c{} -R<rate> --latency`, built from source by the scrip
       "completed within 1% of `-R` over its sending window with no socket error and no non-2xx answer (wrk2 starts "
       "its connections 5 ms apart, so the window is the step less (connections − 1) × 2.5 ms; its own Requests/sec, "
       "over the whole step, is 4% short at any rate in a 4 s step). Its max is the highest step it sustains, every "
-      "step tried: wrk2 paces each connection on its own, and in some steps it sent only about 3/4 of `-R` (seen "
-      "here at 4k, 8k and 32k req/s in different runs, as if a quarter of its connections sent nothing), so one "
-      "failed step says little about the next. `0` means wrk2 was skipped "
+      "step tried: wrk2 paces each connection on its own, and in some steps it sent only about 3/4 of `-R` (as if "
+      "a quarter of its connections sent nothing; every step's share is listed below the table), so one failed "
+      "step says little about the next. `0` means wrk2 was skipped "
       "(the script says why). The issue's aims: **isobench lag<1ms max / wrk2 max ≥ 0.8** and **isobench max / "
       "wrk2 max ≥ 1.0**.".format(conns))
 print(f"- **p50/p99 at 50%**: a {half} run at half the max rate. isobench: corrected latency (from each request's "
@@ -176,6 +190,11 @@ for r in rows:
         f"{rate}: {own:.0f} / {lag:.0f}{' ✓' if clean and own < 1000 else ''}" for rate, own, lag, clean in r["steps"]
     )
     print(f"- repeat {r['rep']}: {cells}")
+if any(wrk2_steps(r["rep"]) for r in rows):
+    print("\nwrk2's requests completed / asked over its sending window at each step (✓ within 1%):\n")
+    for r in rows:
+        cells = ", ".join(f"{rate}: {x:.2f}{' ✓' if x >= 0.99 else ''}" for rate, x in wrk2_steps(r["rep"]))
+        print(f"- repeat {r['rep']}: {cells}")
 ct = os.path.join(raw, "cyclictest.txt")
 if os.path.exists(ct):
     # Histogram lines: "<µs> <count>"; the machine's own pauses, measured before the steps.
@@ -214,5 +233,8 @@ print("\nWhat isobench reports that neither gives: per-request generator lag (ho
 print("\n## Machine\n")
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 print(f"- {platform.node()}: {os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}")
-print(f"- isobench commit `{sh('git rev-parse --short HEAD')}`; {sh(os.environ.get('OHA_BIN', 'oha') + ' --version')}; "
+# The commit measured, as the script recorded it (older runs: the commit checked out now).
+commit_file = os.path.join(raw, "commit.txt")
+commit = open(commit_file).read().strip() if os.path.exists(commit_file) else sh("git rev-parse --short HEAD")
+print(f"- isobench commit `{commit}`; {sh(os.environ.get('OHA_BIN', 'oha') + ' --version')}; "
       f"{sh('wrk -v 2>&1 | head -1')}")

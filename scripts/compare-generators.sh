@@ -234,6 +234,7 @@ search_iso() {
 }
 
 : >"$out/raw/runs.tsv"
+git rev-parse --short HEAD >"$out/raw/commit.txt"
 rm -f "$out/raw/cyclictest.txt"
 if command -v cyclictest >/dev/null; then
   echo "cyclictest: 20 s of wake-ups every 200 us at SCHED_FIFO 1 on CPU 0" >&2
