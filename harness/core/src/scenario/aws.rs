@@ -98,9 +98,10 @@ pub struct AwsSpec {
 }
 
 /// The requests per second one agent is planned for when the scenario gives no `count`:
-/// one core of the development machine keeps generator lag p99 under 1 ms at every rate up to
-/// 20k req/s (results/bench/generators), though it sends far more; a 1-vCPU Fargate task's
-/// cores are slower and shared with probes.
+/// one core of the development machine kept generator lag p99 under 1 ms at every rate up to
+/// 20k req/s as an ordinary process (results/bench/generators/normal-priority: now with one
+/// spike at 12k on a pausing machine; 92k at real-time priority), though it sends far more; a
+/// 1-vCPU Fargate task's cores are slower and shared with probes.
 pub const DEFAULT_PER_AGENT_RATE: f64 = 20_000.0;
 
 /// `[aws.agents]`: how many load agents run as Fargate tasks, and how big.
