@@ -738,7 +738,7 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
     let mut abort = shared.abort.subscribe();
     let mut timeline = IdealTimeline::default();
     while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline).await {
-        let x = {
+        let exchanged = {
             let exchange = std::pin::pin!(exchange(&shared, &pool, &mut conn, &job, deadline));
             tokio::select! {
                 biased;
@@ -749,13 +749,14 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
                 _ = abort.wait_for(|a| *a) => Exchanged::failed(Outcome::Error(ErrorKind::Aborted)),
             }
         };
-        if !x.reusable {
+        if !exchanged.reusable {
             conn = None;
         }
         let done_ns = shared.now_ns();
-        let answered_ns = x.received_unix_ns.map_or(done_ns, |r| shared.ns_at_unix(r).clamp(sent.at_ns, done_ns));
+        let answered_ns =
+            exchanged.received_unix_ns.map_or(done_ns, |r| shared.ns_at_unix(r).clamp(sent.at_ns, done_ns));
         timeline.answered(sent, answered_ns);
-        shared.complete(&job, sent, done_ns, x.outcome, None);
+        shared.complete(&job, sent, done_ns, exchanged.outcome, None);
     }
 }
 
