@@ -111,7 +111,7 @@ fn tier_section(o: &mut String, t: &TierSummary) {
         writeln!(o, "| latency | count | p50 | p90 | p99 | p99.9 | max | mean |\n|---|---|---|---|---|---|---|---|");
     o.push_str(&pct_row("corrected (from intended start)", &t.latency.corrected));
     o.push_str(&pct_row("uncorrected (from actual send)", &t.latency.uncorrected));
-    o.push_str(&pct_row("generator lag (from intended start to send)", &t.latency.generator_lag));
+    o.push_str(&pct_row("generator lag", &t.latency.generator_lag));
     // Summaries written before the split have neither part.
     if t.latency.generator_own_lag.count > 0 {
         o.push_str(&pct_row("– the generator's own part", &t.latency.generator_own_lag));
