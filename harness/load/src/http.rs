@@ -382,21 +382,25 @@ impl Conn {
 /// the last to close turns them off again: without a guard opened before the traffic, the
 /// first answers of a run, and those after a lull with every connection closed, would come
 /// unstamped.
-pub(crate) struct StampGuard(#[allow(dead_code)] std::net::UdpSocket);
+pub(crate) struct StampGuard(#[allow(dead_code)] std::net::TcpStream);
 
 impl StampGuard {
-    /// Turns stamps on and waits (at most [`STAMP_WAIT`]) until the kernel stamps a datagram
-    /// the guard sends itself. `None` if it never does (answers are then timed when read).
+    /// Turns stamps on and waits (at most [`STAMP_WAIT`]) until the kernel stamps a byte the
+    /// guard sends itself over a loopback TCP connection. TCP, not UDP: a datagram's receive
+    /// stamps itself when read if the stack has not, so it cannot tell whether the stack
+    /// stamps yet. `None` if it never does (answers are then timed when read).
     pub(crate) fn new() -> Option<StampGuard> {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
-        setsockopt(&s, sockopt::ReceiveTimestampns, &true).ok()?;
-        s.set_read_timeout(Some(STAMP_WAIT)).ok()?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+        let mut sender = std::net::TcpStream::connect(listener.local_addr().ok()?).ok()?;
+        let (receiver, _) = listener.accept().ok()?;
+        setsockopt(&receiver, sockopt::ReceiveTimestampns, &true).ok()?;
+        receiver.set_read_timeout(Some(STAMP_WAIT)).ok()?;
         let deadline = std::time::Instant::now() + STAMP_WAIT;
         let mut cmsg = nix::cmsg_space!(TimeSpec);
         while std::time::Instant::now() < deadline {
-            s.send_to(b"?", s.local_addr().ok()?).ok()?;
-            if recv_stamped(s.as_raw_fd(), &mut [0u8; 1], &mut cmsg).ok()?.1.is_some() {
-                return Some(StampGuard(s));
+            std::io::Write::write_all(&mut sender, b"?").ok()?;
+            if recv_stamped(receiver.as_raw_fd(), &mut [0u8; 1], &mut cmsg).ok()?.1.is_some() {
+                return Some(StampGuard(receiver));
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
