@@ -141,7 +141,7 @@ fn main() {
             record_size: 256,
             keys_per_tenant: 64,
             worker_threads: workers,
-            realtime: realtime,
+            realtime,
             shape: Default::default(),
             hooks: Default::default(),
             slice: Default::default(),
