@@ -61,6 +61,23 @@ fn run_id(tag: &str) -> String {
     format!("20270101T000000Z-{tag}{:04x}", now.subsec_micros() & 0xffff)
 }
 
+/// Runs `test` against freshly started emulators on a two-worker runtime; skips (fails under
+/// CI) when they cannot start.
+fn on_emulators(test: impl AsyncFnOnce(&Emulators)) {
+    let Some(emu) = start() else { return };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(test(&emu));
+}
+
+/// moto's account, with instances that start as moto cannot start them itself
+/// ([`MotoInstances`]), and the SDK config the test's own clients use.
+async fn moto_apis(emu: &Emulators) -> (Apis, Capabilities, aws_config::SdkConfig) {
+    let (mut apis, caps) = emu.apis(true).await;
+    let config = emulators::sdk_config(&emu.moto_url).await;
+    apis.ec2 = Arc::new(MotoInstances { inner: apis.ec2.clone(), client: aws_sdk_ec2::Client::new(&config) });
+    (apis, caps, config)
+}
+
 fn deployer(apis: &Apis, caps: &Capabilities, p: &Plan) -> Deployer {
     Deployer::new(apis.clone(), &p.run_id, p.scenario.aws.clone(), caps.clone(), Arc::new(workload()))
 }
@@ -79,16 +96,12 @@ fn tags_ok(tags: &std::collections::HashMap<String, String>, run: &str) -> bool 
 
 #[test]
 fn ec2_and_lambda_tiers_deploy_and_tear_down_on_localstack() {
-    let Some(emu) = start() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(localstack_tiers(&emu));
+    on_emulators(localstack_tiers);
 }
 
 #[test]
 fn ecs_awsvpc_deploys_and_tears_down_on_moto() {
-    let Some(emu) = start() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(moto_ecs(&emu));
+    on_emulators(moto_ecs);
 }
 
 async fn localstack_tiers(emu: &Emulators) {
@@ -254,17 +267,13 @@ async fn moto_ecs(emu: &Emulators) {
 
 #[test]
 fn ecs_on_the_ec2_launch_type_deploys_and_tears_down_on_moto() {
-    let Some(emu) = start() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(moto_ecs_ec2(&emu));
+    on_emulators(moto_ecs_ec2);
 }
 
 /// Container instances on moto (its EC2 runs no ECS agent, so the harness registers them), the
 /// tasks placed on them with launch type EC2, and nothing found by the run's tag afterwards.
 async fn moto_ecs_ec2(emu: &Emulators) {
-    let (mut apis, caps) = emu.apis(true).await;
-    let config = emulators::sdk_config(&emu.moto_url).await;
-    apis.ec2 = Arc::new(MotoInstances { inner: apis.ec2.clone(), client: aws_sdk_ec2::Client::new(&config) });
+    let (apis, caps, config) = moto_apis(emu).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
@@ -527,9 +536,7 @@ impl isobench_aws::api::Ec2Api for LoseFirstRun {
 
 #[test]
 fn an_instance_whose_create_answer_was_lost_is_torn_down_on_localstack() {
-    let Some(emu) = start() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
+    on_emulators(async |emu: &Emulators| {
         let (mut apis, caps) = emu.apis(false).await;
         apis.ec2 = Arc::new(LoseFirstRun { inner: apis.ec2.clone(), lost: false.into() });
         let id = run_id("lost");
@@ -549,9 +556,7 @@ fn an_instance_whose_create_answer_was_lost_is_torn_down_on_localstack() {
 
 #[test]
 fn eks_control_plane_deploys_and_tears_down_on_moto() {
-    let Some(emu) = start() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(moto_eks(&emu));
+    on_emulators(moto_eks);
 }
 
 /// The two credential modes and both node patterns on moto 4.2.14's EKS: clusters, node groups
@@ -559,9 +564,7 @@ fn eks_control_plane_deploys_and_tears_down_on_moto() {
 /// add-ons and Pod Identity associations moto does not implement, so they are skipped on it
 /// (and tested against the fake account); no Kubernetes API runs there.
 async fn moto_eks(emu: &Emulators) {
-    let (mut apis, caps) = emu.apis(true).await;
-    let config = emulators::sdk_config(&emu.moto_url).await;
-    apis.ec2 = Arc::new(MotoInstances { inner: apis.ec2.clone(), client: aws_sdk_ec2::Client::new(&config) });
+    let (apis, caps, config) = moto_apis(emu).await;
     let eks = emulators::moto_eks_client(&config);
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let iam = aws_sdk_iam::Client::new(&config);
