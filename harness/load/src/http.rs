@@ -264,11 +264,20 @@ impl Conn {
         }
         let fd = self.stream.as_raw_fd();
         let (buf, cmsg) = (&mut self.buf[self.end..], &mut self.cmsg);
+        let room = buf.len();
         loop {
             self.stream.readable().await.map_err(|_| Failure::Io)?;
             match self.stream.try_io(Interest::READABLE, || recv_stamped(fd, buf, cmsg)) {
                 Ok((0, _)) => return Err(Failure::Io),
                 Ok((n, stamp)) => {
+                    if n < room {
+                        // A short read drained the socket: forget its readiness now, as
+                        // tokio's own `poll_read` does, so that the next read waits for the
+                        // kernel's next event instead of spending a `recvmsg` on EAGAIN.
+                        // Nothing ran since the read, so no event can be lost.
+                        let _ =
+                            self.stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
+                    }
                     self.end += n;
                     self.received_unix_ns = stamp.or(self.received_unix_ns);
                     return Ok(());
