@@ -33,6 +33,7 @@ use crate::spec::{LoadSpec, TestHooks};
 use crate::stats::{
     Completion, ErrorKind, InvokeFacts, LoadReport, Outcome, Recorder, Snapshot, new_histogram, slot_index, totals_of,
 };
+use crate::wakes::TaskWake;
 
 /// How often the progress callback is called.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -632,8 +633,9 @@ impl Dispatcher<'_> {
         if !clock::fine_timer_slack() {
             tracing::warn!("cannot set the dispatcher's timer slack; generator lag will be higher");
         }
+        crate::wakes::defer_on_this_thread();
         if self.realtime
-            && let Err(e) = crate::runtimes::realtime_priority()
+            && let Err(e) = crate::runtimes::realtime_priority(crate::runtimes::DISPATCHER_PRIORITY)
         {
             tracing::warn!("cannot give the dispatcher a real-time priority ({e}); continuing without");
         }
@@ -668,6 +670,7 @@ impl Dispatcher<'_> {
                     _ => break,
                 }
             }
+            self.runtimes.flush_wakes();
             if stop() {
                 break;
             }
@@ -685,6 +688,7 @@ impl Dispatcher<'_> {
             // Connection tasks drain what is queued, then exit.
             q.close();
         }
+        self.runtimes.flush_wakes();
         (release_lag, dispatched)
     }
 
@@ -702,7 +706,10 @@ impl Dispatcher<'_> {
         self.shared.live_tasks.fetch_add(1, Ordering::AcqRel);
         let (shared, pool) = (Arc::clone(self.shared), Arc::clone(pool));
         match &pool.target {
-            Target::Http { .. } => self.runtimes.for_connection().spawn(connection_task(shared, pool)),
+            Target::Http { .. } => {
+                let (runtime, wakes) = self.runtimes.for_connection();
+                runtime.spawn(connection_task(shared, pool, TaskWake::new(wakes)))
+            }
             Target::Function(f) => self.runtimes.for_functions().spawn(invoke_task(shared, Arc::clone(f), pool)),
         };
     }
@@ -711,10 +718,18 @@ impl Dispatcher<'_> {
 /// Waits for the pool's next request and marks it sent on `timeline`: (job, its send,
 /// deadline). Requests taken after sending stopped end as not sent. `None` once the queue
 /// closes.
-async fn next_job(shared: &Shared, pool: &Pool, timeline: &IdealTimeline) -> Option<(Job, Sent, tokio::time::Instant)> {
+async fn next_job(
+    shared: &Shared,
+    pool: &Pool,
+    timeline: &IdealTimeline,
+    wake: Option<&TaskWake>,
+) -> Option<(Job, Sent, tokio::time::Instant)> {
     loop {
         pool.idle.fetch_add(1, Ordering::AcqRel);
-        let job = pool.queue.recv().await;
+        let job = match wake {
+            Some(w) => w.wait(pool.queue.recv()).await,
+            None => pool.queue.recv().await,
+        };
         pool.idle.fetch_sub(1, Ordering::AcqRel);
         let job = job.ok()?;
         if shared.stop_sending.load(Ordering::Acquire) {
@@ -732,12 +747,17 @@ async fn next_job(shared: &Shared, pool: &Pool, timeline: &IdealTimeline) -> Opt
 
 /// Takes requests off the pool's queue one at a time, each over this task's connection
 /// (opened on first use and reopened after a failure), until the queue closes.
-async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
+async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>, wake: TaskWake) {
     let _live = LiveTask(&shared.live_tasks);
     let mut conn: Option<http::Conn> = None;
     let mut abort = shared.abort.subscribe();
     let mut timeline = IdealTimeline::default();
-    while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline).await {
+    let mut deadline: Option<Deadline> = None;
+    while let Some((job, sent, at)) = next_job(&shared, &pool, &timeline, Some(&wake)).await {
+        let deadline = match &mut deadline {
+            Some(d) => d.move_to(at),
+            None => deadline.insert(Deadline::new(at)),
+        };
         let exchanged = {
             let exchange = std::pin::pin!(exchange(&shared, &pool, &mut conn, &job, deadline));
             tokio::select! {
@@ -757,6 +777,47 @@ async fn connection_task(shared: Arc<Shared>, pool: Arc<Pool>) {
             exchanged.received_unix_ns.map_or(done_ns, |r| shared.ns_at_unix(r).clamp(sent.at_ns, done_ns));
         timeline.answered(sent, answered_ns);
         shared.complete(&job, sent, done_ns, exchanged.outcome, None);
+    }
+}
+
+/// The current request's deadline on one timer a connection task keeps for all its requests.
+///
+/// Arming a tokio timer per request wakes the runtime's driver (an `eventfd` write) for most
+/// of them. The timer instead keeps an earlier request's deadline, never later than the
+/// current one (a connection's deadlines only grow), and is moved forward only when it fires
+/// before the current deadline: about once per timeout, not once per request.
+struct Deadline {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    at: tokio::time::Instant,
+}
+
+impl Deadline {
+    fn new(at: tokio::time::Instant) -> Deadline {
+        Deadline { timer: Box::pin(tokio::time::sleep_until(at)), at }
+    }
+
+    /// The next request's deadline: not before the current one.
+    fn move_to(&mut self, at: tokio::time::Instant) -> &mut Deadline {
+        debug_assert!(at >= self.at, "a connection's deadlines only grow");
+        self.at = self.at.max(at);
+        self
+    }
+
+    /// Runs `fut` to its end, or `None` once the deadline passes first.
+    async fn within<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return Some(out),
+                () = self.timer.as_mut() => {
+                    if tokio::time::Instant::now() >= self.at {
+                        return None;
+                    }
+                    self.timer.as_mut().reset(self.at);
+                }
+            }
+        }
     }
 }
 
@@ -790,7 +851,7 @@ impl Drop for LiveTask<'_> {
 }
 
 /// Opens a connection, from inside the target network namespace when there is one.
-async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Instant) -> Result<http::Conn, Outcome> {
+async fn connect(shared: &Shared, addr: SocketAddr, deadline: &mut Deadline) -> Result<http::Conn, Outcome> {
     if shared.netns_required && !netns::entered() {
         // Never open a socket from the wrong namespace; `run` reports the failure.
         let _ = shared.netns_failure.set(nix::Error::EPERM);
@@ -799,10 +860,10 @@ async fn connect(shared: &Shared, addr: SocketAddr, deadline: tokio::time::Insta
     // The socket is created here, synchronously, on this (namespace-joined) thread.
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
     let socket = socket.map_err(|_| Outcome::Error(ErrorKind::Connect))?;
-    let stream = match timeout_at(deadline, socket.connect(addr)).await {
-        Err(_) => return Err(Outcome::Timeout),
-        Ok(Err(_)) => return Err(Outcome::Error(ErrorKind::Connect)),
-        Ok(Ok(s)) => s,
+    let stream = match deadline.within(socket.connect(addr)).await {
+        None => return Err(Outcome::Timeout),
+        Some(Err(_)) => return Err(Outcome::Error(ErrorKind::Connect)),
+        Some(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
     shared.connections_opened.fetch_add(1, Ordering::Relaxed);
@@ -815,7 +876,7 @@ async fn exchange(
     pool: &Pool,
     conn: &mut Option<http::Conn>,
     job: &Job,
-    deadline: tokio::time::Instant,
+    deadline: &mut Deadline,
 ) -> Exchanged {
     if shared.hooks.panic_on_request.is_some_and(|n| shared.counters.sent.load(Ordering::Relaxed) >= n)
         && !shared.panicked.swap(true, Ordering::Relaxed)
@@ -838,12 +899,12 @@ async fn exchange(
         }
     };
     shared.requests.encode(job.tenant, job.op, job.key, c.request_buf());
-    match timeout_at(deadline, c.exchange()).await {
-        Err(_) => Exchanged::failed(Outcome::Timeout),
-        Ok(Err(http::Failure::Io)) => Exchanged::failed(Outcome::Error(ErrorKind::Io)),
-        Ok(Err(http::Failure::Protocol)) => Exchanged::failed(Outcome::Error(ErrorKind::Protocol)),
-        Ok(Ok(a)) if a.error_document => Exchanged::answered(Outcome::Error(ErrorKind::ErrorBody), &a),
-        Ok(Ok(a)) => match StatusCode::from_u16(a.status) {
+    match deadline.within(c.exchange()).await {
+        None => Exchanged::failed(Outcome::Timeout),
+        Some(Err(http::Failure::Io)) => Exchanged::failed(Outcome::Error(ErrorKind::Io)),
+        Some(Err(http::Failure::Protocol)) => Exchanged::failed(Outcome::Error(ErrorKind::Protocol)),
+        Some(Ok(a)) if a.error_document => Exchanged::answered(Outcome::Error(ErrorKind::ErrorBody), &a),
+        Some(Ok(a)) => match StatusCode::from_u16(a.status) {
             Ok(status) => Exchanged::answered(classify_status(status, job.op), &a),
             Err(_) => Exchanged::failed(Outcome::Error(ErrorKind::Protocol)),
         },
@@ -875,7 +936,7 @@ async fn invoke_task(shared: Arc<Shared>, function: Arc<dyn Invoke>, pool: Arc<P
     let mut abort = shared.abort.subscribe();
     let contract = function.payload_contract();
     let mut timeline = IdealTimeline::default();
-    while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline).await {
+    while let Some((job, sent, deadline)) = next_job(&shared, &pool, &timeline, None).await {
         let tenant = &shared.tenants[job.tenant as usize].id;
         let event = shared.event(&job);
         // Past the deadline or on abort, the invoke's future is dropped: the invoke is
@@ -1116,5 +1177,22 @@ mod tests {
             assert!(serde_json::from_slice::<serde_json::Value>(&e).is_ok());
             assert!(e.capacity() <= EVENT_OVERHEAD + 6 + 5, "sized once: {}", e.capacity());
         }
+    }
+
+    /// A request's deadline holds although the timer still has an earlier request's: it
+    /// times out at its own deadline, not at the earlier one and not never.
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_moved_forward_times_out_at_the_new_one() {
+        let t0 = tokio::time::Instant::now();
+        let mut d = Deadline::new(t0 + Duration::from_secs(1));
+        assert_eq!(d.within(async { 7 }).await, Some(7));
+        d.move_to(t0 + Duration::from_secs(3));
+        assert_eq!(d.within(std::future::pending::<()>()).await, None);
+        assert_eq!(t0.elapsed(), Duration::from_secs(3), "timed out at the current deadline");
+        // After firing, a later deadline is honoured too, and a quick answer still wins.
+        d.move_to(t0 + Duration::from_secs(5));
+        assert_eq!(d.within(tokio::time::sleep(Duration::from_secs(1))).await, Some(()));
+        assert_eq!(d.within(std::future::pending::<()>()).await, None);
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
     }
 }

@@ -139,6 +139,7 @@ mod runtimes;
 pub mod schedule;
 mod spec;
 pub mod stats;
+mod wakes;
 
 pub use budget::BudgetWatch;
 pub use driver::{CANCEL_GRACE, FINAL_GRACE, IntervalCells, PROGRESS_INTERVAL, run, run_with_intervals};

@@ -17,10 +17,13 @@ use tokio::sync::oneshot;
 
 use crate::error::LoadError;
 use crate::netns;
+use crate::wakes::DeferredWakes;
 
 /// One single-threaded runtime and the thread that drives it.
 struct Core {
     handle: Handle,
+    /// The dispatcher's wakes for this runtime's tasks, and the flusher that delivers them.
+    wakes: Arc<DeferredWakes>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -71,7 +74,7 @@ impl Runtimes {
                 .spawn(move || {
                     // This thread is the runtime's worker: it joins the namespace itself.
                     on_start();
-                    if realtime && let Err(e) = realtime_priority() {
+                    if realtime && let Err(e) = realtime_priority(1) {
                         tracing::warn!(
                             "cannot give a connection thread a real-time priority ({e}); continuing without"
                         );
@@ -82,7 +85,9 @@ impl Runtimes {
                     rt.shutdown_timeout(Duration::from_millis(100));
                 })
                 .map_err(|source| LoadError::Setup { what: "start a runtime thread", source })?;
-            cores.push(Core { handle, stop: Some(stop), thread: Some(thread) });
+            let wakes = Arc::new(DeferredWakes::default());
+            handle.spawn(Arc::clone(&wakes).run_flusher());
+            cores.push(Core { handle, wakes, stop: Some(stop), thread: Some(thread) });
         }
         let functions = if functions {
             let mut b = Builder::new_multi_thread();
@@ -94,10 +99,16 @@ impl Runtimes {
         Ok(Runtimes { cores, next: AtomicUsize::new(0), functions })
     }
 
-    /// Where the next connection task goes: the runtimes take turns.
-    pub(crate) fn for_connection(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.cores.len();
-        &self.cores[i].handle
+    /// Where the next connection task goes (the runtimes take turns), and where the wakes of
+    /// a task there wait for [`Runtimes::flush_wakes`].
+    pub(crate) fn for_connection(&self) -> (&Handle, &Arc<DeferredWakes>) {
+        let core = &self.cores[self.next.fetch_add(1, Ordering::Relaxed) % self.cores.len()];
+        (&core.handle, &core.wakes)
+    }
+
+    /// Delivers the wakes deferred on the calling thread: one cross-thread wake per runtime.
+    pub(crate) fn flush_wakes(&self) {
+        self.cores.iter().for_each(|c| c.wakes.flush());
     }
 
     /// Where invoke tasks go.
@@ -134,18 +145,23 @@ impl Drop for Runtimes {
     }
 }
 
-/// Moves the calling thread to `SCHED_FIFO` priority 1, the lowest real-time priority: it
-/// then preempts ordinary threads as soon as it wakes. The generator's threads sleep or wait
-/// on their sockets between requests and spin at most a few microseconds, so at a rate the
-/// core can carry they starve nothing (and the kernel's real-time throttling stops a thread
-/// that tries). Needs `CAP_SYS_NICE`.
-pub(crate) fn realtime_priority() -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: 1 };
+/// Moves the calling thread to `SCHED_FIFO` at `priority` (1, the lowest real-time priority,
+/// or [`DISPATCHER_PRIORITY`]): it then preempts ordinary threads as soon as it wakes. The
+/// generator's threads sleep or wait on their sockets between requests and spin at most a few
+/// microseconds, so at a rate the core can carry they starve nothing (and the kernel's
+/// real-time throttling stops a thread that tries). Needs `CAP_SYS_NICE`.
+pub(crate) fn realtime_priority(priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
     // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference for the
     // duration of the call; pid 0 means the calling thread.
     let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
+
+/// The dispatcher's real-time priority: above the connection threads' (1), so that releasing
+/// a batch never waits behind a connection thread sharing its core (threads of one `SCHED_FIFO`
+/// priority do not preempt each other).
+pub(crate) const DISPATCHER_PRIORITY: i32 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -159,7 +175,7 @@ mod tests {
         let names: Vec<String> = (0..4)
             .map(|_| {
                 let (tx, rx) = std::sync::mpsc::channel();
-                rts.for_connection().spawn(async move {
+                rts.for_connection().0.spawn(async move {
                     let _ = tx.send(std::thread::current().name().unwrap_or_default().to_owned());
                 });
                 rx.recv_timeout(Duration::from_secs(5)).unwrap()
@@ -182,7 +198,7 @@ mod tests {
         for (realtime, want) in [(true, libc::SCHED_FIFO), (false, libc::SCHED_OTHER)] {
             let rts = Runtimes::new(1, realtime, false, None, &failure).unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
-            rts.for_connection().spawn(async move {
+            rts.for_connection().0.spawn(async move {
                 // SAFETY: reads the calling thread's policy; no pointers involved.
                 let _ = tx.send(unsafe { libc::sched_getscheduler(0) });
             });
