@@ -635,7 +635,7 @@ impl Dispatcher<'_> {
         }
         crate::wakes::defer_on_this_thread();
         if self.realtime
-            && let Err(e) = crate::runtimes::realtime_priority(crate::runtimes::DISPATCHER_PRIORITY)
+            && let Err(e) = crate::runtimes::realtime_priority()
         {
             tracing::warn!("cannot give the dispatcher a real-time priority ({e}); continuing without");
         }

@@ -74,7 +74,7 @@ impl Runtimes {
                 .spawn(move || {
                     // This thread is the runtime's worker: it joins the namespace itself.
                     on_start();
-                    if realtime && let Err(e) = realtime_priority(1) {
+                    if realtime && let Err(e) = realtime_priority() {
                         tracing::warn!(
                             "cannot give a connection thread a real-time priority ({e}); continuing without"
                         );
@@ -145,23 +145,18 @@ impl Drop for Runtimes {
     }
 }
 
-/// Moves the calling thread to `SCHED_FIFO` at `priority` (1, the lowest real-time priority,
-/// or [`DISPATCHER_PRIORITY`]): it then preempts ordinary threads as soon as it wakes. The
-/// generator's threads sleep or wait on their sockets between requests and spin at most a few
-/// microseconds, so at a rate the core can carry they starve nothing (and the kernel's
-/// real-time throttling stops a thread that tries). Needs `CAP_SYS_NICE`.
-pub(crate) fn realtime_priority(priority: i32) -> std::io::Result<()> {
-    let param = libc::sched_param { sched_priority: priority };
+/// Moves the calling thread to `SCHED_FIFO` priority 1, the lowest real-time priority: it
+/// then preempts ordinary threads as soon as it wakes. The generator's threads sleep or wait
+/// on their sockets between requests and spin at most a few microseconds, so at a rate the
+/// core can carry they starve nothing (and the kernel's real-time throttling stops a thread
+/// that tries). Needs `CAP_SYS_NICE`.
+pub(crate) fn realtime_priority() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
     // SAFETY: `sched_setscheduler` reads the `sched_param` we pass by reference for the
     // duration of the call; pid 0 means the calling thread.
     let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
-
-/// The dispatcher's real-time priority: above the connection threads' (1), so that releasing
-/// a batch never waits behind a connection thread sharing its core (threads of one `SCHED_FIFO`
-/// priority do not preempt each other).
-pub(crate) const DISPATCHER_PRIORITY: i32 = 2;
 
 #[cfg(test)]
 mod tests {
