@@ -29,6 +29,9 @@
 //!    connection is busy a request waits in the queue, and that wait is measured as generator
 //!    **lag** (its `connection_wait` part, see below) and included in the **corrected**
 //!    latency, so queueing in the generator is never hidden. A connection that failed or timed out is dropped and reopened.
+//!    Waking a task from another thread costs a syscall, so the wakes of one released batch
+//!    reach each runtime as one cross-thread wake (`wakes.rs`), and each connection task keeps
+//!    one timer for its requests' deadlines, moved only when it fires (`driver::Deadline`).
 //!
 //!    A **function** target ([`Endpoint::Function`](isobench_core::backend::Endpoint::Function), the
 //!    Lambda tiers) is driven the same way with **invoke tasks** instead of connections:
