@@ -99,9 +99,9 @@ pub struct AwsSpec {
 
 /// The requests per second one agent is planned for when the scenario gives no `count`:
 /// one core of the development machine kept generator lag p99 under 1 ms at every rate up to
-/// 20k req/s as an ordinary process (results/bench/generators/normal-priority: now with one
-/// spike at 12k on a pausing machine; 92k at real-time priority), though it sends far more; a
-/// 1-vCPU Fargate task's cores are slower and shared with probes.
+/// 20k req/s as an ordinary process when this was set. Its own lag now stays that low up to 104k
+/// (results/bench/generators/normal-priority; 128k at real-time priority), but this stays at
+/// 20k, unmeasured on Fargate: a 1-vCPU task's cores are slower and shared with probes.
 pub const DEFAULT_PER_AGENT_RATE: f64 = 20_000.0;
 
 /// `[aws.agents]`: how many load agents run as Fargate tasks, and how big.
